@@ -18,7 +18,7 @@ from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 from quart import Quart
 from quart_wtf import CSRFProtect
 
-from . import auth, cli, errors, health, pages, passwords, security, users
+from . import auth, bootstrap, cli, errors, health, pages, passwords, prune, schema, security
 from .config import ROOT, ConfigError, load_config
 from .db import db
 
@@ -40,7 +40,9 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
     app.logger.setLevel(config["LOG_LEVEL"])
 
     security.init_app(app)  # first: the host check runs before any other hook
+    schema.init_app(app)  # pending migrations, in development, before the pool opens
     db.init_app(app)
+    prune.init_app(app)
     passwords.init_app(app)
     csrf.init_app(app)
     errors.init_app(app)
@@ -50,7 +52,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
     app.register_blueprint(auth.bp)
     app.register_blueprint(health.bp)
 
-    app.before_serving(users.create_initial_admin_for_app)
+    app.before_serving(bootstrap.create_initial_admin_for_app)
     return app
 
 

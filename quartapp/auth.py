@@ -1,14 +1,13 @@
 """Logging in and out: the ``auth`` blueprint and the ``login_required`` decorator.
 
 The session cookie holds only a random login token. Each request looks the token up
-in the ``logins`` table (:func:`load_logged_in_user`), so deleting the row (logout,
-``users revoke-sessions``, a password change, deleting the user) ends that login even
-for someone holding a copy of the cookie.
+in the ``logins`` table (:func:`load_logged_in_user`, :mod:`.logins`), so deleting the
+row (logout, ``users revoke-sessions``, a password change, deleting the user) or its
+expiry ends that login even for someone holding a copy of the cookie.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import ParamSpec
@@ -25,9 +24,9 @@ from quart import (
     url_for,
 )
 from quart.typing import ResponseReturnValue
-from werkzeug.exceptions import TooManyRequests
+from quart.wrappers import Response
 
-from . import audit, throttle, users
+from . import audit, credentials, devices, logins
 from .db import db
 from .forms import LoginForm
 from .messages import flash
@@ -38,12 +37,7 @@ bp = Blueprint("auth", __name__)
 P = ParamSpec("P")
 
 LOGIN_KEY = "login"
-# When the login started and when it was last seen, in Unix seconds: the server-side
-# idle and absolute limits are enforced from these, whatever the cookie's own expiry.
-STARTED_KEY, SEEN_KEY = "login_started", "login_seen"
-# Refreshing SEEN on every request would re-send the cookie every time; a minute's
-# precision is plenty for a 30-minute idle limit.
-SEEN_RESOLUTION = 60
+ANONYMOUS_ENDPOINTS = frozenset({"static", "health.healthz"})
 INVALID_CREDENTIALS = "Invalid Credentials. Please try again."
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
@@ -94,53 +88,27 @@ def safe_next(target: str | None) -> str | None:
 
 @bp.before_app_request
 async def load_logged_in_user() -> None:
-    """Set ``g.user`` from the session's login token, if that login is still valid."""
+    """Set ``g.user`` from the session's login token, if that login is still live."""
     g.user = None
     token = session.get(LOGIN_KEY)
-    if request.endpoint == "static" or token is None:
+    # Static files and the health check never need the user; /healthz must answer
+    # even while the database is slow, without waiting on this lookup first.
+    if token is None or request.endpoint in ANONYMOUS_ENDPOINTS:
         return
-    if not isinstance(token, str) or _expired():
-        await _end_login(token, expired=isinstance(token, str))
-        return
-    async with db.session() as dbs:
-        g.user = await users.user_for_login(dbs, token)
-    if g.user is None:
-        # The login was ended elsewhere; drop the stale token so the cookie says so too.
+    if not isinstance(token, str):
         _forget_login()
         return
-    now = int(time.time())
-    if now - session[SEEN_KEY] >= SEEN_RESOLUTION:
-        session[SEEN_KEY] = now
-
-
-def _expired() -> bool:
-    """Whether the login has been idle, or alive, longer than the server allows."""
-    started, seen = session.get(STARTED_KEY), session.get(SEEN_KEY)
-    if not isinstance(started, int) or not isinstance(seen, int):
-        return True
-    config = current_app.config
-    if session.permanent:
-        idle = lifetime = config["REMEMBER_ME_DAYS"] * 86400
-    else:
-        idle = config["SESSION_IDLE_MINUTES"] * 60
-        lifetime = config["SESSION_MAX_HOURS"] * 3600
-    now = time.time()
-    return now - seen > idle or now - started > lifetime
-
-
-async def _end_login(token: object, *, expired: bool) -> None:
-    """Delete the login's row, if any, and its keys in the session."""
-    if isinstance(token, str):
-        async with db.session() as dbs:
-            await users.end_login(dbs, token)
-    _forget_login()
-    if expired:
-        await flash("Your session has expired. Please log in again.", "warning")
+    async with db.store.engine.connect() as connection:
+        status, g.user = await logins.find(connection, current_app.config, token)
+    if status is not logins.Status.VALID:
+        # Ended elsewhere or expired: drop the stale token so the cookie says so too.
+        _forget_login()
+        if status is logins.Status.EXPIRED:
+            await flash("Your session has expired. Please log in again.", "warning")
 
 
 def _forget_login() -> None:
-    for key in (LOGIN_KEY, STARTED_KEY, SEEN_KEY):
-        session.pop(key, None)
+    session.pop(LOGIN_KEY, None)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -161,33 +129,46 @@ async def login() -> ResponseReturnValue:
     return await render_template("auth/login.html", form=form, error=error, next=next_url)
 
 
-async def _attempt_login(form: LoginForm, next_url: str | None) -> ResponseReturnValue | None:
-    """Check the credentials under the throttle; a response unless they were wrong."""
-    username, password = form.username.data, form.password.data
+async def _attempt_login(form: LoginForm, next_url: str | None) -> Response | None:
+    """Check the credentials under the throttle; a response unless they were wrong.
+
+    The login is recorded in one transaction with the throttle's reset: if the
+    database fails there, nothing is recorded and the client sees the 503 page.
+    """
+    config = current_app.config
+    checked = await credentials.check(
+        config,
+        passwords(),
+        username=form.username.data,
+        password=form.password.data,
+        address=request.remote_addr,
+        cookies=request.cookies,
+    )
+    user = checked.user
+    if user is None:
+        audit.log("login_failed", checked.username)
+        return None
     remember = bool(form.remember.data)
-    address, config = request.remote_addr, current_app.config
     async with db.session() as dbs:
-        lockout = await throttle.check(dbs, config, username, address)
-        if lockout is not None:
-            # Refused before any hashing: a correct password during a lockout is refused
-            # too, or the lockout would confirm guesses.
-            audit.log("lockout", username, limit=lockout.scope, retry_after=lockout.retry_after)
-            raise TooManyRequests(retry_after=lockout.retry_after)
-        user = await users.authenticate(dbs, passwords(), username, password)
-        if user is None:
-            await throttle.record_failure(dbs, config, username, address)
-            audit.log("login_failed", username)
-            return None
-        await throttle.reset_user(dbs, username)
-        token = await users.start_login(dbs, user, remember=remember)
+        await credentials.record_success(dbs, checked)
+        token = await logins.start(
+            dbs,
+            config,
+            user.id,
+            remember=remember,
+            address=request.remote_addr,
+            user_agent=request.headers.get("User-Agent"),
+        )
+        await dbs.commit()
     # A fresh session: the pre-login cookie and its CSRF token die here (fixation).
     session.clear()
-    now = int(time.time())
-    session.update({LOGIN_KEY: token, STARTED_KEY: now, SEEN_KEY: now})
+    session[LOGIN_KEY] = token
     session.permanent = remember
     audit.log("login_ok", user.username, remember=remember)
     await flash(f"You were logged in as {user.username}.", "success")
-    return redirect(next_url or url_for("pages.hello"))
+    response = redirect(next_url or url_for("pages.hello"))
+    devices.remember_device(response, config, user.username, checked.device)
+    return response
 
 
 @bp.get("/log")
@@ -208,7 +189,10 @@ async def logout() -> ResponseReturnValue:
         return await render_template("auth/logout.html")
     if g.user is not None:
         audit.log("logout", g.user.username)
-    await _end_login(session.get(LOGIN_KEY), expired=False)
+    token = session.get(LOGIN_KEY)
+    if isinstance(token, str):
+        async with db.session() as dbs:
+            await logins.end(dbs, token)
     session.clear()
     await flash("You were logged out", "info")
     return redirect(url_for("auth.login"))

@@ -13,36 +13,40 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import click
+from alembic.util import CommandError
 from quart import Quart
 from quart.cli import ScriptInfo
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from . import audit, passwords, users
+from . import accounts, audit, passwords, prune, schema
 from .db import connect
 
 T = TypeVar("T")
 Work = Callable[[AsyncSession, passwords.Passwords, Mapping[str, Any]], Awaitable[T]]
 
 users_cli = click.Group("users", help="Create, list and manage user accounts.")
+db_cli = click.Group("db", help="Migrate the database schema and prune old rows.")
 
 
 def run(work: Work[T]) -> T:
     """Run ``work`` against the app's database in a fresh event loop."""
-    app: Quart = click.get_current_context().ensure_object(ScriptInfo).load_app()
-    config = app.config
+    config = load_config()
 
     async def main() -> T:
+        revision = await schema.current(config)
+        if revision != schema.head():
+            raise click.ClickException(
+                f"the database schema is at {revision or 'nothing'}, not {schema.head()}; "
+                "run `.venv/bin/quart --app quartapp db upgrade` first"
+            )
         async with connect(config) as store, store.sessionmaker() as session:
             return await work(session, passwords.build(config), config)
 
     try:
-        return asyncio.run(main())
-    except users.AccountError as error:
+        return run_on_database(main())
+    except accounts.AccountError as error:
         raise click.ClickException(str(error)) from None
-    except (SQLAlchemyError, OSError) as error:
-        reason = str(error).splitlines()[0]
-        raise click.ClickException(f"cannot use the database: {reason}") from None
 
 
 def read_password(from_stdin: bool) -> str:
@@ -76,9 +80,13 @@ password_stdin = click.option(
 def create_command(name: str, password_stdin: bool) -> None:
     """Create the user NAME."""
     # Fail on a bad or taken name before asking for the password twice.
-    username = run(lambda session, _p, config: users.available_username(session, config, name))
+    username = run(lambda session, _p, config: accounts.available_username(session, config, name))
     password = read_password(password_stdin)
-    run(lambda session, hasher, config: users.create_user(session, hasher, config, name, password))
+    run(
+        lambda session, hasher, config: accounts.create_user(
+            session, hasher, config, name, password
+        )
+    )
     audit.log("user_created", username)
     click.echo(f"created user {username!r}")
 
@@ -91,14 +99,16 @@ def set_password_command(name: str, password_stdin: bool) -> None:
     username = run(lambda session, _p, _c: _existing(session, name))
     password = read_password(password_stdin)
     ended = run(
-        lambda session, hasher, config: users.set_password(session, hasher, config, name, password)
+        lambda session, hasher, config: accounts.set_password(
+            session, hasher, config, name, password
+        )
     )
     audit.log("password_changed", username, sessions_ended=ended)
     click.echo(f"changed the password of {username!r}; ended {ended} login(s)")
 
 
 async def _existing(session: AsyncSession, name: str) -> str:
-    return (await users.get_user(session, name)).username
+    return (await accounts.get_user(session, name)).username
 
 
 @users_cli.command("delete")
@@ -109,7 +119,7 @@ def delete_command(name: str, yes: bool) -> None:
     username = run(lambda session, _p, _c: _existing(session, name))
     if not yes:
         click.confirm(f"Delete user {username!r}?", abort=True)
-    run(lambda session, _p, _c: users.delete_user(session, name))
+    run(lambda session, _p, _c: accounts.delete_user(session, name))
     audit.log("user_deleted", username)
     click.echo(f"deleted user {username!r}")
 
@@ -117,10 +127,10 @@ def delete_command(name: str, yes: bool) -> None:
 @users_cli.command("list")
 def list_command() -> None:
     """List the users, one per line, with when they were created."""
-    accounts = run(lambda session, _p, _c: users.list_users(session))
-    for user in accounts:
+    everyone = run(lambda session, _p, _c: accounts.list_users(session))
+    for user in everyone:
         click.echo(f"{user.username}\t{user.created_at:%Y-%m-%d %H:%M}")
-    if not accounts:
+    if not everyone:
         click.echo("no users", err=True)
 
 
@@ -128,24 +138,89 @@ def list_command() -> None:
 @click.argument("name")
 def revoke_command(name: str) -> None:
     """End every login of NAME, on every device."""
-    ended = run(lambda session, _p, _c: users.revoke_logins(session, name))
-    username = users.normalize_username(name)
+    ended = run(lambda session, _p, _c: accounts.revoke_logins(session, name))
+    username = accounts.normalize_username(name)
     audit.log("sessions_revoked", username, sessions_ended=ended)
     click.echo(f"ended {ended} login(s) of {username!r}")
 
 
+def load_config() -> Mapping[str, Any]:
+    """The settings of the app named by ``--app``."""
+    app: Quart = click.get_current_context().ensure_object(ScriptInfo).load_app()
+    return app.config
+
+
+def run_on_database(work: Awaitable[T]) -> T:
+    """Run a database coroutine, turning a failure into one line and exit 1."""
+    try:
+        return asyncio.run(work)  # type: ignore[arg-type]
+    except (SQLAlchemyError, OSError, TimeoutError) as error:
+        reason = (str(error).splitlines() or [type(error).__name__])[0]
+        raise click.ClickException(f"cannot use the database: {reason}") from None
+    except CommandError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@db_cli.command("upgrade")
+@click.argument("revision", default="head")
+def upgrade_command(revision: str) -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    before, after = run_on_database(schema.upgrade(load_config(), revision))
+    if before == after:
+        click.echo(f"database schema is at {after}; nothing to apply")
+    else:
+        click.echo(f"database schema upgraded from {before or 'empty'} to {after}")
+
+
+@db_cli.command("downgrade")
+@click.argument("revision", default="-1")
+def downgrade_command(revision: str) -> None:
+    """Undo migrations down to REVISION (default: one step; 'base' for all)."""
+    before, after = run_on_database(schema.downgrade(load_config(), revision))
+    click.echo(f"database schema downgraded from {before or 'empty'} to {after}")
+
+
+@db_cli.command("current")
+def current_command() -> None:
+    """Show the database's revision and whether it is the newest."""
+    revision = run_on_database(schema.current(load_config()))
+    newest = schema.head()
+    if revision == newest:
+        click.echo(f"{revision} (head)")
+    else:
+        click.echo(f"{revision or 'empty'} (head is {newest}; run db upgrade)")
+
+
+@db_cli.command("revision")
+@click.option("-m", "--message", required=True, help="What the change is and why.")
+def revision_command(message: str) -> None:
+    """Write a migration for what the models changed (for developers)."""
+    path = run_on_database(schema.revision(load_config(), message))
+    click.echo(f"wrote {path}; review it, then run db upgrade")
+
+
+@db_cli.command("prune")
+def prune_command() -> None:
+    """Delete expired logins and stale throttle counters."""
+    config = load_config()
+
+    async def work() -> prune.Pruned:
+        async with connect(config) as store:
+            return await prune.prune_all(store.sessionmaker, config)
+
+    done = run_on_database(work())
+    click.echo(f"pruned {done.logins} expired login(s) and {done.counters} throttle counter(s)")
+
+
 @click.command("init-db")
-def init_db_command() -> None:
-    """Create the tables that are missing (the Procfile's release step)."""
-
-    async def nothing(*_: object) -> None:
-        return None
-
-    run(nothing)
-    click.echo("database schema is up to date")
+@click.pass_context
+def init_db_command(context: click.Context) -> None:
+    """Same as ``db upgrade`` (kept for old release scripts)."""
+    context.invoke(upgrade_command)
 
 
 def init_app(app: Quart) -> None:
     """Add the commands to ``quart --app quartapp``."""
     app.cli.add_command(users_cli)
+    app.cli.add_command(db_cli)
     app.cli.add_command(init_db_command)

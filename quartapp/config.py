@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from . import keys
+from .db import USERNAME_COLUMN
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +68,22 @@ DEFAULTS: dict[str, Any] = {
     "SECRET_KEY": None,
     "SECRET_KEY_FALLBACKS": [],
     "WTF_CSRF_TIME_LIMIT": 3600,
-    "DATABASE_URL": None,  # filled in from the instance folder when unset
+    "DATABASE_URL": None,  # development: a SQLite file in the instance folder
     "DATABASE_ECHO": False,
+    # Connections per worker: POOL_SIZE kept open plus MAX_OVERFLOW opened under load.
+    # Logins hold none while hashing, so a few serve a worker; see the README's
+    # "PostgreSQL and scaling out" for the formula against a plan's connection limit.
+    "DATABASE_POOL_SIZE": 3,
+    "DATABASE_MAX_OVERFLOW": 1,
+    # Seconds to wait for a free pooled connection, to connect, and for one statement:
+    # past them a request gets the 503 page instead of hanging.
+    "DATABASE_POOL_TIMEOUT": 5,
+    "DATABASE_CONNECT_TIMEOUT": 5,
+    "DATABASE_STATEMENT_TIMEOUT": 5,
+    # Behind PgBouncer in transaction mode, prepared statements cannot be cached.
+    "DATABASE_PGBOUNCER": False,
+    # Apply pending migrations when the app starts; None: in development only.
+    "DATABASE_AUTO_UPGRADE": None,
     "SESSION_COOKIE_NAME": "session",
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
@@ -81,9 +96,16 @@ DEFAULTS: dict[str, Any] = {
     "ARGON2_MEMORY_COST": 32768,
     "ARGON2_PARALLELISM": 1,
     "HASHING_CONCURRENCY": 2,
+    # Logins that may wait for a hashing slot per process; past that, 503 at once.
+    "HASHING_QUEUE": 8,
     "INITIAL_ADMIN": True,
     "LOGIN_FAILURES_PER_USER": 5,
     "LOGIN_FAILURES_PER_ADDRESS": 50,
+    # A browser with a device cookie for the username has its own limit (see throttle.py).
+    "LOGIN_FAILURES_PER_DEVICE": 5,
+    "DEVICE_COOKIE_DAYS": 365,
+    # IPv6 clients are counted by network: a host is usually handed a whole /64.
+    "THROTTLE_IPV6_PREFIX": 64,
     "LOGIN_FAILURE_WINDOW": 15 * 60,
     "SESSION_IDLE_MINUTES": 30,
     "SESSION_MAX_HOURS": 12,
@@ -196,16 +218,38 @@ def validate(config: dict[str, Any]) -> None:
         "WTF_CSRF_TIME_LIMIT",
         "LOGIN_FAILURES_PER_USER",
         "LOGIN_FAILURES_PER_ADDRESS",
+        "LOGIN_FAILURES_PER_DEVICE",
+        "DEVICE_COOKIE_DAYS",
+        "HASHING_QUEUE",
         "LOGIN_FAILURE_WINDOW",
         "SESSION_IDLE_MINUTES",
         "SESSION_MAX_HOURS",
         "MAX_CONTENT_LENGTH",
         "BODY_TIMEOUT",
         "MAX_FORM_PARTS",
+        "DATABASE_POOL_SIZE",
+        "DATABASE_POOL_TIMEOUT",
+        "DATABASE_CONNECT_TIMEOUT",
+        "DATABASE_STATEMENT_TIMEOUT",
     ):
         value = config[name]
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigError(f"{name} must be a positive integer, not {value!r}")
+    if config["USERNAME_MAX_LENGTH"] > USERNAME_COLUMN:
+        raise ConfigError(f"USERNAME_MAX_LENGTH may be at most {USERNAME_COLUMN}")
+    if config["PASSWORD_MIN_LENGTH"] > config["PASSWORD_MAX_LENGTH"]:
+        raise ConfigError("PASSWORD_MIN_LENGTH is larger than PASSWORD_MAX_LENGTH")
+    prefix = config["THROTTLE_IPV6_PREFIX"]
+    if not isinstance(prefix, int) or isinstance(prefix, bool) or not 1 <= prefix <= 128:
+        raise ConfigError(f"THROTTLE_IPV6_PREFIX must be a prefix length 1-128, not {prefix!r}")
+    overflow = config["DATABASE_MAX_OVERFLOW"]
+    if not isinstance(overflow, int) or isinstance(overflow, bool) or overflow < 0:
+        raise ConfigError(f"DATABASE_MAX_OVERFLOW must be a whole number, not {overflow!r}")
+    for flag in ("DATABASE_PGBOUNCER", "DATABASE_ECHO"):
+        if not isinstance(config[flag], bool):
+            raise ConfigError(f"{flag} must be true or false, not {config[flag]!r}")
+    if config["DATABASE_AUTO_UPGRADE"] not in (None, True, False):
+        raise ConfigError("DATABASE_AUTO_UPGRADE must be true or false")
     hops = config["TRUSTED_PROXY_HOPS"]
     if not isinstance(hops, int) or isinstance(hops, bool) or hops < 0:
         raise ConfigError(f"TRUSTED_PROXY_HOPS must be a whole number of proxies, not {hops!r}")
@@ -240,6 +284,13 @@ def _validate_production(config: dict[str, Any]) -> None:
     for flag in ("DEBUG", "TESTING"):
         if config[flag]:
             raise ConfigError(f"{flag} is on in production; unset QUARTAPP_{flag}")
+    if not config["DATABASE_URL"]:
+        # A SQLite file on a dyno's disk would hold accounts, logins and throttling per
+        # dyno, and lose them at the next restart.
+        raise ConfigError(
+            "DATABASE_URL is not set in production; set it to the database's URL "
+            "(postgresql://...), or to sqlite:////path/to/quartapp.db for one machine"
+        )
 
 
 def _derive(config: dict[str, Any], instance_path: Path) -> None:
@@ -250,6 +301,8 @@ def _derive(config: dict[str, Any], instance_path: Path) -> None:
     config["PERMANENT_SESSION_LIFETIME"] = timedelta(days=config["REMEMBER_ME_DAYS"])
     if config["TRUSTED_HOSTS"] is None:
         config["TRUSTED_HOSTS"] = list(DEVELOPMENT_HOSTS)
+    if config["DATABASE_AUTO_UPGRADE"] is None:
+        config["DATABASE_AUTO_UPGRADE"] = not production
     config["SQLALCHEMY_DATABASE_URL"] = database_url(
         config["DATABASE_URL"] or f"sqlite:///{instance_path / 'quartapp.db'}"
     )

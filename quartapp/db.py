@@ -2,22 +2,25 @@
 
 The engine is opened when the app starts serving (hypercorn's lifespan, or
 ``app.test_app()``) and disposed when it stops, so it always belongs to the event loop
-that uses it. CLI commands open their own with :func:`connect`.
+that uses it. CLI commands open their own with :func:`connect`. The tables here are
+the one source of truth for the schema; ``migrations/`` carries them to existing
+databases (see :mod:`quartapp.schema`).
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
+import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 from quart import Quart, current_app
-from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Index, String, event, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Integer, String, event, text
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -25,9 +28,13 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.pool import NullPool
 
 EXTENSION = "quartapp.db"
-SCHEMA_ATTEMPTS = 5
+# Column sizes; the settings that limit what goes in them are checked against these.
+USERNAME_COLUMN = 255
+ADDRESS_COLUMN = 45  # the longest IPv6 text form
+USER_AGENT_COLUMN = 255
 
 
 def utcnow() -> datetime:
@@ -45,7 +52,8 @@ class User(Base):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    username: Mapped[str] = mapped_column(String(64), unique=True)
+    # USERNAME_MAX_LENGTH may be set up to this many characters.
+    username: Mapped[str] = mapped_column(String(USERNAME_COLUMN), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -54,7 +62,9 @@ class Login(Base):
     """The server-side record of one login, so a copied cookie dies at logout.
 
     The cookie carries a random token; the row keeps only its SHA-256, so a leaked
-    database does not hand out live sessions.
+    database does not hand out live sessions. Expiry is decided here, not by the
+    cookie: a re-signed old cookie finds its row expired or gone. Times are Unix
+    seconds, which compare the same way on SQLite and PostgreSQL.
     """
 
     __tablename__ = "logins"
@@ -63,22 +73,30 @@ class Login(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     remember: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The absolute limit; the idle limit is counted from last_seen.
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+    # Written at most once a minute per login, so reads stay cheap.
+    last_seen: Mapped[float] = mapped_column(Float)
+    # What the account's sessions page shows about the device.
+    address: Mapped[str | None] = mapped_column(String(ADDRESS_COLUMN))
+    user_agent: Mapped[str | None] = mapped_column(String(USER_AGENT_COLUMN))
 
 
-class LoginFailure(Base):
-    """One failed login, counted twice: against the username and the client address.
+class ThrottleCounter(Base):
+    """Login attempts in the current window for one key (a username, address or device).
 
-    Kept in the database so that every hypercorn worker sees the same counts. Times
-    are Unix seconds, which compare the same way on SQLite and PostgreSQL.
+    One row per key, updated by a single atomic upsert before any password is hashed,
+    so parallel attempts queue on the row and none slips past the limit. ``strikes``
+    counts windows in a row that ended locked, which lengthens the next one.
     """
 
-    __tablename__ = "login_failures"
-    __table_args__ = (Index("ix_login_failures_scope_key_at", "scope", "key", "failed_at"),)
+    __tablename__ = "throttle_counters"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    scope: Mapped[str] = mapped_column(String(8))
-    key: Mapped[str] = mapped_column(String(255))
-    failed_at: Mapped[float] = mapped_column(Float, index=True)
+    scope: Mapped[str] = mapped_column(String(8), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer)
+    window_end: Mapped[float] = mapped_column(Float, index=True)
+    strikes: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Store:
@@ -88,42 +106,81 @@ class Store:
         self.engine = engine
         self.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
 
-    async def create_schema(self) -> None:
-        """Create the tables that are missing; existing ones are left alone."""
-        for attempt in range(1, SCHEMA_ATTEMPTS + 1):
-            try:
-                await self._create_all()
-                return
-            except DBAPIError:
-                # Workers starting together on a fresh database each see tables missing
-                # and race to create them, one table at a time on SQLite; whoever loses
-                # looks again once the winner is done.
-                if attempt == SCHEMA_ATTEMPTS:
-                    raise
-                await asyncio.sleep(0.05 * attempt)
-
-    async def _create_all(self) -> None:
-        async with self.engine.begin() as connection:
-            await connection.run_sync(Base.metadata.create_all)
-
     async def ping(self) -> None:
         """Run a trivial query; raises if the database does not answer."""
         async with self.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
 
 
+def engine_options(config: Mapping[str, Any]) -> tuple[URL, dict[str, Any]]:
+    """The URL and ``create_async_engine`` options that the settings ask for."""
+    url = make_url(config["SQLALCHEMY_DATABASE_URL"])
+    options: dict[str, Any] = {"echo": config["DATABASE_ECHO"]}
+    if url.get_backend_name() == "sqlite":
+        # A file on this machine: nothing can drop the connection, so no pre-ping (it
+        # would cost a query on every checkout). The timeout is how long a writer waits
+        # for another worker's write to finish.
+        options["connect_args"] = {"timeout": config["DATABASE_STATEMENT_TIMEOUT"]}
+        return url, options
+    connect_args: dict[str, Any] = {
+        "timeout": config["DATABASE_CONNECT_TIMEOUT"],
+        "command_timeout": config["DATABASE_STATEMENT_TIMEOUT"],
+        "server_settings": {"application_name": "quartapp"},
+    }
+    if config["DATABASE_PGBOUNCER"]:
+        # PgBouncer in transaction mode hands each transaction any server connection,
+        # where a statement prepared on another one does not exist: prepare nothing
+        # that outlives a statement, and let PgBouncer do the pooling.
+        connect_args["statement_cache_size"] = 0
+        connect_args["prepared_statement_cache_size"] = 0
+        connect_args["prepared_statement_name_func"] = _unique_statement_name
+        options["poolclass"] = NullPool
+    else:
+        options.update(
+            pool_size=config["DATABASE_POOL_SIZE"],
+            max_overflow=config["DATABASE_MAX_OVERFLOW"],
+            pool_timeout=config["DATABASE_POOL_TIMEOUT"],
+            # A restarted server leaves dead connections in the pool; test each one
+            # before use rather than fail the request that draws it.
+            pool_pre_ping=True,
+        )
+    options["connect_args"] = connect_args
+    return url, options
+
+
+def _unique_statement_name() -> str:
+    return f"__quartapp_{uuid4().hex}__"
+
+
 def open_store(config: Mapping[str, Any]) -> Store:
     """Create the engine for ``SQLALCHEMY_DATABASE_URL`` (no connection is made yet)."""
-    url = make_url(config["SQLALCHEMY_DATABASE_URL"])
-    options: dict[str, Any] = {"echo": config["DATABASE_ECHO"], "pool_pre_ping": True}
-    if url.get_backend_name() == "sqlite" and url.database:
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        # Several hypercorn workers share the file; wait for a writer instead of failing.
-        options["connect_args"] = {"timeout": 15}
+    url, options = engine_options(config)
+    if url.get_backend_name() == "sqlite":
+        prepare_sqlite_file(url)
+        options.update(
+            pool_size=config["DATABASE_POOL_SIZE"],
+            max_overflow=config["DATABASE_MAX_OVERFLOW"],
+            pool_timeout=config["DATABASE_POOL_TIMEOUT"],
+        )
     engine = create_async_engine(url, **options)
     if url.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return Store(engine)
+
+
+def prepare_sqlite_file(url: URL) -> None:
+    """Create a SQLite database file readable by its owner only, in a private folder.
+
+    SQLite creates its ``-wal`` and ``-shm`` files with the database file's mode, so
+    making the file first, 0600, keeps all three private.
+    """
+    if not url.database or url.database == ":memory:":
+        return
+    path = Path(url.database)
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -137,10 +194,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 @asynccontextmanager
 async def connect(config: Mapping[str, Any]) -> AsyncIterator[Store]:
-    """Open a store with the schema in place, for code that runs outside serving."""
+    """Open a store, for code that runs outside serving (the CLI)."""
     store = open_store(config)
     try:
-        await store.create_schema()
         yield store
     finally:
         await store.engine.dispose()
@@ -155,9 +211,7 @@ class Database:
         app.after_serving(self._close)
 
     async def _open(self) -> None:
-        store = open_store(current_app.config)
-        await store.create_schema()
-        current_app.extensions[EXTENSION] = store
+        current_app.extensions[EXTENSION] = open_store(current_app.config)
 
     async def _close(self) -> None:
         store = current_app.extensions.pop(EXTENSION, None)

@@ -7,9 +7,18 @@ import logging
 from quart import Quart, render_template, request, url_for
 from quart.typing import ResponseReturnValue
 from quart_wtf.csrf import CSRFError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    NotSupportedError,
+    ProgrammingError,
+)
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .auth import requested_path, safe_next
+from .passwords import Busy
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +33,16 @@ PAGES: dict[int, tuple[str, str]] = {
     415: ("Unsupported form", "Please submit the form from this site's page."),
     429: ("Too many attempts", "Too many attempts. Please wait a moment and try again."),
     500: ("Something went wrong", "Something went wrong on our side. Please try again."),
+    503: (
+        "Temporarily unavailable",
+        "The site cannot answer right now. Please try again in a few seconds.",
+    ),
 }
+# Seconds a client should wait before retrying after a 503.
+RETRY_AFTER = 5
+# Driver errors that mean the database is away, full or too slow, not that our SQL is
+# wrong: those get the 503 page, the others are bugs and get the 500 page.
+SQL_BUGS = (IntegrityError, ProgrammingError, DataError, NotSupportedError)
 CSRF_MESSAGE = "The form expired, please try again."
 FALLBACK_500 = (
     "<!doctype html><html lang=en><meta charset=utf-8><title>Something went wrong</title>"
@@ -72,8 +90,36 @@ async def handle_unexpected(error: Exception) -> ResponseReturnValue:
         return FALLBACK_500, 500, {"Content-Type": "text/html; charset=utf-8"}
 
 
+async def handle_unavailable(error: Exception) -> ResponseReturnValue:
+    """The database refused, timed out or ran out of connections; or hashing is full.
+
+    One log line per failure, not a traceback: an outage must not bury the log. The
+    app needs no restart afterwards; the pool reconnects on the next request.
+    """
+    if isinstance(error, DBAPIError) and isinstance(error, SQL_BUGS):
+        return await handle_unexpected(error)
+    if isinstance(error, Busy):
+        log.warning(
+            "503 on %s %s: the password hashing queue is full", request.method, request.path
+        )
+        retry = 1
+    else:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        log.warning(
+            "503 on %s %s: database unavailable: %s: %s",
+            request.method,
+            request.path,
+            type(error).__name__,
+            reason[:200],
+        )
+        retry = RETRY_AFTER
+    return await render_error(503), 503, {"Retry-After": str(retry)}
+
+
 def init_app(app: Quart) -> None:
     """Register the handlers; the CSRF one first, as CSRFError is also a 400."""
+    for unavailable in (DBAPIError, SQLAlchemyTimeoutError, OSError, TimeoutError, Busy):
+        app.register_error_handler(unavailable, handle_unavailable)
     app.register_error_handler(CSRFError, handle_csrf_error)
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(InternalServerError, handle_unexpected)

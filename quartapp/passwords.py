@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from quart import Quart, current_app
 
 EXTENSION = "quartapp.passwords"
+T = TypeVar("T")
 
 
 @dataclass
@@ -29,34 +31,84 @@ class Verification:
     new_hash: str | None = None
 
 
+class Busy(Exception):
+    """Too many logins are already waiting to hash; try again shortly."""
+
+
 @dataclass
 class Passwords:
-    """One app's hasher, its concurrency bound and its dummy hash."""
+    """One app's hasher, its concurrency bound, its queue bound and its dummy hash."""
 
     hasher: PasswordHasher
     limit: asyncio.Semaphore
+    queue: int = 8
+    waiting: int = 0
+    # Seconds one verification takes at the current parameters: a failed one is padded
+    # up to it, so a hash made with older (cheaper) parameters answers no faster than
+    # an unknown user's. Measured at warm-up and kept as a moving average.
+    reference: float = 0.0
     _dummy_hash: str | None = field(default=None, repr=False)
+
+    def check_capacity(self) -> None:
+        """Raise :class:`Busy` when the waiting line for hashing is full."""
+        if self.limit.locked() and self.waiting >= self.queue:
+            raise Busy
+
+    async def _bounded(self, work: Callable[[], T]) -> T:
+        """Run ``work`` in a thread under the concurrency bound, queueing at most ``queue``.
+
+        Without the queue bound a burst would wait here in thousands, each holding a
+        request open; past it a login is refused at once with 503.
+        """
+        self.check_capacity()
+        self.waiting += 1
+        try:
+            await self.limit.acquire()
+        finally:
+            self.waiting -= 1
+        try:
+            return await asyncio.to_thread(work)
+        finally:
+            self.limit.release()
 
     async def hash(self, password: str) -> str:
         """Hash a new password with the configured parameters."""
-        async with self.limit:
-            return await asyncio.to_thread(self.hasher.hash, password)
+        return await self._bounded(lambda: self.hasher.hash(password))
 
     async def verify(self, stored_hash: str | None, password: str) -> Verification:
-        """Check ``password`` against ``stored_hash``, in constant work either way.
+        """Check ``password`` against ``stored_hash``, taking the same time on failure.
 
         With no stored hash (an unknown user) the password is checked against a dummy
-        hash made with the same parameters, so the answer takes as long as a wrong
-        password for a real user and timing does not reveal which names exist.
+        hash made with the current parameters; a failure against a cheaper, older hash
+        is padded up to that cost. So timing reveals neither which names exist nor
+        whose hash predates a cost increase.
         """
         target = stored_hash if stored_hash is not None else await self._dummy()
-        async with self.limit:
-            ok = await asyncio.to_thread(self._check, target, password)
+        current = stored_hash is None or self._is_current(stored_hash)
+        ok, seconds = await self._bounded(lambda: self._timed_check(target, password))
+        if current:
+            self.reference = (
+                seconds if not self.reference else 0.8 * self.reference + 0.2 * seconds
+            )
         if not ok or stored_hash is None:
+            if seconds < self.reference:
+                await asyncio.sleep(self.reference - seconds)
             return Verification(ok=False)
-        if self.hasher.check_needs_rehash(stored_hash):
+        if not current:
             return Verification(ok=True, new_hash=await self.hash(password))
         return Verification(ok=True)
+
+    def _is_current(self, stored_hash: str) -> bool:
+        """Whether a stored hash uses the current parameters (a malformed one does not)."""
+        try:
+            return not self.hasher.check_needs_rehash(stored_hash)
+        except InvalidHashError:
+            return False
+
+    def _timed_check(self, stored_hash: str, password: str) -> tuple[bool, float]:
+        started = time.perf_counter()
+        ok = self._check(stored_hash, password)
+        return ok, time.perf_counter() - started
 
     def _check(self, stored_hash: str, password: str) -> bool:
         try:
@@ -65,8 +117,9 @@ class Passwords:
             return False
 
     async def warm_up(self) -> None:
-        """Make the dummy hash before the first login, so that login is not the slow one."""
-        await self._dummy()
+        """Make the dummy hash and time a check, so the first login is not the odd one."""
+        dummy = await self._dummy()
+        _, self.reference = await self._bounded(lambda: self._timed_check(dummy, "x"))
 
     async def _dummy(self) -> str:
         if self._dummy_hash is None:
@@ -86,6 +139,7 @@ def build(config: Mapping[str, Any]) -> Passwords:
             parallelism=config["ARGON2_PARALLELISM"],
         ),
         limit=asyncio.Semaphore(config["HASHING_CONCURRENCY"]),
+        queue=config["HASHING_QUEUE"],
     )
 
 

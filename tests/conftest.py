@@ -1,24 +1,46 @@
-"""Shared fixtures: a fresh app on a temporary SQLite file, its clients, and helpers."""
+"""Shared fixtures: a fresh app on a real database, its clients, and helpers.
+
+Every test that takes ``settings`` (and so ``app``, ``client``, ``runner``, ``auth``)
+runs twice: on a SQLite file and on a real PostgreSQL (marked ``postgres``). Both
+start at the newest migration without paying for a schema build: SQLite from a copy
+of a migrated file, PostgreSQL from one migrated database emptied before each test.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
-import sqlite3
-from collections.abc import AsyncIterator
-from contextlib import closing
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import Result
 from quart import Quart
 from quart.testing import QuartClient, QuartCliRunner
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from quartapp import create_app, users
-from quartapp.db import db
+from quartapp import accounts, create_app, schema
+from quartapp.config import database_url, load_config
+from quartapp.db import Base, db
 from quartapp.passwords import passwords
+
+from .pg import INSTALL_HINT, PostgresServer, find_bin_dir, make_server
+
+DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+# For the few tests about one database's own behaviour: ``@POSTGRES_ONLY`` above a test
+# that takes ``settings`` (or ``app``) runs it on PostgreSQL alone.
+POSTGRES_ONLY = pytest.mark.parametrize("database", [DATABASES[1]], indirect=True)
+SQLITE_ONLY = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+TEST_DATABASE = "quartapp_test"
+TABLES = [table.name for table in Base.metadata.sorted_tables]
 
 # Fixed test keys, 43 characters like the output of `python -m quartapp.keys`.
 TEST_SECRET_KEY = "test-secret-key-0123456789abcdefghijklmnopq"
@@ -26,6 +48,26 @@ TEST_CSRF_KEY = "test-csrf-key-0123456789abcdefghijklmnopqrs"
 PASSWORD = "correct horse battery staple"
 CSRF_INPUT = re.compile(r'<input[^>]*name="csrf_token"[^>]*>')
 VALUE = re.compile(r'value="([^"]+)"')
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any) -> None:
+    """With CI=true a skipped test fails the build: CI must run every real part."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if os.environ.get("CI") != "true" or not skipped:
+        return
+    reasons = sorted({str(report.longrepr[-1]) for report in skipped})
+    terminalreporter.write_line(
+        f"CI=true: {len(skipped)} test(s) skipped; CI must run them all. Reasons: "
+        + "; ".join(reasons),
+        red=True,
+    )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Turn skips into a failing exit status when CI=true (see the summary above)."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if os.environ.get("CI") == "true" and reporter and reporter.stats.get("skipped"):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +86,7 @@ def make_settings(tmp_path: Path, **extra: Any) -> dict[str, Any]:
         "SECRET_KEY": TEST_SECRET_KEY,
         "WTF_CSRF_SECRET_KEY": TEST_CSRF_KEY,
         "INSTANCE_PATH": str(tmp_path / "instance"),
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'test.db'}",
+        "DATABASE_URL": sqlite_url(tmp_path),
         "ARGON2_MEMORY_COST": 19456,
         "ARGON2_TIME_COST": 2,
         "INITIAL_ADMIN": False,
@@ -53,10 +95,76 @@ def make_settings(tmp_path: Path, **extra: Any) -> dict[str, Any]:
     }
 
 
+def sqlite_url(directory: Path) -> str:
+    """The URL of the test SQLite file in ``directory``."""
+    return f"sqlite:///{directory / 'test.db'}"
+
+
+def _migrate(url: str, directory: Path) -> None:
+    asyncio.run(schema.upgrade(load_config(make_settings(directory, DATABASE_URL=url))))
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file at the newest revision, copied for each test."""
+    directory = tmp_path_factory.mktemp("template")
+    _migrate(sqlite_url(directory), directory)
+    return directory / "test.db"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer | None]:
+    """One PostgreSQL for the session, or None when it is not installed."""
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        yield None
+        return
+    server = make_server(bin_dir)
+    server.start("max_connections=200")
+    try:
+        server.psql(f"CREATE DATABASE {TEST_DATABASE}")
+        _migrate(server.url(TEST_DATABASE), server.root)
+        yield server
+    finally:
+        server.stop("immediate")
+        shutil.rmtree(server.root.parent, ignore_errors=True)
+
+
+def require_postgres(server: PostgresServer | None) -> PostgresServer:
+    """The session's PostgreSQL, or skip the test saying how to get one."""
+    if server is None:
+        pytest.skip(INSTALL_HINT)
+    return server
+
+
+@pytest.fixture(params=DATABASES)
+def database(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    sqlite_template: Path,
+    postgres_server: PostgresServer | None,
+) -> Iterator[str]:
+    """A fresh database at the newest revision: its URL, on SQLite or PostgreSQL."""
+    if request.param == "sqlite":
+        shutil.copy(sqlite_template, tmp_path / "test.db")
+        yield sqlite_url(tmp_path)
+        return
+    server = require_postgres(postgres_server)
+    # CREATE DATABASE costs most of a second; emptying the tables, a few milliseconds.
+    # Tests run one at a time, so they can share one database emptied before each.
+    server.psql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        f"WHERE datname = '{TEST_DATABASE}' AND pid <> pg_backend_pid();"
+        f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE",
+        TEST_DATABASE,
+    )
+    yield server.url(TEST_DATABASE)
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> dict[str, Any]:
+def settings(tmp_path: Path, database: str) -> dict[str, Any]:
     """The overrides the ``app`` fixture uses; tests may change them first."""
-    return make_settings(tmp_path)
+    return make_settings(tmp_path, DATABASE_URL=database)
 
 
 @pytest.fixture
@@ -79,15 +187,25 @@ def runner(settings: dict[str, Any]) -> QuartCliRunner:
     return create_app(settings).test_cli_runner()
 
 
-def database_path(settings: dict[str, Any]) -> Path:
-    """The SQLite file that the app, the CLI and the tests share."""
-    return Path(settings["DATABASE_URL"].removeprefix("sqlite:///"))
-
-
 def query(settings: dict[str, Any], sql: str) -> list[tuple[Any, ...]]:
-    """Rows straight from the database file, bypassing the app."""
-    with closing(sqlite3.connect(database_path(settings))) as connection:
-        return connection.execute(sql).fetchall()
+    """Rows straight from the test database through SQLAlchemy, bypassing the app.
+
+    It runs in a thread with its own event loop, so sync tests (the CLI's) and async
+    tests call it alike.
+    """
+
+    async def fetch() -> list[tuple[Any, ...]]:
+        url = database_url(settings["DATABASE_URL"])
+        engine = create_async_engine(url, poolclass=NullPool)
+        try:
+            async with engine.begin() as connection:
+                result = await connection.execute(text(sql))
+                return [tuple(row) for row in result.all()] if result.returns_rows else []
+        finally:
+            await engine.dispose()
+
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, fetch()).result()
 
 
 def usernames(settings: dict[str, Any]) -> list[str]:
@@ -123,7 +241,7 @@ def replay(app: Quart, value: str) -> QuartClient:
 async def add_user(app: Quart, name: str = "alice", password: str = PASSWORD) -> None:
     """Create an account directly in the app's database."""
     async with app.app_context(), db.session() as session:
-        await users.create_user(session, passwords(), app.config, name, password)
+        await accounts.create_user(session, passwords(), app.config, name, password)
 
 
 async def body(response: WerkzeugResponse) -> str:
@@ -139,6 +257,11 @@ async def csrf_token(client: QuartClient, path: str = "/login") -> str:
     value = VALUE.search(field.group(0))
     assert value, f"empty CSRF field on {path}"
     return value.group(1)
+
+
+async def invoke(runner: QuartCliRunner, *args: str, stdin: str | None = None) -> Result:
+    """Run a command from an async test: its own ``asyncio.run`` needs its own thread."""
+    return await asyncio.to_thread(runner.invoke, args=list(args), input=stdin)
 
 
 @dataclass

@@ -243,9 +243,10 @@ class _KeepRedirects(urllib.request.HTTPRedirectHandler):
 class Browser:
     """A cookie-keeping HTTP client for a server, on the standard library."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, cookies: CookieJar | None = None) -> None:
         self.base_url = base_url
-        self.cookies = CookieJar()
+        # Sharing a jar makes two servers on one host one browser's view of one site.
+        self.cookies = cookies if cookies is not None else CookieJar()
         self._opener = urllib.request.build_opener(
             urllib.request.HTTPCookieProcessor(self.cookies), _KeepRedirects()
         )

@@ -23,7 +23,9 @@ from .conftest import (
     body,
     cookie_value,
     csrf_token,
+    login_count,
     make_settings,
+    query,
     replay,
 )
 
@@ -272,10 +274,10 @@ async def test_session_cookie_lasts_for_browser_session_without_remember(
 
 @pytest.mark.parametrize(("settings_days", "days"), [(None, 30), (7, 7)])
 async def test_remember_me_makes_cookie_last_configured_days(
-    tmp_path: Path, settings_days: int | None, days: int
+    tmp_path: Path, database: str, settings_days: int | None, days: int
 ) -> None:
     extra = {} if settings_days is None else {"REMEMBER_ME_DAYS": settings_days}
-    app = create_app(make_settings(tmp_path, **extra))
+    app = create_app(make_settings(tmp_path, DATABASE_URL=database, **extra))
     async with app.test_app():
         await add_user(app)
         auth = AuthActions(app.test_client())
@@ -292,8 +294,10 @@ async def test_remember_me_makes_cookie_last_configured_days(
     ("mode", "secure"),
     [("development", False), ("production", True)],
 )
-async def test_session_cookie_flags_in_each_mode(tmp_path: Path, mode: str, secure: bool) -> None:
-    app = create_app(make_settings(tmp_path, ENV=mode, TESTING=False))
+async def test_session_cookie_flags_in_each_mode(
+    tmp_path: Path, database: str, mode: str, secure: bool
+) -> None:
+    app = create_app(make_settings(tmp_path, DATABASE_URL=database, ENV=mode, TESTING=False))
     async with app.test_app():
         await add_user(app)
 
@@ -308,9 +312,9 @@ async def test_session_cookie_flags_in_each_mode(tmp_path: Path, mode: str, secu
 
 @pytest.mark.parametrize("in_fallbacks", [True, False])
 async def test_cookie_signed_with_rotated_key_works_only_from_fallbacks(
-    tmp_path: Path, in_fallbacks: bool
+    tmp_path: Path, database: str, in_fallbacks: bool
 ) -> None:
-    old = create_app(make_settings(tmp_path))
+    old = create_app(make_settings(tmp_path, DATABASE_URL=database))
     async with old.test_app():
         await add_user(old)
         auth = AuthActions(old.test_client())
@@ -319,7 +323,11 @@ async def test_cookie_signed_with_rotated_key_works_only_from_fallbacks(
 
     new_key = "rotated-key-0123456789abcdefghijklmnopqrstuv"
     fallbacks = [TEST_SECRET_KEY] if in_fallbacks else []
-    new = create_app(make_settings(tmp_path, SECRET_KEY=new_key, SECRET_KEY_FALLBACKS=fallbacks))
+    new = create_app(
+        make_settings(
+            tmp_path, DATABASE_URL=database, SECRET_KEY=new_key, SECRET_KEY_FALLBACKS=fallbacks
+        )
+    )
     async with new.test_app():
         response = await replay(new, issued).get("/hello")
 
@@ -337,11 +345,12 @@ async def test_nav_shows_logout_button_only_when_logged_in(auth: AuthActions) ->
     assert "Signed in as" in logged_in
 
 
-async def age_login(client: QuartClient, *, started: int = 0, seen: int = 0) -> None:
-    """Move the login's timestamps ``started``/``seen`` seconds into the past."""
-    async with client.session_transaction() as session:
-        session["login_started"] -= started
-        session["login_seen"] -= seen
+def age_login(settings: dict[str, Any], *, started: int = 0, seen: int = 0) -> None:
+    """Move the server-side login's start and last use ``started``/``seen`` s into the past."""
+    query(
+        settings,
+        f"UPDATE logins SET expires_at = expires_at - {started}, last_seen = last_seen - {seen}",
+    )
 
 
 @pytest.mark.parametrize(
@@ -355,10 +364,16 @@ async def age_login(client: QuartClient, *, started: int = 0, seen: int = 0) -> 
     ],
 )
 async def test_server_enforces_idle_and_absolute_login_limits(
-    app: Quart, auth: AuthActions, remember: bool, started: int, seen: int, still_in: bool
+    app: Quart,
+    auth: AuthActions,
+    settings: dict[str, Any],
+    remember: bool,
+    started: int,
+    seen: int,
+    still_in: bool,
 ) -> None:
     await auth.login(remember=remember)
-    await age_login(auth.client, started=started, seen=seen)
+    age_login(settings, started=started, seen=seen)
     aged_cookie = cookie_value(auth.client)
 
     response = await auth.client.get("/hello")
@@ -371,22 +386,28 @@ async def test_server_enforces_idle_and_absolute_login_limits(
         assert (await replay(app, aged_cookie).get("/hello")).status_code == 302
 
 
-async def test_activity_moves_the_idle_timestamp(auth: AuthActions) -> None:
+async def test_activity_moves_the_idle_timestamp(
+    auth: AuthActions, settings: dict[str, Any]
+) -> None:
     await auth.login()
-    await age_login(auth.client, seen=20 * 60)
+    age_login(settings, seen=20 * 60)
     await auth.client.get("/hello")
-    await age_login(auth.client, seen=20 * 60)
+    age_login(settings, seen=20 * 60)
 
     response = await auth.client.get("/hello")
 
     assert response.status_code == 200
 
 
-async def test_session_without_timestamps_is_not_logged_in(auth: AuthActions) -> None:
-    await auth.login()
-    async with auth.client.session_transaction() as session:
-        del session["login_seen"]
+async def test_expired_login_row_is_refused_whatever_the_cookie_says(
+    app: Quart, auth: AuthActions, settings: dict[str, Any]
+) -> None:
+    await auth.login(remember=True)
+    cookie = cookie_value(auth.client)
+    # The cookie is freshly signed and says nothing of age; only the row has expired.
+    age_login(settings, started=31 * 86400)
 
-    response = await auth.client.get("/hello")
+    response = await replay(app, cookie).get("/hello")
 
     assert response.status_code == 302
+    assert login_count(settings) == 0

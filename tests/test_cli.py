@@ -1,8 +1,7 @@
-"""Tests for the ``quart --app quartapp users ...`` and ``init-db`` commands."""
+"""Tests for the ``quart --app quartapp users ...`` commands and ``init-db``."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -26,10 +25,9 @@ from tests.conftest import (
     add_user,
     body,
     cookie_value,
-    database_path,
+    invoke,
     login_count,
     make_settings,
-    query,
     replay,
     stored_hash,
     usernames,
@@ -50,11 +48,6 @@ def create(runner: QuartCliRunner, name: str = "alice", password: str = PASSWORD
     """``users create NAME --password-stdin`` with ``password`` on one line of stdin."""
     args = ["users", "create", "--password-stdin", "--", name]
     return runner.invoke(args=args, input=f"{password}\n")
-
-
-async def invoke(runner: QuartCliRunner, *args: str, stdin: str | None = None) -> Result:
-    """Run a command from an async test: its own ``asyncio.run`` needs its own thread."""
-    return await asyncio.to_thread(runner.invoke, args=list(args), input=stdin)
 
 
 def assert_sent_to_login(response: WerkzeugResponse) -> None:
@@ -564,28 +557,16 @@ def test_an_unusable_database_is_one_line_error(
     assert len(result.stderr.splitlines()) == 1
 
 
-# init-db
-
-
-@pytest.mark.parametrize("existing", [False, True], ids=["no-file", "empty-file"])
-def test_init_db_creates_the_tables(
-    runner: QuartCliRunner, settings: dict[str, Any], existing: bool
-) -> None:
-    path = database_path(settings)
-    if existing:
-        path.write_bytes(b"")
-
-    result = runner.invoke(args=["init-db"])
-
-    assert (result.exit_code, result.stdout) == (0, "database schema is up to date\n")
-    tables = {name for (name,) in query(settings, "SELECT name FROM sqlite_master")}
-    assert {"users", "logins"} <= tables
+# init-db (now the same as db upgrade; see test_schema.py)
 
 
 def test_init_db_keeps_existing_users(runner: QuartCliRunner, settings: dict[str, Any]) -> None:
     create(runner, "alice")
 
-    assert runner.invoke(args=["init-db"]).exit_code == 0
+    result = runner.invoke(args=["init-db"])
+
+    assert result.exit_code == 0
+    assert "nothing to apply" in result.stdout
     assert usernames(settings) == ["alice"]
 
 

@@ -134,6 +134,7 @@ def test_bad_settings_are_refused_with_a_clear_message(
         ({"SECRET_KEY": GOOD_KEY, "TESTING": True}, "TESTING is on in production"),
         ({"SECRET_KEY": GOOD_KEY, "TRUSTED_HOSTS": None}, "TRUSTED_HOSTS is not set"),
         ({"SECRET_KEY": GOOD_KEY, "TRUSTED_HOSTS": []}, "QUARTAPP_TRUSTED_HOSTS"),
+        ({"SECRET_KEY": GOOD_KEY, "DATABASE_URL": None}, "DATABASE_URL is not set in production"),
     ],
 )
 def test_production_refuses_unsafe_settings(
@@ -141,6 +142,7 @@ def test_production_refuses_unsafe_settings(
 ) -> None:
     monkeypatch.setenv("QUARTAPP_ENV", "production")
     monkeypatch.setenv("QUARTAPP_TRUSTED_HOSTS", '["app.example.com"]')
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app@db.example.com/app")
 
     with pytest.raises(ConfigError, match=message) as caught:
         create_app(overrides)
@@ -165,10 +167,14 @@ def test_production_refuses_readme_sample_key(monkeypatch: pytest.MonkeyPatch) -
             create_app({"SECRET_KEY": sample})
 
 
-def test_production_accepts_a_generated_key(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("url", ["postgres://app@db.example.com/app", "sqlite:////srv/app.db"])
+def test_production_accepts_a_generated_key_and_an_explicit_database(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
     monkeypatch.setenv("QUARTAPP_ENV", "production")
     monkeypatch.setenv("QUARTAPP_TRUSTED_HOSTS", '["app.example.com"]')
     monkeypatch.setenv("SECRET_KEY", GOOD_KEY)
+    monkeypatch.setenv("DATABASE_URL", url)
 
     app = create_app()
 

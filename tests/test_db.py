@@ -1,87 +1,81 @@
-"""The database module: schema creation, SQLite settings and the store's lifecycle."""
+"""The database module: engine settings per database, and private SQLite files."""
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
+import stat
 from pathlib import Path
+from typing import Any
 
-import pytest
-from sqlalchemy import text
+from sqlalchemy.pool import NullPool
 
-from quartapp.config import database_url
-from quartapp.db import Login, User, connect, open_store
+from quartapp.config import DEFAULTS, database_url
+from quartapp.db import connect, engine_options, open_store
 
-TABLES = {"users", "logins", "login_failures"}
-
-
-def sqlite_config(path: Path) -> dict[str, object]:
-    return {"SQLALCHEMY_DATABASE_URL": database_url(f"sqlite:///{path}"), "DATABASE_ECHO": False}
+from .conftest import POSTGRES_ONLY
 
 
-def tables(path: Path) -> set[str]:
-    with sqlite3.connect(path) as connection:
-        rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        return {name for (name,) in rows}
+def config_for(url: str, **settings: Any) -> dict[str, Any]:
+    return {**DEFAULTS, "SQLALCHEMY_DATABASE_URL": database_url(url), **settings}
 
 
-async def test_connect_creates_missing_tables_and_folders(tmp_path: Path) -> None:
-    path = tmp_path / "nested" / "folder" / "app.db"
+async def test_a_new_sqlite_file_and_its_folder_are_private(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "app.db"
 
-    async with connect(sqlite_config(path)):
-        pass
+    async with connect(config_for(f"sqlite:///{path}")) as store:
+        await store.ping()
 
-    assert tables(path) == TABLES
-
-
-async def test_schema_creation_keeps_existing_rows(tmp_path: Path) -> None:
-    path = tmp_path / "app.db"
-    async with connect(sqlite_config(path)) as store, store.sessionmaker() as session:
-        session.add(User(username="kept", password_hash="x"))
-        await session.commit()
-
-    async with connect(sqlite_config(path)):
-        pass
-
-    with sqlite3.connect(path) as connection:
-        assert connection.execute("SELECT username FROM users").fetchall() == [("kept",)]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    for companion in path.parent.glob("app.db-*"):
+        assert stat.S_IMODE(companion.stat().st_mode) == 0o600
 
 
-async def test_workers_creating_the_schema_together_all_succeed(tmp_path: Path) -> None:
-    config = sqlite_config(tmp_path / "fresh.db")
-    stores = [open_store(config) for _ in range(4)]
+def test_sqlite_has_no_pre_ping_and_a_bounded_pool(tmp_path: Path) -> None:
+    store = open_store(config_for(f"sqlite:///{tmp_path}/x.db", DATABASE_POOL_SIZE=2))
+    pool = store.engine.sync_engine.pool
 
+    # A local file cannot drop a connection; a ping would cost a query per request.
+    assert pool._pre_ping is False
+    assert pool.size() == 2  # type: ignore[attr-defined]
+
+
+def test_postgresql_pool_and_timeouts_come_from_the_settings() -> None:
+    url, options = engine_options(
+        config_for(
+            "postgresql://u@db/app",
+            DATABASE_POOL_SIZE=4,
+            DATABASE_MAX_OVERFLOW=0,
+            DATABASE_POOL_TIMEOUT=7,
+            DATABASE_CONNECT_TIMEOUT=3,
+            DATABASE_STATEMENT_TIMEOUT=2,
+        )
+    )
+
+    assert url.drivername == "postgresql+asyncpg"
+    assert (options["pool_size"], options["max_overflow"], options["pool_timeout"]) == (4, 0, 7)
+    assert options["pool_pre_ping"] is True
+    assert options["connect_args"]["timeout"] == 3
+    assert options["connect_args"]["command_timeout"] == 2
+    assert "statement_cache_size" not in options["connect_args"]
+
+
+def test_pgbouncer_mode_prepares_nothing_that_outlives_a_statement() -> None:
+    _, options = engine_options(config_for("postgresql://u@bouncer/app", DATABASE_PGBOUNCER=True))
+
+    connect_args = options["connect_args"]
+    assert connect_args["statement_cache_size"] == 0
+    assert connect_args["prepared_statement_cache_size"] == 0
+    names = {connect_args["prepared_statement_name_func"]() for _ in range(3)}
+    assert len(names) == 3
+    # PgBouncer pools; a second pool in front of it only holds server connections idle.
+    assert options["poolclass"] is NullPool
+
+
+@POSTGRES_ONLY
+async def test_pgbouncer_settings_work_against_a_real_server(settings: dict[str, Any]) -> None:
+    store = open_store(config_for(settings["DATABASE_URL"], DATABASE_PGBOUNCER=True))
     try:
-        await asyncio.gather(*(store.create_schema() for store in stores))
+        for _ in range(3):
+            await store.ping()
     finally:
-        await asyncio.gather(*(store.engine.dispose() for store in stores))
-
-    assert tables(tmp_path / "fresh.db") == TABLES
-
-
-@pytest.mark.parametrize(("pragma", "value"), [("foreign_keys", 1), ("journal_mode", "wal")])
-async def test_sqlite_connections_enforce_foreign_keys_and_use_wal(
-    tmp_path: Path, pragma: str, value: object
-) -> None:
-    async with (
-        connect(sqlite_config(tmp_path / "app.db")) as store,
-        store.engine.connect() as connection,
-    ):
-        result = await connection.execute(text(f"PRAGMA {pragma}"))
-
-        assert result.scalar_one() == value
-
-
-async def test_deleting_a_user_row_cascades_to_its_logins(tmp_path: Path) -> None:
-    async with connect(sqlite_config(tmp_path / "app.db")) as store:
-        async with store.sessionmaker() as session:
-            session.add(User(id=1, username="a", password_hash="x"))
-            await session.flush()
-            session.add(Login(id="t", user_id=1))
-            await session.commit()
-        async with store.engine.begin() as connection:
-            # Raw SQL, past the ORM: the database itself must remove the logins.
-            await connection.execute(text("DELETE FROM users WHERE id = 1"))
-            remaining = await connection.execute(text("SELECT count(*) FROM logins"))
-
-            assert remaining.scalar_one() == 0
+        await store.engine.dispose()

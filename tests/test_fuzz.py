@@ -10,10 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import sqlite3
 import string
 import time
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,12 +21,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from quart import Quart
+from sqlalchemy import update
 from werkzeug.wrappers import Response
 
-from quartapp import create_app, users
-from quartapp.db import db
+from quartapp import accounts, create_app, logins
+from quartapp.db import Login, db
 
-from .conftest import PASSWORD, add_user, make_settings
+from .conftest import PASSWORD, add_user, make_settings, query
 
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
 KNOWN_PATHS = [
@@ -305,24 +304,31 @@ class Sessions:
             app.config["WTF_CSRF_SECRET_KEY"], salt="wtf-csrf-token", signer=OldSigner
         )
 
-    async def start_login(self) -> str:
-        """A new server-side login for alice; no password hashing needed."""
+    async def start_login(self, *, expired: bool = False) -> str:
+        """A new server-side login for alice (no password hashing), live or expired."""
         async with self.app.app_context(), db.session() as session:
-            user = await users.get_user(session, "alice")
-            return await users.start_login(session, user, remember=False)
+            user = await accounts.get_user(session, "alice")
+            token = await logins.start(
+                session, self.app.config, user.id, remember=False, address=None, user_agent=None
+            )
+            await session.commit()
+            if expired:
+                row = update(Login).where(Login.id == logins.digest(token))
+                await session.execute(row.values(expires_at=0))
+                await session.commit()
+            return token
 
     async def cookie(self, kind: str, raw_csrf: str, garbage: str) -> str | None:
         """The session cookie value for a kind of session."""
-        now = int(time.time())
         data: dict[str, Any] = {"csrf_token": raw_csrf}
         if kind in ("logged-in", "remembered"):
-            data.update(login=await self.start_login(), login_started=now, login_seen=now)
+            data.update(login=await self.start_login())
             if kind == "remembered":
                 data["_permanent"] = True
         elif kind == "expired-login":
-            data.update(login=await self.start_login(), login_started=0, login_seen=0)
+            data.update(login=await self.start_login(expired=True))
         elif kind == "stale-login":
-            data.update(login=secrets.token_urlsafe(32), login_started=now, login_seen=now)
+            data.update(login=secrets.token_urlsafe(32))
         if kind == "none":
             return None
         if kind == "garbage":
@@ -393,17 +399,20 @@ async def send(app: Quart, sessions: Sessions, request: FuzzRequest) -> Response
     return await connection.as_response()
 
 
-def accounts(database: Path) -> list[tuple[Any, ...]]:
+def account_rows(config: dict[str, Any]) -> list[tuple[Any, ...]]:
     """Every row of the users table, password hashes included."""
-    with closing(sqlite3.connect(database)) as connection:
-        return connection.execute("SELECT * FROM users ORDER BY id").fetchall()
+    return query(config, "SELECT * FROM users ORDER BY id")
 
 
-def test_random_hostile_requests_get_no_5xx_and_change_no_account(tmp_path: Path) -> None:
+def test_random_hostile_requests_get_no_5xx_and_change_no_account(
+    tmp_path: Path, database: str
+) -> None:
     config = make_settings(
-        tmp_path, LOGIN_FAILURES_PER_USER=1_000_000, LOGIN_FAILURES_PER_ADDRESS=1_000_000
+        tmp_path,
+        DATABASE_URL=database,
+        LOGIN_FAILURES_PER_USER=1_000_000,
+        LOGIN_FAILURES_PER_ADDRESS=1_000_000,
     )
-    database = tmp_path / "test.db"
     app = create_app(config)
     loop = asyncio.new_event_loop()
     loop.run_until_complete(app.startup())
@@ -411,7 +420,7 @@ def test_random_hostile_requests_get_no_5xx_and_change_no_account(tmp_path: Path
         loop.run_until_complete(add_user(app))
         loop.run_until_complete(add_user(app, "bob", PASSWORD + " too"))
         sessions = Sessions(app)
-        before = accounts(database)
+        before = account_rows(config)
         assert len(before) == 2
 
         @settings(
@@ -423,7 +432,7 @@ def test_random_hostile_requests_get_no_5xx_and_change_no_account(tmp_path: Path
         def check(request: FuzzRequest) -> None:
             response = loop.run_until_complete(send(app, sessions, request))
             assert response.status_code < 500, response.status_code
-            assert accounts(database) == before
+            assert account_rows(config) == before
 
         check()
     finally:

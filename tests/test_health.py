@@ -10,6 +10,8 @@ from quart.testing import QuartClient
 
 from quartapp.db import db
 
+from .conftest import SQLITE_ONLY
+
 
 async def test_healthz_is_ok_when_database_answers(client: QuartClient) -> None:
     response = await client.get("/healthz")
@@ -18,6 +20,9 @@ async def test_healthz_is_ok_when_database_answers(client: QuartClient) -> None:
     assert await response.get_json() == {"status": "ok", "database": "up"}
 
 
+# A SQLite file can be taken away in-process; PostgreSQL is stopped for real in
+# test_outage.py.
+@SQLITE_ONLY
 async def test_healthz_is_503_when_database_is_gone(
     app: Quart, client: QuartClient, settings: dict[str, Any]
 ) -> None:

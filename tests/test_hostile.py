@@ -1,7 +1,7 @@
 """Hostile input: every route answers with a clear 4xx page, never a 500, and loses nothing.
 
 Form-level rejections are proved to happen before any credential check: every check
-either records a row in ``login_failures`` or logs an audit line (``login_failed``,
+either counts an attempt in ``throttle_counters`` or logs an audit line (``login_failed``,
 ``login_ok`` or ``lockout``), so a rejection must leave neither, and no account changes.
 """
 
@@ -13,10 +13,9 @@ import io
 import json
 import logging
 import re
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.cookiejar import Cookie
 from pathlib import Path
@@ -29,7 +28,6 @@ from quart import Quart, abort, template_rendered
 from quart.datastructures import FileStorage
 from quart.testing import QuartClient
 from quart.typing import ResponseReturnValue
-from sqlalchemy.engine import make_url
 from werkzeug.wrappers import Response
 
 from quartapp import create_app
@@ -47,6 +45,7 @@ from .conftest import (
     cookie_value,
     csrf_token,
     make_settings,
+    query,
 )
 
 EXPIRED = "The form expired, please try again."
@@ -65,15 +64,8 @@ ROTATED_CSRF_KEY = "rotated-csrf-key-0123456789abcdefghijklmnop"
 # -- helpers -------------------------------------------------------------------------
 
 
-def database_file(app: Quart) -> str:
-    database = make_url(app.config["SQLALCHEMY_DATABASE_URL"]).database
-    assert database
-    return database
-
-
 def table(app: Quart, name: str) -> list[tuple[Any, ...]]:
-    with closing(sqlite3.connect(database_file(app))) as connection:
-        return connection.execute(f"SELECT * FROM {name} ORDER BY id").fetchall()  # noqa: S608
+    return query(dict(app.config), f"SELECT * FROM {name} ORDER BY 1, 2")
 
 
 def audit_events(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -93,7 +85,7 @@ class Witness:
     accounts: list[tuple[Any, ...]]
 
     def assert_no_credential_check(self) -> None:
-        assert table(self.app, "login_failures") == []
+        assert table(self.app, "throttle_counters") == []
         assert audit_events(self.caplog) == []
         assert table(self.app, "users") == self.accounts
 
@@ -452,7 +444,7 @@ async def test_witness_sees_a_real_credential_check(client: QuartClient, witness
 
     await post_raw(client, b"username=alice&password=wrong&csrf_token=" + token.encode())
 
-    assert len(table(witness.app, "login_failures")) == 2
+    assert len(table(witness.app, "throttle_counters")) == 2
     assert audit_events(witness.caplog) == ["login_failed"]
 
 
@@ -559,10 +551,12 @@ class Explodes(Exception):
 
 
 @pytest.fixture
-async def error_app(tmp_path: Path) -> AsyncIterator[Quart]:
+async def error_app(tmp_path: Path, database: str) -> AsyncIterator[Quart]:
     """A fresh app with routes that fail on purpose, serving as production would."""
     application = create_app(
-        make_settings(tmp_path, LOGIN_FAILURES_PER_USER=1, PROPAGATE_EXCEPTIONS=False)
+        make_settings(
+            tmp_path, DATABASE_URL=database, LOGIN_FAILURES_PER_USER=1, PROPAGATE_EXCEPTIONS=False
+        )
     )
 
     @application.get("/bad")
@@ -837,10 +831,10 @@ async def test_each_csrf_failure_gets_the_friendly_400_page(
 
 
 async def test_form_rendered_before_a_key_rotation_gets_the_friendly_400_page(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, database: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="quartapp.errors")
-    old = create_app(make_settings(tmp_path))
+    old = create_app(make_settings(tmp_path, DATABASE_URL=database))
     async with old.test_app():
         await add_user(old)
         browser = old.test_client()
@@ -849,6 +843,7 @@ async def test_form_rendered_before_a_key_rotation_gets_the_friendly_400_page(
     new = create_app(
         make_settings(
             tmp_path,
+            DATABASE_URL=database,
             SECRET_KEY=ROTATED_SECRET_KEY,
             SECRET_KEY_FALLBACKS=[TEST_SECRET_KEY],
             WTF_CSRF_SECRET_KEY=ROTATED_CSRF_KEY,
@@ -895,8 +890,10 @@ async def test_unread_login_required_flashes_do_not_pile_up(client: QuartClient)
     assert 0 < max(sizes) < COOKIE_LIMIT
 
 
-async def test_many_different_flashes_keep_the_cookie_under_4kb(tmp_path: Path) -> None:
-    app = create_app(make_settings(tmp_path))
+async def test_many_different_flashes_keep_the_cookie_under_4kb(
+    tmp_path: Path, database: str
+) -> None:
+    app = create_app(make_settings(tmp_path, DATABASE_URL=database))
 
     @app.get("/flash/<int:number>")
     async def flash_one(number: int) -> ResponseReturnValue:

@@ -56,16 +56,18 @@ async def test_every_non_public_route_sends_anonymous_visitors_to_login(app: Qua
     assert await unprotected_routes(app) == []
 
 
-def test_every_public_endpoint_exists(tmp_path: Path) -> None:
-    app = create_app(make_settings(tmp_path))
+def test_every_public_endpoint_exists(tmp_path: Path, database: str) -> None:
+    app = create_app(make_settings(tmp_path, DATABASE_URL=database))
 
     endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
 
     assert PUBLIC_ENDPOINTS - endpoints == set()
 
 
-async def test_checker_reports_login_required_above_the_route(tmp_path: Path) -> None:
-    app = create_app(make_settings(tmp_path))
+async def test_checker_reports_login_required_above_the_route(
+    tmp_path: Path, database: str
+) -> None:
+    app = create_app(make_settings(tmp_path, DATABASE_URL=database))
 
     @login_required  # wrong: the route below registers the bare view
     @app.route("/wrong", methods=["GET", "POST"])

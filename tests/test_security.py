@@ -23,9 +23,9 @@ from .conftest import AuthActions, body, csrf_token, make_settings
 SOCKET_PEER = ("127.0.0.1", 50000)
 
 
-async def fail_login(tmp_path: Path, hops: int, headers: dict[str, str]) -> None:
+async def fail_login(tmp_path: Path, database: str, hops: int, headers: dict[str, str]) -> None:
     """Fail one login from ``SOCKET_PEER`` with ``headers``, behind ``hops`` proxies."""
-    app = create_app(make_settings(tmp_path, TRUSTED_PROXY_HOPS=hops))
+    app = create_app(make_settings(tmp_path, DATABASE_URL=database, TRUSTED_PROXY_HOPS=hops))
     async with app.test_app():
         client = app.test_client()
         form = {"username": "nobody", "password": "not the password at all"}
@@ -53,13 +53,14 @@ async def fail_login(tmp_path: Path, hops: int, headers: dict[str, str]) -> None
 async def test_audit_log_records_the_address_the_trusted_proxies_saw(
     caplog: pytest.LogCaptureFixture,
     tmp_path: Path,
+    database: str,
     hops: int,
     headers: dict[str, str],
     address: str,
 ) -> None:
     caplog.set_level(logging.INFO, logger="quartapp.audit")
 
-    await fail_login(tmp_path, hops, headers)
+    await fail_login(tmp_path, database, hops, headers)
 
     events = [json.loads(r.getMessage()) for r in caplog.records if r.name == "quartapp.audit"]
     assert [(e["event"], e["addr"]) for e in events] == [("login_failed", address)]
@@ -100,8 +101,10 @@ async def test_every_response_has_the_security_headers(
     assert "Server" not in response.headers
 
 
-async def test_error_page_from_a_failing_view_has_the_headers(tmp_path: Path) -> None:
-    app = create_app(make_settings(tmp_path))
+async def test_error_page_from_a_failing_view_has_the_headers(
+    tmp_path: Path, database: str
+) -> None:
+    app = create_app(make_settings(tmp_path, DATABASE_URL=database))
 
     @app.get("/boom")
     async def boom() -> str:
@@ -128,8 +131,10 @@ async def test_templates_use_no_inline_script_or_style(auth: AuthActions) -> Non
 
 
 @pytest.mark.parametrize(("mode", "hsts"), [("development", False), ("production", True)])
-async def test_hsts_only_in_production(tmp_path: Path, mode: str, hsts: bool) -> None:
-    app = create_app(make_settings(tmp_path, ENV=mode, TESTING=False))
+async def test_hsts_only_in_production(
+    tmp_path: Path, database: str, mode: str, hsts: bool
+) -> None:
+    app = create_app(make_settings(tmp_path, DATABASE_URL=database, ENV=mode, TESTING=False))
     async with app.test_app():
         response = await app.test_client().get("/")
 
@@ -172,8 +177,10 @@ async def test_configured_host_is_served(app: Quart, host: str) -> None:
     assert response.status_code == 200
 
 
-async def test_subdomain_wildcard_host_is_served(tmp_path: Path) -> None:
-    app = create_app(make_settings(tmp_path, TRUSTED_HOSTS=[".example.com"]))
+async def test_subdomain_wildcard_host_is_served(tmp_path: Path, database: str) -> None:
+    app = create_app(
+        make_settings(tmp_path, DATABASE_URL=database, TRUSTED_HOSTS=[".example.com"])
+    )
     async with app.test_app():
         client = app.test_client()
         ok = await client.get("/", headers={"Host": "app.example.com"})

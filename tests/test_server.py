@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import re
 import secrets
-import sqlite3
 import subprocess
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, closing
+from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from quartapp.users import INITIAL_ADMIN_FILE
+from quartapp.bootstrap import INITIAL_ADMIN_FILE
 
+from .conftest import query
 from .server import (
     ROOT,
     START_TIMEOUT,
@@ -271,10 +271,9 @@ def test_procfile_release_creates_the_tables(tmp_path: Path) -> None:
     result = run_release(release_env(tmp_path, secrets.token_urlsafe(32)))
 
     assert result.returncode == 0, result.stderr
-    with closing(sqlite3.connect(tmp_path / "quartapp.db")) as connection:
-        rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        tables = {name for (name,) in rows}
-    assert {"users", "logins"} <= tables
+    database = {"DATABASE_URL": f"sqlite:///{tmp_path / 'quartapp.db'}"}
+    rows = query(database, "SELECT name FROM sqlite_master WHERE type = 'table'")
+    assert {"users", "logins", "throttle_counters", "alembic_version"} <= {n for (n,) in rows}
 
 
 def test_procfile_release_refuses_a_placeholder_key(tmp_path: Path) -> None:

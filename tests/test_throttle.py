@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,6 @@ from .conftest import (
     add_user,
     body,
     csrf_token,
-    database_path,
     make_settings,
     query,
 )
@@ -63,7 +61,7 @@ async def test_lockout_checks_no_password(
     auth: AuthActions, settings: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     await fail(auth, 5)
-    counted = query(settings, "SELECT count(*) FROM login_failures")[0][0]
+    windows = query(settings, "SELECT scope, window_end FROM throttle_counters ORDER BY scope")
     caplog.clear()
 
     with caplog.at_level("INFO", logger="quartapp.audit"):
@@ -71,8 +69,11 @@ async def test_lockout_checks_no_password(
 
     events = [re.search(r'"event": "(\w+)"', r.getMessage()) for r in caplog.records]
     assert [e.group(1) for e in events if e] == ["lockout"]
-    # A refused attempt is not counted again, so the lockout ends on time.
-    assert query(settings, "SELECT count(*) FROM login_failures")[0][0] == counted
+    # A refused attempt does not move the window, so the lockout ends on time.
+    assert (
+        query(settings, "SELECT scope, window_end FROM throttle_counters ORDER BY scope")
+        == windows
+    )
 
 
 async def test_unknown_username_is_throttled_like_a_real_one(auth: AuthActions) -> None:
@@ -97,9 +98,9 @@ async def test_success_resets_the_account_count(auth: AuthActions) -> None:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> dict[str, Any]:
+def settings(tmp_path: Path, database: str) -> dict[str, Any]:
     """A small per-address limit, so the address limit is reached before the account's."""
-    return make_settings(tmp_path, LOGIN_FAILURES_PER_ADDRESS=ADDRESS_LIMIT)
+    return make_settings(tmp_path, DATABASE_URL=database, LOGIN_FAILURES_PER_ADDRESS=ADDRESS_LIMIT)
 
 
 async def test_address_is_limited_across_usernames(auth: AuthActions) -> None:
@@ -149,9 +150,15 @@ async def test_rotating_forwarded_for_does_not_escape_the_limit(
 
 async def test_behind_a_trusted_proxy_the_address_it_appends_is_limited(
     tmp_path: Path,
+    database: str,
 ) -> None:
     app = create_app(
-        make_settings(tmp_path, TRUSTED_PROXY_HOPS=1, LOGIN_FAILURES_PER_ADDRESS=ADDRESS_LIMIT)
+        make_settings(
+            tmp_path,
+            DATABASE_URL=database,
+            TRUSTED_PROXY_HOPS=1,
+            LOGIN_FAILURES_PER_ADDRESS=ADDRESS_LIMIT,
+        )
     )
 
     async def attempt(username: str, password: str, forwarded: str) -> int:
@@ -182,16 +189,15 @@ async def test_lockout_ends_when_failures_leave_the_window(
 ) -> None:
     await fail(auth, 5)
     assert (await auth.login()).status_code == 429
-    with sqlite3.connect(database_path(settings)) as connection:
-        connection.execute("UPDATE login_failures SET failed_at = failed_at - 15 * 60 - 1")
+    query(settings, "UPDATE throttle_counters SET window_end = window_end - 15 * 60 - 1")
 
     response = await auth.login()
 
     assert response.status_code == 302
 
 
-async def test_counts_are_shared_between_workers(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path)
+async def test_counts_are_shared_between_workers(tmp_path: Path, database: str) -> None:
+    settings = make_settings(tmp_path, DATABASE_URL=database)
     first, second = create_app(settings), create_app(settings)
     async with first.test_app(), second.test_app():
         await add_user(first)

@@ -1,0 +1,165 @@
+"""Logins: the server-side record of each one, its expiry, and pruning.
+
+The session cookie holds only a random token; the ``logins`` row holds its SHA-256,
+the limits and what the sessions page shows. Every request that carries a token looks
+its row up (:func:`find`), so ending a login anywhere (logout, a password change,
+``users revoke-sessions``, deleting the user) takes effect on the next request, in
+every worker, and an expired row is refused whatever the cookie says.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import and_, bindparam, delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from .db import ADDRESS_COLUMN, USER_AGENT_COLUMN, Login, User
+
+# last_seen is written when it is at least this old, so a busy reader writes once a
+# minute rather than on every request; a 30-minute idle limit loses nothing by it.
+SEEN_RESOLUTION = 60
+PRUNE_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentUser:
+    """Who a request is logged in as: what ``g.user`` holds."""
+
+    id: int
+    username: str
+    login_id: str
+
+
+class Status(Enum):
+    """What a session's login token turned out to be."""
+
+    VALID = "valid"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"
+
+
+def digest(token: str) -> str:
+    """The stored form of a login token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def idle_limit(config: Mapping[str, Any], *, remember: bool) -> int:
+    """Seconds a login may go unused: a remembered one lasts as long as it lives."""
+    if remember:
+        return int(config["REMEMBER_ME_DAYS"]) * 86400
+    return int(config["SESSION_IDLE_MINUTES"]) * 60
+
+
+def lifetime(config: Mapping[str, Any], *, remember: bool) -> int:
+    """Seconds a login lives at most, however active."""
+    if remember:
+        return int(config["REMEMBER_ME_DAYS"]) * 86400
+    return int(config["SESSION_MAX_HOURS"]) * 3600
+
+
+async def start(
+    session: AsyncSession,
+    config: Mapping[str, Any],
+    user_id: int,
+    *,
+    remember: bool,
+    address: str | None,
+    user_agent: str | None,
+) -> str:
+    """Add a login row (the caller commits) and return the token for the cookie."""
+    token = secrets.token_urlsafe(32)
+    now = time.time()
+    session.add(
+        Login(
+            id=digest(token),
+            user_id=user_id,
+            remember=remember,
+            expires_at=now + lifetime(config, remember=remember),
+            last_seen=now,
+            address=(address or "")[:ADDRESS_COLUMN] or None,
+            user_agent=(user_agent or "")[:USER_AGENT_COLUMN] or None,
+        )
+    )
+    return token
+
+
+# Built once: SQLAlchemy caches the compiled form of a statement object, and this one
+# runs on every logged-in request.
+_FIND = (
+    select(User.id, User.username, Login.remember, Login.last_seen, Login.expires_at)
+    .join(User, User.id == Login.user_id)
+    .where(Login.id == bindparam("login_id"))
+)
+
+
+async def find(
+    connection: AsyncConnection, config: Mapping[str, Any], token: str
+) -> tuple[Status, CurrentUser | None]:
+    """Look a session's token up: the user if the login is live, else why not.
+
+    An expired row is deleted on the spot. ``last_seen`` is refreshed when it is a
+    minute old. Both writes are committed here.
+    """
+    login_id = digest(token)
+    row = (await connection.execute(_FIND, {"login_id": login_id})).first()
+    if row is None:
+        return Status.UNKNOWN, None
+    user_id, username, remember, last_seen, expires_at = row
+    now = time.time()
+    if now >= expires_at or now - last_seen > idle_limit(config, remember=remember):
+        await connection.execute(delete(Login).where(Login.id == login_id))
+        await connection.commit()
+        return Status.EXPIRED, None
+    if now - last_seen >= SEEN_RESOLUTION:
+        await connection.execute(update(Login).where(Login.id == login_id).values(last_seen=now))
+        await connection.commit()
+    return Status.VALID, CurrentUser(user_id, username, login_id)
+
+
+async def end(session: AsyncSession, token: str) -> None:
+    """Forget one login by its cookie token, so the cookie logs nobody in (commits)."""
+    await session.execute(delete(Login).where(Login.id == digest(token)))
+    await session.commit()
+
+
+async def end_all(session: AsyncSession, user_id: int, *, keep: str | None = None) -> int:
+    """End a user's logins, except the one whose id is ``keep`` (no commit); how many."""
+    query = delete(Login).where(Login.user_id == user_id)
+    if keep is not None:
+        query = query.where(Login.id != keep)
+    result = await session.execute(query)
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def for_user(session: AsyncSession, user_id: int) -> Sequence[Login]:
+    """A user's logins, newest first."""
+    query = select(Login).where(Login.user_id == user_id).order_by(Login.created_at.desc())
+    return (await session.execute(query)).scalars().all()
+
+
+async def prune(
+    session: AsyncSession, config: Mapping[str, Any], *, batch: int = PRUNE_BATCH
+) -> int:
+    """Delete up to ``batch`` logins past a limit (commits); returns how many.
+
+    Bounded, so a prune never holds a long lock: callers repeat it while it is full.
+    """
+    now = time.time()
+    idle_session = now - idle_limit(config, remember=False)
+    idle_remembered = now - idle_limit(config, remember=True)
+    expired = or_(
+        Login.expires_at <= now,
+        and_(Login.remember.is_(False), Login.last_seen <= idle_session),
+        and_(Login.remember.is_(True), Login.last_seen <= idle_remembered),
+    )
+    ids = select(Login.id).where(expired).limit(batch).scalar_subquery()
+    result = await session.execute(delete(Login).where(Login.id.in_(ids)))
+    await session.commit()
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,177 @@
+"""The schema's migrations: Alembic, driven from ``quart --app quartapp db ...``.
+
+``migrations/`` holds the revisions (Flask-Migrate's layout); the models in
+:mod:`quartapp.db` are the source of truth and a test checks that the two agree.
+Upgrades take a lock first, so workers starting together, or a release step racing a
+developer's server, apply each revision once: PostgreSQL's advisory lock, or SQLite's
+``BEGIN IMMEDIATE``, which also makes SQLite's DDL transactional.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from functools import cache
+from typing import Any, TypeVar
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from quart import Quart, current_app
+from sqlalchemy import Connection, event, inspect, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from .config import ROOT
+from .db import engine_options, prepare_sqlite_file
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = ROOT / "migrations"
+# The revision that matches the tables quartapp made with ``create_all`` before it had
+# migrations: such a database is stamped with it, then upgraded like any other.
+BASELINE = "0001"
+LEGACY_TABLES = frozenset({"users", "logins", "login_failures"})
+# Any fixed number will do; it only has to be the same in every process.
+ADVISORY_LOCK = 0x71756172
+T = TypeVar("T")
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """Alembic's settings for ``migrations/``, bound to ``connection`` when given."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("file_template", "%%(rev)s_%%(slug)s")
+    config.attributes["connection"] = connection
+    return config
+
+
+@cache
+def scripts() -> ScriptDirectory:
+    """The revisions on disk, read once per process."""
+    return ScriptDirectory.from_config(alembic_config())
+
+
+def head() -> str:
+    """The newest revision, the one the models describe."""
+    revision = scripts().get_current_head()
+    assert revision is not None, "migrations/versions holds no revision"
+    return revision
+
+
+def _migration_engine(config: Mapping[str, Any]) -> AsyncEngine:
+    url, options = engine_options(config)
+    options.pop("poolclass", None)
+    if url.get_backend_name() != "sqlite":
+        return create_async_engine(url, **options)
+    prepare_sqlite_file(url)
+    engine = create_async_engine(url, **options)
+
+    # Foreign keys stay off here (SQLite ignores the pragma inside a transaction, and a
+    # table rebuilt by a batch migration must not cascade deletes into its children).
+    # The driver's own transaction handling is replaced by BEGIN IMMEDIATE, which takes
+    # the write lock at once, so concurrent upgrades queue instead of interleaving.
+    @event.listens_for(engine.sync_engine, "connect")
+    def _manual_transactions(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin_immediate(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+async def _run(config: Mapping[str, Any], work: Callable[[Connection], T]) -> T:
+    """Run ``work`` in one locked transaction on a connection of its own."""
+    engine = _migration_engine(config)
+    try:
+        async with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                await connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK}
+                )
+            return await connection.run_sync(work)
+    finally:
+        await engine.dispose()
+
+
+def _stamp_legacy(connection: Connection) -> bool:
+    """Stamp a database that ``create_all`` made before migrations; True if it was one."""
+    tables = set(inspect(connection).get_table_names())
+    if "alembic_version" in tables or not tables >= LEGACY_TABLES:
+        return False
+    command.stamp(alembic_config(connection), BASELINE)
+    return True
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The revision the database is at (None: no migrations applied)."""
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def upgrade(config: Mapping[str, Any], revision: str = "head") -> tuple[str | None, str]:
+    """Upgrade to ``revision``; returns the revisions before and after."""
+
+    def work(connection: Connection) -> tuple[str | None, str]:
+        if _stamp_legacy(connection):
+            log.warning("found tables made before migrations; stamped them as %s", BASELINE)
+        before = current_revision(connection)
+        command.upgrade(alembic_config(connection), revision)
+        return before, current_revision(connection) or "base"
+
+    return await _run(config, work)
+
+
+async def downgrade(config: Mapping[str, Any], revision: str) -> tuple[str | None, str]:
+    """Downgrade to ``revision`` (``-1`` for one step, ``base`` for none)."""
+
+    def work(connection: Connection) -> tuple[str | None, str]:
+        before = current_revision(connection)
+        command.downgrade(alembic_config(connection), revision)
+        return before, current_revision(connection) or "base"
+
+    return await _run(config, work)
+
+
+async def revision(config: Mapping[str, Any], message: str) -> str:
+    """Write a new revision from the difference between the models and the database.
+
+    The database must be at the newest revision first; the file lands in
+    ``migrations/versions/`` for review, like any code.
+    """
+
+    def work(connection: Connection) -> str:
+        number = f"{int(head()) + 1:04d}"
+        script = command.revision(
+            alembic_config(connection), message=message, autogenerate=True, rev_id=number
+        )
+        assert script is not None
+        assert not isinstance(script, list)
+        return str(script.path)
+
+    return await _run(config, work)
+
+
+async def current(config: Mapping[str, Any]) -> str | None:
+    """The database's revision, without changing anything."""
+    return await _run(config, current_revision)
+
+
+async def upgrade_on_start() -> None:
+    """``before_serving``: apply pending migrations when ``DATABASE_AUTO_UPGRADE`` is on.
+
+    It is on in development, so ``make run`` needs no migration step; production runs
+    ``db upgrade`` in the Procfile's release phase instead, once per deploy.
+    """
+    config = current_app.config
+    if not config["DATABASE_AUTO_UPGRADE"]:
+        return
+    before, after = await upgrade(config)
+    if before != after:
+        log.info("database schema upgraded from %s to %s", before or "empty", after)
+
+
+def init_app(app: Quart) -> None:
+    """Upgrade the schema at startup, before the database extension opens its pool."""
+    app.before_serving(upgrade_on_start)

@@ -1,0 +1,146 @@
+"""A real PostgreSQL for the tests: Debian's binaries, run by ``pg_ctl`` in a temporary folder.
+
+pytest-postgresql does the same, but it runs ``initdb`` as the current user, and
+PostgreSQL refuses to run as root, which is how CI runs. So this module starts the
+server itself, as the ``postgres`` system user when we are root, and hands each test
+an empty database cloned from a template that already carries the migrations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from itertools import count
+from pathlib import Path
+
+INSTALL_HINT = "PostgreSQL is not installed: apt-get install postgresql"
+SUPERUSER = "postgres"
+
+
+def find_bin_dir() -> Path | None:
+    """The folder holding ``initdb`` and ``pg_ctl``: on PATH, or Debian's newest."""
+    on_path = shutil.which("pg_ctl")
+    if on_path and shutil.which("initdb"):
+        return Path(on_path).resolve().parent
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
+        key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0,
+    )
+    return Path(candidates[-1]).parent if candidates else None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class PostgresServer:
+    """One running PostgreSQL cluster on 127.0.0.1, trusting local connections."""
+
+    bin_dir: Path
+    root: Path
+    port: int = field(default_factory=_free_port)
+    _names: Iterator[int] = field(default_factory=count)
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    def _run(self, *command: str) -> None:
+        # As root, run the server as the `postgres` user that Debian's package creates.
+        user = SUPERUSER if os.geteuid() == 0 else None
+        subprocess.run(command, check=True, capture_output=True, user=user, timeout=120)
+
+    def start(self, *settings: str) -> None:
+        """initdb (first time only) and start; ``settings`` are extra ``-c`` options."""
+        if not self.data.exists():
+            self.root.mkdir(parents=True, exist_ok=True)
+            if os.geteuid() == 0:
+                account = pwd.getpwnam(SUPERUSER)
+                os.chown(self.root, account.pw_uid, account.pw_gid)
+            self._run(
+                str(self.bin_dir / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                SUPERUSER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            )
+        options = [
+            f"-p {self.port}",
+            f"-k {self.root}",
+            "-c listen_addresses=127.0.0.1",
+            # Test data need not survive a crash: skip the disk flushes.
+            "-c fsync=off",
+            "-c synchronous_commit=off",
+            "-c full_page_writes=off",
+            *(f"-c {setting}" for setting in settings),
+        ]
+        self._run(
+            str(self.bin_dir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.root / "server.log"),
+            "-o",
+            " ".join(options),
+            "-w",
+            "start",
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (``immediate`` to pull the plug)."""
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def url(self, database: str = "postgres") -> str:
+        """A ``postgresql://`` URL, the form a PaaS hands out."""
+        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        """Run SQL with psql, for setting up what the app's own code must not do."""
+        result = subprocess.run(
+            [
+                str(self.bin_dir / "psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                SUPERUSER,
+                "-d",
+                database,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-Atc",
+                sql,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        return result.stdout
+
+    def new_database_name(self) -> str:
+        return f"test_{os.getpid()}_{next(self._names)}"
+
+
+def make_server(bin_dir: Path) -> PostgresServer:
+    """A server in a fresh temporary folder that the server's user may write to."""
+    root = Path(tempfile.mkdtemp(prefix="quartapp-pg-"))
+    os.chmod(root, 0o755)  # noqa: S103 - the server runs as another user
+    return PostgresServer(bin_dir, root / "cluster")

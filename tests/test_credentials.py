@@ -1,0 +1,155 @@
+"""Tests for checking a password: throttled, case-insensitive names, rehashing, the pool."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from argon2 import PasswordHasher
+from quart import Quart
+
+from quartapp import create_app, credentials
+from quartapp.db import User, db
+from quartapp.passwords import passwords
+from tests.conftest import PASSWORD, AuthActions, add_user, stored_hash
+
+HASH_PARAMETERS = re.compile(r"\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$")
+
+
+@asynccontextmanager
+async def serving(settings: dict[str, Any]) -> AsyncIterator[Quart]:
+    app = create_app(settings)
+    async with app.test_app():
+        yield app
+
+
+def parameters(password_hash: str) -> tuple[int, int, int]:
+    """Memory, time and parallelism of an argon2id hash, read from its prefix."""
+    match = HASH_PARAMETERS.match(password_hash)
+    assert match, f"not an argon2id hash: {password_hash!r}"
+    memory, time, lanes = map(int, match.groups())
+    return memory, time, lanes
+
+
+@pytest.fixture
+async def alice(app: Quart) -> None:
+    """``alice`` exists with ``PASSWORD``."""
+    await add_user(app)
+
+
+async def authenticate(app: Quart, name: str, password: str) -> User | None:
+    async with app.app_context():
+        checked = await credentials.check(
+            app.config,
+            passwords(),
+            username=name,
+            password=password,
+            address="192.0.2.1",
+            cookies={},
+        )
+        return checked.user
+
+
+# authenticate
+
+
+@pytest.mark.usefixtures("alice")
+@pytest.mark.parametrize(
+    ("name", "password"),
+    [
+        ("nobody", PASSWORD),
+        ("alice", "not the right password"),
+        ("alice", ""),
+        ("alice", f"{PASSWORD} "),
+        ("alice", f" {PASSWORD}"),
+        ("alice", PASSWORD[:-1]),
+        ("alice", PASSWORD.upper()),
+        ("alice", PASSWORD.capitalize()),
+    ],
+    ids=[
+        "unknown-user",
+        "wrong-password",
+        "empty-password",
+        "trailing-space",
+        "leading-space",
+        "truncated",
+        "upper-case",
+        "capitalized",
+    ],
+)
+async def test_authenticate_refuses(app: Quart, name: str, password: str) -> None:
+    assert await authenticate(app, name, password) is None
+
+
+@pytest.mark.usefixtures("alice")
+@pytest.mark.parametrize("name", ["alice", "ALICE", "aLiCe"])
+async def test_authenticate_finds_the_username_in_any_case(app: Quart, name: str) -> None:
+    user = await authenticate(app, name, PASSWORD)
+
+    assert user is not None
+    assert user.username == "alice"
+
+
+# Rehashing when the argon2 parameters change
+
+
+async def test_login_upgrades_a_hash_made_with_older_parameters(
+    settings: dict[str, Any],
+) -> None:
+    async with serving(settings) as app:
+        await add_user(app)
+    assert parameters(stored_hash(settings)) == (19456, 2, 1)
+
+    async with serving({**settings, "ARGON2_TIME_COST": 3}) as app:
+        response = await AuthActions(app.test_client()).login()
+
+    assert response.status_code == 302
+    upgraded = stored_hash(settings)
+    assert parameters(upgraded) == (19456, 3, 1)
+    assert PasswordHasher().verify(upgraded, PASSWORD)
+
+
+async def test_failed_login_keeps_a_hash_made_with_older_parameters(
+    settings: dict[str, Any],
+) -> None:
+    async with serving(settings) as app:
+        await add_user(app)
+    original = stored_hash(settings)
+
+    async with serving({**settings, "ARGON2_TIME_COST": 3}) as app:
+        await AuthActions(app.test_client()).login(password="not the right password")
+
+    assert stored_hash(settings) == original
+
+
+class PoolWatchingHasher(PasswordHasher):
+    """A real argon2 hasher that notes how many pooled connections are out meanwhile."""
+
+    def __init__(self, pool: Any) -> None:
+        super().__init__(time_cost=2, memory_cost=19456, parallelism=1)
+        self.pool = pool
+        self.checked_out: list[int] = []
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> bool:
+        self.checked_out.append(self.pool.checkedout())
+        return super().verify(hash, password)
+
+
+@pytest.mark.parametrize("name", ["alice", "nobody"])
+async def test_authenticate_holds_no_connection_while_hashing(
+    app: Quart, alice: None, name: str
+) -> None:
+    async with app.app_context():
+        watcher = PoolWatchingHasher(db.store.engine.sync_engine.pool)
+        hashing = passwords()
+        hashing.hasher = watcher
+        await credentials.check(
+            app.config, hashing, username=name, password=PASSWORD, address=None, cookies={}
+        )
+
+    # A burst of logins waits here for the hashing bound; holding a connection each
+    # would starve every other request of the pool.
+    assert watcher.checked_out == [0]
