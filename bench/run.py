@@ -65,6 +65,8 @@ RATIO_TARGETS = {
     ("login", FLASK_WTF): 1.0,
 }
 STORM_P99_FACTOR = 2.0
+# The status of a successful login: a redirect to /hello.
+LOGGED_IN = 302
 
 
 @dataclass(frozen=True)
@@ -196,6 +198,7 @@ class Bench:
         self.flood_logins: list[wrk.Result] = []
         self.storm_form: servers.PreLogin | None = None
         self.hashing: Hashing | None = None
+        self.load_before = 0.0
 
     def wanted(self, app: str) -> bool:
         return self.settings.apps is None or app in self.settings.apps
@@ -220,6 +223,7 @@ class Bench:
             f"scenarios {', '.join(settings.scenarios)}",
             flush=True,
         )
+        self.load_before = os.getloadavg()[0]
         if {"storm", "flood"} & set(settings.scenarios):
             self.hashing = measure_hashing()
         with tempfile.TemporaryDirectory(prefix="quartapp-bench-") as tmp, self.serving(Path(tmp)):
@@ -387,13 +391,15 @@ class Bench:
         body, headers = self.login_form()
         load = self.settings.load
         # Twice the hashing slots keeps the semaphore full without a long queue.
-        logins = wrk.Load(1, max(2, 2 * self.hashing.concurrency), load.seconds)
+        # The storm starts before /hello's clock and ends after it, so that all of
+        # /hello's run is under it.
+        lead = min(0.5, load.seconds / 4)
+        logins = wrk.Load(1, max(2, 2 * self.hashing.concurrency), load.seconds + 2 * lead)
         url = self.servers[QUARTAPP].url
         hello_headers = {"Cookie": servers.cookie_header(self.log_in(QUARTAPP))}
-        storm = wrk.start(url + "/login", logins, headers, form=body)
+        storm = wrk.start(url + "/login", logins, headers, form=body, expect=LOGGED_IN)
         try:
-            # Let the storm reach the semaphore before /hello's clock starts.
-            time.sleep(min(0.5, load.seconds / 4))
+            time.sleep(lead)
             hello = wrk.run(url + "/hello", load, hello_headers)
         finally:
             self.storm_logins.append(wrk.finish(storm, logins))
@@ -405,7 +411,9 @@ class Bench:
         server = self.servers[QUARTAPP]
         with sampling(server) as samples:
             idle = samples[0]
-            result = wrk.run(server.url + "/login", self.settings.load, headers, form=body)
+            result = wrk.run(
+                server.url + "/login", self.settings.load, headers, form=body, expect=LOGGED_IN
+            )
         self.flood_logins.append(result)
         self.rss.append({"idle": idle, "peak": max(samples)})
 
@@ -432,6 +440,11 @@ class Bench:
                 "cores": os.cpu_count(),
                 "python": platform.python_version(),
                 "workers_per_app": 1,
+                # Other work on the machine skews every figure: a busy machine shows here.
+                "load_average_1min": {
+                    "before": round(self.load_before, 2),
+                    "after": round(os.getloadavg()[0], 2),
+                },
             },
             "scenarios": {},
             "targets": [],
@@ -567,20 +580,26 @@ def print_report(report: dict[str, Any]) -> None:
     print()
     for line in details(scenarios):
         print(line)
+    load = report["settings"]["load_average_1min"]
+    print(f"load average (1 min) {load['before']:.1f} before, {load['after']:.1f} after")
     for item in report["targets"]:
         verdict = "PASS" if item["met"] else "MISS"
         print(f"{verdict}  {item['name']}: {item['value']:.2f} {item['op']} {item['bound']:.2f}")
-    errors = [
-        (name, app)
-        for name, data in scenarios.items()
-        for app, figures in data.get("apps", {}).items()
-        if figures["errors"]
-    ]
-    for name, app in errors:
-        print(
-            f"warning: {app} in {name}: {scenarios[name]['apps'][app]['errors']} errors "
-            "(sockets, timeouts or responses other than 2xx/3xx)"
-        )
+    for label, figures in measured(scenarios):
+        if figures["errors"]:
+            print(
+                f"warning: {label}: {figures['errors']} errors (failed or timed-out sockets, "
+                "or statuses other than the expected 200, or 302 for a login)"
+            )
+
+
+def measured(scenarios: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every summary of wrk runs in the report, with a label saying which it is."""
+    for name, data in scenarios.items():
+        for app, figures in data.get("apps", {}).items():
+            yield f"{app} in {name}", figures
+        if "logins" in data:
+            yield f"logins in {name}", data["logins"]
 
 
 def details(scenarios: Mapping[str, Any]) -> Iterator[str]:

@@ -43,7 +43,7 @@ class Result:
     p50_ms: float
     p99_ms: float
     max_ms: float
-    errors: int  # sockets that failed, timed out, or answered other than 2xx/3xx
+    errors: int  # sockets that failed or timed out, and responses of another status
 
     @property
     def rps(self) -> float:
@@ -78,11 +78,18 @@ def command(url: str, load: Load, headers: Mapping[str, str]) -> list[str]:
 
 
 def start(
-    url: str, load: Load, headers: Mapping[str, str] | None = None, form: str | None = None
+    url: str,
+    load: Load,
+    headers: Mapping[str, str] | None = None,
+    form: str | None = None,
+    expect: int = 200,
 ) -> subprocess.Popen[str]:
-    """Start wrk on ``url``; ``form`` makes every request a POST of that body."""
-    env = dict(os.environ)
-    env.pop("WRK_FORM", None)
+    """Start wrk on ``url``; ``form`` makes every request a POST of that body.
+
+    A response whose status is not ``expect`` counts as an error.
+    """
+    env = {name: value for name, value in os.environ.items() if not name.startswith("WRK_")}
+    env["WRK_EXPECT_STATUS"] = str(expect)
     if form is not None:
         env["WRK_FORM"] = form
     return subprocess.Popen(
@@ -106,10 +113,14 @@ def finish(process: subprocess.Popen[str], load: Load) -> Result:
 
 
 def run(
-    url: str, load: Load, headers: Mapping[str, str] | None = None, form: str | None = None
+    url: str,
+    load: Load,
+    headers: Mapping[str, str] | None = None,
+    form: str | None = None,
+    expect: int = 200,
 ) -> Result:
     """Run wrk on ``url`` and return what it measured."""
-    return finish(start(url, load, headers, form), load)
+    return finish(start(url, load, headers, form, expect), load)
 
 
 def parse(out: str, err: str, code: int, args: Sequence[str] | object) -> Result:
@@ -132,6 +143,7 @@ def parse(out: str, err: str, code: int, args: Sequence[str] | object) -> Result
                 "write_errors",
                 "status_errors",
                 "timeouts",
+                "unexpected_status",
             )
         ),
     )
