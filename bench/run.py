@@ -25,7 +25,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from bench import servers, wrk
 from bench.servers import BenchError, Server
@@ -44,12 +44,19 @@ FLASK_LOGIN = "flask-login-sqlalchemy"
 FLASK_WTF = "flask-wtf"
 MINIMAL_QUART = "minimal-quart"
 
-# (app measured, path) for the plain GET scenarios; the first app is quartapp.
-SCENARIOS: dict[str, tuple[str, list[str], bool]] = {
-    # name: (path, apps, logged in)
-    "hello": ("/hello", [QUARTAPP, TUTORIAL, FLASK_LOGIN], True),
-    "home": ("/", [QUARTAPP, MINIMAL_QUART], False),
-    "login": ("/login", [QUARTAPP, FLASK_WTF], False),
+
+class GetScenario(NamedTuple):
+    """A plain GET measured on quartapp and its anchors, logged in or not."""
+
+    path: str
+    apps: list[str]  # quartapp first, then the anchors
+    logged_in: bool
+
+
+SCENARIOS = {
+    "hello": GetScenario("/hello", [QUARTAPP, TUTORIAL, FLASK_LOGIN], logged_in=True),
+    "home": GetScenario("/", [QUARTAPP, MINIMAL_QUART], logged_in=False),
+    "login": GetScenario("/login", [QUARTAPP, FLASK_WTF], logged_in=False),
 }
 ALL_SCENARIOS = ("hello", "home", "login", "storm", "flood", "workers")
 TITLES = {
@@ -99,8 +106,10 @@ class Hashing:
 
 def parse_args(argv: list[str] | None) -> Settings:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--rounds", type=int, default=3, help="rounds; the median is reported")
-    parser.add_argument("--duration", type=float, default=8.0, help="seconds per wrk run")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds, at least 2; the median is reported"
+    )
+    parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (-t)")
     parser.add_argument("--connections", type=int, default=50, help="wrk connections (-c)")
     parser.add_argument(
@@ -121,10 +130,12 @@ def parse_args(argv: list[str] | None) -> Settings:
         parser.error(f"unknown scenario(s) {', '.join(unknown)}; pick from {ALL_SCENARIOS}")
     if args.quick:
         return Settings(
-            1, wrk.Load(1, 10, 1.0), ("hello",), frozenset({QUARTAPP, TUTORIAL}), args.output
+            1, wrk.Load(1, 10, 1), ("hello",), frozenset({QUARTAPP, TUTORIAL}), args.output
         )
-    if args.rounds < 1 or args.duration <= 0 or args.threads < 1:
-        parser.error("--rounds, --duration and --threads must be positive")
+    if args.rounds < 2:
+        parser.error("--rounds must be at least 2 (a median of one is no median); see --quick")
+    if args.duration < 1 or args.threads < 1:
+        parser.error("--duration and --threads must be at least 1")
     if args.connections < args.threads:
         parser.error("--connections must be at least --threads")
     return Settings(
@@ -203,11 +214,19 @@ class Bench:
     def wanted(self, app: str) -> bool:
         return self.settings.apps is None or app in self.settings.apps
 
+    def steps(self) -> list[str]:
+        """The scenarios of one round, with quartapp's idle /hello first if they need it
+        and the hello scenario is not there to give it."""
+        scenarios = list(self.settings.scenarios)
+        if {"storm", "workers"} & set(scenarios) and "hello" not in scenarios:
+            scenarios.insert(0, "idle")
+        return scenarios
+
     def apps_needed(self) -> list[str]:
         needed = []
         for name in self.settings.scenarios:
             if name in SCENARIOS:
-                needed += [app for app in SCENARIOS[name][1] if self.wanted(app)]
+                needed += [app for app in SCENARIOS[name].apps if self.wanted(app)]
             else:
                 needed.append(QUARTAPP)
             if name == "workers":
@@ -219,7 +238,7 @@ class Bench:
         load = settings.load
         print(
             f"bench: {settings.rounds} round(s) of wrk -t{load.threads} -c{load.connections} "
-            f"-d{load.seconds:g}s, 1 worker per app, {os.cpu_count()} cores, "
+            f"-d{load.seconds}s, 1 worker per app, {os.cpu_count()} cores, "
             f"scenarios {', '.join(settings.scenarios)}",
             flush=True,
         )
@@ -229,7 +248,7 @@ class Bench:
         with tempfile.TemporaryDirectory(prefix="quartapp-bench-") as tmp, self.serving(Path(tmp)):
             for number in range(1, settings.rounds + 1):
                 started = time.monotonic()
-                for name in settings.scenarios:
+                for name in self.steps():
                     getattr(self, f"round_{name}")()
                 print(f"round {number}: {time.monotonic() - started:.0f} s", flush=True)
         report = self.report()
@@ -363,10 +382,9 @@ class Bench:
     def round_login(self) -> None:
         self.round_get("login")
 
-    def idle_hello(self) -> None:
-        """quartapp's /hello alone, when the hello scenario is not there to give it."""
-        if "hello" not in self.settings.scenarios:
-            self.record("hello", QUARTAPP, self.get(QUARTAPP, "/hello", self.log_in(QUARTAPP)))
+    def round_idle(self) -> None:
+        """quartapp's /hello alone, for the storm and 2 workers when "hello" is not run."""
+        self.record("hello", QUARTAPP, self.get(QUARTAPP, "/hello", self.log_in(QUARTAPP)))
 
     def login_form(self) -> tuple[str, dict[str, str]]:
         """The body and headers of a correct login, reusable for a whole storm.
@@ -378,8 +396,14 @@ class Bench:
         server = self.servers[QUARTAPP]
         if self.storm_form is None:
             attempt = servers.pre_login(server, *self.credentials[QUARTAPP])
-            for _ in range(2):
-                servers.post_login(server, attempt)
+            for number in (1, 2):
+                try:
+                    servers.post_login(server, attempt)
+                except BenchError as error:
+                    raise BenchError(
+                        f"login {number} of 2 with the same pre-login cookie and CSRF token "
+                        f"failed, and the storm and flood replay that pair: {error}"
+                    ) from None
             self.storm_form = attempt
         body = urllib.parse.urlencode(self.storm_form.form)
         return body, {"Cookie": servers.cookie_header(self.storm_form.cookies)}
@@ -387,14 +411,13 @@ class Bench:
     def round_storm(self) -> None:
         """Logins at the hashing limit while a second wrk measures /hello."""
         assert self.hashing is not None
-        self.idle_hello()
         body, headers = self.login_form()
         load = self.settings.load
         # Twice the hashing slots keeps the semaphore full without a long queue.
-        # The storm starts before /hello's clock and ends after it, so that all of
-        # /hello's run is under it.
-        lead = min(0.5, load.seconds / 4)
-        logins = wrk.Load(1, max(2, 2 * self.hashing.concurrency), load.seconds + 2 * lead)
+        # The storm starts half a second before /hello's run and ends half a second
+        # after it (wrk takes whole seconds), so that all of /hello's run is under it.
+        lead = 0.5
+        logins = wrk.Load(1, max(2, 2 * self.hashing.concurrency), load.seconds + 1)
         url = self.servers[QUARTAPP].url
         hello_headers = {"Cookie": servers.cookie_header(self.log_in(QUARTAPP))}
         storm = wrk.start(url + "/login", logins, headers, form=body, expect=LOGGED_IN)
@@ -419,7 +442,6 @@ class Bench:
 
     def round_workers(self) -> None:
         """quartapp's /hello with two workers, to set against one."""
-        self.idle_hello()
         cookies = self.log_in(QUARTAPP_2W)
         self.record("workers", QUARTAPP_2W, self.get(QUARTAPP_2W, "/hello", cookies))
 

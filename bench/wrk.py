@@ -31,7 +31,7 @@ class Load:
 
     threads: int
     connections: int
-    seconds: float
+    seconds: int  # wrk takes whole seconds
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def command(url: str, load: Load, headers: Mapping[str, str]) -> list[str]:
         "wrk",
         f"-t{load.threads}",
         f"-c{load.connections}",
-        f"-d{load.seconds:g}s",
+        f"-d{load.seconds}s",
         "--timeout",
         TIMEOUT,
         "-s",
