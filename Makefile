@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 HOST ?= 127.0.0.1
 
-.PHONY: install run test lint format lock clean
+.PHONY: install install-bench run test bench lint format lock clean
 
 # The stamp is rebuilt whenever a lock file changes, so `git pull && make test`
 # picks up new pins without a manual step.
@@ -21,11 +21,27 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 install: $(VENV)/.installed
 
+# The bench's reference apps (Flask, gunicorn...) go into the same .venv, from their own
+# lock file, so that requirements.txt stays the app's runtime set.
+$(VENV)/.installed-bench: $(VENV)/.installed requirements-bench.txt
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements-bench.txt
+	@touch $@
+
+install-bench: $(VENV)/.installed-bench
+
 run: install
 	$(BIN)/hypercorn --config hypercorn.toml --bind $(HOST):$(PORT) quartapp:app
 
-test: install
+# The bench group too: tests/test_bench.py runs the bench for a second.
+test: install $(VENV)/.installed-bench
 	$(BIN)/python -m pytest
+
+# Throughput and latency against the reference apps: `make bench BENCH_ARGS="--rounds 2
+# --duration 5"`. Needs wrk (apt-get install wrk).
+BENCH_ARGS ?=
+bench: $(VENV)/.installed-bench
+	@command -v wrk >/dev/null 2>&1 || { echo "error: wrk is not installed: apt-get install wrk" >&2; exit 1; }
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
@@ -42,6 +58,10 @@ lock:
 		--no-emit-index-url --custom-compile-command "make lock" -o requirements.txt
 	uv pip compile pyproject.toml --group dev --universal --generate-hashes --python-version 3.11 \
 		--no-emit-index-url --custom-compile-command "make lock" -o requirements-dev.txt
+	# Constrained by the dev pins so that installing it into .venv changes no version.
+	uv pip compile pyproject.toml --group bench --universal --generate-hashes --python-version 3.11 \
+		--no-emit-index-url --custom-compile-command "make lock" -c requirements-dev.txt \
+		-o requirements-bench.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

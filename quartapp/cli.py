@@ -34,6 +34,9 @@ def run(work: Work[T]) -> T:
     config = load_config()
 
     async def main() -> T:
+        # In development the schema follows the code by itself, as it does for `make run`.
+        if config["DATABASE_AUTO_UPGRADE"]:
+            await schema.upgrade(config)
         revision = await schema.current(config)
         if revision != schema.head():
             raise click.ClickException(
