@@ -143,22 +143,17 @@ async def attempt(
 async def succeeded(
     session: AsyncSession, *, username: str, address: str, device: str | None
 ) -> None:
-    """After a correct password: clear the name's and device's counts (no commit).
+    """After a correct password: clear the count it was made against (no commit).
 
-    The address keeps its failures: its attempt is taken back, so it counts only
-    wrong passwords and an office behind one address can log in all day.
+    That is the device's when a trusted device logged in, else the username's: the
+    owner logging in on their own device does not hand strangers a fresh set of
+    guesses at the name. The address keeps its failures: its attempt is taken back,
+    so it counts only wrong passwords and an office behind one address can log in.
     """
+    scope, key = (DEVICE, device) if device is not None else (USER, username[:KEY_LENGTH])
     await session.execute(
-        delete(ThrottleCounter).where(
-            ThrottleCounter.scope == USER, ThrottleCounter.key == username[:KEY_LENGTH]
-        )
+        delete(ThrottleCounter).where(ThrottleCounter.scope == scope, ThrottleCounter.key == key)
     )
-    if device is not None:
-        await session.execute(
-            delete(ThrottleCounter).where(
-                ThrottleCounter.scope == DEVICE, ThrottleCounter.key == device
-            )
-        )
     await session.execute(
         update(ThrottleCounter)
         .where(

@@ -1,16 +1,20 @@
-"""Login throttling: per-account and per-address limits, shared through the database."""
+"""Login throttling: per-account, per-address and per-device limits, kept in the database."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from quart import Quart
 from quart.testing import QuartClient
 
-from quartapp import create_app
+from quartapp import create_app, devices, throttle
+from quartapp.passwords import passwords
 
 from .conftest import (
     CSRF_INPUT,
@@ -206,3 +210,203 @@ async def test_counts_are_shared_between_workers(tmp_path: Path, database: str) 
         response = await AuthActions(second.test_client()).login()
 
     assert response.status_code == 429
+
+
+# Parallel bursts: every attempt is counted before its password is hashed
+
+
+class CountingHasher(PasswordHasher):
+    """Real argon2, counting the verifications it does."""
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=2, memory_cost=19456, parallelism=1)
+        self.verified = 0
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> bool:
+        self.verified += 1
+        return super().verify(hash, password)
+
+
+async def test_a_parallel_burst_verifies_no_more_than_the_limit(app: Quart) -> None:
+    await add_user(app)
+    clients = [app.test_client() for _ in range(30)]
+    tokens = [await csrf_token(client) for client in clients]
+    async with app.app_context():
+        counter = CountingHasher()
+        passwords().hasher = counter
+        passwords().queue = 100  # this test is about the throttle, not the queue
+
+    async def attempt(client: QuartClient, token: str) -> int:
+        form = {"username": "alice", "password": WRONG, "csrf_token": token}
+        return (await client.post("/login", form=form)).status_code
+
+    statuses = await asyncio.gather(*map(attempt, clients, tokens))
+
+    assert counter.verified == 5  # LOGIN_FAILURES_PER_USER
+    assert sorted(set(statuses)) == [200, 429]
+    assert statuses.count(200) == 5
+
+
+async def test_a_full_hashing_queue_answers_503_at_once(tmp_path: Path, database: str) -> None:
+    settings = make_settings(
+        tmp_path,
+        DATABASE_URL=database,
+        HASHING_CONCURRENCY=1,
+        HASHING_QUEUE=1,
+        LOGIN_FAILURES_PER_USER=100,
+        LOGIN_FAILURES_PER_ADDRESS=100,
+    )
+    app = create_app(settings)
+    async with app.test_app():
+        await add_user(app)
+        clients = [app.test_client() for _ in range(12)]
+        tokens = [await csrf_token(client) for client in clients]
+
+        async def attempt(client: QuartClient, token: str) -> Any:
+            form = {"username": "alice", "password": WRONG, "csrf_token": token}
+            return await client.post("/login", form=form)
+
+        responses = await asyncio.gather(*map(attempt, clients, tokens))
+
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {200, 503}
+    assert 503 in statuses
+    assert 200 in statuses
+    assert all(r.headers["Retry-After"] == "1" for r in responses if r.status_code == 503)
+
+
+# Addresses, keyed the way attackers rotate them
+
+
+@pytest.mark.parametrize(
+    ("address", "prefix", "key"),
+    [
+        ("198.51.100.7", 64, "198.51.100.7"),
+        ("2001:db8:1:2:aaaa::1", 64, "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff:ffff:ffff:ffff", 64, "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:aaaa::1", 48, "2001:db8:1::/48"),
+        ("2001:db8:1:2:aaaa::1", 128, "2001:db8:1:2:aaaa::1/128"),
+        ("::ffff:198.51.100.7", 64, "198.51.100.7"),
+        (None, 64, "unknown"),
+        ("not-an-address", 64, "not-an-address"),
+    ],
+)
+def test_address_keys(address: str | None, prefix: int, key: str) -> None:
+    assert throttle.address_key(address, {"THROTTLE_IPV6_PREFIX": prefix}) == key
+
+
+async def test_rotating_ipv6_addresses_within_a_64_does_not_escape_the_limit(
+    tmp_path: Path, database: str
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        DATABASE_URL=database,
+        TRUSTED_PROXY_HOPS=1,
+        LOGIN_FAILURES_PER_ADDRESS=ADDRESS_LIMIT,
+    )
+    app = create_app(settings)
+    async with app.test_app():
+        await add_user(app)
+        client = app.test_client()
+        statuses = []
+        for number in range(ADDRESS_LIMIT + 1):
+            token = await csrf_token(client)
+            response = await client.post(
+                "/login",
+                form={"username": f"n{number}", "password": WRONG, "csrf_token": token},
+                headers={"X-Forwarded-For": f"2001:db8:5:6:{number:x}::{number + 1:x}"},
+            )
+            statuses.append(response.status_code)
+        elsewhere = await client.post(
+            "/login",
+            form={"username": "alice", "password": PASSWORD, "csrf_token": token},
+            headers={"X-Forwarded-For": "2001:db8:5:7::1"},
+        )
+
+    assert statuses[:ADDRESS_LIMIT] == [200] * ADDRESS_LIMIT
+    assert statuses[-1] == 429
+    assert elsewhere.status_code == 302  # another /64 is another client
+
+
+# Device cookies: strangers cannot lock the owner out
+
+
+async def test_the_owners_device_logs_in_while_strangers_hold_a_lockout(
+    app: Quart, auth: AuthActions
+) -> None:
+    assert (await auth.login()).status_code == 302  # the owner's browser, once
+    await auth.logout()
+    stranger = AuthActions(app.test_client())
+    await fail(stranger, 5)
+    assert (await stranger.login()).status_code == 429
+
+    owner = await auth.login()
+    new_browser = await AuthActions(app.test_client()).login()
+
+    assert owner.status_code == 302
+    assert new_browser.status_code == 429
+
+
+async def test_a_device_has_a_small_limit_of_its_own(app: Quart, auth: AuthActions) -> None:
+    await auth.login()
+    await auth.logout()
+
+    await fail(auth, 5)
+    locked = await auth.login()
+    stranger = await AuthActions(app.test_client()).login()
+
+    assert locked.status_code == 429
+    # The device's failures did not count against the username.
+    assert stranger.status_code == 302
+
+
+async def test_a_forged_or_other_users_device_cookie_is_not_trusted(
+    app: Quart, auth: AuthActions
+) -> None:
+    await add_user(app, "bob", PASSWORD + " too")
+    bob = AuthActions(app.test_client())
+    await bob.login("bob", PASSWORD + " too")  # bob's browser has bob's device cookie
+    stranger = AuthActions(app.test_client())
+    await fail(stranger, 5)
+    name = devices.cookie_name("alice")
+    bob_cookie = next(c.value for c in bob.client.cookie_jar if c.name.startswith("device-"))
+    for value in ("forged", bob_cookie):
+        browser = AuthActions(app.test_client())
+        browser.client.set_cookie("localhost", name, value)
+
+        assert (await browser.login()).status_code == 429
+
+
+async def test_the_lockout_page_is_the_same_with_or_without_a_trusted_device(
+    app: Quart, auth: AuthActions, caplog: pytest.LogCaptureFixture
+) -> None:
+    await auth.login()
+    await auth.logout()
+    await fail(auth, 5)  # the device's own limit
+    stranger = AuthActions(app.test_client())
+    await fail(stranger, 5)  # the username's limit
+    caplog.clear()
+
+    with caplog.at_level("INFO", logger="quartapp.audit"):
+        device_page = await auth.login()
+        stranger_page = await stranger.login()
+
+    assert device_page.status_code == stranger_page.status_code == 429
+    assert await body(device_page) == await body(stranger_page)
+    first, second = (json.loads(r.getMessage()) for r in caplog.records)
+    assert first.keys() == second.keys()
+
+
+async def test_repeated_lockouts_without_a_device_grow_longer(
+    auth: AuthActions, settings: dict[str, Any]
+) -> None:
+    await fail(auth, 5)
+    assert (await auth.login()).status_code == 429
+    # The window ends while locked: the next one is twice as long.
+    query(settings, "UPDATE throttle_counters SET window_end = window_end - 15 * 60 - 1")
+    await fail(auth, 5)
+
+    response = await auth.login()
+
+    assert response.status_code == 429
+    assert 15 * 60 < int(response.headers["Retry-After"]) <= 2 * 15 * 60
