@@ -1,0 +1,182 @@
+"""The security review's attacks, replayed against a real hypercorn with two workers.
+
+Each runs on SQLite and on PostgreSQL. The audit log (stderr) says how many passwords
+were actually verified: one ``login_failed`` or ``login_ok`` line per verification.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from .conftest import DATABASES, PASSWORD, require_postgres
+from .pg import PostgresServer
+from .server import ROOT, Browser, Server, free_port, hypercorn_command, init_db, running
+from .server import server_env as base_env
+
+pytestmark = pytest.mark.server
+WRONG = "wrong password, quite long"
+CREATE_ALICE = ["users", "create", "alice", "--password-stdin"]
+VERIFIED = re.compile(r'"event": "login_(?:failed|ok)"')
+Start = Callable[..., Server]
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_server: PostgresServer | None
+) -> Iterator[str]:
+    """An empty database for the servers of one test."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'quartapp.db'}"
+        return
+    server = require_postgres(postgres_server)
+    name = server.new_database_name()
+    server.psql(f"CREATE DATABASE {name}")
+    try:
+        yield server.url(name)
+    finally:
+        server.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def start(tmp_path: Path, database_url: str) -> Iterator[Start]:
+    """Start production servers on the test's database, alice created once."""
+    key = secrets.token_urlsafe(32)
+    created: list[bool] = []
+    with ExitStack() as stack:
+
+        def start_server(workers: int = 2, **settings: str) -> Server:
+            env = base_env(
+                tmp_path / "instance",
+                QUARTAPP_ENV="production",
+                SECRET_KEY=key,
+                DATABASE_URL=database_url,
+                QUARTAPP_TRUSTED_HOSTS='["127.0.0.1"]',
+                QUARTAPP_SESSION_COOKIE_SECURE="false",
+                **settings,
+            )
+            if not created:
+                init_db(env)
+                create_alice(env)
+                created.append(True)
+            port = free_port()
+            command = hypercorn_command(port, "--workers", str(workers))
+            logs = tmp_path / f"logs-{port}"
+            server = stack.enter_context(running(command, env, port, logs))
+            server.wait_healthy()
+            return server
+
+        yield start_server
+
+
+def create_alice(env: dict[str, str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "quart", "--app", "quartapp", *CREATE_ALICE],
+        cwd=ROOT,
+        env=env,
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def post_login(browser: Browser, token: str, username: str, password: str, **headers: str) -> int:
+    form = {"username": username, "password": password, "csrf_token": token}
+    return browser.post("/login", form, headers=headers).status
+
+
+def verifications(server: Server) -> int:
+    time.sleep(0.5)  # log lines are written after the response
+    return len(VERIFIED.findall(server.stderr))
+
+
+def test_a_parallel_burst_over_two_workers_verifies_at_most_the_limit(start: Start) -> None:
+    server = start()
+    browsers = [Browser(server.base_url) for _ in range(100)]
+    tokens = [browser.csrf_token("/login") for browser in browsers]
+
+    with ThreadPoolExecutor(len(browsers)) as pool:
+        statuses = list(pool.map(lambda b, t: post_login(b, t, "alice", WRONG), browsers, tokens))
+
+    assert verifications(server) <= 5  # LOGIN_FAILURES_PER_USER, not 100
+    assert set(statuses) <= {200, 429, 503}
+    assert statuses.count(200) <= 5
+    # Past the burst the name stays locked, even for the right password.
+    assert post_login(browsers[0], tokens[0], "alice", PASSWORD) == 429
+
+
+def test_rotating_ipv6_addresses_in_one_64_meets_the_address_limit(start: Start) -> None:
+    server = start(QUARTAPP_TRUSTED_PROXY_HOPS="1", QUARTAPP_LOGIN_FAILURES_PER_ADDRESS="20")
+    browser = Browser(server.base_url)
+    token = browser.csrf_token("/login")
+
+    statuses = [
+        post_login(
+            browser, token, f"n{n}", WRONG, **{"X-Forwarded-For": f"2001:db8:7:8:{n:x}::{n:x}"}
+        )
+        for n in range(1, 23)
+    ]
+
+    assert statuses[:20] == [200] * 20
+    assert statuses[20:] == [429, 429]
+
+
+def test_strangers_cannot_lock_the_owner_out_of_their_own_browser(start: Start) -> None:
+    server = start()
+    owner = Browser(server.base_url)
+    assert post_login(owner, owner.csrf_token("/login"), "alice", PASSWORD) == 302
+    owner.post("/logout", {"csrf_token": owner.csrf_token("/logout")})
+    stranger = Browser(server.base_url)
+    token = stranger.csrf_token("/login")
+    for _ in range(5):
+        post_login(stranger, token, "alice", WRONG)
+    locked = stranger.post(
+        "/login", {"username": "alice", "password": PASSWORD, "csrf_token": token}
+    )
+    new_browser = Browser(server.base_url)
+
+    owners_login = post_login(owner, owner.csrf_token("/login"), "alice", PASSWORD)
+    strangers_login = post_login(new_browser, new_browser.csrf_token("/login"), "alice", PASSWORD)
+
+    assert locked.status == 429
+    assert owners_login == 302
+    assert strangers_login == 429
+
+
+def test_refusals_take_as_long_for_an_old_hash_as_for_an_unknown_user(start: Start) -> None:
+    # alice's hash is made at the cheapest cost (t=2); the server then runs at t=8.
+    start(workers=1).process.terminate()
+    server = start(
+        workers=1,
+        QUARTAPP_ARGON2_TIME_COST="8",
+        QUARTAPP_LOGIN_FAILURES_PER_USER="100",
+        QUARTAPP_LOGIN_FAILURES_PER_ADDRESS="100",
+    )
+    browser = Browser(server.base_url)
+    token = browser.csrf_token("/login")
+
+    def seconds(username: str) -> float:
+        started = time.perf_counter()
+        assert post_login(browser, token, username, WRONG) == 200
+        return time.perf_counter() - started
+
+    for _ in range(2):  # warm the connection pool and the hashing threads
+        seconds("warm-up")
+    old_hash = statistics.median(seconds("alice") for _ in range(9))
+    unknown = statistics.median(seconds("nobody") for _ in range(9))
+
+    # Unpadded, the old hash answers in about a quarter of the time (2 passes of 8).
+    assert old_hash / unknown > 0.75, (old_hash, unknown)
