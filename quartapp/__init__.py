@@ -1,9 +1,11 @@
 """quartapp: the Flask tutorials' login flow as an async Quart app.
 
-A request goes: hypercorn -> (ProxyFixMiddleware, when configured) -> Quart ->
-``auth.load_logged_in_user`` sets ``g.user`` -> CSRFProtect checks POSTs -> the view in
-``pages`` (/, /welcome, /hello), ``auth`` (/login, /logout) or ``health`` (/healthz).
-Errors of every kind end in ``errors``.
+A request goes: hypercorn -> (ProxyFixMiddleware, when configured) -> ``HostGuard`` ->
+Quart, whose ``before_request`` hooks run in the order they were added:
+``security.check_host`` (refuses an untrusted Host), ``security.refuse_unnamed_fields``,
+CSRFProtect's ``csrf_protect`` (checks POSTs), then ``auth.load_logged_in_user`` (sets
+``g.user``) -> the view in ``pages`` (/, /welcome, /hello), ``auth`` (/login, /logout)
+or ``health`` (/healthz). Errors of every kind end in ``errors``.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import pytest
 from quart import Quart
 from quart.testing import QuartClient
 
+import quartapp
 from quartapp import create_app
 from quartapp.security import host_is_trusted
 
@@ -205,3 +206,19 @@ def test_host_check_compares_names_without_the_port(host: str, trusted: bool) ->
     allowed = ["localhost", "127.0.0.1", "::1", ".example.com"]
 
     assert host_is_trusted(host, allowed) is trusted
+
+
+def test_docs_list_the_request_hooks_in_the_order_they_run(app: Quart) -> None:
+    hooks = [hook.__name__ for hook in app.before_request_funcs[None]]
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+
+    assert hooks == [
+        "check_host",
+        "refuse_unnamed_fields",
+        "csrf_protect",
+        "load_logged_in_user",
+    ]
+    for text in (quartapp.__doc__ or "", readme):
+        positions = [text.find(name) for name in hooks]
+        assert -1 not in positions
+        assert positions == sorted(positions)
