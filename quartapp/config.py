@@ -61,7 +61,7 @@ PLACEHOLDER_KEYS = frozenset(
 DEVELOPMENT_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 DEFAULTS: dict[str, Any] = {
-    "ENV": "development",
+    "ENV": None,  # None: development, unless TRUSTED_HOSTS says otherwise (_settle_mode)
     "DEBUG": False,
     "TESTING": False,
     "SECRET_KEY": None,
@@ -123,6 +123,7 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     config.update(overrides)
     config["INSTANCE_PATH"] = str(instance_path)
 
+    _settle_mode(config)
     validate(config)
     _derive(config, instance_path)
     if not config["SECRET_KEY"]:
@@ -176,6 +177,27 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     if environ.get("QUARTAPP_ENV"):
         values["ENV"] = environ["QUARTAPP_ENV"]
     return values
+
+
+def _settle_mode(config: dict[str, Any]) -> None:
+    """Default to development, but refuse to guess for a site that names public hosts.
+
+    A deploy that forgot QUARTAPP_ENV would otherwise run in development: generated
+    per-instance keys, a logged admin password and cookies without Secure. Naming hosts
+    beyond this machine is the sign of a deploy, so then the mode must be stated.
+    """
+    if config["ENV"] is not None:
+        return
+    hosts = config["TRUSTED_HOSTS"]
+    if isinstance(hosts, list) and any(
+        isinstance(host, str) and host.lower().strip("[]") not in DEVELOPMENT_HOSTS
+        for host in hosts
+    ):
+        raise ConfigError(
+            "TRUSTED_HOSTS names public hosts but QUARTAPP_ENV is not set; set "
+            "QUARTAPP_ENV=production (or development for a trial)"
+        )
+    config["ENV"] = "development"
 
 
 def validate(config: dict[str, Any]) -> None:

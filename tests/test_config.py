@@ -205,3 +205,55 @@ def test_database_urls_are_made_async(raw: str, expected: str) -> None:
 def test_unsupported_database_urls_are_refused(raw: str) -> None:
     with pytest.raises(ConfigError, match="DATABASE_URL"):
         database_url(raw)
+
+
+@pytest.mark.parametrize(
+    "hosts",
+    ['["app.example.com"]', '[".example.com"]', '["localhost", "192.0.2.10"]'],
+)
+def test_public_trusted_hosts_without_a_mode_are_refused(
+    monkeypatch: pytest.MonkeyPatch, hosts: str
+) -> None:
+    monkeypatch.setenv("QUARTAPP_TRUSTED_HOSTS", hosts)
+    monkeypatch.setenv("SECRET_KEY", GOOD_KEY)
+
+    with pytest.raises(ConfigError) as caught:
+        create_app()
+
+    assert caught.value.message == (
+        "TRUSTED_HOSTS names public hosts but QUARTAPP_ENV is not set; set "
+        "QUARTAPP_ENV=production (or development for a trial)"
+    )
+
+
+@pytest.mark.parametrize(
+    "hosts", [None, ["localhost"], ["127.0.0.1", "[::1]", "LOCALHOST"]], ids=str
+)
+def test_local_trusted_hosts_without_a_mode_mean_development(
+    hosts: list[str] | None,
+) -> None:
+    config = load_config({"TRUSTED_HOSTS": hosts})
+
+    assert config["ENV"] == "development"
+    assert config["SESSION_COOKIE_SECURE"] is False
+
+
+@pytest.mark.parametrize("mode", ["development", "production"])
+@pytest.mark.parametrize("source", ["environment", "config-file", "overrides"])
+def test_public_trusted_hosts_with_a_stated_mode_start_in_that_mode(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, source: str, mode: str
+) -> None:
+    monkeypatch.setenv("QUARTAPP_TRUSTED_HOSTS", '["app.example.com"]')
+    monkeypatch.setenv("SECRET_KEY", GOOD_KEY)
+    overrides = {}
+    if source == "environment":
+        monkeypatch.setenv("QUARTAPP_ENV", mode)
+    elif source == "config-file":
+        monkeypatch.setenv("QUARTAPP_CONFIG", str(write(tmp_path / "c.toml", f'ENV = "{mode}"\n')))
+    else:
+        overrides["ENV"] = mode
+
+    config = load_config(overrides)
+
+    assert config["ENV"] == mode
+    assert config["SESSION_COOKIE_SECURE"] is (mode == "production")

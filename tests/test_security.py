@@ -204,7 +204,7 @@ async def test_configured_host_is_served(app: Quart, host: str) -> None:
 
 
 async def test_subdomain_wildcard_host_is_served(tmp_path: Path) -> None:
-    app = create_app(make_settings(tmp_path, TRUSTED_HOSTS=[".example.com"]))
+    app = create_app(make_settings(tmp_path, ENV="development", TRUSTED_HOSTS=[".example.com"]))
     async with app.test_app():
         client = app.test_client()
         ok = await client.get("/", headers={"Host": "app.example.com"})
@@ -266,7 +266,7 @@ def test_host_check_refuses_malformed_names_under_a_wildcard(host: str) -> None:
 async def test_malformed_host_gets_the_sites_400_page_with_its_headers(
     tmp_path: Path, host: str
 ) -> None:
-    app = create_app(make_settings(tmp_path, TRUSTED_HOSTS=WILDCARD_HOSTS))
+    app = create_app(make_settings(tmp_path, ENV="development", TRUSTED_HOSTS=WILDCARD_HOSTS))
     async with app.test_app():
         response = await app.test_client().get("/", headers={"Host": host})
 
