@@ -304,12 +304,23 @@ def database_url(raw: str) -> str:
 
 
 def _generate_development_keys(config: dict[str, Any], instance_path: Path) -> None:
-    """Give a fresh development checkout working keys so ``make run`` just works."""
+    """Give a fresh development checkout working keys so ``make run`` just works.
+
+    hypercorn's workers all get here at once on a fresh checkout; one of them creates
+    the file and the rest read it, so that they all sign with the same keys.
+    """
     try:
-        path = keys.write_secrets(instance_path)
+        path, created = keys.ensure_secrets(instance_path)
     except keys.KeyFileError as error:
         raise ConfigError(f"SECRET_KEY is not set and {error}") from None
     generated = read_toml(path, required=True)
+    if not generated.get("SECRET_KEY"):
+        raise ConfigError(
+            f"SECRET_KEY is not set and {path} has none; run `python -m quartapp.keys "
+            "--force` to replace that file, or set SECRET_KEY"
+        )
     config["SECRET_KEY"] = generated["SECRET_KEY"]
-    config["WTF_CSRF_SECRET_KEY"] = generated["WTF_CSRF_SECRET_KEY"]
-    log.warning("no SECRET_KEY was configured; generated one into %s", path)
+    if generated.get("WTF_CSRF_SECRET_KEY"):
+        config["WTF_CSRF_SECRET_KEY"] = generated["WTF_CSRF_SECRET_KEY"]
+    if created:
+        log.warning("no SECRET_KEY was configured; generated one into %s", path)

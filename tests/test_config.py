@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import re
 import stat
+import threading
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -185,6 +187,24 @@ def test_development_generates_keys_on_first_start(instance: Path) -> None:
     assert len(first.config["SECRET_KEY"]) >= 43
     assert first.config["SECRET_KEY"] == second.config["SECRET_KEY"]
     assert first.config["SESSION_COOKIE_SECURE"] is False
+
+
+def test_workers_starting_together_share_one_generated_key(
+    instance: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    racers = 8
+    start = threading.Barrier(racers)
+
+    def start_worker(_: int) -> str:
+        start.wait()
+        return str(load_config()["SECRET_KEY"])
+
+    with ThreadPoolExecutor(racers) as pool:
+        keys = set(pool.map(start_worker, range(racers)))
+
+    with (instance / "secrets.toml").open("rb") as handle:
+        assert keys == {tomllib.load(handle)["SECRET_KEY"]}
+    assert sum("generated one into" in r.getMessage() for r in caplog.records) == 1
 
 
 @pytest.mark.parametrize(

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import http.client
 import math
 import os
 import stat
 import subprocess
 import sys
+import threading
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from hypothesis import given
@@ -25,9 +29,23 @@ from quartapp.keys import (
     write_secrets,
 )
 
+from .server import (
+    CSRF_INPUT,
+    INPUT_VALUE,
+    REQUEST_TIMEOUT,
+    Server,
+    development_env,
+    free_port,
+    hypercorn_command,
+    init_db,
+    running,
+)
+
 ROOT = Path(__file__).parents[1]
 # len(secrets.token_urlsafe(32)): 32 bytes of base64 without padding.
 KEY_LENGTH_32 = 43
+# Writers that race to create one secrets file.
+RACERS = 16
 
 
 def _load(path: Path) -> dict[str, object]:
@@ -404,3 +422,87 @@ def test_cli_works_while_the_app_refuses_to_start(tmp_path: Path) -> None:
 
     assert (result.returncode, result.stderr) == (0, "")
     assert (tmp_path / "inst" / SECRETS_FILENAME).exists()
+
+
+def test_racing_writers_on_an_empty_folder_leave_one_key(tmp_path: Path) -> None:
+    directory = tmp_path / "instance"
+    start = threading.Barrier(RACERS)
+
+    def race() -> bool:
+        start.wait()
+        try:
+            write_secrets(directory)
+        except KeyFileError:
+            return False
+        return True
+
+    # Threads race like hypercorn's worker processes: file system calls release the GIL,
+    # and the barrier lets them all go at once.
+    with ThreadPoolExecutor(RACERS) as pool:
+        created = list(pool.map(lambda _: race(), range(RACERS)))
+
+    assert created.count(True) == 1
+    assert set(_load(directory / SECRETS_FILENAME)) == {"SECRET_KEY", "WTF_CSRF_SECRET_KEY"}
+    assert [p.name for p in directory.iterdir()] == [SECRETS_FILENAME]
+
+
+def _csrf_form(server: Server) -> tuple[str, str]:
+    """The session cookie and the CSRF token of one response to ``GET /login``."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=REQUEST_TIMEOUT)
+    try:
+        connection.request("GET", "/login")
+        response = connection.getresponse()
+        page = response.read().decode()
+        cookie = response.getheader("Set-Cookie", "").split(";")[0]
+    finally:
+        connection.close()
+    field = CSRF_INPUT.search(page)
+    assert field, page
+    value = INPUT_VALUE.search(field.group(0))
+    assert value, field.group(0)
+    return cookie, value.group(1)
+
+
+def _post_logout(server: Server, cookie: str, token: str) -> int:
+    """POST the logout form on a connection of its own, so any worker may take it."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=REQUEST_TIMEOUT)
+    try:
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Cookie": cookie,
+            "Connection": "close",
+        }
+        connection.request("POST", "/logout", urlencode({"csrf_token": token}), headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+@pytest.mark.server
+def test_workers_starting_on_an_empty_instance_share_one_generated_key(
+    tmp_path: Path,
+) -> None:
+    env = development_env(tmp_path, QUARTAPP_INITIAL_ADMIN="false")
+    instance = Path(env["QUARTAPP_INSTANCE_PATH"])
+    # The tables exist first (as after a release phase); a SECRET_KEY for that one
+    # command keeps it from generating the file the workers are meant to race for.
+    init_db({**env, "SECRET_KEY": "k" * 43})
+    assert not (instance / SECRETS_FILENAME).exists()
+    port = free_port()
+
+    with running(
+        hypercorn_command(port, "--workers", "4"), env, port, tmp_path / "logs"
+    ) as server:
+        server.wait_workers(4)
+        server.wait_healthy()
+        cookie, token = _csrf_form(server)
+        statuses = [_post_logout(server, cookie, token) for _ in range(40)]
+        stderr = server.stderr
+
+    assert stderr.count("generated one into") == 1, stderr
+    assert set(_load(instance / SECRETS_FILENAME)) == {"SECRET_KEY", "WTF_CSRF_SECRET_KEY"}
+    # Every post is checked against the key of whichever worker takes it; a worker
+    # holding a key of its own would refuse the token with 400.
+    assert statuses == [302] * 40

@@ -29,6 +29,7 @@ __all__ = [
     "MIN_ENTROPY_BYTES",
     "SECRETS_FILENAME",
     "KeyFileError",
+    "ensure_secrets",
     "generate_key",
     "main",
     "write_secrets",
@@ -82,19 +83,26 @@ def write_secrets(
     Creates ``directory`` (mode 0700) if it is missing. An existing file is left alone
     unless ``force`` (replace it outright, ending every session) or ``rotate`` (keep the
     old ``SECRET_KEY`` as the first of at most ``MAX_FALLBACKS`` fallbacks, and keep any
-    keys this module does not own). The file is replaced atomically, so a crash leaves
-    either the old file or the new one, never a torn one.
+    keys this module does not own). The file is written whole under a temporary name
+    first and then put in place, so a reader or a crash sees the old file or the new
+    one, never a torn one.
 
-    Raises ``KeyFileError`` when the file cannot be read, parsed or written, and
-    ``ValueError`` for ``nbytes`` below ``MIN_ENTROPY_BYTES`` or both flags set.
+    Raises ``KeyFileError`` when the file exists (and neither flag is set) or cannot be
+    read, parsed or written, and ``ValueError`` for ``nbytes`` below
+    ``MIN_ENTROPY_BYTES`` or both flags set.
     """
     if force and rotate:
         raise ValueError("force and rotate are mutually exclusive")
+    if not (force or rotate):
+        path, created = ensure_secrets(directory, nbytes=nbytes)
+        if not created:
+            raise KeyFileError(
+                f"{path} already exists; use --force to overwrite it "
+                "(sessions signed with the old key end) or --rotate to keep them valid"
+            )
+        return path
     # Fail on a bad nbytes before touching the filesystem.
-    new_values: dict[str, _Value] = {
-        "SECRET_KEY": generate_key(nbytes),
-        "WTF_CSRF_SECRET_KEY": generate_key(nbytes),
-    }
+    new_values = _fresh_keys(nbytes)
     path = Path(directory) / SECRETS_FILENAME
 
     if rotate:
@@ -120,22 +128,42 @@ def write_secrets(
         for key, value in old.items():
             if key not in _GENERATED_KEYS:
                 new_values[key] = _check_value(path, key, value)
-    elif os.path.lexists(path) and not force:
-        # lexists, so a dangling symlink also counts as "there is something here".
-        raise KeyFileError(
-            f"{path} already exists; use --force to overwrite it "
-            "(sessions signed with the old key end) or --rotate to keep them valid"
-        )
 
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _write_atomic(path, _render(new_values))
+        _write_whole(path, _render(new_values), replace=True)
     except OSError as exc:
-        raise KeyFileError(
-            f"cannot write {path}: {_reason(exc)}; "
-            "check that the directory is writable or pick another one with --dir"
-        ) from exc
+        raise _write_error(path, exc) from exc
     return path
+
+
+def ensure_secrets(directory: Path, *, nbytes: int = MIN_ENTROPY_BYTES) -> tuple[Path, bool]:
+    """Create ``directory/secrets.toml`` with fresh keys unless it exists already.
+
+    Returns its path and whether this call created it. Safe to run in several processes
+    at once, as hypercorn's workers do when they start on an empty instance folder:
+    exactly one of them creates the file, and the others find it complete, so every
+    worker signs with the same keys.
+    """
+    text = _render(_fresh_keys(nbytes))
+    path = Path(directory) / SECRETS_FILENAME
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        created = _write_whole(path, text, replace=False)
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
+    return path, created
+
+
+def _fresh_keys(nbytes: int) -> dict[str, _Value]:
+    return {"SECRET_KEY": generate_key(nbytes), "WTF_CSRF_SECRET_KEY": generate_key(nbytes)}
+
+
+def _write_error(path: Path, exc: OSError) -> KeyFileError:
+    return KeyFileError(
+        f"cannot write {path}: {_reason(exc)}; "
+        "check that the directory is writable or pick another one with --dir"
+    )
 
 
 def _read_existing(path: Path) -> dict[str, object]:
@@ -212,12 +240,15 @@ def _toml_string(text: str) -> str:
     return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so readers see the old file or the new, never half.
+def _write_whole(path: Path, text: str, *, replace: bool) -> bool:
+    """Put ``text`` at ``path`` so readers see no file, or the old one, or all of the new.
 
-    mkstemp creates the temp file 0600 from the start, so the secret is never readable
-    by others, not even for a moment; it lives in the target directory so os.replace is
-    a same-filesystem rename.
+    The text goes to a temporary file first: mkstemp creates it 0600 from the start, so
+    the secret is never readable by others, not even for a moment, and in the target
+    directory, so that the last step stays on one filesystem. That step is a rename when
+    ``replace``; otherwise a hard link, which fails if ``path`` exists (even as a
+    dangling symlink), so of several processes racing to create the file exactly one
+    succeeds. Returns False when ``path`` existed and was left alone.
     """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -225,18 +256,27 @@ def _write_atomic(path: Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+            finally:
+                os.unlink(tmp)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    # Persist the rename itself; best effort, as not every platform can open a directory.
+    # Persist the new name itself; best effort, as not every platform can open a directory.
     with contextlib.suppress(OSError):
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+    return True
 
 
 def _reason(exc: OSError) -> str:
