@@ -14,13 +14,14 @@ import multiprocessing
 import signal
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 from quart import Quart
 from quart_wtf import CSRFProtect
 
-from . import auth, cli, errors, health, pages, passwords, security, users
+from . import auth, cli, errors, files, health, pages, passwords, security, users
 from .config import ROOT, ConfigError, load_config
 from .db import db
 
@@ -30,6 +31,7 @@ csrf = CSRFProtect()
 def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
     """Build the app: load and check settings, then bind extensions and blueprints."""
     config = load_config(config_overrides)
+    make_instance_folder(config["INSTANCE_PATH"])
     app = Quart(
         __name__,
         instance_path=config["INSTANCE_PATH"],
@@ -54,6 +56,17 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
 
     app.before_serving(users.create_initial_admin_for_app)
     return app
+
+
+def make_instance_folder(path: str) -> None:
+    """Create the instance folder 0700: it holds secrets and, by default, the database."""
+    try:
+        files.make_private_dir(Path(path))
+    except OSError as error:
+        raise ConfigError(
+            f"cannot create the instance folder {path}: {error.strerror or error}; "
+            "set QUARTAPP_INSTANCE_PATH to a folder this user can write"
+        ) from None
 
 
 class LazyApp:

@@ -424,6 +424,107 @@ def test_cli_works_while_the_app_refuses_to_start(tmp_path: Path) -> None:
     assert (tmp_path / "inst" / SECRETS_FILENAME).exists()
 
 
+NOBODY = 65534
+PLANTED = 'SECRET_KEY = "chosen-by-someone-else"\n'
+
+
+def _one_error_line(err: str, *expected: str) -> None:
+    assert err.startswith("error: ")
+    assert err.count("\n") == 1
+    for text in expected:
+        assert text in err
+
+
+@pytest.mark.parametrize("folder_mode", [0o770, 0o707, 0o777, 0o1777], ids=oct)
+@pytest.mark.parametrize("flags", [[], ["--force"], ["--rotate"]], ids=["new", "force", "rotate"])
+def test_refuses_a_folder_others_can_write_to(
+    secrets_file: Path, capsys: pytest.CaptureFixture[str], folder_mode: int, flags: list[str]
+) -> None:
+    folder = secrets_file.parent
+    if not flags:
+        secrets_file.unlink()
+    before = sorted(p.name for p in folder.iterdir())
+    folder.chmod(folder_mode)
+
+    code, out, err = _run(capsys, "-d", str(folder), *flags)
+
+    assert (code, out) == (1, "")
+    _one_error_line(err, f"{folder} can be written by other users", "chmod go-w")
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        pytest.param([], "already exists", id="new"),
+        pytest.param(["--force"], "is a symbolic link", id="force"),
+        pytest.param(["--rotate"], "is a symbolic link", id="rotate"),
+    ],
+)
+def test_symlink_planted_at_the_secrets_file_is_not_followed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], expected: str
+) -> None:
+    folder = tmp_path / "instance"
+    folder.mkdir(mode=0o700)
+    planted = tmp_path / "planted.toml"
+    planted.write_text(PLANTED)
+    (folder / SECRETS_FILENAME).symlink_to(planted)
+
+    code, out, err = _run(capsys, "-d", str(folder), *flags)
+
+    assert (code, out) == (1, "")
+    _one_error_line(err, expected)
+    assert planted.read_text() == PLANTED
+    assert (folder / SECRETS_FILENAME).is_symlink()
+    assert [p.name for p in folder.iterdir()] == [SECRETS_FILENAME]
+
+
+@pytest.mark.parametrize("file_mode", [0o620, 0o602, 0o666], ids=oct)
+def test_rotate_refuses_a_file_others_can_write(
+    secrets_file: Path, capsys: pytest.CaptureFixture[str], file_mode: int
+) -> None:
+    secrets_file.chmod(file_mode)
+    before = secrets_file.read_bytes()
+
+    code, out, err = _run(capsys, "-d", str(secrets_file.parent), "--rotate")
+
+    assert (code, out) == (1, "")
+    _one_error_line(err, f"{secrets_file} can be written by other users", "--force")
+    assert secrets_file.read_bytes() == before
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can make a file owned by another user")
+def test_rotate_refuses_a_file_of_another_user(
+    secrets_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    os.chown(secrets_file, NOBODY, NOBODY)
+    before = secrets_file.read_bytes()
+
+    code, out, err = _run(capsys, "-d", str(secrets_file.parent), "--rotate")
+
+    assert (code, out) == (1, "")
+    _one_error_line(err, f"{secrets_file} belongs to another user", "--force")
+    assert secrets_file.read_bytes() == before
+
+
+def test_rotate_refuses_a_fifo_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / SECRETS_FILENAME, 0o600)
+
+    # In a subprocess, so that a tool that blocks opening the FIFO fails this test on
+    # the timeout instead of hanging the suite.
+    result = subprocess.run(
+        [sys.executable, "-m", "quartapp.keys", "-d", str(tmp_path), "--rotate"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+    assert (result.returncode, result.stdout) == (1, "")
+    _one_error_line(result.stderr, "is not a regular file")
+
+
 def test_racing_writers_on_an_empty_folder_leave_one_key(tmp_path: Path) -> None:
     directory = tmp_path / "instance"
     start = threading.Barrier(RACERS)
