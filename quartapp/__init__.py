@@ -1,9 +1,11 @@
 """quartapp: the Flask tutorials' login flow as an async Quart app.
 
-A request goes: hypercorn -> (ProxyFixMiddleware, when configured) -> Quart ->
-``auth.load_logged_in_user`` sets ``g.user`` -> CSRFProtect checks POSTs -> the view in
-``pages`` (/, /welcome, /hello), ``auth`` (/login, /logout) or ``health`` (/healthz).
-Errors of every kind end in ``errors``.
+A request goes: hypercorn -> (ProxyFixMiddleware, when configured) -> ``HostGuard`` ->
+Quart, whose ``before_request`` hooks run in the order they were added:
+``security.check_host`` (refuses an untrusted Host), ``security.refuse_unnamed_fields``,
+CSRFProtect's ``csrf_protect`` (checks POSTs), then ``auth.load_logged_in_user`` (sets
+``g.user``) -> the view in ``pages`` (/, /welcome, /hello), ``auth`` (/login, /logout)
+or ``health`` (/healthz). Errors of every kind end in ``errors``.
 """
 
 from __future__ import annotations
@@ -12,13 +14,26 @@ import multiprocessing
 import signal
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 from quart import Quart
 from quart_wtf import CSRFProtect
 
-from . import auth, bootstrap, cli, errors, health, pages, passwords, prune, schema, security
+from . import (
+    auth,
+    bootstrap,
+    cli,
+    errors,
+    files,
+    health,
+    pages,
+    passwords,
+    prune,
+    schema,
+    security,
+)
 from .config import ROOT, ConfigError, load_config
 from .db import db
 
@@ -28,6 +43,7 @@ csrf = CSRFProtect()
 def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
     """Build the app: load and check settings, then bind extensions and blueprints."""
     config = load_config(config_overrides)
+    make_instance_folder(config["INSTANCE_PATH"])
     app = Quart(
         __name__,
         instance_path=config["INSTANCE_PATH"],
@@ -54,6 +70,17 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
 
     app.before_serving(bootstrap.create_initial_admin_for_app)
     return app
+
+
+def make_instance_folder(path: str) -> None:
+    """Create the instance folder 0700: it holds secrets and, by default, the database."""
+    try:
+        files.make_private_dir(Path(path))
+    except OSError as error:
+        raise ConfigError(
+            f"cannot create the instance folder {path}: {error.strerror or error}; "
+            "set QUARTAPP_INSTANCE_PATH to a folder this user can write"
+        ) from None
 
 
 class LazyApp:

@@ -1,25 +1,66 @@
 """The audit log: one structured line per authentication event.
 
 Lines go to the ``quartapp.audit`` logger as JSON, with the event, the username and
-the client address, and never a password.
+the client address, and never a password. A typed username that could not be one (a
+password typed into the wrong box, say) is recorded only as a keyed hash.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
+import secrets
 
-from quart import has_request_context, request
+from quart import current_app, has_app_context, has_request_context, request
+
+from .accounts import USERNAME_PATTERN
+from .config import DEFAULTS
 
 logger = logging.getLogger("quartapp.audit")
+
+# Keeps hashes of this process's log lines comparable when there is no app to take
+# a key from (the app always has one; this only keeps the function total).
+_PROCESS_KEY = secrets.token_bytes(32)
+# Domain separation: the SECRET_KEY also signs session cookies, and itsdangerous derives
+# its signing key as HMAC(SECRET_KEY, salt). Without a prefix, someone who types the
+# salt as a username would find part of that derived key in the log.
+_HASH_CONTEXT = b"quartapp.audit.username\0"
 
 
 def log(event: str, username: str | None, **fields: object) -> None:
     """Record ``event`` for ``username`` with the current client's address."""
-    record: dict[str, object] = {"event": event, "user": username}
+    record: dict[str, object] = {"event": event, "user": loggable_username(username)}
     if has_request_context():
         record["addr"] = request.remote_addr
     elif "addr" not in fields:
         record["addr"] = "cli"
     record.update(fields)
     logger.info(json.dumps(record, sort_keys=True, default=str))
+
+
+def loggable_username(username: str | None) -> str | None:
+    """``username`` as the log may show it: its stored form, or a hash if it is not one.
+
+    What a user types into the username box is sometimes their password. Anything that
+    cannot be a username (wrong characters, too long) is replaced by
+    ``sha256:`` and the first 12 hex digits of an HMAC-SHA256 keyed with SECRET_KEY.
+    Equal typos give equal hashes, so repeated attempts still line up in the log; the
+    key means a reader of the log alone cannot confirm guesses by hashing a password
+    dictionary, which a plain hash would allow. 48 bits are plenty to tell apart the few
+    distinct typos of one incident.
+    """
+    if username is None:
+        return None
+    normalized = username.lower()
+    config = current_app.config if has_app_context() else DEFAULTS
+    if len(normalized) <= config["USERNAME_MAX_LENGTH"] and USERNAME_PATTERN.fullmatch(normalized):
+        return normalized
+    key = config.get("SECRET_KEY") or _PROCESS_KEY
+    if isinstance(key, str):
+        key = key.encode()
+    digest = hmac.new(
+        key, _HASH_CONTEXT + username.encode("utf-8", "surrogatepass"), hashlib.sha256
+    ).hexdigest()
+    return f"sha256:{digest[:12]}"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from .accounts import AccountError, count_users, create_user
 from .db import db
+from .files import write_private
 from .passwords import Passwords, passwords
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ async def create_initial_admin(
     except AccountError:
         return None  # another worker got there first
     path = Path(config["INSTANCE_PATH"]) / INITIAL_ADMIN_FILE
-    await asyncio.to_thread(_write_private, path, password + "\n")
+    await asyncio.to_thread(write_private, path, password + "\n")
     # The one place a password is logged, on purpose and in development only: it is
     # random, shown once, and a newcomer needs it to log in after `make run`.
     log.warning(
@@ -51,15 +51,6 @@ async def create_initial_admin(
         path,
     )
     return password
-
-
-def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    # O_CREAT's mode only applies to a new file; an old one keeps its mode otherwise.
-    os.chmod(path, 0o600)
 
 
 async def create_initial_admin_for_app() -> None:

@@ -62,7 +62,7 @@ PLACEHOLDER_KEYS = frozenset(
 DEVELOPMENT_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 DEFAULTS: dict[str, Any] = {
-    "ENV": "development",
+    "ENV": None,  # None: development, unless TRUSTED_HOSTS says otherwise (_settle_mode)
     "DEBUG": False,
     "TESTING": False,
     "SECRET_KEY": None,
@@ -145,6 +145,7 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     config.update(overrides)
     config["INSTANCE_PATH"] = str(instance_path)
 
+    _settle_mode(config)
     validate(config)
     _derive(config, instance_path)
     if not config["SECRET_KEY"]:
@@ -198,6 +199,27 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     if environ.get("QUARTAPP_ENV"):
         values["ENV"] = environ["QUARTAPP_ENV"]
     return values
+
+
+def _settle_mode(config: dict[str, Any]) -> None:
+    """Default to development, but refuse to guess for a site that names public hosts.
+
+    A deploy that forgot QUARTAPP_ENV would otherwise run in development: generated
+    per-instance keys, a logged admin password and cookies without Secure. Naming hosts
+    beyond this machine is the sign of a deploy, so then the mode must be stated.
+    """
+    if config["ENV"] is not None:
+        return
+    hosts = config["TRUSTED_HOSTS"]
+    if isinstance(hosts, list) and any(
+        isinstance(host, str) and host.lower().strip("[]") not in DEVELOPMENT_HOSTS
+        for host in hosts
+    ):
+        raise ConfigError(
+            "TRUSTED_HOSTS names public hosts but QUARTAPP_ENV is not set; set "
+            "QUARTAPP_ENV=production (or development for a trial)"
+        )
+    config["ENV"] = "development"
 
 
 def validate(config: dict[str, Any]) -> None:
@@ -335,12 +357,23 @@ def database_url(raw: str) -> str:
 
 
 def _generate_development_keys(config: dict[str, Any], instance_path: Path) -> None:
-    """Give a fresh development checkout working keys so ``make run`` just works."""
+    """Give a fresh development checkout working keys so ``make run`` just works.
+
+    hypercorn's workers all get here at once on a fresh checkout; one of them creates
+    the file and the rest read it, so that they all sign with the same keys.
+    """
     try:
-        path = keys.write_secrets(instance_path)
+        path, created = keys.ensure_secrets(instance_path)
     except keys.KeyFileError as error:
         raise ConfigError(f"SECRET_KEY is not set and {error}") from None
     generated = read_toml(path, required=True)
+    if not generated.get("SECRET_KEY"):
+        raise ConfigError(
+            f"SECRET_KEY is not set and {path} has none; run `python -m quartapp.keys "
+            "--force` to replace that file, or set SECRET_KEY"
+        )
     config["SECRET_KEY"] = generated["SECRET_KEY"]
-    config["WTF_CSRF_SECRET_KEY"] = generated["WTF_CSRF_SECRET_KEY"]
-    log.warning("no SECRET_KEY was configured; generated one into %s", path)
+    if generated.get("WTF_CSRF_SECRET_KEY"):
+        config["WTF_CSRF_SECRET_KEY"] = generated["WTF_CSRF_SECRET_KEY"]
+    if created:
+        log.warning("no SECRET_KEY was configured; generated one into %s", path)

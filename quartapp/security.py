@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable
 
@@ -36,18 +37,42 @@ HSTS = "max-age=63072000; includeSubDomains"
 
 
 UNTRUSTED = "untrusted.invalid"
-# A DNS name or an IPv4 address, or an IPv6 address in brackets, then an optional port.
+# A name or an IPv4 address, or an IPv6 address in brackets, then an optional port.
 HOST = re.compile(r"(?P<name>[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::(?P<port>[0-9]{1,5}))?")
+# One DNS label (RFC 1035 as relaxed by RFC 1123): letters, digits and inner hyphens.
+LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+MAX_NAME_LENGTH = 253
+
+
+def is_valid_name(name: str) -> bool:
+    """Whether ``name`` (lower case, no port) is a well-formed DNS name or IP literal.
+
+    Checked label by label, because werkzeug fails with a 500 on a name it cannot
+    IDNA-encode (``a..example.com``, a label over 63 characters) and a wildcard entry
+    would otherwise let such a name through.
+    """
+    if name.startswith("["):  # HOST only lets it through with its closing bracket
+        try:
+            ipaddress.IPv6Address(name[1:-1])
+        except ValueError:
+            return False
+        return True
+    if len(name) > MAX_NAME_LENGTH:
+        return False
+    return all(LABEL.fullmatch(label) for label in name.split("."))
 
 
 def host_is_trusted(host: str, trusted: Iterable[str]) -> bool:
     """Whether a Host header names one of ``trusted`` (``.example.com``: any subdomain).
 
     Werkzeug's helper of the same name cuts trusted names at their first colon, so it
-    can never match an IPv6 address such as ``::1``; this one compares names only.
+    can never match an IPv6 address such as ``::1``; this one compares names only, and
+    only well-formed ones (see :func:`is_valid_name`).
     """
     match = HOST.fullmatch(host.lower())
     if match is None or not 0 < int(match["port"] or 80) < 65536:
+        return False
+    if not is_valid_name(match["name"]):
         return False
     name = match["name"].strip("[]")
     for entry in trusted:

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
+from quart import Quart
 from quart.testing import QuartCliRunner
 
-from .conftest import PASSWORD, AuthActions
+from quartapp import create_app
+
+from .conftest import PASSWORD, AuthActions, make_settings
 
 WRONG = "wrong password, quite long"
 NEW_PASSWORD = "a brand new password, long enough"
@@ -82,3 +88,78 @@ async def test_no_log_line_contains_a_password(
     assert "login_ok" in text
     for secret in (PASSWORD, WRONG, NEW_PASSWORD):
         assert secret not in text
+
+
+HASHED = re.compile(r"sha256:[0-9a-f]{12}")
+
+
+async def failed_login_user(app: Quart, caplog: pytest.LogCaptureFixture, typed: str) -> object:
+    """The ``user`` the audit log records for a failed login typed as ``typed``."""
+    caplog.set_level(logging.INFO, logger="quartapp.audit")
+    caplog.clear()
+    await AuthActions(app.test_client()).login(typed, WRONG)
+    (event,) = audit_events(caplog)
+    assert event["event"] == "login_failed"
+    return event["user"]
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        pytest.param(PASSWORD, id="password-with-spaces"),
+        pytest.param("Tr0ub4dor&3", id="symbol"),
+        pytest.param("-hunter2", id="leading-hyphen"),
+        pytest.param("pässwort", id="non-ascii"),
+    ],
+)
+async def test_typed_name_that_is_no_username_is_logged_as_a_keyed_hash(
+    app: Quart, caplog: pytest.LogCaptureFixture, typed: str
+) -> None:
+    user = await failed_login_user(app, caplog, typed)
+
+    assert isinstance(user, str)
+    assert HASHED.fullmatch(user)
+    assert typed.lower() not in "\n".join(r.getMessage() for r in caplog.records)
+    # Not the plain hash a password dictionary could be checked against.
+    assert user.removeprefix("sha256:") not in hashlib.sha256(typed.encode()).hexdigest()
+
+
+async def test_same_typo_gives_the_same_hash_and_another_typo_another(
+    app: Quart, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = await failed_login_user(app, caplog, "my secret pass")
+    again = await failed_login_user(app, caplog, "my secret pass")
+    other = await failed_login_user(app, caplog, "my secret pasz")
+
+    assert first == again != other
+
+
+async def test_hash_depends_on_the_secret_key(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    hashes = []
+    for number, key in enumerate(["k" * 43, "q" * 43]):
+        app = create_app(make_settings(tmp_path / str(number), SECRET_KEY=key))
+        async with app.test_app():
+            hashes.append(await failed_login_user(app, caplog, "my secret pass"))
+
+    assert hashes[0] != hashes[1]
+
+
+async def test_username_is_logged_in_its_stored_form(
+    app: Quart, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert await failed_login_user(app, caplog, "Bob.Smith@Example.org") == "bob.smith@example.org"
+
+
+async def test_username_over_the_configured_length_is_hashed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(make_settings(tmp_path, USERNAME_MAX_LENGTH=10))
+    async with app.test_app():
+        fits = await failed_login_user(app, caplog, "a" * 10)
+        too_long = await failed_login_user(app, caplog, "a" * 11)
+
+    assert fits == "a" * 10
+    assert isinstance(too_long, str)
+    assert HASHED.fullmatch(too_long)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import re
 import stat
+import threading
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -193,6 +195,24 @@ def test_development_generates_keys_on_first_start(instance: Path) -> None:
     assert first.config["SESSION_COOKIE_SECURE"] is False
 
 
+def test_workers_starting_together_share_one_generated_key(
+    instance: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    racers = 8
+    start = threading.Barrier(racers)
+
+    def start_worker(_: int) -> str:
+        start.wait()
+        return str(load_config()["SECRET_KEY"])
+
+    with ThreadPoolExecutor(racers) as pool:
+        keys = set(pool.map(start_worker, range(racers)))
+
+    with (instance / "secrets.toml").open("rb") as handle:
+        assert keys == {tomllib.load(handle)["SECRET_KEY"]}
+    assert sum("generated one into" in r.getMessage() for r in caplog.records) == 1
+
+
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
@@ -211,3 +231,56 @@ def test_database_urls_are_made_async(raw: str, expected: str) -> None:
 def test_unsupported_database_urls_are_refused(raw: str) -> None:
     with pytest.raises(ConfigError, match="DATABASE_URL"):
         database_url(raw)
+
+
+@pytest.mark.parametrize(
+    "hosts",
+    ['["app.example.com"]', '[".example.com"]', '["localhost", "192.0.2.10"]'],
+)
+def test_public_trusted_hosts_without_a_mode_are_refused(
+    monkeypatch: pytest.MonkeyPatch, hosts: str
+) -> None:
+    monkeypatch.setenv("QUARTAPP_TRUSTED_HOSTS", hosts)
+    monkeypatch.setenv("SECRET_KEY", GOOD_KEY)
+
+    with pytest.raises(ConfigError) as caught:
+        create_app()
+
+    assert caught.value.message == (
+        "TRUSTED_HOSTS names public hosts but QUARTAPP_ENV is not set; set "
+        "QUARTAPP_ENV=production (or development for a trial)"
+    )
+
+
+@pytest.mark.parametrize(
+    "hosts", [None, ["localhost"], ["127.0.0.1", "[::1]", "LOCALHOST"]], ids=str
+)
+def test_local_trusted_hosts_without_a_mode_mean_development(
+    hosts: list[str] | None,
+) -> None:
+    config = load_config({"TRUSTED_HOSTS": hosts})
+
+    assert config["ENV"] == "development"
+    assert config["SESSION_COOKIE_SECURE"] is False
+
+
+@pytest.mark.parametrize("mode", ["development", "production"])
+@pytest.mark.parametrize("source", ["environment", "config-file", "overrides"])
+def test_public_trusted_hosts_with_a_stated_mode_start_in_that_mode(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, source: str, mode: str
+) -> None:
+    monkeypatch.setenv("QUARTAPP_TRUSTED_HOSTS", '["app.example.com"]')
+    monkeypatch.setenv("SECRET_KEY", GOOD_KEY)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app@db.example.com/app")
+    overrides = {}
+    if source == "environment":
+        monkeypatch.setenv("QUARTAPP_ENV", mode)
+    elif source == "config-file":
+        monkeypatch.setenv("QUARTAPP_CONFIG", str(write(tmp_path / "c.toml", f'ENV = "{mode}"\n')))
+    else:
+        overrides["ENV"] = mode
+
+    config = load_config(overrides)
+
+    assert config["ENV"] == mode
+    assert config["SESSION_COOKIE_SECURE"] is (mode == "production")

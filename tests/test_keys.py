@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import http.client
 import math
 import os
+import re
 import stat
 import subprocess
 import sys
+import threading
+import time
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from hypothesis import given
@@ -25,9 +31,27 @@ from quartapp.keys import (
     write_secrets,
 )
 
+from .server import (
+    CSRF_INPUT,
+    INPUT_VALUE,
+    REQUEST_TIMEOUT,
+    Server,
+    development_env,
+    free_port,
+    hypercorn_command,
+    init_db,
+    running,
+)
+
 ROOT = Path(__file__).parents[1]
 # len(secrets.token_urlsafe(32)): 32 bytes of base64 without padding.
 KEY_LENGTH_32 = 43
+# Writers that race to create one secrets file.
+RACERS = 16
+# Form posts on connections of their own, spread over the server's workers.
+POSTS = 40
+ACCESS_LOG_WAIT = 5.0
+LOG_PID = re.compile(r"\[(\d+)\]")
 
 
 def _load(path: Path) -> dict[str, object]:
@@ -404,3 +428,200 @@ def test_cli_works_while_the_app_refuses_to_start(tmp_path: Path) -> None:
 
     assert (result.returncode, result.stderr) == (0, "")
     assert (tmp_path / "inst" / SECRETS_FILENAME).exists()
+
+
+NOBODY = 65534
+PLANTED = 'SECRET_KEY = "chosen-by-someone-else"\n'
+
+
+def _one_error_line(err: str, *expected: str) -> None:
+    assert err.startswith("error: ")
+    assert err.count("\n") == 1
+    for text in expected:
+        assert text in err
+
+
+@pytest.mark.parametrize("folder_mode", [0o770, 0o707, 0o777, 0o1777], ids=oct)
+@pytest.mark.parametrize("flags", [[], ["--force"], ["--rotate"]], ids=["new", "force", "rotate"])
+def test_refuses_a_folder_others_can_write_to(
+    secrets_file: Path, capsys: pytest.CaptureFixture[str], folder_mode: int, flags: list[str]
+) -> None:
+    folder = secrets_file.parent
+    if not flags:
+        secrets_file.unlink()
+    before = sorted(p.name for p in folder.iterdir())
+    folder.chmod(folder_mode)
+
+    code, out, err = _run(capsys, "-d", str(folder), *flags)
+
+    assert (code, out) == (1, "")
+    _one_error_line(err, f"{folder} can be written by other users", "chmod go-w")
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        pytest.param([], "already exists", id="new"),
+        pytest.param(["--force"], "is a symbolic link", id="force"),
+        pytest.param(["--rotate"], "is a symbolic link", id="rotate"),
+    ],
+)
+def test_symlink_planted_at_the_secrets_file_is_not_followed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], expected: str
+) -> None:
+    folder = tmp_path / "instance"
+    folder.mkdir(mode=0o700)
+    planted = tmp_path / "planted.toml"
+    planted.write_text(PLANTED)
+    (folder / SECRETS_FILENAME).symlink_to(planted)
+
+    code, out, err = _run(capsys, "-d", str(folder), *flags)
+
+    assert (code, out) == (1, "")
+    _one_error_line(err, expected)
+    assert planted.read_text() == PLANTED
+    assert (folder / SECRETS_FILENAME).is_symlink()
+    assert [p.name for p in folder.iterdir()] == [SECRETS_FILENAME]
+
+
+@pytest.mark.parametrize("file_mode", [0o620, 0o602, 0o666], ids=oct)
+def test_rotate_refuses_a_file_others_can_write(
+    secrets_file: Path, capsys: pytest.CaptureFixture[str], file_mode: int
+) -> None:
+    secrets_file.chmod(file_mode)
+    before = secrets_file.read_bytes()
+
+    code, out, err = _run(capsys, "-d", str(secrets_file.parent), "--rotate")
+
+    assert (code, out) == (1, "")
+    _one_error_line(err, f"{secrets_file} can be written by other users", "--force")
+    assert secrets_file.read_bytes() == before
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can make a file owned by another user")
+def test_rotate_refuses_a_file_of_another_user(
+    secrets_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    os.chown(secrets_file, NOBODY, NOBODY)
+    before = secrets_file.read_bytes()
+
+    code, out, err = _run(capsys, "-d", str(secrets_file.parent), "--rotate")
+
+    assert (code, out) == (1, "")
+    _one_error_line(err, f"{secrets_file} belongs to another user", "--force")
+    assert secrets_file.read_bytes() == before
+
+
+def test_rotate_refuses_a_fifo_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / SECRETS_FILENAME, 0o600)
+
+    # In a subprocess, so that a tool that blocks opening the FIFO fails this test on
+    # the timeout instead of hanging the suite.
+    result = subprocess.run(
+        [sys.executable, "-m", "quartapp.keys", "-d", str(tmp_path), "--rotate"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+    assert (result.returncode, result.stdout) == (1, "")
+    _one_error_line(result.stderr, "is not a regular file")
+
+
+def test_racing_writers_on_an_empty_folder_leave_one_key(tmp_path: Path) -> None:
+    directory = tmp_path / "instance"
+    start = threading.Barrier(RACERS)
+
+    def race() -> bool:
+        start.wait()
+        try:
+            write_secrets(directory)
+        except KeyFileError:
+            return False
+        return True
+
+    # Threads race like hypercorn's worker processes: file system calls release the GIL,
+    # and the barrier lets them all go at once.
+    with ThreadPoolExecutor(RACERS) as pool:
+        created = list(pool.map(lambda _: race(), range(RACERS)))
+
+    assert created.count(True) == 1
+    assert set(_load(directory / SECRETS_FILENAME)) == {"SECRET_KEY", "WTF_CSRF_SECRET_KEY"}
+    assert [p.name for p in directory.iterdir()] == [SECRETS_FILENAME]
+
+
+def _csrf_form(server: Server) -> tuple[str, str]:
+    """The session cookie and the CSRF token of one response to ``GET /login``."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=REQUEST_TIMEOUT)
+    try:
+        connection.request("GET", "/login")
+        response = connection.getresponse()
+        page = response.read().decode()
+        cookie = response.getheader("Set-Cookie", "").split(";")[0]
+    finally:
+        connection.close()
+    field = CSRF_INPUT.search(page)
+    assert field, page
+    value = INPUT_VALUE.search(field.group(0))
+    assert value, field.group(0)
+    return cookie, value.group(1)
+
+
+def _post_logout(server: Server, cookie: str, token: str) -> int:
+    """POST the logout form on a connection of its own, so any worker may take it."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=REQUEST_TIMEOUT)
+    try:
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Cookie": cookie,
+            "Connection": "close",
+        }
+        connection.request("POST", "/logout", urlencode({"csrf_token": token}), headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def _access_lines(server: Server, text: str, count: int) -> list[str]:
+    """The access log lines with ``text``, once there are ``count`` (they may lag)."""
+    deadline = time.monotonic() + ACCESS_LOG_WAIT
+    while True:
+        lines = [line for line in server.stdout.splitlines() if text in line]
+        if len(lines) >= count or time.monotonic() > deadline:
+            return lines
+
+
+@pytest.mark.server
+def test_workers_starting_on_an_empty_instance_share_one_generated_key(
+    tmp_path: Path,
+) -> None:
+    env = development_env(tmp_path, QUARTAPP_INITIAL_ADMIN="false")
+    instance = Path(env["QUARTAPP_INSTANCE_PATH"])
+    # The tables exist first (as after a release phase); a SECRET_KEY for that one
+    # command keeps it from generating the file the workers are meant to race for.
+    init_db({**env, "SECRET_KEY": "k" * 43})
+    assert not (instance / SECRETS_FILENAME).exists()
+    port = free_port()
+
+    command = hypercorn_command(port, "--workers", "4")
+    with running(command, env, port, tmp_path / "logs") as server:
+        server.wait_workers(4)
+        server.wait_healthy()
+        cookie, token = _csrf_form(server)
+        statuses = [_post_logout(server, cookie, token) for _ in range(POSTS)]
+        stderr = server.stderr
+        posts = _access_lines(server, "POST /logout", POSTS)
+
+    assert stderr.count("generated one into") == 1, stderr
+    assert set(_load(instance / SECRETS_FILENAME)) == {"SECRET_KEY", "WTF_CSRF_SECRET_KEY"}
+    # Every post is checked against the key of whichever worker takes it; a worker
+    # holding a key of its own would refuse the token with 400.
+    assert statuses == [302] * POSTS
+    # Each access log line names the worker process that answered, as "[pid]".
+    workers = {match.group(1) for line in posts if (match := LOG_PID.search(line))}
+    assert len(workers) > 1, "every post went to one worker, so nothing was shared"

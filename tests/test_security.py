@@ -9,18 +9,49 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from quart import Quart
 from quart.testing import QuartClient
 
+import quartapp
 from quartapp import create_app
 from quartapp.security import host_is_trusted
 
 from .conftest import AuthActions, body, csrf_token, make_settings
+from .server import (
+    Server,
+    development_env,
+    exchange,
+    free_port,
+    hypercorn_command,
+    raw_request,
+    running,
+)
 
 SOCKET_PEER = ("127.0.0.1", 50000)
+WILDCARD_HOSTS = ["localhost", "127.0.0.1", ".example.com"]
+# Names a ".example.com" entry matched by suffix although they are not host names: the
+# first three ended in werkzeug as a bare 500 without the security headers, the rest
+# were served as if they were a subdomain.
+MALFORMED_NAMES = [
+    pytest.param("a..example.com", id="empty-label"),
+    pytest.param(".example.com", id="leading-dot"),
+    pytest.param("x" * 64 + ".example.com", id="label-of-64"),
+    pytest.param("-a.example.com", id="leading-hyphen"),
+    pytest.param("a-.example.com", id="trailing-hyphen"),
+    pytest.param("xn--.example.com", id="empty-punycode"),
+    pytest.param("a." * 122 + "example.com", id="name-of-255"),
+    pytest.param("a.example.com.", id="trailing-dot"),
+]
+# The test client cannot even build a request for these, so they go over a socket only.
+MALFORMED_LITERALS = [
+    pytest.param("[:::1]", id="bad-ipv6"),
+    pytest.param("[::1", id="unclosed-bracket"),
+    pytest.param("[127.0.0.1]", id="bracketed-ipv4"),
+]
 
 
 async def fail_login(tmp_path: Path, database: str, hops: int, headers: dict[str, str]) -> None:
@@ -179,7 +210,9 @@ async def test_configured_host_is_served(app: Quart, host: str) -> None:
 
 async def test_subdomain_wildcard_host_is_served(tmp_path: Path, database: str) -> None:
     app = create_app(
-        make_settings(tmp_path, DATABASE_URL=database, TRUSTED_HOSTS=[".example.com"])
+        make_settings(
+            tmp_path, DATABASE_URL=database, ENV="development", TRUSTED_HOSTS=[".example.com"]
+        )
     )
     async with app.test_app():
         client = app.test_client()
@@ -198,6 +231,9 @@ async def test_subdomain_wildcard_host_is_served(tmp_path: Path, database: str) 
         ("[::1]", True),
         ("127.0.0.1:65535", True),
         ("app.example.com", True),
+        ("a-b.c.example.com", True),
+        ("x" * 63 + ".example.com", True),  # the longest label
+        ("a." * 120 + "example.com", True),  # 251 characters; the limit is 253
         ("example.com", False),  # ".example.com" means subdomains
         ("127.0.0.1:0", False),
         ("127.0.0.1:70000", False),
@@ -212,3 +248,77 @@ def test_host_check_compares_names_without_the_port(host: str, trusted: bool) ->
     allowed = ["localhost", "127.0.0.1", "::1", ".example.com"]
 
     assert host_is_trusted(host, allowed) is trusted
+
+
+def test_docs_list_the_request_hooks_in_the_order_they_run(app: Quart) -> None:
+    hooks = [hook.__name__ for hook in app.before_request_funcs[None]]
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+
+    assert hooks == [
+        "check_host",
+        "refuse_unnamed_fields",
+        "csrf_protect",
+        "load_logged_in_user",
+    ]
+    for text in (quartapp.__doc__ or "", readme):
+        positions = [text.find(name) for name in hooks]
+        assert -1 not in positions
+        assert positions == sorted(positions)
+
+
+@pytest.mark.parametrize("host", [*MALFORMED_NAMES, *MALFORMED_LITERALS])
+def test_host_check_refuses_malformed_names_under_a_wildcard(host: str) -> None:
+    assert host_is_trusted(host, WILDCARD_HOSTS) is False
+
+
+@pytest.mark.parametrize("host", MALFORMED_NAMES)
+async def test_malformed_host_gets_the_sites_400_page_with_its_headers(
+    tmp_path: Path, host: str
+) -> None:
+    app = create_app(make_settings(tmp_path, ENV="development", TRUSTED_HOSTS=WILDCARD_HOSTS))
+    async with app.test_app():
+        response = await app.test_client().get("/", headers={"Host": host})
+
+    assert response.status_code == 400
+    text = await body(response)
+    assert "Bad request" in text
+    assert "Go to the home page" in text
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers[name] == value
+
+
+@pytest.fixture(scope="module")
+def wildcard_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A development hypercorn that serves every subdomain of example.com."""
+    directory = tmp_path_factory.mktemp("wildcard-server")
+    port = free_port()
+    env = development_env(directory, QUARTAPP_TRUSTED_HOSTS=json.dumps(WILDCARD_HOSTS))
+    with running(hypercorn_command(port), env, port, directory / "logs") as server:
+        server.wait_healthy()
+        yield server
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("host", [*MALFORMED_NAMES, *MALFORMED_LITERALS])
+def test_malformed_host_over_the_wire_gets_the_sites_400_page(
+    wildcard_server: Server, host: str
+) -> None:
+    request = raw_request("GET", "/", host, [("Connection", "close")])
+
+    (response,) = exchange(wildcard_server.port, request).responses
+
+    assert response.status == 400
+    assert "Bad request" in response.text
+    assert "Go to the home page" in response.text
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers.get(name) == value
+    assert "Traceback" not in wildcard_server.stderr
+
+
+@pytest.mark.server
+def test_wildcard_subdomain_is_served_over_the_wire(wildcard_server: Server) -> None:
+    request = raw_request("GET", "/", "app.example.com", [("Connection", "close")])
+
+    (response,) = exchange(wildcard_server.port, request).responses
+
+    assert response.status == 200

@@ -1,8 +1,13 @@
 """Generate the app's secret keys into ``instance/secrets.toml``.
 
 Run it as ``python -m quartapp.keys`` (see ``--help``). It uses only the standard
-library and imports nothing else from ``quartapp``: it is the tool you reach for when
-the app refuses to start because its keys are missing, so it must work without the app.
+library and, from ``quartapp``, only ``files`` (itself standard library only): it is the
+tool you reach for when the app refuses to start because its keys are missing, so it
+must work without the app.
+
+It refuses a folder that other users can write to, never follows a symlink at the
+file's name, and ``--rotate`` keeps keys only from a file this user owns and alone can
+write: anyone who can plant a file there could otherwise choose the keys.
 
 The file it writes holds ``SECRET_KEY`` (signs session cookies), ``WTF_CSRF_SECRET_KEY``
 (signs CSRF tokens) and, after ``--rotate``, ``SECRET_KEY_FALLBACKS`` (older keys still
@@ -13,22 +18,26 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import os
 import re
 import secrets
+import stat
 import sys
-import tempfile
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TypeAlias
+
+from .. import files
 
 __all__ = [
     "MAX_FALLBACKS",
     "MIN_ENTROPY_BYTES",
     "SECRETS_FILENAME",
     "KeyFileError",
+    "ensure_secrets",
     "generate_key",
     "main",
     "write_secrets",
@@ -82,81 +91,170 @@ def write_secrets(
     Creates ``directory`` (mode 0700) if it is missing. An existing file is left alone
     unless ``force`` (replace it outright, ending every session) or ``rotate`` (keep the
     old ``SECRET_KEY`` as the first of at most ``MAX_FALLBACKS`` fallbacks, and keep any
-    keys this module does not own). The file is replaced atomically, so a crash leaves
-    either the old file or the new one, never a torn one.
+    keys this module does not own). The file is written whole under a temporary name
+    first and then put in place, so a reader or a crash sees the old file or the new
+    one, never a torn one.
 
-    Raises ``KeyFileError`` when the file cannot be read, parsed or written, and
-    ``ValueError`` for ``nbytes`` below ``MIN_ENTROPY_BYTES`` or both flags set.
+    Raises ``KeyFileError`` when the file exists (and neither flag is set) or cannot be
+    read, parsed or written, and ``ValueError`` for ``nbytes`` below
+    ``MIN_ENTROPY_BYTES`` or both flags set.
     """
     if force and rotate:
         raise ValueError("force and rotate are mutually exclusive")
+    if not (force or rotate):
+        path, created = ensure_secrets(directory, nbytes=nbytes)
+        if not created:
+            raise KeyFileError(
+                f"{path} already exists; use --force to overwrite it "
+                "(sessions signed with the old key end) or --rotate to keep them valid"
+            )
+        return path
     # Fail on a bad nbytes before touching the filesystem.
-    new_values: dict[str, _Value] = {
-        "SECRET_KEY": generate_key(nbytes),
-        "WTF_CSRF_SECRET_KEY": generate_key(nbytes),
-    }
+    new_values = _fresh_keys(nbytes)
     path = Path(directory) / SECRETS_FILENAME
-
-    if rotate:
-        old = _read_existing(path)
-        old_key = old.get("SECRET_KEY")
-        if not isinstance(old_key, str) or not old_key:
-            raise KeyFileError(
-                f"{path} has no SECRET_KEY string to rotate; "
-                "use --force to replace it (sessions signed with the old key end)"
-            )
-        old_fallbacks = old.get("SECRET_KEY_FALLBACKS", [])
-        if not isinstance(old_fallbacks, list) or not all(
-            isinstance(k, str) for k in old_fallbacks
-        ):
-            raise KeyFileError(
-                f"{path}: SECRET_KEY_FALLBACKS must be a list of strings; "
-                "fix it by hand or use --force to replace the file"
-            )
-        # Most recent first, because that is the order they are tried in; dict.fromkeys
-        # drops a repeat without reordering.
-        fallbacks: list[_Scalar] = list(dict.fromkeys([old_key, *old_fallbacks]))
-        new_values["SECRET_KEY_FALLBACKS"] = fallbacks[:MAX_FALLBACKS]
-        for key, value in old.items():
-            if key not in _GENERATED_KEYS:
-                new_values[key] = _check_value(path, key, value)
-    elif os.path.lexists(path) and not force:
-        # lexists, so a dangling symlink also counts as "there is something here".
-        raise KeyFileError(
-            f"{path} already exists; use --force to overwrite it "
-            "(sessions signed with the old key end) or --rotate to keep them valid"
-        )
-
+    # --rotate needs an existing file, so it has no folder to create.
+    dir_fd = _open_directory(path, create=not rotate)
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _write_atomic(path, _render(new_values))
-    except OSError as exc:
-        raise KeyFileError(
-            f"cannot write {path}: {_reason(exc)}; "
-            "check that the directory is writable or pick another one with --dir"
-        ) from exc
+        if rotate:
+            new_values.update(_rotated(path, _read_existing(path, dir_fd)))
+        else:
+            _refuse_symlink(path, dir_fd)
+        try:
+            _write_whole(dir_fd, _render(new_values), replace=True)
+        except OSError as exc:
+            raise _write_error(path, exc) from exc
+    finally:
+        os.close(dir_fd)
     return path
 
 
-def _read_existing(path: Path) -> dict[str, object]:
-    """Parse the current secrets file for --rotate."""
-    if not os.path.lexists(path):
+def _rotated(path: Path, old: Mapping[str, object]) -> dict[str, _Value]:
+    """What --rotate keeps of the old file: its key as a fallback, and others' keys."""
+    old_key = old.get("SECRET_KEY")
+    if not isinstance(old_key, str) or not old_key:
+        raise KeyFileError(
+            f"{path} has no SECRET_KEY string to rotate; "
+            "use --force to replace it (sessions signed with the old key end)"
+        )
+    old_fallbacks = old.get("SECRET_KEY_FALLBACKS", [])
+    if not isinstance(old_fallbacks, list) or not all(isinstance(k, str) for k in old_fallbacks):
+        raise KeyFileError(
+            f"{path}: SECRET_KEY_FALLBACKS must be a list of strings; "
+            "fix it by hand or use --force to replace the file"
+        )
+    # Most recent first, because that is the order they are tried in; dict.fromkeys
+    # drops a repeat without reordering.
+    fallbacks: list[_Scalar] = list(dict.fromkeys([old_key, *old_fallbacks]))
+    kept: dict[str, _Value] = {"SECRET_KEY_FALLBACKS": fallbacks[:MAX_FALLBACKS]}
+    for key, value in old.items():
+        if key not in _GENERATED_KEYS:
+            kept[key] = _check_value(path, key, value)
+    return kept
+
+
+def ensure_secrets(directory: Path, *, nbytes: int = MIN_ENTROPY_BYTES) -> tuple[Path, bool]:
+    """Create ``directory/secrets.toml`` with fresh keys unless it exists already.
+
+    Returns its path and whether this call created it. Safe to run in several processes
+    at once, as hypercorn's workers do when they start on an empty instance folder:
+    exactly one of them creates the file, and the others find it complete, so every
+    worker signs with the same keys.
+    """
+    text = _render(_fresh_keys(nbytes))
+    path = Path(directory) / SECRETS_FILENAME
+    dir_fd = _open_directory(path, create=True)
+    try:
+        created = _write_whole(dir_fd, text, replace=False)
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
+    finally:
+        os.close(dir_fd)
+    return path, created
+
+
+def _open_directory(path: Path, *, create: bool) -> int:
+    """Open the folder of ``path`` if it is private, creating it (0700) if asked."""
+    try:
+        if create:
+            files.make_private_dir(path.parent)
+        return files.open_private_dir(path.parent)
+    except files.UnsafePathError as exc:
+        raise KeyFileError(str(exc)) from exc
+    except FileNotFoundError as exc:
+        if not create:  # --rotate
+            raise KeyFileError(
+                f"{path} does not exist, so there is no key to rotate; "
+                "run without --rotate first to create it"
+            ) from exc
+        raise _write_error(path, exc) from exc
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
+
+
+def _refuse_symlink(path: Path, dir_fd: int) -> None:
+    """Refuse to replace a symlink: it may be how the file is meant to be reached."""
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_ISLNK(os.stat(SECRETS_FILENAME, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+            raise KeyFileError(
+                f"{path} is a symbolic link; remove it (what it points to is left alone) "
+                "and run again"
+            )
+
+
+def _fresh_keys(nbytes: int) -> dict[str, _Value]:
+    return {"SECRET_KEY": generate_key(nbytes), "WTF_CSRF_SECRET_KEY": generate_key(nbytes)}
+
+
+def _write_error(path: Path, exc: OSError) -> KeyFileError:
+    return KeyFileError(
+        f"cannot write {path}: {_reason(exc)}; "
+        "check that the directory is writable or pick another one with --dir"
+    )
+
+
+def _read_existing(path: Path, dir_fd: int) -> dict[str, object]:
+    """Parse the current secrets file for --rotate, if it is a file only we control."""
+    try:
+        fd = os.open(SECRETS_FILENAME, os.O_RDONLY | files.NO_FOLLOW, dir_fd=dir_fd)
+    except FileNotFoundError:
         raise KeyFileError(
             f"{path} does not exist, so there is no key to rotate; "
             "run without --rotate first to create it"
-        )
+        ) from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise KeyFileError(
+                f"{path} is a symbolic link, and --rotate keeps keys only from a file of "
+                "its own; replace the link by the file, or use --force"
+            ) from None
+        raise _read_error(path, exc) from exc
     try:
-        with path.open("rb") as f:
+        files.check_private(path, fd)
+    except files.UnsafePathError as exc:
+        os.close(fd)
+        raise KeyFileError(
+            f"{exc}; check it, then make it yours with mode 0600, or use --force to "
+            "replace it (sessions signed with the old key end)"
+        ) from None
+    except OSError as exc:
+        os.close(fd)
+        raise _read_error(path, exc) from exc
+    try:
+        with os.fdopen(fd, "rb") as f:
             return tomllib.load(f)
     except OSError as exc:
-        raise KeyFileError(
-            f"cannot read {path}: {_reason(exc)}; fix its permissions or use --force to replace it"
-        ) from exc
+        raise _read_error(path, exc) from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise KeyFileError(
             f"{path} is not valid TOML ({exc}); fix it by hand or use --force to "
             "replace it (sessions signed with the old key end)"
         ) from exc
+
+
+def _read_error(path: Path, exc: OSError) -> KeyFileError:
+    return KeyFileError(
+        f"cannot read {path}: {_reason(exc)}; fix its permissions or use --force to replace it"
+    )
 
 
 def _check_value(path: Path, key: str, value: object) -> _Value:
@@ -212,31 +310,55 @@ def _toml_string(text: str) -> str:
     return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so readers see the old file or the new, never half.
+def _write_whole(dir_fd: int, text: str, *, replace: bool) -> bool:
+    """Put ``text`` in the secrets file so readers see none, the old one or all the new.
 
-    mkstemp creates the temp file 0600 from the start, so the secret is never readable
-    by others, not even for a moment; it lives in the target directory so os.replace is
-    a same-filesystem rename.
+    The text goes to a new temporary file in the same folder first, created 0600 (so
+    the secret is never readable by others, not even for a moment) and exclusively (so
+    a symlink planted under its name is refused, not followed). The last step is a
+    rename when ``replace``, which replaces a name without following it; otherwise a
+    hard link, which fails if the name exists (even as a dangling symlink), so of
+    several processes racing to create the file exactly one succeeds. Returns False
+    when the file existed and was left alone.
     """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _new_temporary(dir_fd)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, SECRETS_FILENAME, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        else:
+            try:
+                os.link(
+                    tmp,
+                    SECRETS_FILENAME,
+                    src_dir_fd=dir_fd,
+                    dst_dir_fd=dir_fd,
+                    follow_symlinks=False,
+                )
+            except FileExistsError:
+                return False
+            finally:
+                os.unlink(tmp, dir_fd=dir_fd)
     except BaseException:
         with contextlib.suppress(OSError):
-            os.unlink(tmp)
+            os.unlink(tmp, dir_fd=dir_fd)
         raise
-    # Persist the rename itself; best effort, as not every platform can open a directory.
+    # Persist the new name itself; best effort, as not every platform syncs a folder.
     with contextlib.suppress(OSError):
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        os.fsync(dir_fd)
+    return True
+
+
+def _new_temporary(dir_fd: int) -> tuple[int, str]:
+    """Create a temporary file next to the secrets file: its descriptor and name."""
+    for _ in range(100):
+        name = f".{SECRETS_FILENAME}.{secrets.token_hex(8)}.tmp"
+        with contextlib.suppress(FileExistsError):
+            return files.create_private(name, dir_fd), name
+    raise FileExistsError(errno.EEXIST, "no free temporary file name")
 
 
 def _reason(exc: OSError) -> str:
