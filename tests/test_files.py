@@ -138,7 +138,7 @@ async def test_app_creates_the_instance_folder_0700(tmp_path: Path, env: str) ->
         TESTING=False,
         # Development's default is a SQLite file in the instance folder; production
         # must be given one, and it need not be there.
-        DATABASE_URL=None if env == "development" else f"sqlite:///{tmp_path / 'app.db'}",
+        DATABASE_URL=None if env == "development" else f"sqlite:///{tmp_path / 'quartapp.db'}",
         TRUSTED_HOSTS=["app.example.com"],
     )
     instance = Path(settings["INSTANCE_PATH"])
@@ -148,5 +148,5 @@ async def test_app_creates_the_instance_folder_0700(tmp_path: Path, env: str) ->
         response = await app.test_client().get("/healthz", headers={"Host": "app.example.com"})
 
     assert response.status_code == 200
-    assert (instance / "quartapp.db").exists()
+    assert instance.is_dir()
     assert mode(instance) == 0o700
