@@ -164,7 +164,7 @@ async def login() -> ResponseReturnValue:
 async def _attempt_login(form: LoginForm, next_url: str | None) -> ResponseReturnValue | None:
     """Check the credentials under the throttle; a response unless they were wrong."""
     username, password = form.username.data, form.password.data
-    remember = bool(form.remember.data)
+    remember = bool(form.remember_me.data)
     address, config = request.remote_addr, current_app.config
     async with db.session() as dbs:
         lockout = await throttle.check(dbs, config, username, address)

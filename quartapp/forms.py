@@ -54,7 +54,7 @@ class PlainText:
 
 
 class LoginForm(QuartForm):
-    """Username, password and "remember me"."""
+    """Username, password and "remember me", named as in microblog's ``LoginForm``."""
 
     username = StringField(
         "Username",
@@ -69,5 +69,5 @@ class LoginForm(QuartForm):
             Length(max=PASSWORD_MAX),
         ],
     )
-    remember = BooleanField("Remember me", validators=[SentOnce()])
-    submit = SubmitField("Log in")
+    remember_me = BooleanField("Remember Me", validators=[SentOnce()])
+    submit = SubmitField("Sign In")

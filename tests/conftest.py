@@ -161,7 +161,7 @@ class AuthActions:
             "csrf_token": await csrf_token(self.client, path),
         }
         if remember:
-            form["remember"] = "y"
+            form["remember_me"] = "y"
         return await self.client.post(path, form=form)
 
     async def logout(self) -> WerkzeugResponse:

@@ -46,7 +46,7 @@ async def test_login_page_has_form_with_csrf_and_novalidate(client: QuartClient)
     page = await body(response)
     assert response.status_code == 200
     assert re.search(r"<form[^>]*novalidate", page)
-    for field in ('name="username"', 'name="password"', 'name="remember"', 'name="csrf_token"'):
+    for field in ('name="username"', 'name="password"', 'name="remember_me"', 'name="csrf_token"'):
         assert field in page
 
 

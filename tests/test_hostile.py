@@ -344,7 +344,11 @@ PASSWORD_FIELD = b"password=" + PASSWORD.replace(" ", "+").encode()
         (b"username=alice&password=correct%0Ahorse", "password", NOT_ALLOWED),
         (b"username=a&username=b&" + PASSWORD_FIELD, "username", SENT_TWICE),
         (b"username=alice&password=x&password=y", "password", SENT_TWICE),
-        (b"username=alice&" + PASSWORD_FIELD + b"&remember=y&remember=y", "remember", SENT_TWICE),
+        (
+            b"username=alice&" + PASSWORD_FIELD + b"&remember_me=y&remember_me=y",
+            "remember_me",
+            SENT_TWICE,
+        ),
         (
             b"username=" + b"a" * 60_000 + b"&" + PASSWORD_FIELD,
             "username",
