@@ -230,7 +230,7 @@ async def create_initial_admin(
     # random, shown once, and a newcomer needs it to log in after `make run`.
     log.warning(
         "created user 'admin' with password %s (also in %s); change it with "
-        "`quart --app quartapp users set-password admin`",
+        "`.venv/bin/quart --app quartapp users set-password admin`",
         password,
         path,
     )
