@@ -37,7 +37,7 @@ pytestmark = pytest.mark.server
 Launch = Callable[[Sequence[str], Mapping[str, str], int], Server]
 
 INVALID = "Invalid Credentials. Please try again."
-EXPIRED = "The form expired, please try again."
+EXPIRED = "The form expired. Please try again."
 # The line shape Heroku (and foreman, honcho) read: "<process type>: <command>".
 PROCFILE_LINE = re.compile(r"^([A-Za-z0-9_-]+):\s*(.+)$")
 PLACEHOLDER_KEY = "my precious"
