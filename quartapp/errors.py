@@ -24,7 +24,7 @@ PAGES: dict[int, tuple[str, str]] = {
     405: ("Method not allowed", "This page does not accept that kind of request."),
     413: ("Request too large", "What you sent is larger than this site accepts."),
     415: ("Unsupported form", "Please submit the form from this site's page."),
-    429: ("Too many attempts", "Too many attempts."),
+    429: ("Too many attempts", "There have been too many requests."),
     500: ("Something went wrong", "Something went wrong on our side. Please try again."),
 }
 CSRF_MESSAGE = "The form expired. Please try again."
@@ -83,6 +83,7 @@ def lockout_context(error: HTTPException) -> dict[str, object]:
         "wait": wait_in_words(retry_after) if isinstance(retry_after, int) else None
     }
     if request.endpoint == "auth.login":
+        context["message"] = "There were too many failed attempts to log in."
         # The same URL, so a `next` the user was sent with survives the lockout.
         context["back_url"] = safe_next(requested_path()) or url_for("auth.login")
         context["back_text"] = "Back to the login page"
