@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 HOST ?= 127.0.0.1
 
-.PHONY: install run test lint format lock clean
+.PHONY: install run test test-quick lint format lock clean
 
 # The stamp is rebuilt whenever a lock file changes, so `git pull && make test`
 # picks up new pins without a manual step.
@@ -24,8 +24,13 @@ install: $(VENV)/.installed
 run: install
 	$(BIN)/hypercorn --config hypercorn.toml --bind $(HOST):$(PORT) quartapp:app
 
+# The browser tests leave screenshots of every page in test-artifacts/screenshots/;
+# `make test-quick` skips them (and everything else that starts a server).
 test: install
 	$(BIN)/python -m pytest
+
+test-quick: install
+	$(BIN)/python -m pytest -m "not browser and not server"
 
 lint: install
 	$(BIN)/ruff check .
@@ -44,4 +49,4 @@ lock:
 		--no-emit-index-url --custom-compile-command "make lock" -o requirements-dev.txt
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis test-artifacts

@@ -174,3 +174,7 @@ async def auth(app: Quart, client: QuartClient) -> AuthActions:
     """``alice`` exists, and ``auth.login()`` / ``auth.logout()`` act as her browser."""
     await add_user(app)
     return AuthActions(client)
+
+
+# The browser tests' fixtures and summary line (Chromium through pytest-playwright).
+pytest_plugins = ["tests.browser"]
