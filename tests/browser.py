@@ -12,7 +12,8 @@ fixtures override pytest-playwright's and its summary hook runs:
   no violations; console errors and uncaught exceptions (CSP violations included)
   fail the test when it ends.
 
-A new page gets the same checks with one ``visitor.check("name")`` line.
+A new page gets the same checks with one ``visitor.check("name")`` line. Browser tests
+run after all others (see :func:`pytest_collection_modifyitems`).
 """
 
 from __future__ import annotations
@@ -197,6 +198,16 @@ def visit(page: Page, server: Server, request: pytest.FixtureRequest) -> Iterato
     visitor = Visitor(page, server.base_url, request.node.name)
     yield visitor
     visitor.assert_no_errors()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the browser tests after all others, keeping their order among themselves.
+
+    Playwright's sync API holds an event loop open on the main thread for as long as
+    pytest-playwright's session-wide ``playwright`` fixture lives; pytest-asyncio's
+    tests cannot start their own loop while it does.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
