@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 import math
 
-from quart import Quart, render_template, request, url_for
+from quart import Quart, g, render_template, request, url_for
 from quart.typing import ResponseReturnValue
 from quart_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from .auth import FORM_TYPES, requested_path, safe_next
+from .auth import FORM_TYPES, load_logged_in_user, requested_path, safe_next
 from .forms import LoginForm
 
 log = logging.getLogger(__name__)
@@ -93,12 +93,17 @@ def lockout_context(error: HTTPException) -> dict[str, object]:
 async def handle_csrf_error(error: CSRFError) -> ResponseReturnValue:
     """A missing, wrong or expired CSRF token: explain and offer the form again."""
     log.info("CSRF check failed on %s %s: %s", request.method, request.path, error.description)
+    if "user" not in g:
+        # CSRFProtect runs before auth's hook sets g.user; without it the header of a
+        # failed logout would say "Log in" to someone who is still logged in.
+        await load_logged_in_user()
     if request.endpoint == "auth.login" and request.mimetype in FORM_TYPES:
         return await expired_login_form(), 400
     back = safe_next(requested_path()) or url_for("pages.home")
     page = await render_error(
         400,
         "errors/csrf.html",
+        title="Form expired",
         message=CSRF_OTHER_MESSAGE,
         back_url=back,
         back_text="Open the form again",

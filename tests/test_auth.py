@@ -201,6 +201,9 @@ async def test_logout_without_csrf_token_is_refused(auth: AuthActions) -> None:
     page = await body(response)
     assert response.status_code == 400
     assert "The form expired before it was sent, so nothing was done." in page
+    assert "<title>Form expired · quartapp</title>" in page
+    assert "Bad request" not in page
+    assert "Signed in as <strong>alice</strong>" in page
     assert 'href="/logout">Open the form again</a>' in page
     assert (await auth.client.get("/hello")).status_code == 200
 
