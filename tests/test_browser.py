@@ -7,12 +7,14 @@ violation included, fails the test. Run without them: ``pytest -m "not browser"`
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Error as PlaywrightError
 
 from .browser import PASSWORD, USERNAME, Visitor, served, visit
 from .server import Server
@@ -268,3 +270,40 @@ def test_expired_login_form_keeps_the_username_and_says_what_happened(
     expect(page.get_by_label("Username")).to_have_value(USERNAME)
     expect(page.get_by_label("Password", exact=True)).to_have_value("")
     visitor.check("expired-form")
+
+
+def test_expired_logout_form_says_so_and_links_back(short_lived_forms: Visitor) -> None:
+    visitor, page = short_lived_forms, short_lived_forms.page
+    log_in(visitor)
+    visitor.goto("/logout")
+    page.wait_for_timeout(2500)
+
+    with page.expect_response(lambda response: response.request.method == "POST") as sent:
+        page.get_by_role("main").get_by_role("button", name="Log out").click()
+
+    assert sent.value.status == 400
+    expect(page).to_have_title("Form expired · quartapp")
+    expect(page.locator("main")).to_contain_text("nothing was done")
+    expect(page.get_by_role("banner")).to_contain_text(f"Signed in as {USERNAME}")
+    visitor.check("expired-logout")
+    page.get_by_role("link", name="Open the form again").click()
+    expect(page).to_have_url(visitor.base_url + "/logout")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Log out")
+
+
+def test_console_check_catches_a_csp_violation(visitor: Visitor) -> None:
+    # The harness itself: an inline script, which the CSP forbids, must be reported.
+    visitor.goto("/login")
+
+    refusal = "Content Security Policy"
+
+    # Playwright may report the refusal as an error of its own, too.
+    with (
+        visitor.page.expect_console_message(lambda message: refusal in message.text),
+        contextlib.suppress(PlaywrightError),
+    ):
+        visitor.page.add_script_tag(content="document.title = 'inline'")
+
+    assert visitor.page.title() != "inline"
+    assert any(refusal in error for error in visitor.errors), visitor.errors
+    visitor.errors.clear()
