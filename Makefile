@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 HOST ?= 127.0.0.1
 
-.PHONY: install install-bench run test bench lint format lock clean
+.PHONY: install install-bench run test test-quick bench lint format lock clean
 
 # The stamp is rebuilt whenever a lock file changes, so `git pull && make test`
 # picks up new pins without a manual step.
@@ -32,9 +32,14 @@ install-bench: $(VENV)/.installed-bench
 run: install
 	$(BIN)/hypercorn --config hypercorn.toml --bind $(HOST):$(PORT) quartapp:app
 
-# The bench group too: tests/test_bench.py runs the bench for a second.
+# The bench group too: tests/test_bench.py runs the bench for a second. The browser
+# tests leave screenshots of every page in test-artifacts/screenshots/; `make test-quick`
+# skips them (and everything else that starts a server).
 test: install $(VENV)/.installed-bench
 	$(BIN)/python -m pytest
+
+test-quick: install
+	$(BIN)/python -m pytest -m "not browser and not server"
 
 # Throughput and latency against the reference apps: `make bench BENCH_ARGS="--rounds 2
 # --duration 5"`. Needs wrk (apt-get install wrk).
@@ -64,4 +69,4 @@ lock:
 		-o requirements-bench.txt
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis test-artifacts

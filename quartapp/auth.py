@@ -148,7 +148,7 @@ async def _attempt_login(form: LoginForm, next_url: str | None) -> Response | No
     if user is None:
         audit.log("login_failed", checked.username)
         return None
-    remember = bool(form.remember.data)
+    remember = bool(form.remember_me.data)
     async with db.session() as dbs:
         await credentials.record_success(dbs, checked)
         token = await logins.start(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import math
 
-from quart import Quart, render_template, request, url_for
+from quart import Quart, g, render_template, request, url_for
 from quart.typing import ResponseReturnValue
 from quart_wtf.csrf import CSRFError
 from sqlalchemy.exc import (
@@ -17,7 +18,8 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from .auth import requested_path, safe_next
+from .auth import FORM_TYPES, load_logged_in_user, requested_path, safe_next
+from .forms import LoginForm
 from .passwords import Busy
 
 log = logging.getLogger(__name__)
@@ -31,7 +33,7 @@ PAGES: dict[int, tuple[str, str]] = {
     405: ("Method not allowed", "This page does not accept that kind of request."),
     413: ("Request too large", "What you sent is larger than this site accepts."),
     415: ("Unsupported form", "Please submit the form from this site's page."),
-    429: ("Too many attempts", "Too many attempts. Please wait a moment and try again."),
+    429: ("Too many attempts", "There have been too many requests."),
     500: ("Something went wrong", "Something went wrong on our side. Please try again."),
     503: (
         "Temporarily unavailable",
@@ -43,7 +45,11 @@ RETRY_AFTER = 5
 # Driver errors that mean the database is away, full or too slow, not that our SQL is
 # wrong: those get the 503 page, the others are bugs and get the 500 page.
 SQL_BUGS = (IntegrityError, ProgrammingError, DataError, NotSupportedError)
-CSRF_MESSAGE = "The form expired, please try again."
+CSRF_MESSAGE = "The form expired. Please try again."
+# Other forms than the login form (logout) cannot be re-filled; say what happened.
+CSRF_OTHER_MESSAGE = (
+    "The form expired before it was sent, so nothing was done. Please open it again."
+)
 FALLBACK_500 = (
     "<!doctype html><html lang=en><meta charset=utf-8><title>Something went wrong</title>"
     '<link rel=stylesheet href="/static/style.css"><main><h1>Something went wrong</h1>'
@@ -60,21 +66,85 @@ async def render_error(code: int, template: str | None = None, **context: object
     return await render_template(names, **context)
 
 
+def wait_in_words(seconds: int) -> str:
+    """How long ``Retry-After: seconds`` is, as a person says it: "in 15 minutes".
+
+    Seconds up to a minute, then whole minutes and hours, always rounded up: telling
+    someone to come back before the lockout ends would only lock them out again.
+    """
+    seconds = max(1, seconds)
+    if seconds <= 60:
+        amount, unit = seconds, "second"
+    elif seconds <= 3600:
+        amount, unit = math.ceil(seconds / 60), "minute"
+    else:
+        amount, unit = math.ceil(seconds / 3600), "hour"
+    return f"in {amount} {unit}{'' if amount == 1 else 's'}"
+
+
 async def handle_http_error(error: HTTPException) -> ResponseReturnValue:
     """Any 4xx/5xx raised by a view, a before_request hook or routing."""
     code = error.code or 500
-    response = await render_error(code)
+    context: dict[str, object] = {}
+    if code == 429:
+        context = lockout_context(error)
+    response = await render_error(code, **context)
     # Keep what the error says about itself (Allow, Retry-After); the page sets its own type.
     headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
     return response, code, headers
 
 
+def lockout_context(error: HTTPException) -> dict[str, object]:
+    """What the 429 page says: how long to wait, and the way back to the login form."""
+    retry_after = getattr(error, "retry_after", None)
+    context: dict[str, object] = {
+        "wait": wait_in_words(retry_after) if isinstance(retry_after, int) else None
+    }
+    if request.endpoint == "auth.login":
+        context["message"] = "There were too many failed attempts to log in."
+        # The same URL, so a `next` the user was sent with survives the lockout.
+        context["back_url"] = safe_next(requested_path()) or url_for("auth.login")
+        context["back_text"] = "Back to the login page"
+    return context
+
+
 async def handle_csrf_error(error: CSRFError) -> ResponseReturnValue:
     """A missing, wrong or expired CSRF token: explain and offer the form again."""
     log.info("CSRF check failed on %s %s: %s", request.method, request.path, error.description)
+    if "user" not in g:
+        # CSRFProtect runs before auth's hook sets g.user; without it the header of a
+        # failed logout would say "Log in" to someone who is still logged in.
+        await load_logged_in_user()
+    if request.endpoint == "auth.login" and request.mimetype in FORM_TYPES:
+        return await expired_login_form(), 400
     back = safe_next(requested_path()) or url_for("pages.home")
-    page = await render_error(400, "errors/csrf.html", message=CSRF_MESSAGE, back_url=back)
+    page = await render_error(
+        400,
+        "errors/csrf.html",
+        title="Form expired",
+        message=CSRF_OTHER_MESSAGE,
+        back_url=back,
+        back_text="Open the form again",
+    )
     return page, 400
+
+
+async def expired_login_form() -> str:
+    """The login form again, with a fresh token and the username as typed, if it was text.
+
+    The password is never sent back: the password field renders without a value.
+    """
+    form = await LoginForm.create_form()
+    if not form.username.validate(form):
+        form.username.data = ""
+    form.username.errors = []
+    return await render_template(
+        "auth/login.html",
+        form=form,
+        error=CSRF_MESSAGE,
+        expired=True,
+        next=safe_next(request.args.get("next")),
+    )
 
 
 async def handle_unexpected(error: Exception) -> ResponseReturnValue:

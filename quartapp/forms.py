@@ -9,7 +9,8 @@ from wtforms import BooleanField, Field, PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length, StopValidation
 
 # Generous bounds that still keep hashing and lookups cheap; the CLI's policy for new
-# passwords is stricter. DataRequired, unlike InputRequired, also rejects all-space input.
+# passwords is stricter. DataRequired, unlike InputRequired, also rejects all-space input;
+# its messages say what to do, as GOV.UK's error messages do.
 USERNAME_MAX = 64
 PASSWORD_MAX = 1024
 
@@ -54,20 +55,25 @@ class PlainText:
 
 
 class LoginForm(QuartForm):
-    """Username, password and "remember me"."""
+    """Username, password and "remember me", named as in microblog's ``LoginForm``."""
 
     username = StringField(
         "Username",
-        validators=[SentOnce(), PlainText(), DataRequired(), Length(max=USERNAME_MAX)],
+        validators=[
+            SentOnce(),
+            PlainText(),
+            DataRequired("Enter your username"),
+            Length(max=USERNAME_MAX),
+        ],
     )
     password = PasswordField(
         "Password",
         validators=[
             SentOnce(),
             PlainText(allow_whitespace=True),
-            DataRequired(),
+            DataRequired("Enter your password"),
             Length(max=PASSWORD_MAX),
         ],
     )
-    remember = BooleanField("Remember me", validators=[SentOnce()])
-    submit = SubmitField("Log in")
+    remember_me = BooleanField("Remember Me", validators=[SentOnce()])
+    submit = SubmitField("Sign In")

@@ -284,7 +284,7 @@ class AuthActions:
             "csrf_token": await csrf_token(self.client, path),
         }
         if remember:
-            form["remember"] = "y"
+            form["remember_me"] = "y"
         return await self.client.post(path, form=form)
 
     async def logout(self) -> WerkzeugResponse:
@@ -297,3 +297,7 @@ async def auth(app: Quart, client: QuartClient) -> AuthActions:
     """``alice`` exists, and ``auth.login()`` / ``auth.logout()`` act as her browser."""
     await add_user(app)
     return AuthActions(client)
+
+
+# The browser tests' fixtures and summary line (Chromium through pytest-playwright).
+pytest_plugins = ["tests.browser"]

@@ -30,7 +30,7 @@ from .conftest import (
 )
 
 INVALID = "Invalid Credentials. Please try again."
-EXPIRED = "The form expired, please try again."
+EXPIRED = "The form expired. Please try again."
 
 
 def session_cookie(response: Any) -> SimpleCookie:
@@ -48,7 +48,7 @@ async def test_login_page_has_form_with_csrf_and_novalidate(client: QuartClient)
     page = await body(response)
     assert response.status_code == 200
     assert re.search(r"<form[^>]*novalidate", page)
-    for field in ('name="username"', 'name="password"', 'name="remember"', 'name="csrf_token"'):
+    for field in ('name="username"', 'name="password"', 'name="remember_me"', 'name="csrf_token"'):
         assert field in page
 
 
@@ -200,8 +200,13 @@ async def test_logout_without_csrf_token_is_refused(auth: AuthActions) -> None:
 
     response = await auth.client.post("/logout", form={})
 
+    page = await body(response)
     assert response.status_code == 400
-    assert EXPIRED in await body(response)
+    assert "The form expired before it was sent, so nothing was done." in page
+    assert "<title>Form expired · quartapp</title>" in page
+    assert "Bad request" not in page
+    assert "Signed in as <strong>alice</strong>" in page
+    assert 'href="/logout">Open the form again</a>' in page
     assert (await auth.client.get("/hello")).status_code == 200
 
 
@@ -243,7 +248,7 @@ async def test_login_without_csrf_token_gets_friendly_400(auth: AuthActions) -> 
     page = await body(response)
     assert response.status_code == 400
     assert EXPIRED in page
-    assert 'href="/login"' in page
+    assert 'action="/login"' in page
     assert "Traceback" not in page
 
 
@@ -411,3 +416,147 @@ async def test_expired_login_row_is_refused_whatever_the_cookie_says(
 
     assert response.status_code == 302
     assert login_count(settings) == 0
+
+
+# The login page as a person meets it (GOV.UK's error pattern)
+
+
+def main_of(page: str) -> str:
+    """The page's <main> element and what is inside it."""
+    found = re.search(r"<main\b.*?</main>", page, re.S)
+    assert found, "no <main> on the page"
+    return found.group(0)
+
+
+def tag(page: str, element_id: str) -> str:
+    """The opening tag of the element with ``element_id``."""
+    found = re.search(rf'<[a-z]+\b[^>]*\bid="{element_id}"[^>]*>', page)
+    assert found, f"no element with id {element_id}"
+    return found.group(0)
+
+
+async def post_login(auth: AuthActions, **form: str) -> tuple[int, str]:
+    response = await auth.client.post(
+        "/login", form={**form, "csrf_token": await csrf_token(auth.client)}
+    )
+    return response.status_code, await body(response)
+
+
+async def test_login_page_focuses_the_username_and_loads_its_script(client: QuartClient) -> None:
+    page = await body(await client.get("/login"))
+
+    assert re.search(r"\bautofocus\b", tag(page, "username"))
+    assert page.count("autofocus") == 1
+    assert '<script src="/static/login.js" defer></script>' in page
+    # The show-password button is the script's: without JavaScript there is none.
+    assert "password-toggle" not in page
+
+
+async def test_login_page_names_the_product_and_has_a_footer(client: QuartClient) -> None:
+    page = await body(await client.get("/login"))
+
+    assert '<a class="brand" href="/">quartapp</a>' in page
+    assert "<footer" in page
+
+
+async def test_empty_login_lists_each_bad_field_in_a_focused_error_summary(
+    auth: AuthActions,
+) -> None:
+    status, page = await post_login(auth, username="", password="")
+
+    assert status == 200
+    summary = re.search(r'<div class="error-summary"[^>]*>(.*?)</div>', page, re.S)
+    assert summary, "no error summary"
+    assert 'role="alert"' in summary.group(0)
+    assert 'tabindex="-1"' in summary.group(0)
+    assert "autofocus" in summary.group(0)
+    assert "There is a problem" in summary.group(1)
+    assert re.findall(r'<a href="(#\w+)">([^<]+)</a>', summary.group(1)) == [
+        ("#username", "Enter your username"),
+        ("#password", "Enter your password"),
+    ]
+    assert page.count("autofocus") == 1
+    assert "<title>Error: Log in · quartapp</title>" in page
+
+
+@pytest.mark.parametrize("field", ["username", "password"])
+async def test_invalid_field_is_marked_and_described_by_its_message(
+    auth: AuthActions, field: str
+) -> None:
+    status, page = await post_login(auth, username="", password="")
+
+    opening = tag(page, field)
+    assert status == 200
+    assert 'aria-invalid="true"' in opening
+    assert f'aria-describedby="{field}-errors"' in opening
+    assert f'<ul class="field-errors" id="{field}-errors">' in page
+
+
+async def test_wrong_password_shows_the_error_inside_main_like_a_flash(
+    auth: AuthActions,
+) -> None:
+    status, page = await post_login(auth, username="alice", password="not the password")
+
+    main = main_of(page)
+    assert status == 200
+    notice = rf'<div class="notice notice-error" role="alert"[^>]*>\s*<p>{INVALID}</p>'
+    assert re.search(notice, main)
+    assert 'value="alice"' in tag(page, "username")
+    assert "not the password" not in page
+
+
+async def test_flashes_show_inside_main_in_the_same_style(client: QuartClient) -> None:
+    await client.get("/hello")
+
+    page = await body(await client.get("/login?next=/hello"))
+
+    assert re.search(
+        r'<div class="notice notice-warning" role="status">\s*<p>You need to login first.</p>',
+        main_of(page),
+    )
+
+
+async def test_logged_out_flash_shows_inside_main(auth: AuthActions) -> None:
+    await auth.login()
+    await auth.logout()
+
+    page = await body(await auth.client.get("/login"))
+
+    notice = r'class="notice notice-info"[^>]*>\s*<p>You were logged out</p>'
+    assert re.search(notice, main_of(page))
+
+
+async def test_expired_login_form_comes_back_with_the_username_and_a_fresh_token(
+    auth: AuthActions,
+) -> None:
+    await auth.client.get("/login")
+
+    response = await auth.client.post(
+        "/login?next=/hello", form={"username": "alice", "password": PASSWORD}
+    )
+
+    page = await body(response)
+    assert response.status_code == 400
+    assert "<title>Form expired · Log in · quartapp</title>" in page
+    assert EXPIRED in main_of(page)
+    assert "Bad request" not in page
+    assert 'value="alice"' in tag(page, "username")
+    assert PASSWORD not in page
+    assert 'action="/login?next=/hello"' in page
+    # The fresh token in the page logs in at once.
+    token = await csrf_token(auth.client)
+    again = await auth.client.post(
+        "/login?next=/hello", form={"username": "alice", "password": PASSWORD, "csrf_token": token}
+    )
+    assert (again.status_code, again.headers["Location"]) == (302, "/hello")
+
+
+async def test_expired_login_form_drops_a_username_that_is_not_plain_text(
+    client: QuartClient,
+) -> None:
+    await client.get("/login")
+
+    response = await client.post("/login", form={"username": "al\x00ice", "password": "x"})
+
+    assert response.status_code == 400
+    assert 'value=""' in tag(await body(response), "username")

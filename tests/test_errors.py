@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from quart import Quart
 from quart.testing import QuartClient
 
-from .conftest import body, csrf_token
+from quartapp.errors import wait_in_words
+
+from .conftest import add_user, body, csrf_token
 
 
 async def test_unknown_path_gets_404_page(client: QuartClient) -> None:
@@ -41,12 +44,53 @@ async def test_json_body_to_login_gets_a_4xx_page(client: QuartClient) -> None:
     assert "Traceback" not in await body(response)
 
 
-async def test_csrf_failure_page_links_back_to_the_form(client: QuartClient) -> None:
+async def test_csrf_failure_on_login_shows_the_form_again(client: QuartClient) -> None:
     await client.get("/login")
 
     response = await client.post("/login?next=/hello", form={"username": "x"})
 
     page = await body(response)
     assert response.status_code == 400
-    assert "The form expired, please try again." in page
-    assert 'href="/login?next=/hello"' in page
+    assert "The form expired. Please try again." in page
+    assert 'action="/login?next=/hello"' in page
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [
+        (900, "in 15 minutes"),
+        (899, "in 15 minutes"),
+        (61, "in 2 minutes"),
+        (120, "in 2 minutes"),
+        (60, "in 60 seconds"),
+        (30, "in 30 seconds"),
+        (1, "in 1 second"),
+        (0, "in 1 second"),
+        (3600, "in 60 minutes"),
+        (3601, "in 2 hours"),
+    ],
+)
+def test_wait_in_words_rounds_up(seconds: int, words: str) -> None:
+    assert wait_in_words(seconds) == words
+
+
+async def test_lockout_page_says_how_long_and_links_back_to_the_login_form(
+    app: Quart, client: QuartClient
+) -> None:
+    await add_user(app)
+    for _ in range(5):
+        token = await csrf_token(client, "/login?next=/hello")
+        form = {"username": "alice", "password": "wrong", "csrf_token": token}
+        await client.post("/login?next=/hello", form=form)
+    token = await csrf_token(client, "/login?next=/hello")
+
+    response = await client.post(
+        "/login?next=/hello", form={"username": "alice", "password": "wrong", "csrf_token": token}
+    )
+
+    page = await body(response)
+    retry_after = int(response.headers["Retry-After"])
+    assert response.status_code == 429
+    assert f"Try again {wait_in_words(retry_after)}." in page
+    assert "wait a moment" not in page
+    assert '<a href="/login?next=/hello">Back to the login page</a>' in page

@@ -42,7 +42,7 @@ KNOWN_PATHS = [
     "/static/favicon.svg",
 ]
 PATH_SUFFIXES = ["", "/", "//", "/..", "%2e%2e/", "%00", ";x=1", "%2F..%2Fconfig.toml", "%5C.."]
-FORM_FIELDS = ["username", "password", "csrf_token", "remember", "next", "submit"]
+FORM_FIELDS = ["username", "password", "csrf_token", "remember_me", "next", "submit"]
 # RFC 9110: a header name is a token; a value is visible ASCII, space, tab or obs-text.
 TCHAR = string.ascii_letters + string.digits + "!#$%&'*+-.^_`|~"
 FIELD_VALUE = "\t" + "".join(map(chr, range(0x20, 0x7F))) + "".join(map(chr, range(0x80, 0x100)))

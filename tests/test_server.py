@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 import secrets
+import sqlite3
 import subprocess
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -37,7 +38,7 @@ pytestmark = pytest.mark.server
 Launch = Callable[[Sequence[str], Mapping[str, str], int], Server]
 
 INVALID = "Invalid Credentials. Please try again."
-EXPIRED = "The form expired, please try again."
+EXPIRED = "The form expired. Please try again."
 # The line shape Heroku (and foreman, honcho) read: "<process type>: <command>".
 PROCFILE_LINE = re.compile(r"^([A-Za-z0-9_-]+):\s*(.+)$")
 PLACEHOLDER_KEY = "my precious"
@@ -285,3 +286,33 @@ def test_procfile_release_refuses_a_placeholder_key(tmp_path: Path) -> None:
     assert "python -m quartapp.keys" in result.stderr
     assert PLACEHOLDER_KEY not in result.stderr + result.stdout
     assert not (tmp_path / "quartapp.db").exists()
+
+
+def test_first_run_message_gives_a_command_that_works_from_the_repository_root(
+    dev_server: Server, tmp_path: Path
+) -> None:
+    # A newcomer copies the command from the log and pastes it in the repository root,
+    # where `quart` is not on PATH: the printed command must name the venv's copy.
+    # It runs against a copy of the database, so the shared server's admin is kept.
+    command = re.search(r"change it with `([^`]+)`", dev_server.stderr)
+    assert command, dev_server.stderr
+    words = command.group(1).split()
+    assert (ROOT / words[0]).is_file(), f"{words[0]} does not exist in {ROOT}"
+    source = Path(dev_server.env["DATABASE_URL"].removeprefix("sqlite:///"))
+    copy = tmp_path / "copy.db"
+    with closing(sqlite3.connect(source)) as old, closing(sqlite3.connect(copy)) as new:
+        old.backup(new)
+    env = {**dev_server.env, "PATH": "/usr/bin:/bin", "DATABASE_URL": f"sqlite:///{copy}"}
+
+    result = subprocess.run(
+        [*words, "--password-stdin"],
+        cwd=ROOT,
+        env=env,
+        input="a new password for the admin\n",
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
