@@ -4,15 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from quart import current_app
 from quart_wtf import QuartForm
 from wtforms import BooleanField, Field, PasswordField, StringField, SubmitField
-from wtforms.validators import DataRequired, Length, StopValidation
-
-# Generous bounds that still keep hashing and lookups cheap; the CLI's policy for new
-# passwords is stricter. DataRequired, unlike InputRequired, also rejects all-space input;
-# its messages say what to do, as GOV.UK's error messages do.
-USERNAME_MAX = 64
-PASSWORD_MAX = 1024
+from wtforms.validators import DataRequired, StopValidation
 
 # U+FFFD is what undecodable bytes become when the form is parsed: it means the client
 # sent invalid UTF-8, which no keyboard produces.
@@ -35,7 +30,7 @@ class PlainText:
     """Refuse anything but plain text: files, control characters (NUL included) and
     invalid UTF-8.
 
-    It runs before ``Length``, which would fail with a TypeError on an uploaded file.
+    It runs before ``MaxLength``, which would fail with a TypeError on an uploaded file.
     """
 
     def __init__(self, *, allow_whitespace: bool = False) -> None:
@@ -54,6 +49,22 @@ class PlainText:
                 raise StopValidation("This field contains characters that are not allowed.")
 
 
+class MaxLength:
+    """At most as many characters as the setting ``name`` allows, read when validating.
+
+    The limits live in the config alone, so raising ``USERNAME_MAX_LENGTH`` raises it
+    for the form, the CLI and the database check together.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, form: QuartForm, field: Field) -> None:
+        limit = current_app.config[self.name]
+        if len(field.data or "") > limit:
+            raise StopValidation(f"Field cannot be longer than {limit} characters.")
+
+
 class LoginForm(QuartForm):
     """Username, password and "remember me", named as in microblog's ``LoginForm``."""
 
@@ -63,7 +74,7 @@ class LoginForm(QuartForm):
             SentOnce(),
             PlainText(),
             DataRequired("Enter your username"),
-            Length(max=USERNAME_MAX),
+            MaxLength("USERNAME_MAX_LENGTH"),
         ],
     )
     password = PasswordField(
@@ -72,7 +83,7 @@ class LoginForm(QuartForm):
             SentOnce(),
             PlainText(allow_whitespace=True),
             DataRequired("Enter your password"),
-            Length(max=PASSWORD_MAX),
+            MaxLength("PASSWORD_MAX_LENGTH"),
         ],
     )
     remember_me = BooleanField("Remember Me", validators=[SentOnce()])

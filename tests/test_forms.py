@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 from quart.datastructures import FileStorage
@@ -10,7 +11,10 @@ from werkzeug.datastructures import MultiDict
 from wtforms import Form, StringField
 from wtforms.validators import Length
 
+from quartapp import create_app
 from quartapp.forms import PlainText, SentOnce
+
+from .conftest import AuthActions, add_user, make_settings
 
 NOT_ALLOWED = "This field contains characters that are not allowed."
 
@@ -78,3 +82,17 @@ def test_plain_text_refuses_a_file_before_length_sees_it() -> None:
     upload = FileStorage(io.BytesIO(b"alice"), filename="alice.txt")
 
     assert errors("plain", upload) == ["Send this field as text."]
+
+
+async def test_a_longer_username_limit_applies_to_the_form_too(
+    tmp_path: Path, database: str
+) -> None:
+    # A limit set in one place only used to create users who could never log in.
+    name = "a" * 100
+    app = create_app(make_settings(tmp_path, DATABASE_URL=database, USERNAME_MAX_LENGTH=100))
+    async with app.test_app():
+        await add_user(app, name)
+
+        response = await AuthActions(app.test_client()).login(name)
+
+    assert response.status_code == 302
