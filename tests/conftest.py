@@ -137,6 +137,21 @@ def require_postgres(server: PostgresServer | None) -> PostgresServer:
     return server
 
 
+@pytest.fixture
+def own_postgres(postgres_server: PostgresServer | None) -> Iterator[PostgresServer]:
+    """A PostgreSQL of this test's own, so stopping it leaves the others alone."""
+    require_postgres(postgres_server)
+    bin_dir = find_bin_dir()
+    assert bin_dir is not None
+    server = make_server(bin_dir)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop("immediate")
+        shutil.rmtree(server.root.parent, ignore_errors=True)
+
+
 @pytest.fixture(params=DATABASES)
 def database(
     request: pytest.FixtureRequest,

@@ -45,6 +45,25 @@ INPUT_VALUE = re.compile(r'\bvalue="([^"]+)"')
 HYPERCORN_CONFIG = "hypercorn.toml"
 
 
+# The line shape Heroku (and foreman, honcho) read: "<process type>: <command>".
+PROCFILE_LINE = re.compile(r"^([A-Za-z0-9_-]+):\s*(.+)$")
+
+
+def procfile() -> dict[str, str]:
+    """The Procfile's commands by process type."""
+    entries = {}
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        match = PROCFILE_LINE.match(line)
+        if match:
+            entries[match.group(1)] = match.group(2)
+    return entries
+
+
+def procfile_web_on_loopback() -> list[str]:
+    """The Procfile's web command, listening on loopback: tests open no other interface."""
+    return ["bash", "-c", procfile()["web"].replace("--bind 0.0.0.0:", "--bind 127.0.0.1:")]
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import shutil
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -34,27 +33,11 @@ from .conftest import (
     login_count,
     make_settings,
     query,
-    require_postgres,
 )
-from .pg import PostgresServer, find_bin_dir, make_server
+from .pg import PostgresServer
 
 UNAVAILABLE = "The site cannot answer right now."
 FAST = {"DATABASE_CONNECT_TIMEOUT": 1, "DATABASE_POOL_TIMEOUT": 1, "DATABASE_STATEMENT_TIMEOUT": 1}
-
-
-@pytest.fixture
-def own_postgres(postgres_server: PostgresServer | None) -> Iterator[PostgresServer]:
-    """A PostgreSQL of this test's own, so stopping it leaves the others alone."""
-    require_postgres(postgres_server)
-    bin_dir = find_bin_dir()
-    assert bin_dir is not None
-    server = make_server(bin_dir)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop("immediate")
-        shutil.rmtree(server.root.parent, ignore_errors=True)
 
 
 def assert_unavailable(response: Any, text: str) -> None:

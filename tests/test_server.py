@@ -29,6 +29,8 @@ from .server import (
     development_env,
     free_port,
     hypercorn_command,
+    procfile,
+    procfile_web_on_loopback,
     running,
     server_env,
 )
@@ -39,21 +41,9 @@ Launch = Callable[[Sequence[str], Mapping[str, str], int], Server]
 
 INVALID = "Invalid Credentials. Please try again."
 EXPIRED = "The form expired. Please try again."
-# The line shape Heroku (and foreman, honcho) read: "<process type>: <command>".
-PROCFILE_LINE = re.compile(r"^([A-Za-z0-9_-]+):\s*(.+)$")
 PLACEHOLDER_KEY = "my precious"
 # Production refuses to start without the host names it serves; tests reach 127.0.0.1.
 LOCAL_HOSTS = '["127.0.0.1"]'
-
-
-def procfile() -> dict[str, str]:
-    """The Procfile's commands by process type."""
-    entries = {}
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        match = PROCFILE_LINE.match(line)
-        if match:
-            entries[match.group(1)] = match.group(2)
-    return entries
 
 
 @pytest.fixture
@@ -230,7 +220,7 @@ def test_procfile_web_command_serves_healthz_and_logs_access_to_stdout(
     launch: Launch, tmp_path: Path
 ) -> None:
     # Same command, but listening on loopback only: tests never open other interfaces.
-    command = procfile()["web"].replace("--bind 0.0.0.0:", "--bind 127.0.0.1:")
+    command = procfile_web_on_loopback()
     port = free_port()
     env = server_env(
         tmp_path / "instance",
@@ -240,7 +230,7 @@ def test_procfile_web_command_serves_healthz_and_logs_access_to_stdout(
         SECRET_KEY=secrets.token_urlsafe(32),
         DATABASE_URL=database_url(tmp_path),
     )
-    server = launch(["bash", "-c", command], env, port)
+    server = launch(command, env, port)
 
     server.wait_healthy()
 
