@@ -18,7 +18,19 @@ from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 from quart import Quart
 from quart_wtf import CSRFProtect
 
-from . import auth, bootstrap, cli, errors, health, pages, passwords, prune, schema, security
+from . import (
+    auth,
+    bootstrap,
+    cli,
+    errors,
+    health,
+    logins,
+    pages,
+    passwords,
+    prune,
+    schema,
+    security,
+)
 from .config import ROOT, ConfigError, load_config
 from .db import db
 
@@ -42,6 +54,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
     security.init_app(app)  # first: the host check runs before any other hook
     schema.init_app(app)  # pending migrations, in development, before the pool opens
     db.init_app(app)
+    logins.init_app(app)  # after the database: its file exists by then
     prune.init_app(app)
     passwords.init_app(app)
     csrf.init_app(app)

@@ -98,8 +98,9 @@ async def load_logged_in_user() -> None:
     if not isinstance(token, str):
         _forget_login()
         return
-    async with db.store.engine.connect() as connection:
-        status, g.user = await logins.find(connection, current_app.config, token)
+    status, g.user = await logins.lookup(
+        db.store.engine, logins.cache(), current_app.config, token
+    )
     if status is not logins.Status.VALID:
         # Ended elsewhere or expired: drop the stale token so the cookie says so too.
         _forget_login()
