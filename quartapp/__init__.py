@@ -30,6 +30,7 @@ from . import (
     prune,
     schema,
     security,
+    sessions,
 )
 from .config import ROOT, ConfigError, load_config
 from .db import db
@@ -58,6 +59,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
     prune.init_app(app)
     passwords.init_app(app)
     csrf.init_app(app)
+    sessions.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
 
