@@ -28,11 +28,13 @@ from . import (
     errors,
     files,
     health,
+    logins,
     pages,
     passwords,
     prune,
     schema,
     security,
+    sessions,
 )
 from .config import ROOT, ConfigError, load_config
 from .db import db
@@ -58,9 +60,11 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
     security.init_app(app)  # first: the host check runs before any other hook
     schema.init_app(app)  # pending migrations, in development, before the pool opens
     db.init_app(app)
+    logins.init_app(app)  # after the database: its file exists by then
     prune.init_app(app)
     passwords.init_app(app)
     csrf.init_app(app)
+    sessions.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
 

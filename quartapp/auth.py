@@ -25,6 +25,7 @@ from quart import (
 )
 from quart.typing import ResponseReturnValue
 from quart.wrappers import Response
+from quart_wtf.utils import generate_csrf
 
 from . import audit, credentials, devices, logins
 from .db import db
@@ -37,6 +38,8 @@ bp = Blueprint("auth", __name__)
 P = ParamSpec("P")
 
 LOGIN_KEY = "login"
+# Quart-WTF's session key (and g attribute) for the raw CSRF token.
+CSRF_FIELD = "csrf_token"
 ANONYMOUS_ENDPOINTS = frozenset({"static", "health.healthz"})
 INVALID_CREDENTIALS = "Invalid Credentials. Please try again."
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
@@ -98,8 +101,9 @@ async def load_logged_in_user() -> None:
     if not isinstance(token, str):
         _forget_login()
         return
-    async with db.store.engine.connect() as connection:
-        status, g.user = await logins.find(connection, current_app.config, token)
+    status, g.user = await logins.lookup(
+        db.store.engine, logins.cache(), current_app.config, token
+    )
     if status is not logins.Status.VALID:
         # Ended elsewhere or expired: drop the stale token so the cookie says so too.
         _forget_login()
@@ -109,6 +113,21 @@ async def load_logged_in_user() -> None:
 
 def _forget_login() -> None:
     session.pop(LOGIN_KEY, None)
+
+
+@bp.after_app_request
+async def issue_csrf_token(response: Response) -> Response:
+    """Put a new login's CSRF token in the cookie that starts it.
+
+    Every logged-in page has the logout form, whose token lives in the session. Made
+    when the first page renders it, the token would cost that page a new cookie, and
+    a client that keeps only the login's cookie would be sent one on every page.
+    """
+    if LOGIN_KEY in session and CSRF_FIELD not in session:
+        # The token cached for this request belonged to the session cleared at login.
+        g.pop(CSRF_FIELD, None)
+        generate_csrf()
+    return response
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from quart import Quart, current_app
 from sqlalchemy import and_, bindparam, delete, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from .db import ADDRESS_COLUMN, USER_AGENT_COLUMN, Login, User
 
@@ -91,12 +94,33 @@ async def start(
 
 
 # Built once: SQLAlchemy caches the compiled form of a statement object, and this one
-# runs on every logged-in request.
+# runs on every logged-in request that the cache cannot answer.
 _FIND = (
     select(User.id, User.username, Login.remember, Login.last_seen, Login.expires_at)
     .join(User, User.id == Login.user_id)
     .where(Login.id == bindparam("login_id"))
 )
+_TOUCH = update(Login).where(Login.id == bindparam("login_id")).values(last_seen=bindparam("now"))
+_DELETE = delete(Login).where(Login.id == bindparam("login_id"))
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """What a live login's row says: who, and the facts its limits are judged on."""
+
+    user: CurrentUser
+    remember: bool
+    last_seen: float
+    expires_at: float
+
+    def expired(self, config: Mapping[str, Any], now: float) -> bool:
+        """Past its absolute limit, or unused for longer than its idle limit."""
+        idle = now - self.last_seen > idle_limit(config, remember=self.remember)
+        return now >= self.expires_at or idle
+
+    def stale(self, now: float) -> bool:
+        """Whether ``last_seen`` is old enough to be written again."""
+        return now - self.last_seen >= SEEN_RESOLUTION
 
 
 async def find(
@@ -107,20 +131,130 @@ async def find(
     An expired row is deleted on the spot. ``last_seen`` is refreshed when it is a
     minute old. Both writes are committed here.
     """
-    login_id = digest(token)
+    status, record, _ = await _find_record(connection, config, digest(token))
+    return status, record.user if record is not None else None
+
+
+async def _find_record(
+    connection: AsyncConnection, config: Mapping[str, Any], login_id: str
+) -> tuple[Status, Record | None, bool]:
+    """The row's status and record, and whether this wrote to the database."""
     row = (await connection.execute(_FIND, {"login_id": login_id})).first()
     if row is None:
-        return Status.UNKNOWN, None
+        return Status.UNKNOWN, None, False
     user_id, username, remember, last_seen, expires_at = row
+    record = Record(CurrentUser(user_id, username, login_id), remember, last_seen, expires_at)
     now = time.time()
-    if now >= expires_at or now - last_seen > idle_limit(config, remember=remember):
-        await connection.execute(delete(Login).where(Login.id == login_id))
+    if record.expired(config, now):
+        await connection.execute(_DELETE, {"login_id": login_id})
         await connection.commit()
-        return Status.EXPIRED, None
-    if now - last_seen >= SEEN_RESOLUTION:
-        await connection.execute(update(Login).where(Login.id == login_id).values(last_seen=now))
+        return Status.EXPIRED, None, True
+    if record.stale(now):
+        await connection.execute(_TOUCH, {"login_id": login_id, "now": now})
         await connection.commit()
-    return Status.VALID, CurrentUser(user_id, username, login_id)
+        return Status.VALID, Record(record.user, remember, now, expires_at), True
+    return Status.VALID, record, False
+
+
+class Cache:
+    """This process's copy of live login rows, trusted only while the database is unchanged.
+
+    On SQLite, ``PRAGMA data_version`` on a connection of our own changes whenever any
+    other connection, in this process or another, commits. It is read on every lookup
+    (a few microseconds: the WAL index in shared memory), and any change empties the
+    cache. So a logout, ``users revoke-sessions``, a password change or a deleted user,
+    committed anywhere, is seen by the very next request, as if it read the row. The
+    probe connection has no busy timeout: should it ever meet a lock, it raises at once
+    and the lookup goes to the database, so it cannot stall the event loop.
+
+    Other databases have no such counter here; :meth:`version` answers None and every
+    lookup reads the row.
+    """
+
+    MAX_RECORDS = 10_000
+
+    def __init__(self, database_url: str) -> None:
+        self._probe: sqlite3.Connection | None = None
+        self._version: int | None = None
+        self._records: dict[str, Record] = {}
+        url = make_url(database_url)
+        path = url.database
+        if url.get_backend_name() == "sqlite" and path and path != ":memory:" and not url.query:
+            # Autocommit (isolation_level=None): the probe never holds a read
+            # transaction open, which would freeze what data_version sees.
+            self._probe = sqlite3.connect(
+                path, isolation_level=None, timeout=0, check_same_thread=False
+            )
+
+    def version(self) -> int | None:
+        """The database's change counter now, having dropped records it made stale.
+
+        None when it cannot be known (not SQLite, or the probe failed): trust nothing.
+        """
+        if self._probe is None:
+            return None
+        try:
+            version = self._probe.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.Error:
+            return None
+        if version != self._version:
+            self._records.clear()
+            self._version = version
+        return int(version)
+
+    def get(self, login_id: str) -> Record | None:
+        """The cached record, valid as of the last :meth:`version` call."""
+        return self._records.get(login_id)
+
+    def put(self, version: int, login_id: str, record: Record) -> None:
+        """Keep ``record``, read after :meth:`version` returned ``version``.
+
+        Kept only if nothing has changed since: a record read across a commit might
+        be older than that commit.
+        """
+        if version != self._version:
+            return
+        if len(self._records) >= self.MAX_RECORDS:
+            self._records.clear()
+        self._records[login_id] = record
+
+    def forget(self, login_id: str) -> None:
+        """Drop one record (this process ended or expired that login)."""
+        self._records.pop(login_id, None)
+
+    def close(self) -> None:
+        """Close the probe connection."""
+        self._records.clear()
+        if self._probe is not None:
+            self._probe.close()
+            self._probe = None
+
+
+async def lookup(
+    engine: AsyncEngine, cache: Cache, config: Mapping[str, Any], token: str
+) -> tuple[Status, CurrentUser | None]:
+    """:func:`find`, answered from ``cache`` while the database has not changed.
+
+    A cached record is judged against the limits here, as a fresh row would be; one
+    that has expired, or whose ``last_seen`` is due to be written, goes to the database.
+    """
+    login_id = digest(token)
+    version = cache.version()
+    if version is not None:
+        record = cache.get(login_id)
+        if record is not None:
+            now = time.time()
+            if not record.expired(config, now) and not record.stale(now):
+                return Status.VALID, record.user
+    async with engine.connect() as connection:
+        status, record, wrote = await _find_record(connection, config, login_id)
+    if record is None:
+        cache.forget(login_id)
+    elif version is not None and not wrote:
+        # After a write of last_seen the version has moved on, and another commit may
+        # have slipped in beside it: the next request reads the row again instead.
+        cache.put(version, login_id, record)
+    return status, record.user if record is not None else None
 
 
 async def end(session: AsyncSession, token: str) -> None:
@@ -163,3 +297,27 @@ async def prune(
     result = await session.execute(delete(Login).where(Login.id.in_(ids)))
     await session.commit()
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+EXTENSION = "quartapp.logins"
+
+
+def init_app(app: Quart) -> None:
+    """Open this process's login cache when the app starts serving; close it after."""
+    app.before_serving(_open_cache)
+    app.after_serving(_close_cache)
+
+
+async def _open_cache() -> None:
+    current_app.extensions[EXTENSION] = Cache(current_app.config["SQLALCHEMY_DATABASE_URL"])
+
+
+async def _close_cache() -> None:
+    cache = current_app.extensions.pop(EXTENSION, None)
+    if cache is not None:
+        cache.close()
+
+
+def cache() -> Cache:
+    """The current app's login cache."""
+    return current_app.extensions[EXTENSION]

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from typing import Any
 
 import pytest
 from quart import Quart
 from quart.testing import QuartClient, QuartCliRunner
 
-from quartapp import accounts, logins, prune
+from quartapp import accounts, create_app, logins, prune
 from quartapp.db import db
-from tests.conftest import AuthActions, add_user, invoke, login_count, query
+from tests.conftest import (
+    AuthActions,
+    add_user,
+    cookie_value,
+    invoke,
+    login_count,
+    query,
+    replay,
+)
 
 # Logins
 
@@ -97,3 +106,72 @@ async def start_login(app: Quart) -> None:
             session, app.config, user.id, remember=False, address=None, user_agent=None
         )
         await session.commit()
+
+
+# The per-process cache of login rows (quartapp.logins.Cache)
+
+
+async def cached_hello(client: QuartClient, times: int = 3) -> None:
+    """Use the login a few times, so the app has its row cached if it caches at all."""
+    for _ in range(times):
+        assert (await client.get("/hello")).status_code == 200
+
+
+async def test_cached_login_is_refused_after_revoke_through_the_cli(
+    app: Quart, auth: AuthActions, runner: QuartCliRunner
+) -> None:
+    await auth.login()
+    await cached_hello(auth.client)
+
+    result = await invoke(runner, "users", "revoke-sessions", "alice")
+
+    assert result.exit_code == 0, result.output
+    assert (await auth.client.get("/hello")).status_code == 302
+
+
+async def test_logout_in_one_app_is_refused_by_another_on_the_same_database(
+    app: Quart, auth: AuthActions, settings: dict[str, Any]
+) -> None:
+    await auth.login()
+    cookie = cookie_value(auth.client)
+    other_app = create_app(settings)
+    async with other_app.test_app():
+        holder = replay(other_app, cookie)
+        await cached_hello(holder)
+
+        await auth.logout()
+
+        assert (await replay(other_app, cookie).get("/hello")).status_code == 302
+
+
+async def test_cached_login_is_refused_once_idle_too_long(
+    app: Quart, auth: AuthActions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await auth.login()
+    await cached_hello(auth.client)
+    now = time.time()
+
+    # No write to the database at all: the cached record alone must say it has expired.
+    monkeypatch.setattr(time, "time", lambda: now + 31 * 60)
+    response = await auth.client.get("/hello")
+
+    assert response.status_code == 302
+
+
+async def test_cached_login_past_its_absolute_limit_is_refused(
+    app: Quart, auth: AuthActions, settings: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await auth.login()
+    ((expires_at,),) = query(settings, "SELECT expires_at FROM logins")
+    # Active until half a minute before the limit, and cached then.
+    query(settings, f"UPDATE logins SET last_seen = {expires_at - 30}")
+    clock = [expires_at - 30]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    await cached_hello(auth.client)
+
+    # Seen 31 s ago, so not idle and not due a write: only the absolute limit ends it.
+    clock[0] = expires_at + 1
+    response = await auth.client.get("/hello")
+
+    assert response.status_code == 302
+    assert login_count(settings) == 0

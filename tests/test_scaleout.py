@@ -1,7 +1,9 @@
-"""Two app servers on one PostgreSQL, as two dynos are: one site to a browser.
+"""Two app servers on one database, as two dynos are: one site to a browser.
 
 The Procfile's own lines run here: its release step (migrate, prune) once on a fresh
 database, then its web line twice (production, two workers each), with the same keys.
+PostgreSQL is the PaaS case; SQLite is two processes on one machine, where each keeps
+a cache of login rows that another process's commit must empty at once.
 """
 
 from __future__ import annotations
@@ -28,18 +30,19 @@ from .server import (
     server_env,
 )
 
-pytestmark = [pytest.mark.server, pytest.mark.postgres]
+pytestmark = [pytest.mark.server]
 WRONG = "wrong password, quite long"
+# Every process of a deploy, and the CLI, share one key.
+KEY = secrets.token_urlsafe(32)
 
 
-@contextmanager
-def two_dynos(server: PostgresServer, database: str, tmp_path: Path) -> Iterator[list[Server]]:
-    """Release on ``database``, then two web processes of two workers each."""
-    env = server_env(
+def production_env(tmp_path: Path, database_url: str) -> dict[str, str]:
+    """The settings both servers share."""
+    return server_env(
         tmp_path / "instance",
         QUARTAPP_ENV="production",
-        SECRET_KEY=secrets.token_urlsafe(32),
-        DATABASE_URL=server.url(database),
+        SECRET_KEY=KEY,
+        DATABASE_URL=database_url,
         QUARTAPP_TRUSTED_HOSTS='["127.0.0.1"]',
         # Plain http on loopback: a Secure cookie would never come back.
         QUARTAPP_SESSION_COOKIE_SECURE="false",
@@ -47,6 +50,12 @@ def two_dynos(server: PostgresServer, database: str, tmp_path: Path) -> Iterator
         QUARTAPP_DATABASE_CONNECT_TIMEOUT="2",
         QUARTAPP_DATABASE_POOL_TIMEOUT="2",
     )
+
+
+@contextmanager
+def two_dynos(tmp_path: Path, database_url: str) -> Iterator[list[Server]]:
+    """The release step on ``database_url``, then two web processes of two workers each."""
+    env = production_env(tmp_path, database_url)
     release = subprocess.run(
         ["bash", "-c", procfile()["release"]],
         cwd=ROOT,
@@ -72,13 +81,20 @@ def two_dynos(server: PostgresServer, database: str, tmp_path: Path) -> Iterator
 
 
 @pytest.fixture
+def sqlite_dynos(tmp_path: Path) -> Iterator[list[Server]]:
+    """Two production servers of two workers each on one SQLite file."""
+    with two_dynos(tmp_path, f"sqlite:///{tmp_path / 'quartapp.db'}") as started:
+        yield started
+
+
+@pytest.fixture
 def dynos(tmp_path: Path, postgres_server: PostgresServer | None) -> Iterator[list[Server]]:
-    """Two production servers of two workers each, sharing a fresh database."""
+    """Two production servers of two workers each, sharing a fresh PostgreSQL database."""
     server = require_postgres(postgres_server)
     name = server.new_database_name()
     server.psql(f"CREATE DATABASE {name}")
     try:
-        with two_dynos(server, name, tmp_path) as started:
+        with two_dynos(tmp_path, server.url(name)) as started:
             yield started
     finally:
         server.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
@@ -86,12 +102,16 @@ def dynos(tmp_path: Path, postgres_server: PostgresServer | None) -> Iterator[li
 
 def create_user(env: dict[str, str]) -> None:
     """``users create alice``, as an operator would run it."""
-    command = ["users", "create", "alice", "--password-stdin"]
+    run_cli(env, "users", "create", "alice", "--password-stdin", stdin=PASSWORD + "\n")
+
+
+def run_cli(env: dict[str, str], *command: str, stdin: str = "") -> None:
+    """Run a ``quart --app quartapp`` command in its own process; it must succeed."""
     result = subprocess.run(
         [sys.executable, "-m", "quart", "--app", "quartapp", *command],
         cwd=ROOT,
         env=env,
-        input=PASSWORD + "\n",
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=60,
@@ -106,6 +126,7 @@ def log_in(browser: Browser, password: str = PASSWORD) -> int:
     return browser.post("/login", form).status
 
 
+@pytest.mark.postgres
 def test_a_login_through_one_dyno_works_on_the_other(dynos: list[Server]) -> None:
     first = Browser(dynos[0].base_url)
     second = Browser(dynos[1].base_url, first.cookies)
@@ -115,6 +136,7 @@ def test_a_login_through_one_dyno_works_on_the_other(dynos: list[Server]) -> Non
     assert second.get("/hello").status == 200
 
 
+@pytest.mark.postgres
 def test_a_logout_through_one_dyno_ends_the_login_on_the_other(dynos: list[Server]) -> None:
     first = Browser(dynos[0].base_url)
     second = Browser(dynos[1].base_url, first.cookies)
@@ -130,6 +152,7 @@ def test_a_logout_through_one_dyno_ends_the_login_on_the_other(dynos: list[Serve
     assert copied.get("/hello").status == 302
 
 
+@pytest.mark.postgres
 def test_failures_through_both_dynos_add_up_to_one_lockout(dynos: list[Server]) -> None:
     browsers = [Browser(dyno.base_url) for dyno in dynos]
     for attempt in range(5):
@@ -139,10 +162,42 @@ def test_failures_through_both_dynos_add_up_to_one_lockout(dynos: list[Server]) 
     assert log_in(browsers[1]) == 429
 
 
+@pytest.mark.parametrize("ending", ["logout", "revoke-sessions"])
+def test_ending_a_login_is_seen_at_once_by_another_process_on_sqlite(
+    sqlite_dynos: list[Server], tmp_path: Path, ending: str
+) -> None:
+    first = Browser(sqlite_dynos[0].base_url)
+    log_in(first)
+    cookies = list(first.cookies)
+
+    def holder() -> Browser:
+        """A browser on the second server holding a copy of the login cookie."""
+        browser = Browser(sqlite_dynos[1].base_url)
+        for cookie in cookies:
+            browser.cookies.set_cookie(cookie)
+        return browser
+
+    # New connections land on either worker: both have the row cached by now.
+    for _ in range(8):
+        assert holder().get("/hello").status == 200
+
+    if ending == "logout":
+        token = first.csrf_token("/logout")
+        assert first.post("/logout", {"csrf_token": token}).status == 302
+    else:
+        env = production_env(tmp_path, f"sqlite:///{tmp_path / 'quartapp.db'}")
+        run_cli(env, "users", "revoke-sessions", "alice")
+
+    # Each copy's very first request after the logout, on whichever worker, is refused.
+    for _ in range(8):
+        assert holder().get("/hello").status == 302
+
+
+@pytest.mark.postgres
 def test_stopping_the_database_gives_503s_then_both_dynos_recover(
     own_postgres: PostgresServer, tmp_path: Path
 ) -> None:
-    with two_dynos(own_postgres, "postgres", tmp_path) as started:
+    with two_dynos(tmp_path, own_postgres.url()) as started:
         browser = Browser(started[0].base_url)
         assert log_in(browser) == 302
         other = Browser(started[1].base_url, browser.cookies)
