@@ -179,10 +179,16 @@ async def sessions() -> ResponseReturnValue:
     return await render_template("account/sessions.html", entries=entries)
 
 
-@bp.post("/sessions/end")
+@bp.route("/sessions/end", methods=["GET", "POST"])
 @login_required
 async def end_session() -> ResponseReturnValue:
-    """End one other login of this user; 404 for any id that is not one of them."""
+    """End one other login of this user; 404 for any id that is not one of them.
+
+    A GET (the "Open the form again" link of an expired form's page) goes back to
+    the list.
+    """
+    if request.method == "GET":
+        return redirect(url_for("account.sessions"))
     form = await EndSessionForm.create_form()
     if not await form.validate_on_submit():
         abort(400)
@@ -197,10 +203,12 @@ async def end_session() -> ResponseReturnValue:
     return redirect(url_for("account.sessions"))
 
 
-@bp.post("/sessions/end-others")
+@bp.route("/sessions/end-others", methods=["GET", "POST"])
 @login_required
 async def end_other_sessions() -> ResponseReturnValue:
-    """End every login of this user but this one."""
+    """End every login of this user but this one (a GET goes back to the list)."""
+    if request.method == "GET":
+        return redirect(url_for("account.sessions"))
     async with db.session() as dbs:
         ended = await logins.end_all(dbs, g.user.id, keep=g.user.login_id)
         await dbs.commit()

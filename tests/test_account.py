@@ -488,6 +488,22 @@ async def test_ending_a_session_without_csrf_token_is_refused(
     assert await is_logged_in(other)
 
 
+@pytest.mark.parametrize("path", ["/account/sessions/end", "/account/sessions/end-others"])
+async def test_expired_end_forms_link_back_to_the_list(
+    app: Quart, auth: AuthActions, path: str
+) -> None:
+    await auth.login()
+    other = await second_device(app)
+
+    refused = await auth.client.post(path, form={"csrf_token": "expired"})
+    again = await auth.client.get(path)
+
+    assert refused.status_code == 400
+    assert f'href="{path}"' in await body(refused)
+    assert (again.status_code, again.headers["Location"]) == (302, "/account/sessions")
+    assert await is_logged_in(other)
+
+
 async def test_log_out_everywhere_else_ends_every_other_login(
     app: Quart, auth: AuthActions, settings: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
