@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -33,6 +34,11 @@ RATED_PREFIX = 72
 # zxcvbn keeps the user inputs of the call in a module-level dictionary while it runs,
 # so two threads rating at once could see each other's usernames.
 _RATING = threading.Lock()
+# One rating at a time per event loop, waited for on the loop: callers queued on
+# _RATING inside threads would hold the default executor's threads, which argon2 needs.
+_RATING_GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
 # Words that belong to this site, fed to zxcvbn with the username.
 SITE_WORDS = ("quartapp",)
 
@@ -96,8 +102,10 @@ def check_password(
 async def vet_password(
     password: str, config: Mapping[str, Any], *, username: str | None = None
 ) -> None:
-    """:func:`check_password` off the event loop."""
-    await asyncio.to_thread(check_password, password, config, username=username)
+    """:func:`check_password` off the event loop, one at a time."""
+    gate = _RATING_GATES.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+    async with gate:
+        await asyncio.to_thread(check_password, password, config, username=username)
 
 
 async def find_user(session: AsyncSession, name: str) -> User | None:

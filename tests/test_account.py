@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from datetime import UTC, datetime
@@ -14,8 +15,9 @@ from quart import Quart
 from quart.testing import QuartClient
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from quartapp import logins
+from quartapp import accounts, logins
 from quartapp.account import browser_summary, utc_minute
+from quartapp.config import DEFAULTS
 from tests.conftest import (
     PASSWORD,
     AuthActions,
@@ -149,6 +151,19 @@ def test_utc_minute_drops_seconds_from_either_kind_of_time() -> None:
 
     assert utc_minute(expected.timestamp() + 59.9) == expected
     assert utc_minute(datetime(2026, 11, 22, 0, 43, 12)) == expected
+
+
+async def test_concurrent_ratings_each_use_their_own_username() -> None:
+    # zxcvbn keeps the username in a module-level dictionary during a rating.
+    def rate(username: str) -> asyncio.Future[None]:
+        return asyncio.ensure_future(
+            accounts.vet_password("grozbultarkenvy1", DEFAULTS, username=username)
+        )
+
+    names = ["grozbultarkenvy", "someone"] * 4
+    results = await asyncio.gather(*(rate(name) for name in names), return_exceptions=True)
+
+    assert [isinstance(result, accounts.AccountError) for result in results] == [True, False] * 4
 
 
 # /account/password
