@@ -76,21 +76,28 @@ async def start(
     remember: bool,
     address: str | None,
     user_agent: str | None,
+    continues: Login | None = None,
 ) -> str:
-    """Add a login row (the caller commits) and return the token for the cookie."""
+    """Add a login row (the caller commits) and return the token for the cookie.
+
+    ``continues``: a login this one replaces (see :func:`rotate`), whose start and
+    absolute expiry it keeps.
+    """
     token = secrets.token_urlsafe(32)
     now = time.time()
-    session.add(
-        Login(
-            id=digest(token),
-            user_id=user_id,
-            remember=remember,
-            expires_at=now + lifetime(config, remember=remember),
-            last_seen=now,
-            address=(address or "")[:ADDRESS_COLUMN] or None,
-            user_agent=(user_agent or "")[:USER_AGENT_COLUMN] or None,
-        )
+    login = Login(
+        id=digest(token),
+        user_id=user_id,
+        remember=remember,
+        expires_at=now + lifetime(config, remember=remember),
+        last_seen=now,
+        address=(address or "")[:ADDRESS_COLUMN] or None,
+        user_agent=(user_agent or "")[:USER_AGENT_COLUMN] or None,
     )
+    if continues is not None:
+        login.created_at = continues.created_at
+        login.expires_at = continues.expires_at
+    session.add(login)
     return token
 
 
@@ -253,19 +260,13 @@ async def rotate(
     old = await session.get(Login, login_id)
     if old is None:
         return None
-    created_at, expires_at, remember, user_id = (
-        old.created_at,
-        old.expires_at,
-        old.remember,
-        old.user_id,
-    )
     await session.delete(old)
-    await session.flush()
-    token = await start(
-        session, config, user_id, remember=remember, address=address, user_agent=user_agent
+    return await start(
+        session,
+        config,
+        old.user_id,
+        remember=old.remember,
+        address=address,
+        user_agent=user_agent,
+        continues=old,
     )
-    new = await session.get(Login, digest(token))
-    assert new is not None  # just added to this session
-    new.created_at = created_at
-    new.expires_at = expires_at
-    return token
