@@ -4,8 +4,9 @@ A request goes: hypercorn -> (ProxyFixMiddleware, when configured) -> ``HostGuar
 Quart, whose ``before_request`` hooks run in the order they were added:
 ``security.check_host`` (refuses an untrusted Host), ``security.refuse_unnamed_fields``,
 CSRFProtect's ``csrf_protect`` (checks POSTs), then ``auth.load_logged_in_user`` (sets
-``g.user``) -> the view in ``pages`` (/, /welcome, /hello), ``auth`` (/login, /logout)
-or ``health`` (/healthz). Errors of every kind end in ``errors``.
+``g.user``) -> the view in ``pages`` (/, /welcome, /hello), ``auth`` (/login, /logout),
+``account`` (/account/password, /account/sessions) or ``health`` (/healthz). Errors of
+every kind end in ``errors``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from quart import Quart
 from quart_wtf import CSRFProtect
 
 from . import (
+    account,
     auth,
     bootstrap,
     cli,
@@ -71,6 +73,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
     app.register_blueprint(pages.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(account.bp)
 
     app.before_serving(bootstrap.create_initial_admin_for_app)
     return app

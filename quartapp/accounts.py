@@ -7,13 +7,17 @@ in (a new password, a deleted user) ends the user's logins in the same transacti
 
 from __future__ import annotations
 
+import asyncio
 import re
+import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from zxcvbn import zxcvbn
 
 from . import logins
 from .db import User
@@ -22,6 +26,21 @@ from .passwords import Passwords
 # Lower-case letters, digits and a few separators: no look-alike Unicode, no spaces that
 # would make two accounts look the same on screen.
 USERNAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._@-]*")
+# zxcvbn's running time grows steeply with length (about 1 ms at 16 characters, 50 ms at
+# 72, and it refuses more than 72 by default), so only the start of a password is rated.
+# A password whose first 72 characters are guessable is refused; one whose first 72
+# characters are strong is far beyond any attack whatever follows.
+RATED_PREFIX = 72
+# zxcvbn keeps the user inputs of the call in a module-level dictionary while it runs,
+# so two threads rating at once could see each other's usernames.
+_RATING = threading.Lock()
+# One rating at a time per event loop, waited for on the loop: callers queued on
+# _RATING inside threads would hold the default executor's threads, which argon2 needs.
+_RATING_GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+# Words that belong to this site, fed to zxcvbn with the username.
+SITE_WORDS = ("quartapp",)
 
 
 class AccountError(Exception):
@@ -49,8 +68,16 @@ def check_username(name: str, config: Mapping[str, Any]) -> str:
     return normalized
 
 
-def check_password(password: str, config: Mapping[str, Any]) -> None:
-    """Apply the length policy to a new password (it is never stripped or truncated)."""
+def check_password(
+    password: str, config: Mapping[str, Any], *, username: str | None = None
+) -> None:
+    """Apply the policy to a new password (it is never stripped or truncated).
+
+    The length limits come first, then zxcvbn's estimate of how guessable it is, with
+    the username and the site's name as words an attacker would try. Rating the
+    longest allowed password takes tens of milliseconds: call :func:`vet_password`
+    on an event loop.
+    """
     shortest, longest = config["PASSWORD_MIN_LENGTH"], config["PASSWORD_MAX_LENGTH"]
     # The login form's DataRequired refuses an all-space password, so none is created.
     if not password.strip():
@@ -59,6 +86,26 @@ def check_password(password: str, config: Mapping[str, Any]) -> None:
         raise AccountError(f"the password is shorter than {shortest} characters")
     if len(password) > longest:
         raise AccountError(f"the password is longer than {longest} characters")
+    minimum = config["PASSWORD_MIN_SCORE"]
+    if not minimum:
+        return
+    inputs = [*SITE_WORDS, *([username] if username else [])]
+    with _RATING:
+        rating = zxcvbn(password[:RATED_PREFIX], user_inputs=inputs)
+    if rating["score"] < minimum:
+        feedback = rating["feedback"]
+        reason = feedback["warning"] or next(iter(feedback["suggestions"]), "")
+        reason = reason or "Add another word or two; uncommon words are better."
+        raise AccountError(f"the password is too easy to guess: {reason}")
+
+
+async def vet_password(
+    password: str, config: Mapping[str, Any], *, username: str | None = None
+) -> None:
+    """:func:`check_password` off the event loop, one at a time."""
+    gate = _RATING_GATES.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+    async with gate:
+        await asyncio.to_thread(check_password, password, config, username=username)
 
 
 async def find_user(session: AsyncSession, name: str) -> User | None:
@@ -102,7 +149,7 @@ async def create_user(
 ) -> User:
     """Create an account; AccountError if the name is taken or a policy is broken."""
     username = await available_username(session, config, name)
-    check_password(password, config)
+    await vet_password(password, config, username=username)
     user = User(username=username, password_hash=await passwords.hash(password))
     session.add(user)
     try:
@@ -123,7 +170,7 @@ async def set_password(
 ) -> int:
     """Change a password and end every login of that user; returns how many ended."""
     user = await get_user(session, name)
-    check_password(password, config)
+    await vet_password(password, config, username=user.username)
     user.password_hash = await passwords.hash(password)
     ended = await logins.end_all(session, user.id)
     await session.commit()
@@ -146,6 +193,13 @@ async def revoke_logins(session: AsyncSession, name: str) -> int:
     ended = await logins.end_all(session, user.id)
     await session.commit()
     return ended
+
+
+async def store_password_hash(session: AsyncSession, user_id: int, password_hash: str) -> None:
+    """Replace a user's password hash (no commit): the caller ends the logins with it."""
+    await session.execute(
+        update(User).where(User.id == user_id).values(password_hash=password_hash)
+    )
 
 
 async def store_rehash(session: AsyncSession, user_id: int, new_hash: str) -> None:

@@ -91,6 +91,9 @@ DEFAULTS: dict[str, Any] = {
     "REMEMBER_ME_DAYS": 30,
     "PASSWORD_MIN_LENGTH": 15,
     "PASSWORD_MAX_LENGTH": 1024,
+    # zxcvbn's score (0-4) a new password needs; 3 is "safely unguessable" against an
+    # online attack and needs about 10^8 guesses offline. 0 turns the check off.
+    "PASSWORD_MIN_SCORE": 3,
     "USERNAME_MAX_LENGTH": 64,
     "ARGON2_TIME_COST": 3,
     "ARGON2_MEMORY_COST": 32768,
@@ -261,6 +264,9 @@ def validate(config: dict[str, Any]) -> None:
         raise ConfigError(f"USERNAME_MAX_LENGTH may be at most {USERNAME_COLUMN}")
     if config["PASSWORD_MIN_LENGTH"] > config["PASSWORD_MAX_LENGTH"]:
         raise ConfigError("PASSWORD_MIN_LENGTH is larger than PASSWORD_MAX_LENGTH")
+    score = config["PASSWORD_MIN_SCORE"]
+    if not isinstance(score, int) or isinstance(score, bool) or not 0 <= score <= 4:
+        raise ConfigError(f"PASSWORD_MIN_SCORE must be an integer from 0 to 4, not {score!r}")
     prefix = config["THROTTLE_IPV6_PREFIX"]
     if not isinstance(prefix, int) or isinstance(prefix, bool) or not 1 <= prefix <= 128:
         raise ConfigError(f"THROTTLE_IPV6_PREFIX must be a prefix length 1-128, not {prefix!r}")

@@ -105,6 +105,11 @@ def lockout_context(error: HTTPException) -> dict[str, object]:
         # The same URL, so a `next` the user was sent with survives the lockout.
         context["back_url"] = safe_next(requested_path()) or url_for("auth.login")
         context["back_text"] = "Back to the login page"
+    elif request.endpoint == "account.password":
+        # Wrong current passwords count toward the login's limit (credentials.check).
+        context["message"] = "There were too many wrong passwords."
+        context["back_url"] = url_for("account.password")
+        context["back_text"] = "Back to the password form"
     return context
 
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from quart import current_app
 from quart_wtf import QuartForm
-from wtforms import BooleanField, Field, PasswordField, StringField, SubmitField
-from wtforms.validators import DataRequired, StopValidation
+from wtforms import BooleanField, Field, HiddenField, PasswordField, StringField, SubmitField
+from wtforms.validators import DataRequired, EqualTo, Length, StopValidation
 
 # U+FFFD is what undecodable bytes become when the form is parsed: it means the client
 # sent invalid UTF-8, which no keyboard produces.
@@ -88,3 +88,49 @@ class LoginForm(QuartForm):
     )
     remember_me = BooleanField("Remember Me", validators=[SentOnce()])
     submit = SubmitField("Sign In")
+
+
+class ChangePasswordForm(QuartForm):
+    """The current password, then the new one twice, named as in microblog.
+
+    The new password's policy (length from the config, guessability) is checked by
+    the view with :func:`quartapp.accounts.check_password`, as the CLI does; the
+    ``Length`` here only bounds what a request may make the server look at.
+    """
+
+    current_password = PasswordField(
+        "Current password",
+        validators=[
+            SentOnce(),
+            PlainText(allow_whitespace=True),
+            DataRequired("Enter your current password"),
+            MaxLength("PASSWORD_MAX_LENGTH"),
+        ],
+    )
+    new_password = PasswordField(
+        "New password",
+        validators=[
+            SentOnce(),
+            PlainText(allow_whitespace=True),
+            DataRequired("Enter a new password"),
+            MaxLength("PASSWORD_MAX_LENGTH"),
+        ],
+    )
+    new_password2 = PasswordField(
+        "Confirm new password",
+        validators=[
+            SentOnce(),
+            PlainText(allow_whitespace=True),
+            DataRequired("Enter the new password again"),
+            EqualTo("new_password", "Enter the same new password in both boxes"),
+        ],
+    )
+    submit = SubmitField("Change password")
+
+
+class EndSessionForm(QuartForm):
+    """Ends one of the user's other logins, named by its id on the sessions page."""
+
+    login = HiddenField(
+        validators=[SentOnce(), PlainText(), DataRequired(), Length(min=32, max=32)],
+    )

@@ -10,6 +10,7 @@ every worker, and an expired row is refused whatever the cookie says.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import sqlite3
 import time
@@ -19,7 +20,7 @@ from enum import Enum
 from typing import Any
 
 from quart import Quart, current_app
-from sqlalchemy import and_, bindparam, delete, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, or_, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
@@ -29,6 +30,9 @@ from .db import ADDRESS_COLUMN, USER_AGENT_COLUMN, Login, User
 # minute rather than on every request; a 30-minute idle limit loses nothing by it.
 SEEN_RESOLUTION = 60
 PRUNE_BATCH = 500
+# Domain separation for the ids the sessions page shows (see public_id): the
+# SECRET_KEY also signs the session cookies.
+_PUBLIC_ID_CONTEXT = b"quartapp.logins.public-id\0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,21 +79,28 @@ async def start(
     remember: bool,
     address: str | None,
     user_agent: str | None,
+    continues: Login | None = None,
 ) -> str:
-    """Add a login row (the caller commits) and return the token for the cookie."""
+    """Add a login row (the caller commits) and return the token for the cookie.
+
+    ``continues``: a login this one replaces (see :func:`rotate`), whose start and
+    absolute expiry it keeps.
+    """
     token = secrets.token_urlsafe(32)
     now = time.time()
-    session.add(
-        Login(
-            id=digest(token),
-            user_id=user_id,
-            remember=remember,
-            expires_at=now + lifetime(config, remember=remember),
-            last_seen=now,
-            address=(address or "")[:ADDRESS_COLUMN] or None,
-            user_agent=(user_agent or "")[:USER_AGENT_COLUMN] or None,
-        )
+    login = Login(
+        id=digest(token),
+        user_id=user_id,
+        remember=remember,
+        expires_at=now + lifetime(config, remember=remember),
+        last_seen=now,
+        address=(address or "")[:ADDRESS_COLUMN] or None,
+        user_agent=(user_agent or "")[:USER_AGENT_COLUMN] or None,
     )
+    if continues is not None:
+        login.created_at = continues.created_at
+        login.expires_at = continues.expires_at
+    session.add(login)
     return token
 
 
@@ -321,3 +332,99 @@ async def _close_cache() -> None:
 def cache() -> Cache:
     """The current app's login cache."""
     return current_app.extensions[EXTENSION]
+
+
+def live(config: Mapping[str, Any], now: float) -> ColumnElement[bool]:
+    """The rows :func:`find` would accept at ``now``: within both limits."""
+    return and_(
+        Login.expires_at > now,
+        or_(
+            and_(
+                Login.remember.is_(False),
+                Login.last_seen >= now - idle_limit(config, remember=False),
+            ),
+            and_(
+                Login.remember.is_(True),
+                Login.last_seen >= now - idle_limit(config, remember=True),
+            ),
+        ),
+    )
+
+
+async def live_for_user(
+    session: AsyncSession, config: Mapping[str, Any], user_id: int
+) -> Sequence[Login]:
+    """A user's live logins, newest first: what the sessions page lists."""
+    query = (
+        select(Login)
+        .where(Login.user_id == user_id, live(config, time.time()))
+        .order_by(Login.created_at.desc(), Login.id)
+    )
+    return (await session.execute(query)).scalars().all()
+
+
+def public_id(config: Mapping[str, Any], login_id: str) -> str:
+    """The id a page may show for a login: an HMAC of the row's id, not the id itself.
+
+    The row's id is the SHA-256 of a live cookie's token; it is no token, but it stays
+    out of pages and forms all the same. Keyed, so that no one can make the id of a
+    login they have not been shown.
+    """
+    key = config["SECRET_KEY"]
+    if isinstance(key, str):
+        key = key.encode()
+    mac = hmac.new(key, _PUBLIC_ID_CONTEXT + login_id.encode(), hashlib.sha256)
+    return mac.hexdigest()[:32]
+
+
+async def end_other(
+    session: AsyncSession,
+    config: Mapping[str, Any],
+    user_id: int,
+    public: str,
+    *,
+    keep: str,
+) -> bool:
+    """End the user's live login shown as ``public``, unless it is ``keep`` (commits).
+
+    Only this user's logins are searched, so an id from someone else's page ends
+    nothing. Returns whether a login was ended.
+    """
+    for login in await live_for_user(session, config, user_id):
+        if login.id != keep and hmac.compare_digest(public_id(config, login.id), public):
+            await session.execute(
+                delete(Login).where(Login.id == login.id, Login.user_id == user_id)
+            )
+            await session.commit()
+            return True
+    return False
+
+
+async def rotate(
+    session: AsyncSession,
+    config: Mapping[str, Any],
+    login_id: str,
+    *,
+    address: str | None,
+    user_agent: str | None,
+) -> str | None:
+    """Replace a login by a new one with a new token, keeping its limits (no commit).
+
+    After a password change the login that made it goes on, but under a token that
+    was never in a cookie before, as Django's ``update_session_auth_hash`` does. The
+    login keeps its start, its "remember me" and its absolute expiry. None when the
+    login is gone (ended by another request meanwhile).
+    """
+    old = await session.get(Login, login_id)
+    if old is None:
+        return None
+    await session.delete(old)
+    return await start(
+        session,
+        config,
+        old.user_id,
+        remember=old.remember,
+        address=address,
+        user_agent=user_agent,
+        continues=old,
+    )

@@ -35,6 +35,10 @@ from tests.conftest import (
 
 ROOT = Path(__file__).parents[1]
 NEW_PASSWORD = "a brand new passphrase, also long"
+# At the length limits and hard to guess, so only the limits are tested by them.
+STRONG_SHORTEST = "k7#Qv9!mZ2@wL4p"
+STRONG_LONGEST = ("tangerine velvet oxbow quarry " * 40)[:1024]
+REPEATS = 'Repeats like "abcabcabc" are only slightly harder to guess than "abc".'
 
 
 def verifies(password_hash: str, password: str) -> bool:
@@ -99,7 +103,7 @@ def test_create_keeps_the_password_exactly_as_typed(
 
 @pytest.mark.parametrize(
     "password",
-    ["Ünïcödé pässwörd ✓ 🔑", "x" * 15, "x" * 1024],
+    ["Ünïcödé pässwörd ✓ 🔑", STRONG_SHORTEST, STRONG_LONGEST],
     ids=["unicode", "shortest", "longest"],
 )
 def test_create_accepts_a_password_within_the_policy(
@@ -222,8 +226,9 @@ def test_create_accepts_a_name_of_the_longest_length(
         (" " * 20, "the password is empty"),
         ("x" * 14, "the password is shorter than 15 characters"),
         ("x" * 1025, "the password is longer than 1024 characters"),
+        ("passwordpassword", f"the password is too easy to guess: {REPEATS}"),
     ],
-    ids=["empty", "all-spaces", "too-short", "too-long"],
+    ids=["empty", "all-spaces", "too-short", "too-long", "common"],
 )
 def test_create_refuses_a_password_against_the_policy(
     runner: QuartCliRunner, settings: dict[str, Any], password: str, message: str
@@ -232,6 +237,19 @@ def test_create_refuses_a_password_against_the_policy(
 
     assert_refused(result, message)
     assert usernames(settings) == []
+
+
+def test_create_refuses_a_password_made_of_the_username(
+    runner: QuartCliRunner, settings: dict[str, Any]
+) -> None:
+    # Strong for anyone else: zxcvbn knows the username only because it is told.
+    assert create(runner, "someone", "grozbultarkenvy1").exit_code == 0
+
+    result = create(runner, "grozbultarkenvy", "grozbultarkenvy1")
+
+    assert (result.exit_code, result.stderr.count("\n")) == (1, 1)
+    assert result.stderr.startswith("Error: the password is too easy to guess: ")
+    assert usernames(settings) == ["someone"]
 
 
 def test_create_refuses_empty_stdin(runner: QuartCliRunner, settings: dict[str, Any]) -> None:
@@ -310,8 +328,9 @@ async def test_set_password_ends_logins_made_before_the_change(
         ("", "the password is empty"),
         ("x" * 14, "the password is shorter than 15 characters"),
         ("x" * 1025, "the password is longer than 1024 characters"),
+        ("passwordpassword", f"the password is too easy to guess: {REPEATS}"),
     ],
-    ids=["empty", "too-short", "too-long"],
+    ids=["empty", "too-short", "too-long", "common"],
 )
 def test_set_password_refuses_a_password_against_the_policy(
     runner: QuartCliRunner, settings: dict[str, Any], password: str, message: str

@@ -113,6 +113,8 @@ def test_missing_named_config_file_is_an_error(
         ('SECRET_KEY_FALLBACKS = "old"\n', "SECRET_KEY_FALLBACKS must be a list"),
         ('ENV = "staging"\n', "'development' or 'production'"),
         ('DATABASE_URL = "mysql://db/x"\n', "not supported"),
+        ("PASSWORD_MIN_SCORE = 5\n", "PASSWORD_MIN_SCORE must be an integer from 0 to 4"),
+        ("PASSWORD_MIN_SCORE = true\n", "PASSWORD_MIN_SCORE must be an integer from 0 to 4"),
     ],
 )
 def test_bad_settings_are_refused_with_a_clear_message(

@@ -1,0 +1,217 @@
+"""The pages where people manage their own account: the ``account`` blueprint.
+
+/account/password changes the password (checked through the same throttle as the
+login form) and ends every other login; /account/sessions lists the live logins and
+ends other ones, one at a time or all at once.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from quart import (
+    Blueprint,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from quart.typing import ResponseReturnValue
+from quart.wrappers import Response
+
+from . import accounts, audit, credentials, logins
+from .auth import FORM_TYPES, LOGIN_KEY, login_required
+from .db import db
+from .forms import ChangePasswordForm, EndSessionForm
+from .messages import flash
+from .passwords import passwords
+
+bp = Blueprint("account", __name__, url_prefix="/account")
+
+WRONG_PASSWORD = "Your current password is wrong."  # noqa: S105 (a message)
+CHANGED_MESSAGE = "Your password was changed. You were logged out everywhere else."
+
+# (token in the User-Agent, name), first match wins: Edge and Opera also say "Chrome",
+# and Chrome also says "Safari", so the more specific tokens come first.
+BROWSERS = (
+    ("Edg/", "Edge"),
+    ("OPR/", "Opera"),
+    ("Firefox/", "Firefox"),
+    ("FxiOS/", "Firefox"),
+    ("CriOS/", "Chrome"),
+    ("Chrome/", "Chrome"),
+    ("Safari/", "Safari"),
+    ("curl/", "curl"),
+)
+SYSTEMS = (
+    ("iPhone", "iPhone"),
+    ("iPad", "iPad"),
+    ("Android", "Android"),
+    ("Windows", "Windows"),
+    ("Mac OS X", "macOS"),
+    ("CrOS", "ChromeOS"),
+    ("Linux", "Linux"),
+)
+
+
+def browser_summary(user_agent: str | None) -> str:
+    """A short, human name for a User-Agent, such as "Firefox on Windows".
+
+    Only a few well-known tokens are looked for; it names what a person recognises,
+    and says "Unknown browser" rather than guess.
+    """
+    text = user_agent or ""
+    browser = next((name for token, name in BROWSERS if token in text), None)
+    system = next((name for token, name in SYSTEMS if token in text), None)
+    if browser and system:
+        return f"{browser} on {system}"
+    if browser or system:
+        return f"{browser or 'Unknown browser'}{f' on {system}' if system else ''}"
+    return "Unknown browser"
+
+
+def utc_minute(moment: datetime | float) -> datetime:
+    """A time from the logins table (a datetime or Unix seconds), in UTC, to the minute."""
+    if isinstance(moment, datetime):
+        aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    else:
+        aware = datetime.fromtimestamp(moment, UTC)
+    return aware.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@login_required
+async def password() -> ResponseReturnValue:
+    """Show the change-password form and change the password when it is valid."""
+    if request.method == "POST" and request.mimetype not in FORM_TYPES:
+        abort(415)
+    form = await ChangePasswordForm.create_form()
+    if await form.validate_on_submit():
+        response = await _change_password(form)
+        if response is not None:
+            return response
+    return await render_template("account/password.html", form=form)
+
+
+async def _change_password(form: ChangePasswordForm) -> Response | None:
+    """Apply the policy, check the current password under the throttle, then change it.
+
+    The policy comes first: a refused new password costs no hashing and no attempt.
+    Returns None when the form must be shown again with its errors.
+    """
+    config = current_app.config
+    user = g.user
+    new_password = form.new_password.data or ""
+    try:
+        await accounts.vet_password(new_password, config, username=user.username)
+    except accounts.AccountError as error:
+        form.new_password.errors = [sentence(str(error))]
+        return None
+    checked = await credentials.check(
+        config,
+        passwords(),
+        username=user.username,
+        password=form.current_password.data or "",
+        address=request.remote_addr,
+        cookies=request.cookies,
+    )
+    if checked.user is None or checked.user.id != user.id:
+        audit.log("password_change_failed", user.username)
+        form.current_password.errors = [WRONG_PASSWORD]
+        return None
+    # Hashed before the transaction, so no connection is held while argon2 runs.
+    new_hash = await passwords().hash(new_password)
+    async with db.session() as dbs:
+        await credentials.record_success(dbs, checked)
+        await accounts.store_password_hash(dbs, user.id, new_hash)
+        token = await logins.rotate(
+            dbs,
+            config,
+            user.login_id,
+            address=request.remote_addr,
+            user_agent=request.headers.get("User-Agent"),
+        )
+        ended = await logins.end_all(dbs, user.id, keep=logins.digest(token) if token else None)
+        await dbs.commit()
+    audit.log("password_changed", user.username, sessions_ended=ended)
+    if token is None:
+        # This login was ended by another request while the password was changing:
+        # the new password stands, and the user logs in with it.
+        session.pop(LOGIN_KEY, None)
+        await flash("Your password was changed. Please log in again.", "success")
+        return redirect(url_for("auth.login"))
+    session[LOGIN_KEY] = token
+    await flash(CHANGED_MESSAGE, "success")
+    return redirect(url_for("account.sessions"))
+
+
+def sentence(message: str) -> str:
+    """An AccountError's one-line message (written for the CLI) as a sentence for a page."""
+    message = message[:1].upper() + message[1:]
+    return message if message.endswith(".") else f"{message}."
+
+
+@bp.get("/sessions")
+@login_required
+async def sessions() -> ResponseReturnValue:
+    """List the user's live logins, this one marked, with a way to end the others."""
+    config = current_app.config
+    async with db.session() as dbs:
+        rows = await logins.live_for_user(dbs, config, g.user.id)
+    entries = [
+        {
+            "id": logins.public_id(config, row.id),
+            "current": row.id == g.user.login_id,
+            "started": utc_minute(row.created_at),
+            "seen": utc_minute(row.last_seen),
+            "address": row.address or "Unknown address",
+            "browser": browser_summary(row.user_agent),
+            "remember": row.remember,
+        }
+        for row in rows
+    ]
+    # This device first, then the others newest first.
+    entries.sort(key=lambda entry: not entry["current"])
+    return await render_template("account/sessions.html", entries=entries)
+
+
+@bp.route("/sessions/end", methods=["GET", "POST"])
+@login_required
+async def end_session() -> ResponseReturnValue:
+    """End one other login of this user; 404 for any id that is not one of them.
+
+    A GET (the "Open the form again" link of an expired form's page) goes back to
+    the list.
+    """
+    if request.method == "GET":
+        return redirect(url_for("account.sessions"))
+    form = await EndSessionForm.create_form()
+    if not await form.validate_on_submit():
+        abort(400)
+    async with db.session() as dbs:
+        ended = await logins.end_other(
+            dbs, current_app.config, g.user.id, form.login.data, keep=g.user.login_id
+        )
+    if not ended:
+        abort(404)
+    audit.log("session_ended", g.user.username)
+    await flash("That session was ended.", "success")
+    return redirect(url_for("account.sessions"))
+
+
+@bp.route("/sessions/end-others", methods=["GET", "POST"])
+@login_required
+async def end_other_sessions() -> ResponseReturnValue:
+    """End every login of this user but this one (a GET goes back to the list)."""
+    if request.method == "GET":
+        return redirect(url_for("account.sessions"))
+    async with db.session() as dbs:
+        ended = await logins.end_all(dbs, g.user.id, keep=g.user.login_id)
+        await dbs.commit()
+    audit.log("sessions_revoked", g.user.username, sessions_ended=ended)
+    await flash("You were logged out everywhere else.", "success")
+    return redirect(url_for("account.sessions"))
