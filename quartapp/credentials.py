@@ -43,23 +43,25 @@ async def check(
     """Count the attempt, then verify; raises TooManyRequests during a lockout.
 
     A correct password is refused too during a lockout, or the lockout would confirm
-    guesses. A full hashing queue raises :class:`~.passwords.Busy` before anything
-    is counted.
+    guesses. When every place in line for hashing is taken this raises
+    :class:`~.passwords.Busy` before anything is counted, so being turned away never
+    counts against the user.
     """
     name = accounts.normalize_username(username)
     key = throttle.address_key(address, config)
     device = devices.trusted_nonce(cookies, config, name)
-    hasher.check_capacity()
-    async with db.session() as session:
-        lockout = await throttle.attempt(
-            session, config, username=name, address=key, device=device
-        )
-        user = None if lockout else await accounts.find_user(session, name)
-        await session.commit()
-    if lockout is not None:
-        audit.log("lockout", name, retry_after=lockout.retry_after)
-        raise TooManyRequests(retry_after=lockout.retry_after)
-    result = await hasher.verify(user.password_hash if user else None, password)
+    with hasher.admission():
+        async with db.session() as session:
+            lockout = await throttle.attempt(
+                session, config, username=name, address=key, device=device
+            )
+            user = None if lockout else await accounts.find_user(session, name)
+            await session.commit()
+        if lockout is not None:
+            audit.log("lockout", name, retry_after=lockout.retry_after)
+            raise TooManyRequests(retry_after=lockout.retry_after)
+        stored = user.password_hash if user else None
+        result = await hasher.verify(stored, password, admitted=True)
     if user is None or not result.ok:
         return Checked(name, key, device)
     return Checked(name, key, device, user, result.new_hash)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -41,41 +42,47 @@ class Passwords:
 
     hasher: PasswordHasher
     limit: asyncio.Semaphore
+    slots: int = 2
     queue: int = 8
-    waiting: int = 0
+    # Places in line taken: hashing now, or admitted and on the way to it.
+    admitted: int = 0
     # Seconds one verification takes at the current parameters: a failed one is padded
     # up to it, so a hash made with older (cheaper) parameters answers no faster than
     # an unknown user's. Measured at warm-up and kept as a moving average.
     reference: float = 0.0
     _dummy_hash: str | None = field(default=None, repr=False)
 
-    def check_capacity(self) -> None:
-        """Raise :class:`Busy` when the waiting line for hashing is full."""
-        if self.limit.locked() and self.waiting >= self.queue:
+    @contextmanager
+    def admission(self) -> Iterator[None]:
+        """A place in line for hashing; :class:`Busy` at once when every place is taken.
+
+        There are ``slots`` (hashing now) plus ``queue`` (waiting) places. A login takes
+        its place *before* the throttle counts it and keeps it until its verification
+        ends, so a login refused for lack of room is refused before it is counted:
+        a burst cannot lock a user out by being turned away. Without the bound a burst
+        would wait here in thousands, each holding a request open.
+        """
+        if self.admitted >= self.slots + self.queue:
             raise Busy
+        self.admitted += 1
+        try:
+            yield
+        finally:
+            self.admitted -= 1
 
     async def _bounded(self, work: Callable[[], T]) -> T:
-        """Run ``work`` in a thread under the concurrency bound, queueing at most ``queue``.
-
-        Without the queue bound a burst would wait here in thousands, each holding a
-        request open; past it a login is refused at once with 503.
-        """
-        self.check_capacity()
-        self.waiting += 1
-        try:
-            await self.limit.acquire()
-        finally:
-            self.waiting -= 1
-        try:
+        """Run ``work`` in a thread, at most ``slots`` at a time."""
+        async with self.limit:
             return await asyncio.to_thread(work)
-        finally:
-            self.limit.release()
 
     async def hash(self, password: str) -> str:
         """Hash a new password with the configured parameters."""
-        return await self._bounded(lambda: self.hasher.hash(password))
+        with self.admission():
+            return await self._bounded(lambda: self.hasher.hash(password))
 
-    async def verify(self, stored_hash: str | None, password: str) -> Verification:
+    async def verify(
+        self, stored_hash: str | None, password: str, *, admitted: bool = False
+    ) -> Verification:
         """Check ``password`` against ``stored_hash``, taking the same time on failure.
 
         With no stored hash (an unknown user) the password is checked against a dummy
@@ -83,6 +90,9 @@ class Passwords:
         is padded up to that cost. So timing reveals neither which names exist nor
         whose hash predates a cost increase.
         """
+        if not admitted:
+            with self.admission():
+                return await self.verify(stored_hash, password, admitted=True)
         target = stored_hash if stored_hash is not None else await self._dummy()
         current = stored_hash is None or self._is_current(stored_hash)
         ok, seconds = await self._bounded(lambda: self._timed_check(target, password))
@@ -95,7 +105,8 @@ class Passwords:
                 await asyncio.sleep(self.reference - seconds)
             return Verification(ok=False)
         if not current:
-            return Verification(ok=True, new_hash=await self.hash(password))
+            new_hash = await self._bounded(lambda: self.hasher.hash(password))
+            return Verification(ok=True, new_hash=new_hash)
         return Verification(ok=True)
 
     def _is_current(self, stored_hash: str) -> bool:
@@ -123,7 +134,8 @@ class Passwords:
 
     async def _dummy(self) -> str:
         if self._dummy_hash is None:
-            self._dummy_hash = await self.hash(secrets.token_urlsafe(32))
+            dummy = secrets.token_urlsafe(32)
+            self._dummy_hash = await self._bounded(lambda: self.hasher.hash(dummy))
         return self._dummy_hash
 
 
@@ -139,6 +151,7 @@ def build(config: Mapping[str, Any]) -> Passwords:
             parallelism=config["ARGON2_PARALLELISM"],
         ),
         limit=asyncio.Semaphore(config["HASHING_CONCURRENCY"]),
+        slots=config["HASHING_CONCURRENCY"],
         queue=config["HASHING_QUEUE"],
     )
 

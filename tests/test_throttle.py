@@ -275,6 +275,26 @@ async def test_a_full_hashing_queue_answers_503_at_once(tmp_path: Path, database
     assert all(r.headers["Retry-After"] == "1" for r in responses if r.status_code == 503)
 
 
+async def test_logins_turned_away_for_lack_of_room_are_not_counted(
+    tmp_path: Path, database: str
+) -> None:
+    # Room for two at once: the rest of a burst of the owner's own right password is
+    # turned away with 503 before the throttle counts it, so it never locks them out.
+    settings = make_settings(
+        tmp_path, DATABASE_URL=database, HASHING_CONCURRENCY=1, HASHING_QUEUE=1
+    )
+    app = create_app(settings)
+    async with app.test_app():
+        await add_user(app)
+        browsers = [AuthActions(app.test_client()) for _ in range(12)]
+        statuses = [r.status_code for r in await asyncio.gather(*(b.login() for b in browsers))]
+        afterwards = await AuthActions(app.test_client()).login()
+
+    assert set(statuses) == {302, 503}
+    assert afterwards.status_code == 302
+    assert query(settings, "SELECT key FROM throttle_counters WHERE scope = 'user'") == []
+
+
 # Addresses, keyed the way attackers rotate them
 
 
