@@ -65,6 +65,19 @@ class MaxLength:
             raise StopValidation(f"Field cannot be longer than {limit} characters.")
 
 
+def password_checks(missing: str) -> list[Any]:
+    """The validators of every password box; ``missing`` says what to type in it.
+
+    Passwords keep their spaces and tabs exactly as typed (``allow_whitespace``).
+    """
+    return [
+        SentOnce(),
+        PlainText(allow_whitespace=True),
+        DataRequired(missing),
+        MaxLength("PASSWORD_MAX_LENGTH"),
+    ]
+
+
 class LoginForm(QuartForm):
     """Username, password and "remember me", named as in microblog's ``LoginForm``."""
 
@@ -77,15 +90,7 @@ class LoginForm(QuartForm):
             MaxLength("USERNAME_MAX_LENGTH"),
         ],
     )
-    password = PasswordField(
-        "Password",
-        validators=[
-            SentOnce(),
-            PlainText(allow_whitespace=True),
-            DataRequired("Enter your password"),
-            MaxLength("PASSWORD_MAX_LENGTH"),
-        ],
-    )
+    password = PasswordField("Password", validators=password_checks("Enter your password"))
     remember_me = BooleanField("Remember Me", validators=[SentOnce()])
     submit = SubmitField("Sign In")
 
@@ -99,29 +104,15 @@ class ChangePasswordForm(QuartForm):
     """
 
     current_password = PasswordField(
-        "Current password",
-        validators=[
-            SentOnce(),
-            PlainText(allow_whitespace=True),
-            DataRequired("Enter your current password"),
-            MaxLength("PASSWORD_MAX_LENGTH"),
-        ],
+        "Current password", validators=password_checks("Enter your current password")
     )
     new_password = PasswordField(
-        "New password",
-        validators=[
-            SentOnce(),
-            PlainText(allow_whitespace=True),
-            DataRequired("Enter a new password"),
-            MaxLength("PASSWORD_MAX_LENGTH"),
-        ],
+        "New password", validators=password_checks("Enter a new password")
     )
     new_password2 = PasswordField(
         "Confirm new password",
         validators=[
-            SentOnce(),
-            PlainText(allow_whitespace=True),
-            DataRequired("Enter the new password again"),
+            *password_checks("Enter the new password again"),
             EqualTo("new_password", "Enter the same new password in both boxes"),
         ],
     )

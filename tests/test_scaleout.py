@@ -56,16 +56,7 @@ def production_env(tmp_path: Path, database_url: str) -> dict[str, str]:
 def two_dynos(tmp_path: Path, database_url: str) -> Iterator[list[Server]]:
     """The release step on ``database_url``, then two web processes of two workers each."""
     env = production_env(tmp_path, database_url)
-    release = subprocess.run(
-        ["bash", "-c", procfile()["release"]],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert release.returncode == 0, release.stderr
+    run(env, ["bash", "-c", procfile()["release"]])
     create_user(env)
     with ExitStack() as stack:
         started = []
@@ -107,14 +98,19 @@ def create_user(env: dict[str, str]) -> None:
 
 def run_cli(env: dict[str, str], *command: str, stdin: str = "") -> None:
     """Run a ``quart --app quartapp`` command in its own process; it must succeed."""
+    run(env, [sys.executable, "-m", "quart", "--app", "quartapp", *command], stdin)
+
+
+def run(env: dict[str, str], command: list[str], stdin: str = "") -> None:
+    """Run ``command`` from the repository root, as an operator would; it must succeed."""
     result = subprocess.run(
-        [sys.executable, "-m", "quart", "--app", "quartapp", *command],
+        command,
         cwd=ROOT,
         env=env,
         input=stdin,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         check=False,
     )
     assert result.returncode == 0, result.stderr
