@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
-from quart import Quart
+from quart import Quart, has_request_context, request
 from quart_wtf import CSRFProtect
 
 from . import (
@@ -44,6 +44,8 @@ from .config import ROOT, ConfigError, load_config
 from .db import db
 
 csrf = CSRFProtect()
+# Fixed links kept per process: a page has about ten; this bounds odd root paths.
+FIXED_URLS = 256
 
 
 def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
@@ -79,7 +81,33 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
 
     app.before_serving(bootstrap.create_initial_admin_for_app)
     run_context_processors_inline(app)
+    cache_fixed_urls(app)
     return app
+
+
+def cache_fixed_urls(app: Quart) -> None:
+    """Let templates build each fixed link once per process instead of on every render.
+
+    ``base.html`` builds the same links on every page (nav, stylesheet, favicon,
+    footer); Werkzeug's URL building was about a tenth of a page. A link with no
+    arguments but a static file's name depends only on the root path, so it is kept
+    per root path; anything else (``next=...``) is built as before.
+    """
+    build = app.url_for
+    built: dict[tuple[str, str, str | None], str] = {}
+
+    def url_for(endpoint: str, **values: Any) -> str:
+        if values.keys() - {"filename"} or not has_request_context():
+            return build(endpoint, **values)
+        key = (request.root_path, endpoint, values.get("filename"))
+        url = built.get(key)
+        if url is None:
+            if len(built) >= FIXED_URLS:  # root paths come from the server; stay bounded
+                built.clear()
+            url = built[key] = build(endpoint, **values)
+        return url
+
+    app.jinja_env.globals["url_for"] = url_for
 
 
 def run_context_processors_inline(app: Quart) -> None:

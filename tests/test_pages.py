@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from quart import Quart
 from quart.testing import QuartClient
 
 from .conftest import AuthActions, body
@@ -57,3 +58,13 @@ async def test_stylesheet_is_served(client: QuartClient) -> None:
 
     assert response.status_code == 200
     assert response.mimetype == "text/css"
+
+
+async def test_cached_links_follow_the_root_path_they_were_built_for(app: Quart) -> None:
+    client = app.test_client()
+    plain = await (await client.get("/")).get_data(as_text=True)
+    mounted = await (await client.get("/", root_path="/app")).get_data(as_text=True)
+
+    assert 'href="/static/style.css"' in plain
+    assert 'href="/app/static/style.css"' in mounted
+    assert 'href="/static/style.css"' not in mounted
