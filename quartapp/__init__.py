@@ -32,7 +32,7 @@ from . import (
     errors,
     files,
     health,
-    logins,
+    login_cache,
     pages,
     passwords,
     prune,
@@ -66,7 +66,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
     security.init_app(app)  # first: the host check runs before any other hook
     schema.init_app(app)  # pending migrations, in development, before the pool opens
     db.init_app(app)
-    logins.init_app(app)  # after the database: its file exists by then
+    login_cache.init_app(app)  # after the database: its file exists by then
     prune.init_app(app)
     passwords.init_app(app)
     csrf.init_app(app)

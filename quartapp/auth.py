@@ -27,7 +27,7 @@ from quart.typing import ResponseReturnValue
 from quart.wrappers import Response
 from quart_wtf.utils import generate_csrf
 
-from . import audit, credentials, devices, logins
+from . import audit, credentials, devices, login_cache, logins
 from .db import db
 from .forms import LoginForm
 from .messages import flash
@@ -101,8 +101,8 @@ async def load_logged_in_user() -> None:
     if not isinstance(token, str):
         _forget_login()
         return
-    status, g.user = await logins.lookup(
-        db.store.engine, logins.cache(), current_app.config, token
+    status, g.user = await login_cache.lookup(
+        db.store.engine, login_cache.cache(), current_app.config, token
     )
     if status is not logins.Status.VALID:
         # Ended elsewhere or expired: drop the stale token so the cookie says so too.

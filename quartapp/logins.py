@@ -2,9 +2,10 @@
 
 The session cookie holds only a random token; the ``logins`` row holds its SHA-256,
 the limits and what the sessions page shows. Every request that carries a token looks
-its row up (:func:`find`), so ending a login anywhere (logout, a password change,
-``users revoke-sessions``, deleting the user) takes effect on the next request, in
-every worker, and an expired row is refused whatever the cookie says.
+its row up (:func:`find_record`, through :mod:`.login_cache`), so ending a login
+anywhere (logout, a password change, ``users revoke-sessions``, deleting the user)
+takes effect on the next request, in every worker, and an expired row is refused
+whatever the cookie says.
 """
 
 from __future__ import annotations
@@ -12,17 +13,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from quart import Quart, current_app
 from sqlalchemy import ColumnElement, and_, bindparam, delete, or_, select, update
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from .db import ADDRESS_COLUMN, USER_AGENT_COLUMN, Login, User
 
@@ -134,22 +132,15 @@ class Record:
         return now - self.last_seen >= SEEN_RESOLUTION
 
 
-async def find(
-    connection: AsyncConnection, config: Mapping[str, Any], token: str
-) -> tuple[Status, CurrentUser | None]:
-    """Look a session's token up: the user if the login is live, else why not.
-
-    An expired row is deleted on the spot. ``last_seen`` is refreshed when it is a
-    minute old. Both writes are committed here.
-    """
-    status, record, _ = await _find_record(connection, config, digest(token))
-    return status, record.user if record is not None else None
-
-
-async def _find_record(
+async def find_record(
     connection: AsyncConnection, config: Mapping[str, Any], login_id: str
 ) -> tuple[Status, Record | None, bool]:
-    """The row's status and record, and whether this wrote to the database."""
+    """Look a login up by its id: its status, its record when live, and whether this
+    wrote to the database.
+
+    An expired row is deleted on the spot; ``last_seen`` is refreshed when it is a
+    minute old. Both writes are committed here.
+    """
     row = (await connection.execute(_FIND, {"login_id": login_id})).first()
     if row is None:
         return Status.UNKNOWN, None, False
@@ -167,107 +158,6 @@ async def _find_record(
     return Status.VALID, record, False
 
 
-class Cache:
-    """This process's copy of live login rows, trusted only while the database is unchanged.
-
-    On SQLite, ``PRAGMA data_version`` on a connection of our own changes whenever any
-    other connection, in this process or another, commits. It is read on every lookup
-    (a few microseconds: the WAL index in shared memory), and any change empties the
-    cache. So a logout, ``users revoke-sessions``, a password change or a deleted user,
-    committed anywhere, is seen by the very next request, as if it read the row. The
-    probe connection has no busy timeout: should it ever meet a lock, it raises at once
-    and the lookup goes to the database, so it cannot stall the event loop.
-
-    Other databases have no such counter here; :meth:`version` answers None and every
-    lookup reads the row.
-    """
-
-    MAX_RECORDS = 10_000
-
-    def __init__(self, database_url: str) -> None:
-        self._probe: sqlite3.Connection | None = None
-        self._version: int | None = None
-        self._records: dict[str, Record] = {}
-        url = make_url(database_url)
-        path = url.database
-        if url.get_backend_name() == "sqlite" and path and path != ":memory:" and not url.query:
-            # Autocommit (isolation_level=None): the probe never holds a read
-            # transaction open, which would freeze what data_version sees.
-            self._probe = sqlite3.connect(
-                path, isolation_level=None, timeout=0, check_same_thread=False
-            )
-
-    def version(self) -> int | None:
-        """The database's change counter now, having dropped records it made stale.
-
-        None when it cannot be known (not SQLite, or the probe failed): trust nothing.
-        """
-        if self._probe is None:
-            return None
-        try:
-            version = self._probe.execute("PRAGMA data_version").fetchone()[0]
-        except sqlite3.Error:
-            return None
-        if version != self._version:
-            self._records.clear()
-            self._version = version
-        return int(version)
-
-    def get(self, login_id: str) -> Record | None:
-        """The cached record, valid as of the last :meth:`version` call."""
-        return self._records.get(login_id)
-
-    def put(self, version: int, login_id: str, record: Record) -> None:
-        """Keep ``record``, read after :meth:`version` returned ``version``.
-
-        Kept only if nothing has changed since: a record read across a commit might
-        be older than that commit.
-        """
-        if version != self._version:
-            return
-        if len(self._records) >= self.MAX_RECORDS:
-            self._records.clear()
-        self._records[login_id] = record
-
-    def forget(self, login_id: str) -> None:
-        """Drop one record (this process ended or expired that login)."""
-        self._records.pop(login_id, None)
-
-    def close(self) -> None:
-        """Close the probe connection."""
-        self._records.clear()
-        if self._probe is not None:
-            self._probe.close()
-            self._probe = None
-
-
-async def lookup(
-    engine: AsyncEngine, cache: Cache, config: Mapping[str, Any], token: str
-) -> tuple[Status, CurrentUser | None]:
-    """:func:`find`, answered from ``cache`` while the database has not changed.
-
-    A cached record is judged against the limits here, as a fresh row would be; one
-    that has expired, or whose ``last_seen`` is due to be written, goes to the database.
-    """
-    login_id = digest(token)
-    version = cache.version()
-    if version is not None:
-        record = cache.get(login_id)
-        if record is not None:
-            now = time.time()
-            if not record.expired(config, now) and not record.stale(now):
-                return Status.VALID, record.user
-    async with engine.connect() as connection:
-        status, record, wrote = await _find_record(connection, config, login_id)
-    if record is None:
-        cache.forget(login_id)
-    elif version is not None and not wrote:
-        # After a write of last_seen the version has moved on, and another commit may
-        # have slipped in beside it: the next request reads the row again instead.
-        cache.put(version, login_id, record)
-    return status, record.user if record is not None else None
-
-
 async def end(session: AsyncSession, token: str) -> None:
     """Forget one login by its cookie token, so the cookie logs nobody in (commits)."""
     await session.execute(delete(Login).where(Login.id == digest(token)))
@@ -283,12 +173,6 @@ async def end_all(session: AsyncSession, user_id: int, *, keep: str | None = Non
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-async def for_user(session: AsyncSession, user_id: int) -> Sequence[Login]:
-    """A user's logins, newest first."""
-    query = select(Login).where(Login.user_id == user_id).order_by(Login.created_at.desc())
-    return (await session.execute(query)).scalars().all()
-
-
 async def prune(
     session: AsyncSession, config: Mapping[str, Any], *, batch: int = PRUNE_BATCH
 ) -> int:
@@ -296,46 +180,15 @@ async def prune(
 
     Bounded, so a prune never holds a long lock: callers repeat it while it is full.
     """
-    now = time.time()
-    idle_session = now - idle_limit(config, remember=False)
-    idle_remembered = now - idle_limit(config, remember=True)
-    expired = or_(
-        Login.expires_at <= now,
-        and_(Login.remember.is_(False), Login.last_seen <= idle_session),
-        and_(Login.remember.is_(True), Login.last_seen <= idle_remembered),
-    )
+    expired = ~live(config, time.time())
     ids = select(Login.id).where(expired).limit(batch).scalar_subquery()
     result = await session.execute(delete(Login).where(Login.id.in_(ids)))
     await session.commit()
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-EXTENSION = "quartapp.logins"
-
-
-def init_app(app: Quart) -> None:
-    """Open this process's login cache when the app starts serving; close it after."""
-    app.before_serving(_open_cache)
-    app.after_serving(_close_cache)
-
-
-async def _open_cache() -> None:
-    current_app.extensions[EXTENSION] = Cache(current_app.config["SQLALCHEMY_DATABASE_URL"])
-
-
-async def _close_cache() -> None:
-    cache = current_app.extensions.pop(EXTENSION, None)
-    if cache is not None:
-        cache.close()
-
-
-def cache() -> Cache:
-    """The current app's login cache."""
-    return current_app.extensions[EXTENSION]
-
-
 def live(config: Mapping[str, Any], now: float) -> ColumnElement[bool]:
-    """The rows :func:`find` would accept at ``now``: within both limits."""
+    """The rows :func:`find_record` would accept at ``now``: within both limits."""
     return and_(
         Login.expires_at > now,
         or_(

@@ -108,7 +108,7 @@ async def start_login(app: Quart) -> None:
         await session.commit()
 
 
-# The per-process cache of login rows (quartapp.logins.Cache)
+# The per-process cache of login rows (quartapp.login_cache.Cache)
 
 
 async def cached_hello(client: QuartClient, times: int = 3) -> None:
