@@ -15,7 +15,7 @@ from quart import Quart
 from quart.testing import QuartClient
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from quartapp import accounts, logins
+from quartapp import accounts, logins, ratings
 from quartapp.account import browser_summary, utc_minute
 from quartapp.config import DEFAULTS
 from tests.conftest import (
@@ -161,7 +161,7 @@ async def test_concurrent_ratings_each_use_their_own_username() -> None:
         )
 
     # As many as the rating line holds: the one running and those waiting.
-    names = (["grozbultarkenvy", "someone"] * 4)[: accounts.RATING_QUEUE + 1]
+    names = (["grozbultarkenvy", "someone"] * 4)[: ratings.RATING_QUEUE + 1]
     results = await asyncio.gather(*(rate(name) for name in names), return_exceptions=True)
 
     assert [isinstance(result, accounts.AccountError) for result in results] == [
@@ -288,39 +288,39 @@ async def test_new_password_of_the_wrong_length_costs_no_attempt(
 
 async def test_wrong_current_password_is_not_rated(auth: AuthActions) -> None:
     await auth.login()
-    before = accounts.RATINGS.started
+    before = ratings.RATINGS.started
 
     page = await body(await change_password(auth.client, current=WRONG, new="passwordpassword"))
 
     assert WRONG_CURRENT in page
     assert "too easy to guess" not in page
-    assert accounts.RATINGS.started == before
+    assert ratings.RATINGS.started == before
 
 
 async def test_throttled_password_change_is_not_rated(auth: AuthActions) -> None:
     await auth.login()
-    before = accounts.RATINGS.started
+    before = ratings.RATINGS.started
     for _ in range(5):
         await change_password(auth.client, current=WRONG)
 
     response = await change_password(auth.client, new="passwordpassword")
 
     assert response.status_code == 429
-    assert accounts.RATINGS.started == before
+    assert ratings.RATINGS.started == before
 
 
 async def test_weak_new_password_is_rated_once_the_current_one_is_right(
     auth: AuthActions, settings: dict[str, Any]
 ) -> None:
     await auth.login()
-    before = accounts.RATINGS.started
+    before = ratings.RATINGS.started
 
     # More than the 5 attempts a lockout needs: a right current password counts none.
     for _ in range(6):
         page = await body(await change_password(auth.client, new="passwordpassword"))
         assert f"The password is too easy to guess: {REPEATS}" in page
 
-    assert accounts.RATINGS.started == before + 6
+    assert ratings.RATINGS.started == before + 6
     assert (await change_password(auth.client)).status_code == 302
     assert verifies(stored_hash(settings), NEW_PASSWORD)
 
@@ -330,13 +330,13 @@ async def test_full_rating_line_answers_503_with_retry_after(
 ) -> None:
     await auth.login()
     original = stored_hash(settings)
-    gate = accounts.rating_gate()
+    gate = ratings.gate()
     async with gate.lock:
         # Held here, the lock stalls every rating: these fill the running place and
         # the line behind it.
         waiting = [
             asyncio.ensure_future(accounts.vet_password(NEW_PASSWORD, DEFAULTS))
-            for _ in range(1 + accounts.RATING_QUEUE)
+            for _ in range(1 + ratings.RATING_QUEUE)
         ]
         await asyncio.sleep(0)
 

@@ -1,4 +1,4 @@
-"""Tests for the password rating in quartapp/accounts.py: its cost, its pieces, its line."""
+"""Tests for quartapp/ratings.py: what a rating costs, its pieces, its line."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from quartapp import accounts
+from quartapp import accounts, ratings
 from quartapp.config import DEFAULTS
 
 L33T = "4@8(<{[3!1|0$5+7%2"
@@ -25,7 +25,7 @@ INPUTS = [*accounts.SITE_WORDS, "alice"]
 def cpu_seconds_to_rate(password: str) -> float:
     """The process CPU time one rating of ``password`` takes."""
     started = time.process_time()
-    accounts.rate(password, INPUTS)
+    ratings.rate(password, INPUTS)
     return time.process_time() - started
 
 
@@ -35,22 +35,22 @@ def cpu_seconds_to_rate(password: str) -> float:
     ids=["issue-72", "climbed-worst", "l33t-16", "l33t-32", "l33t-48", "l33t-64"],
 )
 def test_rating_the_worst_measured_inputs_takes_under_100_ms_of_cpu(password: str) -> None:
-    accounts.rate("warm up the dictionaries", INPUTS)
+    ratings.rate("warm up the dictionaries", INPUTS)
 
     assert cpu_seconds_to_rate(password) < CPU_BOUND
 
 
 def test_l33t_heavy_text_is_rated_in_pieces_of_bounded_work() -> None:
-    pieces = accounts.rated_pieces(ISSUE_72)
+    pieces = ratings.rated_pieces(ISSUE_72)
 
-    assert "".join(pieces) == ISSUE_72[: accounts.RATED_PREFIX]
+    assert "".join(pieces) == ISSUE_72[: ratings.RATED_PREFIX]
     assert len(pieces) > 1
-    assert all(accounts.l33t_tables(piece) <= accounts.L33T_TABLES_MAX for piece in pieces)
+    assert all(ratings.l33t_tables(piece) <= ratings.L33T_TABLES_MAX for piece in pieces)
 
 
 @pytest.mark.parametrize("password", ["P@$$w0rd!2024ab", "c0rrect h0rse b@ttery st@ple"])
 def test_ordinary_l33t_passwords_are_rated_whole(password: str) -> None:
-    assert accounts.rated_pieces(password) == [password]
+    assert ratings.rated_pieces(password) == [password]
 
 
 @pytest.mark.parametrize(
@@ -65,35 +65,35 @@ def test_ordinary_l33t_passwords_are_rated_whole(password: str) -> None:
     ids=["issue-72", "symbols-in-pieces", "l33t-repeat", "weak-prefix", "passphrase"],
 )
 def test_rating_judges_the_rated_prefix(password: str, strong: bool) -> None:
-    score, _ = accounts.rate(password, INPUTS)
+    score, _ = ratings.rate(password, INPUTS)
 
     assert (score >= DEFAULTS["PASSWORD_MIN_SCORE"]) is strong
 
 
 async def test_ratings_past_the_line_are_turned_away_at_once() -> None:
-    gate = accounts.rating_gate()
+    gate = ratings.gate()
     async with gate.lock:
         # Held here, the lock stalls every rating: these take the running place and
         # the whole line, and wait.
         waiting = [
             asyncio.ensure_future(accounts.vet_password("another long passphrase", DEFAULTS))
-            for _ in range(1 + accounts.RATING_QUEUE)
+            for _ in range(1 + ratings.RATING_QUEUE)
         ]
         await asyncio.sleep(0)
 
-        with pytest.raises(accounts.RatingBusy):
+        with pytest.raises(ratings.RatingBusy):
             await asyncio.wait_for(
                 accounts.vet_password("one more long passphrase", DEFAULTS), HANG_GUARD
             )
     results = await asyncio.wait_for(asyncio.gather(*waiting), HANG_GUARD)
-    assert results == [None] * (1 + accounts.RATING_QUEUE)
+    assert results == [None] * (1 + ratings.RATING_QUEUE)
     assert gate.taken == 0
 
 
 async def test_the_length_is_refused_without_a_rating() -> None:
-    before = accounts.RATINGS.started
+    before = ratings.RATINGS.started
 
     with pytest.raises(accounts.AccountError, match="shorter than 15"):
         await accounts.vet_password("short", DEFAULTS)
 
-    assert accounts.RATINGS.started == before
+    assert ratings.RATINGS.started == before
