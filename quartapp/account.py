@@ -98,16 +98,18 @@ async def password() -> ResponseReturnValue:
 
 
 async def _change_password(form: ChangePasswordForm) -> Response | None:
-    """Apply the policy, check the current password under the throttle, then change it.
+    """Check the current password under the throttle, rate the new one, then change it.
 
-    The policy comes first: a refused new password costs no hashing and no attempt.
-    Returns None when the form must be shown again with its errors.
+    The new password's length comes first: it costs nothing, so a wrong length costs
+    no attempt and no hashing. Its rating costs CPU, so it comes only after the current
+    password was right; a wrong one or a lockout (429, raised by the check) is never
+    rated. Returns None when the form must be shown again with its errors.
     """
     config = current_app.config
     user = g.user
     new_password = form.new_password.data or ""
     try:
-        await accounts.vet_password(new_password, config, username=user.username)
+        accounts.check_length(new_password, config)
     except accounts.AccountError as error:
         form.new_password.errors = [sentence(str(error))]
         return None
@@ -122,6 +124,16 @@ async def _change_password(form: ChangePasswordForm) -> Response | None:
     if checked.user is None or checked.user.id != user.id:
         audit.log("password_change_failed", user.username)
         form.current_password.errors = [WRONG_PASSWORD]
+        return None
+    try:
+        await accounts.vet_password(new_password, config, username=user.username)
+    except accounts.AccountError as error:
+        # The current password was right: it must not count toward a lockout, or a
+        # few refused new passwords would lock the owner out.
+        async with db.session() as dbs:
+            await credentials.record_success(dbs, checked)
+            await dbs.commit()
+        form.new_password.errors = [sentence(str(error))]
         return None
     # Hashed before the transaction, so no connection is held while argon2 runs.
     new_hash = await passwords().hash(new_password)

@@ -7,38 +7,21 @@ in (a new password, a deleted user) ends the user's logins in the same transacti
 
 from __future__ import annotations
 
-import asyncio
 import re
-import threading
-import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from zxcvbn import zxcvbn
 
-from . import logins
+from . import logins, ratings
 from .db import User
 from .passwords import Passwords
 
 # Lower-case letters, digits and a few separators: no look-alike Unicode, no spaces that
 # would make two accounts look the same on screen.
 USERNAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._@-]*")
-# zxcvbn's running time grows steeply with length (about 1 ms at 16 characters, 50 ms at
-# 72, and it refuses more than 72 by default), so only the start of a password is rated.
-# A password whose first 72 characters are guessable is refused; one whose first 72
-# characters are strong is far beyond any attack whatever follows.
-RATED_PREFIX = 72
-# zxcvbn keeps the user inputs of the call in a module-level dictionary while it runs,
-# so two threads rating at once could see each other's usernames.
-_RATING = threading.Lock()
-# One rating at a time per event loop, waited for on the loop: callers queued on
-# _RATING inside threads would hold the default executor's threads, which argon2 needs.
-_RATING_GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
-    weakref.WeakKeyDictionary()
-)
 # Words that belong to this site, fed to zxcvbn with the username.
 SITE_WORDS = ("quartapp",)
 
@@ -68,16 +51,8 @@ def check_username(name: str, config: Mapping[str, Any]) -> str:
     return normalized
 
 
-def check_password(
-    password: str, config: Mapping[str, Any], *, username: str | None = None
-) -> None:
-    """Apply the policy to a new password (it is never stripped or truncated).
-
-    The length limits come first, then zxcvbn's estimate of how guessable it is, with
-    the username and the site's name as words an attacker would try. Rating the
-    longest allowed password takes tens of milliseconds: call :func:`vet_password`
-    on an event loop.
-    """
+def check_length(password: str, config: Mapping[str, Any]) -> None:
+    """The policy's cheap part: a new password's length (it is never stripped or truncated)."""
     shortest, longest = config["PASSWORD_MIN_LENGTH"], config["PASSWORD_MAX_LENGTH"]
     # The login form's DataRequired refuses an all-space password, so none is created.
     if not password.strip():
@@ -86,14 +61,23 @@ def check_password(
         raise AccountError(f"the password is shorter than {shortest} characters")
     if len(password) > longest:
         raise AccountError(f"the password is longer than {longest} characters")
+
+
+def check_password(
+    password: str, config: Mapping[str, Any], *, username: str | None = None
+) -> None:
+    """Apply the policy to a new password: its length, then how guessable it is.
+
+    zxcvbn rates it with the username and the site's name as words an attacker would
+    try. A rating takes milliseconds of CPU: call :func:`vet_password` on an event loop.
+    """
+    check_length(password, config)
     minimum = config["PASSWORD_MIN_SCORE"]
     if not minimum:
         return
     inputs = [*SITE_WORDS, *([username] if username else [])]
-    with _RATING:
-        rating = zxcvbn(password[:RATED_PREFIX], user_inputs=inputs)
-    if rating["score"] < minimum:
-        feedback = rating["feedback"]
+    score, feedback = ratings.rate(password, inputs)
+    if score < minimum:
         reason = feedback["warning"] or next(iter(feedback["suggestions"]), "")
         reason = reason or "Add another word or two; uncommon words are better."
         raise AccountError(f"the password is too easy to guess: {reason}")
@@ -102,10 +86,14 @@ def check_password(
 async def vet_password(
     password: str, config: Mapping[str, Any], *, username: str | None = None
 ) -> None:
-    """:func:`check_password` off the event loop, one at a time."""
-    gate = _RATING_GATES.setdefault(asyncio.get_running_loop(), asyncio.Lock())
-    async with gate:
-        await asyncio.to_thread(check_password, password, config, username=username)
+    """:func:`check_password` off the event loop, one rating at a time per process.
+
+    The length is checked first, on the loop (it costs nothing). Past the ratings'
+    short line this raises :class:`~.ratings.RatingBusy` (a 503) at once.
+    """
+    check_length(password, config)
+    if config["PASSWORD_MIN_SCORE"]:
+        await ratings.bounded(check_password, password, config, username=username)
 
 
 async def find_user(session: AsyncSession, name: str) -> User | None:

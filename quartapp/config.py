@@ -110,6 +110,8 @@ DEFAULTS: dict[str, Any] = {
     # IPv6 clients are counted by network: a host is usually handed a whole /64.
     "THROTTLE_IPV6_PREFIX": 64,
     "LOGIN_FAILURE_WINDOW": 15 * 60,
+    # Logins one user may hold at once; a new one past it ends the oldest (logins.py).
+    "LOGINS_PER_USER_MAX": 50,
     "SESSION_IDLE_MINUTES": 30,
     "SESSION_MAX_HOURS": 12,
     "MAX_CONTENT_LENGTH": 64 * 1024,
@@ -249,6 +251,7 @@ def validate(config: dict[str, Any]) -> None:
         "LOGIN_FAILURE_WINDOW",
         "SESSION_IDLE_MINUTES",
         "SESSION_MAX_HOURS",
+        "LOGINS_PER_USER_MAX",
         "MAX_CONTENT_LENGTH",
         "BODY_TIMEOUT",
         "MAX_FORM_PARTS",

@@ -174,9 +174,9 @@ async def handle_unavailable(error: Exception) -> ResponseReturnValue:
     if isinstance(error, DBAPIError) and isinstance(error, SQL_BUGS):
         return await handle_unexpected(error)
     if isinstance(error, Busy):
-        log.warning(
-            "503 on %s %s: the password hashing queue is full", request.method, request.path
-        )
+        # A Busy says which queue is full (the rating queue's does); bare, it is hashing's.
+        queue = str(error) or "the password hashing queue is full"
+        log.warning("503 on %s %s: %s", request.method, request.path, queue)
         retry = 1
     else:
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]

@@ -82,7 +82,8 @@ async def start(
     """Add a login row (the caller commits) and return the token for the cookie.
 
     ``continues``: a login this one replaces (see :func:`rotate`), whose start and
-    absolute expiry it keeps.
+    absolute expiry it keeps. Otherwise, when the user already has
+    LOGINS_PER_USER_MAX logins, the oldest end (:func:`make_room`).
     """
     token = secrets.token_urlsafe(32)
     now = time.time()
@@ -98,8 +99,33 @@ async def start(
     if continues is not None:
         login.created_at = continues.created_at
         login.expires_at = continues.expires_at
+    else:
+        await make_room(session, config, user_id)
     session.add(login)
     return token
+
+
+async def make_room(session: AsyncSession, config: Mapping[str, Any], user_id: int) -> int:
+    """End a user's oldest logins so one more stays within LOGINS_PER_USER_MAX (no commit).
+
+    Run in the new login's transaction, so the oldest ends exactly when the newest
+    starts. Returns how many ended (their rows go; the devices are logged out at
+    their next request).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        # Two logins of one user at once would each end the same oldest row and leave
+        # one too many: the user's row is locked until commit. SQLite has one writer
+        # at a time already, and the DELETE below is this transaction's write.
+        await session.execute(select(User.id).where(User.id == user_id).with_for_update())
+    keep = int(config["LOGINS_PER_USER_MAX"]) - 1
+    older = (
+        select(Login.id)
+        .where(Login.user_id == user_id)
+        .order_by(Login.created_at.desc(), Login.id.desc())
+        .offset(keep)
+    )
+    result = await session.execute(delete(Login).where(Login.id.in_(older.scalar_subquery())))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 # Built once: SQLAlchemy caches the compiled form of a statement object, and this one

@@ -15,7 +15,7 @@ from quart import Quart
 from quart.testing import QuartClient
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from quartapp import accounts, logins
+from quartapp import accounts, logins, ratings
 from quartapp.account import browser_summary, utc_minute
 from quartapp.config import DEFAULTS
 from tests.conftest import (
@@ -160,10 +160,13 @@ async def test_concurrent_ratings_each_use_their_own_username() -> None:
             accounts.vet_password("grozbultarkenvy1", DEFAULTS, username=username)
         )
 
-    names = ["grozbultarkenvy", "someone"] * 4
+    # As many as the rating line holds: the one running and those waiting.
+    names = (["grozbultarkenvy", "someone"] * 4)[: ratings.RATING_QUEUE + 1]
     results = await asyncio.gather(*(rate(name) for name in names), return_exceptions=True)
 
-    assert [isinstance(result, accounts.AccountError) for result in results] == [True, False] * 4
+    assert [isinstance(result, accounts.AccountError) for result in results] == [
+        name == "grozbultarkenvy" for name in names
+    ]
 
 
 # /account/password
@@ -269,7 +272,7 @@ async def test_policy_is_read_from_the_config(app: Quart, auth: AuthActions) -> 
     assert "Use at least 40 characters." in page
 
 
-async def test_refused_new_password_costs_no_attempt(
+async def test_new_password_of_the_wrong_length_costs_no_attempt(
     auth: AuthActions, settings: dict[str, Any]
 ) -> None:
     await auth.login()
@@ -277,10 +280,73 @@ async def test_refused_new_password_costs_no_attempt(
     before = query(settings, counters)
 
     for _ in range(6):
-        await change_password(auth.client, current=WRONG, new="passwordpassword")
+        await change_password(auth.client, current=WRONG, new="k7#Qv9!mZ2@wL4")
 
     assert query(settings, counters) == before
     assert (await change_password(auth.client)).status_code == 302
+
+
+async def test_wrong_current_password_is_not_rated(auth: AuthActions) -> None:
+    await auth.login()
+    before = ratings.RATINGS.started
+
+    page = await body(await change_password(auth.client, current=WRONG, new="passwordpassword"))
+
+    assert WRONG_CURRENT in page
+    assert "too easy to guess" not in page
+    assert ratings.RATINGS.started == before
+
+
+async def test_throttled_password_change_is_not_rated(auth: AuthActions) -> None:
+    await auth.login()
+    before = ratings.RATINGS.started
+    for _ in range(5):
+        await change_password(auth.client, current=WRONG)
+
+    response = await change_password(auth.client, new="passwordpassword")
+
+    assert response.status_code == 429
+    assert ratings.RATINGS.started == before
+
+
+async def test_weak_new_password_is_rated_once_the_current_one_is_right(
+    auth: AuthActions, settings: dict[str, Any]
+) -> None:
+    await auth.login()
+    before = ratings.RATINGS.started
+
+    # More than the 5 attempts a lockout needs: a right current password counts none.
+    for _ in range(6):
+        page = await body(await change_password(auth.client, new="passwordpassword"))
+        assert f"The password is too easy to guess: {REPEATS}" in page
+
+    assert ratings.RATINGS.started == before + 6
+    assert (await change_password(auth.client)).status_code == 302
+    assert verifies(stored_hash(settings), NEW_PASSWORD)
+
+
+async def test_full_rating_line_answers_503_with_retry_after(
+    auth: AuthActions, settings: dict[str, Any]
+) -> None:
+    await auth.login()
+    original = stored_hash(settings)
+    gate = ratings.gate()
+    async with gate.lock:
+        # Held here, the lock stalls every rating: these fill the running place and
+        # the line behind it.
+        waiting = [
+            asyncio.ensure_future(accounts.vet_password(NEW_PASSWORD, DEFAULTS))
+            for _ in range(1 + ratings.RATING_QUEUE)
+        ]
+        await asyncio.sleep(0)
+
+        response = await change_password(auth.client)
+    await asyncio.gather(*waiting)
+
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert "Temporarily unavailable" in await body(response)
+    assert stored_hash(settings) == original
 
 
 async def test_password_change_without_csrf_token_is_refused(

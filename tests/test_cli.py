@@ -25,6 +25,7 @@ from tests.conftest import (
     add_user,
     body,
     cookie_value,
+    csrf_token,
     invoke,
     login_count,
     make_settings,
@@ -358,6 +359,48 @@ async def test_set_password_refused_by_policy_keeps_logins(
 
     assert result.exit_code == 1
     assert response.status_code == 200
+
+
+L33T_72 = ("4@8(<{[3!1|0$5+7%2" * 4)[:72]
+
+
+@pytest.mark.parametrize(
+    ("password", "accepted"),
+    [
+        (NEW_PASSWORD, True),
+        (L33T_72, True),
+        ("passwordpassword", False),
+        ("p@$$w0rdp@$$w0rd", False),
+        ("alicealicealice", False),
+        ("passwordpassword" + "x" * 40, False),
+        ("x" * 14, False),
+    ],
+    ids=["passphrase", "l33t-72", "common", "l33t-repeat", "username", "weak-prefix", "short"],
+)
+async def test_cli_and_page_accept_and_refuse_the_same_passwords(
+    auth: AuthActions, runner: QuartCliRunner, password: str, accepted: bool
+) -> None:
+    await auth.login()
+    form = {
+        "current_password": PASSWORD,
+        "new_password": password,
+        "new_password2": password,
+        "csrf_token": await csrf_token(auth.client, "/account/password"),
+    }
+
+    page = await auth.client.post("/account/password", form=form)
+    command = await invoke(
+        runner, "users", "set-password", "alice", "--password-stdin", stdin=f"{password}\n"
+    )
+
+    # These are refused or accepted whoever has them, so a new user shows the same.
+    created = await invoke(
+        runner, "users", "create", "carol", "--password-stdin", stdin=f"{password}\n"
+    )
+
+    assert (page.status_code == 302) is accepted
+    assert (command.exit_code == 0) is accepted
+    assert (created.exit_code == 0) is accepted
 
 
 # users delete

@@ -115,6 +115,8 @@ def test_missing_named_config_file_is_an_error(
         ('DATABASE_URL = "mysql://db/x"\n', "not supported"),
         ("PASSWORD_MIN_SCORE = 5\n", "PASSWORD_MIN_SCORE must be an integer from 0 to 4"),
         ("PASSWORD_MIN_SCORE = true\n", "PASSWORD_MIN_SCORE must be an integer from 0 to 4"),
+        ("LOGINS_PER_USER_MAX = 0\n", "LOGINS_PER_USER_MAX must be a positive integer"),
+        ('LOGINS_PER_USER_MAX = "50"\n', "LOGINS_PER_USER_MAX must be a positive integer"),
     ],
 )
 def test_bad_settings_are_refused_with_a_clear_message(

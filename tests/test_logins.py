@@ -108,6 +108,96 @@ async def start_login(app: Quart) -> None:
         await session.commit()
 
 
+# The cap on logins per user (LOGINS_PER_USER_MAX)
+
+
+async def start_logins(app: Quart, count: int) -> list[str]:
+    """``count`` logins of alice, one transaction each, oldest first: their row ids."""
+    ids = []
+    async with app.app_context():
+        user_id = (await user_ids(app))["alice"]
+        for _ in range(count):
+            async with db.session() as session:
+                token = await logins.start(
+                    session, app.config, user_id, remember=False, address=None, user_agent=None
+                )
+                await session.commit()
+            ids.append(logins.digest(token))
+    return ids
+
+
+async def user_ids(app: Quart) -> dict[str, int]:
+    async with db.session() as session:
+        return {user.username: user.id for user in await accounts.list_users(session)}
+
+
+def stored_login_ids(settings: dict[str, Any]) -> set[str]:
+    return {login_id for (login_id,) in query(settings, "SELECT id FROM logins")}
+
+
+async def test_fifty_first_login_ends_the_oldest(app: Quart, settings: dict[str, Any]) -> None:
+    await add_user(app)
+
+    started = await start_logins(app, 51)
+
+    assert app.config["LOGINS_PER_USER_MAX"] == 50
+    assert stored_login_ids(settings) == set(started[1:])
+
+
+async def test_the_cap_is_per_user(app: Quart, settings: dict[str, Any]) -> None:
+    app.config["LOGINS_PER_USER_MAX"] = 2
+    await add_user(app)
+    await add_user(app, "bob")
+    async with app.app_context(), db.session() as session:
+        bob = (await user_ids(app))["bob"]
+        await logins.start(session, app.config, bob, remember=False, address=None, user_agent=None)
+        await session.commit()
+
+    started = await start_logins(app, 3)
+
+    assert len(stored_login_ids(settings)) == 3
+    assert started[0] not in stored_login_ids(settings)
+
+
+async def test_the_cap_setting_ends_the_oldest_browser_at_login(
+    app: Quart, settings: dict[str, Any]
+) -> None:
+    app.config["LOGINS_PER_USER_MAX"] = 3
+    await add_user(app)
+    browsers = [AuthActions(app.test_client()) for _ in range(4)]
+
+    for browser in browsers:
+        assert (await browser.login()).status_code == 302
+
+    assert login_count(settings) == 3
+    statuses = [(await browser.client.get("/hello")).status_code for browser in browsers]
+    assert statuses == [302, 200, 200, 200]
+
+
+async def test_rotating_a_login_at_the_cap_ends_no_other(
+    app: Quart, settings: dict[str, Any]
+) -> None:
+    app.config["LOGINS_PER_USER_MAX"] = 3
+    await add_user(app)
+    started = await start_logins(app, 3)
+
+    async with app.app_context(), db.session() as session:
+        token = await logins.rotate(session, app.config, started[0], address=None, user_agent=None)
+        await session.commit()
+
+    assert token is not None
+    assert stored_login_ids(settings) == {logins.digest(token), *started[1:]}
+
+
+async def test_sessions_page_states_the_cap(app: Quart, auth: AuthActions) -> None:
+    app.config["LOGINS_PER_USER_MAX"] = 7
+    await auth.login()
+
+    page = await (await auth.client.get("/account/sessions")).get_data(as_text=True)
+
+    assert "You can stay logged in on up to 7 devices; a new login ends the oldest." in page
+
+
 # The per-process cache of login rows (quartapp.login_cache.Cache)
 
 

@@ -1,0 +1,99 @@
+"""Tests for quartapp/ratings.py: what a rating costs, its pieces, its line."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from quartapp import accounts, ratings
+from quartapp.config import DEFAULTS
+
+L33T = "4@8(<{[3!1|0$5+7%2"
+# The issue's case: 72 l33t characters cost plain zxcvbn 1.4-5 s of CPU.
+ISSUE_72 = (L33T * 4)[:72]
+# The slowest 32 characters a 90 s hill-climb found (README "Passwords").
+CLIMBED_WORST = "1@84!5+81c%|g+108(!0%4i1![+{0@57"
+# Generous for a loaded two-core machine: the worst measured here is about 23 ms.
+CPU_BOUND = 0.100
+# Only a guard against hanging forever when the code under test is broken.
+HANG_GUARD = 30
+INPUTS = [*accounts.SITE_WORDS, "alice"]
+
+
+def cpu_seconds_to_rate(password: str) -> float:
+    """The process CPU time one rating of ``password`` takes."""
+    started = time.process_time()
+    ratings.rate(password, INPUTS)
+    return time.process_time() - started
+
+
+@pytest.mark.parametrize(
+    "password",
+    [ISSUE_72, CLIMBED_WORST, *((L33T * 4)[:length] for length in (16, 32, 48, 64))],
+    ids=["issue-72", "climbed-worst", "l33t-16", "l33t-32", "l33t-48", "l33t-64"],
+)
+def test_rating_the_worst_measured_inputs_takes_under_100_ms_of_cpu(password: str) -> None:
+    ratings.rate("warm up the dictionaries", INPUTS)
+
+    assert cpu_seconds_to_rate(password) < CPU_BOUND
+
+
+def test_l33t_heavy_text_is_rated_in_pieces_of_bounded_work() -> None:
+    pieces = ratings.rated_pieces(ISSUE_72)
+
+    assert "".join(pieces) == ISSUE_72[: ratings.RATED_PREFIX]
+    assert len(pieces) > 1
+    assert all(ratings.l33t_tables(piece) <= ratings.L33T_TABLES_MAX for piece in pieces)
+
+
+@pytest.mark.parametrize("password", ["P@$$w0rd!2024ab", "c0rrect h0rse b@ttery st@ple"])
+def test_ordinary_l33t_passwords_are_rated_whole(password: str) -> None:
+    assert ratings.rated_pieces(password) == [password]
+
+
+@pytest.mark.parametrize(
+    ("password", "strong"),
+    [
+        (ISSUE_72, True),
+        ("||$51<(0@24114+$102", True),
+        ("p@$$w0rdp@$$w0rd", False),
+        ("passwordpassword" + "x" * 40, False),
+        ("a brand new passphrase, also long", True),
+    ],
+    ids=["issue-72", "symbols-in-pieces", "l33t-repeat", "weak-prefix", "passphrase"],
+)
+def test_rating_judges_the_rated_prefix(password: str, strong: bool) -> None:
+    score, _ = ratings.rate(password, INPUTS)
+
+    assert (score >= DEFAULTS["PASSWORD_MIN_SCORE"]) is strong
+
+
+async def test_ratings_past_the_line_are_turned_away_at_once() -> None:
+    gate = ratings.gate()
+    async with gate.lock:
+        # Held here, the lock stalls every rating: these take the running place and
+        # the whole line, and wait.
+        waiting = [
+            asyncio.ensure_future(accounts.vet_password("another long passphrase", DEFAULTS))
+            for _ in range(1 + ratings.RATING_QUEUE)
+        ]
+        await asyncio.sleep(0)
+
+        with pytest.raises(ratings.RatingBusy):
+            await asyncio.wait_for(
+                accounts.vet_password("one more long passphrase", DEFAULTS), HANG_GUARD
+            )
+    results = await asyncio.wait_for(asyncio.gather(*waiting), HANG_GUARD)
+    assert results == [None] * (1 + ratings.RATING_QUEUE)
+    assert gate.taken == 0
+
+
+async def test_the_length_is_refused_without_a_rating() -> None:
+    before = ratings.RATINGS.started
+
+    with pytest.raises(accounts.AccountError, match="shorter than 15"):
+        await accounts.vet_password("short", DEFAULTS)
+
+    assert ratings.RATINGS.started == before
