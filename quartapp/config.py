@@ -118,6 +118,8 @@ DEFAULTS: dict[str, Any] = {
     "TRUSTED_HOSTS": None,  # None: localhost names in development; required in production
     "TRUSTED_PROXY_HOPS": 0,
     "LOG_LEVEL": "INFO",
+    # One JSON line per request on stdout (quartapp/logs.py); hypercorn's is off.
+    "ACCESS_LOG": True,
 }
 
 
@@ -273,7 +275,7 @@ def validate(config: dict[str, Any]) -> None:
     overflow = config["DATABASE_MAX_OVERFLOW"]
     if not isinstance(overflow, int) or isinstance(overflow, bool) or overflow < 0:
         raise ConfigError(f"DATABASE_MAX_OVERFLOW must be a whole number, not {overflow!r}")
-    for flag in ("DATABASE_PGBOUNCER", "DATABASE_ECHO"):
+    for flag in ("DATABASE_PGBOUNCER", "DATABASE_ECHO", "ACCESS_LOG"):
         if not isinstance(config[flag], bool):
             raise ConfigError(f"{flag} must be true or false, not {config[flag]!r}")
     if config["DATABASE_AUTO_UPGRADE"] not in (None, True, False):
