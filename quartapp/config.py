@@ -16,17 +16,18 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pwd
 import tomllib
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import click
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from . import keys
+from . import files, keys
 from .db import USERNAME_COLUMN
 
 log = logging.getLogger(__name__)
@@ -144,8 +145,7 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     config = dict(DEFAULTS)
     config_file = environ.get("QUARTAPP_CONFIG") or str(ROOT / "config.toml")
     config.update(read_toml(Path(config_file), required="QUARTAPP_CONFIG" in environ))
-    secrets_file = instance_path / keys.SECRETS_FILENAME
-    config.update(read_toml(secrets_file, required=False))
+    config.update(read_secrets(instance_path / keys.SECRETS_FILENAME))
     config.update(_from_environment(environ))
     config.update(overrides)
     config["INSTANCE_PATH"] = str(instance_path)
@@ -166,18 +166,61 @@ def read_toml(path: Path, *, required: bool) -> dict[str, Any]:
     """Read a TOML settings file; a missing optional file is an empty one."""
     try:
         with path.open("rb") as handle:
-            data = tomllib.load(handle)
+            return _parse_toml(path, handle)
     except FileNotFoundError:
         if required:
             raise ConfigError(f"config file {path} does not exist; fix QUARTAPP_CONFIG") from None
         return {}
-    except (OSError, tomllib.TOMLDecodeError) as error:
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error}") from None
+
+
+def _parse_toml(path: Path, handle: BinaryIO) -> dict[str, Any]:
+    """The settings in an open TOML file, with upper-case names only."""
+    try:
+        data = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"cannot read config file {path}: {error}") from None
     # Setting names are upper case, as in Quart; lower-case keys are a likely typo.
     unknown = [key for key in data if not key.isupper()]
     if unknown:
         raise ConfigError(f"{path}: setting names must be upper case, got {', '.join(unknown)}")
     return data
+
+
+def read_secrets(path: Path) -> dict[str, Any]:
+    """Read ``secrets.toml`` if it is ours: a missing file (or folder) is an empty one.
+
+    It holds keys and may override any setting, so it is trusted only as a regular
+    file that this user owns and alone can write, in a folder others cannot write to
+    (the rules ``python -m quartapp.keys`` writes by). Otherwise whoever could write it
+    would choose the keys, the password policy or the trusted proxies.
+    """
+    try:
+        fd = files.open_private_file(path)
+    except FileNotFoundError:
+        return {}
+    except files.UnsafePathError as error:
+        reason = str(error)
+        if reason.startswith(f"{path} "):  # the file itself; the folder's says its fix
+            user = _user_name()
+            reason += (
+                f"; check what it holds, then make it a regular file of {user}'s that only "
+                f"{user} can write: `chown {user} {path} && chmod 600 {path}`"
+            )
+        raise ConfigError(f"refusing to load {path}: {reason}") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read {path}: {error.strerror or error}") from None
+    with os.fdopen(fd, "rb") as handle:
+        return _parse_toml(path, handle)
+
+
+def _user_name() -> str:
+    """This process's user name, or its uid where it has none (containers)."""
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
 
 
 def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -374,7 +417,7 @@ def _generate_development_keys(config: dict[str, Any], instance_path: Path) -> N
         path, created = keys.ensure_secrets(instance_path)
     except keys.KeyFileError as error:
         raise ConfigError(f"SECRET_KEY is not set and {error}") from None
-    generated = read_toml(path, required=True)
+    generated = read_secrets(path)
     if not generated.get("SECRET_KEY"):
         raise ConfigError(
             f"SECRET_KEY is not set and {path} has none; run `python -m quartapp.keys "

@@ -10,6 +10,7 @@ import re
 import secrets
 import sqlite3
 import subprocess
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, closing
 from pathlib import Path
@@ -207,6 +208,53 @@ def test_production_server_without_a_key_exits_non_zero(launch: Launch, tmp_path
     server = launch(hypercorn_command(port), production_env(tmp_path), port)
 
     assert server.wait_exit(START_TIMEOUT) != 0
+
+
+def writable_secrets(instance: Path) -> Path:
+    """A secrets.toml any user could have written (mode 0666), in a private folder."""
+    instance.mkdir(mode=0o700, parents=True)
+    path = instance / "secrets.toml"
+    path.write_text(f'SECRET_KEY = "{"s" * 43}"\nPASSWORD_MIN_SCORE = 0\n')
+    path.chmod(0o666)
+    return path
+
+
+def test_cli_refuses_a_secrets_file_others_can_write_in_one_error_line(tmp_path: Path) -> None:
+    env = development_env(tmp_path)
+    path = writable_secrets(Path(env["QUARTAPP_INSTANCE_PATH"]))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "quart", "--app", "quartapp", "users", "list"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT,
+        check=False,
+    )
+
+    assert (result.returncode, result.stdout) == (1, "")
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"Error: refusing to load {path}: {path} can be written by other")
+    assert f"chmod 600 {path}" in line
+
+
+def test_server_refuses_a_secrets_file_others_can_write_in_one_line(
+    launch: Launch, tmp_path: Path
+) -> None:
+    env = development_env(tmp_path)
+    path = writable_secrets(Path(env["QUARTAPP_INSTANCE_PATH"]))
+    port = free_port()
+    server = launch(hypercorn_command(port), env, port)
+
+    server.wait_exit(START_TIMEOUT)
+
+    refusals = [
+        line for line in server.stderr.splitlines() if line.startswith("quartapp: refusing")
+    ]
+    assert len(refusals) == 1, server.stderr
+    assert refusals[0].startswith(f"quartapp: refusing to start: refusing to load {path}: ")
+    assert f"chmod 600 {path}" in refusals[0]
 
 
 def test_procfile_web_binds_every_interface_on_the_platform_port() -> None:
