@@ -252,6 +252,20 @@ async def test_login_without_csrf_token_gets_friendly_400(auth: AuthActions) -> 
     assert "Traceback" not in page
 
 
+async def test_login_gives_the_session_a_new_csrf_token(auth: AuthActions) -> None:
+    before = await csrf_token(auth.client)
+    form = {"username": "alice", "password": PASSWORD, "csrf_token": before}
+    assert (await auth.client.post("/login", form=form)).status_code == 302
+
+    # session.clear() at login dropped the token the login page showed.
+    refused = await auth.client.post("/logout", form={"csrf_token": before})
+    assert refused.status_code == 400
+    assert (await auth.client.get("/hello")).status_code == 200
+    after = await csrf_token(auth.client, "/logout")
+    assert after != before
+    assert (await auth.client.post("/logout", form={"csrf_token": after})).status_code == 302
+
+
 async def test_login_with_other_sessions_csrf_token_is_refused(
     app: Quart, auth: AuthActions
 ) -> None:
