@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import pwd
+import re
 import tomllib
 from collections.abc import Mapping
 from datetime import timedelta
@@ -59,6 +60,9 @@ PLACEHOLDER_KEYS = frozenset(
     }
 )
 
+# A cookie name is an RFC 9110 token.
+COOKIE_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}")
+
 # Served in development when TRUSTED_HOSTS is not set: this machine's names only.
 DEVELOPMENT_HOSTS = ("localhost", "127.0.0.1", "::1")
 
@@ -85,7 +89,9 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE_PGBOUNCER": False,
     # Apply pending migrations when the app starts; None: in development only.
     "DATABASE_AUTO_UPGRADE": None,
-    "SESSION_COOKIE_NAME": "session",
+    # None: "__Host-session" when the cookie is Secure (so a subdomain, or plain HTTP,
+    # cannot set or shadow it: ASVS 3.3.3), else "session". A "__Host-" name needs Secure.
+    "SESSION_COOKIE_NAME": None,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "SESSION_COOKIE_SECURE": None,  # None: Secure exactly when ENV is production
@@ -331,6 +337,7 @@ def validate(config: dict[str, Any]) -> None:
         raise ConfigError('SECRET_KEY_FALLBACKS must be a list of strings, like ["old-key"]')
     if config["LOG_LEVEL"] not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("LOG_LEVEL must be one of DEBUG, INFO, WARNING or ERROR")
+    _validate_cookie_name(config)
     hosts = config["TRUSTED_HOSTS"]
     if hosts is not None and (
         not isinstance(hosts, list) or not all(isinstance(h, str) and h for h in hosts)
@@ -338,6 +345,44 @@ def validate(config: dict[str, Any]) -> None:
         raise ConfigError('TRUSTED_HOSTS must be a list of host names, like ["app.example.com"]')
     if mode == "production":
         _validate_production(config)
+
+
+def _validate_cookie_name(config: dict[str, Any]) -> None:
+    """A configured session cookie name must be a cookie name its browser will keep.
+
+    Browsers drop a ``__Host-`` cookie without Secure, with a Domain or with a Path
+    other than ``/``, and a ``__Secure-`` one without Secure: the site would then run
+    with no session at all, so such a setting is refused here instead.
+    """
+    name = config["SESSION_COOKIE_NAME"]
+    if name is None:
+        return
+    if not isinstance(name, str) or not COOKIE_NAME.fullmatch(name):
+        raise ConfigError(
+            "SESSION_COOKIE_NAME must be a cookie name (letters, digits and !#$%&'*+-.^_`|~), "
+            f"not {name!r}; or leave it unset"
+        )
+    secure = config["SESSION_COOKIE_SECURE"]
+    if secure is None:
+        secure = config["ENV"] == "production"
+    lowered = name.lower()
+    prefix = next((p for p in ("__Host-", "__Secure-") if lowered.startswith(p.lower())), None)
+    if prefix and not secure:
+        raise ConfigError(
+            f"SESSION_COOKIE_NAME {name!r} needs a Secure cookie, which browsers drop over "
+            f"HTTP; set SESSION_COOKIE_SECURE=true (HTTPS only) or pick a name without {prefix}"
+        )
+    if prefix == "__Host-" and not _host_only_root_cookie(config):
+        raise ConfigError(
+            f"SESSION_COOKIE_NAME {name!r} needs Path=/ and no Domain; unset "
+            "SESSION_COOKIE_DOMAIN and SESSION_COOKIE_PATH, or pick a name without __Host-"
+        )
+
+
+def _host_only_root_cookie(config: Mapping[str, Any]) -> bool:
+    """Whether the session cookie is set with no Domain and Path=/ (as Quart builds it)."""
+    path = config.get("SESSION_COOKIE_PATH") or config.get("APPLICATION_ROOT") or "/"
+    return not config.get("SESSION_COOKIE_DOMAIN") and path == "/"
 
 
 def _validate_production(config: dict[str, Any]) -> None:
@@ -371,6 +416,8 @@ def _derive(config: dict[str, Any], instance_path: Path) -> None:
     production = config["ENV"] == "production"
     if config["SESSION_COOKIE_SECURE"] is None:
         config["SESSION_COOKIE_SECURE"] = production
+    if config["SESSION_COOKIE_NAME"] is None:
+        config["SESSION_COOKIE_NAME"] = session_cookie_name(config)
     config["PERMANENT_SESSION_LIFETIME"] = timedelta(days=config["REMEMBER_ME_DAYS"])
     if config["TRUSTED_HOSTS"] is None:
         config["TRUSTED_HOSTS"] = list(DEVELOPMENT_HOSTS)
@@ -379,6 +426,18 @@ def _derive(config: dict[str, Any], instance_path: Path) -> None:
     config["SQLALCHEMY_DATABASE_URL"] = database_url(
         config["DATABASE_URL"] or f"sqlite:///{instance_path / 'quartapp.db'}"
     )
+
+
+def session_cookie_name(config: Mapping[str, Any]) -> str:
+    """The session cookie's name when none is configured.
+
+    A Secure cookie gets a prefix that browsers enforce (RFC 6265bis, ASVS 3.3.3):
+    ``__Host-`` (no Domain, Path=/: no subdomain or plain-HTTP page can set or shadow
+    it), or ``__Secure-`` where a Domain or Path is configured.
+    """
+    if not config["SESSION_COOKIE_SECURE"]:
+        return "session"
+    return "__Host-session" if _host_only_root_cookie(config) else "__Secure-session"
 
 
 def database_url(raw: str) -> str:

@@ -387,3 +387,91 @@ def test_refused_secrets_stop_create_app_too(instance: Path) -> None:
 
 def _me() -> str:
     return pwd.getpwuid(os.geteuid()).pw_name
+
+
+def production(**settings: object) -> dict[str, object]:
+    """Overrides for a production app that starts."""
+    return {
+        "ENV": "production",
+        "SECRET_KEY": GOOD_KEY,
+        "TRUSTED_HOSTS": ["app.example.com"],
+        "DATABASE_URL": "postgresql://app@db.example.com/app",
+        **settings,
+    }
+
+
+@pytest.mark.parametrize(
+    ("overrides", "name"),
+    [
+        ({}, "session"),
+        (production(), "__Host-session"),
+        ({"SESSION_COOKIE_SECURE": True}, "__Host-session"),
+        (production(SESSION_COOKIE_DOMAIN="example.com"), "__Secure-session"),
+        (production(SESSION_COOKIE_PATH="/app"), "__Secure-session"),
+        (production(SESSION_COOKIE_NAME="myapp"), "myapp"),
+        ({"SESSION_COOKIE_NAME": "myapp"}, "myapp"),
+        ({"SESSION_COOKIE_NAME": "__Host-s", "SESSION_COOKIE_SECURE": True}, "__Host-s"),
+        (production(SESSION_COOKIE_NAME="__Secure-s", SESSION_COOKIE_PATH="/app"), "__Secure-s"),
+    ],
+    ids=[
+        "development",
+        "production",
+        "secure",
+        "domain",
+        "path",
+        "production-named",
+        "development-named",
+        "host-prefix-named",
+        "secure-prefix-named",
+    ],
+)
+def test_session_cookie_name_is_derived_unless_configured(
+    overrides: dict[str, object], name: str
+) -> None:
+    assert load_config(overrides)["SESSION_COOKIE_NAME"] == name
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"SESSION_COOKIE_NAME": "__Host-s"}, "needs a Secure cookie"),
+        ({"SESSION_COOKIE_NAME": "__host-s"}, "needs a Secure cookie"),
+        ({"SESSION_COOKIE_NAME": "__Secure-s"}, "needs a Secure cookie"),
+        (
+            production(SESSION_COOKIE_NAME="__Host-s", SESSION_COOKIE_SECURE=False),
+            "needs a Secure cookie",
+        ),
+        (
+            production(SESSION_COOKIE_NAME="__Host-s", SESSION_COOKIE_DOMAIN="example.com"),
+            "needs Path=/ and no Domain",
+        ),
+        (
+            production(SESSION_COOKIE_NAME="__Host-s", SESSION_COOKIE_PATH="/app"),
+            "needs Path=/ and no Domain",
+        ),
+        ({"SESSION_COOKIE_NAME": ""}, "must be a cookie name"),
+        ({"SESSION_COOKIE_NAME": "a b"}, "must be a cookie name"),
+        ({"SESSION_COOKIE_NAME": "a;b=c"}, "must be a cookie name"),
+        ({"SESSION_COOKIE_NAME": 5}, "must be a cookie name"),
+    ],
+    ids=[
+        "host-without-secure",
+        "host-any-case",
+        "secure-without-secure",
+        "production-secure-off",
+        "host-with-domain",
+        "host-with-path",
+        "empty",
+        "space",
+        "separator",
+        "number",
+    ],
+)
+def test_session_cookie_name_browsers_would_drop_is_refused(
+    overrides: dict[str, object], expected: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(overrides)
+
+    assert expected in caught.value.message
+    assert len(caught.value.message.splitlines()) == 1

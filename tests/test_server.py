@@ -28,10 +28,12 @@ from .server import (
     Server,
     database_url,
     development_env,
+    exchange,
     free_port,
     hypercorn_command,
     procfile,
     procfile_web_on_loopback,
+    raw_request,
     running,
     server_env,
 )
@@ -255,6 +257,30 @@ def test_server_refuses_a_secrets_file_others_can_write_in_one_line(
     assert len(refusals) == 1, server.stderr
     assert refusals[0].startswith(f"quartapp: refusing to start: refusing to load {path}: ")
     assert f"chmod 600 {path}" in refusals[0]
+
+
+@pytest.mark.parametrize(
+    ("settings", "name"),
+    [({}, "__Host-session"), ({"QUARTAPP_SESSION_COOKIE_NAME": "quartapp"}, "quartapp")],
+    ids=["derived", "configured"],
+)
+def test_production_session_cookie_is_host_only_and_secure(
+    launch: Launch, tmp_path: Path, settings: dict[str, str], name: str
+) -> None:
+    port = free_port()
+    env = production_env(tmp_path, SECRET_KEY=secrets.token_urlsafe(32), **settings)
+    server = launch(hypercorn_command(port), env, port)
+    server.wait_healthy()
+
+    request = raw_request("GET", "/login", "127.0.0.1", [("Connection", "close")])
+    (response,) = exchange(port, request).responses
+
+    assert response.status == 200
+    (cookie,) = response.headers.get_all("Set-Cookie")
+    attributes = [part.strip() for part in cookie.split(";")]
+    assert attributes[0].startswith(f"{name}=")
+    assert {"Secure", "HttpOnly", "Path=/", "SameSite=Lax"} <= set(attributes[1:])
+    assert not [part for part in attributes if part.lower().startswith("domain")]
 
 
 def test_procfile_web_binds_every_interface_on_the_platform_port() -> None:
