@@ -30,7 +30,7 @@ import re
 import sys
 import time
 from collections.abc import Iterable
-from json.encoder import encode_basestring_ascii as json_string  # type: ignore[attr-defined]
+from json.encoder import encode_basestring_ascii as json_string
 from typing import Any
 
 from hypercorn.typing import (
