@@ -138,6 +138,50 @@ def test_wrong_password_over_http_shows_the_generic_error(browser: Browser) -> N
     assert browser.get("/hello").status == 302
 
 
+def assert_only_the_new_csrf_token_passes(browser: Browser, before: str) -> None:
+    """The token a page showed ``before`` is refused; the one pages show now works."""
+    assert browser.post("/logout", {"csrf_token": before}).status == 400
+    assert browser.get("/hello").status == 200
+    after = browser.csrf_token("/logout")
+    assert after != before
+    assert browser.post("/logout", {"csrf_token": after}).status == 302
+
+
+def test_login_gives_the_session_a_new_csrf_token(browser: Browser, admin_password: str) -> None:
+    before = browser.csrf_token("/login")
+    form = {"username": "admin", "password": admin_password, "csrf_token": before}
+
+    assert browser.post("/login", form).status == 302
+
+    assert_only_the_new_csrf_token_passes(browser, before)
+
+
+def test_password_change_gives_the_session_a_new_csrf_token(
+    launch: Launch, tmp_path: Path
+) -> None:
+    # A server of its own: the shared one's admin keeps its password.
+    port = free_port()
+    env = development_env(tmp_path)
+    server = launch(hypercorn_command(port), env, port)
+    server.wait_healthy()
+    password = (Path(env["QUARTAPP_INSTANCE_PATH"]) / INITIAL_ADMIN_FILE).read_text().strip()
+    browser = Browser(server.base_url)
+    log_in(browser, password)
+    before = browser.csrf_token("/account/password")
+    new = "a brand new passphrase, also long"
+    form = {
+        "current_password": password,
+        "new_password": new,
+        "new_password2": new,
+        "csrf_token": before,
+    }
+
+    page = browser.post("/account/password", form)
+
+    assert (page.status, page.location) == (302, "/account/sessions")
+    assert_only_the_new_csrf_token_passes(browser, before)
+
+
 def fail_login(browser: Browser, username: str, forwarded_for: str) -> int:
     """Post a wrong password as if relayed by a proxy for ``forwarded_for``; the status."""
     token = browser.csrf_token("/login")
