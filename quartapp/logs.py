@@ -13,8 +13,9 @@ starting a line of its own. Each line has:
 ``A-Z a-z 0-9 . _ : + / = -``: a UUID, or what Heroku's router sends) and a new random
 one otherwise; either way the response carries it back as ``X-Request-ID``. ``addr`` is
 the client address the app sees, after ``TRUSTED_PROXY_HOPS``' proxy fix. ``user_id`` is
-the logged-in user's id, or null. A path longer than 1024 characters, or a User-Agent
-longer than 256, is cut there, so a line stays short enough to be written whole.
+the logged-in user's id, or null. The path (percent-decoded, as the app routes it) and
+the query string (as sent) are cut at 1024 characters and the User-Agent at 256, so no
+request can make a line much longer than a few KiB.
 
 The app's own log (the audit log, errors) goes through :class:`SafeFormatter`, which
 escapes control characters in a message and indents a traceback's lines, so that no
