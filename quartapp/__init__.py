@@ -1,7 +1,8 @@
 """quartapp: the Flask tutorials' login flow as an async Quart app.
 
 A request goes: hypercorn -> (ProxyFixMiddleware, when configured) -> ``HostGuard`` ->
-Quart, whose ``before_request`` hooks run in the order they were added:
+``logs.AccessLog`` (one JSON line per request, when ``ACCESS_LOG`` is on) -> Quart,
+whose ``before_request`` hooks run in the order they were added:
 ``security.check_host`` (refuses an untrusted Host), ``security.refuse_unnamed_fields``,
 CSRFProtect's ``csrf_protect`` (checks POSTs), then ``auth.load_logged_in_user`` (sets
 ``g.user``) -> the view in ``pages`` (/, /welcome, /hello), ``auth`` (/login, /logout),
@@ -33,6 +34,7 @@ from . import (
     files,
     health,
     login_cache,
+    logs,
     pages,
     passwords,
     prune,
@@ -63,7 +65,10 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
     # first-run admin write to its children at INFO, which must not be dropped.
     app.logger.setLevel(config["LOG_LEVEL"])
 
-    security.init_app(app)  # first: the host check runs before any other hook
+    # Before security: its proxy fix and host guard wrap the access log, so the log
+    # sees the client address the app sees, and every request, refused hosts included.
+    logs.init_app(app)
+    security.init_app(app)  # first hooks: the host check runs before any other hook
     schema.init_app(app)  # pending migrations, in development, before the pool opens
     db.init_app(app)
     login_cache.init_app(app)  # after the database: its file exists by then

@@ -24,7 +24,7 @@ from quart.typing import ResponseReturnValue
 from quart.wrappers import Response
 
 from . import accounts, audit, credentials, logins
-from .auth import FORM_TYPES, LOGIN_KEY, login_required
+from .auth import CSRF_FIELD, FORM_TYPES, LOGIN_KEY, login_required
 from .db import db
 from .forms import ChangePasswordForm, EndSessionForm
 from .messages import flash
@@ -150,6 +150,9 @@ async def _change_password(form: ChangePasswordForm) -> Response | None:
         ended = await logins.end_all(dbs, user.id, keep=logins.digest(token) if token else None)
         await dbs.commit()
     audit.log("password_changed", user.username, sessions_ended=ended)
+    # A new CSRF token too, as at login: auth.issue_csrf_token puts it in this response.
+    session.pop(CSRF_FIELD, None)
+    g.pop(CSRF_FIELD, None)
     if token is None:
         # This login was ended by another request while the password was changing:
         # the new password stands, and the user logs in with it.

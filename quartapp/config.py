@@ -16,17 +16,19 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pwd
+import re
 import tomllib
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import click
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from . import keys
+from . import files, keys
 from .db import USERNAME_COLUMN
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,9 @@ PLACEHOLDER_KEYS = frozenset(
     }
 )
 
+# A cookie name is an RFC 9110 token.
+COOKIE_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}")
+
 # Served in development when TRUSTED_HOSTS is not set: this machine's names only.
 DEVELOPMENT_HOSTS = ("localhost", "127.0.0.1", "::1")
 
@@ -84,7 +89,9 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE_PGBOUNCER": False,
     # Apply pending migrations when the app starts; None: in development only.
     "DATABASE_AUTO_UPGRADE": None,
-    "SESSION_COOKIE_NAME": "session",
+    # None: "__Host-session" when the cookie is Secure (so a subdomain, or plain HTTP,
+    # cannot set or shadow it: ASVS 3.3.3), else "session". A "__Host-" name needs Secure.
+    "SESSION_COOKIE_NAME": None,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "SESSION_COOKIE_SECURE": None,  # None: Secure exactly when ENV is production
@@ -120,6 +127,8 @@ DEFAULTS: dict[str, Any] = {
     "TRUSTED_HOSTS": None,  # None: localhost names in development; required in production
     "TRUSTED_PROXY_HOPS": 0,
     "LOG_LEVEL": "INFO",
+    # One JSON line per request on stdout (quartapp/logs.py); hypercorn's is off.
+    "ACCESS_LOG": True,
 }
 
 
@@ -144,8 +153,7 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     config = dict(DEFAULTS)
     config_file = environ.get("QUARTAPP_CONFIG") or str(ROOT / "config.toml")
     config.update(read_toml(Path(config_file), required="QUARTAPP_CONFIG" in environ))
-    secrets_file = instance_path / keys.SECRETS_FILENAME
-    config.update(read_toml(secrets_file, required=False))
+    config.update(read_secrets(instance_path / keys.SECRETS_FILENAME))
     config.update(_from_environment(environ))
     config.update(overrides)
     config["INSTANCE_PATH"] = str(instance_path)
@@ -166,18 +174,61 @@ def read_toml(path: Path, *, required: bool) -> dict[str, Any]:
     """Read a TOML settings file; a missing optional file is an empty one."""
     try:
         with path.open("rb") as handle:
-            data = tomllib.load(handle)
+            return _parse_toml(path, handle)
     except FileNotFoundError:
         if required:
             raise ConfigError(f"config file {path} does not exist; fix QUARTAPP_CONFIG") from None
         return {}
-    except (OSError, tomllib.TOMLDecodeError) as error:
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error}") from None
+
+
+def _parse_toml(path: Path, handle: BinaryIO) -> dict[str, Any]:
+    """The settings in an open TOML file, with upper-case names only."""
+    try:
+        data = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"cannot read config file {path}: {error}") from None
     # Setting names are upper case, as in Quart; lower-case keys are a likely typo.
     unknown = [key for key in data if not key.isupper()]
     if unknown:
         raise ConfigError(f"{path}: setting names must be upper case, got {', '.join(unknown)}")
     return data
+
+
+def read_secrets(path: Path) -> dict[str, Any]:
+    """Read ``secrets.toml`` if it is ours: a missing file (or folder) is an empty one.
+
+    It holds keys and may override any setting, so it is trusted only as a regular
+    file that this user owns and alone can write, in a folder others cannot write to
+    (the rules ``python -m quartapp.keys`` writes by). Otherwise whoever could write it
+    would choose the keys, the password policy or the trusted proxies.
+    """
+    try:
+        fd = files.open_private_file(path)
+    except FileNotFoundError:
+        return {}
+    except files.UnsafePathError as error:
+        reason = str(error)
+        if reason.startswith(f"{path} "):  # the file itself; the folder's says its fix
+            user = _user_name()
+            reason += (
+                f"; check what it holds, then make it a regular file of {user}'s that only "
+                f"{user} can write: `chown {user} {path} && chmod 600 {path}`"
+            )
+        raise ConfigError(f"refusing to load {path}: {reason}") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read {path}: {error.strerror or error}") from None
+    with os.fdopen(fd, "rb") as handle:
+        return _parse_toml(path, handle)
+
+
+def _user_name() -> str:
+    """This process's user name, or its uid where it has none (containers)."""
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
 
 
 def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -276,7 +327,7 @@ def validate(config: dict[str, Any]) -> None:
     overflow = config["DATABASE_MAX_OVERFLOW"]
     if not isinstance(overflow, int) or isinstance(overflow, bool) or overflow < 0:
         raise ConfigError(f"DATABASE_MAX_OVERFLOW must be a whole number, not {overflow!r}")
-    for flag in ("DATABASE_PGBOUNCER", "DATABASE_ECHO"):
+    for flag in ("DATABASE_PGBOUNCER", "DATABASE_ECHO", "ACCESS_LOG"):
         if not isinstance(config[flag], bool):
             raise ConfigError(f"{flag} must be true or false, not {config[flag]!r}")
     if config["DATABASE_AUTO_UPGRADE"] not in (None, True, False):
@@ -289,6 +340,7 @@ def validate(config: dict[str, Any]) -> None:
         raise ConfigError('SECRET_KEY_FALLBACKS must be a list of strings, like ["old-key"]')
     if config["LOG_LEVEL"] not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("LOG_LEVEL must be one of DEBUG, INFO, WARNING or ERROR")
+    _validate_cookie_name(config)
     hosts = config["TRUSTED_HOSTS"]
     if hosts is not None and (
         not isinstance(hosts, list) or not all(isinstance(h, str) and h for h in hosts)
@@ -296,6 +348,44 @@ def validate(config: dict[str, Any]) -> None:
         raise ConfigError('TRUSTED_HOSTS must be a list of host names, like ["app.example.com"]')
     if mode == "production":
         _validate_production(config)
+
+
+def _validate_cookie_name(config: dict[str, Any]) -> None:
+    """A configured session cookie name must be a cookie name its browser will keep.
+
+    Browsers drop a ``__Host-`` cookie without Secure, with a Domain or with a Path
+    other than ``/``, and a ``__Secure-`` one without Secure: the site would then run
+    with no session at all, so such a setting is refused here instead.
+    """
+    name = config["SESSION_COOKIE_NAME"]
+    if name is None:
+        return
+    if not isinstance(name, str) or not COOKIE_NAME.fullmatch(name):
+        raise ConfigError(
+            "SESSION_COOKIE_NAME must be a cookie name (letters, digits and !#$%&'*+-.^_`|~), "
+            f"not {name!r}; or leave it unset"
+        )
+    secure = config["SESSION_COOKIE_SECURE"]
+    if secure is None:
+        secure = config["ENV"] == "production"
+    lowered = name.lower()
+    prefix = next((p for p in ("__Host-", "__Secure-") if lowered.startswith(p.lower())), None)
+    if prefix and not secure:
+        raise ConfigError(
+            f"SESSION_COOKIE_NAME {name!r} needs a Secure cookie, which browsers drop over "
+            f"HTTP; set SESSION_COOKIE_SECURE=true (HTTPS only) or pick a name without {prefix}"
+        )
+    if prefix == "__Host-" and not _host_only_root_cookie(config):
+        raise ConfigError(
+            f"SESSION_COOKIE_NAME {name!r} needs Path=/ and no Domain; unset "
+            "SESSION_COOKIE_DOMAIN and SESSION_COOKIE_PATH, or pick a name without __Host-"
+        )
+
+
+def _host_only_root_cookie(config: Mapping[str, Any]) -> bool:
+    """Whether the session cookie is set with no Domain and Path=/ (as Quart builds it)."""
+    path = config.get("SESSION_COOKIE_PATH") or config.get("APPLICATION_ROOT") or "/"
+    return not config.get("SESSION_COOKIE_DOMAIN") and path == "/"
 
 
 def _validate_production(config: dict[str, Any]) -> None:
@@ -329,6 +419,8 @@ def _derive(config: dict[str, Any], instance_path: Path) -> None:
     production = config["ENV"] == "production"
     if config["SESSION_COOKIE_SECURE"] is None:
         config["SESSION_COOKIE_SECURE"] = production
+    if config["SESSION_COOKIE_NAME"] is None:
+        config["SESSION_COOKIE_NAME"] = session_cookie_name(config)
     config["PERMANENT_SESSION_LIFETIME"] = timedelta(days=config["REMEMBER_ME_DAYS"])
     if config["TRUSTED_HOSTS"] is None:
         config["TRUSTED_HOSTS"] = list(DEVELOPMENT_HOSTS)
@@ -337,6 +429,18 @@ def _derive(config: dict[str, Any], instance_path: Path) -> None:
     config["SQLALCHEMY_DATABASE_URL"] = database_url(
         config["DATABASE_URL"] or f"sqlite:///{instance_path / 'quartapp.db'}"
     )
+
+
+def session_cookie_name(config: Mapping[str, Any]) -> str:
+    """The session cookie's name when none is configured.
+
+    A Secure cookie gets a prefix that browsers enforce (RFC 6265bis, ASVS 3.3.3):
+    ``__Host-`` (no Domain, Path=/: no subdomain or plain-HTTP page can set or shadow
+    it), or ``__Secure-`` where a Domain or Path is configured.
+    """
+    if not config["SESSION_COOKIE_SECURE"]:
+        return "session"
+    return "__Host-session" if _host_only_root_cookie(config) else "__Secure-session"
 
 
 def database_url(raw: str) -> str:
@@ -375,7 +479,7 @@ def _generate_development_keys(config: dict[str, Any], instance_path: Path) -> N
         path, created = keys.ensure_secrets(instance_path)
     except keys.KeyFileError as error:
         raise ConfigError(f"SECRET_KEY is not set and {error}") from None
-    generated = read_toml(path, required=True)
+    generated = read_secrets(path)
     if not generated.get("SECRET_KEY"):
         raise ConfigError(
             f"SECRET_KEY is not set and {path} has none; run `python -m quartapp.keys "

@@ -22,6 +22,7 @@ __all__ = [
     "create_private",
     "make_private_dir",
     "open_private_dir",
+    "open_private_file",
     "write_private",
 ]
 
@@ -90,6 +91,33 @@ def check_private(path: Path, fd: int) -> os.stat_result:
             "may not be yours"
         )
     return info
+
+
+def open_private_file(path: Path) -> int:
+    """Open ``path`` for reading if only this user controls it and the folder it is in.
+
+    The folder is checked as :func:`open_private_dir` does, the file as
+    :func:`check_private` does, on open descriptors and without following a symlink
+    at the file's name. Raises ``FileNotFoundError`` when either is missing, and
+    ``UnsafePathError`` for a symlink or anything the checks refuse.
+    """
+    path = Path(path)
+    dir_fd = open_private_dir(path.parent)
+    try:
+        try:
+            fd = os.open(path.name, os.O_RDONLY | NO_FOLLOW, dir_fd=dir_fd)
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                raise UnsafePathError(f"{path} is a symbolic link") from None
+            raise
+    finally:
+        os.close(dir_fd)
+    try:
+        check_private(path, fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def create_private(name: str, dir_fd: int) -> int:

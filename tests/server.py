@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import http.client
 import io
+import json
 import os
 import re
 import signal
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from email.message import Message
 from http.cookiejar import CookieJar
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -143,15 +145,32 @@ class Server:
     def stderr(self) -> str:
         return (self.logs / "stderr.log").read_text(errors="replace")
 
-    def stdout_once_it_has(self, text: str, timeout: float = 5.0) -> str:
-        """The server's stdout once ``text`` is in it, or as it is when time runs out.
+    def access_log(self) -> list[dict[str, Any]]:
+        """The access log so far: stdout holds nothing else, one JSON object a line.
 
-        Access log lines are written after the response is sent, so they may lag it.
+        A line still being written (no newline yet) is left for the next call.
+        """
+        lines = self.stdout.split("\n")[:-1]
+        return [json.loads(line) for line in lines]
+
+    def access_entries(
+        self, count: int = 1, timeout: float = 5.0, **fields: object
+    ) -> list[dict[str, Any]]:
+        """The access log entries whose ``fields`` have these values, once there are ``count``.
+
+        Lines are written once the response is sent, so they may lag it; after
+        ``timeout`` the entries found so far are returned.
         """
         deadline = time.monotonic() + timeout
-        while text not in (output := self.stdout) and time.monotonic() < deadline:
+        while True:
+            found = [
+                entry
+                for entry in self.access_log()
+                if all(entry.get(name) == value for name, value in fields.items())
+            ]
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
             time.sleep(0.05)
-        return output
 
     def wait_healthy(self, timeout: float = START_TIMEOUT) -> None:
         """Return once ``GET /healthz`` answers 200; fail with the server's stderr if not."""

@@ -412,6 +412,26 @@ async def test_password_change_keeps_the_logins_start_and_remember_me(
     assert query(settings, "SELECT created_at, expires_at, remember FROM logins") == before
 
 
+async def test_password_change_gives_the_session_a_new_csrf_token(auth: AuthActions) -> None:
+    await auth.login()
+    before = await csrf_token(auth.client, "/account/password")
+    form = {
+        "current_password": PASSWORD,
+        "new_password": NEW_PASSWORD,
+        "new_password2": NEW_PASSWORD,
+        "csrf_token": before,
+    }
+    assert (await auth.client.post("/account/password", form=form)).status_code == 302
+
+    # A token that pages showed before the change no longer passes; the new one does.
+    refused = await auth.client.post("/logout", form={"csrf_token": before})
+    assert refused.status_code == 400
+    assert await is_logged_in(auth.client)
+    after = await csrf_token(auth.client, "/logout")
+    assert after != before
+    assert (await auth.client.post("/logout", form={"csrf_token": after})).status_code == 302
+
+
 # /account/sessions
 
 

@@ -33,9 +33,9 @@ INVALID = "Invalid Credentials. Please try again."
 EXPIRED = "The form expired. Please try again."
 
 
-def session_cookie(response: Any) -> SimpleCookie:
-    """The parsed ``session`` Set-Cookie header of a response."""
-    headers = [h for h in response.headers.getlist("Set-Cookie") if h.startswith("session=")]
+def session_cookie(response: Any, name: str = "session") -> SimpleCookie:
+    """The parsed Set-Cookie header of a response for the session cookie ``name``."""
+    headers = [h for h in response.headers.getlist("Set-Cookie") if h.startswith(f"{name}=")]
     assert len(headers) == 1, headers
     cookie: SimpleCookie = SimpleCookie()
     cookie.load(headers[0])
@@ -252,6 +252,20 @@ async def test_login_without_csrf_token_gets_friendly_400(auth: AuthActions) -> 
     assert "Traceback" not in page
 
 
+async def test_login_gives_the_session_a_new_csrf_token(auth: AuthActions) -> None:
+    before = await csrf_token(auth.client)
+    form = {"username": "alice", "password": PASSWORD, "csrf_token": before}
+    assert (await auth.client.post("/login", form=form)).status_code == 302
+
+    # session.clear() at login dropped the token the login page showed.
+    refused = await auth.client.post("/logout", form={"csrf_token": before})
+    assert refused.status_code == 400
+    assert (await auth.client.get("/hello")).status_code == 200
+    after = await csrf_token(auth.client, "/logout")
+    assert after != before
+    assert (await auth.client.post("/logout", form={"csrf_token": after})).status_code == 302
+
+
 async def test_login_with_other_sessions_csrf_token_is_refused(
     app: Quart, auth: AuthActions
 ) -> None:
@@ -296,11 +310,11 @@ async def test_remember_me_makes_cookie_last_configured_days(
 
 
 @pytest.mark.parametrize(
-    ("mode", "secure"),
-    [("development", False), ("production", True)],
+    ("mode", "name", "secure"),
+    [("development", "session", False), ("production", "__Host-session", True)],
 )
 async def test_session_cookie_flags_in_each_mode(
-    tmp_path: Path, database: str, mode: str, secure: bool
+    tmp_path: Path, database: str, mode: str, name: str, secure: bool
 ) -> None:
     app = create_app(make_settings(tmp_path, DATABASE_URL=database, ENV=mode, TESTING=False))
     async with app.test_app():
@@ -309,10 +323,12 @@ async def test_session_cookie_flags_in_each_mode(
         response = await AuthActions(app.test_client()).login()
 
     assert response.status_code == 302
-    morsel = session_cookie(response)["session"]
+    morsel = session_cookie(response, name)[name]
     assert morsel["httponly"] is True
     assert morsel["samesite"] == "Lax"
     assert bool(morsel["secure"]) is secure
+    # What a __Host- name requires, or browsers drop the cookie (RFC 6265bis 4.1.3.2).
+    assert (morsel["path"], morsel["domain"]) == ("/", "")
 
 
 @pytest.mark.parametrize("in_fallbacks", [True, False])

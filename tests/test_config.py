@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import stat
 import threading
@@ -288,3 +289,191 @@ def test_public_trusted_hosts_with_a_stated_mode_start_in_that_mode(
 
     assert config["ENV"] == mode
     assert config["SESSION_COOKIE_SECURE"] is (mode == "production")
+
+
+NOBODY = 65534
+# Only root can give a file to another user; the suite runs as root in CI.
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0, reason="only root can make a file owned by another user"
+)
+
+
+def plant_secrets(instance: Path, *, file_mode: int = 0o600, folder_mode: int = 0o700) -> Path:
+    """A secrets.toml that lowers the password policy, as an intruder would write it."""
+    instance.mkdir(mode=folder_mode, exist_ok=True)
+    instance.chmod(folder_mode)
+    path = instance / "secrets.toml"
+    path.write_text(f'SECRET_KEY = "{"s" * 43}"\nPASSWORD_MIN_SCORE = 0\n')
+    path.chmod(file_mode)
+    return path
+
+
+def assert_refused(expected: str, *fixes: str) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+    message = caught.value.message
+    assert len(message.splitlines()) == 1
+    assert message.startswith("refusing to load ")
+    assert expected in message
+    for fix in fixes:
+        assert fix in message
+    return message
+
+
+@pytest.mark.parametrize("file_mode", [0o600, 0o400, 0o640, 0o644])
+def test_secrets_file_of_ours_is_loaded(instance: Path, file_mode: int) -> None:
+    plant_secrets(instance, file_mode=file_mode)
+
+    config = load_config()
+
+    assert config["SECRET_KEY"] == "s" * 43
+    assert config["PASSWORD_MIN_SCORE"] == 0
+
+
+@pytest.mark.parametrize("file_mode", [0o666, 0o620, 0o602], ids=oct)
+def test_secrets_file_others_can_write_is_refused(instance: Path, file_mode: int) -> None:
+    path = plant_secrets(instance, file_mode=file_mode)
+
+    assert_refused(
+        f"{path} can be written by other users", f"chown {_me()} {path} && chmod 600 {path}"
+    )
+
+
+@needs_root
+def test_secrets_file_of_another_user_is_refused(instance: Path) -> None:
+    path = plant_secrets(instance)
+    os.chown(path, NOBODY, NOBODY)
+
+    assert_refused(f"{path} belongs to another user (uid {NOBODY})", "chmod 600", "chown")
+
+
+@pytest.mark.parametrize("folder_mode", [0o777, 0o770, 0o1777], ids=oct)
+def test_secrets_in_a_folder_others_can_write_are_refused(
+    instance: Path, folder_mode: int
+) -> None:
+    plant_secrets(instance, folder_mode=folder_mode)
+
+    assert_refused(f"{instance} can be written by other users", f"chmod go-w {instance}")
+
+
+@needs_root
+def test_secrets_in_a_folder_of_another_user_are_refused(instance: Path) -> None:
+    plant_secrets(instance, folder_mode=0o755)
+    os.chown(instance, NOBODY, NOBODY)
+
+    assert_refused(f"{instance} belongs to another user", "use a folder of your own")
+
+
+def test_secrets_file_that_is_a_symlink_is_refused(tmp_path: Path, instance: Path) -> None:
+    # Even to a file that would pass every check: the link's target is not where we look.
+    target = plant_secrets(tmp_path / "elsewhere")
+    instance.mkdir(mode=0o700)
+    (instance / "secrets.toml").symlink_to(target)
+
+    assert_refused(f"{instance / 'secrets.toml'} is a symbolic link", "regular file")
+
+
+def test_secrets_file_that_is_a_fifo_is_refused_without_waiting(instance: Path) -> None:
+    instance.mkdir(mode=0o700)
+    os.mkfifo(instance / "secrets.toml", 0o600)
+
+    assert_refused("is not a regular file")
+
+
+def test_refused_secrets_stop_create_app_too(instance: Path) -> None:
+    plant_secrets(instance, file_mode=0o666)
+
+    with pytest.raises(ConfigError, match="can be written by other users"):
+        create_app()
+
+
+def _me() -> str:
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
+def production(**settings: object) -> dict[str, object]:
+    """Overrides for a production app that starts."""
+    return {
+        "ENV": "production",
+        "SECRET_KEY": GOOD_KEY,
+        "TRUSTED_HOSTS": ["app.example.com"],
+        "DATABASE_URL": "postgresql://app@db.example.com/app",
+        **settings,
+    }
+
+
+@pytest.mark.parametrize(
+    ("overrides", "name"),
+    [
+        ({}, "session"),
+        (production(), "__Host-session"),
+        ({"SESSION_COOKIE_SECURE": True}, "__Host-session"),
+        (production(SESSION_COOKIE_DOMAIN="example.com"), "__Secure-session"),
+        (production(SESSION_COOKIE_PATH="/app"), "__Secure-session"),
+        (production(SESSION_COOKIE_NAME="myapp"), "myapp"),
+        ({"SESSION_COOKIE_NAME": "myapp"}, "myapp"),
+        ({"SESSION_COOKIE_NAME": "__Host-s", "SESSION_COOKIE_SECURE": True}, "__Host-s"),
+        (production(SESSION_COOKIE_NAME="__Secure-s", SESSION_COOKIE_PATH="/app"), "__Secure-s"),
+    ],
+    ids=[
+        "development",
+        "production",
+        "secure",
+        "domain",
+        "path",
+        "production-named",
+        "development-named",
+        "host-prefix-named",
+        "secure-prefix-named",
+    ],
+)
+def test_session_cookie_name_is_derived_unless_configured(
+    overrides: dict[str, object], name: str
+) -> None:
+    assert load_config(overrides)["SESSION_COOKIE_NAME"] == name
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"SESSION_COOKIE_NAME": "__Host-s"}, "needs a Secure cookie"),
+        ({"SESSION_COOKIE_NAME": "__host-s"}, "needs a Secure cookie"),
+        ({"SESSION_COOKIE_NAME": "__Secure-s"}, "needs a Secure cookie"),
+        (
+            production(SESSION_COOKIE_NAME="__Host-s", SESSION_COOKIE_SECURE=False),
+            "needs a Secure cookie",
+        ),
+        (
+            production(SESSION_COOKIE_NAME="__Host-s", SESSION_COOKIE_DOMAIN="example.com"),
+            "needs Path=/ and no Domain",
+        ),
+        (
+            production(SESSION_COOKIE_NAME="__Host-s", SESSION_COOKIE_PATH="/app"),
+            "needs Path=/ and no Domain",
+        ),
+        ({"SESSION_COOKIE_NAME": ""}, "must be a cookie name"),
+        ({"SESSION_COOKIE_NAME": "a b"}, "must be a cookie name"),
+        ({"SESSION_COOKIE_NAME": "a;b=c"}, "must be a cookie name"),
+        ({"SESSION_COOKIE_NAME": 5}, "must be a cookie name"),
+    ],
+    ids=[
+        "host-without-secure",
+        "host-any-case",
+        "secure-without-secure",
+        "production-secure-off",
+        "host-with-domain",
+        "host-with-path",
+        "empty",
+        "space",
+        "separator",
+        "number",
+    ],
+)
+def test_session_cookie_name_browsers_would_drop_is_refused(
+    overrides: dict[str, object], expected: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(overrides)
+
+    assert expected in caught.value.message
+    assert len(caught.value.message.splitlines()) == 1

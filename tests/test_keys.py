@@ -5,12 +5,10 @@ from __future__ import annotations
 import http.client
 import math
 import os
-import re
 import stat
 import subprocess
 import sys
 import threading
-import time
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -51,7 +49,6 @@ RACERS = 16
 # Form posts on connections of their own, spread over the server's workers.
 POSTS = 40
 ACCESS_LOG_WAIT = 5.0
-LOG_PID = re.compile(r"\[(\d+)\]")
 
 
 def _load(path: Path) -> dict[str, object]:
@@ -587,15 +584,6 @@ def _post_logout(server: Server, cookie: str, token: str) -> int:
         connection.close()
 
 
-def _access_lines(server: Server, text: str, count: int) -> list[str]:
-    """The access log lines with ``text``, once there are ``count`` (they may lag)."""
-    deadline = time.monotonic() + ACCESS_LOG_WAIT
-    while True:
-        lines = [line for line in server.stdout.splitlines() if text in line]
-        if len(lines) >= count or time.monotonic() > deadline:
-            return lines
-
-
 @pytest.mark.server
 def test_workers_starting_on_an_empty_instance_share_one_generated_key(
     tmp_path: Path,
@@ -615,13 +603,13 @@ def test_workers_starting_on_an_empty_instance_share_one_generated_key(
         cookie, token = _csrf_form(server)
         statuses = [_post_logout(server, cookie, token) for _ in range(POSTS)]
         stderr = server.stderr
-        posts = _access_lines(server, "POST /logout", POSTS)
+        posts = server.access_entries(POSTS, ACCESS_LOG_WAIT, method="POST", path="/logout")
 
     assert stderr.count("generated one into") == 1, stderr
     assert set(_load(instance / SECRETS_FILENAME)) == {"SECRET_KEY", "WTF_CSRF_SECRET_KEY"}
     # Every post is checked against the key of whichever worker takes it; a worker
     # holding a key of its own would refuse the token with 400.
     assert statuses == [302] * POSTS
-    # Each access log line names the worker process that answered, as "[pid]".
-    workers = {match.group(1) for line in posts if (match := LOG_PID.search(line))}
+    # Each access log line names the worker process that answered.
+    workers = {entry["pid"] for entry in posts}
     assert len(workers) > 1, "every post went to one worker, so nothing was shared"

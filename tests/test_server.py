@@ -10,6 +10,7 @@ import re
 import secrets
 import sqlite3
 import subprocess
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, closing
 from pathlib import Path
@@ -27,10 +28,12 @@ from .server import (
     Server,
     database_url,
     development_env,
+    exchange,
     free_port,
     hypercorn_command,
     procfile,
     procfile_web_on_loopback,
+    raw_request,
     running,
     server_env,
 )
@@ -135,6 +138,50 @@ def test_wrong_password_over_http_shows_the_generic_error(browser: Browser) -> N
     assert browser.get("/hello").status == 302
 
 
+def assert_only_the_new_csrf_token_passes(browser: Browser, before: str) -> None:
+    """The token a page showed ``before`` is refused; the one pages show now works."""
+    assert browser.post("/logout", {"csrf_token": before}).status == 400
+    assert browser.get("/hello").status == 200
+    after = browser.csrf_token("/logout")
+    assert after != before
+    assert browser.post("/logout", {"csrf_token": after}).status == 302
+
+
+def test_login_gives_the_session_a_new_csrf_token(browser: Browser, admin_password: str) -> None:
+    before = browser.csrf_token("/login")
+    form = {"username": "admin", "password": admin_password, "csrf_token": before}
+
+    assert browser.post("/login", form).status == 302
+
+    assert_only_the_new_csrf_token_passes(browser, before)
+
+
+def test_password_change_gives_the_session_a_new_csrf_token(
+    launch: Launch, tmp_path: Path
+) -> None:
+    # A server of its own: the shared one's admin keeps its password.
+    port = free_port()
+    env = development_env(tmp_path)
+    server = launch(hypercorn_command(port), env, port)
+    server.wait_healthy()
+    password = (Path(env["QUARTAPP_INSTANCE_PATH"]) / INITIAL_ADMIN_FILE).read_text().strip()
+    browser = Browser(server.base_url)
+    log_in(browser, password)
+    before = browser.csrf_token("/account/password")
+    new = "a brand new passphrase, also long"
+    form = {
+        "current_password": password,
+        "new_password": new,
+        "new_password2": new,
+        "csrf_token": before,
+    }
+
+    page = browser.post("/account/password", form)
+
+    assert (page.status, page.location) == (302, "/account/sessions")
+    assert_only_the_new_csrf_token_passes(browser, before)
+
+
 def fail_login(browser: Browser, username: str, forwarded_for: str) -> int:
     """Post a wrong password as if relayed by a proxy for ``forwarded_for``; the status."""
     token = browser.csrf_token("/login")
@@ -209,6 +256,77 @@ def test_production_server_without_a_key_exits_non_zero(launch: Launch, tmp_path
     assert server.wait_exit(START_TIMEOUT) != 0
 
 
+def writable_secrets(instance: Path) -> Path:
+    """A secrets.toml any user could have written (mode 0666), in a private folder."""
+    instance.mkdir(mode=0o700, parents=True)
+    path = instance / "secrets.toml"
+    path.write_text(f'SECRET_KEY = "{"s" * 43}"\nPASSWORD_MIN_SCORE = 0\n')
+    path.chmod(0o666)
+    return path
+
+
+def test_cli_refuses_a_secrets_file_others_can_write_in_one_error_line(tmp_path: Path) -> None:
+    env = development_env(tmp_path)
+    path = writable_secrets(Path(env["QUARTAPP_INSTANCE_PATH"]))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "quart", "--app", "quartapp", "users", "list"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT,
+        check=False,
+    )
+
+    assert (result.returncode, result.stdout) == (1, "")
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"Error: refusing to load {path}: {path} can be written by other")
+    assert f"chmod 600 {path}" in line
+
+
+def test_server_refuses_a_secrets_file_others_can_write_in_one_line(
+    launch: Launch, tmp_path: Path
+) -> None:
+    env = development_env(tmp_path)
+    path = writable_secrets(Path(env["QUARTAPP_INSTANCE_PATH"]))
+    port = free_port()
+    server = launch(hypercorn_command(port), env, port)
+
+    server.wait_exit(START_TIMEOUT)
+
+    refusals = [
+        line for line in server.stderr.splitlines() if line.startswith("quartapp: refusing")
+    ]
+    assert len(refusals) == 1, server.stderr
+    assert refusals[0].startswith(f"quartapp: refusing to start: refusing to load {path}: ")
+    assert f"chmod 600 {path}" in refusals[0]
+
+
+@pytest.mark.parametrize(
+    ("settings", "name"),
+    [({}, "__Host-session"), ({"QUARTAPP_SESSION_COOKIE_NAME": "quartapp"}, "quartapp")],
+    ids=["derived", "configured"],
+)
+def test_production_session_cookie_is_host_only_and_secure(
+    launch: Launch, tmp_path: Path, settings: dict[str, str], name: str
+) -> None:
+    port = free_port()
+    env = production_env(tmp_path, SECRET_KEY=secrets.token_urlsafe(32), **settings)
+    server = launch(hypercorn_command(port), env, port)
+    server.wait_healthy()
+
+    request = raw_request("GET", "/login", "127.0.0.1", [("Connection", "close")])
+    (response,) = exchange(port, request).responses
+
+    assert response.status == 200
+    (cookie,) = response.headers.get_all("Set-Cookie")
+    attributes = [part.strip() for part in cookie.split(";")]
+    assert attributes[0].startswith(f"{name}=")
+    assert {"Secure", "HttpOnly", "Path=/", "SameSite=Lax"} <= set(attributes[1:])
+    assert not [part for part in attributes if part.lower().startswith("domain")]
+
+
 def test_procfile_web_binds_every_interface_on_the_platform_port() -> None:
     web = procfile()["web"]
 
@@ -234,7 +352,8 @@ def test_procfile_web_command_serves_healthz_and_logs_access_to_stdout(
 
     server.wait_healthy()
 
-    assert "GET /healthz" in server.stdout_once_it_has("GET /healthz")
+    # One JSON line per request, written by the app (hypercorn's own access log is off).
+    assert server.access_entries(method="GET", path="/healthz", status=200)
 
 
 def release_env(directory: Path, key: str) -> dict[str, str]:
