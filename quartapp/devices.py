@@ -162,9 +162,13 @@ async def mint(session: AsyncSession, config: Mapping[str, Any], user_id: int) -
     """
     now = time.time()
     # Parallel logins of one user queue on the user's row (PostgreSQL), so each counts
-    # the others' mints. SQLite has no row locks; every caller has written already, so
-    # it holds the database's write lock.
-    await session.execute(select(User.id).where(User.id == user_id).with_for_update())
+    # the others' mints. NO KEY UPDATE, because each already holds the KEY SHARE lock
+    # its new logins row took on the user: FOR UPDATE would deadlock two of them.
+    # SQLite has no row locks; every caller has written already, so it holds the
+    # database's write lock.
+    await session.execute(
+        select(User.id).where(User.id == user_id).with_for_update(key_share=True)
+    )
     window = config["LOGIN_FAILURE_WINDOW"]
     recent = select(func.count()).where(
         Device.user_id == user_id, Device.created_at > now - window

@@ -7,8 +7,10 @@ browser then logs in (302) or is refused (429) shows whether its device cookie c
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
+import io
 import re
 import secrets
 from http.cookiejar import Cookie
@@ -18,13 +20,16 @@ import pytest
 from itsdangerous import URLSafeTimedSerializer
 from quart import Quart
 from quart.testing import QuartClient
+from werkzeug.datastructures import FileStorage
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from quartapp import create_app, devices
 
 from .conftest import (
+    CSRF_INPUT,
     PASSWORD,
     TEST_SECRET_KEY,
+    VALUE,
     AuthActions,
     add_user,
     body,
@@ -455,3 +460,93 @@ async def test_users_unlock_refuses_an_unknown_user(app: Quart, runner: Any) -> 
     result = await invoke(runner, "users", "unlock", "nobody")
 
     assert (result.exit_code, result.stderr) == (1, "Error: no user named 'nobody'\n")
+
+
+async def login_from(client: QuartClient, address: str) -> WerkzeugResponse:
+    """Log in as alice from a browser at ``address``."""
+    where = {"client": (address, 40000)}
+    page = await body(await client.get("/login", scope_base=where))
+    field = CSRF_INPUT.search(page)
+    token = VALUE.search(field.group(0)) if field else None
+    assert token
+    form = {"username": "alice", "password": PASSWORD, "csrf_token": token.group(1)}
+    return await client.post("/login", form=form, scope_base=where)
+
+
+async def test_parallel_logins_of_one_user_mint_no_more_than_the_cap(
+    tmp_path: Any, database: str
+) -> None:
+    # Room for every login at once, so that their transactions overlap.
+    settings = make_settings(
+        tmp_path,
+        DATABASE_URL=database,
+        HASHING_CONCURRENCY=4,
+        HASHING_QUEUE=100,
+        LOGIN_FAILURES_PER_USER=100,
+    )
+    app = create_app(settings)
+    async with app.test_app():
+        await add_user(app)
+        browsers = [app.test_client() for _ in range(12)]
+        # Each from its own address: parallel logins from one address can deadlock in
+        # the throttle's own rows on PostgreSQL, which is not what this test is about.
+        responses = await asyncio.gather(
+            *(login_from(browser, f"198.51.100.{n}") for n, browser in enumerate(browsers))
+        )
+
+    assert [r.status_code for r in responses] == [302] * 12
+    assert sum(len(device_cookies(browser)) for browser in browsers) == 5
+    assert device_rows(settings) == 5
+
+
+async def test_a_device_cookie_named_under_a_fallback_key_is_still_trusted(
+    tmp_path: Any, database: str
+) -> None:
+    settings = make_settings(tmp_path, DATABASE_URL=database)
+    old = create_app(settings)
+    async with old.test_app():
+        await add_user(old)
+        owner = await owners_browser(old)
+    rotated = create_app(
+        {
+            **settings,
+            "SECRET_KEY": "the-rotated-secret-key-0123456789abcdefghij",
+            "SECRET_KEY_FALLBACKS": [TEST_SECRET_KEY],
+        }
+    )
+    async with rotated.test_app():
+        await lock(rotated)
+        browser = copy_device_cookie(rotated, owner)
+
+        response = await AuthActions(browser).login()
+
+    assert response.status_code == 302
+    # Renewed under the new key's name.
+    assert devices.cookie_name(rotated.config, "alice") in {
+        c.name for c in device_cookies(browser)
+    }
+
+
+@pytest.mark.parametrize(
+    ("send", "status"),
+    [
+        ({"json": {"code": "ABCD-EFGH-JKLM"}}, 415),
+        ({"form": [("code", "ABCD-EFGH-JKLM"), ("code", "ABCD-EFGH-JKLM")]}, 400),
+        ({"files": {"code": FileStorage(io.BytesIO(b"ABCD"), filename="code.txt")}}, 400),
+    ],
+    ids=["json", "repeated", "file"],
+)
+async def test_hostile_code_forms_get_a_clear_4xx(
+    app: Quart, send: dict[str, Any], status: int
+) -> None:
+    client = app.test_client()
+    token = await csrf_token(client, "/login/device")
+    kwargs = dict(send)
+    if "form" in kwargs:
+        kwargs["form"] = [*kwargs["form"], ("csrf_token", token)]
+    elif "files" in kwargs:
+        kwargs["form"] = {"csrf_token": token}
+
+    response = await client.post("/login/device", headers={"X-CSRFToken": token}, **kwargs)
+
+    assert response.status_code == status
