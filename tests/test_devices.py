@@ -429,6 +429,19 @@ async def test_making_a_code_needs_the_csrf_token(app: Quart, auth: AuthActions)
     assert response.status_code == 400
 
 
+async def test_entering_a_code_needs_the_csrf_token(app: Quart, auth: AuthActions) -> None:
+    assert (await auth.login()).status_code == 302
+    code = await make_code(auth.client)
+    laptop = app.test_client()
+    await laptop.get("/login/device")
+
+    forged = await laptop.post("/login/device", form={"code": code})
+
+    assert forged.status_code == 400
+    assert device_cookies(laptop) == []
+    assert (await enter_code(laptop, code)).status_code == 302  # the code was not used up
+
+
 async def test_the_sessions_page_counts_trusted_devices(app: Quart, auth: AuthActions) -> None:
     await owners_browser(app)
     assert (await auth.login()).status_code == 302
