@@ -563,3 +563,18 @@ async def test_hostile_code_forms_get_a_clear_4xx(
     response = await client.post("/login/device", headers={"X-CSRFToken": token}, **kwargs)
 
     assert response.status_code == status
+
+
+async def test_users_unlock_also_clears_the_users_own_devices_counts(
+    app: Quart, auth: AuthActions, runner: Any
+) -> None:
+    owner = await owners_browser(app)
+    for _ in range(5):  # the owner's own typos lock the device
+        assert (await AuthActions(owner).login("alice", WRONG)).status_code == 200
+    await lock(app)
+    assert (await AuthActions(owner).login()).status_code == 429
+
+    result = await invoke(runner, "users", "unlock", "alice")
+
+    assert result.stdout == "unlocked 'alice'; cleared 2 throttle counter(s)\n"
+    assert (await AuthActions(owner).login()).status_code == 302
