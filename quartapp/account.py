@@ -23,7 +23,7 @@ from quart import (
 from quart.typing import ResponseReturnValue
 from quart.wrappers import Response
 
-from . import accounts, audit, credentials, logins
+from . import accounts, audit, credentials, devices, logins
 from .auth import CSRF_FIELD, FORM_TYPES, LOGIN_KEY, login_required
 from .db import db
 from .forms import ChangePasswordForm, EndSessionForm
@@ -148,6 +148,10 @@ async def _change_password(form: ChangePasswordForm) -> Response | None:
             user_agent=request.headers.get("User-Agent"),
         )
         ended = await logins.end_all(dbs, user.id, keep=logins.digest(token) if token else None)
+        # Device cookies made under the old password are worth nothing now; this
+        # browser, which just proved the password, starts over with a new one.
+        await devices.forget_all(dbs, user.id)
+        nonce = await devices.mint(dbs, config, user.id)
         await dbs.commit()
     audit.log("password_changed", user.username, sessions_ended=ended)
     # A new CSRF token too, as at login: auth.issue_csrf_token puts it in this response.
@@ -158,10 +162,14 @@ async def _change_password(form: ChangePasswordForm) -> Response | None:
         # the new password stands, and the user logs in with it.
         session.pop(LOGIN_KEY, None)
         await flash("Your password was changed. Please log in again.", "success")
-        return redirect(url_for("auth.login"))
-    session[LOGIN_KEY] = token
-    await flash(CHANGED_MESSAGE, "success")
-    return redirect(url_for("account.sessions"))
+        response = redirect(url_for("auth.login"))
+    else:
+        session[LOGIN_KEY] = token
+        await flash(CHANGED_MESSAGE, "success")
+        response = redirect(url_for("account.sessions"))
+    if nonce is not None:
+        devices.set_cookie(response, config, user.username, nonce)
+    return response
 
 
 def sentence(message: str) -> str:
@@ -177,6 +185,7 @@ async def sessions() -> ResponseReturnValue:
     config = current_app.config
     async with db.session() as dbs:
         rows = await logins.live_for_user(dbs, config, g.user.id)
+        trusted = await devices.count(dbs, config, g.user.id)
     entries = [
         {
             "id": logins.public_id(config, row.id),
@@ -191,7 +200,7 @@ async def sessions() -> ResponseReturnValue:
     ]
     # This device first, then the others newest first.
     entries.sort(key=lambda entry: not entry["current"])
-    return await render_template("account/sessions.html", entries=entries)
+    return await render_template("account/sessions.html", entries=entries, trusted_devices=trusted)
 
 
 @bp.route("/sessions/end", methods=["GET", "POST"])
@@ -224,9 +233,32 @@ async def end_other_sessions() -> ResponseReturnValue:
     """End every login of this user but this one (a GET goes back to the list)."""
     if request.method == "GET":
         return redirect(url_for("account.sessions"))
+    # The devices logged out here lose their trust too; this browser keeps its own.
+    this_device = await devices.trusted(current_app.config, request.cookies, g.user.username)
     async with db.session() as dbs:
         ended = await logins.end_all(dbs, g.user.id, keep=g.user.login_id)
+        await devices.forget_all(dbs, g.user.id, keep=this_device)
         await dbs.commit()
     audit.log("sessions_revoked", g.user.username, sessions_ended=ended)
     await flash("You were logged out everywhere else.", "success")
     return redirect(url_for("account.sessions"))
+
+
+@bp.route("/devices/new", methods=["GET", "POST"])
+@login_required
+async def new_device() -> ResponseReturnValue:
+    """Make a one-time code that trusts a new browser as this user's device.
+
+    Only a logged-in user can make one, so a stranger holding the username locked
+    cannot. The code is shown once and stored hashed; a GET goes back to the list.
+    """
+    if request.method == "GET":
+        return redirect(url_for("account.sessions"))
+    async with db.session() as dbs:
+        code = await devices.new_code(dbs, g.user.id)
+    audit.log("device_code_created", g.user.username)
+    return await render_template(
+        "account/new_device.html",
+        code=devices.format_code(code),
+        minutes=devices.CODE_LIFETIME // 60,
+    )

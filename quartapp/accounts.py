@@ -2,7 +2,8 @@
 
 Functions take an open ``AsyncSession`` and commit their own work, so a view and a
 CLI command doing the same thing run the same code. Anything that changes who may log
-in (a new password, a deleted user) ends the user's logins in the same transaction.
+in (a new password, a deleted user) ends the user's logins and forgets their trusted
+devices in the same transaction.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from . import logins, ratings
-from .db import User
+from . import devices, logins, ratings, throttle
+from .db import Device, ThrottleCounter, User
 from .passwords import Passwords
 
 # Lower-case letters, digits and a few separators: no look-alike Unicode, no spaces that
@@ -161,6 +162,8 @@ async def set_password(
     await vet_password(password, config, username=user.username)
     user.password_hash = await passwords.hash(password)
     ended = await logins.end_all(session, user.id)
+    # Device cookies made under the old password stop being trusted.
+    await devices.forget_all(session, user.id)
     await session.commit()
     return ended
 
@@ -171,16 +174,45 @@ async def delete_user(session: AsyncSession, name: str) -> None:
     # Deleted explicitly as well as by ON DELETE CASCADE, for databases where the
     # foreign key is not enforced.
     await logins.end_all(session, user.id)
+    await devices.forget_all(session, user.id)
     await session.delete(user)
     await session.commit()
 
 
 async def revoke_logins(session: AsyncSession, name: str) -> int:
-    """End every login of a user (all devices); returns how many ended."""
+    """End every login of a user and forget their trusted devices; how many logins ended."""
     user = await get_user(session, name)
     ended = await logins.end_all(session, user.id)
+    await devices.forget_all(session, user.id)
     await session.commit()
     return ended
+
+
+async def unlock(session: AsyncSession, name: str) -> int:
+    """Lift a lockout of a username: its throttle count and its devices' (commits).
+
+    For an owner who has no trusted device (see README, Throttling). The counts of
+    addresses stay: an admin cannot tell a stranger's address from the owner's.
+    Returns how many counters were deleted.
+    """
+    user = await get_user(session, name)
+    own_devices = select(Device.id).where(Device.user_id == user.id)
+    result = await session.execute(
+        delete(ThrottleCounter).where(
+            or_(
+                and_(
+                    ThrottleCounter.scope == throttle.USER,
+                    ThrottleCounter.key == user.username[: throttle.KEY_LENGTH],
+                ),
+                and_(
+                    ThrottleCounter.scope == throttle.DEVICE,
+                    ThrottleCounter.key.in_(own_devices),
+                ),
+            )
+        )
+    )
+    await session.commit()
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def store_password_hash(session: AsyncSession, user_id: int, password_hash: str) -> None:

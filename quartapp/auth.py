@@ -29,7 +29,7 @@ from quart_wtf.utils import generate_csrf
 
 from . import audit, credentials, devices, login_cache, logins
 from .db import db
-from .forms import LoginForm
+from .forms import DeviceCodeForm, LoginForm
 from .messages import flash
 from .passwords import passwords
 
@@ -43,6 +43,11 @@ CSRF_FIELD = "csrf_token"
 ANONYMOUS_ENDPOINTS = frozenset({"static", "health.healthz"})
 INVALID_CREDENTIALS = "Invalid Credentials. Please try again."
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+WRONG_CODE = "That code is wrong, used or expired. Make a new one on your sessions page."
+TOO_MANY_DEVICES = (
+    "This account has trusted too many new devices in the last few minutes. "
+    "Try the code again later."
+)
 
 
 def login_required(
@@ -178,6 +183,13 @@ async def _attempt_login(form: LoginForm, next_url: str | None) -> Response | No
             address=request.remote_addr,
             user_agent=request.headers.get("User-Agent"),
         )
+        nonce = await devices.remember(
+            dbs,
+            config,
+            user.id,
+            known=checked.device,
+            nonce=devices.presented(request.cookies, config, user.username),
+        )
         await dbs.commit()
     # A fresh session: the pre-login cookie and its CSRF token die here (fixation).
     session.clear()
@@ -186,8 +198,47 @@ async def _attempt_login(form: LoginForm, next_url: str | None) -> Response | No
     audit.log("login_ok", user.username, remember=remember)
     await flash(f"You were logged in as {user.username}.", "success")
     response = redirect(next_url or url_for("pages.hello"))
-    devices.remember_device(response, config, user.username, checked.device)
+    if nonce is not None:
+        devices.set_cookie(response, config, user.username, nonce)
     return response
+
+
+@bp.route("/login/device", methods=["GET", "POST"])
+async def trust_device() -> ResponseReturnValue:
+    """Make this browser a trusted device of the user whose one-time code it enters.
+
+    The code comes from the sessions page of a browser where the user is logged in,
+    so a stranger cannot make one. It logs nobody in: the browser still needs the
+    password, but its attempts count against its own device budget, not against the
+    username that strangers may be holding locked.
+    """
+    if request.method == "POST" and request.mimetype not in FORM_TYPES:
+        abort(415)
+    form = await DeviceCodeForm.create_form()
+    status = 200
+    if await form.validate_on_submit():
+        code = devices.normalize_code(form.code.data or "")
+        async with db.session() as dbs:
+            redeemed = await devices.redeem(dbs, current_app.config, code) if code else None
+        if redeemed is None:
+            form.code.errors = [WRONG_CODE]
+            status = 400
+        elif redeemed.nonce is None:
+            form.code.errors = [TOO_MANY_DEVICES]
+            status = 429
+        else:
+            audit.log("device_trusted", redeemed.username)
+            await flash(
+                f"This browser is now a trusted device of {redeemed.username}. "
+                "Log in with your password.",
+                "success",
+            )
+            response = redirect(url_for("auth.login"))
+            devices.set_cookie(response, current_app.config, redeemed.username, redeemed.nonce)
+            return response
+    elif form.errors:
+        status = 400
+    return await render_template("auth/device.html", form=form), status
 
 
 @bp.get("/log")

@@ -140,11 +140,21 @@ def list_command() -> None:
 @users_cli.command("revoke-sessions")
 @click.argument("name")
 def revoke_command(name: str) -> None:
-    """End every login of NAME, on every device."""
+    """End every login of NAME, on every device, and forget NAME's trusted devices."""
     ended = run(lambda session, _p, _c: accounts.revoke_logins(session, name))
     username = accounts.normalize_username(name)
     audit.log("sessions_revoked", username, sessions_ended=ended)
     click.echo(f"ended {ended} login(s) of {username!r}")
+
+
+@users_cli.command("unlock")
+@click.argument("name")
+def unlock_command(name: str) -> None:
+    """Lift a lockout of NAME at once (for an owner with no trusted device)."""
+    cleared = run(lambda session, _p, _c: accounts.unlock(session, name))
+    username = accounts.normalize_username(name)
+    audit.log("unlocked", username, counters_cleared=cleared)
+    click.echo(f"unlocked {username!r}; cleared {cleared} throttle counter(s)")
 
 
 def load_config() -> Mapping[str, Any]:

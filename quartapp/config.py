@@ -114,6 +114,10 @@ DEFAULTS: dict[str, Any] = {
     # A browser with a device cookie for the username has its own limit (see throttle.py).
     "LOGIN_FAILURES_PER_DEVICE": 5,
     "DEVICE_COOKIE_DAYS": 365,
+    # New device records one user may mint per LOGIN_FAILURE_WINDOW (a login past it
+    # gets no device cookie), and the records kept per user (least recently used go).
+    "DEVICES_MINTED_PER_WINDOW": 5,
+    "DEVICES_PER_USER": 10,
     # IPv6 clients are counted by network: a host is usually handed a whole /64.
     "THROTTLE_IPV6_PREFIX": 64,
     "LOGIN_FAILURE_WINDOW": 15 * 60,
@@ -298,6 +302,8 @@ def validate(config: dict[str, Any]) -> None:
         "LOGIN_FAILURES_PER_ADDRESS",
         "LOGIN_FAILURES_PER_DEVICE",
         "DEVICE_COOKIE_DAYS",
+        "DEVICES_MINTED_PER_WINDOW",
+        "DEVICES_PER_USER",
         "HASHING_QUEUE",
         "LOGIN_FAILURE_WINDOW",
         "SESSION_IDLE_MINUTES",

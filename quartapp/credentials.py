@@ -49,7 +49,7 @@ async def check(
     """
     name = accounts.normalize_username(username)
     key = throttle.address_key(address, config)
-    device = devices.trusted_nonce(cookies, config, name)
+    device = await devices.trusted(config, cookies, name)
     with hasher.admission():
         async with db.session() as session:
             lockout = await throttle.attempt(

@@ -99,6 +99,40 @@ class ThrottleCounter(Base):
     strikes: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class Device(Base):
+    """A browser trusted to log in as a user while strangers hold the username locked.
+
+    The browser's device cookie carries a random nonce; the row keeps only its SHA-256,
+    so a leaked database hands out no device cookies. A cookie is trusted only while
+    its row exists: a password change, ``users revoke-sessions`` and deleting the user
+    delete the rows, so a cookie minted under an old password is worth nothing. Times
+    are Unix seconds, as on ``logins``.
+    """
+
+    __tablename__ = "devices"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # Counted to cap how many devices a user mints per window.
+    created_at: Mapped[float] = mapped_column(Float)
+    # The least recently used row goes first when a user has too many.
+    last_used: Mapped[float] = mapped_column(Float)
+
+
+class DeviceCode(Base):
+    """A one-time code that makes a new browser a trusted device of a logged-in user.
+
+    Shown once on the user's sessions page and stored only as its SHA-256; it lives a
+    few minutes, and a user has at most one at a time.
+    """
+
+    __tablename__ = "device_codes"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    expires_at: Mapped[float] = mapped_column(Float)
+
+
 class Store:
     """An open engine and the session factory bound to it."""
 

@@ -125,3 +125,18 @@ class EndSessionForm(QuartForm):
     login = HiddenField(
         validators=[SentOnce(), PlainText(), DataRequired(), Length(min=32, max=32)],
     )
+
+
+class DeviceCodeForm(QuartForm):
+    """The one-time code that makes a browser a trusted device (see quartapp.devices)."""
+
+    code = StringField(
+        "Code",
+        validators=[
+            SentOnce(),
+            PlainText(),
+            DataRequired("Enter the code from your sessions page"),
+            Length(max=32, message="The code is 12 letters and digits."),
+        ],
+    )
+    submit = SubmitField("Trust this browser")

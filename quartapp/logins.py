@@ -115,8 +115,12 @@ async def make_room(session: AsyncSession, config: Mapping[str, Any], user_id: i
     if session.get_bind().dialect.name == "postgresql":
         # Two logins of one user at once would each end the same oldest row and leave
         # one too many: the user's row is locked until commit. SQLite has one writer
-        # at a time already, and the DELETE below is this transaction's write.
-        await session.execute(select(User.id).where(User.id == user_id).with_for_update())
+        # at a time already, and the DELETE below is this transaction's write. FOR NO
+        # KEY UPDATE, as devices.mint takes: it still serialises two logins of the
+        # user, without conflicting with the KEY SHARE a new logins row takes.
+        await session.execute(
+            select(User.id).where(User.id == user_id).with_for_update(key_share=True)
+        )
     keep = int(config["LOGINS_PER_USER_MAX"]) - 1
     older = (
         select(Login.id)

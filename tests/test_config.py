@@ -111,6 +111,8 @@ def test_missing_named_config_file_is_an_error(
         ("ARGON2_MEMORY_COST = 1024\n", "at least 19456"),
         ("ARGON2_TIME_COST = 1\n", "at least 2"),
         ("TRUSTED_PROXY_HOPS = -1\n", "TRUSTED_PROXY_HOPS"),
+        ("DEVICES_MINTED_PER_WINDOW = 0\n", "DEVICES_MINTED_PER_WINDOW must be a positive"),
+        ("DEVICES_PER_USER = true\n", "DEVICES_PER_USER must be a positive integer"),
         ('SECRET_KEY_FALLBACKS = "old"\n', "SECRET_KEY_FALLBACKS must be a list"),
         ('ENV = "staging"\n', "'development' or 'production'"),
         ('DATABASE_URL = "mysql://db/x"\n', "not supported"),

@@ -24,6 +24,7 @@ PUBLIC_ENDPOINTS = frozenset(
         "auth.login",
         "auth.legacy_login",
         "auth.logout",
+        "auth.trust_device",  # a browser that is not logged in enters its code here
         "health.healthz",
     }
 )

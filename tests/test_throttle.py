@@ -388,7 +388,7 @@ async def test_a_forged_or_other_users_device_cookie_is_not_trusted(
     await bob.login("bob", PASSWORD + " too")  # bob's browser has bob's device cookie
     stranger = AuthActions(app.test_client())
     await fail(stranger, 5)
-    name = devices.cookie_name("alice")
+    name = devices.cookie_name(app.config, "alice")
     bob_cookie = next(c.value for c in bob.client.cookie_jar if c.name.startswith("device-"))
     for value in ("forged", bob_cookie):
         browser = AuthActions(app.test_client())
