@@ -52,12 +52,24 @@ def run(work: Work[T]) -> T:
         raise click.ClickException(str(error)) from None
 
 
+NO_TERMINAL = (
+    "standard input is not a terminal, so the password cannot be asked for; "
+    'pass it on one line with --password-stdin, like: echo "$PASSWORD" | '
+    ".venv/bin/quart --app quartapp users {command} NAME --password-stdin"
+)
+
+
 def read_password(from_stdin: bool) -> str:
     """The new password: one line of stdin, or typed twice at a prompt without echo."""
     try:
         if from_stdin:
             # Only the line ending is removed: passwords are used exactly as typed.
             password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+        elif not sys.stdin.isatty():
+            # getpass would warn that the input may be echoed, read the pipe or hit its
+            # end, and click would then say only "Aborted!".
+            command = click.get_current_context().info_name or "create"
+            raise click.ClickException(NO_TERMINAL.format(command=command))
         else:
             password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
         # Undecodable bytes arrive as an error here or as surrogates that argon2 cannot
