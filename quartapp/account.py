@@ -23,7 +23,7 @@ from quart import (
 from quart.typing import ResponseReturnValue
 from quart.wrappers import Response
 
-from . import accounts, audit, credentials, logins
+from . import accounts, audit, credentials, logins, signals
 from .auth import FORM_TYPES, LOGIN_KEY, login_required
 from .db import db
 from .forms import ChangePasswordForm, EndSessionForm
@@ -137,7 +137,7 @@ async def _change_password(form: ChangePasswordForm) -> Response | None:
         )
         ended = await logins.end_all(dbs, user.id, keep=logins.digest(token) if token else None)
         await dbs.commit()
-    audit.log("password_changed", user.username, sessions_ended=ended)
+    signals.send(signals.password_changed, username=user.username, sessions_ended=ended)
     if token is None:
         # This login was ended by another request while the password was changing:
         # the new password stands, and the user logs in with it.
@@ -198,7 +198,7 @@ async def end_session() -> ResponseReturnValue:
         )
     if not ended:
         abort(404)
-    audit.log("session_ended", g.user.username)
+    signals.send(signals.session_ended, username=g.user.username, count=1, everywhere=False)
     await flash("That session was ended.", "success")
     return redirect(url_for("account.sessions"))
 
@@ -212,6 +212,6 @@ async def end_other_sessions() -> ResponseReturnValue:
     async with db.session() as dbs:
         ended = await logins.end_all(dbs, g.user.id, keep=g.user.login_id)
         await dbs.commit()
-    audit.log("sessions_revoked", g.user.username, sessions_ended=ended)
+    signals.send(signals.session_ended, username=g.user.username, count=ended, everywhere=True)
     await flash("You were logged out everywhere else.", "success")
     return redirect(url_for("account.sessions"))

@@ -19,7 +19,7 @@ from quart.cli import ScriptInfo
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from . import accounts, audit, passwords, prune, schema
+from . import accounts, audit, passwords, prune, schema, signals
 from .db import connect
 
 T = TypeVar("T")
@@ -118,7 +118,7 @@ def set_password_command(name: str, password_stdin: bool) -> None:
             session, hasher, config, name, password
         )
     )
-    audit.log("password_changed", username, sessions_ended=ended)
+    signals.send(signals.password_changed, username=username, sessions_ended=ended)
     click.echo(f"changed the password of {username!r}; ended {ended} login(s)")
 
 
@@ -155,7 +155,7 @@ def revoke_command(name: str) -> None:
     """End every login of NAME, on every device."""
     ended = run(lambda session, _p, _c: accounts.revoke_logins(session, name))
     username = accounts.normalize_username(name)
-    audit.log("sessions_revoked", username, sessions_ended=ended)
+    signals.send(signals.session_ended, username=username, count=ended, everywhere=True)
     click.echo(f"ended {ended} login(s) of {username!r}")
 
 
