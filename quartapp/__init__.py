@@ -33,6 +33,7 @@ from . import (
     files,
     health,
     login_cache,
+    metrics,
     pages,
     passwords,
     prune,
@@ -72,6 +73,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
     csrf.init_app(app)
     sessions.init_app(app)
     errors.init_app(app)
+    metrics.init_app(app)
     cli.init_app(app)
 
     app.register_blueprint(pages.bp)

@@ -63,6 +63,9 @@ PLACEHOLDER_KEYS = frozenset(
 UNPREFIXED = ("SECRET_KEY", "SECRET_KEY_FALLBACKS", "DATABASE_URL")
 JSON_UNPREFIXED = frozenset({"SECRET_KEY_FALLBACKS"})
 
+# The shortest METRICS_TOKEN accepted: long enough that guessing it is hopeless.
+METRICS_TOKEN_MIN = 32
+
 # The longest received value an error message repeats, in characters.
 SHOWN_MAX = 80
 
@@ -126,6 +129,8 @@ DEFAULTS: dict[str, Any] = {
     "TRUSTED_HOSTS": None,  # None: localhost names in development; required in production
     "TRUSTED_PROXY_HOPS": 0,
     "LOG_LEVEL": "INFO",
+    # Bearer token for GET /metrics; None: metrics are off and /metrics is a 404.
+    "METRICS_TOKEN": None,
 }
 
 
@@ -348,6 +353,13 @@ def validate(config: dict[str, Any]) -> None:
         raise ConfigError(
             'TRUSTED_HOSTS must be a list of host names, like ["app.example.com"] (JSON in '
             f"the environment), not {_shown(hosts)}"
+        )
+    token = config["METRICS_TOKEN"]
+    if token is not None and (not isinstance(token, str) or len(token) < METRICS_TOKEN_MIN):
+        # A secret: only what is wrong with it is shown.
+        raise ConfigError(
+            f"METRICS_TOKEN must be a string of at least {METRICS_TOKEN_MIN} characters; "
+            "make one with `python -m quartapp.keys --print`"
         )
     if mode == "production":
         _validate_production(config)
