@@ -32,6 +32,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from . import make_instance_folder
 from .config import ConfigError, load_config
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
@@ -57,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else argv
     try:
         config = load_config()
+        # The workers would each fail on an instance folder they cannot create.
+        make_instance_folder(config["INSTANCE_PATH"])
     except ConfigError as error:
         # The same line the app prints when it refuses, so one grep finds both.
         print(f"quartapp: refusing to start: {error.message}", file=sys.stderr)
