@@ -25,6 +25,8 @@ PUBLIC_ENDPOINTS = frozenset(
         "auth.legacy_login",
         "auth.logout",
         "health.healthz",
+        # Behind its own bearer token (METRICS_TOKEN) instead of a login: a 404 without it.
+        "metrics.metrics",
     }
 )
 
