@@ -30,7 +30,7 @@ $(VENV)/.installed-bench: $(VENV)/.installed requirements-bench.txt
 install-bench: $(VENV)/.installed-bench
 
 run: install
-	$(BIN)/hypercorn --config hypercorn.toml --bind $(HOST):$(PORT) quartapp:app
+	$(BIN)/python -m quartapp.serve --config hypercorn.toml --bind $(HOST):$(PORT) quartapp:app
 
 # The bench group too: tests/test_bench.py runs the bench for a second. The browser
 # tests leave screenshots of every page in test-artifacts/screenshots/; `make test-quick`

@@ -35,6 +35,7 @@ from . import (
     health,
     login_cache,
     logs,
+    metrics,
     pages,
     passwords,
     prune,
@@ -77,6 +78,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
     csrf.init_app(app)
     sessions.init_app(app)
     errors.init_app(app)
+    metrics.init_app(app)
     cli.init_app(app)
 
     app.register_blueprint(pages.bp)

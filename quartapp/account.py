@@ -23,7 +23,7 @@ from quart import (
 from quart.typing import ResponseReturnValue
 from quart.wrappers import Response
 
-from . import accounts, audit, credentials, devices, logins
+from . import accounts, audit, credentials, devices, logins, signals
 from .auth import CSRF_FIELD, FORM_TYPES, LOGIN_KEY, login_required
 from .db import db
 from .forms import ChangePasswordForm, EndSessionForm
@@ -153,7 +153,7 @@ async def _change_password(form: ChangePasswordForm) -> Response | None:
         await devices.forget_all(dbs, user.id)
         nonce = await devices.mint(dbs, config, user.id)
         await dbs.commit()
-    audit.log("password_changed", user.username, sessions_ended=ended)
+    signals.send(signals.password_changed, username=user.username, sessions_ended=ended)
     # A new CSRF token too, as at login: auth.issue_csrf_token puts it in this response.
     session.pop(CSRF_FIELD, None)
     g.pop(CSRF_FIELD, None)
@@ -222,7 +222,7 @@ async def end_session() -> ResponseReturnValue:
         )
     if not ended:
         abort(404)
-    audit.log("session_ended", g.user.username)
+    signals.send(signals.session_ended, username=g.user.username, count=1, everywhere=False)
     await flash("That session was ended.", "success")
     return redirect(url_for("account.sessions"))
 
@@ -239,7 +239,7 @@ async def end_other_sessions() -> ResponseReturnValue:
         ended = await logins.end_all(dbs, g.user.id, keep=g.user.login_id)
         await devices.forget_all(dbs, g.user.id, keep=this_device)
         await dbs.commit()
-    audit.log("sessions_revoked", g.user.username, sessions_ended=ended)
+    signals.send(signals.session_ended, username=g.user.username, count=ended, everywhere=True)
     await flash("You were logged out everywhere else.", "success")
     return redirect(url_for("account.sessions"))
 

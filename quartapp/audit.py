@@ -3,6 +3,9 @@
 Lines go to the ``quartapp.audit`` logger as JSON, with the event, the username and
 the client address, and never a password. A typed username that could not be one (a
 password typed into the wrong box, say) is recorded only as a keyed hash.
+
+The log subscribes to the account signals (:mod:`.signals`); events that have no
+signal (a user created or deleted, a failed password change) call :func:`log`.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import secrets
 
 from quart import current_app, has_app_context, has_request_context, request
 
+from . import signals
 from .accounts import USERNAME_PATTERN
 from .config import DEFAULTS
 
@@ -64,3 +68,40 @@ def loggable_username(username: str | None) -> str | None:
         key, _HASH_CONTEXT + username.encode("utf-8", "surrogatepass"), hashlib.sha256
     ).hexdigest()
     return f"sha256:{digest[:12]}"
+
+
+# The signals, as the lines they have always been. Connected at import: quartapp's
+# package imports this module, so the app and the CLI both log.
+
+
+@signals.user_logged_in.connect
+def _logged_in(_sender: object, *, username: str, remember: bool) -> None:
+    log("login_ok", username, remember=remember)
+
+
+@signals.login_failed.connect
+def _login_failed(_sender: object, *, username: str) -> None:
+    log("login_failed", username)
+
+
+@signals.locked_out.connect
+def _locked_out(_sender: object, *, username: str, retry_after: int) -> None:
+    log("lockout", username, retry_after=retry_after)
+
+
+@signals.user_logged_out.connect
+def _logged_out(_sender: object, *, username: str) -> None:
+    log("logout", username)
+
+
+@signals.session_ended.connect
+def _session_ended(_sender: object, *, username: str, count: int, everywhere: bool) -> None:
+    if everywhere:
+        log("sessions_revoked", username, sessions_ended=count)
+    else:
+        log("session_ended", username)
+
+
+@signals.password_changed.connect
+def _password_changed(_sender: object, *, username: str, sessions_ended: int) -> None:
+    log("password_changed", username, sessions_ended=sessions_ended)

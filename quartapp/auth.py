@@ -27,7 +27,7 @@ from quart.typing import ResponseReturnValue
 from quart.wrappers import Response
 from quart_wtf.utils import generate_csrf
 
-from . import audit, credentials, devices, login_cache, logins
+from . import audit, credentials, devices, login_cache, logins, signals
 from .db import db
 from .forms import DeviceCodeForm, LoginForm
 from .messages import flash
@@ -170,7 +170,7 @@ async def _attempt_login(form: LoginForm, next_url: str | None) -> Response | No
     )
     user = checked.user
     if user is None:
-        audit.log("login_failed", checked.username)
+        signals.send(signals.login_failed, username=checked.username)
         return None
     remember = bool(form.remember_me.data)
     async with db.session() as dbs:
@@ -195,7 +195,7 @@ async def _attempt_login(form: LoginForm, next_url: str | None) -> Response | No
     session.clear()
     session[LOGIN_KEY] = token
     session.permanent = remember
-    audit.log("login_ok", user.username, remember=remember)
+    signals.send(signals.user_logged_in, username=user.username, remember=remember)
     await flash(f"You were logged in as {user.username}.", "success")
     response = redirect(next_url or url_for("pages.hello"))
     if nonce is not None:
@@ -258,7 +258,7 @@ async def logout() -> ResponseReturnValue:
             return redirect(url_for("auth.login"))
         return await render_template("auth/logout.html")
     if g.user is not None:
-        audit.log("logout", g.user.username)
+        signals.send(signals.user_logged_out, username=g.user.username)
     token = session.get(LOGIN_KEY)
     if isinstance(token, str):
         async with db.session() as dbs:

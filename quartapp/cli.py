@@ -19,7 +19,7 @@ from quart.cli import ScriptInfo
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from . import accounts, audit, passwords, prune, schema
+from . import accounts, audit, passwords, prune, schema, signals
 from .db import connect
 
 T = TypeVar("T")
@@ -52,12 +52,24 @@ def run(work: Work[T]) -> T:
         raise click.ClickException(str(error)) from None
 
 
+NO_TERMINAL = (
+    "standard input is not a terminal, so the password cannot be asked for; "
+    'pass it on one line with --password-stdin, like: echo "$PASSWORD" | '
+    ".venv/bin/quart --app quartapp users {command} NAME --password-stdin"
+)
+
+
 def read_password(from_stdin: bool) -> str:
     """The new password: one line of stdin, or typed twice at a prompt without echo."""
     try:
         if from_stdin:
             # Only the line ending is removed: passwords are used exactly as typed.
             password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+        elif not sys.stdin.isatty():
+            # getpass would warn that the input may be echoed, read the pipe or hit its
+            # end, and click would then say only "Aborted!".
+            command = click.get_current_context().info_name or "create"
+            raise click.ClickException(NO_TERMINAL.format(command=command))
         else:
             password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
         # Undecodable bytes arrive as an error here or as surrogates that argon2 cannot
@@ -106,7 +118,7 @@ def set_password_command(name: str, password_stdin: bool) -> None:
             session, hasher, config, name, password
         )
     )
-    audit.log("password_changed", username, sessions_ended=ended)
+    signals.send(signals.password_changed, username=username, sessions_ended=ended)
     click.echo(f"changed the password of {username!r}; ended {ended} login(s)")
 
 
@@ -143,7 +155,7 @@ def revoke_command(name: str) -> None:
     """End every login of NAME, on every device, and forget NAME's trusted devices."""
     ended = run(lambda session, _p, _c: accounts.revoke_logins(session, name))
     username = accounts.normalize_username(name)
-    audit.log("sessions_revoked", username, sessions_ended=ended)
+    signals.send(signals.session_ended, username=username, count=ended, everywhere=True)
     click.echo(f"ended {ended} login(s) of {username!r}")
 
 

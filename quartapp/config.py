@@ -62,6 +62,16 @@ PLACEHOLDER_KEYS = frozenset(
 
 # A cookie name is an RFC 9110 token.
 COOKIE_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}")
+# Settings also read from the environment without the QUARTAPP_ prefix (the names a
+# PaaS and its add-ons use); the fallbacks are a JSON list, like ["old-key"].
+UNPREFIXED = ("SECRET_KEY", "SECRET_KEY_FALLBACKS", "DATABASE_URL")
+JSON_UNPREFIXED = frozenset({"SECRET_KEY_FALLBACKS"})
+
+# The shortest METRICS_TOKEN accepted: long enough that guessing it is hopeless.
+METRICS_TOKEN_MIN = 32
+
+# The longest received value an error message repeats, in characters.
+SHOWN_MAX = 80
 
 # Served in development when TRUSTED_HOSTS is not set: this machine's names only.
 DEVELOPMENT_HOSTS = ("localhost", "127.0.0.1", "::1")
@@ -133,6 +143,8 @@ DEFAULTS: dict[str, Any] = {
     "LOG_LEVEL": "INFO",
     # One JSON line per request on stdout (quartapp/logs.py); hypercorn's is off.
     "ACCESS_LOG": True,
+    # Bearer token for GET /metrics; None: metrics are off and /metrics is a 404.
+    "METRICS_TOKEN": None,
 }
 
 
@@ -239,26 +251,41 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     """Pick settings out of the environment the way Quart's ``from_prefixed_env`` does.
 
     Values are parsed as JSON when they parse (so ``QUARTAPP_DEBUG=false`` is a bool) and
-    kept as strings otherwise. ``SECRET_KEY`` and ``DATABASE_URL`` are read unprefixed
-    because that is what PaaS add-ons and ``config:set`` habits provide.
+    kept as strings otherwise. ``SECRET_KEY``, ``SECRET_KEY_FALLBACKS`` and
+    ``DATABASE_URL`` are read unprefixed too, because that is what PaaS add-ons and
+    ``config:set`` habits provide; the prefixed form works as well, and both forms with
+    different values are refused.
     """
     values: dict[str, Any] = {}
-    for name in ("SECRET_KEY", "DATABASE_URL"):
-        if environ.get(name):
-            values[name] = environ[name]
     for name, raw in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX) or name in ("QUARTAPP_CONFIG", "QUARTAPP_ENV"):
             continue
         key = name.removeprefix(ENV_PREFIX)
         if key == "INSTANCE_PATH":
             continue
-        try:
-            values[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            values[key] = raw
+        values[key] = _parse_environment_value(raw)
+    for name in UNPREFIXED:
+        raw = environ.get(name)
+        if not raw:
+            continue
+        parse = _parse_environment_value if name in JSON_UNPREFIXED else str
+        prefixed = environ.get(ENV_PREFIX + name)
+        if prefixed and parse(prefixed) != parse(raw):
+            # Which one would win is a guess the operator should not have to make.
+            raise ConfigError(
+                f"{name} and {ENV_PREFIX}{name} are both set and differ; unset one of them"
+            )
+        values[name] = parse(raw)
     if environ.get("QUARTAPP_ENV"):
         values["ENV"] = environ["QUARTAPP_ENV"]
     return values
+
+
+def _parse_environment_value(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
 
 
 def _settle_mode(config: dict[str, Any]) -> None:
@@ -286,11 +313,16 @@ def validate(config: dict[str, Any]) -> None:
     """Refuse settings that are wrong or unsafe, with a message naming the fix."""
     mode = config["ENV"]
     if mode not in MODES:
-        raise ConfigError(f"QUARTAPP_ENV must be 'development' or 'production', not {mode!r}")
+        raise ConfigError(
+            f"QUARTAPP_ENV must be 'development' or 'production', not {_shown(mode)}"
+        )
     for name, minimum in ARGON2_MINIMUM.items():
         value = config[name]
         if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-            raise ConfigError(f"{name} must be an integer of at least {minimum} (OWASP minimum)")
+            raise ConfigError(
+                f"{name} must be an integer of at least {minimum} (OWASP minimum), "
+                f"not {_shown(value)}"
+            )
     for name in (
         "REMEMBER_ME_DAYS",
         "PASSWORD_MIN_LENGTH",
@@ -319,39 +351,76 @@ def validate(config: dict[str, Any]) -> None:
     ):
         value = config[name]
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"{name} must be a positive integer, not {value!r}")
+            raise ConfigError(f"{name} must be a positive integer, not {_shown(value)}")
     if config["USERNAME_MAX_LENGTH"] > USERNAME_COLUMN:
-        raise ConfigError(f"USERNAME_MAX_LENGTH may be at most {USERNAME_COLUMN}")
+        raise ConfigError(
+            f"USERNAME_MAX_LENGTH may be at most {USERNAME_COLUMN}, "
+            f"not {config['USERNAME_MAX_LENGTH']}"
+        )
     if config["PASSWORD_MIN_LENGTH"] > config["PASSWORD_MAX_LENGTH"]:
-        raise ConfigError("PASSWORD_MIN_LENGTH is larger than PASSWORD_MAX_LENGTH")
+        raise ConfigError(
+            f"PASSWORD_MIN_LENGTH ({config['PASSWORD_MIN_LENGTH']}) is larger than "
+            f"PASSWORD_MAX_LENGTH ({config['PASSWORD_MAX_LENGTH']})"
+        )
     score = config["PASSWORD_MIN_SCORE"]
     if not isinstance(score, int) or isinstance(score, bool) or not 0 <= score <= 4:
-        raise ConfigError(f"PASSWORD_MIN_SCORE must be an integer from 0 to 4, not {score!r}")
+        raise ConfigError(
+            f"PASSWORD_MIN_SCORE must be an integer from 0 to 4, not {_shown(score)}"
+        )
     prefix = config["THROTTLE_IPV6_PREFIX"]
     if not isinstance(prefix, int) or isinstance(prefix, bool) or not 1 <= prefix <= 128:
-        raise ConfigError(f"THROTTLE_IPV6_PREFIX must be a prefix length 1-128, not {prefix!r}")
+        raise ConfigError(
+            f"THROTTLE_IPV6_PREFIX must be a prefix length 1-128, not {_shown(prefix)}"
+        )
     overflow = config["DATABASE_MAX_OVERFLOW"]
     if not isinstance(overflow, int) or isinstance(overflow, bool) or overflow < 0:
-        raise ConfigError(f"DATABASE_MAX_OVERFLOW must be a whole number, not {overflow!r}")
+        raise ConfigError(f"DATABASE_MAX_OVERFLOW must be a whole number, not {_shown(overflow)}")
     for flag in ("DATABASE_PGBOUNCER", "DATABASE_ECHO", "ACCESS_LOG"):
         if not isinstance(config[flag], bool):
-            raise ConfigError(f"{flag} must be true or false, not {config[flag]!r}")
+            raise ConfigError(f"{flag} must be true or false, not {_shown(config[flag])}")
     if config["DATABASE_AUTO_UPGRADE"] not in (None, True, False):
-        raise ConfigError("DATABASE_AUTO_UPGRADE must be true or false")
+        raise ConfigError(
+            f"DATABASE_AUTO_UPGRADE must be true or false, not "
+            f"{_shown(config['DATABASE_AUTO_UPGRADE'])}"
+        )
     hops = config["TRUSTED_PROXY_HOPS"]
     if not isinstance(hops, int) or isinstance(hops, bool) or hops < 0:
-        raise ConfigError(f"TRUSTED_PROXY_HOPS must be a whole number of proxies, not {hops!r}")
+        raise ConfigError(
+            f"TRUSTED_PROXY_HOPS must be a whole number of proxies, not {_shown(hops)}"
+        )
     fallbacks = config["SECRET_KEY_FALLBACKS"]
     if not isinstance(fallbacks, list) or not all(isinstance(k, str) for k in fallbacks):
-        raise ConfigError('SECRET_KEY_FALLBACKS must be a list of strings, like ["old-key"]')
+        # A secret: its type is shown, never its value.
+        got = (
+            "a list with an item that is not a string"
+            if isinstance(fallbacks, list)
+            else (f"a {type(fallbacks).__name__}")
+        )
+        raise ConfigError(
+            'SECRET_KEY_FALLBACKS must be a list of strings, like ["old-key"] (JSON in the '
+            f"environment), not {got}"
+        )
     if config["LOG_LEVEL"] not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ConfigError("LOG_LEVEL must be one of DEBUG, INFO, WARNING or ERROR")
+        raise ConfigError(
+            "LOG_LEVEL must be one of DEBUG, INFO, WARNING or ERROR, "
+            f"not {_shown(config['LOG_LEVEL'])}"
+        )
     _validate_cookie_name(config)
     hosts = config["TRUSTED_HOSTS"]
     if hosts is not None and (
         not isinstance(hosts, list) or not all(isinstance(h, str) and h for h in hosts)
     ):
-        raise ConfigError('TRUSTED_HOSTS must be a list of host names, like ["app.example.com"]')
+        raise ConfigError(
+            'TRUSTED_HOSTS must be a list of host names, like ["app.example.com"] (JSON in '
+            f"the environment), not {_shown(hosts)}"
+        )
+    token = config["METRICS_TOKEN"]
+    if token is not None and (not isinstance(token, str) or len(token) < METRICS_TOKEN_MIN):
+        # A secret: only what is wrong with it is shown.
+        raise ConfigError(
+            f"METRICS_TOKEN must be a string of at least {METRICS_TOKEN_MIN} characters; "
+            "make one with `python -m quartapp.keys --print`"
+        )
     if mode == "production":
         _validate_production(config)
 
@@ -392,6 +461,16 @@ def _host_only_root_cookie(config: Mapping[str, Any]) -> bool:
     """Whether the session cookie is set with no Domain and Path=/ (as Quart builds it)."""
     path = config.get("SESSION_COOKIE_PATH") or config.get("APPLICATION_ROOT") or "/"
     return not config.get("SESSION_COOKIE_DOMAIN") and path == "/"
+
+
+def _shown(value: object) -> str:
+    """A received value as an error message shows it: its repr, cut to a readable length.
+
+    The environment gives strings, so ``[127.0.0.1]`` (a list whose quotes the shell ate)
+    shows up quoted, which is the hint. Never used for secrets.
+    """
+    text = repr(value)
+    return text if len(text) <= SHOWN_MAX else text[: SHOWN_MAX - 3] + "..."
 
 
 def _validate_production(config: dict[str, Any]) -> None:

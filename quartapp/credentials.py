@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from werkzeug.exceptions import TooManyRequests
 
-from . import accounts, audit, devices, throttle
+from . import accounts, devices, signals, throttle
 from .db import User, db
 from .passwords import Passwords
 
@@ -58,7 +58,7 @@ async def check(
             user = None if lockout else await accounts.find_user(session, name)
             await session.commit()
         if lockout is not None:
-            audit.log("lockout", name, retry_after=lockout.retry_after)
+            signals.send(signals.locked_out, username=name, retry_after=lockout.retry_after)
             raise TooManyRequests(retry_after=lockout.retry_after)
         stored = user.password_hash if user else None
         result = await hasher.verify(stored, password, admitted=True)

@@ -18,6 +18,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from . import metrics
 from .auth import FORM_TYPES, load_logged_in_user, requested_path, safe_next
 from .forms import LoginForm
 from .passwords import Busy
@@ -171,6 +172,10 @@ async def handle_unavailable(error: Exception) -> ResponseReturnValue:
     One log line per failure, not a traceback: an outage must not bury the log. The
     app needs no restart afterwards; the pool reconnects on the next request.
     """
+    if isinstance(error, Busy):
+        metrics.hashing_queue_full()
+    else:
+        metrics.db_error()
     if isinstance(error, DBAPIError) and isinstance(error, SQL_BUGS):
         return await handle_unexpected(error)
     if isinstance(error, Busy):

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
-from collections.abc import Iterable
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 
 from hypercorn.middleware import ProxyFixMiddleware
 from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallable, Scope
@@ -42,6 +45,15 @@ HOST = re.compile(r"(?P<name>[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::(?P<port>[0-9]{1,5}
 # One DNS label (RFC 1035 as relaxed by RFC 1123): letters, digits and inner hyphens.
 LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 MAX_NAME_LENGTH = 253
+
+log = logging.getLogger("quartapp.security")
+# A refused host is logged at most once per this many seconds, and so many distinct
+# host names are remembered for that (the oldest is forgotten first): the names are
+# attacker input, so memory must not grow with them.
+REFUSAL_LOG_INTERVAL = 60.0
+REFUSAL_LOG_HOSTS = 1000
+# The longest part of a refused Host header that a log line repeats.
+LOGGED_HOST_LENGTH = 100
 
 
 def is_valid_name(name: str) -> bool:
@@ -82,6 +94,57 @@ def host_is_trusted(host: str, trusted: Iterable[str]) -> bool:
     return False
 
 
+class RefusedHosts:
+    """Say which Host was refused, once a minute per name, in a bounded memory.
+
+    A team adding a custom domain sees ``refused a request for host 'shop.example.com'``
+    and knows which name to add to ``TRUSTED_HOSTS``; a client spraying names gets one
+    line per name a minute, and at most ``REFUSAL_LOG_HOSTS`` names are remembered.
+    """
+
+    def __init__(
+        self,
+        interval: float = REFUSAL_LOG_INTERVAL,
+        limit: int = REFUSAL_LOG_HOSTS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.interval = interval
+        self.limit = limit
+        self.clock = clock
+        self.last_logged: OrderedDict[str, float] = OrderedDict()
+
+    def refused(self, host: str, count: int) -> None:
+        """Log that a request with ``host`` (one of ``count`` Host headers) was refused."""
+        if count == 1:
+            shown = loggable_host(host)
+        else:
+            shown = "(no Host header)" if count == 0 else f"({count} Host headers)"
+        now = self.clock()
+        last = self.last_logged.get(shown)
+        if last is not None and now - last < self.interval:
+            return
+        self.last_logged[shown] = now
+        self.last_logged.move_to_end(shown)
+        while len(self.last_logged) > self.limit:
+            self.last_logged.popitem(last=False)
+        log.warning(
+            "refused a request for host %s: not in TRUSTED_HOSTS; if the site is served "
+            "there, add it to QUARTAPP_TRUSTED_HOSTS (logged once a minute per host)",
+            shown,
+        )
+
+
+def loggable_host(host: str) -> str:
+    """``host`` as a log line may show it: quoted, escaped and cut short.
+
+    It is whatever the client sent, so control characters (a forged second log line)
+    and anything outside printable ASCII are escaped, and its length is bounded.
+    """
+    cut = host[:LOGGED_HOST_LENGTH]
+    text = ascii(cut)  # quotes it and escapes everything but printable ASCII
+    return text + ("..." if len(host) > LOGGED_HOST_LENGTH else "")
+
+
 class HostGuard:
     """ASGI middleware: swap a Host header that is not trusted for a harmless one.
 
@@ -94,6 +157,7 @@ class HostGuard:
     def __init__(self, app: ASGIFramework, trusted: Iterable[str]) -> None:
         self.app = app
         self.trusted = list(trusted)
+        self.refusals = RefusedHosts()
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -103,6 +167,7 @@ class HostGuard:
             hosts = [value for name, value in headers if name.lower() == b"host"]
             host = hosts[0].decode("latin-1") if len(hosts) == 1 else ""
             if not host_is_trusted(host, self.trusted):
+                self.refusals.refused(host, len(hosts))
                 kept = [(name, value) for name, value in headers if name.lower() != b"host"]
                 scope = {**scope, "headers": [*kept, (b"host", UNTRUSTED.encode())]}
         await self.app(scope, receive, send)

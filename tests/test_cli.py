@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import pty
+import select
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -114,36 +117,148 @@ def test_create_accepts_a_password_within_the_policy(
     assert verifies(stored_hash(settings, "bob"), password)
 
 
-def test_create_prompts_twice_without_echo(
-    runner: QuartCliRunner, settings: dict[str, Any]
-) -> None:
-    result = runner.invoke(args=["users", "create", "bob"], input=f"{PASSWORD}\n{PASSWORD}\n")
+def run_in_terminal(
+    settings: dict[str, Any], args: list[str], lines: list[str], *, end_input: bool = False
+) -> tuple[int, str]:
+    """Run ``quart --app quartapp ARGS`` on a real pseudo-terminal, typing ``lines``.
 
-    assert result.exit_code == 0
-    assert "Password:" in result.stdout
-    assert "Repeat for confirmation:" in result.stdout
-    assert PASSWORD not in result.output
+    Each line is typed once the command has asked for it, as a person would; then, if
+    ``end_input``, Ctrl-D. Returns the exit status and everything the terminal showed,
+    so what was echoed (or not) is visible.
+    """
+    env = {
+        **os.environ,
+        "QUARTAPP_INSTANCE_PATH": settings["INSTANCE_PATH"],
+        "DATABASE_URL": settings["DATABASE_URL"],
+        "SECRET_KEY": settings["SECRET_KEY"],
+        "QUARTAPP_ARGON2_MEMORY_COST": str(settings["ARGON2_MEMORY_COST"]),
+        "QUARTAPP_ARGON2_TIME_COST": str(settings["ARGON2_TIME_COST"]),
+        "QUARTAPP_INITIAL_ADMIN": "false",
+    }
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "quart", "--app", "quartapp", *args],
+        cwd=ROOT,
+        env=env,
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        start_new_session=True,
+    )
+    os.close(terminal)
+    shown = b""
+    prompts = 0
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([controller], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(controller, 4096)
+                except OSError:  # EIO: the command has closed the terminal
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+            asked = shown.count(b"Password:") + shown.count(b"Repeat for confirmation:")
+            if asked > prompts:
+                prompts = asked
+                if prompts <= len(lines):
+                    os.write(controller, lines[prompts - 1].encode() + b"\n")
+                elif end_input:
+                    os.write(controller, b"\x04")
+            if process.poll() is not None and not ready:
+                break
+        return process.wait(10), shown.decode(errors="replace")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(controller)
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_create_prompts_twice_without_echo_on_a_terminal(settings: dict[str, Any]) -> None:
+    code, shown = run_in_terminal(settings, ["users", "create", "bob"], [PASSWORD, PASSWORD])
+
+    assert code == 0, shown
+    assert "Password:" in shown
+    assert "Repeat for confirmation:" in shown
+    assert PASSWORD not in shown  # the terminal's echo was off
+    assert "created user 'bob'" in shown
     assert verifies(stored_hash(settings, "bob"), PASSWORD)
 
 
-def test_create_prompts_again_when_the_confirmation_differs(
-    runner: QuartCliRunner, settings: dict[str, Any]
-) -> None:
-    typed = f"{PASSWORD}\n{PASSWORD}x\n{NEW_PASSWORD}\n{NEW_PASSWORD}\n"
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_create_prompts_again_when_the_confirmation_differs(settings: dict[str, Any]) -> None:
+    typed = [PASSWORD, PASSWORD + "x", NEW_PASSWORD, NEW_PASSWORD]
 
-    result = runner.invoke(args=["users", "create", "bob"], input=typed)
+    code, shown = run_in_terminal(settings, ["users", "create", "bob"], typed)
 
-    assert result.exit_code == 0
-    assert "The two entered values do not match." in result.output
+    assert code == 0, shown
+    assert "The two entered values do not match." in shown
     assert verifies(stored_hash(settings, "bob"), NEW_PASSWORD)
 
 
-def test_create_gives_up_when_the_confirmation_never_matches(
-    runner: QuartCliRunner, settings: dict[str, Any]
-) -> None:
-    result = runner.invoke(args=["users", "create", "bob"], input=f"{PASSWORD}\n{PASSWORD}x\n")
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_create_gives_up_when_the_input_ends(settings: dict[str, Any]) -> None:
+    code, shown = run_in_terminal(
+        settings, ["users", "create", "bob"], [PASSWORD, PASSWORD + "x"], end_input=True
+    )
 
-    assert (result.exit_code, result.stderr) == (1, "Aborted!\n")
+    assert code == 1, shown
+    assert "Aborted!" in shown
+    assert usernames(settings) == []
+
+
+@pytest.mark.parametrize("command", ["create", "set-password"])
+def test_no_terminal_and_no_password_stdin_is_one_line_naming_the_flag(
+    runner: QuartCliRunner, settings: dict[str, Any], command: str
+) -> None:
+    if command == "set-password":
+        create(runner, "bob")
+    # The runner's stdin is not a terminal, as in a PaaS one-off or a CI job.
+    result = runner.invoke(args=["users", command, "bob"], input="")
+
+    assert result.exit_code == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("Error: standard input is not a terminal")
+    assert f"users {command} NAME --password-stdin" in line
+    assert "Aborted!" not in result.output
+    assert usernames(settings) == (["bob"] if command == "set-password" else [])
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("stdin", ["empty", "pipe"])
+def test_no_terminal_in_a_real_process_is_one_line_without_a_warning(
+    settings: dict[str, Any], stdin: str
+) -> None:
+    env = {
+        **os.environ,
+        "QUARTAPP_INSTANCE_PATH": settings["INSTANCE_PATH"],
+        "DATABASE_URL": settings["DATABASE_URL"],
+        "SECRET_KEY": settings["SECRET_KEY"],
+        "QUARTAPP_INITIAL_ADMIN": "false",
+    }
+    # No controlling terminal either (a new session), as under a PaaS or cron.
+    result = subprocess.run(
+        [sys.executable, "-m", "quart", "--app", "quartapp", "users", "create", "bob"],
+        cwd=ROOT,
+        env=env,
+        input=f"{PASSWORD}\n{PASSWORD}\n" if stdin == "pipe" else "",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        start_new_session=True,
+    )
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("Error: standard input is not a terminal")
+    assert "--password-stdin" in line
+    assert "GetPassWarning" not in result.stderr
     assert usernames(settings) == []
 
 

@@ -93,6 +93,90 @@ def test_prefixed_environment_values_are_parsed_as_json(
     assert config["DATABASE_ECHO"] is False
 
 
+def test_unprefixed_secret_key_fallbacks_come_from_environment_as_json(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What a PaaS rotation sets: the new key and the old one, both without the prefix.
+    monkeypatch.setenv("SECRET_KEY", GOOD_KEY)
+    monkeypatch.setenv("SECRET_KEY_FALLBACKS", '["old-key", "older-key"]')
+
+    config = load_config()
+
+    assert config["SECRET_KEY_FALLBACKS"] == ["old-key", "older-key"]
+
+
+def test_both_forms_of_a_setting_agreeing_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SECRET_KEY", GOOD_KEY)
+    monkeypatch.setenv("QUARTAPP_SECRET_KEY", GOOD_KEY)
+    monkeypatch.setenv("SECRET_KEY_FALLBACKS", '["old-key"]')
+    monkeypatch.setenv("QUARTAPP_SECRET_KEY_FALLBACKS", '[ "old-key" ]')
+
+    config = load_config()
+
+    assert config["SECRET_KEY"] == GOOD_KEY
+    assert config["SECRET_KEY_FALLBACKS"] == ["old-key"]
+
+
+@pytest.mark.parametrize(
+    ("name", "plain", "prefixed"),
+    [
+        ("SECRET_KEY_FALLBACKS", '["old-key"]', '["other-old-key"]'),
+        ("SECRET_KEY", GOOD_KEY, "j" * 43),
+        ("DATABASE_URL", "sqlite:////tmp/a.db", "sqlite:////tmp/b.db"),
+    ],
+)
+def test_both_forms_of_a_setting_differing_are_refused_without_the_values(
+    monkeypatch: pytest.MonkeyPatch, name: str, plain: str, prefixed: str
+) -> None:
+    monkeypatch.setenv(name, plain)
+    monkeypatch.setenv(f"QUARTAPP_{name}", prefixed)
+
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+
+    line = caught.value.message
+    assert line == f"{name} and QUARTAPP_{name} are both set and differ; unset one of them"
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw", "shown"),
+    [
+        # The shell ate the quotes of '["127.0.0.1"]'.
+        ("QUARTAPP_TRUSTED_HOSTS", "[127.0.0.1]", "not '[127.0.0.1]'"),
+        ("QUARTAPP_TRUSTED_HOSTS", "app.example.com", "not 'app.example.com'"),
+        ("QUARTAPP_LOG_LEVEL", "verbose", "not 'verbose'"),
+        ("QUARTAPP_ARGON2_TIME_COST", "1", "not 1"),
+        ("QUARTAPP_REMEMBER_ME_DAYS", "0", "not 0"),
+        ("QUARTAPP_DATABASE_AUTO_UPGRADE", "yes", "not 'yes'"),
+        ("QUARTAPP_USERNAME_MAX_LENGTH", "300", "not 300"),
+        ("QUARTAPP_TRUSTED_HOSTS", "x" * 500, "..."),
+    ],
+)
+def test_a_refused_setting_shows_the_value_received(
+    monkeypatch: pytest.MonkeyPatch, variable: str, raw: str, shown: str
+) -> None:
+    monkeypatch.setenv(variable, raw)
+
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+
+    line = caught.value.message
+    assert variable.removeprefix("QUARTAPP_") in line
+    assert shown in line
+    assert len(line) < 300
+
+
+def test_a_refused_secret_is_not_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SECRET_KEY_FALLBACKS", "a-secret-old-key")
+
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+
+    assert "SECRET_KEY_FALLBACKS must be a list of strings" in caught.value.message
+    assert "not a str" in caught.value.message
+    assert "a-secret-old-key" not in caught.value.message
+
+
 def test_missing_named_config_file_is_an_error(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

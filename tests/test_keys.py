@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import math
 import os
 import stat
@@ -423,8 +424,106 @@ def test_cli_works_while_the_app_refuses_to_start(tmp_path: Path) -> None:
         check=False,
     )
 
-    assert (result.returncode, result.stderr) == (0, "")
+    assert result.returncode == 0
+    # The one line it says: the file it wrote is not what the app will use.
+    assert result.stderr.startswith("note: SECRET_KEY is set in the environment and overrides")
+    assert result.stderr.count("\n") == 1
+    assert "dev" not in result.stderr.split()
     assert (tmp_path / "inst" / SECRETS_FILENAME).exists()
+
+
+def _rotate_in_environment(tmp_path: Path, **settings: str) -> subprocess.CompletedProcess[str]:
+    """``python -m quartapp.keys --rotate`` in a deploy checkout: keys in the environment."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("QUARTAPP_") and name not in ("SECRET_KEY", "SECRET_KEY_FALLBACKS")
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "quartapp.keys", "--rotate", "-d", str(tmp_path / "inst")],
+        cwd=ROOT,
+        env={**env, **settings},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def _exported(tmp_path: Path, assignments: str) -> dict[str, str]:
+    """What a shell sets from the printed lines, as the app then reads them."""
+    script = f"export {assignments.replace(chr(10), ' ')}\n" + (
+        f"{sys.executable} -c 'import json, os; print(json.dumps("
+        '{k: os.environ.get(k) for k in ("SECRET_KEY", "SECRET_KEY_FALLBACKS")}))\''
+    )
+    result = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+    return dict(json.loads(result.stdout))
+
+
+def test_rotate_with_the_key_in_the_environment_prints_both_settings_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    old = "o" * 43
+
+    result = _rotate_in_environment(tmp_path, SECRET_KEY=old)
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split("=", 1)[0] for line in lines] == ["SECRET_KEY", "SECRET_KEY_FALLBACKS"]
+    assert "restart" in result.stderr
+    assert "REMEMBER_ME_DAYS" in result.stderr
+    assert not (tmp_path / "inst").exists()
+    exported = _exported(tmp_path, result.stdout)
+    assert exported["SECRET_KEY"] != old
+    assert len(exported["SECRET_KEY"]) >= 43
+    assert json.loads(exported["SECRET_KEY_FALLBACKS"]) == [old]
+    # The app reads both, unprefixed, as the new key and its fallback.
+    config = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import json; from quartapp.config import load_config; c = load_config(); "
+            "print(json.dumps([c['SECRET_KEY'], c['SECRET_KEY_FALLBACKS']]))",
+        ],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "QUARTAPP_INSTANCE_PATH": str(tmp_path / "app-instance"),
+            "SECRET_KEY": exported["SECRET_KEY"],
+            "SECRET_KEY_FALLBACKS": exported["SECRET_KEY_FALLBACKS"],
+        },
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(config.stdout) == [exported["SECRET_KEY"], [old]]
+
+
+def test_rotate_in_the_environment_keeps_older_fallbacks_up_to_the_limit(
+    tmp_path: Path,
+) -> None:
+    result = _rotate_in_environment(
+        tmp_path, SECRET_KEY="k3", SECRET_KEY_FALLBACKS='["k2", "k1", "k0"]'
+    )
+
+    assert result.returncode == 0, result.stderr
+    exported = _exported(tmp_path, result.stdout)
+    assert json.loads(exported["SECRET_KEY_FALLBACKS"]) == ["k3", "k2", "k1"][:MAX_FALLBACKS]
+
+
+@pytest.mark.parametrize("fallbacks", ["old-key", '{"a": 1}', "[1]"])
+def test_rotate_in_the_environment_refuses_fallbacks_the_app_would_refuse(
+    tmp_path: Path, fallbacks: str
+) -> None:
+    result = _rotate_in_environment(
+        tmp_path, SECRET_KEY="o" * 43, QUARTAPP_SECRET_KEY_FALLBACKS=fallbacks
+    )
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    _one_error_line(result.stderr, "SECRET_KEY_FALLBACKS", "JSON list")
+    assert "o" * 43 not in result.stderr
 
 
 NOBODY = 65534

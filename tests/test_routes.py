@@ -26,6 +26,8 @@ PUBLIC_ENDPOINTS = frozenset(
         "auth.logout",
         "auth.trust_device",  # a browser that is not logged in enters its code here
         "health.healthz",
+        # Behind its own bearer token (METRICS_TOKEN) instead of a login: a 404 without it.
+        "metrics.metrics",
     }
 )
 

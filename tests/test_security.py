@@ -18,7 +18,7 @@ from quart.testing import QuartClient
 
 import quartapp
 from quartapp import create_app
-from quartapp.security import host_is_trusted
+from quartapp.security import RefusedHosts, host_is_trusted
 
 from .conftest import AuthActions, body, csrf_token, make_settings
 from .server import (
@@ -322,3 +322,98 @@ def test_wildcard_subdomain_is_served_over_the_wire(wildcard_server: Server) -> 
     (response,) = exchange(wildcard_server.port, request).responses
 
     assert response.status == 200
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def refusal_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "quartapp.security" and r.levelno == logging.WARNING
+    ]
+
+
+def test_a_refused_host_is_logged_once_a_minute_per_name(caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock()
+    refusals = RefusedHosts(clock=clock)
+
+    for _ in range(3):
+        refusals.refused("shop.example.org", 1)
+    refusals.refused("other.example.org", 1)
+    clock.now += 59.9
+    refusals.refused("shop.example.org", 1)
+    first_minute = refusal_lines(caplog)
+    clock.now += 0.2
+    refusals.refused("shop.example.org", 1)
+
+    assert len(first_minute) == 2
+    assert "'shop.example.org'" in first_minute[0]
+    assert "TRUSTED_HOSTS" in first_minute[0]
+    assert "'other.example.org'" in first_minute[1]
+    assert len(refusal_lines(caplog)) == 3
+
+
+def test_refused_host_names_kept_are_bounded_dropping_the_oldest(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+    refusals = RefusedHosts(clock=clock, limit=1000)
+
+    for number in range(1500):
+        refusals.refused(f"h{number}.example.org", 1)
+    refusals.refused("h1499.example.org", 1)  # still remembered: no new line
+    refusals.refused("h0.example.org", 1)  # forgotten: logged again
+
+    assert len(refusals.last_logged) == 1000
+    assert next(iter(refusals.last_logged)) == "'h501.example.org'"
+    assert len(refusal_lines(caplog)) == 1501
+
+
+@pytest.mark.parametrize(
+    ("host", "count", "shown"),
+    [
+        ("evil\r\nWARNING forged line", 1, r"'evil\r\nWARNING forged line'"),
+        ("caf\xe9.example.org", 1, r"'caf\xe9.example.org'"),
+        ("x" * 5000, 1, "'" + "x" * 100 + "'..."),
+        ("", 0, "(no Host header)"),
+        ("", 2, "(2 Host headers)"),
+    ],
+    ids=["newline", "latin-1", "long", "missing", "repeated"],
+)
+def test_a_refused_host_is_escaped_and_cut_short_in_its_one_line(
+    caplog: pytest.LogCaptureFixture, host: str, count: int, shown: str
+) -> None:
+    RefusedHosts().refused(host, count)
+
+    (line,) = refusal_lines(caplog)
+    assert f"refused a request for host {shown}:" in line
+    assert "\n" not in line
+    assert "\r" not in line
+    assert len(line) < 300
+
+
+@pytest.mark.server
+def test_a_refused_host_over_the_wire_is_named_in_one_warning_line(
+    wildcard_server: Server,
+) -> None:
+    host = "shop.example.org"  # not under .example.com
+    for _ in range(3):
+        request = raw_request("GET", "/", host, [("Connection", "close")])
+        (response,) = exchange(wildcard_server.port, request).responses
+        assert response.status == 400
+
+    # The line is written before the response is sent, and stderr is line-buffered.
+    lines = [line for line in wildcard_server.stderr.splitlines() if host in line]
+    assert len(lines) == 1, wildcard_server.stderr
+    assert "WARNING" in lines[0]
+    assert f"refused a request for host '{host}'" in lines[0]
+    assert "TRUSTED_HOSTS" in lines[0]

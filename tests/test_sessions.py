@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
-from quart.testing import QuartClient
+import hashlib
+from pathlib import Path
 
-from tests.conftest import AuthActions, csrf_token
+import pytest
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from quart.sessions import session_json_serializer
+from quart.testing import QuartClient
+from werkzeug.wrappers import Response as WerkzeugResponse
+
+from quartapp import create_app
+from tests.conftest import (
+    TEST_SECRET_KEY,
+    AuthActions,
+    add_user,
+    cookie_value,
+    csrf_token,
+    make_settings,
+    replay,
+)
 
 
 async def test_login_response_carries_the_logout_forms_csrf_token(auth: AuthActions) -> None:
@@ -34,3 +50,91 @@ async def test_logout_form_token_from_a_logged_in_page_logs_out(
 
     assert response.status_code == 302
     assert (await client.get("/hello")).status_code == 302
+
+
+ROTATED_KEY = "rotated-key-0123456789abcdefghijklmnopqrstuv"
+
+
+def set_session_cookie(response: WerkzeugResponse) -> str | None:
+    """The session cookie's value in a response's Set-Cookie, if it sends one."""
+    for header in response.headers.getlist("Set-Cookie"):
+        name, _, rest = header.partition("=")
+        if name == "session":
+            return rest.split(";", 1)[0]
+    return None
+
+
+def verifies_under(key: str, value: str) -> bool:
+    """Whether ``value`` is a session cookie signed with ``key`` alone."""
+    signer = URLSafeTimedSerializer(
+        key,
+        salt="cookie-session",
+        serializer=session_json_serializer,
+        signer_kwargs={"key_derivation": "hmac", "digest_method": hashlib.sha1},
+    )
+    try:
+        signer.loads(value)
+    except BadSignature:
+        return False
+    return True
+
+
+async def logged_in_cookie(tmp_path: Path, *, remember: bool) -> str:
+    """A login's session cookie, signed with the test key (the one about to be rotated)."""
+    old = create_app(make_settings(tmp_path))
+    async with old.test_app():
+        await add_user(old)
+        auth = AuthActions(old.test_client())
+        await auth.login(remember=remember)
+        # The first page takes the login's flash out, which changes the cookie anyway.
+        await auth.client.get("/hello")
+        return cookie_value(auth.client)
+
+
+@pytest.mark.parametrize("remember", [False, True], ids=["session", "remember-me"])
+async def test_cookie_signed_with_a_fallback_key_is_resigned_with_the_new_key(
+    tmp_path: Path, remember: bool
+) -> None:
+    issued = await logged_in_cookie(tmp_path, remember=remember)
+    new = create_app(
+        make_settings(tmp_path, SECRET_KEY=ROTATED_KEY, SECRET_KEY_FALLBACKS=[TEST_SECRET_KEY])
+    )
+    async with new.test_app():
+        client = replay(new, issued)
+        response = await client.get("/hello")
+        resigned = set_session_cookie(response)
+        again = await client.get("/hello")
+
+    assert response.status_code == 200
+    assert resigned is not None
+    assert verifies_under(ROTATED_KEY, resigned)
+    assert not verifies_under(TEST_SECRET_KEY, resigned)
+    # Once re-signed, the cookie is on the new key and left alone on ordinary pages
+    # (unless "remember me" refreshes it anyway, as Quart does on every response).
+    assert again.status_code == 200
+    assert (set_session_cookie(again) is not None) is remember
+
+
+async def test_cookie_on_the_current_key_is_not_resent_while_fallbacks_are_set(
+    tmp_path: Path,
+) -> None:
+    issued = await logged_in_cookie(tmp_path, remember=False)
+    app = create_app(make_settings(tmp_path, SECRET_KEY_FALLBACKS=["an-older-key-" + "x" * 30]))
+    async with app.test_app():
+        client = replay(app, issued)
+        await client.get("/hello")  # takes the login's flash out of the cookie
+        response = await client.get("/hello")
+
+    assert response.status_code == 200
+    assert set_session_cookie(response) is None
+
+
+async def test_cookie_signed_with_a_dropped_key_is_not_accepted(tmp_path: Path) -> None:
+    issued = await logged_in_cookie(tmp_path, remember=False)
+    app = create_app(
+        make_settings(tmp_path, SECRET_KEY=ROTATED_KEY, SECRET_KEY_FALLBACKS=["x" * 43])
+    )
+    async with app.test_app():
+        response = await replay(app, issued).get("/hello")
+
+    assert response.status_code == 302

@@ -1,0 +1,246 @@
+"""``/metrics``: counts and timings in Prometheus's text format, through prometheus-client.
+
+Off unless ``METRICS_TOKEN`` is set; then ``GET /metrics`` needs ``Authorization:
+Bearer <token>``, and answers 404 without it, as it does when off, so a scanner learns
+nothing. The hooks that time requests are installed only when it is on.
+
+**Several workers.** hypercorn runs ``--workers`` separate processes, each answering
+some of the scrapes. prometheus-client's multiprocess mode makes every process write
+its values to files in one folder, ``PROMETHEUS_MULTIPROC_DIR``, and sums them all at
+each scrape, so any worker answers for all of them. ``python -m quartapp.serve`` (the
+Procfile's web line and ``make run``) creates a fresh folder per run before the
+workers start and removes it afterwards. Without it (plain ``hypercorn``), each
+process counts alone: right for one worker, and a warning at startup otherwise.
+
+**What is counted.** Account events come from :mod:`.signals`; requests are timed by
+route template (``/account/sessions``, never a raw path, so the label set stays small)
+and status class (``2xx``); database errors and a full hashing queue from the 503
+handler (:mod:`.errors`). The hashing queue's depth is a per-process gauge, sampled at
+the end of every request and at each scrape, summed over the live workers.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client import multiprocess as prometheus_multiprocess
+from quart import Blueprint, Quart, abort, current_app, has_request_context, request
+from quart.typing import ResponseReturnValue
+from quart.wrappers import Response
+
+from . import signals
+from .passwords import Passwords, passwords
+
+bp = Blueprint("metrics", __name__)
+# No "_created" series: multiprocess mode has none, so one mode shows what the other does.
+disable_created_metrics()
+log = logging.getLogger("quartapp.metrics")
+
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+# The routes' templates are few; a request no route matched (a 404 for any path, a
+# refused Host) gets this one label instead of its path.
+UNMATCHED = "<unmatched>"
+# Pages take milliseconds; a login waits for argon2 (~0.1 s) and perhaps in line.
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+# Registered on a registry of their own, not the global default, so that this module
+# imported twice in a process (the test suite) never registers a name twice, and so
+# that a scrape without multiprocess mode shows only these.
+REGISTRY = CollectorRegistry(auto_describe=True)
+LOGINS = Counter(
+    "quartapp_logins",
+    "Login attempts through the login form, by result.",
+    ["result"],
+    registry=REGISTRY,
+)
+LOGOUTS = Counter("quartapp_logouts", "Logouts.", registry=REGISTRY)
+SESSIONS_ENDED = Counter(
+    "quartapp_sessions_ended",
+    "Logins ended from elsewhere: the sessions page, revoke-sessions, a password change.",
+    registry=REGISTRY,
+)
+PASSWORD_CHANGES = Counter(
+    "quartapp_password_changes", "Passwords changed through the account page.", registry=REGISTRY
+)
+REQUEST_DURATION = Histogram(
+    "quartapp_request_duration_seconds",
+    "Time from the first request hook to the response, by route template and status class.",
+    ["route", "status"],
+    buckets=BUCKETS,
+    registry=REGISTRY,
+)
+HASHING_QUEUE_DEPTH = Gauge(
+    "quartapp_hashing_queue_depth",
+    "Logins hashing or waiting for a hashing slot, summed over the live workers.",
+    registry=REGISTRY,
+    multiprocess_mode="livesum",
+)
+DB_ERRORS = Counter(
+    "quartapp_db_errors",
+    "Requests that got the 503 page because the database failed or timed out.",
+    registry=REGISTRY,
+)
+RESULTS = ("success", "failure", "throttled", "queue_full")
+for _result in RESULTS:  # every result shows from the first scrape, at 0
+    LOGINS.labels(_result)
+
+
+def enabled(app: Any) -> bool:
+    """Whether ``app`` (a signal's sender: None from the CLI) serves metrics."""
+    return isinstance(app, Quart) and bool(app.config.get("METRICS_TOKEN"))
+
+
+def multiprocess_dir() -> str | None:
+    """The folder the workers share their values through, if this run has one."""
+    return os.environ.get(MULTIPROCESS_DIR) or None
+
+
+@bp.get("/metrics")
+async def metrics() -> ResponseReturnValue:
+    """The metrics, for a client that sends the token; 404 for anyone else."""
+    token = current_app.config.get("METRICS_TOKEN")
+    if not token:
+        abort(404)
+    sent = request.headers.get("Authorization", "")
+    scheme, _, credentials = sent.partition(" ")
+    # compare_digest takes as long whatever the first wrong byte, and bytes are used
+    # because it refuses str with non-ASCII characters.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        credentials.strip().encode(), token.encode()
+    ):
+        abort(404)
+    HASHING_QUEUE_DEPTH.set(passwords().admitted)
+    registry = REGISTRY
+    if multiprocess_dir():
+        # A fresh registry per scrape that reads every process's files, as
+        # prometheus-client's multiprocess mode prescribes.
+        registry = CollectorRegistry()
+        prometheus_multiprocess.MultiProcessCollector(registry)
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+
+# When this request's first hook ran. A context variable rather than ``g``: each request
+# runs in a task of its own, and reading one costs a tenth of a context-local lookup.
+_started: ContextVar[float | None] = ContextVar("quartapp_metrics_started", default=None)
+# The histogram's child per (route, status class): ``labels()`` builds and locks on
+# every call, and the set of pairs is small (routes x five classes).
+_durations: dict[tuple[str, int], Any] = {}
+
+
+async def start_timer() -> None:
+    _started.set(time.perf_counter())
+
+
+def observer(service: Passwords) -> Callable[[Response], Awaitable[Response]]:
+    """The after-request hook for an app whose hashing service is ``service``."""
+    written = [0]  # the queue depth this process last wrote: only changes are written
+
+    async def observe(response: Response) -> Response:
+        """Time the request by route template and status class; sample the hashing queue."""
+        started = _started.get()
+        if started is not None:
+            rule = request.url_rule
+            route = rule.rule if rule is not None else UNMATCHED
+            key = (route, response.status_code // 100)
+            child = _durations.get(key)
+            if child is None:
+                child = _durations[key] = REQUEST_DURATION.labels(route, f"{key[1]}xx")
+            child.observe(time.perf_counter() - started)
+        if service.admitted != written[0]:
+            written[0] = service.admitted
+            HASHING_QUEUE_DEPTH.set(written[0])
+        return response
+
+    return observe
+
+
+async def forget_this_process() -> None:
+    """At shutdown, take this worker's gauge out of the live sum."""
+    HASHING_QUEUE_DEPTH.set(0)
+    folder = multiprocess_dir()
+    if folder:
+        prometheus_multiprocess.mark_process_dead(os.getpid(), folder)
+
+
+def db_error() -> None:
+    """Count a request refused because the database failed (called by the 503 handler)."""
+    if has_request_context() and enabled(current_app):
+        DB_ERRORS.inc()
+
+
+def hashing_queue_full() -> None:
+    """Count a login turned away because every hashing place was taken."""
+    if has_request_context() and enabled(current_app) and request.endpoint == "auth.login":
+        LOGINS.labels("queue_full").inc()
+
+
+@signals.user_logged_in.connect
+def _logged_in(sender: Any, **_: Any) -> None:
+    if enabled(sender):
+        LOGINS.labels("success").inc()
+
+
+@signals.login_failed.connect
+def _login_failed(sender: Any, **_: Any) -> None:
+    if enabled(sender):
+        LOGINS.labels("failure").inc()
+
+
+@signals.locked_out.connect
+def _locked_out(sender: Any, **_: Any) -> None:
+    # The password change form is throttled too; only the login form's count here.
+    if enabled(sender) and has_request_context() and request.endpoint == "auth.login":
+        LOGINS.labels("throttled").inc()
+
+
+@signals.user_logged_out.connect
+def _logged_out(sender: Any, **_: Any) -> None:
+    if enabled(sender):
+        LOGOUTS.inc()
+
+
+@signals.session_ended.connect
+def _session_ended(sender: Any, *, count: int, **_: Any) -> None:
+    if enabled(sender):
+        SESSIONS_ENDED.inc(count)
+
+
+@signals.password_changed.connect
+def _password_changed(sender: Any, **_: Any) -> None:
+    if enabled(sender):
+        PASSWORD_CHANGES.inc()
+
+
+def init_app(app: Quart) -> None:
+    """Serve ``/metrics`` (404 while off) and, when on, time every request."""
+    app.register_blueprint(bp)
+    if not app.config["METRICS_TOKEN"]:
+        return
+    # First of all the hooks, so the time includes the host check and the others.
+    app.before_request_funcs.setdefault(None, []).insert(0, start_timer)
+    # Quart runs after-request hooks last-registered first: at the front, this runs last.
+    app.after_request_funcs.setdefault(None, []).insert(0, observer(passwords(app)))
+    app.after_serving(forget_this_process)
+    if not multiprocess_dir() and multiprocessing.parent_process() is not None:
+        log.warning(
+            "METRICS_TOKEN is set but %s is not: /metrics counts only the worker that "
+            "answers; serve with `python -m quartapp.serve` (as the Procfile does) for "
+            "totals over every worker",
+            MULTIPROCESS_DIR,
+        )

@@ -1,0 +1,41 @@
+"""Signals for what happens to an account, as Flask-Security sends them.
+
+Views, the credential check and the CLI send these where something happened; the
+audit log (:mod:`.audit`) and the metrics (:mod:`.metrics`) subscribe. A receiver gets
+the app as ``sender`` (None from the CLI, which runs without one) and the keyword
+arguments listed with each signal. Receivers run in the request, synchronously, so
+they must be quick and must not raise.
+
+Second factors and passkeys will add theirs here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from blinker import Namespace, Signal
+from quart import current_app, has_app_context
+
+_signals = Namespace()
+
+# username, remember: a login succeeded and its session started.
+user_logged_in = _signals.signal("user-logged-in")
+# username (as typed, normalized): a login's password was wrong or the user unknown.
+login_failed = _signals.signal("login-failed")
+# username, retry_after (seconds): an attempt was refused by the throttle, unchecked.
+# Sent by every form that checks a password, the password change included.
+locked_out = _signals.signal("locked-out")
+# username: a login ended by its own logout.
+user_logged_out = _signals.signal("user-logged-out")
+# username, count, everywhere: logins ended from elsewhere: one from the sessions page
+# (everywhere False), or all but this one / all of them (everywhere True).
+session_ended = _signals.signal("session-ended")
+# username, sessions_ended: the password changed, and so many other logins ended.
+password_changed = _signals.signal("password-changed")
+
+
+def send(signal: Signal, **fields: Any) -> None:
+    """Send ``signal`` from the current app (None outside one, as in the CLI)."""
+    # The app itself, not the context-local proxy, as Flask's own signals do.
+    sender = current_app._get_current_object() if has_app_context() else None  # type: ignore[attr-defined]  # LocalProxy's method, hidden by its Quart type
+    signal.send(sender, **fields)
