@@ -53,7 +53,8 @@ def test_postgresql_pool_and_timeouts_come_from_the_settings() -> None:
 
     assert url.drivername == "postgresql+asyncpg"
     assert (options["pool_size"], options["max_overflow"], options["pool_timeout"]) == (4, 0, 7)
-    assert options["pool_pre_ping"] is True
+    # No pre-ping: a dead connection is found locally or by its statement (Store.read).
+    assert options["pool_pre_ping"] is False
     assert options["connect_args"]["timeout"] == 3
     assert options["connect_args"]["command_timeout"] == 2
     assert "statement_cache_size" not in options["connect_args"]
