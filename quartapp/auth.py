@@ -43,6 +43,7 @@ CSRF_FIELD = "csrf_token"
 ANONYMOUS_ENDPOINTS = frozenset({"static", "health.healthz"})
 INVALID_CREDENTIALS = "Invalid Credentials. Please try again."
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
 def login_required(
@@ -101,8 +102,14 @@ async def load_logged_in_user() -> None:
     if not isinstance(token, str):
         _forget_login()
         return
+    # Only a safe request may be answered from the cache: anything that changes state
+    # reads the row, so it never acts for a login ended a moment ago elsewhere.
     status, g.user = await login_cache.lookup(
-        db.store.engine, login_cache.cache(), current_app.config, token
+        db.store,
+        login_cache.cache(),
+        current_app.config,
+        token,
+        fresh=request.method not in SAFE_METHODS,
     )
     if status is not logins.Status.VALID:
         # Ended elsewhere or expired: drop the stale token so the cookie says so too.

@@ -82,6 +82,10 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE_STATEMENT_TIMEOUT": 5,
     # Behind PgBouncer in transaction mode, prepared statements cannot be cached.
     "DATABASE_PGBOUNCER": False,
+    # Where each process LISTENs for ended logins, for its login cache (PostgreSQL).
+    # None: DATABASE_URL, except behind PgBouncer, which cannot LISTEN in transaction
+    # mode; there the cache is off unless this names a direct connection.
+    "DATABASE_LISTEN_URL": None,
     # Apply pending migrations when the app starts; None: in development only.
     "DATABASE_AUTO_UPGRADE": None,
     "SESSION_COOKIE_NAME": "session",
@@ -276,6 +280,14 @@ def validate(config: dict[str, Any]) -> None:
     for flag in ("DATABASE_PGBOUNCER", "DATABASE_ECHO"):
         if not isinstance(config[flag], bool):
             raise ConfigError(f"{flag} must be true or false, not {config[flag]!r}")
+    listen = config["DATABASE_LISTEN_URL"]
+    if listen is not None and (
+        not isinstance(listen, str) or not database_url(listen).startswith("postgresql")
+    ):
+        raise ConfigError(
+            "DATABASE_LISTEN_URL must be a postgresql://... URL of the database itself "
+            "(not PgBouncer), or unset"
+        )
     if config["DATABASE_AUTO_UPGRADE"] not in (None, True, False):
         raise ConfigError("DATABASE_AUTO_UPGRADE must be true or false")
     hops = config["TRUSTED_PROXY_HOPS"]
