@@ -29,6 +29,7 @@ pytestmark = [pytest.mark.postgres]
 PREFIX = "quartapp:"  # the app's pooled connections (log_line_prefix = '%a:')
 STATEMENT = re.compile(r"LOG:  (statement|execute [^:]*): ")
 PARSE = re.compile(r"LOG:  duration: [\d.]+ ms  parse ")
+LOGIN_LOOKUP = "SELECT users.id, users.username, logins.remember"  # logins._FIND
 
 
 @pytest.fixture
@@ -47,10 +48,11 @@ def logged_postgres(own_postgres: PostgresServer, tmp_path: Path) -> PostgresSer
 
 
 class ServerLog:
-    """The part of the server's log written between two marks."""
+    """The part of a server's log written between two marks."""
 
-    def __init__(self, server: PostgresServer) -> None:
+    def __init__(self, server: PostgresServer, database: str = "postgres") -> None:
         self.server = server
+        self.database = database
         self.path = server.root / "server.log"
         self.count = 0
 
@@ -58,18 +60,21 @@ class ServerLog:
         """Log a marker statement from psql and return it, once it is in the file."""
         self.count += 1
         marker = f"round-trip-mark-{self.count}"
-        self.server.psql(f"SELECT '{marker}'")
+        self.server.psql(f"SELECT '{marker}'", self.database)
         deadline = time.monotonic() + 10
         while marker not in self.path.read_text(errors="replace"):
             assert time.monotonic() < deadline, f"{marker} never reached the server log"
             time.sleep(0.01)
         return marker
 
+    def between(self, start: str, end: str) -> list[str]:
+        """Every log line between two marks."""
+        text = self.path.read_text(errors="replace")
+        return text[text.index(start) : text.index(end)].splitlines()
+
     def app_lines(self, start: str, end: str) -> list[str]:
         """The app's own log lines between two marks."""
-        text = self.path.read_text(errors="replace")
-        between = text[text.index(start) : text.index(end)]
-        return [line for line in between.splitlines() if line.startswith(PREFIX)]
+        return [line for line in self.between(start, end) if line.startswith(PREFIX)]
 
 
 def round_trips(lines: list[str]) -> dict[str, Any]:
@@ -127,5 +132,5 @@ async def test_a_logged_in_get_costs_one_round_trip_cold_and_none_warm(
     # Cold: the SELECT of the login row alone, already prepared on the connection; no
     # pre-ping, no BEGIN, no ROLLBACK.
     assert cold_cost["round trips"] == 1, cold_cost
-    assert "SELECT users.id, users.username, logins.remember" in cold_cost["statements"][0]
+    assert LOGIN_LOOKUP in cold_cost["statements"][0]
     assert warm_cost["round trips"] == 0, warm_cost
