@@ -281,9 +281,7 @@ def validate(config: dict[str, Any]) -> None:
         if not isinstance(config[flag], bool):
             raise ConfigError(f"{flag} must be true or false, not {config[flag]!r}")
     listen = config["DATABASE_LISTEN_URL"]
-    if listen is not None and (
-        not isinstance(listen, str) or not database_url(listen).startswith("postgresql")
-    ):
+    if listen is not None and not _is_postgresql_url(listen):
         raise ConfigError(
             "DATABASE_LISTEN_URL must be a postgresql://... URL of the database itself "
             "(not PgBouncer), or unset"
@@ -305,6 +303,15 @@ def validate(config: dict[str, Any]) -> None:
         raise ConfigError('TRUSTED_HOSTS must be a list of host names, like ["app.example.com"]')
     if mode == "production":
         _validate_production(config)
+
+
+def _is_postgresql_url(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        return database_url(value).startswith("postgresql+")
+    except ConfigError:
+        return False
 
 
 def _validate_production(config: dict[str, Any]) -> None:
