@@ -134,3 +134,48 @@ async def test_a_logged_in_get_costs_one_round_trip_cold_and_none_warm(
     assert cold_cost["round trips"] == 1, cold_cost
     assert LOGIN_LOOKUP in cold_cost["statements"][0]
     assert warm_cost["round trips"] == 0, warm_cost
+
+
+@pytest.mark.parametrize(
+    ("later", "write"),
+    [(61, "UPDATE logins SET last_seen"), (31 * 60, "DELETE FROM logins")],
+    ids=["last-seen-written", "expired-row-deleted"],
+)
+async def test_the_lookups_rare_writes_are_one_statement_each(
+    logged_postgres: PostgresServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    later: int,
+    write: str,
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        DATABASE_URL=logged_postgres.url(),
+        DATABASE_POOL_SIZE=1,
+        DATABASE_MAX_OVERFLOW=0,
+    )
+    app = create_app(settings)
+    server_log = ServerLog(logged_postgres)
+    async with app.test_app():
+        await add_user(app)
+        await wait_listening(app)
+        auth = AuthActions(app.test_client())
+        await auth.login()
+        assert (await auth.client.get("/hello")).status_code == 200
+        now = time.time()
+        # A minute on, last_seen is due to be written; half an hour on, the login
+        # has idled out and its row is deleted.
+        monkeypatch.setattr(time, "time", lambda: now + later)
+
+        start = server_log.mark()
+        await auth.client.get("/hello")
+        end = server_log.mark()
+
+    cost = round_trips(server_log.app_lines(start, end))
+    print(f"\nlogged-in GET /hello {later} s later: {cost}")
+    # The SELECT and the write, each alone: no BEGIN, no COMMIT. (The write is rare
+    # enough that this is its first use on the connection, so it is prepared too.)
+    assert len(cost["statements"]) == 2, cost
+    assert LOGIN_LOOKUP in cost["statements"][0]
+    assert write in cost["statements"][1]
+    assert cost["prepares"] <= 1, cost
