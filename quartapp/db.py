@@ -105,7 +105,7 @@ class ThrottleCounter(Base):
 class Store:
     """An open engine, the session factory bound to it, and a way to run one read."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, autocommit_reads: bool = False) -> None:
         self.engine = engine
         self.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         # On PostgreSQL a single read needs no transaction: in autocommit asyncpg sends
@@ -114,9 +114,7 @@ class Store:
         # to the connection locally, without a round trip. SQLite's driver opens no
         # transaction for a SELECT, and switching its mode would cost a thread hop.
         self.reader = (
-            engine.execution_options(isolation_level="AUTOCOMMIT")
-            if engine.dialect.name == "postgresql"
-            else engine
+            engine.execution_options(isolation_level="AUTOCOMMIT") if autocommit_reads else engine
         )
 
     async def read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
@@ -201,9 +199,13 @@ def open_store(config: Mapping[str, Any]) -> Store:
     engine = create_async_engine(url, **options)
     if url.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-    else:
-        event.listen(engine.sync_engine.pool, "checkout", _refuse_closed)
-    return Store(engine)
+        return Store(engine)
+    event.listen(engine.sync_engine.pool, "checkout", _refuse_closed)
+    # Behind PgBouncer in transaction mode a read keeps its transaction: asyncpg
+    # prepares a statement in one exchange and runs it in the next, and outside a
+    # transaction PgBouncer may hand the second to another server connection, where
+    # the statement does not exist.
+    return Store(engine, autocommit_reads=not config["DATABASE_PGBOUNCER"])
 
 
 def _refuse_closed(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:

@@ -81,9 +81,13 @@ class Listener:
             try:
                 if await self._listen():
                     delay = RETRY_MIN
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                message = (str(error).splitlines() or [type(error).__name__])[0]
-                log.warning("login cache: cannot listen for ended logins: %s", message[:200])
+            except Exception as error:  # whatever it was, the cache is off: try again
+                message = (str(error).splitlines() or [""])[0]
+                log.warning(
+                    "login cache: cannot listen for ended logins: %s: %s",
+                    type(error).__name__,
+                    message[:200],
+                )
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter
             delay = min(delay * 2, RETRY_MAX)
 

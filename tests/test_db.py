@@ -76,6 +76,17 @@ def test_pgbouncer_mode_prepares_nothing_that_outlives_a_statement() -> None:
     assert options["poolclass"] is NullPool
 
 
+def test_reads_are_autocommit_on_postgresql_but_not_behind_pgbouncer() -> None:
+    direct = open_store(config_for("postgresql://u@db/app"))
+    bouncer = open_store(config_for("postgresql://u@bouncer/app", DATABASE_PGBOUNCER=True))
+
+    # Autocommit: no BEGIN/ROLLBACK round trips around the lookup's single SELECT.
+    assert direct.reader.get_execution_options()["isolation_level"] == "AUTOCOMMIT"
+    # PgBouncer (transaction mode) must keep a prepare and its execution on one server
+    # connection, which only a transaction guarantees.
+    assert "isolation_level" not in bouncer.reader.get_execution_options()
+
+
 @POSTGRES_ONLY
 async def test_pgbouncer_settings_work_against_a_real_server(settings: dict[str, Any]) -> None:
     store = open_store(config_for(settings["DATABASE_URL"], DATABASE_PGBOUNCER=True))
