@@ -118,7 +118,7 @@ class Store:
         )
 
     async def read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """Run ``work`` on an autocommit connection; again once if that one was dead.
+        """Run ``work`` on a connection of ``reader``; again once if that one was dead.
 
         A pooled connection can die unnoticed (the server restarted, or a proxy dropped
         it). Rather than test every connection before use (a round trip on every

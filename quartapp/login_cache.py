@@ -41,11 +41,16 @@ class Cache:
     """
 
     MAX_RECORDS = 10_000
+    # Seconds to wait for news of a change this process made (see expect()) before
+    # trusting the cache again anyway: the change was rolled back, or never notified.
+    EXPECT_TIMEOUT = 1.0
 
     def __init__(self, poll: Callable[[], None] | None = None) -> None:
         self._records: dict[str, Record] = {}
         self._generation = 0
         self._trusted = False
+        # Changes this process made whose news is still on its way: sender -> deadline.
+        self._expected: dict[int, float] = {}
         # Called on every stamp(): a source that must be asked (SQLite's counter).
         self.poll = poll
 
@@ -53,7 +58,24 @@ class Cache:
         """The generation the cache is valid for now, or None if it cannot be trusted."""
         if self.poll is not None:
             self.poll()
+        if self._expected:
+            now = time.monotonic()
+            self._expected = {k: v for k, v in self._expected.items() if v > now}
+            if self._expected:
+                return None
         return self._generation if self._trusted else None
+
+    def expect(self, sender: int) -> None:
+        """This process changed rows through ``sender``: answer nothing until it is heard.
+
+        Otherwise the next request here could beat the news of its own change.
+        """
+        self._generation += 1
+        self._expected[sender] = time.monotonic() + self.EXPECT_TIMEOUT
+
+    def heard(self, sender: int) -> None:
+        """News from ``sender`` has arrived (after :meth:`drop` applied it)."""
+        self._expected.pop(sender, None)
 
     @property
     def trusted(self) -> bool:
@@ -92,6 +114,7 @@ class Cache:
     def trust(self, trusted: bool) -> None:
         """Start or stop trusting the cache; either way it starts again empty."""
         self.drop(None)
+        self._expected.clear()
         self._trusted = trusted
 
     def __len__(self) -> int:

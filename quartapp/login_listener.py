@@ -27,8 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from quart import Quart
-from sqlalchemy.engine import make_url
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, ExecutionContext, make_url
 
+from . import logins
 from .config import database_url
 from .db import db
 
@@ -121,8 +123,37 @@ class Listener:
             if not connection.is_closed():
                 connection.terminate()
 
-    def _notified(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+    def _notified(self, _connection: Any, sender: int, _channel: str, payload: str) -> None:
         self._cache.drop(None if payload == "*" else payload.split(","))
+        self._cache.heard(sender)
+
+    def own_change(
+        self,
+        connection: Connection,
+        cursor: Any,
+        _statement: str,
+        _parameters: Any,
+        context: ExecutionContext,
+        _executemany: bool,
+    ) -> None:
+        """After each statement of this process: note a change whose news will follow.
+
+        A DELETE of logins (or of users, whose logins go with them) sends its
+        notification at commit, which reaches this process's listener a moment after
+        the request that made it has answered. Until then the cache is not used, so
+        the next request here cannot beat it. The last_seen write sends none.
+        """
+        statement = getattr(context.compiled, "statement", None)
+        table = getattr(getattr(statement, "table", None), "name", None)
+        if table not in ("logins", "users") or statement is logins.TOUCH:
+            return
+        if not (context.isdelete or (context.isupdate and table == "logins")):
+            return
+        if cursor.rowcount == 0:
+            return
+        driver = connection.connection.driver_connection
+        if driver is not None:
+            self._cache.expect(driver.get_server_pid())
 
 
 async def _has_triggers(connection: asyncpg.Connection) -> bool:
@@ -155,13 +186,19 @@ async def start(app: Quart, cache: Cache) -> None:
         return
     listener = Listener(cache, connect_args(app.config, url))
     cache.poll = listener.poll
-    app.extensions[EXTENSION] = asyncio.create_task(listener.run())
+    engine = db.store.engine.sync_engine
+    event.listen(engine, "after_cursor_execute", listener.own_change)
+    app.extensions[EXTENSION] = (engine, listener, asyncio.create_task(listener.run()))
 
 
 async def stop(app: Quart) -> None:
     """Stop listening and close the connection."""
-    task = app.extensions.pop(EXTENSION, None)
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    started = app.extensions.pop(EXTENSION, None)
+    if started is None:
+        return
+    # The database may be closed already: after_serving hooks run in the order added.
+    engine, listener, task = started
+    event.remove(engine, "after_cursor_execute", listener.own_change)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

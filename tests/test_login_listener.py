@@ -9,6 +9,7 @@ commit order, so whatever came before the probe is all there was.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -19,12 +20,22 @@ import asyncpg
 import pytest
 from quart import Quart
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 
 from quartapp import create_app, login_cache, schema
 from quartapp.config import ConfigError, load_config
 from quartapp.login_listener import CHANNEL
 
-from .conftest import POSTGRES_ONLY, AuthActions, add_user, csrf_token, make_settings, query
+from .conftest import (
+    POSTGRES_ONLY,
+    AuthActions,
+    add_user,
+    cookie_value,
+    csrf_token,
+    make_settings,
+    query,
+    replay,
+)
 from .pg import PostgresServer
 from .test_round_trips import LOGIN_LOOKUP
 
@@ -319,6 +330,53 @@ async def test_a_lost_listener_empties_the_cache_and_a_new_one_restores_it(
 
     assert len(after_loss) == 1
     assert len(once_back) == 1
+
+
+@asynccontextmanager
+async def slow_path_to(url: str, delay: float) -> AsyncIterator[str]:
+    """A TCP proxy to ``url``'s server that holds every chunk ``delay`` seconds, in order."""
+    target = make_url(url)
+
+    async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        while data := await source.read(65536):
+            await asyncio.sleep(delay)
+            sink.write(data)
+            await sink.drain()
+        sink.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(target.host, target.port)
+        with contextlib.suppress(OSError):
+            await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield target.set(port=port).render_as_string(hide_password=False)
+    finally:
+        server.close()
+
+
+@POSTGRES_ONLY
+async def test_a_login_this_process_ends_is_refused_before_its_news_comes_back(
+    settings: dict[str, Any],
+) -> None:
+    # The listener hears through a path 0.2 s slow each way, so the notification of
+    # the logout comes back long after the logout has answered.
+    async with slow_path_to(settings["DATABASE_URL"], 0.2) as slow:
+        app = create_app({**settings, "DATABASE_LISTEN_URL": slow})
+        async with app.test_app():
+            await add_user(app)
+            auth = AuthActions(app.test_client())
+            await auth.login()
+            await cache_ready(app)
+            stolen = cookie_value(auth.client)
+            assert (await replay(app, stolen).get("/hello")).status_code == 200  # cached
+
+            await auth.logout()
+            refused = await replay(app, stolen).get("/hello")
+
+    assert refused.status_code == 302
 
 
 # The setting
