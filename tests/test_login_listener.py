@@ -336,18 +336,30 @@ async def test_a_lost_listener_empties_the_cache_and_a_new_one_restores_it(
 async def slow_path_to(url: str, delay: float) -> AsyncIterator[str]:
     """A TCP proxy to ``url``'s server that holds every chunk ``delay`` seconds, in order."""
     target = make_url(url)
+    handlers: set[asyncio.Task[None]] = set()
 
     async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
         while data := await source.read(65536):
             await asyncio.sleep(delay)
             sink.write(data)
             await sink.drain()
-        sink.close()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream_reader, upstream_writer = await asyncio.open_connection(target.host, target.port)
-        with contextlib.suppress(OSError):
-            await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+        task = asyncio.current_task()
+        assert task is not None
+        handlers.add(task)
+        upstream: asyncio.StreamWriter | None = None
+        try:
+            upstream_reader, upstream = await asyncio.open_connection(target.host, target.port)
+            await asyncio.gather(pipe(reader, upstream), pipe(upstream_reader, writer))
+        except OSError:
+            pass
+        finally:
+            for stream in (writer, upstream):
+                if stream is not None:
+                    stream.close()
+                    with contextlib.suppress(OSError):
+                        await stream.wait_closed()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -355,6 +367,10 @@ async def slow_path_to(url: str, delay: float) -> AsyncIterator[str]:
         yield target.set(port=port).render_as_string(hide_password=False)
     finally:
         server.close()
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+        await server.wait_closed()
 
 
 @POSTGRES_ONLY
