@@ -49,8 +49,9 @@ class Cache:
         self._records: dict[str, Record] = {}
         self._generation = 0
         self._trusted = False
-        # Changes this process made whose news is still on its way: sender -> deadline.
-        self._expected: dict[int, float] = {}
+        # Changes this process made whose news is still on its way:
+        # sender -> [notifications still to come, deadline].
+        self._expected: dict[int, list[float]] = {}
         # Called on every stamp(): a source that must be asked (SQLite's counter).
         self.poll = poll
 
@@ -60,22 +61,28 @@ class Cache:
             self.poll()
         if self._expected:
             now = time.monotonic()
-            self._expected = {k: v for k, v in self._expected.items() if v > now}
+            self._expected = {k: v for k, v in self._expected.items() if v[1] > now}
             if self._expected:
                 return None
         return self._generation if self._trusted else None
 
-    def expect(self, sender: int) -> None:
+    def expect(self, sender: int, notifications: int = 1) -> None:
         """This process changed rows through ``sender``: answer nothing until it is heard.
 
         Otherwise the next request here could beat the news of its own change.
         """
         self._generation += 1
-        self._expected[sender] = time.monotonic() + self.EXPECT_TIMEOUT
+        waiting = self._expected.setdefault(sender, [0, 0.0])
+        waiting[0] += notifications
+        waiting[1] = time.monotonic() + self.EXPECT_TIMEOUT
 
     def heard(self, sender: int) -> None:
-        """News from ``sender`` has arrived (after :meth:`drop` applied it)."""
-        self._expected.pop(sender, None)
+        """A notification from ``sender`` has arrived (after :meth:`drop` applied it)."""
+        waiting = self._expected.get(sender)
+        if waiting is not None:
+            waiting[0] -= 1
+            if waiting[0] <= 0:
+                del self._expected[sender]
 
     @property
     def trusted(self) -> bool:

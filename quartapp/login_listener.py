@@ -149,11 +149,23 @@ class Listener:
             return
         if not (context.isdelete or (context.isupdate and table == "logins")):
             return
-        if cursor.rowcount == 0:
+        rows = cursor.rowcount
+        if rows == 0:
             return
         driver = connection.connection.driver_connection
         if driver is not None:
-            self._cache.expect(driver.get_server_pid())
+            self._cache.expect(driver.get_server_pid(), notifications_for(rows))
+
+
+def notifications_for(rows: int) -> int:
+    """How many notifications revision 0004 sends for ``rows`` ended logins.
+
+    Ids go 100 to a notification, and more than 1,000 as one ``*``. (Unknown or
+    other counts: one; if fewer come, the cache's wait times out.)
+    """
+    if rows <= 0 or rows > 1000:
+        return 1
+    return -(-rows // 100)
 
 
 async def _has_triggers(connection: asyncpg.Connection) -> bool:

@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 
 from quartapp import create_app, login_cache, schema
 from quartapp.config import ConfigError, load_config
-from quartapp.login_listener import CHANNEL
+from quartapp.login_listener import CHANNEL, notifications_for
 
 from .conftest import (
     POSTGRES_ONLY,
@@ -393,6 +393,27 @@ async def test_a_login_this_process_ends_is_refused_before_its_news_comes_back(
             refused = await replay(app, stolen).get("/hello")
 
     assert refused.status_code == 302
+
+
+def test_a_change_of_this_process_holds_the_cache_until_all_its_news_is_heard(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cache = login_cache.Cache()
+    cache.trust(True)
+    cache.expect(sender=7, notifications=notifications_for(250))  # ids 100 at a time
+    held = [cache.stamp()]
+    for _ in range(3):
+        cache.heard(7)
+        held.append(cache.stamp())
+    cache.expect(sender=8)  # rolled back: no news will come
+    now = time.monotonic()
+    waiting = cache.stamp()
+    monkeypatch.setattr(time, "monotonic", lambda: now + cache.EXPECT_TIMEOUT + 0.1)
+
+    assert held[:3] == [None, None, None]
+    assert held[3] is not None
+    assert waiting is None
+    assert cache.stamp() is not None
 
 
 # The setting
