@@ -48,6 +48,7 @@ TOO_MANY_DEVICES = (
     "This account has trusted too many new devices in the last few minutes. "
     "Try the code again later."
 )
+SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
 def login_required(
@@ -106,8 +107,14 @@ async def load_logged_in_user() -> None:
     if not isinstance(token, str):
         _forget_login()
         return
+    # Only a safe request may be answered from the cache: anything that changes state
+    # reads the row, so it never acts for a login ended a moment ago elsewhere.
     status, g.user = await login_cache.lookup(
-        db.store.engine, login_cache.cache(), current_app.config, token
+        db.store,
+        login_cache.cache(),
+        current_app.config,
+        token,
+        fresh=request.method not in SAFE_METHODS,
     )
     if status is not logins.Status.VALID:
         # Ended elsewhere or expired: drop the stale token so the cookie says so too.

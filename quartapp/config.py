@@ -97,6 +97,10 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE_STATEMENT_TIMEOUT": 5,
     # Behind PgBouncer in transaction mode, prepared statements cannot be cached.
     "DATABASE_PGBOUNCER": False,
+    # Where each process LISTENs for ended logins, for its login cache (PostgreSQL).
+    # None: DATABASE_URL, except behind PgBouncer, which cannot LISTEN in transaction
+    # mode; there the cache is off unless this names a direct connection.
+    "DATABASE_LISTEN_URL": None,
     # Apply pending migrations when the app starts; None: in development only.
     "DATABASE_AUTO_UPGRADE": None,
     # None: "__Host-session" when the cookie is Secure (so a subdomain, or plain HTTP,
@@ -378,6 +382,12 @@ def validate(config: dict[str, Any]) -> None:
     for flag in ("DATABASE_PGBOUNCER", "DATABASE_ECHO", "ACCESS_LOG"):
         if not isinstance(config[flag], bool):
             raise ConfigError(f"{flag} must be true or false, not {_shown(config[flag])}")
+    listen = config["DATABASE_LISTEN_URL"]
+    if listen is not None and not _is_postgresql_url(listen):
+        raise ConfigError(
+            "DATABASE_LISTEN_URL must be a postgresql://... URL of the database itself "
+            "(not PgBouncer), or unset"
+        )
     if config["DATABASE_AUTO_UPGRADE"] not in (None, True, False):
         raise ConfigError(
             f"DATABASE_AUTO_UPGRADE must be true or false, not "
@@ -471,6 +481,15 @@ def _shown(value: object) -> str:
     """
     text = repr(value)
     return text if len(text) <= SHOWN_MAX else text[: SHOWN_MAX - 3] + "..."
+
+
+def _is_postgresql_url(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        return database_url(value).startswith("postgresql+")
+    except ConfigError:
+        return False
 
 
 def _validate_production(config: dict[str, Any]) -> None:

@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from uuid import uuid4
 
 from quart import Quart, current_app
 from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Integer, String, event, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -35,6 +37,7 @@ EXTENSION = "quartapp.db"
 USERNAME_COLUMN = 255
 ADDRESS_COLUMN = 45  # the longest IPv6 text form
 USER_AGENT_COLUMN = 255
+T = TypeVar("T")
 
 
 def utcnow() -> datetime:
@@ -134,16 +137,45 @@ class DeviceCode(Base):
 
 
 class Store:
-    """An open engine and the session factory bound to it."""
+    """An open engine, the session factory bound to it, and a way to run one read."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, autocommit_reads: bool = False) -> None:
         self.engine = engine
         self.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+        # On PostgreSQL a single read needs no transaction: in autocommit asyncpg sends
+        # the statement alone, where a transaction would add BEGIN and ROLLBACK (two
+        # more round trips). The option engine shares the pool; the setting is applied
+        # to the connection locally, without a round trip. SQLite's driver opens no
+        # transaction for a SELECT, and switching its mode would cost a thread hop.
+        self.reader = (
+            engine.execution_options(isolation_level="AUTOCOMMIT") if autocommit_reads else engine
+        )
+
+    async def read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run ``work`` on a connection of ``reader``; again once if that one was dead.
+
+        A pooled connection can die unnoticed (the server restarted, or a proxy dropped
+        it). Rather than test every connection before use (a round trip on every
+        request), a statement that finds its connection gone invalidates it, and the
+        work runs once more on a new one. ``work`` must be safe to repeat: a read, or
+        writes that are idempotent.
+        """
+        try:
+            async with self.reader.connect() as connection:
+                return await work(connection)
+        except DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+        async with self.reader.connect() as connection:
+            return await work(connection)
 
     async def ping(self) -> None:
         """Run a trivial query; raises if the database does not answer."""
-        async with self.engine.connect() as connection:
+
+        async def select_one(connection: AsyncConnection) -> None:
             await connection.execute(text("SELECT 1"))
+
+        await self.read(select_one)
 
 
 def engine_options(config: Mapping[str, Any]) -> tuple[URL, dict[str, Any]]:
@@ -174,9 +206,11 @@ def engine_options(config: Mapping[str, Any]) -> tuple[URL, dict[str, Any]]:
             pool_size=config["DATABASE_POOL_SIZE"],
             max_overflow=config["DATABASE_MAX_OVERFLOW"],
             pool_timeout=config["DATABASE_POOL_TIMEOUT"],
-            # A restarted server leaves dead connections in the pool; test each one
-            # before use rather than fail the request that draws it.
-            pool_pre_ping=True,
+            # No pre-ping: it cost BEGIN, a query and ROLLBACK on every checkout. A
+            # connection the server closed is noticed locally when it is drawn (see
+            # _refuse_closed), and one that died unnoticed fails its statement, which
+            # Store.read repeats once on a new connection.
+            pool_pre_ping=False,
         )
     options["connect_args"] = connect_args
     return url, options
@@ -199,7 +233,22 @@ def open_store(config: Mapping[str, Any]) -> Store:
     engine = create_async_engine(url, **options)
     if url.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-    return Store(engine)
+        return Store(engine)
+    event.listen(engine.sync_engine.pool, "checkout", _refuse_closed)
+    # Behind PgBouncer in transaction mode a read keeps its transaction: asyncpg
+    # prepares a statement in one exchange and runs it in the next, and outside a
+    # transaction PgBouncer may hand the second to another server connection, where
+    # the statement does not exist.
+    return Store(engine, autocommit_reads=not config["DATABASE_PGBOUNCER"])
+
+
+def _refuse_closed(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    # asyncpg marks a connection closed as soon as the event loop sees the server end
+    # it (a restart, pg_terminate_backend, an idle timeout). Checking that flag costs
+    # no round trip; raising here makes the pool replace the connection before use.
+    driver = record.driver_connection
+    if driver is not None and driver.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 def prepare_sqlite_file(url: URL) -> None:

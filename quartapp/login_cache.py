@@ -3,120 +3,201 @@
 :mod:`.logins` owns the rows and their limits; this module only avoids reading the
 same unchanged row again, without losing the immediacy of reading it (see
 :class:`Cache`). ``auth.load_logged_in_user`` calls :func:`lookup`.
+
+One design for both databases: the cache is trusted only while something tells it of
+every change to the rows, and each change drops what it made stale.
+
+- SQLite: ``PRAGMA data_version`` on a probe connection of our own moves whenever any
+  other connection commits; every lookup reads it (a few microseconds, the WAL index
+  in shared memory) and a move empties the cache (:class:`SqliteVersion`).
+- PostgreSQL: triggers on ``logins`` (revision 0004) ``NOTIFY`` the ids of ended rows
+  in the transaction that ends them; one listening connection per process drops those
+  ids, and while it is not connected the cache is empty and bypassed
+  (:mod:`.login_listener`).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from quart import Quart, current_app
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from . import login_listener
+from .db import Store
 from .logins import CurrentUser, Record, Status, digest, find_record
 
 
 class Cache:
-    """This process's copy of live login rows, trusted only while the database is unchanged.
+    """This process's copy of live login rows, trusted only while it hears of every change.
 
-    On SQLite, ``PRAGMA data_version`` on a connection of our own changes whenever any
-    other connection, in this process or another, commits. It is read on every lookup
-    (a few microseconds: the WAL index in shared memory), and any change empties the
-    cache. So a logout, ``users revoke-sessions``, a password change or a deleted user,
-    committed anywhere, is seen by the very next request, as if it read the row. The
-    probe connection has no busy timeout: should it ever meet a lock, it raises at once
-    and the lookup goes to the database, so it cannot stall the event loop.
-
-    Other databases have no such counter here; :meth:`version` answers None and every
-    lookup reads the row.
+    ``stamp()`` says whether the cache may answer now and, if so, as of which
+    generation. A record read from the database is kept only if no change was heard
+    between the stamp taken before the read and the ``put`` after it, so a row read
+    just before it was ended cannot slip back in after its notification.
     """
 
     MAX_RECORDS = 10_000
+    # Seconds to wait for news of a change this process made (see expect()) before
+    # trusting the cache again anyway: the change was rolled back, or never notified.
+    EXPECT_TIMEOUT = 1.0
 
-    def __init__(self, database_url: str) -> None:
-        self._probe: sqlite3.Connection | None = None
-        self._version: int | None = None
+    def __init__(self, poll: Callable[[], None] | None = None) -> None:
         self._records: dict[str, Record] = {}
-        url = make_url(database_url)
-        path = url.database
-        if url.get_backend_name() == "sqlite" and path and path != ":memory:" and not url.query:
-            # Autocommit (isolation_level=None): the probe never holds a read
-            # transaction open, which would freeze what data_version sees.
-            self._probe = sqlite3.connect(
-                path, isolation_level=None, timeout=0, check_same_thread=False
-            )
+        self._generation = 0
+        self._trusted = False
+        # Changes this process made whose news is still on its way:
+        # sender -> [notifications still to come, deadline].
+        self._expected: dict[int, list[float]] = {}
+        # Called on every stamp(): a source that must be asked (SQLite's counter).
+        self.poll = poll
 
-    def version(self) -> int | None:
-        """The database's change counter now, having dropped records it made stale.
+    def stamp(self) -> int | None:
+        """The generation the cache is valid for now, or None if it cannot be trusted."""
+        if self.poll is not None:
+            self.poll()
+        if self._expected:
+            now = time.monotonic()
+            self._expected = {k: v for k, v in self._expected.items() if v[1] > now}
+            if self._expected:
+                return None
+        return self._generation if self._trusted else None
 
-        None when it cannot be known (not SQLite, or the probe failed): trust nothing.
+    def expect(self, sender: int, notifications: int = 1) -> None:
+        """This process changed rows through ``sender``: answer nothing until it is heard.
+
+        Otherwise the next request here could beat the news of its own change.
         """
-        if self._probe is None:
-            return None
-        try:
-            version = self._probe.execute("PRAGMA data_version").fetchone()[0]
-        except sqlite3.Error:
-            return None
-        if version != self._version:
-            self._records.clear()
-            self._version = version
-        return int(version)
+        self._generation += 1
+        waiting = self._expected.setdefault(sender, [0, 0.0])
+        waiting[0] += notifications
+        waiting[1] = time.monotonic() + self.EXPECT_TIMEOUT
+
+    def heard(self, sender: int) -> None:
+        """A notification from ``sender`` has arrived (after :meth:`drop` applied it)."""
+        waiting = self._expected.get(sender)
+        if waiting is not None:
+            waiting[0] -= 1
+            if waiting[0] <= 0:
+                del self._expected[sender]
+
+    @property
+    def trusted(self) -> bool:
+        """Whether something is telling the cache of every change right now."""
+        return self._trusted
 
     def get(self, login_id: str) -> Record | None:
-        """The cached record, valid as of the last :meth:`version` call."""
+        """The cached record, valid as of the last :meth:`stamp` call."""
         return self._records.get(login_id)
 
-    def put(self, version: int, login_id: str, record: Record) -> None:
-        """Keep ``record``, read after :meth:`version` returned ``version``.
+    def put(self, stamp: int, login_id: str, record: Record) -> None:
+        """Keep ``record``, read after :meth:`stamp` returned ``stamp``.
 
-        Kept only if nothing has changed since: a record read across a commit might
-        be older than that commit.
+        Kept only if nothing has changed since: a record read across a change might be
+        older than that change.
         """
-        if version != self._version:
+        if not self._trusted or stamp != self._generation:
             return
         if len(self._records) >= self.MAX_RECORDS:
             self._records.clear()
         self._records[login_id] = record
 
     def forget(self, login_id: str) -> None:
-        """Drop one record (this process ended or expired that login)."""
+        """Drop one record (this process found that login ended or expired)."""
         self._records.pop(login_id, None)
+
+    def drop(self, login_ids: Iterable[str] | None) -> None:
+        """Those logins changed (None: any may have); drop them, refuse reads in flight."""
+        self._generation += 1
+        if login_ids is None:
+            self._records.clear()
+            return
+        for login_id in login_ids:
+            self._records.pop(login_id, None)
+
+    def trust(self, trusted: bool) -> None:
+        """Start or stop trusting the cache; either way it starts again empty."""
+        self.drop(None)
+        self._expected.clear()
+        self._trusted = trusted
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+
+class SqliteVersion:
+    """Keeps a cache in step with a SQLite file through ``PRAGMA data_version``.
+
+    Any commit by another connection, in this process or another (a logout,
+    ``users revoke-sessions``, a password change, a deleted user, but also a
+    ``last_seen`` write), moves the version, and a move empties the cache. The probe
+    has no busy timeout: should it ever meet a lock it raises at once, and the cache
+    is bypassed for that lookup rather than stall the event loop.
+    """
+
+    def __init__(self, cache: Cache, path: str) -> None:
+        self._cache = cache
+        self._version: int | None = None
+        # Autocommit (isolation_level=None): the probe never holds a read transaction
+        # open, which would freeze what data_version sees.
+        self._probe: sqlite3.Connection | None = sqlite3.connect(
+            path, isolation_level=None, timeout=0, check_same_thread=False
+        )
+        cache.poll = self.poll
+
+    def poll(self) -> None:
+        """Read the version; empty the cache if it moved, distrust it if unreadable."""
+        if self._probe is None:
+            return
+        try:
+            version = self._probe.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.Error:
+            self._version = None
+            self._cache.trust(False)
+            return
+        if version != self._version:
+            self._version = version
+            self._cache.trust(True)
 
     def close(self) -> None:
         """Close the probe connection."""
-        self._records.clear()
         if self._probe is not None:
             self._probe.close()
             self._probe = None
 
 
 async def lookup(
-    engine: AsyncEngine, cache: Cache, config: Mapping[str, Any], token: str
+    store: Store, cache: Cache, config: Mapping[str, Any], token: str, *, fresh: bool = False
 ) -> tuple[Status, CurrentUser | None]:
-    """:func:`.logins.find_record`, answered from ``cache`` while the database has not changed.
+    """:func:`.logins.find_record`, answered from ``cache`` while it can be trusted.
 
+    ``fresh``: read the row whatever the cache holds (a request that changes state).
     A cached record is judged against the limits here, as a fresh row would be; one
     that has expired, or whose ``last_seen`` is due to be written, goes to the database.
     """
     login_id = digest(token)
-    version = cache.version()
-    if version is not None:
+    stamp = cache.stamp()
+    if stamp is not None and not fresh:
         record = cache.get(login_id)
         if record is not None:
             now = time.time()
             if not record.expired(config, now) and not record.stale(now):
                 return Status.VALID, record.user
-    async with engine.connect() as connection:
-        status, record, wrote = await find_record(connection, config, login_id)
+
+    async def read(connection: Any) -> tuple[Status, Record | None, bool]:
+        return await find_record(connection, config, login_id)
+
+    status, record, _wrote = await store.read(read)
     if record is None:
         cache.forget(login_id)
-    elif version is not None and not wrote:
-        # After a write of last_seen the version has moved on, and another commit may
-        # have slipped in beside it: the next request reads the row again instead.
-        cache.put(version, login_id, record)
+    elif stamp is not None:
+        # On SQLite our own last_seen write moves data_version, so the next stamp()
+        # empties the cache anyway; on PostgreSQL that write notifies nobody and the
+        # record, as written, stays good.
+        cache.put(stamp, login_id, record)
     return status, record.user if record is not None else None
 
 
@@ -129,14 +210,34 @@ def init_app(app: Quart) -> None:
     app.after_serving(_close_cache)
 
 
+def sqlite_path(database_url: str) -> str | None:
+    """The file a SQLite URL names, when a probe can watch it (not memory, no options)."""
+    url = make_url(database_url)
+    path = url.database
+    if url.get_backend_name() == "sqlite" and path and path != ":memory:" and not url.query:
+        return path
+    return None
+
+
 async def _open_cache() -> None:
-    current_app.extensions[EXTENSION] = Cache(current_app.config["SQLALCHEMY_DATABASE_URL"])
+    config = current_app.config
+    cache = Cache()
+    current_app.extensions[EXTENSION] = cache
+    path = sqlite_path(config["SQLALCHEMY_DATABASE_URL"])
+    if path is not None:
+        current_app.extensions[EXTENSION + ".sqlite"] = SqliteVersion(cache, path)
+    else:
+        await login_listener.start(current_app, cache)
 
 
 async def _close_cache() -> None:
+    await login_listener.stop(current_app)
+    version = current_app.extensions.pop(EXTENSION + ".sqlite", None)
+    if version is not None:
+        version.close()
     cache = current_app.extensions.pop(EXTENSION, None)
     if cache is not None:
-        cache.close()
+        cache.trust(False)
 
 
 def cache() -> Cache:

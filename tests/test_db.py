@@ -6,12 +6,16 @@ import stat
 from pathlib import Path
 from typing import Any
 
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.pool import NullPool
 
 from quartapp.config import DEFAULTS, database_url
 from quartapp.db import connect, engine_options, open_store
 
-from .conftest import POSTGRES_ONLY
+from .conftest import POSTGRES_ONLY, query
 
 
 def config_for(url: str, **settings: Any) -> dict[str, Any]:
@@ -53,7 +57,8 @@ def test_postgresql_pool_and_timeouts_come_from_the_settings() -> None:
 
     assert url.drivername == "postgresql+asyncpg"
     assert (options["pool_size"], options["max_overflow"], options["pool_timeout"]) == (4, 0, 7)
-    assert options["pool_pre_ping"] is True
+    # No pre-ping: a dead connection is found locally or by its statement (Store.read).
+    assert options["pool_pre_ping"] is False
     assert options["connect_args"]["timeout"] == 3
     assert options["connect_args"]["command_timeout"] == 2
     assert "statement_cache_size" not in options["connect_args"]
@@ -71,6 +76,17 @@ def test_pgbouncer_mode_prepares_nothing_that_outlives_a_statement() -> None:
     assert options["poolclass"] is NullPool
 
 
+def test_reads_are_autocommit_on_postgresql_but_not_behind_pgbouncer() -> None:
+    direct = open_store(config_for("postgresql://u@db/app"))
+    bouncer = open_store(config_for("postgresql://u@bouncer/app", DATABASE_PGBOUNCER=True))
+
+    # Autocommit: no BEGIN/ROLLBACK round trips around the lookup's single SELECT.
+    assert direct.reader.get_execution_options()["isolation_level"] == "AUTOCOMMIT"
+    # PgBouncer (transaction mode) must keep a prepare and its execution on one server
+    # connection, which only a transaction guarantees.
+    assert "isolation_level" not in bouncer.reader.get_execution_options()
+
+
 @POSTGRES_ONLY
 async def test_pgbouncer_settings_work_against_a_real_server(settings: dict[str, Any]) -> None:
     store = open_store(config_for(settings["DATABASE_URL"], DATABASE_PGBOUNCER=True))
@@ -79,3 +95,50 @@ async def test_pgbouncer_settings_work_against_a_real_server(settings: dict[str,
             await store.ping()
     finally:
         await store.engine.dispose()
+
+
+@POSTGRES_ONLY
+async def test_a_read_on_a_connection_the_server_dropped_is_run_again_on_a_new_one(
+    settings: dict[str, Any],
+) -> None:
+    store = open_store(config_for(settings["DATABASE_URL"], DATABASE_POOL_SIZE=1))
+    disconnects: list[bool] = []
+    event.listen(
+        store.engine.sync_engine,
+        "handle_error",
+        lambda context: disconnects.append(context.is_disconnect),
+    )
+
+    async def backend_pid(connection: AsyncConnection) -> int:
+        return int(await connection.scalar(text("SELECT pg_backend_pid()")))
+
+    try:
+        first = await store.read(backend_pid)
+        # The server ends the pooled connection; nothing here has noticed yet.
+        query(settings, f"SELECT pg_terminate_backend({first}, 5000)")
+        second = await store.read(backend_pid)
+    finally:
+        await store.engine.dispose()
+
+    assert second != first
+    assert disconnects == [True]  # the first try met the dead connection; one retry
+
+
+@POSTGRES_ONLY
+async def test_a_read_that_fails_for_another_reason_is_not_repeated(
+    settings: dict[str, Any],
+) -> None:
+    store = open_store(config_for(settings["DATABASE_URL"]))
+    tries: list[int] = []
+
+    async def bad_sql(connection: AsyncConnection) -> None:
+        tries.append(1)
+        await connection.execute(text("SELECT * FROM no_such_table"))
+
+    try:
+        with pytest.raises(DBAPIError):
+            await store.read(bad_sql)
+    finally:
+        await store.engine.dispose()
+
+    assert len(tries) == 1

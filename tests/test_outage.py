@@ -19,8 +19,11 @@ from typing import Any
 import pytest
 from quart import Quart
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from quartapp import create_app
+from quartapp.config import database_url
 from quartapp.db import db
 
 from .conftest import (
@@ -168,10 +171,11 @@ async def test_exhausted_pool_gives_503_not_a_hang(
 
 @POSTGRES_ONLY
 async def test_too_many_connections_for_the_role_gives_503(settings: dict[str, Any]) -> None:
-    # A plan's connection limit, as a role limit: one connection, and the test holds it.
-    # (Superusers are exempt from connection limits, so this role is an ordinary one.)
+    # A plan's connection limit, as a role limit: the app's listening connection for
+    # its login cache and one pooled connection; then the test takes the pooled one's
+    # place. (Superusers are exempt from connection limits, so this is an ordinary role.)
     role = f"tight_{secrets.token_hex(4)}"
-    query(settings, f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 1")
+    query(settings, f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 2")
     query(settings, f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}")
     query(settings, f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}")
     url = settings["DATABASE_URL"].replace("postgres@", f"{role}@")
@@ -182,15 +186,15 @@ async def test_too_many_connections_for_the_role_gives_503(settings: dict[str, A
         await auth.login()
         async with app.app_context():
             await db.store.engine.dispose()
-        blocker = create_app({**settings, "DATABASE_URL": url})
-        async with blocker.test_app(), blocker.app_context():
-            held = await db.store.engine.connect()
-            await held.exec_driver_sql("SELECT 1")
-            try:
-                response = await auth.client.get("/hello")
-                text = await body(response)
-            finally:
-                await held.close()
+        blocker = create_async_engine(database_url(url), poolclass=NullPool)
+        held = await blocker.connect()
+        await held.exec_driver_sql("SELECT 1")
+        try:
+            response = await auth.client.get("/hello")
+            text = await body(response)
+        finally:
+            await held.close()
+            await blocker.dispose()
 
     assert_unavailable(response, text)
 

@@ -1,0 +1,216 @@
+"""PostgreSQL's side of the login cache: one listening connection per serving process.
+
+Revision 0004's triggers ``NOTIFY quartapp_logins`` with the ids of the logins a
+transaction ended (or ``*`` for all), delivered only if it commits. This process
+keeps one raw asyncpg connection that ``LISTEN``\\ s on that channel and drops the
+named rows from its :class:`.login_cache.Cache`.
+
+The cache is trusted only while that connection is up and the triggers exist. When
+the connection is lost the cache is emptied and bypassed (every request reads its
+row) until a new connection is listening; a background task reconnects with backoff.
+A connection that died without a word (a dropped network path) is caught by a
+``SELECT 1`` every :data:`KEEPALIVE` seconds.
+
+PgBouncer in transaction mode hands each transaction any server connection, so a
+``LISTEN`` there hears nothing: with ``DATABASE_PGBOUNCER`` the cache is bypassed
+unless ``DATABASE_LISTEN_URL`` names a direct connection to the same database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+from quart import Quart
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, ExecutionContext, make_url
+
+from . import logins
+from .config import database_url
+from .db import db
+
+if TYPE_CHECKING:
+    from .login_cache import Cache
+
+log = logging.getLogger(__name__)
+CHANNEL = "quartapp_logins"
+TRIGGERS = ("quartapp_logins_deleted", "quartapp_logins_updated", "quartapp_logins_truncated")
+# Seconds between reconnection attempts: doubled after each failure, with jitter, so
+# that every process of a deploy does not knock at once after a database restart.
+RETRY_MIN, RETRY_MAX = 0.2, 10.0
+# Seconds between checks that a quiet connection is still there.
+KEEPALIVE = 10.0
+APPLICATION_NAME = "quartapp-listener"
+EXTENSION = "quartapp.login_listener"
+
+
+def listen_url(config: Mapping[str, Any]) -> str | None:
+    """Where to LISTEN: ``DATABASE_LISTEN_URL``, else the database unless behind PgBouncer.
+
+    None: nowhere (SQLite, or PgBouncer without a direct URL), and the cache stays off.
+    """
+    if config.get("DATABASE_LISTEN_URL"):
+        return database_url(config["DATABASE_LISTEN_URL"])
+    url = config["SQLALCHEMY_DATABASE_URL"]
+    if make_url(url).get_backend_name() != "postgresql" or config["DATABASE_PGBOUNCER"]:
+        return None
+    return str(url)
+
+
+class Listener:
+    """Holds the listening connection and keeps the cache's trust in step with it."""
+
+    def __init__(self, cache: Cache, connect_args: dict[str, Any]) -> None:
+        self._cache = cache
+        self._connect_args = connect_args
+        self._connection: asyncpg.Connection | None = None
+
+    def poll(self) -> None:
+        """Called on every lookup: a connection seen closed stops the cache at once."""
+        connection = self._connection
+        if connection is not None and connection.is_closed() and self._cache.trusted:
+            self._cache.trust(False)
+
+    async def run(self) -> None:
+        """Listen, and listen again after every loss, until cancelled."""
+        delay = RETRY_MIN
+        while True:
+            try:
+                if await self._listen():
+                    delay = RETRY_MIN
+            except Exception as error:  # whatever it was, the cache is off: try again
+                message = (str(error).splitlines() or [""])[0]
+                log.warning(
+                    "login cache: cannot listen for ended logins: %s: %s",
+                    type(error).__name__,
+                    message[:200],
+                )
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter
+            delay = min(delay * 2, RETRY_MAX)
+
+    async def _listen(self) -> bool:
+        """One connection's life; returns whether the cache was trusted during it."""
+        connection = await asyncpg.connect(**self._connect_args)
+        self._connection = connection
+        lost = asyncio.Event()
+        connection.add_termination_listener(lambda _connection: lost.set())
+        try:
+            await connection.add_listener(CHANNEL, self._notified)
+            if not await _has_triggers(connection):
+                log.warning(
+                    "login cache: off until the database is upgraded (revision 0004 is "
+                    "missing; run `quart --app quartapp db upgrade`)"
+                )
+                await asyncio.sleep(RETRY_MAX)
+                return False
+            self._cache.trust(True)
+            log.info("login cache: listening for ended logins")
+            while not lost.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lost.wait(), KEEPALIVE)
+                if not lost.is_set():
+                    await connection.fetchval("SELECT 1")
+            log.warning("login cache: the listening connection closed; reading every login")
+            return True
+        finally:
+            self._cache.trust(False)
+            self._connection = None
+            if not connection.is_closed():
+                connection.terminate()
+
+    def _notified(self, _connection: Any, sender: int, _channel: str, payload: str) -> None:
+        self._cache.drop(None if payload == "*" else payload.split(","))
+        self._cache.heard(sender)
+
+    def own_change(
+        self,
+        connection: Connection,
+        cursor: Any,
+        _statement: str,
+        _parameters: Any,
+        context: ExecutionContext,
+        _executemany: bool,
+    ) -> None:
+        """After each statement of this process: note a change whose news will follow.
+
+        A DELETE of logins (or of users, whose logins go with them) sends its
+        notification at commit, which reaches this process's listener a moment after
+        the request that made it has answered. Until then the cache is not used, so
+        the next request here cannot beat it. The last_seen write sends none.
+        """
+        statement = getattr(context.compiled, "statement", None)
+        table = getattr(getattr(statement, "table", None), "name", None)
+        if table not in ("logins", "users") or statement is logins.TOUCH:
+            return
+        if not (context.isdelete or (context.isupdate and table == "logins")):
+            return
+        rows = cursor.rowcount
+        if rows == 0:
+            return
+        driver = connection.connection.driver_connection
+        if driver is not None:
+            self._cache.expect(driver.get_server_pid(), notifications_for(rows))
+
+
+def notifications_for(rows: int) -> int:
+    """How many notifications revision 0004 sends for ``rows`` ended logins.
+
+    Ids go 100 to a notification, and more than 1,000 as one ``*``. (Unknown or
+    other counts: one; if fewer come, the cache's wait times out.)
+    """
+    if rows <= 0 or rows > 1000:
+        return 1
+    return -(-rows // 100)
+
+
+async def _has_triggers(connection: asyncpg.Connection) -> bool:
+    found = await connection.fetchval(
+        "SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass('logins') "
+        "AND tgname = ANY($1::text[])",
+        list(TRIGGERS),
+    )
+    return bool(found == len(TRIGGERS))
+
+
+def connect_args(config: Mapping[str, Any], url: str) -> dict[str, Any]:
+    """``asyncpg.connect`` arguments for ``url``, as SQLAlchemy's dialect reads URLs."""
+    _, args = db.store.engine.dialect.create_connect_args(make_url(url))
+    args.pop("prepared_statement_cache_size", None)
+    return {
+        **args,
+        "timeout": config["DATABASE_CONNECT_TIMEOUT"],
+        "command_timeout": config["DATABASE_STATEMENT_TIMEOUT"],
+        "server_settings": {"application_name": APPLICATION_NAME},
+    }
+
+
+async def start(app: Quart, cache: Cache) -> None:
+    """Start listening in the background, if this database can tell us of changes."""
+    url = listen_url(app.config)
+    if url is None:
+        if app.config["DATABASE_PGBOUNCER"]:
+            log.info("login cache: off behind PgBouncer (set DATABASE_LISTEN_URL to use it)")
+        return
+    listener = Listener(cache, connect_args(app.config, url))
+    cache.poll = listener.poll
+    engine = db.store.engine.sync_engine
+    event.listen(engine, "after_cursor_execute", listener.own_change)
+    app.extensions[EXTENSION] = (engine, listener, asyncio.create_task(listener.run()))
+
+
+async def stop(app: Quart) -> None:
+    """Stop listening and close the connection."""
+    started = app.extensions.pop(EXTENSION, None)
+    if started is None:
+        return
+    # The database may be closed already: after_serving hooks run in the order added.
+    engine, listener, task = started
+    event.remove(engine, "after_cursor_execute", listener.own_change)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
