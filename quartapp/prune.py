@@ -27,9 +27,11 @@ from .db import db
 log = logging.getLogger(__name__)
 EXTENSION = "quartapp.prune"
 INTERVAL = 60.0
-# Batches one background pass may run: 40 x 500 = 20,000 rows of each table a minute
-# per process, several times the most a flood was measured to write (README).
-PASS_BATCHES = 40
+# Batches one background pass may run: 100 x 500 = 50,000 rows of each table a minute
+# per process. A login writes at most 4 counters (an IPv6 /48, /56, /64 and a name),
+# and only once admitted to hashing: at most 4 x 2 slots / 25 ms = 320 rows/s, 19,200
+# a minute, per process at the cheapest argon2 (README, "Throttling").
+PASS_BATCHES = 100
 # Between two batches, so requests waiting on the database (SQLite's one writer) go
 # first.
 PAUSE = 0.02

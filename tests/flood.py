@@ -8,8 +8,8 @@ prints one JSON line: the count of each status and the requests per second.
 It runs apart from the test that starts it, so its threads never hold the test's GIL
 while the test times the legitimate client. ``--source`` sends from another loopback
 address (127.0.0.2); ``--forward`` writes an ``X-Forwarded-For`` of ``fixed:<address>``,
-``random-ipv4`` (a new address for every request) or ``random-ipv6-48`` (a new /64
-inside one /48 for every request).
+``random-ipv4`` (a new address for every request), ``random-ipv6`` (a new one anywhere)
+or ``random-ipv6-48`` (a new /64 inside one /48 for every request).
 """
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ def forwarded_for(mode: str) -> dict[str, str]:
         return {"X-Forwarded-For": mode.removeprefix("fixed:")}
     if mode == "random-ipv4":
         address = ipaddress.IPv4Address(random.getrandbits(32))
+        return {"X-Forwarded-For": str(address)}
+    if mode == "random-ipv6":
+        address = ipaddress.IPv6Address((0x2 << 124) | random.getrandbits(125))
         return {"X-Forwarded-For": str(address)}
     if mode == "random-ipv6-48":
         host = random.getrandbits(80)
