@@ -627,3 +627,19 @@ async def test_a_pass_prunes_in_bounded_batches_until_caught_up(
 
     assert (bounded.counters, rest.counters) == (15, 9)
     assert query(settings, "SELECT count(*) FROM throttle_counters") == [(0,)]
+
+
+async def test_right_passwords_are_taken_back_from_the_56_and_48_too(
+    tmp_path: Path, database: str
+) -> None:
+    app = ipv6_app(tmp_path, database)  # 3 per /64, 12 per /56
+    async with app.test_app():
+        await add_user(app)
+        statuses = []
+        for number in range(13):  # an office logging in from 13 /64s of one /56
+            client = app.test_client()
+            token = await csrf_token(client)
+            address = f"2001:db8:8:6{number:02x}::1"
+            statuses.append(await post_from(client, token, address, "alice"))
+
+    assert statuses == [302] * 13
