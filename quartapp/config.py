@@ -73,6 +73,10 @@ METRICS_TOKEN_MIN = 32
 # The longest received value an error message repeats, in characters.
 SHOWN_MAX = 80
 
+# The IPv6 networks counted on top of THROTTLE_IPV6_PREFIX, and the most each may be
+# allowed, in multiples of LOGIN_FAILURES_PER_ADDRESS (also their defaults).
+IPV6_AGGREGATES = {"LOGIN_FAILURES_PER_IPV6_56": 4, "LOGIN_FAILURES_PER_IPV6_48": 16}
+
 # Served in development when TRUSTED_HOSTS is not set: this machine's names only.
 DEVELOPMENT_HOSTS = ("localhost", "127.0.0.1", "::1")
 
@@ -122,6 +126,10 @@ DEFAULTS: dict[str, Any] = {
     "HASHING_CONCURRENCY": 2,
     # Logins that may wait for a hashing slot per process; past that, 503 at once.
     "HASHING_QUEUE": 8,
+    # Of those HASHING_CONCURRENCY + HASHING_QUEUE places, how many one client (an
+    # address network, a username, a user's trusted devices) may hold at once; as many
+    # more are kept for trusted devices. One browser needs one place at a time.
+    "HASHING_PLACES_PER_CLIENT": 2,
     "INITIAL_ADMIN": True,
     "LOGIN_FAILURES_PER_USER": 5,
     "LOGIN_FAILURES_PER_ADDRESS": 50,
@@ -134,6 +142,11 @@ DEFAULTS: dict[str, Any] = {
     "DEVICES_PER_USER": 10,
     # IPv6 clients are counted by network: a host is usually handed a whole /64.
     "THROTTLE_IPV6_PREFIX": 64,
+    # Failures per /56 and per /48, on top of the per-/64 count, so a site handed a
+    # /56 or /48 cannot rotate /64s past the limit. None: 4x and 16x the address limit,
+    # which are also the most these may be.
+    "LOGIN_FAILURES_PER_IPV6_56": None,
+    "LOGIN_FAILURES_PER_IPV6_48": None,
     "LOGIN_FAILURE_WINDOW": 15 * 60,
     # Logins one user may hold at once; a new one past it ends the oldest (logins.py).
     "LOGINS_PER_USER_MAX": 50,
@@ -341,6 +354,7 @@ def validate(config: dict[str, Any]) -> None:
         "DEVICES_MINTED_PER_WINDOW",
         "DEVICES_PER_USER",
         "HASHING_QUEUE",
+        "HASHING_PLACES_PER_CLIENT",
         "LOGIN_FAILURE_WINDOW",
         "SESSION_IDLE_MINUTES",
         "SESSION_MAX_HOURS",
@@ -371,6 +385,22 @@ def validate(config: dict[str, Any]) -> None:
         raise ConfigError(
             f"PASSWORD_MIN_SCORE must be an integer from 0 to 4, not {_shown(score)}"
         )
+    places = config["HASHING_CONCURRENCY"] + config["HASHING_QUEUE"]
+    if config["HASHING_PLACES_PER_CLIENT"] > places:
+        raise ConfigError(
+            f"HASHING_PLACES_PER_CLIENT may be at most HASHING_CONCURRENCY + HASHING_QUEUE "
+            f"({places})"
+        )
+    for name, times in IPV6_AGGREGATES.items():
+        value = config[name]
+        most = times * config["LOGIN_FAILURES_PER_ADDRESS"]
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most
+        ):
+            raise ConfigError(
+                f"{name} must be a positive integer of at most {times} x "
+                f"LOGIN_FAILURES_PER_ADDRESS ({most}), not {value!r}"
+            )
     prefix = config["THROTTLE_IPV6_PREFIX"]
     if not isinstance(prefix, int) or isinstance(prefix, bool) or not 1 <= prefix <= 128:
         raise ConfigError(
@@ -530,6 +560,9 @@ def _derive(config: dict[str, Any], instance_path: Path) -> None:
         config["TRUSTED_HOSTS"] = list(DEVELOPMENT_HOSTS)
     if config["DATABASE_AUTO_UPGRADE"] is None:
         config["DATABASE_AUTO_UPGRADE"] = not production
+    for name, times in IPV6_AGGREGATES.items():
+        if config[name] is None:
+            config[name] = times * config["LOGIN_FAILURES_PER_ADDRESS"]
     config["SQLALCHEMY_DATABASE_URL"] = database_url(
         config["DATABASE_URL"] or f"sqlite:///{instance_path / 'quartapp.db'}"
     )

@@ -1,5 +1,8 @@
 """Checking a password: the one path every password check takes, login or password change.
 
+In order, each step cheaper than the next: a look at the room in line for hashing
+(no database), a read of the throttle's counters (a refused attempt stops here, with
+429, uncounted and holding no place), then a place in line, the count, and the hash.
 The attempt is counted by the throttle before any hashing, so a burst verifies no
 more passwords than the limit, whichever form it comes through. The database
 connection goes back to the pool before hashing starts, so logins waiting for a
@@ -9,6 +12,7 @@ hashing slot never hold connections that other requests need.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +21,7 @@ from werkzeug.exceptions import TooManyRequests
 
 from . import accounts, devices, signals, throttle
 from .db import User, db
-from .passwords import Passwords
+from .passwords import Busy, Passwords
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,26 @@ class Checked:
     device: str | None
     user: User | None = None
     new_hash: str | None = None
+
+
+class LockedOut(TooManyRequests):
+    """429 during a lockout; ``by_address`` lets the page say it is the network's."""
+
+    def __init__(self, lockout: throttle.Lockout) -> None:
+        super().__init__(retry_after=lockout.retry_after)
+        self.by_address = lockout.by_address
+
+
+def client_keys(address: str, username: str, device: str | None) -> list[str]:
+    """The clients a login's place in line counts against (:meth:`Passwords.admission`).
+
+    Its widest address network (a /48 for IPv6: one site), and its name: the user's
+    trusted devices together, or else the username, so a stranger hammering a name
+    never takes the places its owner's devices use.
+    """
+    widest = [key for _, key in throttle.networks(address)] or [address]
+    name = f"device:{username}" if device is not None else f"user:{username}"
+    return [f"addr:{widest[0]}", name]
 
 
 async def check(
@@ -43,23 +67,36 @@ async def check(
     """Count the attempt, then verify; raises TooManyRequests during a lockout.
 
     A correct password is refused too during a lockout, or the lockout would confirm
-    guesses. When every place in line for hashing is taken this raises
+    guesses. A lockout is found by reading the counters before anything else is
+    done, so a refused attempt takes no place in line and writes nothing. When the
+    line for hashing has no room for this client this raises
     :class:`~.passwords.Busy` before anything is counted, so being turned away never
     counts against the user.
     """
     name = accounts.normalize_username(username)
     key = throttle.address_key(address, config)
     device = await devices.trusted(config, cookies, name)
-    with hasher.admission():
+    clients = client_keys(key, name, device)
+    trusted = device is not None
+    if not hasher.has_room(clients, trusted=trusted):
+        raise Busy
+    with ExitStack() as place:
         async with db.session() as session:
-            lockout = await throttle.attempt(
+            lockout = await throttle.refused(
                 session, config, username=name, address=key, device=device
             )
-            user = None if lockout else await accounts.find_user(session, name)
-            await session.commit()
+            user = None
+            if lockout is None:
+                # Looks at the room again: others may have taken it during the read.
+                place.enter_context(hasher.admission(clients, trusted=trusted))
+                lockout = await throttle.attempt(
+                    session, config, username=name, address=key, device=device
+                )
+                user = None if lockout else await accounts.find_user(session, name)
+                await session.commit()
         if lockout is not None:
             signals.send(signals.locked_out, username=name, retry_after=lockout.retry_after)
-            raise TooManyRequests(retry_after=lockout.retry_after)
+            raise LockedOut(lockout)
         stored = user.password_hash if user else None
         result = await hasher.verify(stored, password, admitted=True)
     if user is None or not result.ok:

@@ -41,6 +41,10 @@ PAGES: dict[int, tuple[str, str]] = {
         "The site cannot answer right now. Please try again in a few seconds.",
     ),
 }
+# The owner's way in during a lockout of their username (see throttle.py).
+DEVICE_HINT = (
+    "If it is your account, a browser or device you have logged in with before can still log in."
+)
 # Seconds a client should wait before retrying after a 503.
 RETRY_AFTER = 5
 # Driver errors that mean the database is away, full or too slow, not that our SQL is
@@ -102,7 +106,12 @@ def lockout_context(error: HTTPException) -> dict[str, object]:
         "wait": wait_in_words(retry_after) if isinstance(retry_after, int) else None
     }
     if request.endpoint == "auth.login":
-        context["message"] = "There were too many failed attempts to log in."
+        if getattr(error, "by_address", False):
+            context["message"] = "There were too many failed attempts to log in from your network."
+        else:
+            # The same words whether or not this browser's device cookie was trusted.
+            context["message"] = "There were too many failed attempts to log in to this account."
+            context["hint"] = DEVICE_HINT
         # The same URL, so a `next` the user was sent with survives the lockout.
         context["back_url"] = safe_next(requested_path()) or url_for("auth.login")
         context["back_text"] = "Back to the login page"

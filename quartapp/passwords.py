@@ -3,7 +3,9 @@
 Each hash holds ``ARGON2_MEMORY_COST`` KiB for tens of milliseconds. Running it on the
 event loop would stall every other request; running an unbounded number in threads
 would let a burst of logins take all memory. So hashing happens in worker threads, at
-most ``HASHING_CONCURRENCY`` at a time per process.
+most ``HASHING_CONCURRENCY`` at a time per process, with at most ``HASHING_QUEUE`` more
+waiting. Those places are shared fairly: one client holds at most
+``HASHING_PLACES_PER_CLIENT`` of them, and some are kept for trusted devices.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -44,31 +46,59 @@ class Passwords:
     limit: asyncio.Semaphore
     slots: int = 2
     queue: int = 8
+    # Places one client key may hold at once, and places kept for trusted devices.
+    share: int = 2
+    reserve: int = 2
     # Places in line taken: hashing now, or admitted and on the way to it.
     admitted: int = 0
+    # Places held per client key (see admission()); keys holding none are dropped.
+    holding: dict[str, int] = field(default_factory=dict)
     # Seconds one verification takes at the current parameters: a failed one is padded
     # up to it, so a hash made with older (cheaper) parameters answers no faster than
     # an unknown user's. Measured at warm-up and kept as a moving average.
     reference: float = 0.0
     _dummy_hash: str | None = field(default=None, repr=False)
 
-    @contextmanager
-    def admission(self) -> Iterator[None]:
-        """A place in line for hashing; :class:`Busy` at once when every place is taken.
+    def has_room(self, keys: Collection[str] = (), *, trusted: bool = False) -> bool:
+        """Whether :meth:`admission` would let a login with these client keys in now.
 
-        There are ``slots`` (hashing now) plus ``queue`` (waiting) places. A login takes
-        its place *before* the throttle counts it and keeps it until its verification
-        ends, so a login refused for lack of room is refused before it is counted:
-        a burst cannot lock a user out by being turned away. Without the bound a burst
-        would wait here in thousands, each holding a request open.
+        A key holding its ``share`` of places gets no more, so one client (an address
+        network, a username) cannot fill the line. The last ``reserve`` places are for
+        logins from a trusted device, which a flood of unknown names cannot present.
         """
-        if self.admitted >= self.slots + self.queue:
+        room = self.slots + self.queue - (0 if trusted else self.reserve)
+        if self.admitted >= room:
+            return False
+        return all(self.holding.get(key, 0) < self.share for key in keys)
+
+    @contextmanager
+    def admission(self, keys: Collection[str] = (), *, trusted: bool = False) -> Iterator[None]:
+        """A place in line for hashing; :class:`Busy` at once when there is no room.
+
+        There are ``slots`` (hashing now) plus ``queue`` (waiting) places, shared
+        fairly between client ``keys`` (:meth:`has_room`). A login takes its place
+        only once the throttle has found it is not refused, and *before* the throttle
+        counts it, keeping it until its verification ends: a login refused for lack of
+        room is refused before it is counted, so a burst cannot lock a user out by
+        being turned away. Without the bound a burst would wait here in thousands,
+        each holding a request open.
+        """
+        keys = set(keys)
+        if not self.has_room(keys, trusted=trusted):
             raise Busy
         self.admitted += 1
+        for key in keys:
+            self.holding[key] = self.holding.get(key, 0) + 1
         try:
             yield
         finally:
             self.admitted -= 1
+            for key in keys:
+                left = self.holding[key] - 1
+                if left:
+                    self.holding[key] = left
+                else:
+                    del self.holding[key]
 
     async def _bounded(self, work: Callable[[], T]) -> T:
         """Run ``work`` in a thread, at most ``slots`` at a time."""
@@ -140,10 +170,15 @@ class Passwords:
 
 
 def build(config: Mapping[str, Any]) -> Passwords:
-    """A hashing service from the ``ARGON2_*`` and ``HASHING_CONCURRENCY`` settings.
+    """A hashing service from the ``ARGON2_*`` and ``HASHING_*`` settings.
 
-    The CLI builds its own: its semaphore then belongs to the CLI's event loop.
+    Trusted devices get as many reserved places as one client may hold, as long as
+    that leaves the others that many too. The CLI builds its own: its semaphore then
+    belongs to the CLI's event loop.
     """
+    places = config["HASHING_CONCURRENCY"] + config["HASHING_QUEUE"]
+    share = config["HASHING_PLACES_PER_CLIENT"]
+    reserve = max(0, min(share, places - share))
     return Passwords(
         hasher=PasswordHasher(
             time_cost=config["ARGON2_TIME_COST"],
@@ -153,6 +188,8 @@ def build(config: Mapping[str, Any]) -> Passwords:
         limit=asyncio.Semaphore(config["HASHING_CONCURRENCY"]),
         slots=config["HASHING_CONCURRENCY"],
         queue=config["HASHING_QUEUE"],
+        share=share,
+        reserve=reserve,
     )
 
 

@@ -1,8 +1,10 @@
 """Keeping the tables small: expired logins and stale throttle counters go.
 
 ``quart --app quartapp db prune`` (run by the Procfile's release step) deletes them all;
-while serving, each process also prunes in small batches at most once a minute, so no
-request ever pays for a clean-up and no single DELETE sweeps a whole table.
+while serving, each process also prunes once a minute, in small batches repeated until
+it has caught up (at most ``PASS_BATCHES`` a pass, with a pause between them), so no
+request ever pays for a clean-up, no single DELETE sweeps a whole table, and pruning
+keeps up with the most rows a flood can write (README, "Throttling").
 """
 
 from __future__ import annotations
@@ -25,6 +27,14 @@ from .db import db
 log = logging.getLogger(__name__)
 EXTENSION = "quartapp.prune"
 INTERVAL = 60.0
+# Batches one background pass may run: 100 x 500 = 50,000 rows of each table a minute
+# per process. A login writes at most 4 counters (an IPv6 /48, /56, /64 and a name),
+# and only once admitted to hashing: at most 4 x 2 slots / 25 ms = 320 rows/s, 19,200
+# a minute, per process at the cheapest argon2 (README, "Throttling").
+PASS_BATCHES = 100
+# Between two batches, so requests waiting on the database (SQLite's one writer) go
+# first.
+PAUSE = 0.02
 
 
 @dataclass
@@ -41,19 +51,34 @@ async def prune_once(
     """One bounded batch of each table."""
     async with sessionmaker() as session:
         ended = await logins.prune(session, config, batch=batch)
-        stale = await throttle.prune(session, batch=batch)
+        stale = await throttle.prune(session, config, batch=batch)
     return Pruned(ended, stale)
+
+
+async def prune_pass(
+    sessionmaker: async_sessionmaker[Any],
+    config: Mapping[str, Any],
+    *,
+    batch: int = logins.PRUNE_BATCH,
+    batches: int | None = PASS_BATCHES,
+) -> Pruned:
+    """Batches until nothing is left to prune, or ``batches`` of them (None: no bound)."""
+    total = Pruned()
+    done = 0
+    while True:
+        pruned = await prune_once(sessionmaker, config, batch=batch)
+        total.logins += pruned.logins
+        total.counters += pruned.counters
+        done += 1
+        caught_up = pruned.logins < batch and pruned.counters < batch
+        if caught_up or (batches is not None and done >= batches):
+            return total
+        await asyncio.sleep(PAUSE)
 
 
 async def prune_all(sessionmaker: async_sessionmaker[Any], config: Mapping[str, Any]) -> Pruned:
     """Batches until nothing is left to prune (the CLI)."""
-    total = Pruned()
-    while True:
-        done = await prune_once(sessionmaker, config, batch=logins.PRUNE_BATCH)
-        total.logins += done.logins
-        total.counters += done.counters
-        if done.logins < logins.PRUNE_BATCH and done.counters < logins.PRUNE_BATCH:
-            return total
+    return await prune_pass(sessionmaker, config, batches=None)
 
 
 async def _every_minute(app: Quart) -> None:
@@ -62,7 +87,7 @@ async def _every_minute(app: Quart) -> None:
     while True:
         try:
             async with app.app_context():
-                await prune_once(db.store.sessionmaker, app.config, batch=logins.PRUNE_BATCH)
+                await prune_pass(db.store.sessionmaker, app.config)
         except (SQLAlchemyError, OSError, TimeoutError) as error:
             # The database is away; requests say so with 503s. Try again next minute.
             log.warning("pruning skipped: %s", str(error).splitlines()[0] if str(error) else error)

@@ -1,15 +1,22 @@
 """Login throttling: attempts are limited per username, per client address and per device.
 
-Every attempt is counted *before* its password is hashed, by one atomic upsert per key
-on ``throttle_counters``: parallel attempts queue on the row, so a burst verifies at
-most the limit, on SQLite and PostgreSQL alike, across every worker and dyno that
-shares the database. Unknown usernames are counted exactly like real ones, so a
-lockout says nothing about which accounts exist.
+Every attempt that gets as far as hashing is counted *before* its password is hashed,
+by one atomic upsert per key on ``throttle_counters``: parallel attempts queue on the
+row, so a burst verifies at most the limit, on SQLite and PostgreSQL alike, across
+every worker and dyno that shares the database. Unknown usernames are counted exactly
+like real ones, so a lockout says nothing about which accounts exist.
+
+An attempt that would be refused anyway is found first by :func:`refused`, one
+read-only SELECT of its counters: it is answered 429 without taking a place in line
+for hashing and without writing anything, so a flood of refused attempts neither
+crowds out other logins nor grows the table. The upsert stays the authority when
+attempts race past that check.
 
 A browser that has logged in as a user carries a device cookie (:mod:`.devices`).
 Its attempts count against the device instead of the username, so strangers who
 keep a username locked cannot lock its owner out (OWASP's device cookies). Without
-one, each window that ends locked doubles the next, up to ``MAX_STRIKES`` doublings.
+one, each window that ends at its limit doubles the next, up to ``MAX_STRIKES``
+doublings (16 windows: 4 hours at the default 15 minutes).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy import and_, delete, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,20 +36,39 @@ from .db import ThrottleCounter
 
 USER, ADDRESS, DEVICE = "user", "addr", "device"
 KEY_LENGTH = 255
-MAX_STRIKES = 6
-# A counter is kept this long past its window, so repeated lockouts are remembered.
+# 2**4 = 16 windows at most: a stranger can keep a username locked (for browsers that
+# never logged in as it) for 4 hours per few requests, not for days.
+MAX_STRIKES = 4
+# A username's counter that ended at its limit is kept this long past its window, so
+# repeated lockouts are remembered; every other counter goes when its window ends.
 MEMORY = 86400
+# IPv6 networks counted on top of THROTTLE_IPV6_PREFIX, widest first, with the setting
+# that limits each: a /56 or /48 holder rotating /64s meets these.
+AGGREGATES = ((48, "LOGIN_FAILURES_PER_IPV6_48"), (56, "LOGIN_FAILURES_PER_IPV6_56"))
 
 
 @dataclass(frozen=True)
 class Lockout:
     """A limit was reached: how many seconds until a retry may succeed.
 
-    It does not say which limit, so nothing shown to a client tells whether its
-    device cookie was trusted.
+    ``by_address`` says whether an address (or network) limit is among those
+    reached. It never says whether a username's or a device's limit was: nothing
+    shown to a client tells whether its device cookie was trusted.
     """
 
     retry_after: int
+    by_address: bool = False
+
+
+@dataclass(frozen=True)
+class Counter:
+    """One key an attempt is counted against, and its limit per window."""
+
+    scope: str
+    key: str
+    limit: int
+    # Whether a window that ends at the limit makes the next one longer.
+    grows: bool = False
 
 
 def address_key(address: str | None, config: Mapping[str, Any]) -> str:
@@ -63,18 +89,93 @@ def address_key(address: str | None, config: Mapping[str, Any]) -> str:
     return str(parsed)
 
 
+def networks(key: str) -> list[tuple[int, str]]:
+    """The wider IPv6 networks an address key is also counted under, widest first.
+
+    ``(prefix, key)`` for each of the /48 and /56 that is wider than ``key`` itself;
+    none for IPv4 or an unparsable address.
+    """
+    try:
+        network = ipaddress.ip_network(key)
+    except ValueError:
+        return []
+    if not isinstance(network, ipaddress.IPv6Network):
+        return []
+    return [
+        (prefix, str(network.supernet(new_prefix=prefix)))
+        for prefix, _ in AGGREGATES
+        if network.prefixlen > prefix
+    ]
+
+
+def counters(
+    config: Mapping[str, Any], *, username: str, address: str, device: str | None
+) -> list[Counter]:
+    """The counters one attempt counts against: address networks widest first, then the name.
+
+    Always in this order, so two transactions never wait on each other's rows in
+    opposite orders.
+    """
+    limits = dict(AGGREGATES)
+    found = [Counter(ADDRESS, key, config[limits[prefix]]) for prefix, key in networks(address)]
+    found.append(Counter(ADDRESS, address, config["LOGIN_FAILURES_PER_ADDRESS"]))
+    if device is not None:
+        found.append(Counter(DEVICE, device, config["LOGIN_FAILURES_PER_DEVICE"]))
+    else:
+        found.append(
+            Counter(USER, username[:KEY_LENGTH], config["LOGIN_FAILURES_PER_USER"], grows=True)
+        )
+    return found
+
+
 def _upsert(session: AsyncSession) -> Any:
     dialect = session.get_bind().dialect.name
     return (postgresql if dialect == "postgresql" else sqlite).insert(ThrottleCounter)
 
 
-async def _count(
-    session: AsyncSession, scope: str, key: str, limit: int, window: int, *, grows: bool
+async def refused(
+    session: AsyncSession,
+    config: Mapping[str, Any],
+    *,
+    username: str,
+    address: str,
+    device: str | None,
 ) -> Lockout | None:
+    """The lockout this attempt would meet, read without counting it (one SELECT).
+
+    An attempt is refused when any of its counters has used up its limit in a window
+    that has not ended. The wait is until the last of those windows ends.
+    """
+    wanted = counters(config, username=username, address=address, device=device)
+    limits = {(counter.scope, counter.key): counter.limit for counter in wanted}
+    now = time.time()
+    rows = await session.execute(
+        select(
+            ThrottleCounter.scope,
+            ThrottleCounter.key,
+            ThrottleCounter.attempts,
+            ThrottleCounter.window_end,
+        ).where(
+            tuple_(ThrottleCounter.scope, ThrottleCounter.key).in_(list(limits)),
+            ThrottleCounter.window_end > now,
+        )
+    )
+    over = [
+        (scope, window_end)
+        for scope, key, attempts, window_end in rows
+        if attempts >= limits[(scope, key)]
+    ]
+    if not over:
+        return None
+    wait = max(window_end for _, window_end in over) - now
+    return Lockout(max(1, math.ceil(wait)), by_address=any(s == ADDRESS for s, _ in over))
+
+
+async def _count(session: AsyncSession, counter: Counter, window: int) -> Lockout | None:
     """Count one attempt against a key; the lockout if it is over the limit."""
     now = time.time()
     insert = _upsert(session).values(
-        scope=scope, key=key, attempts=1, window_end=now + window, strikes=0
+        scope=counter.scope, key=counter.key, attempts=1, window_end=now + window, strikes=0
     )
     # The upsert takes the row's lock (PostgreSQL) or the database's write lock
     # (SQLite) until the caller commits, so the read below is of a settled count.
@@ -84,18 +185,19 @@ async def _count(
     ).returning(ThrottleCounter.attempts, ThrottleCounter.window_end, ThrottleCounter.strikes)
     attempts, window_end, strikes = (await session.execute(statement)).one()
     if window_end <= now:
-        # The window is over: start a new one with this attempt. One that ended locked
-        # makes the next one longer, for keys whose owner has another way in.
-        ended_locked = attempts - 1 > limit
-        strikes = min(strikes + 1, MAX_STRIKES) if grows and ended_locked else 0
+        # The window is over: start a new one with this attempt. One that ended at its
+        # limit (refusals are not counted, so the limit is its top) makes the next one
+        # longer, for keys whose owner has another way in.
+        ended_locked = attempts - 1 >= counter.limit
+        strikes = min(strikes + 1, MAX_STRIKES) if counter.grows and ended_locked else 0
         await session.execute(
             update(ThrottleCounter)
-            .where(ThrottleCounter.scope == scope, ThrottleCounter.key == key)
+            .where(ThrottleCounter.scope == counter.scope, ThrottleCounter.key == counter.key)
             .values(attempts=1, window_end=now + window * 2**strikes, strikes=strikes)
         )
         return None
-    if attempts > limit:
-        return Lockout(max(1, math.ceil(window_end - now)))
+    if attempts > counter.limit:
+        return Lockout(max(1, math.ceil(window_end - now)), by_address=counter.scope == ADDRESS)
     return None
 
 
@@ -111,33 +213,15 @@ async def attempt(
 
     ``username`` and ``address`` are keys (stored username, :func:`address_key`);
     ``device`` is the nonce of a device cookie trusted for this username. The caller
-    commits, whatever the answer: a refused attempt counts too.
+    commits, whatever the answer. Counting stops at the first counter over its limit:
+    an attempt an address limit refuses writes no row for the name it tried.
     """
     window = config["LOGIN_FAILURE_WINDOW"]
-    # Always the address first, then the name: two transactions never wait on each
-    # other's rows in opposite orders.
-    lockout = await _count(
-        session,
-        ADDRESS,
-        address,
-        config["LOGIN_FAILURES_PER_ADDRESS"],
-        window,
-        grows=False,
-    )
-    if device is not None:
-        by_name = await _count(
-            session, DEVICE, device, config["LOGIN_FAILURES_PER_DEVICE"], window, grows=False
-        )
-    else:
-        by_name = await _count(
-            session,
-            USER,
-            username[:KEY_LENGTH],
-            config["LOGIN_FAILURES_PER_USER"],
-            window,
-            grows=True,
-        )
-    return lockout or by_name
+    for counter in counters(config, username=username, address=address, device=device):
+        lockout = await _count(session, counter, window)
+        if lockout is not None:
+            return lockout
+    return None
 
 
 async def succeeded(
@@ -147,34 +231,49 @@ async def succeeded(
 
     That is the device's when a trusted device logged in, else the username's: the
     owner logging in on their own device does not hand strangers a fresh set of
-    guesses at the name. The address keeps its failures: its attempt is taken back,
-    so it counts only wrong passwords and an office behind one address can log in.
+    guesses at the name. The address keeps its failures: its attempt is taken back
+    (from its wider networks too), so it counts only wrong passwords and an office
+    behind one address can log in.
     """
-    scope, key = (DEVICE, device) if device is not None else (USER, username[:KEY_LENGTH])
-    await session.execute(
-        delete(ThrottleCounter).where(ThrottleCounter.scope == scope, ThrottleCounter.key == key)
-    )
+    # The address rows first, then the name's, in the order attempt() locks them: the
+    # other order deadlocked two right-password logins of one user from one address on
+    # PostgreSQL (each held the row the other was waiting for), and one got a 503.
+    keys = [address, *(network for _, network in networks(address))]
     await session.execute(
         update(ThrottleCounter)
         .where(
             ThrottleCounter.scope == ADDRESS,
-            ThrottleCounter.key == address,
+            ThrottleCounter.key.in_(keys),
             ThrottleCounter.attempts > 0,
         )
         .values(attempts=ThrottleCounter.attempts - 1)
     )
+    scope, key = (DEVICE, device) if device is not None else (USER, username[:KEY_LENGTH])
+    await session.execute(
+        delete(ThrottleCounter).where(ThrottleCounter.scope == scope, ThrottleCounter.key == key)
+    )
 
 
-async def prune(session: AsyncSession, *, batch: int = 500) -> int:
-    """Delete up to ``batch`` counters long past their window (commits); how many.
+async def prune(session: AsyncSession, config: Mapping[str, Any], *, batch: int = 500) -> int:
+    """Delete up to ``batch`` counters that no longer matter (commits); how many.
 
+    A counter matters only while its window lasts, except a username's that ended at
+    its limit: that one is kept for ``MEMORY`` so that the next window doubles. So
+    most rows a flood writes go as soon as their window ends, not a day later.
     Bounded, so a prune never holds a long lock: callers repeat it while it is full.
     """
-    stale = (
-        select(ThrottleCounter.scope, ThrottleCounter.key)
-        .where(ThrottleCounter.window_end <= time.time() - MEMORY)
-        .limit(batch)
+    now = time.time()
+    done = or_(
+        ThrottleCounter.window_end <= now - MEMORY,
+        and_(
+            ThrottleCounter.window_end <= now,
+            or_(
+                ThrottleCounter.scope != USER,
+                ThrottleCounter.attempts < config["LOGIN_FAILURES_PER_USER"],
+            ),
+        ),
     )
+    stale = select(ThrottleCounter.scope, ThrottleCounter.key).where(done).limit(batch)
     key = tuple_(ThrottleCounter.scope, ThrottleCounter.key)
     result = await session.execute(delete(ThrottleCounter).where(key.in_(stale)))
     await session.commit()

@@ -563,3 +563,42 @@ def test_session_cookie_name_browsers_would_drop_is_refused(
 
     assert expected in caught.value.message
     assert len(caught.value.message.splitlines()) == 1
+
+
+# Fair shares of the hashing line and IPv6 network limits (issue 12)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("HASHING_PLACES_PER_CLIENT = 0\n", "HASHING_PLACES_PER_CLIENT must be a positive"),
+        ("HASHING_PLACES_PER_CLIENT = 11\n", r"at most HASHING_CONCURRENCY \+ HASHING_QUEUE"),
+        ("LOGIN_FAILURES_PER_IPV6_56 = 201\n", r"at most 4 x LOGIN_FAILURES_PER_ADDRESS \(200\)"),
+        ("LOGIN_FAILURES_PER_IPV6_48 = 801\n", r"at most 16 x LOGIN_FAILURES_PER_ADDRESS"),
+        ("LOGIN_FAILURES_PER_IPV6_48 = 0\n", "LOGIN_FAILURES_PER_IPV6_48 must be a positive"),
+        ('LOGIN_FAILURES_PER_IPV6_56 = "many"\n', "LOGIN_FAILURES_PER_IPV6_56 must be"),
+        (
+            "LOGIN_FAILURES_PER_ADDRESS = 5\nLOGIN_FAILURES_PER_IPV6_56 = 21\n",
+            r"at most 4 x LOGIN_FAILURES_PER_ADDRESS \(20\)",
+        ),
+    ],
+)
+def test_hashing_shares_and_ipv6_limits_are_checked(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, text: str, message: str
+) -> None:
+    monkeypatch.setenv("QUARTAPP_CONFIG", str(write(tmp_path / "bad.toml", text)))
+
+    with pytest.raises(ConfigError, match=message):
+        load_config()
+
+
+def test_ipv6_network_limits_default_to_4x_and_16x_the_address_limit() -> None:
+    default = load_config()
+    smaller = load_config({"LOGIN_FAILURES_PER_ADDRESS": 10, "LOGIN_FAILURES_PER_IPV6_56": 30})
+
+    assert default["LOGIN_FAILURES_PER_IPV6_56"] == 4 * default["LOGIN_FAILURES_PER_ADDRESS"]
+    assert default["LOGIN_FAILURES_PER_IPV6_48"] == 16 * default["LOGIN_FAILURES_PER_ADDRESS"]
+    assert (smaller["LOGIN_FAILURES_PER_IPV6_56"], smaller["LOGIN_FAILURES_PER_IPV6_48"]) == (
+        30,
+        160,
+    )

@@ -6,7 +6,7 @@ import asyncio
 import re
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +15,19 @@ from argon2 import PasswordHasher
 from quart import Quart
 
 from quartapp.config import ARGON2_MINIMUM, DEFAULTS, read_toml
-from quartapp.passwords import Passwords, Verification, build, passwords
+from quartapp.passwords import Busy, Passwords, Verification, build, passwords
 from tests.conftest import PASSWORD
 
 ROOT = Path(__file__).parents[1]
 HASH_PARAMETERS = re.compile(r"\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$")
 # OWASP Password Storage Cheat Sheet, argon2id: at least 19 MiB of memory, 2 passes, 1 lane.
 OWASP_MINIMUM = {"ARGON2_MEMORY_COST": 19456, "ARGON2_TIME_COST": 2, "ARGON2_PARALLELISM": 1}
-CONFIG: dict[str, Any] = {**OWASP_MINIMUM, "HASHING_CONCURRENCY": 1, "HASHING_QUEUE": 8}
+CONFIG: dict[str, Any] = {
+    **OWASP_MINIMUM,
+    "HASHING_CONCURRENCY": 1,
+    "HASHING_QUEUE": 8,
+    "HASHING_PLACES_PER_CLIENT": 2,
+}
 # Only a guard against hanging forever when the code under test is broken.
 HANG_GUARD = 30
 
@@ -128,6 +133,7 @@ async def test_hash_is_argon2id_with_the_configured_parameters(
         "ARGON2_PARALLELISM": lanes,
         "HASHING_CONCURRENCY": 1,
         "HASHING_QUEUE": 8,
+        "HASHING_PLACES_PER_CLIENT": 2,
     }
 
     password_hash = await build(config).hash(PASSWORD)
@@ -259,3 +265,45 @@ async def test_event_loop_keeps_running_while_argon2_computes(operation: str) ->
     await task
 
     assert paused.let_go == [True]
+
+
+# Fair shares of the line: no client fills it (issue 12)
+
+
+def test_one_client_holds_at_most_its_share_of_the_line() -> None:
+    hasher = build(CONFIG)  # 1 slot + 8 waiting, 2 places per client, 2 for devices
+    with ExitStack() as held:
+        for _ in range(2):
+            held.enter_context(hasher.admission(["addr:198.51.100.7", "user:n"]))
+
+        with pytest.raises(Busy):  # the same address, another name
+            held.enter_context(hasher.admission(["addr:198.51.100.7", "user:m"]))
+        with pytest.raises(Busy):  # the same name, another address
+            held.enter_context(hasher.admission(["addr:203.0.113.5", "user:n"]))
+        held.enter_context(hasher.admission(["addr:203.0.113.5", "user:m"]))
+
+        assert hasher.admitted == 3
+    assert hasher.admitted == 0
+    assert hasher.holding == {}
+
+
+def test_the_last_places_are_kept_for_trusted_devices() -> None:
+    hasher = build(CONFIG)
+    with ExitStack() as held:
+        for number in range(7):  # 9 places, 2 of them reserved
+            held.enter_context(hasher.admission([f"addr:10.0.0.{number}"]))
+
+        assert not hasher.has_room(["addr:10.0.1.1"])
+        with pytest.raises(Busy):
+            held.enter_context(hasher.admission(["addr:10.0.1.1"]))
+        held.enter_context(hasher.admission(["addr:10.0.1.1", "device:alice"], trusted=True))
+        held.enter_context(hasher.admission(["addr:10.0.1.2", "device:bob"], trusted=True))
+        with pytest.raises(Busy):  # the line is full for everyone
+            held.enter_context(hasher.admission(["addr:10.0.1.3", "device:carol"], trusted=True))
+
+
+def test_reserved_places_never_leave_other_clients_without_room() -> None:
+    small = build({**CONFIG, "HASHING_CONCURRENCY": 1, "HASHING_QUEUE": 1})
+
+    assert (small.share, small.reserve) == (2, 0)
+    assert small.has_room(["addr:198.51.100.7"])

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import DATABASES, PASSWORD, require_postgres
+from .conftest import DATABASES, PASSWORD, query, require_postgres
 from .pg import PostgresServer
 from .server import ROOT, Browser, Server, free_port, hypercorn_command, init_db, running
 from .server import server_env as base_env
@@ -180,3 +180,48 @@ def test_refusals_take_as_long_for_an_old_hash_as_for_an_unknown_user(start: Sta
 
     # Unpadded, the old hash answers in about a quarter of the time (2 passes of 8).
     assert old_hash / unknown > 0.75, (old_hash, unknown)
+
+
+def test_rotating_64s_inside_one_56_meets_the_56s_limit(start: Start) -> None:
+    # 5 per address (/64), so 20 per /56.
+    server = start(QUARTAPP_TRUSTED_PROXY_HOPS="1", QUARTAPP_LOGIN_FAILURES_PER_ADDRESS="5")
+    browser = Browser(server.base_url)
+    token = browser.csrf_token("/login")
+
+    statuses = [
+        post_login(
+            browser, token, f"n{n}", WRONG, **{"X-Forwarded-For": f"2001:db8:7:6{n:02x}::1"}
+        )
+        for n in range(21)
+    ]
+    other_56 = post_login(
+        browser, token, "alice", PASSWORD, **{"X-Forwarded-For": "2001:db8:7:700::1"}
+    )
+
+    assert statuses == [200] * 20 + [429]
+    assert other_56 == 302
+
+
+def test_a_stranger_cannot_stretch_a_lockout_past_4_hours(start: Start, database_url: str) -> None:
+    server = start()
+    stranger = Browser(server.base_url)
+    token = stranger.csrf_token("/login")
+    for _ in range(8):  # more windows than the doubling's cap
+        statuses = [post_login(stranger, token, "alice", WRONG) for _ in range(6)]
+        assert statuses == [200] * 5 + [429]
+        # The window ends while the name is locked; the next one doubles.
+        query(
+            {"DATABASE_URL": database_url},
+            f"UPDATE throttle_counters SET window_end = {time.time() - 1}",
+        )
+    for _ in range(5):
+        post_login(stranger, token, "alice", WRONG)
+
+    locked = stranger.post(
+        "/login", {"username": "alice", "password": PASSWORD, "csrf_token": token}
+    )
+
+    assert locked.status == 429
+    assert 8 * 15 * 60 < int(locked.headers["Retry-After"]) <= 16 * 15 * 60
+    assert "Try again in 4 hours." in locked.text
+    assert "a browser or device you have logged in with before can still log in" in locked.text

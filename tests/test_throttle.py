@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,8 @@ from argon2 import PasswordHasher
 from quart import Quart
 from quart.testing import QuartClient
 
-from quartapp import create_app, devices, throttle
+from quartapp import create_app, devices, prune, throttle
+from quartapp.db import db
 from quartapp.passwords import passwords
 
 from .conftest import (
@@ -234,7 +237,8 @@ async def test_a_parallel_burst_verifies_no_more_than_the_limit(app: Quart) -> N
     async with app.app_context():
         counter = CountingHasher()
         passwords().hasher = counter
-        passwords().queue = 100  # this test is about the throttle, not the queue
+        # This test is about the throttle under races, not the line or its shares.
+        passwords().queue = passwords().share = 100
 
     async def attempt(client: QuartClient, token: str) -> int:
         form = {"username": "alice", "password": WRONG, "csrf_token": token}
@@ -430,3 +434,212 @@ async def test_repeated_lockouts_without_a_device_grow_longer(
 
     assert response.status_code == 429
     assert 15 * 60 < int(response.headers["Retry-After"]) <= 2 * 15 * 60
+
+
+# Refused attempts cost nothing lasting: no count, no row, no place in line (issue 12)
+
+
+async def test_refused_attempts_are_answered_without_counting(
+    auth: AuthActions, settings: dict[str, Any]
+) -> None:
+    await fail(auth, 5)
+    counts = "SELECT scope, key, attempts, window_end FROM throttle_counters ORDER BY scope"
+    before = query(settings, counts)
+
+    statuses = [(await auth.login("alice", WRONG)).status_code for _ in range(10)]
+
+    assert statuses == [429] * 10
+    assert query(settings, counts) == before
+
+
+async def test_names_tried_from_a_refused_address_get_no_counter(
+    auth: AuthActions, settings: dict[str, Any]
+) -> None:
+    for number in range(ADDRESS_LIMIT):
+        await fail(auth, 1, f"a{number}")
+
+    # A flooder past its address limit, posting random 64-character names.
+    statuses = [(await auth.login(secrets.token_hex(32), WRONG)).status_code for _ in range(30)]
+
+    assert statuses == [429] * 30
+    assert query(settings, "SELECT count(*) FROM throttle_counters") == [(ADDRESS_LIMIT + 1,)]
+
+
+async def test_repeated_lockouts_stop_growing_at_16_windows(
+    auth: AuthActions, settings: dict[str, Any]
+) -> None:
+    for _ in range(throttle.MAX_STRIKES + 2):
+        await fail(auth, 5)
+        assert (await auth.login()).status_code == 429
+        # The window ends while locked: the next one is twice as long, up to 16 times.
+        query(settings, f"UPDATE throttle_counters SET window_end = {time.time() - 1}")
+    await fail(auth, 5)
+
+    response = await auth.login()
+
+    page = await body(response)
+    assert response.status_code == 429
+    assert 8 * 15 * 60 < int(response.headers["Retry-After"]) <= 16 * 15 * 60
+    assert "Try again in 4 hours." in page
+    assert "a browser or device you have logged in with before can still log in" in page
+
+
+async def test_an_address_lockout_says_it_is_the_networks(auth: AuthActions) -> None:
+    for number in range(ADDRESS_LIMIT):
+        await fail(auth, 1, f"a{number}")
+
+    response = await auth.login("alice", WRONG)
+
+    page = await body(response)
+    assert response.status_code == 429
+    assert "too many failed attempts to log in from your network" in page
+    assert "logged in with before" not in page
+
+
+# IPv6: a /64 each, and limits on the /56 and /48 around it (issue 12)
+
+
+def ipv6_app(tmp_path: Path, database: str, **limits: int) -> Quart:
+    return create_app(
+        make_settings(
+            tmp_path,
+            DATABASE_URL=database,
+            TRUSTED_PROXY_HOPS=1,
+            LOGIN_FAILURES_PER_ADDRESS=3,
+            **limits,
+        )
+    )
+
+
+async def post_from(client: QuartClient, token: str, address: str, username: str) -> int:
+    password = PASSWORD if username == "alice" else WRONG
+    form = {"username": username, "password": password, "csrf_token": token}
+    response = await client.post("/login", form=form, headers={"X-Forwarded-For": address})
+    return response.status_code
+
+
+@pytest.mark.parametrize(
+    ("address", "networks"),
+    [
+        ("2001:db8:1:2::/64", ["2001:db8:1::/48", "2001:db8:1::/56"]),
+        ("2001:db8:1:2ff::/64", ["2001:db8:1::/48", "2001:db8:1:200::/56"]),
+        ("2001:db8:1:200::/56", ["2001:db8:1::/48"]),
+        ("2001:db8:1::/48", []),
+        ("198.51.100.7", []),
+        ("unknown", []),
+    ],
+)
+def test_ipv6_networks_around_an_address_key(address: str, networks: list[str]) -> None:
+    assert [key for _, key in throttle.networks(address)] == networks
+
+
+async def test_rotating_64s_inside_one_56_meets_the_56s_limit(
+    tmp_path: Path, database: str
+) -> None:
+    app = ipv6_app(tmp_path, database)  # 3 per /64, so 12 per /56 and 48 per /48
+    async with app.test_app():
+        await add_user(app)
+        client = app.test_client()
+        token = await csrf_token(client)
+        # A new /64 for every attempt, all of them in 2001:db8:7:600::/56.
+        statuses = [
+            await post_from(client, token, f"2001:db8:7:6{n:02x}::1", f"n{n}") for n in range(13)
+        ]
+        other_56 = await post_from(client, token, "2001:db8:7:700::1", "alice")
+
+    assert statuses == [200] * 12 + [429]
+    assert other_56 == 302
+
+
+async def test_rotating_56s_inside_one_48_meets_the_48s_limit(
+    tmp_path: Path, database: str
+) -> None:
+    app = ipv6_app(tmp_path, database, LOGIN_FAILURES_PER_IPV6_48=20)
+    async with app.test_app():
+        await add_user(app)
+        client = app.test_client()
+        token = await csrf_token(client)
+        first_56 = [
+            await post_from(client, token, f"2001:db8:9:1{n:02x}::1", f"a{n}") for n in range(13)
+        ]
+        second_56 = [
+            await post_from(client, token, f"2001:db8:9:2{n:02x}::1", f"b{n}") for n in range(8)
+        ]
+        third_56 = await post_from(client, token, "2001:db8:9:300::1", "c")
+        other_48 = await post_from(client, token, "2001:db8:a::1", "alice")
+
+    assert first_56 == [200] * 12 + [429]
+    assert second_56 == [200] * 8
+    assert third_56 == 429
+    assert other_48 == 302
+
+
+# Pruning: what a flood writes goes when its window ends, and a pass catches up
+
+
+async def test_a_flood_leaves_a_bounded_table_once_pruned(tmp_path: Path, database: str) -> None:
+    settings = make_settings(
+        tmp_path, DATABASE_URL=database, TRUSTED_PROXY_HOPS=1, LOGIN_FAILURES_PER_ADDRESS=5
+    )
+    app = create_app(settings)
+    async with app.test_app():
+        await add_user(app)
+        client = app.test_client()
+        token = await csrf_token(client)
+        # One address posting random 64-character names: 5 rows for names, then none.
+        for _ in range(40):
+            await post_from(client, token, "198.51.100.7", secrets.token_hex(32))
+        one_address = query(settings, "SELECT count(*) FROM throttle_counters")[0][0]
+        # A new address for every attempt: two rows each, none of them ever locked.
+        for number in range(40):
+            await post_from(client, token, f"10.0.{number}.1", secrets.token_hex(32))
+        # And one username that did end locked: remembered for the next window.
+        for _ in range(6):
+            await post_from(client, token, "203.0.113.5", "victim")
+        flooded = query(settings, "SELECT count(*) FROM throttle_counters")[0][0]
+        query(settings, f"UPDATE throttle_counters SET window_end = {time.time() - 1}")
+
+        async with app.app_context():
+            pruned = await prune.prune_pass(db.store.sessionmaker, app.config)
+
+    assert one_address == 1 + 5
+    assert flooded == one_address + 2 * 40 + 2
+    assert pruned.counters == flooded - 1
+    assert query(settings, "SELECT scope, key FROM throttle_counters") == [("user", "victim")]
+
+
+async def test_a_pass_prunes_in_bounded_batches_until_caught_up(
+    tmp_path: Path, database: str
+) -> None:
+    settings = make_settings(tmp_path, DATABASE_URL=database, TRUSTED_PROXY_HOPS=1)
+    app = create_app(settings)
+    async with app.test_app():
+        await add_user(app)
+        client = app.test_client()
+        token = await csrf_token(client)
+        for number in range(12):
+            await post_from(client, token, f"10.1.{number}.1", f"n{number}")
+        query(settings, f"UPDATE throttle_counters SET window_end = {time.time() - 1}")
+
+        async with app.app_context():
+            bounded = await prune.prune_pass(db.store.sessionmaker, app.config, batch=5, batches=3)
+            rest = await prune.prune_pass(db.store.sessionmaker, app.config, batch=5, batches=3)
+
+    assert (bounded.counters, rest.counters) == (15, 9)
+    assert query(settings, "SELECT count(*) FROM throttle_counters") == [(0,)]
+
+
+async def test_right_passwords_are_taken_back_from_the_56_and_48_too(
+    tmp_path: Path, database: str
+) -> None:
+    app = ipv6_app(tmp_path, database)  # 3 per /64, 12 per /56
+    async with app.test_app():
+        await add_user(app)
+        statuses = []
+        for number in range(13):  # an office logging in from 13 /64s of one /56
+            client = app.test_client()
+            token = await csrf_token(client)
+            address = f"2001:db8:8:6{number:02x}::1"
+            statuses.append(await post_from(client, token, address, "alice"))
+
+    assert statuses == [302] * 13
