@@ -104,6 +104,9 @@ class Proxy:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        finally:
+            assert self.process.stdout is not None
+            self.process.stdout.close()
 
 
 @dataclass

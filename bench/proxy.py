@@ -15,7 +15,6 @@ read after it arrives; a chunk never overtakes an earlier one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import sys
 
@@ -29,7 +28,10 @@ class Delay:
 
 
 async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Forward one direction: stamp chunks as they are read, write them once due."""
+    """Forward one direction: stamp chunks as they are read, write them once due.
+
+    The end of the stream is passed on as a half-close, after every chunk before it.
+    """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
 
@@ -38,9 +40,9 @@ async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
             while chunk := await reader.read(CHUNK):
                 queue.put_nowait((loop.time() + Delay.seconds, chunk))
         except OSError:
-            pass
+            pass  # a reset ends this direction like an end of stream
         finally:
-            queue.put_nowait(None)  # end of stream, after everything read before it
+            queue.put_nowait(None)
 
     reading = asyncio.create_task(read())
     try:
@@ -50,12 +52,10 @@ async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
                 await asyncio.sleep(wait)
             writer.write(chunk)
             await writer.drain()
-    except OSError:
-        reading.cancel()
+        if writer.can_write_eof():
+            writer.write_eof()
     finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
+        reading.cancel()
 
 
 async def serve(upstream: int) -> asyncio.Server:
@@ -67,8 +67,19 @@ async def serve(upstream: int) -> asyncio.Server:
         except OSError:
             client_w.close()
             return
-        # Closing one side's writer ends the other direction's reads too.
-        await asyncio.gather(pump(client_r, server_w), pump(server_r, client_w))
+        directions = [
+            asyncio.create_task(pump(client_r, server_w)),
+            asyncio.create_task(pump(server_r, client_w)),
+        ]
+        try:
+            await asyncio.gather(*directions)
+        except OSError:
+            pass  # one side went away: close both
+        finally:
+            for task in directions:
+                task.cancel()
+            for writer in (client_w, server_w):
+                writer.close()
 
     return await asyncio.start_server(connected, "127.0.0.1", 0)
 
