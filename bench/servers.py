@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -26,9 +27,17 @@ START_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 REQUEST_TIMEOUT = 30.0
 # Settings from the developer's shell that must not reach a server under test.
-INHERITED = ("SECRET_KEY", "DATABASE_URL", "PORT", "WEB_CONCURRENCY", "BENCH_DATABASE")
+INHERITED = (
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "PORT",
+    "WEB_CONCURRENCY",
+    "BENCH_DATABASE",
+    "BENCH_DATABASE_URL",
+)
 CSRF_INPUT = re.compile(r'<input[^>]*\bname="csrf_token"[^>]*>')
 INPUT_VALUE = re.compile(r'\bvalue="([^"]+)"')
+BENCH_USER = "bench"
 
 
 class BenchError(RuntimeError):
@@ -175,6 +184,25 @@ def stop_all(servers: Iterable[Server]) -> None:
         server.stop()
     for server in servers:
         server.wait_stopped()
+
+
+def create_user(env: Mapping[str, str], username: str) -> str:
+    """Make a quartapp user with the project's own CLI, in ``env``; its new password."""
+    password = secrets.token_urlsafe(24)
+    command = ["users", "create", username, "--password-stdin"]
+    created = subprocess.run(
+        [sys.executable, "-m", "quart", "--app", "quartapp", *command],
+        cwd=ROOT,
+        env=dict(env),
+        input=password + "\n",
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT,
+        check=False,
+    )
+    if created.returncode != 0:
+        raise BenchError(f"creating the bench user failed:\n{created.stderr.strip()}")
+    return password
 
 
 def cookie_header(cookies: Mapping[str, str]) -> str:

@@ -3,6 +3,9 @@
 The usual next step after the tutorial: users in a SQLite file (``BENCH_DATABASE``),
 and Flask-Login's ``user_loader`` reading the logged-in user on every request. It is
 the second anchor of ``/hello``, the closest to what quartapp does per request.
+``BENCH_DATABASE_URL``, when set, is a SQLAlchemy URL used instead of the file: the
+PostgreSQL scenario gives it ``postgresql+psycopg://...`` (Flask-SQLAlchemy's default
+pool of 5 + 10 overflow, as the extension ships).
 """
 
 from __future__ import annotations
@@ -50,7 +53,9 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
 
 app = Flask(__name__, template_folder=str(TEMPLATES))
 app.secret_key = secrets.token_hex(32)
-app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{DATABASE}"
+app.config["SQLALCHEMY_DATABASE_URI"] = (
+    os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{DATABASE}"
+)
 db.init_app(app)
 
 login_manager = LoginManager(app)

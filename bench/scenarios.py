@@ -1,0 +1,321 @@
+"""The apps, the scenarios and one run of them: servers up, rounds of wrk, servers down.
+
+Every app runs with one worker on 127.0.0.1. Each round measures every app in every
+scenario once, so a slow minute on the machine hits all of them alike. ``report.py``
+turns the rounds into medians, ratios and the targets of issue 13.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+from bench import measures, pg, servers, wrk
+from bench.measures import Hashing
+from bench.servers import BenchError, Server
+
+QUARTAPP = "quartapp"
+QUARTAPP_2W = "quartapp --workers 2"
+TUTORIAL = "flask-tutorial"
+FLASK_LOGIN = "flask-login-sqlalchemy"
+FLASK_WTF = "flask-wtf"
+MINIMAL_QUART = "minimal-quart"
+
+
+class GetScenario(NamedTuple):
+    """A plain GET measured on quartapp and its anchors, logged in or not."""
+
+    path: str
+    apps: list[str]  # quartapp first, then the anchors
+    logged_in: bool
+
+
+SCENARIOS = {
+    "hello": GetScenario("/hello", [QUARTAPP, TUTORIAL, FLASK_LOGIN], logged_in=True),
+    "home": GetScenario("/", [QUARTAPP, MINIMAL_QUART], logged_in=False),
+    "login": GetScenario("/login", [QUARTAPP, FLASK_WTF], logged_in=False),
+}
+ALL_SCENARIOS = ("hello", "home", "login", "storm", "flood", "workers", "pg")
+# The status of a successful login: a redirect to /hello.
+LOGGED_IN = 302
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the command line chose."""
+
+    rounds: int
+    load: wrk.Load
+    scenarios: tuple[str, ...]
+    apps: frozenset[str] | None  # None: every app
+    output: Path
+
+
+class Bench:
+    """One run: the servers, the rounds and the figures they gave."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.servers: dict[str, Server] = {}
+        self.credentials: dict[str, tuple[str, str]] = {}
+        # results[scenario][app] = one wrk result per round
+        self.results: dict[str, dict[str, list[wrk.Result]]] = {}
+        self.rss: list[dict[str, int]] = []
+        # quartapp's RSS once started and logged in to, before any load: the baseline
+        # of the budget, since memory taken by earlier runs may never be given back.
+        self.idle_rss = 0
+        self.storm_logins: list[wrk.Result] = []
+        self.flood_logins: list[wrk.Result] = []
+        self.storm_form: servers.PreLogin | None = None
+        self.hashing: Hashing | None = None
+        self.load_before = 0.0
+        self.pg: pg.Cluster | None = None
+        self.skipped: dict[str, str] = {}  # scenario: why it did not run
+
+    def wanted(self, app: str) -> bool:
+        return self.settings.apps is None or app in self.settings.apps
+
+    def scenarios(self) -> list[str]:
+        return [name for name in self.settings.scenarios if name not in self.skipped]
+
+    def steps(self) -> list[str]:
+        """The scenarios of one round, with quartapp's idle /hello first if they need it
+        and the hello scenario is not there to give it."""
+        scenarios = self.scenarios()
+        if {"storm", "workers"} & set(scenarios) and "hello" not in scenarios:
+            scenarios.insert(0, "idle")
+        return scenarios
+
+    def apps_needed(self) -> list[str]:
+        needed = []
+        for name in self.scenarios():
+            if name in SCENARIOS:
+                needed += [app for app in SCENARIOS[name].apps if self.wanted(app)]
+            elif name == "pg":
+                needed += list(pg.APPS)
+            else:
+                needed.append(QUARTAPP)
+            if name == "workers":
+                needed.append(QUARTAPP_2W)
+        return list(dict.fromkeys(needed))
+
+    def measure(self) -> None:
+        """Start the servers, run every round, stop the servers."""
+        settings = self.settings
+        load = settings.load
+        if "pg" in settings.scenarios and (why := pg.unavailable()):
+            self.skipped["pg"] = why
+            print(f"pg: skipped, the PostgreSQL scenario cannot run here: {why}", flush=True)
+        print(
+            f"bench: {settings.rounds} round(s) of wrk -t{load.threads} -c{load.connections} "
+            f"-d{load.seconds}s, 1 worker per app, {os.cpu_count()} cores, "
+            f"scenarios {', '.join(self.scenarios()) or 'none'}",
+            flush=True,
+        )
+        self.load_before = os.getloadavg()[0]
+        if {"storm", "flood"} & set(self.scenarios()):
+            self.hashing = measures.measure_hashing()
+        with tempfile.TemporaryDirectory(prefix="quartapp-bench-") as tmp, self.serving(Path(tmp)):
+            for number in range(1, settings.rounds + 1):
+                started = time.monotonic()
+                for name in self.steps():
+                    getattr(self, f"round_{name}")()
+                print(f"round {number}: {time.monotonic() - started:.0f} s", flush=True)
+
+    # Servers
+
+    @contextmanager
+    def serving(self, tmp: Path) -> Iterator[None]:
+        """Start every server the chosen scenarios need; always stop them all."""
+        logs = tmp / "logs"
+        logs.mkdir()
+        with ExitStack() as stack:
+            try:
+                apps = self.apps_needed()
+                pg_apps = [app for app in apps if app in pg.APPS]
+                if pg_apps:
+                    self.pg = stack.enter_context(pg.cluster(pg_apps, logs))
+                stack.callback(lambda: servers.stop_all(self.servers.values()))
+                for app in apps:
+                    self.servers[app] = self.start(app, tmp, logs)
+                for app, server in self.servers.items():
+                    server.wait_ready("/healthz" if app.startswith(QUARTAPP) else "/")
+                for app in self.credentials:
+                    # A first login checks each app's form works before anything is timed.
+                    self.log_in(app)
+                if QUARTAPP in self.servers:
+                    self.idle_rss = self.servers[QUARTAPP].rss_bytes()
+                yield
+            except BaseException:
+                for server in self.servers.values():
+                    if server.process.poll() is not None:
+                        print(f"{server.name} log:\n{server.log_tail()}", file=sys.stderr)
+                raise
+
+    def start(self, app: str, tmp: Path, logs: Path) -> Server:
+        bind = ["--bind", "127.0.0.1:{port}"]
+        gunicorn = [str(servers.BIN / "gunicorn"), "--workers", "1", "--worker-class", "sync"]
+        slug = app.replace(" ", "").replace("-", "_")
+        if app in pg.APPS:
+            assert self.pg is not None
+            server, self.credentials[app] = pg.start(app, self.pg, tmp / slug, logs)
+            return server
+        if app.startswith(QUARTAPP):
+            workers = "2" if app == QUARTAPP_2W else "1"
+            env = self.quartapp_env(app, tmp / slug)
+            command = [
+                str(servers.BIN / "hypercorn"),
+                "--config",
+                "hypercorn.toml",
+                *bind,
+                "--workers",
+                workers,
+                "quartapp:app",
+            ]
+        elif app == MINIMAL_QUART:
+            env = servers.clean_env()
+            command = [
+                str(servers.BIN / "hypercorn"),
+                *bind,
+                "--workers",
+                "1",
+                "bench.apps.minimal_quart:app",
+            ]
+        else:
+            module = {
+                TUTORIAL: "tutorial",
+                FLASK_LOGIN: "flask_login_app",
+                FLASK_WTF: "flask_wtf_app",
+            }
+            env = servers.clean_env(BENCH_DATABASE=str(tmp / f"{slug}.db"))
+            command = [*gunicorn, *bind, f"bench.apps.{module[app]}:app"]
+            self.credentials[app] = ("admin", "admin")
+        return servers.start(slug, command, env, logs)
+
+    def quartapp_env(self, app: str, folder: Path) -> dict[str, str]:
+        """quartapp as shipped in development, on its own instance folder and SQLite file,
+        with a bench user made by the project's own CLI."""
+        env = servers.clean_env(
+            QUARTAPP_ENV="development",
+            QUARTAPP_INSTANCE_PATH=str(folder / "instance"),
+            DATABASE_URL=f"sqlite:///{folder / 'quartapp.db'}",
+        )
+        password = servers.create_user(env, servers.BENCH_USER)
+        self.credentials[app] = (servers.BENCH_USER, password)
+        return env
+
+    def log_in(self, app: str) -> dict[str, str]:
+        """A fresh logged-in cookie, got through the app's own login form.
+
+        Fresh for every run: quartapp re-sends its cookie once a login is a minute old,
+        and wrk would keep sending the old one, paying that on every request.
+        """
+        username, password = self.credentials[app]
+        return servers.log_in(self.servers[app], username, password)
+
+    # Scenarios, one round each
+
+    def record(self, scenario: str, app: str, result: wrk.Result) -> None:
+        self.results.setdefault(scenario, {}).setdefault(app, []).append(result)
+
+    def get(self, app: str, path: str, cookies: Mapping[str, str] | None = None) -> wrk.Result:
+        headers = {"Cookie": servers.cookie_header(cookies)} if cookies else {}
+        return wrk.run(self.servers[app].url + path, self.settings.load, headers)
+
+    def round_get(self, scenario: str) -> None:
+        path, apps, logged_in = SCENARIOS[scenario]
+        for app in filter(self.wanted, apps):
+            cookies = self.log_in(app) if logged_in else None
+            self.record(scenario, app, self.get(app, path, cookies))
+
+    def round_hello(self) -> None:
+        self.round_get("hello")
+
+    def round_home(self) -> None:
+        self.round_get("home")
+
+    def round_login(self) -> None:
+        self.round_get("login")
+
+    def round_idle(self) -> None:
+        """quartapp's /hello alone, for the storm and 2 workers when "hello" is not run."""
+        self.record("hello", QUARTAPP, self.get(QUARTAPP, "/hello", self.log_in(QUARTAPP)))
+
+    def round_pg(self) -> None:
+        """Logged-in /hello on each PostgreSQL app, at each delay of the proxy."""
+        assert self.pg is not None
+        for delay in pg.DELAYS_MS:
+            self.pg.proxy.set_delay(delay)
+            for app in pg.APPS:
+                cookies = self.log_in(app)
+                self.record(pg.scenario(delay), app, self.get(app, "/hello", cookies))
+        self.pg.proxy.set_delay(0)
+
+    def login_form(self) -> tuple[str, dict[str, str]]:
+        """The body and headers of a correct login, reusable for a whole storm.
+
+        quartapp's CSRF token is time-signed, not one-time, and a login clears the
+        session it gives back, not the pre-login cookie wrk keeps sending; so one pair
+        of cookie and token logs in again and again. Checked here rather than assumed.
+        """
+        server = self.servers[QUARTAPP]
+        if self.storm_form is None:
+            attempt = servers.pre_login(server, *self.credentials[QUARTAPP])
+            for number in (1, 2):
+                try:
+                    servers.post_login(server, attempt)
+                except BenchError as error:
+                    raise BenchError(
+                        f"login {number} of 2 with the same pre-login cookie and CSRF token "
+                        f"failed, and the storm and flood replay that pair: {error}"
+                    ) from None
+            self.storm_form = attempt
+        body = urllib.parse.urlencode(self.storm_form.form)
+        return body, {"Cookie": servers.cookie_header(self.storm_form.cookies)}
+
+    def round_storm(self) -> None:
+        """Logins at the hashing limit while a second wrk measures /hello."""
+        assert self.hashing is not None
+        body, headers = self.login_form()
+        load = self.settings.load
+        # Twice the hashing slots keeps the semaphore full without a long queue.
+        # The storm starts half a second before /hello's run and ends half a second
+        # after it (wrk takes whole seconds), so that all of /hello's run is under it.
+        lead = 0.5
+        logins = wrk.Load(1, max(2, 2 * self.hashing.concurrency), load.seconds + 1)
+        url = self.servers[QUARTAPP].url
+        hello_headers = {"Cookie": servers.cookie_header(self.log_in(QUARTAPP))}
+        storm = wrk.start(url + "/login", logins, headers, form=body, expect=LOGGED_IN)
+        try:
+            time.sleep(lead)
+            hello = wrk.run(url + "/hello", load, hello_headers)
+        finally:
+            self.storm_logins.append(wrk.finish(storm, logins))
+        self.record("storm", QUARTAPP, hello)
+
+    def round_flood(self) -> None:
+        """A flood of logins on every connection, with the server's memory sampled."""
+        body, headers = self.login_form()
+        server = self.servers[QUARTAPP]
+        with measures.sampling(server) as samples:
+            before = samples[0]
+            result = wrk.run(
+                server.url + "/login", self.settings.load, headers, form=body, expect=LOGGED_IN
+            )
+        self.flood_logins.append(result)
+        self.rss.append({"before": before, "peak": max(samples)})
+
+    def round_workers(self) -> None:
+        """quartapp's /hello with two workers, to set against one."""
+        cookies = self.log_in(QUARTAPP_2W)
+        self.record("workers", QUARTAPP_2W, self.get(QUARTAPP_2W, "/hello", cookies))
+
+    # Figures
