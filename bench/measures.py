@@ -39,7 +39,7 @@ class Hashing:
 
 def shipped_config() -> dict[str, Any]:
     """quartapp's defaults and config.toml, the settings a fresh checkout serves with."""
-    from quartapp.config import DEFAULTS
+    from quartapp.settings import DEFAULTS
 
     with (servers.ROOT / "config.toml").open("rb") as handle:
         return {**DEFAULTS, **tomllib.load(handle)}

@@ -43,8 +43,8 @@ from . import (
     security,
     sessions,
 )
-from .config import ROOT, ConfigError, load_config
 from .db import db
+from .settings import ROOT, ConfigError, load_config
 
 csrf = CSRFProtect()
 # Fixed links kept per process: a page has about ten; this bounds odd root paths.

@@ -20,7 +20,7 @@ from quart import current_app, has_app_context, has_request_context, request
 
 from . import signals
 from .accounts import USERNAME_PATTERN
-from .config import DEFAULTS
+from .settings import DEFAULTS
 
 logger = logging.getLogger("quartapp.audit")
 

@@ -31,8 +31,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, ExecutionContext, make_url
 
 from . import logins
-from .config import database_url
 from .db import db
+from .settings import database_url
 
 if TYPE_CHECKING:
     from .login_cache import Cache

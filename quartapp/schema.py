@@ -22,8 +22,8 @@ from quart import Quart, current_app
 from sqlalchemy import Connection, event, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from .config import ROOT
 from .db import engine_options, prepare_sqlite_file
+from .settings import ROOT
 
 log = logging.getLogger(__name__)
 

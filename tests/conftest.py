@@ -28,9 +28,9 @@ from sqlalchemy.pool import NullPool
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from quartapp import accounts, create_app, schema
-from quartapp.config import database_url, load_config
 from quartapp.db import Base, db
 from quartapp.passwords import passwords
+from quartapp.settings import database_url, load_config
 
 from .pg import INSTALL_HINT, PostgresServer, find_bin_dir, make_server
 

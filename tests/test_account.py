@@ -17,7 +17,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from quartapp import accounts, logins, ratings
 from quartapp.account import browser_summary, utc_minute
-from quartapp.config import DEFAULTS
+from quartapp.settings import DEFAULTS
 from tests.conftest import (
     PASSWORD,
     AuthActions,

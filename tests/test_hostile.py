@@ -32,9 +32,9 @@ from werkzeug.wrappers import Response
 
 from quartapp import create_app
 from quartapp.auth import safe_next
-from quartapp.config import DEFAULTS
 from quartapp.errors import PAGES
 from quartapp.messages import MAX_WAITING, flash
+from quartapp.settings import DEFAULTS
 
 from .conftest import (
     PASSWORD,
@@ -512,7 +512,7 @@ async def test_head_answers_like_get(client: QuartClient, path: str, status: int
         "/instance/secrets.toml",
         "/config.toml",
         "/static/",
-        "/static/../quartapp/config.py",
+        "/static/../quartapp/settings.py",
         "/static/%2e%2e/config.toml",
         "/static/..%2fconfig.toml",
         "/static/%2e%2e%2fREADME.md",

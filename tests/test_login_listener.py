@@ -23,8 +23,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from quartapp import create_app, login_cache, schema
-from quartapp.config import ConfigError, load_config
 from quartapp.login_listener import CHANNEL, notifications_for
+from quartapp.settings import ConfigError, load_config
 
 from .conftest import (
     POSTGRES_ONLY,

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from quartapp import accounts, ratings
-from quartapp.config import DEFAULTS
+from quartapp.settings import DEFAULTS
 
 L33T = "4@8(<{[3!1|0$5+7%2"
 # The case: 72 l33t characters cost plain zxcvbn 1.4-5 s of CPU.

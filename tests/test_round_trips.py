@@ -20,7 +20,7 @@ import pytest
 from quart import Quart
 
 from quartapp import create_app, login_cache, schema
-from quartapp.config import load_config
+from quartapp.settings import load_config
 
 from .conftest import AuthActions, add_user, make_settings
 from .pg import PostgresServer
