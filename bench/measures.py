@@ -39,7 +39,7 @@ class Hashing:
 
 def shipped_config() -> dict[str, Any]:
     """quartapp's defaults and config.toml, the settings a fresh checkout serves with."""
-    from quartapp.config import DEFAULTS
+    from quartapp.settings import DEFAULTS
 
     with (servers.ROOT / "config.toml").open("rb") as handle:
         return {**DEFAULTS, **tomllib.load(handle)}
@@ -47,7 +47,7 @@ def shipped_config() -> dict[str, Any]:
 
 def measure_hashing() -> Hashing:
     """Time one login's argon2 verify in this process, at the shipped parameters."""
-    from quartapp import passwords
+    from quartapp.auth import passwords
 
     config = shipped_config()
     hasher = passwords.build(config).hasher

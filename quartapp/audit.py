@@ -19,8 +19,8 @@ import secrets
 from quart import current_app, has_app_context, has_request_context, request
 
 from . import signals
-from .accounts import USERNAME_PATTERN
-from .config import DEFAULTS
+from .auth.users import USERNAME_PATTERN
+from .settings import DEFAULTS
 
 logger = logging.getLogger("quartapp.audit")
 

@@ -15,7 +15,7 @@ process counts alone: right for one worker, and a warning at startup otherwise.
 **What is counted.** Account events come from :mod:`.signals`; requests are timed by
 route template (``/account/sessions``, never a raw path, so the label set stays small)
 and status class (``2xx``); database errors and a full hashing queue from the 503
-handler (:mod:`.errors`). The hashing queue's depth is a per-process gauge, sampled at
+handler (:mod:`.web.errors`). The hashing queue's depth is a per-process gauge, sampled at
 the end of every request and at each scrape, summed over the live workers.
 """
 
@@ -45,7 +45,7 @@ from quart.typing import ResponseReturnValue
 from quart.wrappers import Response
 
 from . import signals
-from .passwords import Passwords, passwords
+from .auth.passwords import Passwords, passwords
 
 bp = Blueprint("metrics", __name__)
 # No "_created" series: multiprocess mode has none, so one mode shows what the other does.

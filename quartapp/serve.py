@@ -33,7 +33,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from . import make_instance_folder
-from .config import ConfigError, load_config
+from .settings import ConfigError, load_config
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 

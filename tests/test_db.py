@@ -12,8 +12,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.pool import NullPool
 
-from quartapp.config import DEFAULTS, database_url
 from quartapp.db import connect, engine_options, open_store
+from quartapp.settings import DEFAULTS, database_url
 
 from .conftest import POSTGRES_ONLY, query
 

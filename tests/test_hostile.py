@@ -31,10 +31,10 @@ from quart.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
 from quartapp import create_app
-from quartapp.auth import safe_next
-from quartapp.config import DEFAULTS
-from quartapp.errors import PAGES
-from quartapp.messages import MAX_WAITING, flash
+from quartapp.auth.views import safe_next
+from quartapp.settings import DEFAULTS
+from quartapp.web.errors import PAGES
+from quartapp.web.messages import MAX_WAITING, flash
 
 from .conftest import (
     PASSWORD,
@@ -512,7 +512,7 @@ async def test_head_answers_like_get(client: QuartClient, path: str, status: int
         "/instance/secrets.toml",
         "/config.toml",
         "/static/",
-        "/static/../quartapp/config.py",
+        "/static/../quartapp/settings.py",
         "/static/%2e%2e/config.toml",
         "/static/..%2fconfig.toml",
         "/static/%2e%2e%2fREADME.md",

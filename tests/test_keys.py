@@ -26,9 +26,9 @@ from quartapp.keys import (
     KeyFileError,
     _render,
     generate_key,
-    main,
     write_secrets,
 )
+from quartapp.keys.command import main
 
 from .server import (
     CSRF_INPUT,
@@ -483,7 +483,7 @@ def test_rotate_with_the_key_in_the_environment_prints_both_settings_and_writes_
         [
             sys.executable,
             "-c",
-            "import json; from quartapp.config import load_config; c = load_config(); "
+            "import json; from quartapp.settings import load_config; c = load_config(); "
             "print(json.dumps([c['SECRET_KEY'], c['SECRET_KEY_FALLBACKS']]))",
         ],
         cwd=ROOT,

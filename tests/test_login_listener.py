@@ -1,5 +1,5 @@
 """The login cache on PostgreSQL: what revision 0004's triggers send, and what the app
-does with it (quartapp/login_listener.py, quartapp/login_cache.py).
+does with it (quartapp/auth/login_listener.py, quartapp/auth/login_cache.py).
 
 Notifications are read by a LISTEN of the test's own. To show that something was
 *not* sent, a probe notification is committed afterwards: notifications arrive in
@@ -22,9 +22,11 @@ from quart import Quart
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
-from quartapp import create_app, login_cache, schema
-from quartapp.config import ConfigError, load_config
-from quartapp.login_listener import CHANNEL, notifications_for
+from quartapp import create_app
+from quartapp.auth import login_cache
+from quartapp.auth.login_listener import CHANNEL, notifications_for
+from quartapp.db import schema
+from quartapp.settings import ConfigError, load_config
 
 from .conftest import (
     POSTGRES_ONLY,

@@ -85,7 +85,7 @@ async def test_metrics_without_the_right_token_are_a_404(
 
 @pytest.mark.parametrize("name", ["", "short", "x" * 31])
 def test_a_short_metrics_token_is_refused_without_showing_it(tmp_path: Path, name: str) -> None:
-    from quartapp.config import ConfigError
+    from quartapp.settings import ConfigError
 
     with pytest.raises(ConfigError) as caught:
         create_app(make_settings(tmp_path, METRICS_TOKEN=name or 12345))

@@ -23,8 +23,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from quartapp import create_app
-from quartapp.config import database_url
 from quartapp.db import db
+from quartapp.settings import database_url
 
 from .conftest import (
     PASSWORD,

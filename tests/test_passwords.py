@@ -14,8 +14,8 @@ import pytest
 from argon2 import PasswordHasher
 from quart import Quart
 
-from quartapp.config import ARGON2_MINIMUM, DEFAULTS, read_toml
-from quartapp.passwords import Busy, Passwords, Verification, build, passwords
+from quartapp.auth.passwords import Busy, Passwords, Verification, build, passwords
+from quartapp.settings import ARGON2_MINIMUM, DEFAULTS, read_toml
 from tests.conftest import PASSWORD
 
 ROOT = Path(__file__).parents[1]
@@ -156,7 +156,7 @@ async def test_hashing_the_same_password_twice_gives_different_salts() -> None:
 @pytest.mark.parametrize(
     "settings",
     [DEFAULTS, {**DEFAULTS, **read_toml(ROOT / "config.toml", required=True)}, ARGON2_MINIMUM],
-    ids=["config.py-defaults", "config.toml", "validation-floor"],
+    ids=["settings.py-defaults", "config.toml", "validation-floor"],
 )
 def test_configured_cost_is_at_least_the_owasp_minimum(settings: dict[str, Any]) -> None:
     for name, minimum in OWASP_MINIMUM.items():

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from quartapp import serve
-from quartapp.config import load_config
+from quartapp.settings import load_config
 
 
 def test_bad_settings_end_it_with_one_line_before_hypercorn_starts(

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from quartapp import create_app
-from quartapp.config import DEFAULTS, ConfigError, database_url, load_config
+from quartapp.settings import DEFAULTS, ConfigError, database_url, load_config
 
 GOOD_KEY = "k" * 43
 
