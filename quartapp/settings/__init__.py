@@ -28,12 +28,12 @@ import click
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from . import files, keys
-from .db import USERNAME_COLUMN
+from .. import files, keys
+from ..db import USERNAME_COLUMN
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ENV_PREFIX = "QUARTAPP_"
 ASYNC_DRIVERS = {
     "postgres": "postgresql+asyncpg",
