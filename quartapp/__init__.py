@@ -44,7 +44,7 @@ from . import (
     sessions,
 )
 from .db import db
-from .settings import ROOT, ConfigError, load_config
+from .settings import ROOT, ConfigError
 
 csrf = CSRFProtect()
 # Fixed links kept per process: a page has about ten; this bounds odd root paths.
@@ -53,8 +53,12 @@ FIXED_URLS = 256
 
 def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
     """Build the app: load and check settings, then bind extensions and blueprints."""
-    config = load_config(config_overrides)
-    make_instance_folder(config["INSTANCE_PATH"])
+    try:
+        config = bootstrap.prepare_instance(config_overrides)
+        make_instance_folder(config["INSTANCE_PATH"])
+    except ConfigError as error:
+        cli.refuse(error)  # within a `quart --app quartapp ...` command: one Error: line
+        raise
     app = Quart(
         __name__,
         instance_path=config["INSTANCE_PATH"],

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from . import accounts, audit, passwords, prune, schema, signals
 from .db import connect
+from .settings import ConfigError
 
 T = TypeVar("T")
 Work = Callable[[AsyncSession, passwords.Passwords, Mapping[str, Any]], Awaitable[T]]
@@ -167,6 +168,17 @@ def unlock_command(name: str) -> None:
     username = accounts.normalize_username(name)
     audit.log("unlocked", username, counters_cleared=cleared)
     click.echo(f"unlocked {username!r}; cleared {cleared} throttle counter(s)")
+
+
+def refuse(error: ConfigError) -> None:
+    """Within a CLI command, turn a settings refusal into click's one ``Error:`` line.
+
+    ``quart --app quartapp ...`` builds the app while it looks the command up; a plain
+    exception there would end in a traceback. Elsewhere (tests, the server) the
+    :class:`ConfigError` is left to its caller.
+    """
+    if click.get_current_context(silent=True) is not None:
+        raise click.ClickException(error.message) from None
 
 
 def load_config() -> Mapping[str, Any]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from quartapp import create_app
+from quartapp.bootstrap import prepare_instance
 from quartapp.settings import DEFAULTS, ConfigError, database_url, load_config
 
 GOOD_KEY = "k" * 43
@@ -294,7 +295,7 @@ def test_workers_starting_together_share_one_generated_key(
 
     def start_worker(_: int) -> str:
         start.wait()
-        return str(load_config()["SECRET_KEY"])
+        return str(prepare_instance()["SECRET_KEY"])
 
     with ThreadPoolExecutor(racers) as pool:
         keys = set(pool.map(start_worker, range(racers)))
