@@ -265,4 +265,7 @@ INSTEAD = {
     "PERMANENT_SESSION_LIFETIME": "it follows REMEMBER_ME_DAYS; set that instead",
     "SQLALCHEMY_DATABASE_URI": "set DATABASE_URL instead",
     "SQLALCHEMY_DATABASE_URL": "set DATABASE_URL instead",
+    # Read from the environment only (sources.CONTROL): a file cannot say where files are.
+    "INSTANCE_PATH": "set QUARTAPP_INSTANCE_PATH in the environment instead",
+    "CONFIG": "set QUARTAPP_CONFIG in the environment instead",
 }

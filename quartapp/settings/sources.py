@@ -41,14 +41,31 @@ def check_names(names: Iterable[str], where: str = "", *, prefix: str = "") -> N
         label = f"{prefix}{name}" + (f" in {where}" if where else "")
         if name in INSTEAD:
             raise ConfigError(f"setting {label} is not supported; {INSTEAD[name]}")
-        known = [*BY_NAME, *(CONTROL if prefix else ())]
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        close = closest(name, [*BY_NAME, *(prefix + n for n in CONTROL if prefix)])
         advice = (
-            f"did you mean {close[0]}?"
+            f"did you mean {close}?"
             if close
             else "the settings are listed in the README's Configuration section"
         )
         raise ConfigError(f"unknown setting {label}; {advice}")
+
+
+def closest(name: str, known: list[str]) -> str | None:
+    """The known name ``name`` most likely misspells, if any is close enough.
+
+    difflib's ratio finds typos; a name that one contains at its start
+    (``ENVIRONMENT`` for ``ENV``) is too short a match for the ratio, so it is the
+    second guess.
+    """
+    bare = {candidate.removeprefix(ENV_PREFIX): candidate for candidate in known}
+    close = difflib.get_close_matches(name, bare, n=1, cutoff=0.6)
+    if close:
+        return bare[close[0]]
+    started = [c for c in bare if c.startswith(name) or name.startswith(c)]
+    if not started:
+        return None
+    best = max(started, key=lambda c: difflib.SequenceMatcher(None, name, c).ratio())
+    return bare[best]
 
 
 def read_toml(path: Path, *, required: bool) -> dict[str, Any]:
