@@ -814,11 +814,11 @@ def test_a_wrong_value_says_which_file_it_came_from(
 @pytest.mark.parametrize(
     ("name", "value", "shown"),
     [
-        ("SECRET_KEY", 4127713301, "a int"),
+        ("SECRET_KEY", 4127713301, "an int"),
         ("WTF_CSRF_SECRET_KEY", ["s3cr3t-csrf"], "a list"),
         ("METRICS_TOKEN", "s3cr3t-token", "a str of 12 characters"),
         ("SECRET_KEY_FALLBACKS", ["s3cr3t-old", 5], "a list with an item that is not a string"),
-        ("DATABASE_URL", 5, "a int"),
+        ("DATABASE_URL", 5.5, "a float"),
         ("DATABASE_LISTEN_URL", "mysql://app:s3cr3t@db/app", "a mysql:// URL"),
     ],
 )

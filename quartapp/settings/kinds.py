@@ -226,4 +226,5 @@ def secret_shown(value: object) -> str:
         return f"a str of {len(value)} characters"
     if isinstance(value, list) and not all(isinstance(item, str) for item in value):
         return "a list with an item that is not a string"
-    return f"a {type(value).__name__}"
+    kind = type(value).__name__
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"

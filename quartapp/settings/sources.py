@@ -154,10 +154,10 @@ def from_environment(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[s
             values[name] = BY_NAME[name].kind.parse(raw)
             origins[name] = ENV_PREFIX + name
     for row in BY_NAME.values():
-        raw = environ.get(row.name)
-        if not row.unprefixed or not raw:
+        plain = environ.get(row.name)
+        if not row.unprefixed or not plain:
             continue
-        value = row.kind.parse(raw)
+        value = row.kind.parse(plain)
         if row.name in values and values[row.name] != value:
             # Which one would win is a guess the operator should not have to make.
             raise ConfigError(
