@@ -45,11 +45,15 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
     from .auth import login_cache, passwords, prune
     from .auth import views as auth
     from .db import db, schema
-    from .settings import ROOT, load_config
+    from .settings import ROOT, ConfigError
     from .web import errors, health, logs, pages, security, sessions, speedups
 
-    config = load_config(config_overrides)
-    make_instance_folder(config["INSTANCE_PATH"])
+    try:
+        config = bootstrap.prepare_instance(config_overrides)
+        make_instance_folder(config["INSTANCE_PATH"])
+    except ConfigError as error:
+        cli.refuse(error)  # within a `quart --app quartapp ...` command: one Error: line
+        raise
     app = Quart(
         __name__,
         instance_path=config["INSTANCE_PATH"],

@@ -1,4 +1,8 @@
-"""The first run: an ``admin`` account with a random password on a new development machine."""
+"""The first run of a development checkout: its keys, then an ``admin`` account.
+
+These are the only writes that starting the app makes on its own, apart from the
+instance folder itself; loading the settings writes nothing (:mod:`.settings`).
+"""
 
 from __future__ import annotations
 
@@ -12,14 +16,44 @@ from typing import Any
 from quart import current_app
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from . import keys
 from .auth.passwords import Passwords, passwords
 from .auth.users import AccountError, count_users, create_user
 from .db import db
 from .files import write_private
+from .settings import ConfigError, load_config
 
 log = logging.getLogger(__name__)
 
 INITIAL_ADMIN_FILE = "initial-admin-password"
+
+
+def prepare_instance(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The settings to serve with, after giving a fresh development checkout its keys.
+
+    Without a configured ``SECRET_KEY`` (development only: production refuses that),
+    keys are generated into ``<instance>/secrets.toml`` so that ``make run`` just works,
+    and the settings are loaded again with them. ``create_app`` and ``python -m
+    quartapp.serve`` call this; hypercorn's workers may all get here at once on a fresh
+    checkout, and one of them creates the file while the rest read it, so that they all
+    sign with the same keys.
+    """
+    config = load_config(overrides)
+    if config["SECRET_KEY"]:
+        return config
+    try:
+        path, created = keys.ensure_secrets(Path(config["INSTANCE_PATH"]))
+    except keys.KeyFileError as error:
+        raise ConfigError(f"SECRET_KEY is not set and {error}") from None
+    if created:
+        log.warning("no SECRET_KEY was configured; generated one into %s", path)
+    config = load_config(overrides)
+    if not config["SECRET_KEY"]:
+        raise ConfigError(
+            f"SECRET_KEY is not set and {path} has none; run `python -m quartapp.keys "
+            "--force` to replace that file, or set SECRET_KEY"
+        )
+    return config
 
 
 async def create_initial_admin(

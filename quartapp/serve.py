@@ -5,9 +5,11 @@ hypercorn's own arguments unchanged (``--config hypercorn.toml ... quartapp:app`
 does two things in hypercorn's parent process, before any worker exists:
 
 1. **Refuse bad settings loudly.** It loads and validates the settings exactly as the
-   app will. A bad ``SECRET_KEY``, a missing ``DATABASE_URL`` in production and the
-   like end here with the app's one ``quartapp: refusing to start: ...`` line and exit
-   status 1, within a second and with no traceback. Started directly, hypercorn 0.18
+   app will (on a fresh development checkout, after generating the keys that the
+   workers then read: :func:`.bootstrap.prepare_instance`). A bad ``SECRET_KEY``, a
+   missing ``DATABASE_URL`` in production and the like end here with the app's one
+   ``quartapp: refusing to start: ...`` line and exit status 1, within a second and
+   with no traceback. Started directly, hypercorn 0.18
    spawns its workers first; each prints the line plus a traceback, and the parent then
    exits 0 (its final ``_join_exited()`` runs on an emptied worker list and overwrites
    the failing status: pgjones/hypercorn#269), so a PaaS that restarts a dyno after a
@@ -33,7 +35,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from . import make_instance_folder
-from .settings import ConfigError, load_config
+from .bootstrap import prepare_instance
+from .settings import ConfigError
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -57,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     """Validate the settings, then run hypercorn with ``argv``; the exit status."""
     arguments = sys.argv[1:] if argv is None else argv
     try:
-        config = load_config()
+        # Here, before any worker exists, a fresh checkout gets its development keys.
+        config = prepare_instance()
         # The workers would each fail on an instance folder they cannot create.
         make_instance_folder(config["INSTANCE_PATH"])
     except ConfigError as error:

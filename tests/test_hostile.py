@@ -512,7 +512,7 @@ async def test_head_answers_like_get(client: QuartClient, path: str, status: int
         "/instance/secrets.toml",
         "/config.toml",
         "/static/",
-        "/static/../quartapp/settings.py",
+        "/static/../quartapp/settings/__init__.py",
         "/static/%2e%2e/config.toml",
         "/static/..%2fconfig.toml",
         "/static/%2e%2e%2fREADME.md",

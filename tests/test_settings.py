@@ -6,6 +6,8 @@ import os
 import pwd
 import re
 import stat
+import subprocess
+import sys
 import threading
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
@@ -13,8 +15,18 @@ from pathlib import Path
 
 import pytest
 
-from quartapp import create_app
-from quartapp.settings import DEFAULTS, ConfigError, database_url, load_config
+from quartapp import create_app, serve
+from quartapp.bootstrap import prepare_instance
+from quartapp.db import USERNAME_COLUMN
+from quartapp.settings import (
+    BY_NAME,
+    DEFAULTS,
+    FRAMEWORK,
+    SETTINGS,
+    ConfigError,
+    database_url,
+    load_config,
+)
 
 GOOD_KEY = "k" * 43
 
@@ -294,7 +306,7 @@ def test_workers_starting_together_share_one_generated_key(
 
     def start_worker(_: int) -> str:
         start.wait()
-        return str(load_config()["SECRET_KEY"])
+        return str(prepare_instance()["SECRET_KEY"])
 
     with ThreadPoolExecutor(racers) as pool:
         keys = set(pool.map(start_worker, range(racers)))
@@ -601,4 +613,338 @@ def test_ipv6_network_limits_default_to_4x_and_16x_the_address_limit() -> None:
     assert (smaller["LOGIN_FAILURES_PER_IPV6_56"], smaller["LOGIN_FAILURES_PER_IPV6_48"]) == (
         30,
         160,
+    )
+
+
+# Unknown names, the allow-list and the table (issue 14 item 3)
+
+
+@pytest.mark.parametrize(
+    ("variable", "suggestion"),
+    [
+        ("QUARTAPP_PASWORD_MIN_LENGTH", "PASSWORD_MIN_LENGTH"),
+        ("QUARTAPP_LOGIN_FAILURE_PER_USER", "LOGIN_FAILURES_PER_USER"),
+        ("QUARTAPP_SECRETKEY", "SECRET_KEY"),
+        ("QUARTAPP_TRUSTED_HOST", "TRUSTED_HOSTS"),
+        ("QUARTAPP_SESSION_COOKIE_SECURED", "SESSION_COOKIE_SECURE"),
+        ("QUARTAPP_ENVIRONMENT", "ENV"),
+        ("QUARTAPP_INSTANCE_DIR", "QUARTAPP_INSTANCE_PATH"),
+        ("QUARTAPP_CONFIG_FILE", "QUARTAPP_CONFIG"),
+    ],
+)
+def test_an_unknown_environment_variable_is_refused_with_the_closest_name(
+    monkeypatch: pytest.MonkeyPatch, variable: str, suggestion: str
+) -> None:
+    monkeypatch.setenv(variable, "a-value-that-may-be-secret")
+
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+
+    assert caught.value.message == f"unknown setting {variable}; did you mean {suggestion}?"
+
+
+@pytest.mark.parametrize(
+    ("key", "suggestion"),
+    [
+        ("PASWORD_MIN_LENGTH", "PASSWORD_MIN_LENGTH"),
+        ("LOGIN_FAILURE_PER_USER", "LOGIN_FAILURES_PER_USER"),
+        ("TRUSTED_HOST", "TRUSTED_HOSTS"),
+        ("SECRET_KEYS_FALLBACK", "SECRET_KEY_FALLBACKS"),
+        ("SESSION_COOKIE_DOMAINS", "SESSION_COOKIE_DOMAIN"),
+    ],
+)
+@pytest.mark.parametrize("source", ["config.toml", "secrets.toml"])
+def test_an_unknown_file_key_is_refused_with_the_closest_name_and_the_file(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    instance: Path,
+    source: str,
+    key: str,
+    suggestion: str,
+) -> None:
+    if source == "config.toml":
+        path = write(tmp_path / "config.toml", f"{key} = 3\n")
+        monkeypatch.setenv("QUARTAPP_CONFIG", str(path))
+    else:
+        path = plant_secrets(instance)
+        path.write_text(f"{key} = 3\n")
+
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+
+    assert caught.value.message == f"unknown setting {key} in {path}; did you mean {suggestion}?"
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("XYZZY", "unknown setting {}; the settings are listed in the README's Configuration"),
+        ("SERVER_NAME", "setting {} is not supported; host names go in TRUSTED_HOSTS"),
+        ("WTF_CSRF_ENABLED", "setting {} is not supported; CSRF protection cannot be switched"),
+        ("PERMANENT_SESSION_LIFETIME", "setting {} is not supported; it follows REMEMBER_ME_DAYS"),
+    ],
+)
+def test_names_with_no_close_setting_or_not_supported_say_so(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, message: str
+) -> None:
+    monkeypatch.setenv(f"QUARTAPP_{name}", "false")
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+    assert caught.value.message.startswith(message.format(f"QUARTAPP_{name}"))
+
+    monkeypatch.delenv(f"QUARTAPP_{name}")
+    path = write(tmp_path / "c.toml", f"{name} = false\n")
+    monkeypatch.setenv("QUARTAPP_CONFIG", str(path))
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+    assert caught.value.message.startswith(message.format(f"{name} in {path}"))
+
+
+def test_instance_path_and_config_file_cannot_be_set_from_a_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "c.toml", 'INSTANCE_PATH = "/srv"\n')
+    monkeypatch.setenv("QUARTAPP_CONFIG", str(path))
+
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+
+    assert caught.value.message == (
+        f"setting INSTANCE_PATH in {path} is not supported; "
+        "set QUARTAPP_INSTANCE_PATH in the environment instead"
+    )
+
+
+def test_a_typo_in_overrides_is_refused_too() -> None:
+    with pytest.raises(ConfigError, match="did you mean PASSWORD_MIN_LENGTH"):
+        load_config({"PASWORD_MIN_LENGTH": 20})
+
+
+def test_variables_that_say_where_settings_are_still_work(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    monkeypatch.setenv("QUARTAPP_INSTANCE_PATH", str(elsewhere))
+    monkeypatch.setenv(
+        "QUARTAPP_CONFIG", str(write(tmp_path / "c.toml", "REMEMBER_ME_DAYS = 2\n"))
+    )
+    monkeypatch.setenv("QUARTAPP_ENV", "development")
+
+    config = load_config()
+
+    assert (config["INSTANCE_PATH"], config["REMEMBER_ME_DAYS"], config["ENV"]) == (
+        str(elsewhere),
+        2,
+        "development",
+    )
+
+
+ALLOWED = {
+    "SESSION_COOKIE_DOMAIN": ("example.com", "example.com"),
+    "SESSION_COOKIE_PATH": ("/app", "/app"),
+    "APPLICATION_ROOT": ("/app", "/app"),
+    "PREFERRED_URL_SCHEME": ("https", "https"),
+    "SEND_FILE_MAX_AGE_DEFAULT": ("600", 600),
+    "PROPAGATE_EXCEPTIONS": ("false", False),
+    "WTF_CSRF_SSL_STRICT": ("false", False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ALLOWED))
+def test_allow_listed_framework_settings_reach_quart(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str
+) -> None:
+    raw, value = ALLOWED[name]
+    monkeypatch.setenv(f"QUARTAPP_{name}", raw)
+
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/x.db"})
+
+    assert app.config[name] == value
+    # Only what is set is passed on: Quart's own default stands otherwise.
+    monkeypatch.delenv(f"QUARTAPP_{name}")
+    assert name not in load_config()
+
+
+def test_the_allow_list_is_the_readmes() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+
+    assert set(ALLOWED) == {row.name for row in FRAMEWORK}
+    for row in SETTINGS + FRAMEWORK:
+        assert f"`{row.name}`" in section, f"{row.name} is not in the README's Configuration"
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw", "message"),
+    [
+        ("QUARTAPP_PREFERRED_URL_SCHEME", "ftp", "must be 'http' or 'https', not 'ftp'"),
+        ("QUARTAPP_SESSION_COOKIE_PATH", "app", "must be a path starting with /, not 'app'"),
+        ("QUARTAPP_WTF_CSRF_SSL_STRICT", "no", "must be true or false, not 'no'"),
+        ("QUARTAPP_SESSION_COOKIE_SAMESITE", "None", "must be 'Lax' or 'Strict', not 'None'"),
+        ("QUARTAPP_INITIAL_ADMIN", "0", "must be true or false, not 0"),
+    ],
+)
+def test_allow_listed_and_newly_typed_settings_are_checked(
+    monkeypatch: pytest.MonkeyPatch, variable: str, raw: str, message: str
+) -> None:
+    monkeypatch.setenv(variable, raw)
+
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+
+    assert caught.value.message == (
+        f"{variable.removeprefix('QUARTAPP_')} {message} (from {variable})"
+    )
+
+
+def test_a_wrong_value_says_which_file_it_came_from(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "c.toml", "REMEMBER_ME_DAYS = 0\n")
+    monkeypatch.setenv("QUARTAPP_CONFIG", str(path))
+
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+
+    assert (
+        caught.value.message == f"REMEMBER_ME_DAYS must be a positive integer, not 0 (from {path})"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "shown"),
+    [
+        ("SECRET_KEY", 4127713301, "an int"),
+        ("WTF_CSRF_SECRET_KEY", ["s3cr3t-csrf"], "a list"),
+        ("METRICS_TOKEN", "s3cr3t-token", "a str of 12 characters"),
+        ("SECRET_KEY_FALLBACKS", ["s3cr3t-old", 5], "a list with an item that is not a string"),
+        ("DATABASE_URL", 5.5, "a float"),
+        ("DATABASE_LISTEN_URL", "mysql://app:s3cr3t@db/app", "a mysql:// URL"),
+    ],
+)
+def test_a_refused_secret_shows_only_the_kind_of_mistake(
+    name: str, value: object, shown: str
+) -> None:
+    assert BY_NAME[name].secret
+
+    with pytest.raises(ConfigError) as caught:
+        load_config({name: value})
+
+    assert f", not {shown}" in caught.value.message
+    assert "s3cr3t" not in caught.value.message
+    assert "4127713301" not in caught.value.message
+
+
+def test_string_settings_from_the_environment_are_not_parsed_as_json(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    token = "1" * 40  # JSON would make it a number, and refuse it
+    monkeypatch.setenv("QUARTAPP_METRICS_TOKEN", token)
+    monkeypatch.setenv("QUARTAPP_SESSION_COOKIE_NAME", "1234")
+    monkeypatch.setenv("QUARTAPP_LOG_LEVEL", "WARNING")
+
+    config = load_config()
+
+    assert (config["METRICS_TOKEN"], config["SESSION_COOKIE_NAME"]) == (token, "1234")
+
+
+def test_an_empty_environment_variable_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QUARTAPP_REMEMBER_ME_DAYS", "")
+    monkeypatch.setenv("QUARTAPP_SESSION_COOKIE_NAME", "")
+
+    config = load_config()
+
+    assert config["REMEMBER_ME_DAYS"] == DEFAULTS["REMEMBER_ME_DAYS"]
+    assert config["SESSION_COOKIE_NAME"] == "session"
+
+
+def test_every_default_passes_its_own_check() -> None:
+    for row in SETTINGS:
+        assert row.kind.accepts(row.default), row.name
+        assert row.meaning, row.name
+        assert "\n" not in row.meaning, row.name
+
+
+def test_the_username_limit_is_the_columns_size() -> None:
+    assert BY_NAME["USERNAME_MAX_LENGTH"].kind.accepts(USERNAME_COLUMN)
+    assert not BY_NAME["USERNAME_MAX_LENGTH"].kind.accepts(USERNAME_COLUMN + 1)
+
+
+# Loading writes nothing
+
+
+def tree(root: Path) -> list[str]:
+    return sorted(str(path.relative_to(root)) for path in root.rglob("*"))
+
+
+@pytest.mark.parametrize("folder", ["missing", "empty"])
+def test_loading_settings_writes_no_file(tmp_path: Path, instance: Path, folder: str) -> None:
+    if folder == "empty":
+        instance.mkdir(mode=0o700)
+    before = tree(tmp_path)
+
+    config = load_config()
+
+    assert tree(tmp_path) == before
+    assert config["ENV"] == "development"
+    assert config["SECRET_KEY"] is None  # bootstrap.prepare_instance makes one
+
+
+def test_a_refused_production_start_writes_no_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("QUARTAPP_ENV", "production")
+    before = tree(tmp_path)
+
+    with pytest.raises(ConfigError, match="SECRET_KEY is missing in production"):
+        prepare_instance()
+
+    assert tree(tmp_path) == before
+
+
+def test_the_first_run_makes_keys_once_and_loads_them(instance: Path) -> None:
+    first = prepare_instance()
+    written = (instance / "secrets.toml").read_text()
+    again = prepare_instance()
+
+    assert first["SECRET_KEY"] == again["SECRET_KEY"]
+    assert first["WTF_CSRF_SECRET_KEY"] != first["SECRET_KEY"]
+    assert (instance / "secrets.toml").read_text() == written
+    assert tree(instance) == ["secrets.toml"]
+
+
+# One line at every front door
+
+
+def test_the_server_refuses_an_unknown_name_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("QUARTAPP_PASWORD_MIN_LENGTH", "3")
+
+    status = serve.main(["quartapp:app"])
+
+    assert status == 1
+    assert capsys.readouterr().err == (
+        "quartapp: refusing to start: unknown setting QUARTAPP_PASWORD_MIN_LENGTH; "
+        "did you mean PASSWORD_MIN_LENGTH?\n"
+    )
+
+
+def test_the_cli_refuses_an_unknown_name_in_one_error_line(tmp_path: Path) -> None:
+    env = {**os.environ, "QUARTAPP_LOGIN_FAILURE_PER_USER": "1000"}
+
+    result = subprocess.run(
+        [sys.executable, "-m", "quart", "--app", "quartapp", "users", "list"],
+        cwd=Path(__file__).parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        "Error: unknown setting QUARTAPP_LOGIN_FAILURE_PER_USER; "
+        "did you mean LOGIN_FAILURES_PER_USER?\n"
     )

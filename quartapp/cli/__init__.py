@@ -5,7 +5,7 @@
 - ``db``: the ``db`` group (upgrade, downgrade, current, revision, prune) and the old
   ``init-db``;
 - ``running``: what they share: the app's settings, an event loop per command, and
-  errors as one line and exit status 1.
+  errors as one line and exit status 1 (settings refusals too: ``refuse``).
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from __future__ import annotations
 from quart import Quart
 
 from .db import db_cli, init_db_command
+from .running import refuse
 from .users import users_cli
 
-__all__ = ["init_app"]
+__all__ = ["init_app", "refuse"]
 
 
 def init_app(app: Quart) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..auth import passwords, users
 from ..db import connect, schema
+from ..settings import ConfigError
 
 T = TypeVar("T")
 Work = Callable[[AsyncSession, passwords.Passwords, Mapping[str, Any]], Awaitable[T]]
@@ -46,6 +47,17 @@ def run(work: Work[T]) -> T:
         return run_on_database(main())
     except users.AccountError as error:
         raise click.ClickException(str(error)) from None
+
+
+def refuse(error: ConfigError) -> None:
+    """Within a CLI command, turn a settings refusal into click's one ``Error:`` line.
+
+    ``quart --app quartapp ...`` builds the app while it looks the command up; a plain
+    exception there would end in a traceback. Elsewhere (tests, the server) the
+    :class:`ConfigError` is left to its caller.
+    """
+    if click.get_current_context(silent=True) is not None:
+        raise click.ClickException(error.message) from None
 
 
 def load_config() -> Mapping[str, Any]:

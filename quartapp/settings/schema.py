@@ -1,0 +1,271 @@
+"""The table of settings: each one's name, type and limits, default, secrecy and meaning.
+
+The table is the one list of what may be configured. It gives ``DEFAULTS``, how an
+environment value is parsed, the check of each value on its own and its message, and
+the names an unknown one is compared with. Checks across settings, and production's,
+are in :mod:`.checks`. A new setting is one row here, plus a row in the README's
+Configuration table (tests/test_settings.py checks that every name is there).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .kinds import (
+    Kind,
+    choice,
+    cookie_name,
+    database,
+    flag,
+    integer,
+    strings,
+    text,
+    url_path,
+)
+
+# OWASP's minimum for argon2id (Password Storage Cheat Sheet): nothing below is accepted.
+ARGON2_MINIMUM = {"ARGON2_MEMORY_COST": 19456, "ARGON2_TIME_COST": 2, "ARGON2_PARALLELISM": 1}
+
+# The size of the users.username column (db.USERNAME_COLUMN; a test checks they agree).
+# Written here rather than imported, so that settings depend on no model.
+USERNAME_COLUMN = 255
+
+# The shortest METRICS_TOKEN accepted: long enough that guessing it is hopeless.
+METRICS_TOKEN_MIN = 32
+
+MODES = ("development", "production")
+KEY_FIX = "make one with `python -m quartapp.keys --print`"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row of the table."""
+
+    name: str
+    kind: Kind
+    default: object
+    meaning: str  # one line; the README's table says it at more length
+    secret: bool = False  # its value is never shown in a message
+    unprefixed: bool = False  # also read from the environment without QUARTAPP_
+
+
+def _row(
+    name: str,
+    kind: Kind,
+    default: object,
+    meaning: str,
+    *,
+    secret: bool = False,
+    unprefixed: bool = False,
+) -> Setting:
+    return Setting(name, kind, default, meaning, secret, unprefixed)
+
+
+POSITIVE = integer(1)
+
+SETTINGS: tuple[Setting, ...] = (
+    # None: development, unless TRUSTED_HOSTS names public hosts (checks.settle_mode).
+    _row("ENV", choice(*MODES, optional=True), None, "development or production"),
+    _row("DEBUG", flag(), False, "Quart's debug mode; refused in production"),
+    _row("TESTING", flag(), False, "Quart's testing mode; refused in production"),
+    _row(
+        "SECRET_KEY",
+        text(hint=KEY_FIX),
+        None,
+        "signs session cookies; development generates one on the first run",
+        secret=True,
+        unprefixed=True,
+    ),
+    _row(
+        "SECRET_KEY_FALLBACKS",
+        strings('a list of strings, like ["old-key"] (JSON in the environment)'),
+        [],
+        "older keys still accepted for existing cookies",
+        secret=True,
+        unprefixed=True,
+    ),
+    _row(
+        "WTF_CSRF_SECRET_KEY",
+        text(hint=KEY_FIX),
+        None,
+        "signs CSRF tokens; None: SECRET_KEY",
+        secret=True,
+    ),
+    _row("WTF_CSRF_TIME_LIMIT", POSITIVE, 3600, "seconds a rendered form stays valid"),
+    _row(
+        "DATABASE_URL",
+        database(),
+        None,
+        "the database; None: a SQLite file in the instance folder (development)",
+        secret=True,  # it may hold the database password
+        unprefixed=True,
+    ),
+    _row("DATABASE_ECHO", flag(), False, "log every SQL statement"),
+    # Connections per worker: POOL_SIZE kept open plus MAX_OVERFLOW opened under load.
+    # Logins hold none while hashing, so a few serve a worker; see the README's
+    # "PostgreSQL and scaling out" for the formula against a plan's connection limit.
+    _row("DATABASE_POOL_SIZE", POSITIVE, 3, "connections kept open per worker"),
+    _row("DATABASE_MAX_OVERFLOW", integer(0), 1, "connections opened under load per worker"),
+    # Past these a request gets the 503 page instead of hanging.
+    _row("DATABASE_POOL_TIMEOUT", POSITIVE, 5, "seconds to wait for a pooled connection"),
+    _row("DATABASE_CONNECT_TIMEOUT", POSITIVE, 5, "seconds to wait to connect"),
+    _row("DATABASE_STATEMENT_TIMEOUT", POSITIVE, 5, "seconds one statement may take"),
+    # Behind PgBouncer in transaction mode, prepared statements cannot be cached.
+    _row("DATABASE_PGBOUNCER", flag(), False, "the database is PgBouncer in transaction mode"),
+    # None: DATABASE_URL, except behind PgBouncer, which cannot LISTEN in transaction
+    # mode; there the cache is off unless this names a direct connection.
+    _row(
+        "DATABASE_LISTEN_URL",
+        database(postgresql_only=True),
+        None,
+        "where each process LISTENs for ended logins, for its login cache (PostgreSQL)",
+        secret=True,
+    ),
+    _row(
+        "DATABASE_AUTO_UPGRADE",
+        flag(optional=True),
+        None,
+        "apply pending migrations at start; None: in development only",
+    ),
+    # None: "__Host-session" when the cookie is Secure (so a subdomain, or plain HTTP,
+    # cannot set or shadow it: ASVS 3.3.3), else "session". A "__Host-" name needs Secure.
+    _row("SESSION_COOKIE_NAME", cookie_name(), None, "the session cookie's name"),
+    _row("SESSION_COOKIE_HTTPONLY", flag(), True, "keep the session cookie from scripts"),
+    # Not "None": a cross-site cookie would undo half of the CSRF defence.
+    _row("SESSION_COOKIE_SAMESITE", choice("Lax", "Strict"), "Lax", "the cookie's SameSite"),
+    _row(
+        "SESSION_COOKIE_SECURE",
+        flag(optional=True),
+        None,
+        "send the cookie over HTTPS only; None: exactly in production",
+    ),
+    _row("REMEMBER_ME_DAYS", POSITIVE, 30, "lifetime of a remembered login"),
+    _row("PASSWORD_MIN_LENGTH", POSITIVE, 15, "shortest new password"),
+    _row("PASSWORD_MAX_LENGTH", POSITIVE, 1024, "longest password"),
+    # zxcvbn's score a new password needs; 3 is "safely unguessable" against an online
+    # attack and needs about 10^8 guesses offline. 0 turns the check off.
+    _row("PASSWORD_MIN_SCORE", integer(0, 4), 3, "zxcvbn score a new password needs"),
+    _row(
+        "USERNAME_MAX_LENGTH",
+        integer(1, USERNAME_COLUMN),
+        64,
+        "longest user name (the column holds 255)",
+    ),
+    *(
+        _row(name, integer(minimum, note="OWASP minimum"), default, f"argon2id's {what}")
+        for (name, minimum), default, what in zip(
+            ARGON2_MINIMUM.items(),
+            (32768, 3, 1),
+            ("memory in KiB", "passes", "lanes"),
+            strict=True,
+        )
+    ),
+    _row("HASHING_CONCURRENCY", POSITIVE, 2, "hashes computed at once per process"),
+    # Logins that may wait for a hashing slot per process; past that, 503 at once.
+    _row("HASHING_QUEUE", POSITIVE, 8, "logins that may wait for a hashing slot per process"),
+    # Of those HASHING_CONCURRENCY + HASHING_QUEUE places, how many one client (an
+    # address network, a username, a user's trusted devices) may hold at once; as many
+    # more are kept for trusted devices. One browser needs one place at a time.
+    _row("HASHING_PLACES_PER_CLIENT", POSITIVE, 2, "hashing places one client may hold"),
+    _row("INITIAL_ADMIN", flag(), True, "create admin on an empty development database"),
+    _row("LOGIN_FAILURES_PER_USER", POSITIVE, 5, "failed logins per username per window"),
+    _row("LOGIN_FAILURES_PER_ADDRESS", POSITIVE, 50, "failed logins per address per window"),
+    # A browser with a device cookie for the username has its own limit (see throttle.py).
+    _row("LOGIN_FAILURES_PER_DEVICE", POSITIVE, 5, "failed logins per trusted device"),
+    _row("DEVICE_COOKIE_DAYS", POSITIVE, 365, "days a device stays trusted without a login"),
+    # A login past DEVICES_MINTED_PER_WINDOW gets no device cookie; past
+    # DEVICES_PER_USER the least recently used record goes.
+    _row("DEVICES_MINTED_PER_WINDOW", POSITIVE, 5, "new device records per user per window"),
+    _row("DEVICES_PER_USER", POSITIVE, 10, "device records kept per user"),
+    # IPv6 clients are counted by network: a host is usually handed a whole /64.
+    _row("THROTTLE_IPV6_PREFIX", integer(1, 128), 64, "the IPv6 network counted as one address"),
+    # On top of the per-/64 count, so a site handed a /56 or /48 cannot rotate /64s past
+    # the limit. None: 4x and 16x the address limit, which are also the most they may be
+    # (checks.IPV6_AGGREGATES).
+    _row("LOGIN_FAILURES_PER_IPV6_56", integer(1, optional=True), None, "failures per /56"),
+    _row("LOGIN_FAILURES_PER_IPV6_48", integer(1, optional=True), None, "failures per /48"),
+    _row("LOGIN_FAILURE_WINDOW", POSITIVE, 15 * 60, "seconds failed logins are counted"),
+    # A new login past it ends the oldest (logins.py).
+    _row("LOGINS_PER_USER_MAX", POSITIVE, 50, "logins one user may hold at once"),
+    _row("SESSION_IDLE_MINUTES", POSITIVE, 30, "idle limit of a login without remember me"),
+    _row("SESSION_MAX_HOURS", POSITIVE, 12, "absolute limit of a login without remember me"),
+    _row("MAX_CONTENT_LENGTH", POSITIVE, 64 * 1024, "largest request body, in bytes"),
+    _row("BODY_TIMEOUT", POSITIVE, 10, "seconds to receive a request body"),
+    _row("MAX_FORM_PARTS", POSITIVE, 20, "most fields a form post may have"),
+    # None: localhost names in development; required in production.
+    _row(
+        "TRUSTED_HOSTS",
+        strings(
+            'a list of host names, like ["app.example.com"] (JSON in the environment)',
+            nonempty=True,
+            optional=True,
+        ),
+        None,
+        "host names served",
+    ),
+    _row(
+        "TRUSTED_PROXY_HOPS",
+        integer(0, described="a whole number of proxies"),
+        0,
+        "proxies whose X-Forwarded-* headers are trusted",
+    ),
+    _row(
+        "LOG_LEVEL",
+        choice(
+            "DEBUG", "INFO", "WARNING", "ERROR", described="one of DEBUG, INFO, WARNING or ERROR"
+        ),
+        "INFO",
+        "level of the app's log on stderr",
+    ),
+    # One JSON line per request on stdout (quartapp/logs.py); hypercorn's is off.
+    _row("ACCESS_LOG", flag(), True, "one JSON line per request on stdout"),
+    # None: metrics are off and /metrics is a 404.
+    _row(
+        "METRICS_TOKEN",
+        text(
+            min_length=METRICS_TOKEN_MIN,
+            described=f"a string of at least {METRICS_TOKEN_MIN} characters",
+            hint=KEY_FIX,
+        ),
+        None,
+        "bearer token for GET /metrics",
+        secret=True,
+    ),
+)
+
+# The allow-list: Quart's own settings an operator may set, passed to Quart as they are.
+# They have no default here (Quart's stands) and are checked for their type only. Any
+# other Quart or Quart-WTF name is refused like a typo: SERVER_NAME (host names are
+# TRUSTED_HOSTS), WTF_CSRF_ENABLED (CSRF cannot be switched off), and the rest, which
+# the app sets itself or has no use for. See the README's Configuration section.
+FRAMEWORK: tuple[Setting, ...] = (
+    _row("SESSION_COOKIE_DOMAIN", text(), None, "the session cookie's Domain; None: host-only"),
+    _row("SESSION_COOKIE_PATH", url_path(), None, "the session cookie's Path; None: /"),
+    _row("APPLICATION_ROOT", url_path(), None, "the path the app is mounted at, for cookies"),
+    _row(
+        "PREFERRED_URL_SCHEME",
+        choice("http", "https"),
+        None,
+        "the scheme of external URLs built outside a request",
+    ),
+    _row("SEND_FILE_MAX_AGE_DEFAULT", integer(0, optional=True), None, "static files' max-age"),
+    _row("PROPAGATE_EXCEPTIONS", flag(optional=True), None, "re-raise errors (debugging)"),
+    _row("WTF_CSRF_SSL_STRICT", flag(), None, "over HTTPS, require a same-origin Referer"),
+)
+
+BY_NAME: dict[str, Setting] = {row.name: row for row in SETTINGS + FRAMEWORK}
+DEFAULTS: dict[str, Any] = {row.name: row.default for row in SETTINGS}
+
+# Names close to a setting that are not one, and what to set instead: a plain "did you
+# mean" would send the operator to the wrong name or to one the app refuses.
+INSTEAD = {
+    "SERVER_NAME": "host names go in TRUSTED_HOSTS",
+    "WTF_CSRF_ENABLED": "CSRF protection cannot be switched off",
+    "PERMANENT_SESSION_LIFETIME": "it follows REMEMBER_ME_DAYS; set that instead",
+    "SQLALCHEMY_DATABASE_URI": "set DATABASE_URL instead",
+    "SQLALCHEMY_DATABASE_URL": "set DATABASE_URL instead",
+    # Read from the environment only (sources.CONTROL): a file cannot say where files are.
+    "INSTANCE_PATH": "set QUARTAPP_INSTANCE_PATH in the environment instead",
+    "CONFIG": "set QUARTAPP_CONFIG in the environment instead",
+}
