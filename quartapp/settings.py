@@ -90,9 +90,11 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": None,  # development: a SQLite file in the instance folder
     "DATABASE_ECHO": False,
     # Connections per worker: POOL_SIZE kept open plus MAX_OVERFLOW opened under load.
-    # Logins hold none while hashing, so a few serve a worker; see the README's
-    # "PostgreSQL and scaling out" for the formula against a plan's connection limit.
-    "DATABASE_POOL_SIZE": 3,
+    # A logged-in GET holds one for one round trip on a cache miss and none on a hit,
+    # and logins hold none while hashing: at 50 connections and +1 ms, 1, 2, 3+1 and 6
+    # served /hello alike (issue 13). See the README's "PostgreSQL and scaling out" for
+    # the formula against a plan's connection limit (the listener adds one per worker).
+    "DATABASE_POOL_SIZE": 2,
     "DATABASE_MAX_OVERFLOW": 1,
     # Seconds to wait for a free pooled connection, to connect, and for one statement:
     # past them a request gets the 503 page instead of hanging.
