@@ -161,7 +161,8 @@ async def test_an_altered_copy_of_a_remembered_cookie_is_refused(
     await auth.client.get("/hello")
     assert (await auth.client.get("/hello")).status_code == 200
     issued = cookie_value(auth.client)
-    altered = issued[:-1] + ("A" if issued[-1] != "A" else "B")
+    # A character of the payload: the signature's last one has bits base64 ignores.
+    altered = issued[:5] + ("A" if issued[5] != "A" else "B") + issued[6:]
 
     assert (await replay(app, altered).get("/hello")).status_code == 302
     assert (await replay(app, issued).get("/hello")).status_code == 200
