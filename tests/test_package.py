@@ -79,6 +79,8 @@ def test_keys_tool_imports_no_third_party_module() -> None:
         "quartapp.asgi",
         "quartapp.files",
         "quartapp.keys",
+        "quartapp.keys.command",
+        "quartapp.keys.toml",
     ]
 
 
