@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import secrets
 import shutil
@@ -32,6 +33,8 @@ from tests.pg import INSTALL_HINT, PostgresServer, find_bin_dir, make_server
 
 DELAYS_MS = (0, 1)
 QUARTAPP_PG = "quartapp-procfile"
+# Passed from the bench's environment to quartapp's (see start_quartapp).
+POOL_SETTINGS = ("QUARTAPP_DATABASE_POOL_SIZE", "QUARTAPP_DATABASE_MAX_OVERFLOW")
 FLASK_SYNC = "flask-login-pg-sync"
 FLASK_GTHREAD = "flask-login-pg-gthread8"
 APPS = (QUARTAPP_PG, FLASK_SYNC, FLASK_GTHREAD)
@@ -164,13 +167,18 @@ def start(app: str, pg: Cluster, folder: Path, logs: Path) -> tuple[Server, tupl
 
 
 def start_quartapp(pg: Cluster, folder: Path, logs: Path) -> tuple[Server, tuple[str, str]]:
-    """The Procfile's release line, a user made with the CLI, then its web line."""
+    """The Procfile's release line, a user made with the CLI, then its web line.
+
+    The pool's settings pass through from the bench's own environment, to measure
+    other sizes: ``QUARTAPP_DATABASE_POOL_SIZE=8 make bench BENCH_ARGS="--scenarios pg"``.
+    """
     env = servers.clean_env(
         SECRET_KEY=secrets.token_urlsafe(32),
         DATABASE_URL=pg.url(QUARTAPP_PG),
         QUARTAPP_INSTANCE_PATH=str(folder / "instance"),
         QUARTAPP_TRUSTED_HOSTS='["127.0.0.1"]',
         WEB_CONCURRENCY="1",
+        **{name: os.environ[name] for name in POOL_SETTINGS if name in os.environ},
     )
     lines = procfile()
     run(["bash", "-c", lines["release"]], env, "the Procfile's release line")

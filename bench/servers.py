@@ -259,12 +259,18 @@ def post_login(server: Server, attempt: PreLogin, expect: str = "/hello") -> dic
 
 
 def log_in(server: Server, username: str, password: str) -> dict[str, str]:
-    """Log in through the app's own form and check that /hello then greets the user."""
+    """Log in through the app's own form and check that /hello then greets the user.
+
+    The cookies returned are those a browser holds after that first page: it showed
+    the login's flashed message, and a browser would not send that message back again
+    (with the login's own cookie, every request of the run would show and remove it,
+    and sign and send a new cookie).
+    """
     cookies = post_login(server, pre_login(server, username, password))
     page = server.request("GET", "/hello", cookies)
     if page.status != 200 or "Hello" not in page.text:
         raise BenchError(f"{server.name}: /hello answered {page.status} after logging in")
-    return cookies
+    return {**cookies, **page.cookies()}
 
 
 def descendants(root: int) -> list[int]:

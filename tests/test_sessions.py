@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from quart import Quart
 from quart.sessions import session_json_serializer
 from quart.testing import QuartClient
 from werkzeug.wrappers import Response as WerkzeugResponse
@@ -138,3 +139,48 @@ async def test_cookie_signed_with_a_dropped_key_is_not_accepted(tmp_path: Path) 
         response = await replay(app, issued).get("/hello")
 
     assert response.status_code == 302
+
+
+async def test_a_remembered_cookie_is_refused_once_the_key_is_no_longer_current(
+    app: Quart, auth: AuthActions
+) -> None:
+    await auth.login()
+    await auth.client.get("/hello")  # takes the login's flash out of the cookie
+    assert (await auth.client.get("/hello")).status_code == 200  # now remembered
+    issued = cookie_value(auth.client)
+
+    app.config["SECRET_KEY"] = ROTATED_KEY
+
+    assert (await replay(app, issued).get("/hello")).status_code == 302
+
+
+async def test_an_altered_copy_of_a_remembered_cookie_is_refused(
+    app: Quart, auth: AuthActions
+) -> None:
+    await auth.login()
+    await auth.client.get("/hello")
+    assert (await auth.client.get("/hello")).status_code == 200
+    issued = cookie_value(auth.client)
+    # A character of the payload: the signature's last one has bits base64 ignores.
+    altered = issued[:5] + ("A" if issued[5] != "A" else "B") + issued[6:]
+
+    assert (await replay(app, altered).get("/hello")).status_code == 302
+    assert (await replay(app, issued).get("/hello")).status_code == 200
+
+
+async def test_pages_of_one_session_reuse_its_signed_csrf_token_and_others_do_not(
+    app: Quart, auth: AuthActions
+) -> None:
+    await auth.login()
+    first = await csrf_token(auth.client, "/hello")
+    second = await csrf_token(auth.client, "/hello")
+    other = AuthActions(app.test_client())
+    await other.login()
+    theirs = await csrf_token(other.client, "/hello")
+
+    assert first == second
+    assert theirs != first
+    # The reused token is a good one: the logout form posts with it.
+    response = await auth.client.post("/logout", form={"csrf_token": second})
+    assert response.status_code == 302
+    assert (await auth.client.get("/hello")).status_code == 302

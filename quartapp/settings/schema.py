@@ -103,9 +103,11 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     _row("DATABASE_ECHO", flag(), False, "log every SQL statement"),
     # Connections per worker: POOL_SIZE kept open plus MAX_OVERFLOW opened under load.
-    # Logins hold none while hashing, so a few serve a worker; see the README's
-    # "PostgreSQL and scaling out" for the formula against a plan's connection limit.
-    _row("DATABASE_POOL_SIZE", POSITIVE, 3, "connections kept open per worker"),
+    # A logged-in GET holds one for one round trip on a cache miss and none on a hit,
+    # and logins hold none while hashing: at 50 connections and +1 ms, 1, 2, 3+1 and 6
+    # served /hello alike (issue 13). See the README's "PostgreSQL and scaling out" for
+    # the formula against a plan's connection limit (the listener adds one per worker).
+    _row("DATABASE_POOL_SIZE", POSITIVE, 2, "connections kept open per worker"),
     _row("DATABASE_MAX_OVERFLOW", integer(0), 1, "connections opened under load per worker"),
     # Past these a request gets the 503 page instead of hanging.
     _row("DATABASE_POOL_TIMEOUT", POSITIVE, 5, "seconds to wait for a pooled connection"),
