@@ -23,7 +23,7 @@ from quart import (
 from quart.typing import ResponseReturnValue
 from quart.wrappers import Response
 
-from . import accounts, audit, credentials, devices, logins, signals
+from . import accounts, audit, bootstrap, credentials, devices, logins, signals
 from .auth import CSRF_FIELD, FORM_TYPES, LOGIN_KEY, login_required
 from .db import db
 from .forms import ChangePasswordForm, EndSessionForm
@@ -154,6 +154,7 @@ async def _change_password(form: ChangePasswordForm) -> Response | None:
         nonce = await devices.mint(dbs, config, user.id)
         await dbs.commit()
     signals.send(signals.password_changed, username=user.username, sessions_ended=ended)
+    await bootstrap.forget_initial_password(config, user.username)
     # A new CSRF token too, as at login: auth.issue_csrf_token puts it in this response.
     session.pop(CSRF_FIELD, None)
     g.pop(CSRF_FIELD, None)
@@ -161,7 +162,7 @@ async def _change_password(form: ChangePasswordForm) -> Response | None:
         # This login was ended by another request while the password was changing:
         # the new password stands, and the user logs in with it.
         session.pop(LOGIN_KEY, None)
-        await flash("Your password was changed. Please log in again.", "success")
+        await flash("Your password was changed. Please sign in again.", "success")
         response = redirect(url_for("auth.login"))
     else:
         session[LOGIN_KEY] = token

@@ -19,7 +19,7 @@ from quart.cli import ScriptInfo
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from . import accounts, audit, passwords, prune, schema, signals
+from . import accounts, audit, bootstrap, passwords, prune, schema, signals
 from .db import connect
 
 T = TypeVar("T")
@@ -119,6 +119,7 @@ def set_password_command(name: str, password_stdin: bool) -> None:
         )
     )
     signals.send(signals.password_changed, username=username, sessions_ended=ended)
+    bootstrap.discard_initial_password(load_config(), username)
     click.echo(f"changed the password of {username!r}; ended {ended} login(s)")
 
 
@@ -136,6 +137,7 @@ def delete_command(name: str, yes: bool) -> None:
         click.confirm(f"Delete user {username!r}?", abort=True)
     run(lambda session, _p, _c: accounts.delete_user(session, name))
     audit.log("user_deleted", username)
+    bootstrap.discard_initial_password(load_config(), username)
     click.echo(f"deleted user {username!r}")
 
 

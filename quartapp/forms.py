@@ -86,13 +86,13 @@ class LoginForm(QuartForm):
         validators=[
             SentOnce(),
             PlainText(),
-            DataRequired("Enter your username"),
+            DataRequired("Enter your username."),
             MaxLength("USERNAME_MAX_LENGTH"),
         ],
     )
-    password = PasswordField("Password", validators=password_checks("Enter your password"))
+    password = PasswordField("Password", validators=password_checks("Enter your password."))
     remember_me = BooleanField("Remember Me", validators=[SentOnce()])
-    submit = SubmitField("Sign In")
+    submit = SubmitField("Sign in")
 
 
 class ChangePasswordForm(QuartForm):
@@ -104,16 +104,16 @@ class ChangePasswordForm(QuartForm):
     """
 
     current_password = PasswordField(
-        "Current password", validators=password_checks("Enter your current password")
+        "Current password", validators=password_checks("Enter your current password.")
     )
     new_password = PasswordField(
-        "New password", validators=password_checks("Enter a new password")
+        "New password", validators=password_checks("Enter a new password.")
     )
     new_password2 = PasswordField(
         "Confirm new password",
         validators=[
-            *password_checks("Enter the new password again"),
-            EqualTo("new_password", "Enter the same new password in both boxes"),
+            *password_checks("Enter the new password again."),
+            EqualTo("new_password", "Enter the same new password in both boxes."),
         ],
     )
     submit = SubmitField("Change password")
@@ -135,7 +135,7 @@ class DeviceCodeForm(QuartForm):
         validators=[
             SentOnce(),
             PlainText(),
-            DataRequired("Enter the code from your sessions page"),
+            DataRequired("Enter the code from your sessions page."),
             Length(max=32, message="The code is 12 letters and digits."),
         ],
     )

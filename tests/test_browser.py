@@ -58,7 +58,7 @@ def log_in(visitor: Visitor) -> None:
     visitor.goto("/login")
     visitor.page.get_by_label("Username").fill(USERNAME)
     visitor.page.get_by_label("Password", exact=True).fill(PASSWORD)
-    visitor.page.get_by_role("button", name="Sign In").click()
+    visitor.page.get_by_role("button", name="Sign in").click()
     expect(visitor.page).to_have_url(visitor.base_url + "/hello")
 
 
@@ -100,7 +100,7 @@ def test_back_button_after_logout_shows_nothing_private(visitor: Visitor) -> Non
     log_in(visitor)
     visitor.goto("/logout")
     visitor.check("logout-confirm")
-    page.get_by_role("link", name="Stay logged in").click()
+    page.get_by_role("link", name="Stay signed in").click()
     expect(page).to_have_url(visitor.base_url + "/hello")
 
     page.get_by_role("navigation").get_by_role("button", name="Log out").click()
@@ -125,7 +125,7 @@ def test_empty_submit_focuses_the_error_summary_whose_links_focus_the_fields(
     summary = page.locator(".error-summary")
     expect(summary).to_be_focused()
     expect(summary.get_by_role("heading")).to_have_text("There is a problem")
-    expect(page).to_have_title("Error: Log in · quartapp")
+    expect(page).to_have_title("Error: Sign in · quartapp")
     for field in ("#username", "#password"):
         expect(page.locator(field)).to_have_attribute("aria-invalid", "true")
         expect(page.locator(field)).to_have_css("border-top-color", ERROR_RED)
@@ -146,7 +146,7 @@ def test_wrong_passwords_then_lockout_page_says_how_long(visitor: Visitor) -> No
     for attempt in range(5):
         page.get_by_label("Username").fill(name)
         page.get_by_label("Password", exact=True).fill(f"wrong password {attempt}")
-        page.get_by_role("button", name="Sign In").click()
+        page.get_by_role("button", name="Sign in").click()
         notice = page.locator("main [role=alert]")
         expect(notice).to_have_text(INVALID)
         expect(notice).to_be_focused()
@@ -157,7 +157,7 @@ def test_wrong_passwords_then_lockout_page_says_how_long(visitor: Visitor) -> No
 
     page.get_by_label("Password", exact=True).fill("wrong again")
     with page.expect_response(lambda response: response.request.method == "POST") as sent:
-        page.get_by_role("button", name="Sign In").click()
+        page.get_by_role("button", name="Sign in").click()
 
     response = sent.value
     assert response.status == 429
@@ -208,7 +208,7 @@ def test_tap_targets_on_a_phone_are_at_least_44px(visitor: Visitor) -> None:
         [
             page.get_by_role("link", name="quartapp"),
             *navigation.get_by_role("link").all(),
-            page.get_by_role("button", name="Sign In"),
+            page.get_by_role("button", name="Sign in"),
             page.get_by_role("button", name="Show password"),
             page.locator("label[for=remember_me]"),
         ]
@@ -228,11 +228,11 @@ def test_without_javascript_the_login_page_works_the_same(
         expect(page.locator("#username")).to_be_focused()
         expect(page.get_by_role("button", name="Show password")).to_have_count(0)
 
-        page.get_by_role("button", name="Sign In").click()
+        page.get_by_role("button", name="Sign in").click()
         expect(page.locator(".error-summary")).to_be_focused()  # the autofocus attribute
         page.get_by_label("Username").fill(USERNAME)
         page.get_by_label("Password", exact=True).fill(PASSWORD)
-        page.get_by_role("button", name="Sign In").click()
+        page.get_by_role("button", name="Sign in").click()
 
         expect(page).to_have_url(server.base_url + "/hello")
         visitor.assert_no_errors()
@@ -260,10 +260,10 @@ def test_expired_login_form_keeps_the_username_and_says_what_happened(
     page.wait_for_timeout(2500)
 
     with page.expect_response(lambda response: response.request.method == "POST") as sent:
-        page.get_by_role("button", name="Sign In").click()
+        page.get_by_role("button", name="Sign in").click()
 
     assert sent.value.status == 400
-    expect(page).to_have_title("Form expired · Log in · quartapp")
+    expect(page).to_have_title("Form expired · Sign in · quartapp")
     expect(page.locator("main [role=alert]")).to_have_text(EXPIRED)
     expect(page.locator("main [role=alert]")).to_be_focused()
     expect(page.locator("body")).not_to_contain_text("Bad request")

@@ -45,7 +45,7 @@ def log_in(visitor: Visitor, password: str = PASSWORD) -> None:
     visitor.goto("/login")
     visitor.page.get_by_label("Username").fill(USERNAME)
     visitor.page.get_by_label("Password", exact=True).fill(password)
-    visitor.page.get_by_role("button", name="Sign In").click()
+    visitor.page.get_by_role("button", name="Sign in").click()
     expect(visitor.page).to_have_url(visitor.base_url + "/hello")
 
 
