@@ -18,8 +18,10 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from . import metrics
-from .auth import (
+from .. import metrics
+from ..auth.forms import LoginForm
+from ..auth.passwords import Busy
+from ..auth.views import (
     FORM_TYPES,
     LOGIN_KEY,
     LOGIN_NAME_KEY,
@@ -27,10 +29,8 @@ from .auth import (
     requested_path,
     safe_next,
 )
-from .forms import LoginForm
-from .passwords import Busy
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("quartapp.errors")  # the pre-move name, kept for log filters
 
 # Titles and messages by status; errors/<code>.html may word them its own way, and a
 # status without a template uses errors/error.html.
