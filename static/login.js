@@ -35,10 +35,16 @@
   // The button's accessible name says which box: data-show-name, else "password".
   function enhancePassword(input) {
     var name = input.getAttribute("data-show-name") || "password";
+    // Moving the input into its row takes the focus away (autofocus on the
+    // password page's first box): give it back.
+    var focused = document.activeElement === input;
     var row = document.createElement("div");
     row.className = "password-row";
     input.parentNode.insertBefore(row, input);
     row.appendChild(input);
+    if (focused) {
+      input.focus();
+    }
 
     var toggle = document.createElement("button");
     toggle.type = "button";

@@ -165,7 +165,7 @@ def test_wrong_passwords_then_lockout_page_says_how_long(visitor: Visitor) -> No
     expect(page).to_have_title("Too many attempts · quartapp")
     expect(page.locator("main")).to_contain_text("Try again in 15 minutes.")
     visitor.check("lockout")
-    page.get_by_role("link", name="Back to the login page").click()
+    page.get_by_role("link", name="Back to the sign-in page").click()
     expect(page).to_have_url(re.compile(r"/login\?next=(/|%2F)hello$"))
     expect(page.get_by_label("Username")).to_be_visible()
 

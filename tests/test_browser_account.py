@@ -20,7 +20,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.server]
 
 NEW_PASSWORD = "a brand new passphrase, also long"
 CHANGED = "Your password was changed. You were logged out everywhere else."
-LOGIN_FIRST = "You need to login first."
+ENDED_ELSEWHERE = (
+    "You were logged out because this session was ended from another device or the "
+    "password changed."
+)
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +52,13 @@ def log_in(visitor: Visitor, password: str = PASSWORD) -> None:
     expect(visitor.page).to_have_url(visitor.base_url + "/hello")
 
 
+def next_box(page: Page) -> None:
+    """From a password box to the next one, past its Show button."""
+    page.keyboard.press("Tab")
+    expect(page.locator(":focus")).to_have_text("Show")
+    page.keyboard.press("Tab")
+
+
 def test_change_password_with_the_keyboard_only(visitor: Visitor) -> None:
     page = visitor.page
     log_in(visitor)
@@ -59,11 +69,16 @@ def test_change_password_with_the_keyboard_only(visitor: Visitor) -> None:
     expect(page.locator("#current_password")).to_be_focused()
     visitor.check("account-password")
 
+    # Each box has its Show button after it, so Tab goes box, button, box.
+    expect(page.get_by_role("button", name="Show current password")).to_be_visible()
+    expect(page.get_by_role("button", name="Show new password", exact=True)).to_be_visible()
+    expect(page.get_by_role("button", name="Show new password again")).to_be_visible()
+
     # A guessable new password first: the error summary takes the focus.
     page.keyboard.type(PASSWORD)
-    page.keyboard.press("Tab")
+    next_box(page)
     page.keyboard.type("passwordpassword")
-    page.keyboard.press("Tab")
+    next_box(page)
     page.keyboard.type("passwordpassword")
     page.keyboard.press("Enter")
 
@@ -81,11 +96,12 @@ def test_change_password_with_the_keyboard_only(visitor: Visitor) -> None:
     page.keyboard.press("Enter")
     expect(page.locator("#new_password")).to_be_focused()
     page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Shift+Tab")
     expect(page.locator("#current_password")).to_be_focused()
     page.keyboard.type(PASSWORD)
-    page.keyboard.press("Tab")
+    next_box(page)
     page.keyboard.type(NEW_PASSWORD)
-    page.keyboard.press("Tab")
+    next_box(page)
     page.keyboard.type(NEW_PASSWORD)
     page.keyboard.press("Enter")
 
@@ -133,7 +149,9 @@ def test_end_another_devices_login_from_the_sessions_page(
         # The phone is logged out on its next request.
         phone.goto("/hello")
         expect(phone.page).to_have_url(re.compile(r"/login\?next=(/|%2F)hello$"))
-        expect(phone.page.locator("main [role=status]")).to_have_text(LOGIN_FIRST)
+        expect(phone.page.locator("main [role=status]")).to_have_text(ENDED_ELSEWHERE)
+        expect(phone.page.get_by_role("banner")).not_to_contain_text("Signed in")
+        phone.check("login-ended-elsewhere")
         phone.assert_no_errors()
     finally:
         phone_context.close()
