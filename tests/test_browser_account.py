@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from .browser import PASSWORD, USERNAME, Visitor, served, visit
-from .server import Server
+from .browser import PASSWORD, USERNAME, Visitor, create_user, served, visit
+from .pg import PostgresServer
+from .server import Server, development_env, free_port, hypercorn_command, init_db, running
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
@@ -155,3 +157,61 @@ def test_end_another_devices_login_from_the_sessions_page(
         phone.assert_no_errors()
     finally:
         phone_context.close()
+
+
+@pytest.mark.postgres
+def test_an_outage_keeps_the_header_and_the_typed_username(
+    own_postgres: PostgresServer, page: Page, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """PostgreSQL stopped under a development server: the 503 pages, as people see them.
+
+    ``own_postgres`` comes before ``page``: its session's PostgreSQL migrates with
+    ``asyncio.run``, which cannot run once Playwright's loop is open.
+    """
+    port = free_port()
+    env = development_env(tmp_path)
+    env.update(
+        DATABASE_URL=own_postgres.url(),
+        QUARTAPP_DATABASE_CONNECT_TIMEOUT="1",
+        QUARTAPP_DATABASE_POOL_TIMEOUT="1",
+        QUARTAPP_DATABASE_STATEMENT_TIMEOUT="1",
+    )
+    init_db(env)
+    create_user(env)
+    with running(hypercorn_command(port), env, port, tmp_path / "logs") as server:
+        server.wait_healthy()
+        visitor = next(visit(page, server, request))
+        log_in(visitor)
+        anonymous_context = page.context.browser.new_context()  # type: ignore[union-attr]
+        try:
+            anonymous = Visitor(anonymous_context.new_page(), server.base_url, request.node.name)
+            anonymous.goto("/login")
+            own_postgres.stop("fast")
+            try:
+                response = visitor.goto("/hello")
+                assert response.status == 503
+                banner = page.get_by_role("banner")
+                expect(banner).to_contain_text(f"Signed in as {USERNAME}")
+                expect(banner.get_by_role("link", name="Sign in")).to_have_count(0)
+                expect(page.get_by_role("link", name="Try again")).to_be_visible()
+                visitor.check("outage-signed-in")
+
+                anonymous.page.get_by_label("Username").fill(USERNAME)
+                anonymous.page.get_by_label("Password", exact=True).fill(PASSWORD)
+                anonymous.page.get_by_role("button", name="Sign in").click()
+                expect(anonymous.page).to_have_title(
+                    "Temporarily unavailable · Sign in · quartapp"
+                )
+                expect(anonymous.page.get_by_label("Username")).to_have_value(USERNAME)
+                expect(anonymous.page.get_by_label("Password", exact=True)).to_have_value("")
+                anonymous.check("outage-sign-in")
+            finally:
+                own_postgres.start()
+            # The same form, sent again once the database is back, signs in.
+            anonymous.page.get_by_label("Password", exact=True).fill(PASSWORD)
+            anonymous.page.get_by_role("button", name="Sign in").click()
+            expect(anonymous.page).to_have_url(server.base_url + "/hello")
+            anonymous.assert_no_errors()
+            visitor.assert_no_errors()
+        finally:
+            anonymous_context.close()
