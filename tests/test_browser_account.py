@@ -8,6 +8,7 @@ another device (a second browser context) from the sessions page. Each page gets
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from .browser import PASSWORD, USERNAME, Visitor, create_user, served, visit
-from .pg import PostgresServer
+from .pg import INSTALL_HINT, PostgresServer, find_bin_dir, make_server
 from .server import Server, development_env, free_port, hypercorn_command, init_db, running
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
@@ -159,19 +160,35 @@ def test_end_another_devices_login_from_the_sessions_page(
         phone_context.close()
 
 
+@pytest.fixture
+def stoppable_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL of this test's own, to stop and start again.
+
+    Not conftest's ``stoppable_postgres``: that needs the session's server, which migrates
+    with ``asyncio.run``, and that cannot run once Playwright's loop is open. The
+    app's own ``init-db`` migrates this one.
+    """
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        pytest.skip(INSTALL_HINT)
+    server = make_server(bin_dir)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop("immediate")
+        shutil.rmtree(server.root.parent, ignore_errors=True)
+
+
 @pytest.mark.postgres
 def test_an_outage_keeps_the_header_and_the_typed_username(
-    own_postgres: PostgresServer, page: Page, tmp_path: Path, request: pytest.FixtureRequest
+    stoppable_postgres: PostgresServer, page: Page, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    """PostgreSQL stopped under a development server: the 503 pages, as people see them.
-
-    ``own_postgres`` comes before ``page``: its session's PostgreSQL migrates with
-    ``asyncio.run``, which cannot run once Playwright's loop is open.
-    """
+    """PostgreSQL stopped under a development server: the 503 pages, as people see them."""
     port = free_port()
     env = development_env(tmp_path)
     env.update(
-        DATABASE_URL=own_postgres.url(),
+        DATABASE_URL=stoppable_postgres.url(),
         QUARTAPP_DATABASE_CONNECT_TIMEOUT="1",
         QUARTAPP_DATABASE_POOL_TIMEOUT="1",
         QUARTAPP_DATABASE_STATEMENT_TIMEOUT="1",
@@ -186,7 +203,7 @@ def test_an_outage_keeps_the_header_and_the_typed_username(
         try:
             anonymous = Visitor(anonymous_context.new_page(), server.base_url, request.node.name)
             anonymous.goto("/login")
-            own_postgres.stop("fast")
+            stoppable_postgres.stop("fast")
             try:
                 response = visitor.goto("/hello")
                 assert response.status == 503
@@ -206,7 +223,7 @@ def test_an_outage_keeps_the_header_and_the_typed_username(
                 expect(anonymous.page.get_by_label("Password", exact=True)).to_have_value("")
                 anonymous.check("outage-sign-in")
             finally:
-                own_postgres.start()
+                stoppable_postgres.start()
             # The same form, sent again once the database is back, signs in.
             anonymous.page.get_by_label("Password", exact=True).fill(PASSWORD)
             anonymous.page.get_by_role("button", name="Sign in").click()
