@@ -77,6 +77,39 @@ def test_public_pages_and_not_found(visitor: Visitor) -> None:
     visitor.check("not-found")
 
 
+def test_the_header_is_one_row_at_desktop_width_and_the_current_link_moves_nothing(
+    visitor: Visitor,
+) -> None:
+    page = visitor.page
+    page.set_viewport_size({"width": 1280, "height": 800})
+    nav = page.get_by_role("navigation")
+    places = {}
+    for path in ("/", "/welcome", "/login"):
+        visitor.goto(path)
+        places[path] = [
+            nav.get_by_role("link", name=name, exact=True).bounding_box()
+            for name in ("Home", "Welcome", "Hello", "Sign in")
+        ]
+    # The current page's link is marked without growing: nothing beside it moves.
+    assert places["/"] == places["/welcome"] == places["/login"]
+
+    log_in(visitor)
+    parts = [
+        page.get_by_role("link", name="quartapp"),
+        nav.get_by_role("link", name="Home"),
+        nav.get_by_text(f"Signed in as {USERNAME}"),
+        nav.get_by_role("link", name="Account"),
+        nav.get_by_role("button", name="Log out"),
+    ]
+    middles = []
+    for part in parts:
+        box = part.bounding_box()
+        assert box is not None
+        middles.append(box["y"] + box["height"] / 2)
+    # Brand, links and the user block in one row.
+    assert max(middles) - min(middles) < 2, middles
+
+
 def test_keyboard_only_login_from_a_protected_page(visitor: Visitor) -> None:
     page = visitor.page
     visitor.goto("/hello")
