@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,6 +27,7 @@ from .settings import ConfigError, load_config
 log = logging.getLogger(__name__)
 
 INITIAL_ADMIN_FILE = "initial-admin-password"
+INITIAL_ADMIN = "admin"
 
 
 def prepare_instance(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -71,7 +73,7 @@ async def create_initial_admin(
         return None
     password = secrets.token_urlsafe(18)
     try:
-        await create_user(session, passwords, config, "admin", password)
+        await create_user(session, passwords, config, INITIAL_ADMIN, password)
     except AccountError:
         return None  # another worker got there first
     path = Path(config["INSTANCE_PATH"]) / INITIAL_ADMIN_FILE
@@ -79,12 +81,37 @@ async def create_initial_admin(
     # The one place a password is logged, on purpose and in development only: it is
     # random, shown once, and a newcomer needs it to log in after `make run`.
     log.warning(
-        "created user 'admin' with password %s (also in %s); change it with "
+        "created user 'admin' with password %s (also in %s, until it is changed); sign "
+        "in and change it at /account/password, or with "
         "`.venv/bin/quart --app quartapp users set-password admin`",
         password,
         path,
     )
     return password
+
+
+def discard_initial_password(config: Mapping[str, Any], username: str) -> bool:
+    """Delete the first-run password file once ``admin`` has a password of its own.
+
+    Called when a password is set (the account page, ``users set-password``) and when
+    the user is deleted, so the file never holds a password that is out of date.
+    Returns whether a file was deleted.
+    """
+    if username != INITIAL_ADMIN:
+        return False
+    path = Path(config["INSTANCE_PATH"]) / INITIAL_ADMIN_FILE
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    log.info("deleted %s: the admin's password was changed", path)
+    return True
+
+
+async def forget_initial_password(config: Mapping[str, Any], username: str) -> None:
+    """:func:`discard_initial_password` off the event loop, for the views."""
+    if username == INITIAL_ADMIN:
+        await asyncio.to_thread(discard_initial_password, config, username)
 
 
 async def create_initial_admin_for_app() -> None:

@@ -1,6 +1,6 @@
-// The login page's small helpers. The page works the same without them: the
-// error summary and first field also carry the autofocus attribute, and the
-// password field is a plain password field.
+// The small helpers of the login and password pages. A page works the same
+// without them: the error summary and first field also carry the autofocus
+// attribute, and each password field is a plain password field.
 "use strict";
 
 (function () {
@@ -31,28 +31,32 @@
     });
   }
 
-  // A "Show" button beside the password and a hint when Caps Lock is on.
-  function enhancePassword() {
-    var input = document.querySelector("input.password-input");
-    if (!input) {
-      return;
-    }
+  // A "Show" button beside each password box and a hint when Caps Lock is on.
+  // The button's accessible name says which box: data-show-name, else "password".
+  function enhancePassword(input) {
+    var name = input.getAttribute("data-show-name") || "password";
+    // Moving the input into its row takes the focus away (autofocus on the
+    // password page's first box): give it back.
+    var focused = document.activeElement === input;
     var row = document.createElement("div");
     row.className = "password-row";
     input.parentNode.insertBefore(row, input);
     row.appendChild(input);
+    if (focused) {
+      input.focus();
+    }
 
     var toggle = document.createElement("button");
     toggle.type = "button";
     toggle.className = "password-toggle";
     toggle.textContent = "Show";
     toggle.setAttribute("aria-controls", input.id);
-    toggle.setAttribute("aria-label", "Show password");
+    toggle.setAttribute("aria-label", "Show " + name);
     toggle.addEventListener("click", function () {
       var shown = input.type === "password";
       input.type = shown ? "text" : "password";
       toggle.textContent = shown ? "Hide" : "Show";
-      toggle.setAttribute("aria-label", shown ? "Hide password" : "Show password");
+      toggle.setAttribute("aria-label", (shown ? "Hide " : "Show ") + name);
     });
     row.appendChild(toggle);
 
@@ -84,8 +88,13 @@
     }
   }
 
+  function enhancePasswords() {
+    var inputs = document.querySelectorAll("input.password-input");
+    Array.prototype.forEach.call(inputs, enhancePassword);
+  }
+
   function start() {
-    enhancePassword();
+    enhancePasswords();
     linkErrorSummary();
     focusOnLoad();
   }

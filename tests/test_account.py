@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -242,7 +243,7 @@ async def test_wrong_current_passwords_count_toward_the_login_throttle(
         ("alicealicealice", None, f"The password is too easy to guess: {REPEATS}"),
         ("k7#Qv9!mZ2@wL4", None, "The password is shorter than 15 characters."),
         ("x" * 1025, None, "Field cannot be longer than 1024 characters."),
-        (NEW_PASSWORD, NEW_PASSWORD + "!", "Enter the same new password in both boxes"),
+        (NEW_PASSWORD, NEW_PASSWORD + "!", "Enter the same new password in both boxes."),
     ],
     ids=["common", "username", "too-short", "too-long", "mismatch"],
 )
@@ -636,3 +637,108 @@ async def test_nav_links_to_the_account_only_when_logged_in(
 
     page = await body(await client.get("/"))
     assert '<a href="/account/sessions">Account</a>' in page
+
+
+# A device whose login was ended elsewhere is told why
+
+ENDED_ELSEWHERE = (
+    "You were logged out because this session was ended from another device or the "
+    "password changed."
+)
+
+
+async def end_from_the_sessions_page(auth: AuthActions, _other: QuartClient) -> None:
+    [other_id] = await end_ids(auth.client)
+    assert (await end_session(auth.client, other_id)).status_code == 302
+
+
+async def log_out_everywhere_else(auth: AuthActions, _other: QuartClient) -> None:
+    token = await csrf_token(auth.client, "/account/sessions")
+    response = await auth.client.post("/account/sessions/end-others", form={"csrf_token": token})
+    assert response.status_code == 302
+
+
+async def change_the_password(auth: AuthActions, _other: QuartClient) -> None:
+    assert (await change_password(auth.client)).status_code == 302
+
+
+@pytest.mark.parametrize(
+    "end", [end_from_the_sessions_page, log_out_everywhere_else, change_the_password]
+)
+async def test_a_device_logged_out_from_elsewhere_is_told_why(
+    app: Quart, auth: AuthActions, end: Any
+) -> None:
+    await auth.login()
+    other = await second_device(app)
+    await other.get("/hello")  # the login's own flash is read
+
+    await end(auth, other)
+    response = await other.get("/hello")
+    page = await body(await other.get(response.headers["Location"]))
+
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/login?next=/hello"
+    assert ENDED_ELSEWHERE in page
+    # Told once, and instead of the anonymous visitor's message.
+    assert "You need to login first." not in page
+    assert page.count(ENDED_ELSEWHERE) == 1
+    # The cookie no longer names the login: the next page is an anonymous visitor's.
+    again = await other.get("/hello")
+    assert "You need to login first." in await body(await other.get(again.headers["Location"]))
+
+
+async def test_a_device_whose_login_ended_is_told_on_a_public_page_too(
+    app: Quart, auth: AuthActions
+) -> None:
+    await auth.login()
+    other = await second_device(app)
+    await other.get("/hello")
+    await log_out_everywhere_else(auth, other)
+
+    page = await body(await other.get("/welcome"))
+
+    assert ENDED_ELSEWHERE in page
+    assert "Signed in as" not in page
+
+
+async def test_a_visitor_who_never_signed_in_gets_the_tutorials_message(
+    client: QuartClient,
+) -> None:
+    response = await client.get("/hello")
+    page = await body(await client.get(response.headers["Location"]))
+
+    assert "You need to login first." in page
+    assert "ended from another device" not in page
+
+
+async def test_a_login_past_its_limit_and_pruned_is_told_it_expired(auth: AuthActions) -> None:
+    await auth.login()
+    await auth.client.get("/hello")
+    # A cookie whose row went with a prune after its 12-hour limit: a token the table
+    # does not know, and a limit in the past.
+    async with auth.client.session_transaction() as session:
+        session["login"] = "a token whose row was pruned"
+        session["login_until"] = int(time.time()) - 60
+
+    response = await auth.client.get("/hello")
+    page = await body(await auth.client.get(response.headers["Location"]))
+
+    assert "Your session has expired. Please sign in again." in page
+    assert ENDED_ELSEWHERE not in page
+
+
+async def test_password_page_marks_each_box_for_a_show_button(auth: AuthActions) -> None:
+    await auth.login()
+
+    page = await body(await auth.client.get("/account/password"))
+
+    for name, words in (
+        ("current_password", "current password"),
+        ("new_password", "new password"),
+        ("new_password2", "new password again"),
+    ):
+        field = re.search(rf'<input[^>]*name="{name}"[^>]*>', page)
+        assert field, name
+        assert 'class="password-input"' in field.group(0)
+        assert f'data-show-name="{words}"' in field.group(0)
+    assert '<script src="/static/login.js" defer></script>' in page

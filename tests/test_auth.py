@@ -61,7 +61,7 @@ async def test_login_redirects_to_hello_which_greets_user(auth: AuthActions) -> 
     page = await body(hello)
     assert hello.status_code == 200
     assert "Hello, alice!" in page
-    assert "You were logged in as alice." in page
+    assert "You were signed in as alice." in page
 
 
 async def test_login_username_is_case_insensitive(auth: AuthActions) -> None:
@@ -402,7 +402,7 @@ async def test_server_enforces_idle_and_absolute_login_limits(
     assert response.status_code == (200 if still_in else 302)
     if not still_in:
         login_page = await body(await auth.client.get(response.headers["Location"]))
-        assert "Your session has expired. Please log in again." in login_page
+        assert "Your session has expired. Please sign in again." in login_page
         # The server-side login is gone too: the aged cookie cannot be replayed.
         assert (await replay(app, aged_cookie).get("/hello")).status_code == 302
 
@@ -488,11 +488,11 @@ async def test_empty_login_lists_each_bad_field_in_a_focused_error_summary(
     assert "autofocus" in summary.group(0)
     assert "There is a problem" in summary.group(1)
     assert re.findall(r'<a href="(#\w+)">([^<]+)</a>', summary.group(1)) == [
-        ("#username", "Enter your username"),
-        ("#password", "Enter your password"),
+        ("#username", "Enter your username."),
+        ("#password", "Enter your password."),
     ]
     assert page.count("autofocus") == 1
-    assert "<title>Error: Log in · quartapp</title>" in page
+    assert "<title>Error: Sign in · quartapp</title>" in page
 
 
 @pytest.mark.parametrize("field", ["username", "password"])
@@ -553,7 +553,7 @@ async def test_expired_login_form_comes_back_with_the_username_and_a_fresh_token
 
     page = await body(response)
     assert response.status_code == 400
-    assert "<title>Form expired · Log in · quartapp</title>" in page
+    assert "<title>Form expired · Sign in · quartapp</title>" in page
     assert EXPIRED in main_of(page)
     assert "Bad request" not in page
     assert 'value="alice"' in tag(page, "username")

@@ -14,7 +14,16 @@ import pytest
 from quart import Quart
 
 from quartapp import bootstrap, create_app
-from tests.conftest import TEST_SECRET_KEY, AuthActions, add_user, body, stored_hash, usernames
+from tests.conftest import (
+    TEST_SECRET_KEY,
+    AuthActions,
+    add_user,
+    body,
+    csrf_token,
+    invoke,
+    stored_hash,
+    usernames,
+)
 
 
 @asynccontextmanager
@@ -133,3 +142,94 @@ async def test_no_admin_on_an_empty_database(
 
     assert usernames(settings) == []
     assert not admin_password_file(settings).exists()
+
+
+async def test_first_run_line_names_the_account_page_and_the_cli(
+    first_run: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+
+    async with serving(first_run):
+        pass
+
+    [line] = [r.getMessage() for r in caplog.records if "created user 'admin'" in r.getMessage()]
+    assert "/account/password" in line
+    assert "users set-password admin" in line
+
+
+# The password file goes once the admin has a password of their own
+
+NEW_PASSWORD = "a brand new passphrase, also long"
+
+
+async def test_changing_the_admin_password_on_the_web_deletes_the_file(
+    first_run: dict[str, Any],
+) -> None:
+    async with serving(first_run) as app:
+        password = admin_password_file(first_run).read_text().removesuffix("\n")
+        browser = app.test_client()
+        await AuthActions(browser).login("admin", password)
+        form = {
+            "current_password": password,
+            "new_password": NEW_PASSWORD,
+            "new_password2": NEW_PASSWORD,
+            "csrf_token": await csrf_token(browser, "/account/password"),
+        }
+
+        response = await browser.post("/account/password", form=form)
+
+    assert response.status_code == 302
+    assert not admin_password_file(first_run).exists()
+
+
+async def test_a_refused_change_keeps_the_file(first_run: dict[str, Any]) -> None:
+    async with serving(first_run) as app:
+        password = admin_password_file(first_run).read_text().removesuffix("\n")
+        browser = app.test_client()
+        await AuthActions(browser).login("admin", password)
+        form = {
+            "current_password": "not the password at all, sorry",
+            "new_password": NEW_PASSWORD,
+            "new_password2": NEW_PASSWORD,
+            "csrf_token": await csrf_token(browser, "/account/password"),
+        }
+
+        response = await browser.post("/account/password", form=form)
+
+    assert response.status_code == 200
+    assert admin_password_file(first_run).read_text() == password + "\n"
+
+
+@pytest.mark.parametrize(
+    ("command", "stdin"),
+    [
+        (["set-password", "admin", "--password-stdin"], NEW_PASSWORD + "\n"),
+        (["delete", "admin", "--yes"], None),
+    ],
+    ids=["set-password", "delete"],
+)
+async def test_the_cli_deletes_the_file_with_the_admins_password(
+    first_run: dict[str, Any], command: list[str], stdin: str | None
+) -> None:
+    async with serving(first_run):
+        pass
+    assert admin_password_file(first_run).exists()
+    runner = create_app(first_run).test_cli_runner()
+
+    result = await invoke(runner, "users", *command, stdin=stdin)
+
+    assert result.exit_code == 0, result.output
+    assert not admin_password_file(first_run).exists()
+
+
+async def test_another_users_new_password_keeps_the_file(first_run: dict[str, Any]) -> None:
+    async with serving(first_run) as app:
+        await add_user(app)
+    runner = create_app(first_run).test_cli_runner()
+
+    result = await invoke(
+        runner, "users", "set-password", "alice", "--password-stdin", stdin=NEW_PASSWORD + "\n"
+    )
+
+    assert result.exit_code == 0, result.output
+    assert admin_password_file(first_run).exists()

@@ -58,7 +58,7 @@ def log_in(visitor: Visitor) -> None:
     visitor.goto("/login")
     visitor.page.get_by_label("Username").fill(USERNAME)
     visitor.page.get_by_label("Password", exact=True).fill(PASSWORD)
-    visitor.page.get_by_role("button", name="Sign In").click()
+    visitor.page.get_by_role("button", name="Sign in").click()
     expect(visitor.page).to_have_url(visitor.base_url + "/hello")
 
 
@@ -75,6 +75,39 @@ def test_public_pages_and_not_found(visitor: Visitor) -> None:
     expect(visitor.page).to_have_title("Page not found · quartapp")
     expect(visitor.page.get_by_role("link", name="Go to the home page")).to_be_visible()
     visitor.check("not-found")
+
+
+def test_the_header_is_one_row_at_desktop_width_and_the_current_link_moves_nothing(
+    visitor: Visitor,
+) -> None:
+    page = visitor.page
+    page.set_viewport_size({"width": 1280, "height": 800})
+    nav = page.get_by_role("navigation")
+    places = {}
+    for path in ("/", "/welcome", "/login"):
+        visitor.goto(path)
+        places[path] = [
+            nav.get_by_role("link", name=name, exact=True).bounding_box()
+            for name in ("Home", "Welcome", "Hello", "Sign in")
+        ]
+    # The current page's link is marked without growing: nothing beside it moves.
+    assert places["/"] == places["/welcome"] == places["/login"]
+
+    log_in(visitor)
+    parts = [
+        page.get_by_role("link", name="quartapp"),
+        nav.get_by_role("link", name="Home"),
+        nav.get_by_text(f"Signed in as {USERNAME}"),
+        nav.get_by_role("link", name="Account"),
+        nav.get_by_role("button", name="Log out"),
+    ]
+    middles = []
+    for part in parts:
+        box = part.bounding_box()
+        assert box is not None
+        middles.append(box["y"] + box["height"] / 2)
+    # Brand, links and the user block in one row.
+    assert max(middles) - min(middles) < 2, middles
 
 
 def test_keyboard_only_login_from_a_protected_page(visitor: Visitor) -> None:
@@ -100,7 +133,7 @@ def test_back_button_after_logout_shows_nothing_private(visitor: Visitor) -> Non
     log_in(visitor)
     visitor.goto("/logout")
     visitor.check("logout-confirm")
-    page.get_by_role("link", name="Stay logged in").click()
+    page.get_by_role("link", name="Stay signed in").click()
     expect(page).to_have_url(visitor.base_url + "/hello")
 
     page.get_by_role("navigation").get_by_role("button", name="Log out").click()
@@ -125,7 +158,7 @@ def test_empty_submit_focuses_the_error_summary_whose_links_focus_the_fields(
     summary = page.locator(".error-summary")
     expect(summary).to_be_focused()
     expect(summary.get_by_role("heading")).to_have_text("There is a problem")
-    expect(page).to_have_title("Error: Log in · quartapp")
+    expect(page).to_have_title("Error: Sign in · quartapp")
     for field in ("#username", "#password"):
         expect(page.locator(field)).to_have_attribute("aria-invalid", "true")
         expect(page.locator(field)).to_have_css("border-top-color", ERROR_RED)
@@ -146,7 +179,7 @@ def test_wrong_passwords_then_lockout_page_says_how_long(visitor: Visitor) -> No
     for attempt in range(5):
         page.get_by_label("Username").fill(name)
         page.get_by_label("Password", exact=True).fill(f"wrong password {attempt}")
-        page.get_by_role("button", name="Sign In").click()
+        page.get_by_role("button", name="Sign in").click()
         notice = page.locator("main [role=alert]")
         expect(notice).to_have_text(INVALID)
         expect(notice).to_be_focused()
@@ -157,7 +190,7 @@ def test_wrong_passwords_then_lockout_page_says_how_long(visitor: Visitor) -> No
 
     page.get_by_label("Password", exact=True).fill("wrong again")
     with page.expect_response(lambda response: response.request.method == "POST") as sent:
-        page.get_by_role("button", name="Sign In").click()
+        page.get_by_role("button", name="Sign in").click()
 
     response = sent.value
     assert response.status == 429
@@ -165,7 +198,7 @@ def test_wrong_passwords_then_lockout_page_says_how_long(visitor: Visitor) -> No
     expect(page).to_have_title("Too many attempts · quartapp")
     expect(page.locator("main")).to_contain_text("Try again in 15 minutes.")
     visitor.check("lockout")
-    page.get_by_role("link", name="Back to the login page").click()
+    page.get_by_role("link", name="Back to the sign-in page").click()
     expect(page).to_have_url(re.compile(r"/login\?next=(/|%2F)hello$"))
     expect(page.get_by_label("Username")).to_be_visible()
 
@@ -208,7 +241,7 @@ def test_tap_targets_on_a_phone_are_at_least_44px(visitor: Visitor) -> None:
         [
             page.get_by_role("link", name="quartapp"),
             *navigation.get_by_role("link").all(),
-            page.get_by_role("button", name="Sign In"),
+            page.get_by_role("button", name="Sign in"),
             page.get_by_role("button", name="Show password"),
             page.locator("label[for=remember_me]"),
         ]
@@ -228,11 +261,11 @@ def test_without_javascript_the_login_page_works_the_same(
         expect(page.locator("#username")).to_be_focused()
         expect(page.get_by_role("button", name="Show password")).to_have_count(0)
 
-        page.get_by_role("button", name="Sign In").click()
+        page.get_by_role("button", name="Sign in").click()
         expect(page.locator(".error-summary")).to_be_focused()  # the autofocus attribute
         page.get_by_label("Username").fill(USERNAME)
         page.get_by_label("Password", exact=True).fill(PASSWORD)
-        page.get_by_role("button", name="Sign In").click()
+        page.get_by_role("button", name="Sign in").click()
 
         expect(page).to_have_url(server.base_url + "/hello")
         visitor.assert_no_errors()
@@ -260,10 +293,10 @@ def test_expired_login_form_keeps_the_username_and_says_what_happened(
     page.wait_for_timeout(2500)
 
     with page.expect_response(lambda response: response.request.method == "POST") as sent:
-        page.get_by_role("button", name="Sign In").click()
+        page.get_by_role("button", name="Sign in").click()
 
     assert sent.value.status == 400
-    expect(page).to_have_title("Form expired · Log in · quartapp")
+    expect(page).to_have_title("Form expired · Sign in · quartapp")
     expect(page.locator("main [role=alert]")).to_have_text(EXPIRED)
     expect(page.locator("main [role=alert]")).to_be_focused()
     expect(page.locator("body")).not_to_contain_text("Bad request")

@@ -8,19 +8,25 @@ another device (a second browser context) from the sessions page. Each page gets
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from .browser import PASSWORD, USERNAME, Visitor, served, visit
-from .server import Server
+from .browser import PASSWORD, USERNAME, Visitor, create_user, served, visit
+from .pg import INSTALL_HINT, PostgresServer, find_bin_dir, make_server
+from .server import Server, development_env, free_port, hypercorn_command, init_db, running
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
 NEW_PASSWORD = "a brand new passphrase, also long"
 CHANGED = "Your password was changed. You were logged out everywhere else."
-LOGIN_FIRST = "You need to login first."
+ENDED_ELSEWHERE = (
+    "You were logged out because this session was ended from another device or the "
+    "password changed."
+)
 
 
 @pytest.fixture(scope="session")
@@ -45,8 +51,15 @@ def log_in(visitor: Visitor, password: str = PASSWORD) -> None:
     visitor.goto("/login")
     visitor.page.get_by_label("Username").fill(USERNAME)
     visitor.page.get_by_label("Password", exact=True).fill(password)
-    visitor.page.get_by_role("button", name="Sign In").click()
+    visitor.page.get_by_role("button", name="Sign in").click()
     expect(visitor.page).to_have_url(visitor.base_url + "/hello")
+
+
+def next_box(page: Page) -> None:
+    """From a password box to the next one, past its Show button."""
+    page.keyboard.press("Tab")
+    expect(page.locator(":focus")).to_have_text("Show")
+    page.keyboard.press("Tab")
 
 
 def test_change_password_with_the_keyboard_only(visitor: Visitor) -> None:
@@ -59,11 +72,16 @@ def test_change_password_with_the_keyboard_only(visitor: Visitor) -> None:
     expect(page.locator("#current_password")).to_be_focused()
     visitor.check("account-password")
 
+    # Each box has its Show button after it, so Tab goes box, button, box.
+    expect(page.get_by_role("button", name="Show current password")).to_be_visible()
+    expect(page.get_by_role("button", name="Show new password", exact=True)).to_be_visible()
+    expect(page.get_by_role("button", name="Show new password again")).to_be_visible()
+
     # A guessable new password first: the error summary takes the focus.
     page.keyboard.type(PASSWORD)
-    page.keyboard.press("Tab")
+    next_box(page)
     page.keyboard.type("passwordpassword")
-    page.keyboard.press("Tab")
+    next_box(page)
     page.keyboard.type("passwordpassword")
     page.keyboard.press("Enter")
 
@@ -81,11 +99,12 @@ def test_change_password_with_the_keyboard_only(visitor: Visitor) -> None:
     page.keyboard.press("Enter")
     expect(page.locator("#new_password")).to_be_focused()
     page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Shift+Tab")
     expect(page.locator("#current_password")).to_be_focused()
     page.keyboard.type(PASSWORD)
-    page.keyboard.press("Tab")
+    next_box(page)
     page.keyboard.type(NEW_PASSWORD)
-    page.keyboard.press("Tab")
+    next_box(page)
     page.keyboard.type(NEW_PASSWORD)
     page.keyboard.press("Enter")
 
@@ -133,7 +152,83 @@ def test_end_another_devices_login_from_the_sessions_page(
         # The phone is logged out on its next request.
         phone.goto("/hello")
         expect(phone.page).to_have_url(re.compile(r"/login\?next=(/|%2F)hello$"))
-        expect(phone.page.locator("main [role=status]")).to_have_text(LOGIN_FIRST)
+        expect(phone.page.locator("main [role=status]")).to_have_text(ENDED_ELSEWHERE)
+        expect(phone.page.get_by_role("banner")).not_to_contain_text("Signed in")
+        phone.check("login-ended-elsewhere")
         phone.assert_no_errors()
     finally:
         phone_context.close()
+
+
+@pytest.fixture
+def stoppable_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL of this test's own, to stop and start again.
+
+    Not conftest's ``stoppable_postgres``: that needs the session's server, which migrates
+    with ``asyncio.run``, and that cannot run once Playwright's loop is open. The
+    app's own ``init-db`` migrates this one.
+    """
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        pytest.skip(INSTALL_HINT)
+    server = make_server(bin_dir)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop("immediate")
+        shutil.rmtree(server.root.parent, ignore_errors=True)
+
+
+@pytest.mark.postgres
+def test_an_outage_keeps_the_header_and_the_typed_username(
+    stoppable_postgres: PostgresServer, page: Page, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """PostgreSQL stopped under a development server: the 503 pages, as people see them."""
+    port = free_port()
+    env = development_env(tmp_path)
+    env.update(
+        DATABASE_URL=stoppable_postgres.url(),
+        QUARTAPP_DATABASE_CONNECT_TIMEOUT="1",
+        QUARTAPP_DATABASE_POOL_TIMEOUT="1",
+        QUARTAPP_DATABASE_STATEMENT_TIMEOUT="1",
+    )
+    init_db(env)
+    create_user(env)
+    with running(hypercorn_command(port), env, port, tmp_path / "logs") as server:
+        server.wait_healthy()
+        visitor = next(visit(page, server, request))
+        log_in(visitor)
+        anonymous_context = page.context.browser.new_context()  # type: ignore[union-attr]
+        try:
+            anonymous = Visitor(anonymous_context.new_page(), server.base_url, request.node.name)
+            anonymous.goto("/login")
+            stoppable_postgres.stop("fast")
+            try:
+                response = visitor.goto("/hello")
+                assert response.status == 503
+                banner = page.get_by_role("banner")
+                expect(banner).to_contain_text(f"Signed in as {USERNAME}")
+                expect(banner.get_by_role("link", name="Sign in")).to_have_count(0)
+                expect(page.get_by_role("link", name="Try again")).to_be_visible()
+                visitor.check("outage-signed-in")
+
+                anonymous.page.get_by_label("Username").fill(USERNAME)
+                anonymous.page.get_by_label("Password", exact=True).fill(PASSWORD)
+                anonymous.page.get_by_role("button", name="Sign in").click()
+                expect(anonymous.page).to_have_title(
+                    "Temporarily unavailable · Sign in · quartapp"
+                )
+                expect(anonymous.page.get_by_label("Username")).to_have_value(USERNAME)
+                expect(anonymous.page.get_by_label("Password", exact=True)).to_have_value("")
+                anonymous.check("outage-sign-in")
+            finally:
+                stoppable_postgres.start()
+            # The same form, sent again once the database is back, signs in.
+            anonymous.page.get_by_label("Password", exact=True).fill(PASSWORD)
+            anonymous.page.get_by_role("button", name="Sign in").click()
+            expect(anonymous.page).to_have_url(server.base_url + "/hello")
+            anonymous.assert_no_errors()
+            visitor.assert_no_errors()
+        finally:
+            anonymous_context.close()

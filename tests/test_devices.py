@@ -449,7 +449,7 @@ async def test_the_sessions_page_counts_trusted_devices(app: Quart, auth: AuthAc
 
     page = await body(await auth.client.get("/account/sessions"))
 
-    assert re.search(r"2 browsers you logged in with\s+are trusted", page)
+    assert re.search(r"2 browsers you signed in with\s+are trusted", page)
     assert "Trust a new device" in page
 
 

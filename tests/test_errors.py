@@ -93,4 +93,4 @@ async def test_lockout_page_says_how_long_and_links_back_to_the_login_form(
     assert response.status_code == 429
     assert f"Try again {wait_in_words(retry_after)}." in page
     assert "wait a moment" not in page
-    assert '<a href="/login?next=/hello">Back to the login page</a>' in page
+    assert '<a href="/login?next=/hello">Back to the sign-in page</a>' in page

@@ -427,8 +427,8 @@ async def test_undecodable_body_is_read_as_an_empty_form(
 
     page = await body(response)
     assert response.status_code == 200
-    assert field_errors(page, "username") == ["Enter your username"]
-    assert field_errors(page, "password") == ["Enter your password"]
+    assert field_errors(page, "username") == ["Enter your username."]
+    assert field_errors(page, "password") == ["Enter your password."]
     witness.assert_no_credential_check()
 
 
@@ -826,7 +826,7 @@ async def test_each_csrf_failure_gets_the_friendly_400_page(
     page = await body(response)
     assert response.status_code == 400
     assert EXPIRED in page
-    assert_site_page(page, "Log in")
+    assert_site_page(page, "Sign in")
     assert any(reason in record.getMessage() for record in caplog.records)
     caplog.clear()
     witness.assert_no_credential_check()

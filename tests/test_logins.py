@@ -17,6 +17,7 @@ from quartapp.db import db
 from tests.conftest import (
     AuthActions,
     add_user,
+    body,
     cookie_value,
     invoke,
     login_count,
@@ -64,7 +65,7 @@ async def test_db_prune_deletes_abandoned_logins_and_keeps_live_ones(
     app: Quart, auth: AuthActions, settings: dict[str, Any], runner: QuartCliRunner
 ) -> None:
     await auth.login()  # abandoned: its browser never comes back
-    age_all_logins(settings, 31 * 60)  # past the 30-minute idle limit
+    age_all_logins(settings, 13 * 3600)  # past the 12-hour absolute limit
     await AuthActions(app.test_client()).login(remember=True)  # another browser's stays
 
     result = await invoke(runner, "db", "prune")
@@ -72,6 +73,24 @@ async def test_db_prune_deletes_abandoned_logins_and_keeps_live_ones(
     assert result.exit_code == 0, result.output
     assert "pruned 1 expired login(s)" in result.output
     assert query(settings, "SELECT remember FROM logins") == [(True,)]
+
+
+async def test_an_idle_login_is_kept_until_its_absolute_limit_and_told_it_expired(
+    auth: AuthActions, settings: dict[str, Any], runner: QuartCliRunner
+) -> None:
+    await auth.login()
+    age_all_logins(settings, 31 * 60)  # past the 30-minute idle limit, not the 12 hours
+
+    result = await invoke(runner, "db", "prune")
+    page = await auth.client.get("/hello", follow_redirects=True)
+    text = await body(page)
+
+    assert "pruned 0 expired login(s)" in result.output
+    # The row was still there to say "expired": not "ended from another device".
+    assert "Your session has expired. Please sign in again." in text
+    assert "ended from another device" not in text
+    assert "You need to login first." not in text
+    assert login_count(settings) == 0  # the lookup deleted it
 
 
 async def test_pruning_works_in_bounded_batches(app: Quart, settings: dict[str, Any]) -> None:
@@ -197,7 +216,7 @@ async def test_sessions_page_states_the_cap(app: Quart, auth: AuthActions) -> No
 
     page = await (await auth.client.get("/account/sessions")).get_data(as_text=True)
 
-    assert "You can stay logged in on up to 7 devices; a new login ends the oldest." in page
+    assert "You can stay signed in on up to 7 devices; a new sign-in ends the oldest." in page
 
 
 # The per-process cache of login rows (quartapp.auth.login_cache.Cache)

@@ -8,6 +8,7 @@ never answers, which must not hang a request.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import socket
 import time
@@ -82,6 +83,10 @@ async def test_stopped_postgres_gives_503s_then_recovers(
         recovered = await auth.client.get("/hello")
 
     assert_unavailable(hello, hello_text)
+    # The header still shows who is signed in, not "Sign in", and a way to try again.
+    assert "Signed in as <strong>alice</strong>" in hello_text
+    assert '<a href="/login">Sign in</a>' not in hello_text
+    assert '<a href="/hello">Try again</a>' in hello_text
     assert health.status_code == 503
     assert_unavailable(login, login_text)
     # One line per failure, never a traceback.
@@ -112,6 +117,11 @@ async def test_login_while_postgres_is_down_records_nothing(
     assert_unavailable(response, text)
     assert not [c for c in response.headers.getlist("Set-Cookie") if "login" in c]
     assert login_count(settings) == 0
+    # The form again, with the username as typed and never the password.
+    assert "<title>Temporarily unavailable · Sign in · quartapp</title>" in text
+    assert re.search(r'<input[^>]*name="username"[^>]*value="alice"', text)
+    assert PASSWORD not in text
+    assert 'name="csrf_token"' in text
 
 
 @POSTGRES_ONLY
@@ -167,6 +177,47 @@ async def test_exhausted_pool_gives_503_not_a_hang(
     assert_unavailable(response, text)
     assert waited < 10  # the pool timeout, not a hang
     assert recovered.status_code == 200
+    assert "Signed in as <strong>alice</strong>" in text
+    assert '<a href="/login">Sign in</a>' not in text
+
+
+async def test_a_sign_in_during_an_outage_keeps_the_username_and_the_form(
+    settings: dict[str, Any],
+) -> None:
+    tiny = {**settings, **FAST, "DATABASE_POOL_SIZE": 1, "DATABASE_MAX_OVERFLOW": 0}
+    app = create_app(tiny)
+    async with app.test_app():
+        await add_user(app)
+        client = app.test_client()
+        token = await csrf_token(client, "/login?next=/account/sessions")
+        async with app.app_context():
+            held = await db.store.engine.connect()
+            try:
+                response = await client.post(
+                    "/login?next=/account/sessions",
+                    form={"username": "alice", "password": PASSWORD, "csrf_token": token},
+                )
+                text = await body(response)
+            finally:
+                await held.close()
+        # The form it got back works once the database answers again.
+        retry = await client.post(
+            "/login?next=/account/sessions",
+            form={"username": "alice", "password": PASSWORD, "csrf_token": form_token(text)},
+        )
+
+    assert_unavailable(response, text)
+    assert re.search(r'<input[^>]*name="username"[^>]*value="alice"', text)
+    assert PASSWORD not in text
+    assert 'action="/login?next=/account/sessions"' in text
+    assert "Signed in as" not in text  # still anonymous: the nav says so
+    assert (retry.status_code, retry.headers["Location"]) == (302, "/account/sessions")
+
+
+def form_token(page: str) -> str:
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    assert match, page
+    return match.group(1)
 
 
 @POSTGRES_ONLY

@@ -49,8 +49,8 @@ async def test_flash_is_shown_once(auth: AuthActions) -> None:
     first = await body(await auth.client.get("/hello"))
     second = await body(await auth.client.get("/hello"))
 
-    assert "You were logged in as alice." in first
-    assert "You were logged in as alice." not in second
+    assert "You were signed in as alice." in first
+    assert "You were signed in as alice." not in second
 
 
 async def test_stylesheet_is_served(client: QuartClient) -> None:

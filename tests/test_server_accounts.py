@@ -119,4 +119,4 @@ def test_a_login_past_the_cap_logs_the_oldest_device_out(start: Start) -> None:
     assert statuses == [302, 200, 200, 200]
     page = browsers[-1].get("/account/sessions").text
     assert page.count('class="session-title"') == 3
-    assert "You can stay logged in on up to 3 devices; a new login ends the oldest." in page
+    assert "You can stay signed in on up to 3 devices; a new sign-in ends the oldest." in page

@@ -224,4 +224,4 @@ def test_a_stranger_cannot_stretch_a_lockout_past_4_hours(start: Start, database
     assert locked.status == 429
     assert 8 * 15 * 60 < int(locked.headers["Retry-After"]) <= 16 * 15 * 60
     assert "Try again in 4 hours." in locked.text
-    assert "a browser or device you have logged in with before can still log in" in locked.text
+    assert "a browser or device you have signed in with before can still sign in" in locked.text

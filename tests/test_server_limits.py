@@ -195,7 +195,7 @@ def test_large_garbage_session_cookie_is_served_as_anonymous(server: Server) -> 
     response = only_response(server, request)
 
     assert response.status == 200
-    assert "Log in" in response.text
+    assert "Sign in" in response.text
     assert "Signed in as" not in response.text
 
 

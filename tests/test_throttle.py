@@ -482,7 +482,7 @@ async def test_repeated_lockouts_stop_growing_at_16_windows(
     assert response.status_code == 429
     assert 8 * 15 * 60 < int(response.headers["Retry-After"]) <= 16 * 15 * 60
     assert "Try again in 4 hours." in page
-    assert "a browser or device you have logged in with before can still log in" in page
+    assert "a browser or device you have signed in with before can still sign in" in page
 
 
 async def test_an_address_lockout_says_it_is_the_networks(auth: AuthActions) -> None:
@@ -493,8 +493,8 @@ async def test_an_address_lockout_says_it_is_the_networks(auth: AuthActions) -> 
 
     page = await body(response)
     assert response.status_code == 429
-    assert "too many failed attempts to log in from your network" in page
-    assert "logged in with before" not in page
+    assert "too many failed attempts to sign in from your network" in page
+    assert "signed in with before" not in page
 
 
 # IPv6: a /64 each, and limits on the /56 and /48 around it (issue 12)

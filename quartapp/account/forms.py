@@ -18,16 +18,16 @@ class ChangePasswordForm(QuartForm):
     """
 
     current_password = PasswordField(
-        "Current password", validators=password_checks("Enter your current password")
+        "Current password", validators=password_checks("Enter your current password.")
     )
     new_password = PasswordField(
-        "New password", validators=password_checks("Enter a new password")
+        "New password", validators=password_checks("Enter a new password.")
     )
     new_password2 = PasswordField(
         "Confirm new password",
         validators=[
-            *password_checks("Enter the new password again"),
-            EqualTo("new_password", "Enter the same new password in both boxes"),
+            *password_checks("Enter the new password again."),
+            EqualTo("new_password", "Enter the same new password in both boxes."),
         ],
     )
     submit = SubmitField("Change password")

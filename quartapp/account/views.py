@@ -21,7 +21,7 @@ from quart import (
 from quart.typing import ResponseReturnValue
 from quart.wrappers import Response
 
-from .. import audit, signals
+from .. import audit, bootstrap, signals
 from ..auth import credentials, devices, logins, users
 from ..auth.passwords import passwords
 from ..auth.views import FORM_TYPES, LOGIN_KEY, login_required
@@ -108,13 +108,14 @@ async def _change_password(form: ChangePasswordForm) -> Response | None:
         nonce = await devices.mint(dbs, config, user.id)
         await dbs.commit()
     signals.send(signals.password_changed, username=user.username, sessions_ended=ended)
+    await bootstrap.forget_initial_password(config, user.username)
     # A new CSRF token too, as at login: auth.issue_csrf_token puts it in this response.
     drop_csrf_token()
     if token is None:
         # This login was ended by another request while the password was changing:
         # the new password stands, and the user logs in with it.
         session.pop(LOGIN_KEY, None)
-        await flash("Your password was changed. Please log in again.", "success")
+        await flash("Your password was changed. Please sign in again.", "success")
         response = redirect(url_for("auth.login"))
     else:
         session[LOGIN_KEY] = token

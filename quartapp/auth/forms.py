@@ -101,13 +101,13 @@ class LoginForm(QuartForm):
         validators=[
             SentOnce(),
             PlainText(),
-            DataRequired("Enter your username"),
+            DataRequired("Enter your username."),
             MaxLength("USERNAME_MAX_LENGTH"),
         ],
     )
-    password = PasswordField("Password", validators=password_checks("Enter your password"))
+    password = PasswordField("Password", validators=password_checks("Enter your password."))
     remember_me = BooleanField("Remember Me", validators=[SentOnce()])
-    submit = SubmitField("Sign In")
+    submit = SubmitField("Sign in")
 
 
 class DeviceCodeForm(QuartForm):
@@ -118,7 +118,7 @@ class DeviceCodeForm(QuartForm):
         validators=[
             SentOnce(),
             PlainText(),
-            DataRequired("Enter the code from your sessions page"),
+            DataRequired("Enter the code from your sessions page."),
             Length(max=32, message="The code is 12 letters and digits."),
         ],
     )

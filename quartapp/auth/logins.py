@@ -207,11 +207,16 @@ async def end_all(session: AsyncSession, user_id: int, *, keep: str | None = Non
 async def prune(
     session: AsyncSession, config: Mapping[str, Any], *, batch: int = PRUNE_BATCH
 ) -> int:
-    """Delete up to ``batch`` logins past a limit (commits); returns how many.
+    """Delete up to ``batch`` logins past their absolute limit (commits); how many.
 
-    Bounded, so a prune never holds a long lock: callers repeat it while it is full.
+    A login that only went idle is kept until then (12 hours at most without "remember
+    me"; a remembered one's idle limit is its lifetime): its browser, coming back,
+    finds the row and is told the session expired, while a token the table does not
+    know means the login was ended elsewhere (``auth.ended_message``). The sessions
+    page and every lookup still judge both limits. Bounded, so a prune never holds a
+    long lock: callers repeat it while it is full.
     """
-    expired = ~live(config, time.time())
+    expired = Login.expires_at <= time.time()
     ids = select(Login.id).where(expired).limit(batch).scalar_subquery()
     result = await session.execute(delete(Login).where(Login.id.in_(ids)))
     await session.commit()

@@ -8,6 +8,7 @@ expiry ends that login even for someone holding a copy of the cookie.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import ParamSpec
@@ -39,8 +40,19 @@ bp = Blueprint("auth", __name__)
 P = ParamSpec("P")
 
 LOGIN_KEY = "login"
+# Written with LOGIN_KEY at login and never again: when the login's absolute limit is
+# (Unix seconds), and whose it is. They tell a token the database no longer knows
+# (ended elsewhere) from one past its limit, and name the user on the 503 page.
+LOGIN_UNTIL_KEY = "login_until"
+LOGIN_NAME_KEY = "login_name"
 ANONYMOUS_ENDPOINTS = frozenset({"static", "health.healthz"})
 INVALID_CREDENTIALS = "Invalid Credentials. Please try again."
+LOGIN_FIRST = "You need to login first."
+ENDED_ELSEWHERE = (
+    "You were logged out because this session was ended from another device or the "
+    "password changed."
+)
+SESSION_EXPIRED = "Your session has expired. Please sign in again."
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 WRONG_CODE = "That code is wrong, used or expired. Make a new one on your sessions page."
 TOO_MANY_DEVICES = (
@@ -65,7 +77,10 @@ def login_required(
     @wraps(view)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> ResponseReturnValue:
         if g.get("user") is None:
-            await flash("You need to login first.", "warning")
+            # A login that just ended has said why (load_logged_in_user); only the
+            # plain anonymous visitor needs telling to sign in.
+            if not g.get("login_ended"):
+                await flash(LOGIN_FIRST, "warning")
             return redirect(url_for("auth.login", next=requested_path()))
         return await current_app.ensure_async(view)(*args, **kwargs)
 
@@ -117,13 +132,33 @@ async def load_logged_in_user() -> None:
     )
     if status is not logins.Status.VALID:
         # Ended elsewhere or expired: drop the stale token so the cookie says so too.
+        until = session.get(LOGIN_UNTIL_KEY)
         _forget_login()
-        if status is logins.Status.EXPIRED:
-            await flash("Your session has expired. Please log in again.", "warning")
+        message = ended_message(status, until, time.time())
+        if message is not None:
+            g.login_ended = True
+            await flash(message, "warning")
+
+
+def ended_message(status: logins.Status, until: object, now: float) -> str | None:
+    """Why a login that the cookie still names is over, or None when that is unknown.
+
+    The database forgets a row once it is past its absolute limit (``db prune``; an
+    idle one is kept until then, so its lookup still says EXPIRED). So an unknown
+    token whose login should still be live was ended: from the sessions page, by
+    "log out everywhere else", a password change, ``users revoke-sessions`` or a
+    deleted user. A cookie made before ``login_until`` existed gets no guess.
+    """
+    if status is logins.Status.EXPIRED:
+        return SESSION_EXPIRED
+    if not isinstance(until, int | float) or isinstance(until, bool):
+        return None
+    return ENDED_ELSEWHERE if now < until else SESSION_EXPIRED
 
 
 def _forget_login() -> None:
-    session.pop(LOGIN_KEY, None)
+    for key in (LOGIN_KEY, LOGIN_UNTIL_KEY, LOGIN_NAME_KEY):
+        session.pop(key, None)
 
 
 @bp.after_app_request
@@ -198,9 +233,12 @@ async def _attempt_login(form: LoginForm, next_url: str | None) -> Response | No
     # A fresh session: the pre-login cookie and its CSRF token die here (fixation).
     session.clear()
     session[LOGIN_KEY] = token
+    # The row's own limit, give or take the milliseconds since logins.start.
+    session[LOGIN_UNTIL_KEY] = int(time.time() + logins.lifetime(config, remember=remember))
+    session[LOGIN_NAME_KEY] = user.username
     session.permanent = remember
     signals.send(signals.user_logged_in, username=user.username, remember=remember)
-    await flash(f"You were logged in as {user.username}.", "success")
+    await flash(f"You were signed in as {user.username}.", "success")
     response = redirect(next_url or url_for("pages.hello"))
     if nonce is not None:
         devices.set_cookie(response, config, user.username, nonce)
@@ -234,7 +272,7 @@ async def trust_device() -> ResponseReturnValue:
             audit.log("device_trusted", redeemed.username)
             await flash(
                 f"This browser is now a trusted device of {redeemed.username}. "
-                "Log in with your password.",
+                "Sign in with your password.",
                 "success",
             )
             response = redirect(url_for("auth.login"))

@@ -7,9 +7,9 @@ import sys
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .. import audit, signals
+from .. import audit, bootstrap, signals
 from ..auth import users
-from .running import run
+from .running import load_config, run
 
 users_cli = click.Group("users", help="Create, list and manage user accounts.")
 
@@ -75,6 +75,7 @@ def set_password_command(name: str, password_stdin: bool) -> None:
         lambda session, hasher, config: users.set_password(session, hasher, config, name, password)
     )
     signals.send(signals.password_changed, username=username, sessions_ended=ended)
+    bootstrap.discard_initial_password(load_config(), username)
     click.echo(f"changed the password of {username!r}; ended {ended} login(s)")
 
 
@@ -92,6 +93,7 @@ def delete_command(name: str, yes: bool) -> None:
         click.confirm(f"Delete user {username!r}?", abort=True)
     run(lambda session, _p, _c: users.delete_user(session, name))
     audit.log("user_deleted", username)
+    bootstrap.discard_initial_password(load_config(), username)
     click.echo(f"deleted user {username!r}")
 
 

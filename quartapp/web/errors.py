@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 
-from quart import Quart, g, render_template, request, url_for
+from quart import Quart, g, render_template, request, session, url_for
 from quart.typing import ResponseReturnValue
 from quart_wtf.csrf import CSRFError
 from sqlalchemy.exc import (
@@ -21,7 +21,14 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from .. import metrics
 from ..auth.forms import LoginForm
 from ..auth.passwords import Busy
-from ..auth.views import FORM_TYPES, load_logged_in_user, requested_path, safe_next
+from ..auth.views import (
+    FORM_TYPES,
+    LOGIN_KEY,
+    LOGIN_NAME_KEY,
+    load_logged_in_user,
+    requested_path,
+    safe_next,
+)
 
 log = logging.getLogger("quartapp.errors")  # the pre-move name, kept for log filters
 
@@ -43,7 +50,7 @@ PAGES: dict[int, tuple[str, str]] = {
 }
 # The owner's way in during a lockout of their username (see throttle.py).
 DEVICE_HINT = (
-    "If it is your account, a browser or device you have logged in with before can still log in."
+    "If it is your account, a browser or device you have signed in with before can still sign in."
 )
 # Seconds a client should wait before retrying after a 503.
 RETRY_AFTER = 5
@@ -107,14 +114,16 @@ def lockout_context(error: HTTPException) -> dict[str, object]:
     }
     if request.endpoint == "auth.login":
         if getattr(error, "by_address", False):
-            context["message"] = "There were too many failed attempts to log in from your network."
+            context["message"] = (
+                "There were too many failed attempts to sign in from your network."
+            )
         else:
             # The same words whether or not this browser's device cookie was trusted.
-            context["message"] = "There were too many failed attempts to log in to this account."
+            context["message"] = "There were too many failed attempts to sign in to this account."
             context["hint"] = DEVICE_HINT
         # The same URL, so a `next` the user was sent with survives the lockout.
         context["back_url"] = safe_next(requested_path()) or url_for("auth.login")
-        context["back_text"] = "Back to the login page"
+        context["back_text"] = "Back to the sign-in page"
     elif request.endpoint == "account.password":
         # Wrong current passwords count toward the login's limit (credentials.check).
         context["message"] = "There were too many wrong passwords."
@@ -128,10 +137,10 @@ async def handle_csrf_error(error: CSRFError) -> ResponseReturnValue:
     log.info("CSRF check failed on %s %s: %s", request.method, request.path, error.description)
     if "user" not in g:
         # CSRFProtect runs before auth's hook sets g.user; without it the header of a
-        # failed logout would say "Log in" to someone who is still logged in.
+        # failed logout would say "Sign in" to someone who is still signed in.
         await load_logged_in_user()
     if request.endpoint == "auth.login" and request.mimetype in FORM_TYPES:
-        return await expired_login_form(), 400
+        return await login_form_again(CSRF_MESSAGE, expired=True), 400
     back = safe_next(requested_path()) or url_for("pages.home")
     page = await render_error(
         400,
@@ -144,10 +153,12 @@ async def handle_csrf_error(error: CSRFError) -> ResponseReturnValue:
     return page, 400
 
 
-async def expired_login_form() -> str:
-    """The login form again, with a fresh token and the username as typed, if it was text.
+async def login_form_again(error: str, **context: object) -> str:
+    """The login form again, with ``error``, a fresh token and the username as typed.
 
-    The password is never sent back: the password field renders without a value.
+    For a sign-in that could not be checked (an expired form, an outage). The username
+    is kept if it was text; the password is never sent back: the password field
+    renders without a value.
     """
     form = await LoginForm.create_form()
     if not form.username.validate(form):
@@ -156,9 +167,9 @@ async def expired_login_form() -> str:
     return await render_template(
         "auth/login.html",
         form=form,
-        error=CSRF_MESSAGE,
-        expired=True,
+        error=error,
         next=safe_next(request.args.get("next")),
+        **context,
     )
 
 
@@ -202,7 +213,19 @@ async def handle_unavailable(error: Exception) -> ResponseReturnValue:
             reason[:200],
         )
         retry = RETRY_AFTER
-    return await render_error(503), 503, {"Retry-After": str(retry)}
+    headers = {"Retry-After": str(retry)}
+    if g.get("user") is None and isinstance(session.get(LOGIN_KEY), str):
+        # The login could not be checked: the header still shows who the cookie
+        # says is signed in (and their way out), not "Sign in".
+        name = session.get(LOGIN_NAME_KEY)
+        g.unchecked_login = name if isinstance(name, str) else ""
+    login_post = request.endpoint == "auth.login" and request.method == "POST"
+    if login_post and request.mimetype in FORM_TYPES:
+        # The form again, username kept, so a retry is one click.
+        return await login_form_again(PAGES[503][1], unavailable=True), 503, headers
+    back = safe_next(requested_path())
+    back_text = "Back to the form" if request.method == "POST" else "Try again"
+    return await render_error(503, back_url=back, back_text=back_text), 503, headers
 
 
 def init_app(app: Quart) -> None:
