@@ -16,6 +16,9 @@ from quart import Quart
 from quartapp import bootstrap, create_app
 from tests.conftest import TEST_SECRET_KEY, AuthActions, add_user, body, stored_hash, usernames
 
+# The outcomes here can depend on the database (the rule: tests/conftest.py).
+pytestmark = pytest.mark.both_databases
+
 
 @asynccontextmanager
 async def serving(settings: dict[str, Any]) -> AsyncIterator[Quart]:

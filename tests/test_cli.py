@@ -37,6 +37,9 @@ from tests.conftest import (
     usernames,
 )
 
+# The outcomes here can depend on the database (the rule: tests/conftest.py).
+pytestmark = pytest.mark.both_databases
+
 ROOT = Path(__file__).parents[1]
 NEW_PASSWORD = "a brand new passphrase, also long"
 # At the length limits and hard to guess, so only the limits are tested by them.

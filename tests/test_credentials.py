@@ -16,6 +16,9 @@ from quartapp.db import User, db
 from quartapp.passwords import passwords
 from tests.conftest import PASSWORD, AuthActions, add_user, stored_hash
 
+# The outcomes here can depend on the database (the rule: tests/conftest.py).
+pytestmark = pytest.mark.both_databases
+
 HASH_PARAMETERS = re.compile(r"\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$")
 
 

@@ -17,6 +17,9 @@ from quartapp.settings import DEFAULTS, database_url
 
 from .conftest import POSTGRES_ONLY, query
 
+# The outcomes here can depend on the database (the rule: tests/conftest.py).
+pytestmark = pytest.mark.both_databases
+
 
 def config_for(url: str, **settings: Any) -> dict[str, Any]:
     return {**DEFAULTS, "SQLALCHEMY_DATABASE_URL": database_url(url), **settings}

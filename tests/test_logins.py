@@ -23,6 +23,9 @@ from tests.conftest import (
     replay,
 )
 
+# The outcomes here can depend on the database (the rule: tests/conftest.py).
+pytestmark = pytest.mark.both_databases
+
 # Logins
 
 
