@@ -40,7 +40,15 @@ from quartapp.db import Base, User, db
 from quartapp.passwords import passwords
 from quartapp.settings import database_url, load_config
 
-from .pg import INSTALL_HINT, PostgresServer, find_bin_dir, make_server
+from .pg import (
+    INSTALL_HINT,
+    PGBOUNCER_HINT,
+    PgBouncer,
+    PostgresServer,
+    find_bin_dir,
+    find_pgbouncer,
+    make_server,
+)
 
 DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 # A test whose outcome can depend on the database runs on both (see the module docstring).
@@ -175,6 +183,21 @@ def require_postgres(server: PostgresServer | None) -> PostgresServer:
     if server is None:
         pytest.skip(INSTALL_HINT)
     return server
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(postgres_server: PostgresServer | None) -> Iterator[PgBouncer]:
+    """A real PgBouncer (transaction pooling) in front of the session's PostgreSQL."""
+    server = require_postgres(postgres_server)
+    binary = find_pgbouncer()
+    if binary is None:
+        pytest.skip(PGBOUNCER_HINT)
+    bouncer = PgBouncer(binary, server)
+    bouncer.start()
+    try:
+        yield bouncer
+    finally:
+        bouncer.stop()
 
 
 @pytest.fixture
