@@ -34,6 +34,8 @@ NEW_PASSWORD = "plum tractor seventeen lagoon"
 VERIFIED = re.compile(r'"event": "login_(?:failed|ok)"')
 CODE = re.compile(r'<code id="device-code">([A-Z0-9-]+)</code>')
 Start = Callable[..., Server]
+# Cookie mechanics, whatever the database behind them (tests/conftest.py's rule).
+SQLITE_SERVER = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 @pytest.fixture(params=DATABASES)
@@ -165,6 +167,7 @@ def readable(value: str) -> bytes:
     return base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
 
 
+@SQLITE_SERVER
 def test_the_device_cookie_reveals_no_username(start: Start) -> None:
     server = start()
     browser = Browser(server.base_url)
@@ -185,6 +188,7 @@ class LoopbackPolicy(DefaultCookiePolicy):
         return True
 
 
+@SQLITE_SERVER
 def test_in_production_the_device_cookie_is_a_host_cookie(start: Start) -> None:
     server = start(QUARTAPP_SESSION_COOKIE_SECURE="true")
     browser = Browser(server.base_url, CookieJar(LoopbackPolicy()))
