@@ -35,9 +35,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from quartapp import accounts, create_app, schema
-from quartapp.db import Base, User, db
-from quartapp.passwords import passwords
+from quartapp import create_app
+from quartapp.auth import users
+from quartapp.auth.passwords import passwords
+from quartapp.db import Base, User, db, schema
 from quartapp.settings import database_url, load_config
 
 from .pg import (
@@ -324,17 +325,17 @@ _SEEDED_HASHES: dict[tuple[int, int, int, str], str] = {}
 async def add_user(app: Quart, name: str = "alice", password: str = PASSWORD) -> None:
     """Create an account directly in the app's database, with a hash made once a session.
 
-    The name and password go through the same checks as ``accounts.create_user``; the
+    The name and password go through the same checks as ``users.create_user``; the
     hash is a real one made by the app's own hasher with the test's parameters, so a
-    login verifies it like any other. A test about hashing calls ``create_user`` itself.
+    login verifies it like any other. A test about hashing calls ``users.create_user`` itself.
     """
     hasher = passwords(app).hasher
     key = (hasher.time_cost, hasher.memory_cost, hasher.parallelism, password)
     if key not in _SEEDED_HASHES:
         _SEEDED_HASHES[key] = await asyncio.to_thread(hasher.hash, password)
     async with app.app_context(), db.session() as session:
-        username = await accounts.available_username(session, app.config, name)
-        await accounts.vet_password(password, app.config, username=username)
+        username = await users.available_username(session, app.config, name)
+        await users.vet_password(password, app.config, username=username)
         session.add(User(username=username, password_hash=_SEEDED_HASHES[key]))
         await session.commit()
 

@@ -13,7 +13,7 @@ from quart import Quart
 from quart.testing import QuartClient
 
 from quartapp import create_app
-from quartapp.auth import safe_next
+from quartapp.auth.views import safe_next
 
 from .conftest import (
     PASSWORD,

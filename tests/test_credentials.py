@@ -11,9 +11,10 @@ import pytest
 from argon2 import PasswordHasher
 from quart import Quart
 
-from quartapp import create_app, credentials
+from quartapp import create_app
+from quartapp.auth import credentials
+from quartapp.auth.passwords import passwords
 from quartapp.db import User, db
-from quartapp.passwords import passwords
 from tests.conftest import PASSWORD, AuthActions, add_user, stored_hash
 
 # The outcomes here can depend on the database (the rule: tests/conftest.py).

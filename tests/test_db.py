@@ -123,7 +123,9 @@ async def test_logging_in_and_browsing_through_a_real_pgbouncer(
         await add_user(app)
         auth = AuthActions(app.test_client())
         login = await auth.login()
-        pages = [await auth.client.get(path) for path in ["/hello", "/account/sessions", "/hello"] * 3]
+        pages = [
+            await auth.client.get(path) for path in ["/hello", "/account/sessions", "/hello"] * 3
+        ]
         wrong = await AuthActions(app.test_client()).login(password="not the password at all")
         logout = await auth.logout()
         after_logout = await auth.client.get("/hello")

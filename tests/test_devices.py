@@ -23,7 +23,8 @@ from quart.testing import QuartClient
 from werkzeug.datastructures import FileStorage
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from quartapp import create_app, devices
+from quartapp import create_app
+from quartapp.auth import devices
 
 from .conftest import (
     CSRF_INPUT,

@@ -6,7 +6,7 @@ import pytest
 from quart import Quart
 from quart.testing import QuartClient
 
-from quartapp.errors import wait_in_words
+from quartapp.web.errors import wait_in_words
 
 from .conftest import add_user, body, csrf_token
 

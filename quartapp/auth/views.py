@@ -27,10 +27,11 @@ from quart.typing import ResponseReturnValue
 from quart.wrappers import Response
 from quart_wtf.utils import generate_csrf
 
-from . import audit, credentials, devices, login_cache, logins, signals
-from .db import db
+from .. import audit, signals
+from ..db import db
+from ..web.messages import flash
+from . import credentials, devices, login_cache, logins
 from .forms import DeviceCodeForm, LoginForm
-from .messages import flash
 from .passwords import passwords
 
 bp = Blueprint("auth", __name__)
