@@ -15,7 +15,7 @@ from quart import Quart
 from quart.testing import QuartClient
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from quartapp.account.views import browser_summary, utc_minute
+from quartapp.account.display import browser_summary, utc_minute
 from quartapp.auth import logins, ratings, users
 from quartapp.settings import DEFAULTS
 from tests.conftest import (

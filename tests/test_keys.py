@@ -26,9 +26,9 @@ from quartapp.keys import (
     KeyFileError,
     _render,
     generate_key,
-    main,
     write_secrets,
 )
+from quartapp.keys.command import main
 
 from .server import (
     CSRF_INPUT,
