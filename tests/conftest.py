@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from click.testing import Result
 from hypothesis import settings as hypothesis_settings
 from quart import Quart
@@ -250,6 +251,10 @@ def settings(tmp_path: Path, database: str) -> dict[str, Any]:
 async def app(settings: dict[str, Any]) -> AsyncIterator[Quart]:
     """A started app (database open, startup hooks run) on a fresh SQLite file."""
     application = create_app(settings)
+    # Startup makes the dummy hash an unknown user is checked against: a real one with
+    # the app's parameters, made once a session here (startup still times a check).
+    service = passwords(application)
+    service._dummy_hash = await _seeded_hash(service.hasher, "dummy password")
     async with application.test_app():
         yield application
 
@@ -322,6 +327,14 @@ def replay(app: Quart, value: str) -> QuartClient:
 _SEEDED_HASHES: dict[tuple[int, int, int, str], str] = {}
 
 
+async def _seeded_hash(hasher: PasswordHasher, password: str) -> str:
+    """A real hash of ``password`` with ``hasher``'s parameters, made once a session."""
+    key = (hasher.time_cost, hasher.memory_cost, hasher.parallelism, password)
+    if key not in _SEEDED_HASHES:
+        _SEEDED_HASHES[key] = await asyncio.to_thread(hasher.hash, password)
+    return _SEEDED_HASHES[key]
+
+
 async def add_user(app: Quart, name: str = "alice", password: str = PASSWORD) -> None:
     """Create an account directly in the app's database, with a hash made once a session.
 
@@ -329,14 +342,11 @@ async def add_user(app: Quart, name: str = "alice", password: str = PASSWORD) ->
     hash is a real one made by the app's own hasher with the test's parameters, so a
     login verifies it like any other. A test about hashing calls ``users.create_user`` itself.
     """
-    hasher = passwords(app).hasher
-    key = (hasher.time_cost, hasher.memory_cost, hasher.parallelism, password)
-    if key not in _SEEDED_HASHES:
-        _SEEDED_HASHES[key] = await asyncio.to_thread(hasher.hash, password)
+    password_hash = await _seeded_hash(passwords(app).hasher, password)
     async with app.app_context(), db.session() as session:
         username = await users.available_username(session, app.config, name)
         await users.vet_password(password, app.config, username=username)
-        session.add(User(username=username, password_hash=_SEEDED_HASHES[key]))
+        session.add(User(username=username, password_hash=password_hash))
         await session.commit()
 
 
