@@ -33,13 +33,13 @@ run: install
 	$(BIN)/python -m quartapp.serve --config hypercorn.toml --bind $(HOST):$(PORT) quartapp:app
 
 # The bench group too: tests/test_bench.py runs the bench for a second. The browser
-# tests leave screenshots of every page in test-artifacts/screenshots/; `make test-quick`
-# skips them (and everything else that starts a server).
+# tests leave screenshots of every page in test-artifacts/screenshots/. `make test-quick`
+# is the edit loop: SQLite only, no real server or browser (`make test` runs them all).
 test: install $(VENV)/.installed-bench
 	$(BIN)/python -m pytest
 
 test-quick: install
-	$(BIN)/python -m pytest -m "not browser and not server"
+	$(BIN)/python -m pytest -m "not browser and not server and not postgres"
 
 # Throughput and latency against the reference apps: `make bench BENCH_ARGS="--rounds 2
 # --duration 5"`. Needs wrk (apt-get install wrk).

@@ -1,9 +1,16 @@
 """Shared fixtures: a fresh app on a real database, its clients, and helpers.
 
-Every test that takes ``settings`` (and so ``app``, ``client``, ``runner``, ``auth``)
-runs twice: on a SQLite file and on a real PostgreSQL (marked ``postgres``). Both
-start at the newest migration without paying for a schema build: SQLite from a copy
-of a migrated file, PostgreSQL from one migrated database emptied before each test.
+A test that takes ``settings`` (and so ``app``, ``client``, ``runner``, ``auth``) runs
+on a SQLite file. It runs on a real PostgreSQL too (marked ``postgres``) when it is
+marked ``both_databases``: the rule is that a test runs on both only when its outcome
+can depend on the database, i.e. it touches SQL, transactions, the throttle, logins,
+devices, migrations or outages. Pure rendering, headers, forms, host checks, settings,
+keys, CSRF mechanics and parser fuzzing run on SQLite alone. Mark a whole module with
+``pytestmark = BOTH_DATABASES`` or one test with ``@BOTH_DATABASES``.
+
+Both databases start at the newest migration without paying for a schema build:
+SQLite from a copy of a migrated file, PostgreSQL from one migrated database emptied
+before each test.
 """
 
 from __future__ import annotations
@@ -19,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from click.testing import Result
+from hypothesis import settings as hypothesis_settings
 from quart import Quart
 from quart.testing import QuartClient, QuartCliRunner
 from sqlalchemy import text
@@ -30,12 +39,22 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from quartapp import create_app
 from quartapp.auth import users
 from quartapp.auth.passwords import passwords
-from quartapp.db import Base, db, schema
+from quartapp.db import Base, User, db, schema
 from quartapp.settings import database_url, load_config
 
-from .pg import INSTALL_HINT, PostgresServer, find_bin_dir, make_server
+from .pg import (
+    INSTALL_HINT,
+    PGBOUNCER_HINT,
+    PgBouncer,
+    PostgresServer,
+    find_bin_dir,
+    find_pgbouncer,
+    make_server,
+)
 
 DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+# A test whose outcome can depend on the database runs on both (see the module docstring).
+BOTH_DATABASES = pytest.mark.both_databases
 # For the few tests about one database's own behaviour: ``@POSTGRES_ONLY`` above a test
 # that takes ``settings`` (or ``app``) runs it on PostgreSQL alone.
 POSTGRES_ONLY = pytest.mark.parametrize("database", [DATABASES[1]], indirect=True)
@@ -69,6 +88,36 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if os.environ.get("CI") == "true" and reporter and reporter.stats.get("skipped"):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# Hypothesis: a few hundred examples a run, more in CI where a rare case has more runs
+# to turn up in. HYPOTHESIS_PROFILE picks one by name (e.g. "ci" locally, before a push).
+hypothesis_settings.register_profile("dev", max_examples=300)
+hypothesis_settings.register_profile("ci", max_examples=1000)
+hypothesis_settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") == "true" else "dev")
+)
+
+
+def _parametrizes_database(metafunc: pytest.Metafunc) -> bool:
+    for marker in metafunc.definition.iter_markers("parametrize"):
+        names = marker.args[0]
+        if isinstance(names, str):
+            names = [name.strip() for name in names.split(",")]
+        if "database" in names:
+            return True
+    return False
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run a test on SQLite, and on PostgreSQL too when it is marked ``both_databases``.
+
+    A test that parametrizes ``database`` itself (``POSTGRES_ONLY``...) keeps its own list.
+    """
+    if "database" not in metafunc.fixturenames or _parametrizes_database(metafunc):
+        return
+    both = metafunc.definition.get_closest_marker("both_databases") is not None
+    metafunc.parametrize("database", DATABASES if both else ["sqlite"], indirect=True)
 
 
 @pytest.fixture(autouse=True)
@@ -138,6 +187,21 @@ def require_postgres(server: PostgresServer | None) -> PostgresServer:
     return server
 
 
+@pytest.fixture(scope="session")
+def pgbouncer(postgres_server: PostgresServer | None) -> Iterator[PgBouncer]:
+    """A real PgBouncer (transaction pooling) in front of the session's PostgreSQL."""
+    server = require_postgres(postgres_server)
+    binary = find_pgbouncer()
+    if binary is None:
+        pytest.skip(PGBOUNCER_HINT)
+    bouncer = PgBouncer(binary, server)
+    bouncer.start()
+    try:
+        yield bouncer
+    finally:
+        bouncer.stop()
+
+
 @pytest.fixture
 def own_postgres(postgres_server: PostgresServer | None) -> Iterator[PostgresServer]:
     """A PostgreSQL of this test's own, so stopping it leaves the others alone."""
@@ -153,7 +217,7 @@ def own_postgres(postgres_server: PostgresServer | None) -> Iterator[PostgresSer
         shutil.rmtree(server.root.parent, ignore_errors=True)
 
 
-@pytest.fixture(params=DATABASES)
+@pytest.fixture
 def database(
     request: pytest.FixtureRequest,
     tmp_path: Path,
@@ -187,6 +251,10 @@ def settings(tmp_path: Path, database: str) -> dict[str, Any]:
 async def app(settings: dict[str, Any]) -> AsyncIterator[Quart]:
     """A started app (database open, startup hooks run) on a fresh SQLite file."""
     application = create_app(settings)
+    # Startup makes the dummy hash an unknown user is checked against: a real one with
+    # the app's parameters, made once a session here (startup still times a check).
+    service = passwords(application)
+    service._dummy_hash = await _seeded_hash(service.hasher, "dummy password")
     async with application.test_app():
         yield application
 
@@ -254,10 +322,32 @@ def replay(app: Quart, value: str) -> QuartClient:
     return other
 
 
+# Hashes made once per session, by (argon2 parameters, password): seeding an account is
+# not what most tests are about, and each hash holds the CPU for tens of milliseconds.
+_SEEDED_HASHES: dict[tuple[int, int, int, str], str] = {}
+
+
+async def _seeded_hash(hasher: PasswordHasher, password: str) -> str:
+    """A real hash of ``password`` with ``hasher``'s parameters, made once a session."""
+    key = (hasher.time_cost, hasher.memory_cost, hasher.parallelism, password)
+    if key not in _SEEDED_HASHES:
+        _SEEDED_HASHES[key] = await asyncio.to_thread(hasher.hash, password)
+    return _SEEDED_HASHES[key]
+
+
 async def add_user(app: Quart, name: str = "alice", password: str = PASSWORD) -> None:
-    """Create an account directly in the app's database."""
+    """Create an account directly in the app's database, with a hash made once a session.
+
+    The name and password go through the same checks as ``users.create_user``; the
+    hash is a real one made by the app's own hasher with the test's parameters, so a
+    login verifies it like any other. A test about hashing calls ``users.create_user`` itself.
+    """
+    password_hash = await _seeded_hash(passwords(app).hasher, password)
     async with app.app_context(), db.session() as session:
-        await users.create_user(session, passwords(), app.config, name, password)
+        username = await users.available_username(session, app.config, name)
+        await users.vet_password(password, app.config, username=username)
+        session.add(User(username=username, password_hash=password_hash))
+        await session.commit()
 
 
 async def body(response: WerkzeugResponse) -> str:

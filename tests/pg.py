@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import count
@@ -144,3 +145,101 @@ def make_server(bin_dir: Path) -> PostgresServer:
     root = Path(tempfile.mkdtemp(prefix="quartapp-pg-"))
     os.chmod(root, 0o755)  # noqa: S103 - the server runs as another user
     return PostgresServer(bin_dir, root / "cluster")
+
+
+PGBOUNCER_HINT = "PgBouncer is not installed: apt-get install pgbouncer"
+
+
+def find_pgbouncer() -> Path | None:
+    """Debian's ``pgbouncer`` binary (in /usr/sbin, often off a user's PATH)."""
+    found = shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin")
+    return Path(found) if found else None
+
+
+@dataclass
+class PgBouncer:
+    """A PgBouncer in transaction pooling mode in front of ``server``, on 127.0.0.1.
+
+    Like the server, it refuses to run as root, so as root it runs as ``postgres``.
+    """
+
+    binary: Path
+    server: PostgresServer
+    port: int = field(default_factory=_free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def root(self) -> Path:
+        return self.server.root.parent / "pgbouncer"
+
+    def start(self, timeout: float = 30) -> None:
+        """Write its settings, start it and return once it accepts connections."""
+        self.root.mkdir(exist_ok=True)
+        (self.root / "userlist.txt").write_text(f'"{SUPERUSER}" ""\n')
+        (self.root / "pgbouncer.ini").write_text(
+            "[databases]\n"
+            f"* = host=127.0.0.1 port={self.server.port}\n"
+            "[pgbouncer]\n"
+            "listen_addr = 127.0.0.1\n"
+            f"listen_port = {self.port}\n"
+            "unix_socket_dir =\n"
+            "auth_type = trust\n"
+            f"auth_file = {self.root / 'userlist.txt'}\n"
+            f"admin_users = {SUPERUSER}\n"
+            # What a PaaS's PgBouncer does: a server connection per transaction.
+            "pool_mode = transaction\n"
+            "max_client_conn = 200\n"
+            "default_pool_size = 10\n"
+            "stats_period = 1\n"
+            f"logfile = {self.root / 'pgbouncer.log'}\n"
+        )
+        user = SUPERUSER if os.geteuid() == 0 else None
+        if user is not None:
+            account = pwd.getpwnam(SUPERUSER)
+            for path in (self.root, *self.root.iterdir()):
+                os.chown(path, account.pw_uid, account.pw_gid)
+        self.process = subprocess.Popen(
+            [str(self.binary), str(self.root / "pgbouncer.ini")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            user=user,
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    log = self.root / "pgbouncer.log"
+                    text = log.read_text(errors="replace") if log.exists() else ""
+                    raise RuntimeError(f"PgBouncer did not start:\n{text}") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def url(self, database: str) -> str:
+        """The URL an app behind this PgBouncer is given."""
+        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+
+    def show(self, what: str) -> list[list[str]]:
+        """Rows of the admin console's ``SHOW <what>`` (e.g. ``STATS``), header first."""
+        result = subprocess.run(
+            [
+                str(self.server.bin_dir / "psql"),
+                *("-h", "127.0.0.1", "-p", str(self.port), "-U", SUPERUSER, "-d", "pgbouncer"),
+                *("-A", "-F", "\t", "-P", "footer=off", "-c", f"SHOW {what}"),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        return [line.split("\t") for line in result.stdout.splitlines()]

@@ -32,6 +32,9 @@ from tests.conftest import (
     stored_hash,
 )
 
+# The outcomes here can depend on the database (the rule: tests/conftest.py).
+pytestmark = pytest.mark.both_databases
+
 NEW_PASSWORD = "a brand new passphrase, also long"
 WRONG = "not the password at all, sorry"
 CHANGED = "Your password was changed. You were logged out everywhere else."

@@ -18,6 +18,9 @@ from quartapp import audit, create_app
 
 from .conftest import PASSWORD, AuthActions, make_settings
 
+# The outcomes here can depend on the database (the rule: tests/conftest.py).
+pytestmark = pytest.mark.both_databases
+
 WRONG = "wrong password, quite long"
 NEW_PASSWORD = "a brand new password, long enough"
 

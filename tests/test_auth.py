@@ -29,6 +29,9 @@ from .conftest import (
     replay,
 )
 
+# The outcomes here can depend on the database (the rule: tests/conftest.py).
+pytestmark = pytest.mark.both_databases
+
 INVALID = "Invalid Credentials. Please try again."
 EXPIRED = "The form expired. Please try again."
 

@@ -25,6 +25,9 @@ from tests.conftest import (
     usernames,
 )
 
+# The outcomes here can depend on the database (the rule: tests/conftest.py).
+pytestmark = pytest.mark.both_databases
+
 
 @asynccontextmanager
 async def serving(settings: dict[str, Any]) -> AsyncIterator[Quart]:

@@ -24,6 +24,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from quartapp import create_app
 from tests.conftest import (
     PASSWORD,
+    SQLITE_ONLY,
     AuthActions,
     add_user,
     body,
@@ -36,6 +37,9 @@ from tests.conftest import (
     stored_hash,
     usernames,
 )
+
+# The outcomes here can depend on the database (the rule: tests/conftest.py).
+pytestmark = pytest.mark.both_databases
 
 ROOT = Path(__file__).parents[1]
 NEW_PASSWORD = "a brand new passphrase, also long"
@@ -211,6 +215,7 @@ def test_create_gives_up_when_the_input_ends(settings: dict[str, Any]) -> None:
     assert usernames(settings) == []
 
 
+@SQLITE_ONLY  # refused or parsed before any SQL: no database decides it
 @pytest.mark.parametrize("command", ["create", "set-password"])
 def test_no_terminal_and_no_password_stdin_is_one_line_naming_the_flag(
     runner: QuartCliRunner, settings: dict[str, Any], command: str
@@ -292,6 +297,7 @@ PATTERN_MESSAGE = (
 )
 
 
+@SQLITE_ONLY  # refused or parsed before any SQL: no database decides it
 @pytest.mark.parametrize(
     ("name", "message"),
     [
@@ -335,6 +341,7 @@ def test_create_accepts_a_name_of_the_longest_length(
     assert usernames(settings) == ["a" * 64]
 
 
+@SQLITE_ONLY  # refused or parsed before any SQL: no database decides it
 @pytest.mark.parametrize(
     ("password", "message"),
     [
@@ -355,6 +362,7 @@ def test_create_refuses_a_password_against_the_policy(
     assert usernames(settings) == []
 
 
+@SQLITE_ONLY  # refused or parsed before any SQL: no database decides it
 def test_create_refuses_a_password_made_of_the_username(
     runner: QuartCliRunner, settings: dict[str, Any]
 ) -> None:
@@ -368,6 +376,7 @@ def test_create_refuses_a_password_made_of_the_username(
     assert usernames(settings) == ["someone"]
 
 
+@SQLITE_ONLY  # refused or parsed before any SQL: no database decides it
 def test_create_refuses_empty_stdin(runner: QuartCliRunner, settings: dict[str, Any]) -> None:
     result = runner.invoke(args=["users", "create", "bob", "--password-stdin"], input="")
 
@@ -375,6 +384,7 @@ def test_create_refuses_empty_stdin(runner: QuartCliRunner, settings: dict[str, 
     assert usernames(settings) == []
 
 
+@SQLITE_ONLY  # refused or parsed before any SQL: no database decides it
 def test_create_refuses_a_password_that_is_not_utf8(
     runner: QuartCliRunner, settings: dict[str, Any]
 ) -> None:
@@ -479,6 +489,7 @@ async def test_set_password_refused_by_policy_keeps_logins(
 L33T_72 = ("4@8(<{[3!1|0$5+7%2" * 4)[:72]
 
 
+@SQLITE_ONLY  # refused or parsed before any SQL: no database decides it
 @pytest.mark.parametrize(
     ("password", "accepted"),
     [
@@ -661,6 +672,7 @@ def test_commands_refuse_an_unknown_user(runner: QuartCliRunner, args: list[str]
     assert "Password" not in result.output
 
 
+@SQLITE_ONLY  # refused or parsed before any SQL: no database decides it
 @pytest.mark.parametrize(
     ("args", "stdin"),
     [

@@ -17,6 +17,9 @@ from quartapp.auth.passwords import passwords
 from quartapp.db import User, db
 from tests.conftest import PASSWORD, AuthActions, add_user, stored_hash
 
+# The outcomes here can depend on the database (the rule: tests/conftest.py).
+pytestmark = pytest.mark.both_databases
+
 HASH_PARAMETERS = re.compile(r"\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$")
 
 

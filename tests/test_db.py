@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +14,23 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.pool import NullPool
 
+from quartapp import create_app
 from quartapp.db import connect, engine_options, open_store
 from quartapp.settings import DEFAULTS, database_url
 
-from .conftest import POSTGRES_ONLY, query
+from .conftest import (
+    POSTGRES_ONLY,
+    TEST_DATABASE,
+    AuthActions,
+    add_user,
+    body,
+    login_count,
+    query,
+)
+from .pg import PgBouncer
+
+# The outcomes here can depend on the database (the rule: tests/conftest.py).
+pytestmark = pytest.mark.both_databases
 
 
 def config_for(url: str, **settings: Any) -> dict[str, Any]:
@@ -87,14 +102,47 @@ def test_reads_are_autocommit_on_postgresql_but_not_behind_pgbouncer() -> None:
     assert "isolation_level" not in bouncer.reader.get_execution_options()
 
 
+def bounced_transactions(bouncer: PgBouncer) -> int:
+    """Transactions PgBouncer has passed on to the test database so far."""
+    header, *rows = bouncer.show("STATS")
+    column = header.index("total_xact_count")
+    return sum(int(row[column]) for row in rows if row[0] == TEST_DATABASE)
+
+
 @POSTGRES_ONLY
-async def test_pgbouncer_settings_work_against_a_real_server(settings: dict[str, Any]) -> None:
-    store = open_store(config_for(settings["DATABASE_URL"], DATABASE_PGBOUNCER=True))
-    try:
-        for _ in range(3):
-            await store.ping()
-    finally:
-        await store.engine.dispose()
+async def test_logging_in_and_browsing_through_a_real_pgbouncer(
+    settings: dict[str, Any], pgbouncer: PgBouncer
+) -> None:
+    # Transaction pooling hands each transaction whichever server connection is free:
+    # the app's statements must not rely on a connection's prepared statements or state.
+    before = bounced_transactions(pgbouncer)
+    app = create_app(
+        {**settings, "DATABASE_URL": pgbouncer.url(TEST_DATABASE), "DATABASE_PGBOUNCER": True}
+    )
+    async with app.test_app():
+        await add_user(app)
+        auth = AuthActions(app.test_client())
+        login = await auth.login()
+        pages = [
+            await auth.client.get(path) for path in ["/hello", "/account/sessions", "/hello"] * 3
+        ]
+        wrong = await AuthActions(app.test_client()).login(password="not the password at all")
+        logout = await auth.logout()
+        after_logout = await auth.client.get("/hello")
+
+    assert login.headers["Location"] == "/hello"
+    assert [page.status_code for page in pages] == [200] * 9
+    assert "alice" in await body(pages[0])
+    assert wrong.status_code == 200
+    assert "Invalid Credentials. Please try again." in await body(wrong)
+    assert logout.status_code == 302
+    assert after_logout.status_code == 302
+    assert login_count(settings) == 0
+    # It all went through PgBouncer (its totals are summed every second).
+    deadline = time.monotonic() + 5
+    while bounced_transactions(pgbouncer) - before < 10:
+        assert time.monotonic() < deadline, "PgBouncer passed on no transactions"
+        await asyncio.sleep(0.1)
 
 
 @POSTGRES_ONLY

@@ -40,6 +40,9 @@ from .conftest import (
     query,
 )
 
+# The outcomes here can depend on the database (the rule: tests/conftest.py).
+pytestmark = pytest.mark.both_databases
+
 WRONG = "wrong password, quite long"
 NEW_PASSWORD = "a brand new passphrase, also long"
 CODE = re.compile(r'<code id="device-code">([A-Z0-9-]+)</code>')

@@ -424,8 +424,8 @@ def test_random_hostile_requests_get_no_5xx_and_change_no_account(
         before = account_rows(config)
         assert len(before) == 2
 
+        # As many examples as the profile says (tests/conftest.py: more under CI=true).
         @settings(
-            max_examples=2000,
             deadline=None,
             suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
         )

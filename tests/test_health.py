@@ -10,9 +10,10 @@ from quart.testing import QuartClient
 
 from quartapp.db import db
 
-from .conftest import SQLITE_ONLY
+from .conftest import BOTH_DATABASES, SQLITE_ONLY
 
 
+@BOTH_DATABASES
 async def test_healthz_is_ok_when_database_answers(client: QuartClient) -> None:
     response = await client.get("/healthz")
 

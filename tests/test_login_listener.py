@@ -41,6 +41,9 @@ from .conftest import (
 from .pg import PostgresServer
 from .test_round_trips import LOGIN_LOOKUP
 
+# The outcomes here can depend on the database (the rule: tests/conftest.py).
+pytestmark = pytest.mark.both_databases
+
 PROBE = "probe"
 TRIGGERS_SQL = "SELECT tgname FROM pg_trigger WHERE tgname LIKE 'quartapp_logins_%' ORDER BY 1"
 

@@ -25,6 +25,9 @@ from tests.conftest import (
     replay,
 )
 
+# The outcomes here can depend on the database (the rule: tests/conftest.py).
+pytestmark = pytest.mark.both_databases
+
 # Logins
 
 
@@ -237,23 +240,41 @@ async def news_heard(app: Quart) -> None:
             await asyncio.sleep(0.005)
 
 
-async def cached_hello(client: QuartClient, times: int = 3) -> None:
-    """Use the login a few times, so the app has its row cached if it caches at all."""
+async def cache_ready(app: Quart) -> login_cache.Cache:
+    """``app``'s login cache, once it may answer (at once on SQLite; once listening on PG)."""
+    deadline = time.monotonic() + 10
+    async with app.app_context():
+        cache = login_cache.cache()
+        while cache.stamp() is None:
+            assert time.monotonic() < deadline, "the login cache never became usable"
+            await asyncio.sleep(0.01)
+    return cache
+
+
+async def cached_hello(app: Quart, client: QuartClient, times: int = 3) -> login_cache.Cache:
+    """Use the login a few times: the first read goes to the database, the rest are hits."""
+    cache = await cache_ready(app)
+    hits, misses = cache.hits, cache.misses
     for _ in range(times):
         assert (await client.get("/hello")).status_code == 200
+    assert (cache.hits - hits, cache.misses - misses) == (times - 1, 1)
+    return cache
 
 
 async def test_cached_login_is_refused_after_revoke_through_the_cli(
     app: Quart, auth: AuthActions, runner: QuartCliRunner
 ) -> None:
     await auth.login()
-    await cached_hello(auth.client)
+    cache = await cached_hello(app, auth.client)
 
     result = await invoke(runner, "users", "revoke-sessions", "alice")
     await news_heard(app)
+    hits, misses = cache.hits, cache.misses
 
     assert result.exit_code == 0, result.output
     assert (await auth.client.get("/hello")).status_code == 302
+    # Refused by the row, read again: the cache no longer answered for it.
+    assert (cache.hits - hits, cache.misses - misses) == (0, 1)
 
 
 async def test_logout_in_one_app_is_refused_by_another_on_the_same_database(
@@ -264,7 +285,7 @@ async def test_logout_in_one_app_is_refused_by_another_on_the_same_database(
     other_app = create_app(settings)
     async with other_app.test_app():
         holder = replay(other_app, cookie)
-        await cached_hello(holder)
+        await cached_hello(other_app, holder)
 
         await auth.logout()
         await news_heard(other_app)
@@ -276,14 +297,16 @@ async def test_cached_login_is_refused_once_idle_too_long(
     app: Quart, auth: AuthActions, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await auth.login()
-    await cached_hello(auth.client)
+    cache = await cached_hello(app, auth.client)
     now = time.time()
+    hits = cache.hits
 
     # No write to the database at all: the cached record alone must say it has expired.
     monkeypatch.setattr(time, "time", lambda: now + 31 * 60)
     response = await auth.client.get("/hello")
 
     assert response.status_code == 302
+    assert cache.hits == hits
 
 
 async def test_cached_login_past_its_absolute_limit_is_refused(
@@ -295,11 +318,13 @@ async def test_cached_login_past_its_absolute_limit_is_refused(
     query(settings, f"UPDATE logins SET last_seen = {expires_at - 30}")
     clock = [expires_at - 30]
     monkeypatch.setattr(time, "time", lambda: clock[0])
-    await cached_hello(auth.client)
+    cache = await cached_hello(app, auth.client)
+    hits = cache.hits
 
     # Seen 31 s ago, so not idle and not due a write: only the absolute limit ends it.
     clock[0] = expires_at + 1
     response = await auth.client.get("/hello")
 
     assert response.status_code == 302
+    assert cache.hits == hits
     assert login_count(settings) == 0

@@ -18,7 +18,7 @@ from quart.testing import QuartClient
 
 from quartapp import create_app
 
-from .conftest import PASSWORD, AuthActions, add_user, csrf_token, make_settings
+from .conftest import BOTH_DATABASES, PASSWORD, AuthActions, add_user, csrf_token, make_settings
 
 TOKEN = "metrics-token-0123456789abcdefghijklmnopqrstuvwxyz"
 WRONG = "wrong password, quite long"
@@ -94,6 +94,7 @@ def test_a_short_metrics_token_is_refused_without_showing_it(tmp_path: Path, nam
     assert not name or name not in caught.value.message
 
 
+@BOTH_DATABASES
 async def test_logins_logouts_and_account_events_are_counted(
     app: Quart, auth: AuthActions
 ) -> None:
@@ -135,6 +136,7 @@ async def test_logins_logouts_and_account_events_are_counted(
     assert value(after, "quartapp_hashing_queue_depth") == 0
 
 
+@BOTH_DATABASES
 async def test_a_throttled_login_is_counted_as_throttled(auth: AuthActions) -> None:
     before = await scrape(auth.client)
 

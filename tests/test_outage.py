@@ -40,6 +40,9 @@ from .conftest import (
 )
 from .pg import PostgresServer
 
+# The outcomes here can depend on the database (the rule: tests/conftest.py).
+pytestmark = pytest.mark.both_databases
+
 UNAVAILABLE = "The site cannot answer right now."
 FAST = {"DATABASE_CONNECT_TIMEOUT": 1, "DATABASE_POOL_TIMEOUT": 1, "DATABASE_STATEMENT_TIMEOUT": 1}
 

@@ -208,6 +208,74 @@ async def test_verify_of_an_unknown_user_does_the_same_argon2_work() -> None:
     assert parameters(watched.verified[0]) == (19456, 2, 1)
 
 
+class FakeClock:
+    """The clock and sleep of a :class:`Passwords`, under the test's control.
+
+    A check reads the clock twice; the second reading is the next of ``durations``
+    later. ``sleep`` records each padding and moves the clock on by it at once.
+    """
+
+    def __init__(self, *durations: float) -> None:
+        self.durations = list(durations)
+        self.now = 0.0
+        self.reads = 0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        self.reads += 1
+        if self.reads % 2 == 0:
+            self.now += self.durations.pop(0)
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def on_clock(config: dict[str, Any], clock: FakeClock) -> Passwords:
+    """``build(config)`` timing its checks with ``clock`` (argon2 itself is real)."""
+    built = build(config)
+    built.clock = clock
+    built.sleep = clock.sleep
+    return built
+
+
+async def test_failures_are_padded_up_to_the_time_of_a_current_check() -> None:
+    old = await build(CONFIG).hash(PASSWORD)  # the cheapest cost, t=2
+    current = {**CONFIG, "ARGON2_TIME_COST": 3}
+    # Seconds each check takes: warm-up, then the verifications below in order.
+    clock = FakeClock(0.100, 0.025, 0.100, 0.200, 0.025, 0.100, 0.025, 0.150)
+    hasher = on_clock(current, clock)
+    await hasher.warm_up()
+    assert hasher.reference == pytest.approx(0.100)
+
+    # A wrong password against the older, cheaper hash waits out the difference.
+    assert await hasher.verify(old, "wrong") == Verification(ok=False)
+    assert clock.slept == [pytest.approx(0.075)]
+    # An unknown user's check is a current one: as long as the reference, nothing to add.
+    assert await hasher.verify(None, PASSWORD) == Verification(ok=False)
+    assert clock.slept == [pytest.approx(0.075)]
+    # A slower current check moves the reference a fifth of the way: 0.8 * 0.1 + 0.2 * 0.2.
+    assert await hasher.verify(None, PASSWORD) == Verification(ok=False)
+    assert hasher.reference == pytest.approx(0.120)
+    assert await hasher.verify(old, "wrong") == Verification(ok=False)
+    assert clock.slept[1:] == [pytest.approx(0.095)]
+    # A wrong password against a current hash that ran fast is padded too, up to the
+    # reference that has taken this check in: 0.8 * 0.12 + 0.2 * 0.1 = 0.116.
+    new = await hasher.hash(PASSWORD)
+    assert await hasher.verify(new, "wrong") == Verification(ok=False)
+    assert clock.slept[2:] == [pytest.approx(0.016)]
+    # A right password is never held back, even against an old hash (it gets a new one).
+    result = await hasher.verify(old, PASSWORD)
+    assert result.ok
+    assert result.new_hash is not None
+    assert clock.slept[3:] == []
+    # ...nor against a current one.
+    assert await hasher.verify(new, PASSWORD) == Verification(ok=True)
+    assert clock.slept[3:] == []
+    assert clock.durations == []
+
+
 async def test_verify_offers_a_new_hash_when_the_parameters_changed() -> None:
     old = await build(CONFIG).hash(PASSWORD)
     current = {**CONFIG, "ARGON2_TIME_COST": 3}

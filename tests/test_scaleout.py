@@ -32,6 +32,8 @@ from .server import (
 
 pytestmark = [pytest.mark.server]
 WRONG = "wrong password, quite long"
+# bob is the one the lockout test locks out, so alice's tests may run before or after it.
+USERS = ("alice", "bob")
 # Every process of a deploy, and the CLI, share one key.
 KEY = secrets.token_urlsafe(32)
 
@@ -53,11 +55,14 @@ def production_env(tmp_path: Path, database_url: str) -> dict[str, str]:
 
 
 @contextmanager
-def two_dynos(tmp_path: Path, database_url: str) -> Iterator[list[Server]]:
+def two_dynos(
+    tmp_path: Path, database_url: str, users: tuple[str, ...] = ("alice",)
+) -> Iterator[list[Server]]:
     """The release step on ``database_url``, then two web processes of two workers each."""
     env = production_env(tmp_path, database_url)
     run(env, ["bash", "-c", procfile()["release"]])
-    create_user(env)
+    for name in users:
+        create_user(env, name)
     with ExitStack() as stack:
         started = []
         for index in range(2):
@@ -71,29 +76,34 @@ def two_dynos(tmp_path: Path, database_url: str) -> Iterator[list[Server]]:
         yield started
 
 
-@pytest.fixture
-def sqlite_dynos(tmp_path: Path) -> Iterator[list[Server]]:
+# The dynos are shared by the tests of this module, which change no setting: each test
+# uses its own account where it changes one (a lockout), so the order does not matter.
+@pytest.fixture(scope="module")
+def sqlite_dynos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Server]]:
     """Two production servers of two workers each on one SQLite file."""
-    with two_dynos(tmp_path, f"sqlite:///{tmp_path / 'quartapp.db'}") as started:
+    directory = tmp_path_factory.mktemp("sqlite-dynos")
+    with two_dynos(directory, f"sqlite:///{directory / 'quartapp.db'}") as started:
         yield started
 
 
-@pytest.fixture
-def dynos(tmp_path: Path, postgres_server: PostgresServer | None) -> Iterator[list[Server]]:
+@pytest.fixture(scope="module")
+def dynos(
+    tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer | None
+) -> Iterator[list[Server]]:
     """Two production servers of two workers each, sharing a fresh PostgreSQL database."""
     server = require_postgres(postgres_server)
     name = server.new_database_name()
     server.psql(f"CREATE DATABASE {name}")
     try:
-        with two_dynos(tmp_path, server.url(name)) as started:
+        with two_dynos(tmp_path_factory.mktemp("dynos"), server.url(name), USERS) as started:
             yield started
     finally:
         server.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def create_user(env: dict[str, str]) -> None:
-    """``users create alice``, as an operator would run it."""
-    run_cli(env, "users", "create", "alice", "--password-stdin", stdin=PASSWORD + "\n")
+def create_user(env: dict[str, str], name: str = "alice") -> None:
+    """``users create <name>``, as an operator would run it."""
+    run_cli(env, "users", "create", name, "--password-stdin", stdin=PASSWORD + "\n")
 
 
 def run_cli(env: dict[str, str], *command: str, stdin: str = "") -> None:
@@ -116,9 +126,9 @@ def run(env: dict[str, str], command: list[str], stdin: str = "") -> None:
     assert result.returncode == 0, result.stderr
 
 
-def log_in(browser: Browser, password: str = PASSWORD) -> int:
+def log_in(browser: Browser, password: str = PASSWORD, username: str = "alice") -> int:
     token = browser.csrf_token("/login")
-    form = {"username": "alice", "password": password, "csrf_token": token}
+    form = {"username": username, "password": password, "csrf_token": token}
     return browser.post("/login", form).status
 
 
@@ -152,15 +162,15 @@ def test_a_logout_through_one_dyno_ends_the_login_on_the_other(dynos: list[Serve
 def test_failures_through_both_dynos_add_up_to_one_lockout(dynos: list[Server]) -> None:
     browsers = [Browser(dyno.base_url) for dyno in dynos]
     for attempt in range(5):
-        assert log_in(browsers[attempt % 2], WRONG) == 200
+        assert log_in(browsers[attempt % 2], WRONG, "bob") == 200
 
-    assert log_in(browsers[0]) == 429
-    assert log_in(browsers[1]) == 429
+    assert log_in(browsers[0], username="bob") == 429
+    assert log_in(browsers[1], username="bob") == 429
 
 
 @pytest.mark.parametrize("ending", ["logout", "revoke-sessions"])
 def test_ending_a_login_is_seen_at_once_by_another_process_on_sqlite(
-    sqlite_dynos: list[Server], tmp_path: Path, ending: str
+    sqlite_dynos: list[Server], ending: str
 ) -> None:
     first = Browser(sqlite_dynos[0].base_url)
     log_in(first)
@@ -181,8 +191,7 @@ def test_ending_a_login_is_seen_at_once_by_another_process_on_sqlite(
         token = first.csrf_token("/logout")
         assert first.post("/logout", {"csrf_token": token}).status == 302
     else:
-        env = production_env(tmp_path, f"sqlite:///{tmp_path / 'quartapp.db'}")
-        run_cli(env, "users", "revoke-sessions", "alice")
+        run_cli(dict(sqlite_dynos[0].env), "users", "revoke-sessions", "alice")
 
     # Each copy's very first request after the logout, on whichever worker, is refused.
     for _ in range(8):

@@ -98,8 +98,13 @@ def post_login(browser: Browser, token: str, username: str, password: str, **hea
     return browser.post("/login", form, headers=headers).status
 
 
-def verifications(server: Server) -> int:
-    time.sleep(0.5)  # log lines are written after the response
+def verifications(server: Server, logins: int) -> int:
+    """Passwords verified, once the access log holds all ``logins`` POSTs to /login sent.
+
+    A request's audit line is written before its access line, which follows the response.
+    """
+    logged = server.access_entries(logins, method="POST", path="/login")
+    assert len(logged) == logins, f"{len(logged)} of {logins} logins logged"
     return len(VERIFIED.findall(server.stderr))
 
 
@@ -111,7 +116,7 @@ def test_a_parallel_burst_over_two_workers_verifies_at_most_the_limit(start: Sta
     with ThreadPoolExecutor(len(browsers)) as pool:
         statuses = list(pool.map(lambda b, t: post_login(b, t, "alice", WRONG), browsers, tokens))
 
-    assert verifications(server) <= 5  # LOGIN_FAILURES_PER_USER, not 100
+    assert verifications(server, logins=100) <= 5  # LOGIN_FAILURES_PER_USER, not 100
     assert set(statuses) <= {200, 429, 503}
     assert statuses.count(200) <= 5
     # Past the burst the name stays locked, even for the right password.
@@ -156,6 +161,8 @@ def test_strangers_cannot_lock_the_owner_out_of_their_own_browser(start: Start) 
     assert strangers_login == 429
 
 
+# The padding is argon2 timing in the app, whatever the database (tests/conftest.py).
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_refusals_take_as_long_for_an_old_hash_as_for_an_unknown_user(start: Start) -> None:
     # alice's hash is made at the cheapest cost (t=2); the server then runs at t=8.
     start(workers=1).process.terminate()
@@ -175,11 +182,13 @@ def test_refusals_take_as_long_for_an_old_hash_as_for_an_unknown_user(start: Sta
 
     for _ in range(2):  # warm the connection pool and the hashing threads
         seconds("warm-up")
-    old_hash = statistics.median(seconds("alice") for _ in range(9))
-    unknown = statistics.median(seconds("nobody") for _ in range(9))
+    old_hash = statistics.median(seconds("alice") for _ in range(5))
+    unknown = statistics.median(seconds("nobody") for _ in range(5))
 
-    # Unpadded, the old hash answers in about a quarter of the time (2 passes of 8).
-    assert old_hash / unknown > 0.75, (old_hash, unknown)
+    # Unpadded, the old hash answers in about a quarter of the time (2 passes of 8). The
+    # padding itself is checked exactly on a fake clock (test_passwords.py); this loose
+    # bound only shows it is wired into the real server, on a machine that may be busy.
+    assert old_hash / unknown > 0.6, (old_hash, unknown)
 
 
 def test_rotating_64s_inside_one_56_meets_the_56s_limit(start: Start) -> None:

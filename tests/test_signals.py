@@ -11,7 +11,10 @@ from quart import Quart
 
 from quartapp import signals
 
-from .conftest import PASSWORD, AuthActions, csrf_token
+from .conftest import BOTH_DATABASES, PASSWORD, AuthActions, csrf_token
+
+# Sent from the login flows, whose outcome can depend on the database.
+pytestmark = BOTH_DATABASES
 
 WRONG = "wrong password, quite long"
 NEW_PASSWORD = "a brand new password, long enough"

@@ -32,6 +32,9 @@ from .conftest import (
     query,
 )
 
+# The outcomes here can depend on the database (the rule: tests/conftest.py).
+pytestmark = pytest.mark.both_databases
+
 WRONG = "wrong password, quite long"
 TOO_MANY = "Too many attempts"
 # Small enough to reach quickly, larger than any single test's failures for one name.

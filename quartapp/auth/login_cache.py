@@ -54,6 +54,10 @@ class Cache:
         self._expected: dict[int, list[float]] = {}
         # Called on every stamp(): a source that must be asked (SQLite's counter).
         self.poll = poll
+        # Lookups answered from here, and lookups that read the database (tests and
+        # diagnostics read them; they are this process's own).
+        self.hits = 0
+        self.misses = 0
 
     def stamp(self) -> int | None:
         """The generation the cache is valid for now, or None if it cannot be trusted."""
@@ -185,7 +189,9 @@ async def lookup(
         if record is not None:
             now = time.time()
             if not record.expired(config, now) and not record.stale(now):
+                cache.hits += 1
                 return Status.VALID, record.user
+    cache.misses += 1
 
     async def read(connection: Any) -> tuple[Status, Record | None, bool]:
         return await find_record(connection, config, login_id)
