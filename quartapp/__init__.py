@@ -19,7 +19,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 from quart import Quart, has_request_context, request
@@ -127,7 +127,10 @@ def run_context_processors_inline(app: Quart) -> None:
     """
     for processors in app.template_context_processors.values():
         processors[:] = [
-            processor if inspect.iscoroutinefunction(processor) else _inline(processor)
+            processor
+            if inspect.iscoroutinefunction(processor)
+            # Not a coroutine function, so the sync member of the union.
+            else _inline(cast(Callable[[], dict[str, Any]], processor))
             for processor in processors
         ]
 

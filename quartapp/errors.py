@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import cast
 
 from quart import Quart, g, render_template, request, url_for
 from quart.typing import ResponseReturnValue
@@ -93,7 +94,7 @@ async def handle_http_error(error: HTTPException) -> ResponseReturnValue:
     context: dict[str, object] = {}
     if code == 429:
         context = lockout_context(error)
-    response = await render_error(code, **context)
+    response = await render_error(code, None, **context)
     # Keep what the error says about itself (Allow, Retry-After); the page sets its own type.
     headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
     return response, code, headers
@@ -149,7 +150,7 @@ async def expired_login_form() -> str:
 
     The password is never sent back: the password field renders without a value.
     """
-    form = await LoginForm.create_form()
+    form = cast(LoginForm, await LoginForm.create_form())
     if not form.username.validate(form):
         form.username.data = ""
     form.username.errors = []

@@ -8,6 +8,7 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from typing import cast
 
 from hypercorn.middleware import ProxyFixMiddleware
 from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallable, Scope
@@ -169,7 +170,8 @@ class HostGuard:
             if not host_is_trusted(host, self.trusted):
                 self.refusals.refused(host, len(hosts))
                 kept = [(name, value) for name, value in headers if name.lower() != b"host"]
-                scope = {**scope, "headers": [*kept, (b"host", UNTRUSTED.encode())]}
+                # A copy of an HTTP or WebSocket scope, so still one of the two.
+                scope = cast(Scope, {**scope, "headers": [*kept, (b"host", UNTRUSTED.encode())]})
         await self.app(scope, receive, send)
 
 

@@ -19,7 +19,7 @@ import os
 import pwd
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -282,10 +282,10 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
             continue
         values[key] = _parse_environment_value(raw)
     for name in UNPREFIXED:
-        raw = environ.get(name)
+        raw = environ.get(name, "")
         if not raw:
             continue
-        parse = _parse_environment_value if name in JSON_UNPREFIXED else str
+        parse: Callable[[str], Any] = _parse_environment_value if name in JSON_UNPREFIXED else str
         prefixed = environ.get(ENV_PREFIX + name)
         if prefixed and parse(prefixed) != parse(raw):
             # Which one would win is a guess the operator should not have to make.
