@@ -12,8 +12,8 @@ import pytest
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
 from quart import Quart
-from quart.testing import QuartClient
-from werkzeug.wrappers import Response as WerkzeugResponse
+from quart.typing import TestClientProtocol
+from quart.wrappers import Response
 
 from quartapp import accounts, logins, ratings
 from quartapp.account import browser_summary, utc_minute
@@ -58,11 +58,11 @@ def verifies(password_hash: str, password: str) -> bool:
 
 
 async def change_password(
-    client: QuartClient,
+    client: TestClientProtocol,
     current: str = PASSWORD,
     new: str = NEW_PASSWORD,
     again: str | None = None,
-) -> WerkzeugResponse:
+) -> Response:
     """Send the change-password form as the page's browser would, CSRF token included."""
     form = {
         "current_password": current,
@@ -73,7 +73,7 @@ async def change_password(
     return await client.post("/account/password", form=form)
 
 
-async def login_from(client: QuartClient, user_agent: str) -> WerkzeugResponse:
+async def login_from(client: TestClientProtocol, user_agent: str) -> Response:
     """Log in as alice from a browser that names itself ``user_agent``."""
     form = {
         "username": "alice",
@@ -83,7 +83,7 @@ async def login_from(client: QuartClient, user_agent: str) -> WerkzeugResponse:
     return await client.post("/login", form=form, headers={"User-Agent": user_agent})
 
 
-async def second_device(app: Quart, user_agent: str = FIREFOX_WINDOWS) -> QuartClient:
+async def second_device(app: Quart, user_agent: str = FIREFOX_WINDOWS) -> TestClientProtocol:
     """Another browser logged in as alice."""
     other = app.test_client()
     assert (await login_from(other, user_agent)).status_code == 302
@@ -98,17 +98,17 @@ def audit_events(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
     ]
 
 
-async def end_ids(client: QuartClient) -> list[str]:
+async def end_ids(client: TestClientProtocol) -> list[str]:
     """The ids of the "End this session" forms on the sessions page."""
     return END_ID.findall(await body(await client.get("/account/sessions")))
 
 
-async def end_session(client: QuartClient, login: str) -> WerkzeugResponse:
+async def end_session(client: TestClientProtocol, login: str) -> Response:
     token = await csrf_token(client, "/account/sessions")
     return await client.post("/account/sessions/end", form={"login": login, "csrf_token": token})
 
 
-async def is_logged_in(client: QuartClient) -> bool:
+async def is_logged_in(client: TestClientProtocol) -> bool:
     return (await client.get("/hello")).status_code == 200
 
 
@@ -173,7 +173,7 @@ async def test_concurrent_ratings_each_use_their_own_username() -> None:
 
 
 @pytest.mark.parametrize("path", ["/account/password", "/account/sessions"])
-async def test_account_pages_need_a_login(client: QuartClient, path: str) -> None:
+async def test_account_pages_need_a_login(client: TestClientProtocol, path: str) -> None:
     response = await client.get(path)
 
     assert response.status_code == 302
@@ -628,7 +628,7 @@ async def test_log_out_everywhere_else_ends_every_other_login(
 
 
 async def test_nav_links_to_the_account_only_when_logged_in(
-    client: QuartClient, auth: AuthActions
+    client: TestClientProtocol, auth: AuthActions
 ) -> None:
     assert 'href="/account/sessions"' not in await body(await client.get("/"))
 

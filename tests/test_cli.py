@@ -18,8 +18,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
 from click.testing import Result
 from quart import Quart
-from quart.testing import QuartClient, QuartCliRunner
-from werkzeug.wrappers import Response as WerkzeugResponse
+from quart.testing import QuartCliRunner
+from quart.typing import TestClientProtocol
+from quart.wrappers import Response
 
 from quartapp import create_app
 from tests.conftest import (
@@ -58,7 +59,7 @@ def create(runner: QuartCliRunner, name: str = "alice", password: str = PASSWORD
     return runner.invoke(args=args, input=f"{password}\n")
 
 
-def assert_sent_to_login(response: WerkzeugResponse) -> None:
+def assert_sent_to_login(response: Response) -> None:
     """The response sends the browser to log in, and back to /hello afterwards."""
     assert response.status_code == 302
     location = urlsplit(response.headers["Location"])
@@ -424,7 +425,7 @@ async def test_set_password_decides_which_password_logs_in(
 
 
 async def test_set_password_ends_logins_made_before_the_change(
-    app: Quart, auth: AuthActions, client: QuartClient, runner: QuartCliRunner
+    app: Quart, auth: AuthActions, client: TestClientProtocol, runner: QuartCliRunner
 ) -> None:
     await auth.login()
     cookie = cookie_value(client)
@@ -463,7 +464,7 @@ def test_set_password_refuses_a_password_against_the_policy(
 
 
 async def test_set_password_refused_by_policy_keeps_logins(
-    app: Quart, auth: AuthActions, client: QuartClient, runner: QuartCliRunner
+    app: Quart, auth: AuthActions, client: TestClientProtocol, runner: QuartCliRunner
 ) -> None:
     await auth.login()
 
@@ -557,7 +558,7 @@ def test_delete_without_yes_asks_first(
 async def test_delete_ends_the_users_logins_at_once(
     app: Quart,
     auth: AuthActions,
-    client: QuartClient,
+    client: TestClientProtocol,
     runner: QuartCliRunner,
     settings: dict[str, Any],
 ) -> None:
@@ -598,7 +599,7 @@ def test_list_says_no_users_on_stderr_when_empty(runner: QuartCliRunner) -> None
 
 
 async def test_revoke_sessions_refuses_a_replayed_cookie(
-    app: Quart, auth: AuthActions, client: QuartClient, runner: QuartCliRunner
+    app: Quart, auth: AuthActions, client: TestClientProtocol, runner: QuartCliRunner
 ) -> None:
     await auth.login()
     cookie = cookie_value(client)

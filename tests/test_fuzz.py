@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from quart import Quart
+from quart.wrappers import Response
 from sqlalchemy import update
-from werkzeug.wrappers import Response
 
 from quartapp import accounts, create_app, logins
 from quartapp.db import Login, db

@@ -6,14 +6,14 @@ from pathlib import Path
 from typing import Any
 
 from quart import Quart
-from quart.testing import QuartClient
+from quart.typing import TestClientProtocol
 
 from quartapp.db import db
 
 from .conftest import SQLITE_ONLY
 
 
-async def test_healthz_is_ok_when_database_answers(client: QuartClient) -> None:
+async def test_healthz_is_ok_when_database_answers(client: TestClientProtocol) -> None:
     response = await client.get("/healthz")
 
     assert response.status_code == 200
@@ -24,7 +24,7 @@ async def test_healthz_is_ok_when_database_answers(client: QuartClient) -> None:
 # test_outage.py.
 @SQLITE_ONLY
 async def test_healthz_is_503_when_database_is_gone(
-    app: Quart, client: QuartClient, settings: dict[str, Any]
+    app: Quart, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
     database = Path(settings["DATABASE_URL"].removeprefix("sqlite:///"))
     async with app.app_context():

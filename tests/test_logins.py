@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 from quart import Quart
-from quart.testing import QuartClient, QuartCliRunner
+from quart.testing import QuartCliRunner
+from quart.typing import TestClientProtocol
 
 from quartapp import accounts, create_app, login_cache, logins, prune
 from quartapp.db import db
@@ -37,7 +38,7 @@ async def test_logout_deletes_the_login_row(auth: AuthActions, settings: dict[st
 
 
 async def test_login_row_keeps_only_a_digest_of_the_cookie_token(
-    auth: AuthActions, client: QuartClient, settings: dict[str, Any]
+    auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
     await auth.login()
     async with client.session_transaction() as session:
@@ -217,7 +218,7 @@ async def news_heard(app: Quart) -> None:
             await asyncio.sleep(0.005)
 
 
-async def cached_hello(client: QuartClient, times: int = 3) -> None:
+async def cached_hello(client: TestClientProtocol, times: int = 3) -> None:
     """Use the login a few times, so the app has its row cached if it caches at all."""
     for _ in range(times):
         assert (await client.get("/hello")).status_code == 200

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import unquote, urlencode
 
 import pytest
-from quart.testing import QuartClient
+from quart.typing import TestClientProtocol
 from werkzeug.datastructures import Headers
 
 from quartapp import create_app
@@ -90,7 +90,7 @@ async def test_each_request_is_one_line_with_its_fields(
 
 @SQLITE_ONLY
 async def test_anonymous_request_has_no_user(
-    client: QuartClient, capsys: pytest.CaptureFixture[str]
+    client: TestClientProtocol, capsys: pytest.CaptureFixture[str]
 ) -> None:
     await client.get("/")
 
@@ -103,7 +103,7 @@ async def test_anonymous_request_has_no_user(
     "request_id", ["0f8fad5b-d9cb-469f-a165-70867728950e", "a", "x" * 200, "Heroku+/id=:._-9"]
 )
 async def test_a_plausible_request_id_is_kept_and_echoed(
-    client: QuartClient, capsys: pytest.CaptureFixture[str], request_id: str
+    client: TestClientProtocol, capsys: pytest.CaptureFixture[str], request_id: str
 ) -> None:
     response = await client.get("/", headers={"X-Request-ID": request_id})
 
@@ -127,7 +127,7 @@ async def test_a_plausible_request_id_is_kept_and_echoed(
     ids=["none", "empty", "201-chars", "space", "semicolon", "latin-1", "escape", "two"],
 )
 async def test_any_other_request_id_is_replaced_by_a_new_one(
-    client: QuartClient, capsys: pytest.CaptureFixture[str], headers: Headers
+    client: TestClientProtocol, capsys: pytest.CaptureFixture[str], headers: Headers
 ) -> None:
     first = await client.get("/", headers=headers)
     second = await client.get("/", headers=headers)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from quart import Quart
-from quart.testing import QuartClient
+from quart.typing import TestClientProtocol
 
 import quartapp
 from quartapp import create_app
@@ -118,7 +118,7 @@ SECURITY_HEADERS = {
     ],
 )
 async def test_every_response_has_the_security_headers(
-    client: QuartClient, method: str, path: str, status: int
+    client: TestClientProtocol, method: str, path: str, status: int
 ) -> None:
     response = await client.open(path, method=method)
 
@@ -182,7 +182,7 @@ async def test_pages_that_depend_on_the_login_are_not_cached(auth: AuthActions, 
     assert "cookie" in response.headers["Vary"].lower()
 
 
-async def test_static_files_stay_cacheable(client: QuartClient) -> None:
+async def test_static_files_stay_cacheable(client: TestClientProtocol) -> None:
     response = await client.get("/static/style.css")
 
     assert "no-store" not in response.headers.get("Cache-Control", "")

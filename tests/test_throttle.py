@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from argon2 import PasswordHasher
 from quart import Quart
-from quart.testing import QuartClient
+from quart.typing import TestClientProtocol
 
 from quartapp import create_app, devices, prune, throttle
 from quartapp.db import db
@@ -119,7 +119,9 @@ async def test_address_is_limited_across_usernames(auth: AuthActions) -> None:
     assert response.status_code == 429
 
 
-async def login_from(client: QuartClient, address: str, username: str, password: str) -> Any:
+async def login_from(
+    client: TestClientProtocol, address: str, username: str, password: str
+) -> Any:
     """Log in through the form as a browser at ``address`` would."""
     where = {"client": (address, 40000)}
     page = await body(await client.get("/login", scope_base=where))
@@ -140,7 +142,7 @@ async def test_other_addresses_are_not_affected(app: Quart, auth: AuthActions) -
 
 
 async def test_rotating_forwarded_for_does_not_escape_the_limit(
-    client: QuartClient, auth: AuthActions
+    client: TestClientProtocol, auth: AuthActions
 ) -> None:
     for number in range(ADDRESS_LIMIT):
         token = await csrf_token(client)
@@ -240,7 +242,7 @@ async def test_a_parallel_burst_verifies_no_more_than_the_limit(app: Quart) -> N
         # This test is about the throttle under races, not the line or its shares.
         passwords().queue = passwords().share = 100
 
-    async def attempt(client: QuartClient, token: str) -> int:
+    async def attempt(client: TestClientProtocol, token: str) -> int:
         form = {"username": "alice", "password": WRONG, "csrf_token": token}
         return (await client.post("/login", form=form)).status_code
 
@@ -266,7 +268,7 @@ async def test_a_full_hashing_queue_answers_503_at_once(tmp_path: Path, database
         clients = [app.test_client() for _ in range(12)]
         tokens = [await csrf_token(client) for client in clients]
 
-        async def attempt(client: QuartClient, token: str) -> Any:
+        async def attempt(client: TestClientProtocol, token: str) -> Any:
             form = {"username": "alice", "password": WRONG, "csrf_token": token}
             return await client.post("/login", form=form)
 
@@ -511,7 +513,7 @@ def ipv6_app(tmp_path: Path, database: str, **limits: int) -> Quart:
     )
 
 
-async def post_from(client: QuartClient, token: str, address: str, username: str) -> int:
+async def post_from(client: TestClientProtocol, token: str, address: str, username: str) -> int:
     password = PASSWORD if username == "alice" else WRONG
     form = {"username": username, "password": password, "csrf_token": token}
     response = await client.post("/login", form=form, headers={"X-Forwarded-For": address})
