@@ -218,4 +218,5 @@ def init_app(app: Quart) -> None:
         default_handler.setFormatter(SafeFormatter(QUART_LOG_FORMAT))
     if app.config["ACCESS_LOG"]:
         app.teardown_request(note_user)
+        # Quart's documented way to add ASGI middleware; mypy forbids assigning to a method.
         app.asgi_app = AccessLog(app.asgi_app)  # type: ignore[method-assign]

@@ -240,6 +240,7 @@ def init_app(app: Quart) -> None:
     app.after_request(add_security_headers)
     app.after_request(close_ambiguous_framing)
     # Inside the proxy fix, so the host it checks is the one the proxy forwarded.
+    # Quart's documented way to add ASGI middleware; mypy forbids assigning to a method.
     app.asgi_app = HostGuard(app.asgi_app, app.config["TRUSTED_HOSTS"])  # type: ignore[method-assign]
     trust_proxies(app)
 
@@ -252,6 +253,7 @@ def trust_proxies(app: Quart) -> None:
     """
     hops = app.config["TRUSTED_PROXY_HOPS"]
     if hops:
+        # Quart's documented way to add ASGI middleware; mypy forbids assigning to a method.
         app.asgi_app = ProxyFixMiddleware(  # type: ignore[method-assign]
             app.asgi_app, mode="legacy", trusted_hops=hops
         )

@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -56,7 +56,7 @@ def verifies(password_hash: str, password: str) -> bool:
 def create(runner: QuartCliRunner, name: str = "alice", password: str = PASSWORD) -> Result:
     """``users create NAME --password-stdin`` with ``password`` on one line of stdin."""
     args = ["users", "create", "--password-stdin", "--", name]
-    return runner.invoke(args=args, input=f"{password}\n")
+    return cast(Result, runner.invoke(args=args, input=f"{password}\n"))
 
 
 def assert_sent_to_login(response: Response) -> None:

@@ -26,7 +26,8 @@ async def test_unsupported_method_gets_405_with_allow(
 ) -> None:
     token = await csrf_token(client)
 
-    response = await client.open(path, method=method, form={"csrf_token": token})
+    # quart.typing's TestClientProtocol.open gives json no default (QuartClient.open does).
+    response = await client.open(path, method=method, form={"csrf_token": token})  # type: ignore[call-arg]
 
     assert response.status_code == 405
     assert "GET" in response.headers["Allow"]

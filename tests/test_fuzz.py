@@ -393,6 +393,8 @@ async def send(app: Quart, sessions: Sessions, request: FuzzRequest) -> Response
         "extensions": {},
     }
     connection_class = app.test_client().http_connection_class
+    # A plain dict: hypercorn's HTTPScope TypedDict also requires a lifespan "state",
+    # which this request-only scope leaves out.
     async with connection_class(app, scope) as connection:  # type: ignore[arg-type]
         await connection.send(fill(request.body, tokens))
         await connection.send_complete()

@@ -13,6 +13,7 @@ import threading
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -25,6 +26,7 @@ from quartapp.keys import (
     SECRETS_FILENAME,
     KeyFileError,
     _render,
+    _Value,
     generate_key,
     main,
     write_secrets,
@@ -52,7 +54,7 @@ POSTS = 40
 ACCESS_LOG_WAIT = 5.0
 
 
-def _load(path: Path) -> dict[str, object]:
+def _load(path: Path) -> dict[str, Any]:
     with path.open("rb") as f:
         return tomllib.load(f)
 
@@ -382,7 +384,7 @@ _scalars = (
 
 
 @given(st.dictionaries(st.text(), _scalars | st.lists(_scalars, max_size=4), max_size=5))
-def test_rendered_toml_reads_back_unchanged(values: dict[str, object]) -> None:
+def test_rendered_toml_reads_back_unchanged(values: dict[str, _Value]) -> None:
     assert tomllib.loads(_render(values)) == values
 
 
