@@ -6,13 +6,12 @@ import asyncio
 import json
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
 from quart import Quart
-from quart.typing import TestClientProtocol
 from quart.wrappers import Response
 
 from quartapp import accounts, logins, ratings
@@ -30,6 +29,10 @@ from tests.conftest import (
     replay,
     stored_hash,
 )
+
+if TYPE_CHECKING:
+    # Only for annotations: a Test* class at module level would be collected by pytest.
+    from quart.typing import TestClientProtocol
 
 NEW_PASSWORD = "a brand new passphrase, also long"
 WRONG = "not the password at all, sorry"

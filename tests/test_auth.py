@@ -6,11 +6,10 @@ import re
 from datetime import UTC, datetime, timedelta
 from http.cookies import SimpleCookie
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from quart import Quart
-from quart.typing import TestClientProtocol
 
 from quartapp import create_app
 from quartapp.auth import safe_next
@@ -28,6 +27,10 @@ from .conftest import (
     query,
     replay,
 )
+
+if TYPE_CHECKING:
+    # Only for annotations: a Test* class at module level would be collected by pytest.
+    from quart.typing import TestClientProtocol
 
 INVALID = "Invalid Credentials. Please try again."
 EXPIRED = "The form expired. Please try again."

@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -19,7 +19,6 @@ from argon2.exceptions import VerificationError
 from click.testing import Result
 from quart import Quart
 from quart.testing import QuartCliRunner
-from quart.typing import TestClientProtocol
 from quart.wrappers import Response
 
 from quartapp import create_app
@@ -37,6 +36,10 @@ from tests.conftest import (
     stored_hash,
     usernames,
 )
+
+if TYPE_CHECKING:
+    # Only for annotations: a Test* class at module level would be collected by pytest.
+    from quart.typing import TestClientProtocol
 
 ROOT = Path(__file__).parents[1]
 NEW_PASSWORD = "a brand new passphrase, also long"

@@ -14,12 +14,11 @@ import io
 import re
 import secrets
 from http.cookiejar import Cookie
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 from quart import Quart
-from quart.typing import TestClientProtocol
 from quart.wrappers import Response
 from werkzeug.datastructures import FileStorage
 
@@ -38,6 +37,10 @@ from .conftest import (
     make_settings,
     query,
 )
+
+if TYPE_CHECKING:
+    # Only for annotations: a Test* class at module level would be collected by pytest.
+    from quart.typing import TestClientProtocol
 
 WRONG = "wrong password, quite long"
 NEW_PASSWORD = "a brand new passphrase, also long"

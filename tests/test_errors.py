@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 from quart import Quart
-from quart.typing import TestClientProtocol
 
 from quartapp.errors import wait_in_words
 
 from .conftest import add_user, body, csrf_token
+
+if TYPE_CHECKING:
+    # Only for annotations: a Test* class at module level would be collected by pytest.
+    from quart.typing import TestClientProtocol
 
 
 async def test_unknown_path_gets_404_page(client: TestClientProtocol) -> None:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quart import Quart
-from quart.typing import TestClientProtocol
 
 from quartapp.db import db
 
 from .conftest import SQLITE_ONLY
+
+if TYPE_CHECKING:
+    # Only for annotations: a Test* class at module level would be collected by pytest.
+    from quart.typing import TestClientProtocol
 
 
 async def test_healthz_is_ok_when_database_answers(client: TestClientProtocol) -> None:

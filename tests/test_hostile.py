@@ -19,14 +19,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from http.cookiejar import Cookie
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from quart import Quart, abort, template_rendered
 from quart.datastructures import FileStorage
-from quart.typing import ResponseReturnValue, TestClientProtocol
+from quart.typing import ResponseReturnValue
 from quart.wrappers import Response
 
 from quartapp import create_app
@@ -46,6 +46,10 @@ from .conftest import (
     make_settings,
     query,
 )
+
+if TYPE_CHECKING:
+    # Only for annotations: a Test* class at module level would be collected by pytest.
+    from quart.typing import TestClientProtocol
 
 EXPIRED = "The form expired. Please try again."
 NOT_ALLOWED = "This field contains characters that are not allowed."

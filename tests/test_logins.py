@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from quart import Quart
 from quart.testing import QuartCliRunner
-from quart.typing import TestClientProtocol
 
 from quartapp import accounts, create_app, login_cache, logins, prune
 from quartapp.db import db
@@ -23,6 +22,10 @@ from tests.conftest import (
     query,
     replay,
 )
+
+if TYPE_CHECKING:
+    # Only for annotations: a Test* class at module level would be collected by pytest.
+    from quart.typing import TestClientProtocol
 
 # Logins
 

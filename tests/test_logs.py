@@ -16,11 +16,10 @@ import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlencode
 
 import pytest
-from quart.typing import TestClientProtocol
 from werkzeug.datastructures import Headers
 
 from quartapp import create_app
@@ -38,6 +37,10 @@ from .server import (
     raw_request,
     running,
 )
+
+if TYPE_CHECKING:
+    # Only for annotations: a Test* class at module level would be collected by pytest.
+    from quart.typing import TestClientProtocol
 
 CLOSE = ("Connection", "close")
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from quart import Quart
-from quart.typing import TestClientProtocol
 
 from quartapp import create_app
 
 from .conftest import PASSWORD, AuthActions, add_user, csrf_token, make_settings
+
+if TYPE_CHECKING:
+    # Only for annotations: a Test* class at module level would be collected by pytest.
+    from quart.typing import TestClientProtocol
 
 TOKEN = "metrics-token-0123456789abcdefghijklmnopqrstuvwxyz"
 WRONG = "wrong password, quite long"

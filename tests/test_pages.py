@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 from quart import Quart
-from quart.typing import TestClientProtocol
 
 from .conftest import AuthActions, body
+
+if TYPE_CHECKING:
+    # Only for annotations: a Test* class at module level would be collected by pytest.
+    from quart.typing import TestClientProtocol
 
 
 @pytest.mark.parametrize(("path", "heading"), [("/", "<h1"), ("/welcome", "Welcome")])

@@ -11,10 +11,10 @@ import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from quart import Quart
-from quart.typing import TestClientProtocol
 
 import quartapp
 from quartapp import create_app
@@ -30,6 +30,10 @@ from .server import (
     raw_request,
     running,
 )
+
+if TYPE_CHECKING:
+    # Only for annotations: a Test* class at module level would be collected by pytest.
+    from quart.typing import TestClientProtocol
 
 SOCKET_PEER = ("127.0.0.1", 50000)
 WILDCARD_HOSTS = ["localhost", "127.0.0.1", ".example.com"]

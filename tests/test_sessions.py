@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from quart.sessions import session_json_serializer
-from quart.typing import TestClientProtocol
 from quart.wrappers import Response
 
 from quartapp import create_app
@@ -21,6 +21,10 @@ from tests.conftest import (
     make_settings,
     replay,
 )
+
+if TYPE_CHECKING:
+    # Only for annotations: a Test* class at module level would be collected by pytest.
+    from quart.typing import TestClientProtocol
 
 
 async def test_login_response_carries_the_logout_forms_csrf_token(auth: AuthActions) -> None:

@@ -8,12 +8,11 @@ import re
 import secrets
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 from argon2 import PasswordHasher
 from quart import Quart
-from quart.typing import TestClientProtocol
 
 from quartapp import create_app, devices, prune, throttle
 from quartapp.db import db
@@ -30,6 +29,10 @@ from .conftest import (
     make_settings,
     query,
 )
+
+if TYPE_CHECKING:
+    # Only for annotations: a Test* class at module level would be collected by pytest.
+    from quart.typing import TestClientProtocol
 
 WRONG = "wrong password, quite long"
 TOO_MANY = "Too many attempts"
