@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from zxcvbn import zxcvbn
 
-from quartapp import ratings
+from quartapp.auth import ratings
 
 L33T = "4@8(<{[3!1|0$5+7%2"
 LETTERS = "abcegilostxz"

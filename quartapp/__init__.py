@@ -25,26 +25,13 @@ from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 from quart import Quart, has_request_context, request
 from quart_wtf import CSRFProtect
 
-from . import (
-    account,
-    auth,
-    bootstrap,
-    cli,
-    errors,
-    files,
-    health,
-    login_cache,
-    logs,
-    metrics,
-    pages,
-    passwords,
-    prune,
-    schema,
-    security,
-    sessions,
-)
-from .db import db
+from . import bootstrap, cli, files, metrics
+from .account import views as account
+from .auth import login_cache, passwords, prune
+from .auth import views as auth
+from .db import db, schema
 from .settings import ROOT, ConfigError, load_config
+from .web import errors, health, logs, pages, security, sessions
 
 csrf = CSRFProtect()
 # Fixed links kept per process: a page has about ten; this bounds odd root paths.

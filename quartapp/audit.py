@@ -19,7 +19,7 @@ import secrets
 from quart import current_app, has_app_context, has_request_context, request
 
 from . import signals
-from .accounts import USERNAME_PATTERN
+from .auth.users import USERNAME_PATTERN
 from .settings import DEFAULTS
 
 logger = logging.getLogger("quartapp.audit")

@@ -12,10 +12,10 @@ from typing import Any
 from quart import current_app
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .accounts import AccountError, count_users, create_user
+from .auth.passwords import Passwords, passwords
+from .auth.users import AccountError, count_users, create_user
 from .db import db
 from .files import write_private
-from .passwords import Passwords, passwords
 
 log = logging.getLogger(__name__)
 

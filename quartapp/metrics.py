@@ -45,7 +45,7 @@ from quart.typing import ResponseReturnValue
 from quart.wrappers import Response
 
 from . import signals
-from .passwords import Passwords, passwords
+from .auth.passwords import Passwords, passwords
 
 bp = Blueprint("metrics", __name__)
 # No "_created" series: multiprocess mode has none, so one mode shows what the other does.

@@ -28,9 +28,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from quartapp import accounts, create_app, schema
-from quartapp.db import Base, db
-from quartapp.passwords import passwords
+from quartapp import create_app
+from quartapp.auth import users
+from quartapp.auth.passwords import passwords
+from quartapp.db import Base, db, schema
 from quartapp.settings import database_url, load_config
 
 from .pg import INSTALL_HINT, PostgresServer, find_bin_dir, make_server
@@ -257,7 +258,7 @@ def replay(app: Quart, value: str) -> TestClientProtocol:
 async def add_user(app: Quart, name: str = "alice", password: str = PASSWORD) -> None:
     """Create an account directly in the app's database."""
     async with app.app_context(), db.session() as session:
-        await accounts.create_user(session, passwords(), app.config, name, password)
+        await users.create_user(session, passwords(), app.config, name, password)
 
 
 async def body(response: Response) -> str:

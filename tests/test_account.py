@@ -14,8 +14,8 @@ from argon2.exceptions import VerificationError
 from quart import Quart
 from quart.wrappers import Response
 
-from quartapp import accounts, logins, ratings
-from quartapp.account import browser_summary, utc_minute
+from quartapp.account.views import browser_summary, utc_minute
+from quartapp.auth import logins, ratings, users
 from quartapp.settings import DEFAULTS
 from tests.conftest import (
     PASSWORD,
@@ -160,14 +160,14 @@ async def test_concurrent_ratings_each_use_their_own_username() -> None:
     # zxcvbn keeps the username in a module-level dictionary during a rating.
     def rate(username: str) -> asyncio.Future[None]:
         return asyncio.ensure_future(
-            accounts.vet_password("grozbultarkenvy1", DEFAULTS, username=username)
+            users.vet_password("grozbultarkenvy1", DEFAULTS, username=username)
         )
 
     # As many as the rating line holds: the one running and those waiting.
     names = (["grozbultarkenvy", "someone"] * 4)[: ratings.RATING_QUEUE + 1]
     results = await asyncio.gather(*(rate(name) for name in names), return_exceptions=True)
 
-    assert [isinstance(result, accounts.AccountError) for result in results] == [
+    assert [isinstance(result, users.AccountError) for result in results] == [
         name == "grozbultarkenvy" for name in names
     ]
 
@@ -338,7 +338,7 @@ async def test_full_rating_line_answers_503_with_retry_after(
         # Held here, the lock stalls every rating: these fill the running place and
         # the line behind it.
         waiting = [
-            asyncio.ensure_future(accounts.vet_password(NEW_PASSWORD, DEFAULTS))
+            asyncio.ensure_future(users.vet_password(NEW_PASSWORD, DEFAULTS))
             for _ in range(1 + ratings.RATING_QUEUE)
         ]
         await asyncio.sleep(0)

@@ -11,9 +11,10 @@ import pytest
 from argon2 import PasswordHasher
 from quart import Quart
 
-from quartapp import create_app, credentials
+from quartapp import create_app
+from quartapp.auth import credentials
+from quartapp.auth.passwords import passwords
 from quartapp.db import User, db
-from quartapp.passwords import passwords
 from tests.conftest import PASSWORD, AuthActions, add_user, stored_hash
 
 HASH_PARAMETERS = re.compile(r"\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$")

@@ -22,7 +22,8 @@ from quart import Quart
 from quart.wrappers import Response
 from werkzeug.datastructures import FileStorage
 
-from quartapp import create_app, devices
+from quartapp import create_app
+from quartapp.auth import devices
 
 from .conftest import (
     CSRF_INPUT,

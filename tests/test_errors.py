@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 from quart import Quart
 
-from quartapp.errors import wait_in_words
+from quartapp.web.errors import wait_in_words
 
 from .conftest import add_user, body, csrf_token
 

@@ -12,7 +12,7 @@ from wtforms import Form, StringField
 from wtforms.validators import Length
 
 from quartapp import create_app
-from quartapp.forms import PlainText, SentOnce
+from quartapp.auth.forms import PlainText, SentOnce
 
 from .conftest import AuthActions, add_user, make_settings
 

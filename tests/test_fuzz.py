@@ -24,7 +24,8 @@ from quart import Quart
 from quart.wrappers import Response
 from sqlalchemy import update
 
-from quartapp import accounts, create_app, logins
+from quartapp import create_app
+from quartapp.auth import logins, users
 from quartapp.db import Login, db
 
 from .conftest import PASSWORD, add_user, make_settings, query
@@ -307,7 +308,7 @@ class Sessions:
     async def start_login(self, *, expired: bool = False) -> str:
         """A new server-side login for alice (no password hashing), live or expired."""
         async with self.app.app_context(), db.session() as session:
-            user = await accounts.get_user(session, "alice")
+            user = await users.get_user(session, "alice")
             token = await logins.start(
                 session, self.app.config, user.id, remember=False, address=None, user_agent=None
             )

@@ -22,8 +22,10 @@ from quart import Quart
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
-from quartapp import create_app, login_cache, schema
-from quartapp.login_listener import CHANNEL, notifications_for
+from quartapp import create_app
+from quartapp.auth import login_cache
+from quartapp.auth.login_listener import CHANNEL, notifications_for
+from quartapp.db import schema
 from quartapp.settings import ConfigError, load_config
 
 from .conftest import (

@@ -11,7 +11,8 @@ import pytest
 from quart import Quart
 from quart.testing import QuartCliRunner
 
-from quartapp import accounts, create_app, login_cache, logins, prune
+from quartapp import create_app
+from quartapp.auth import login_cache, logins, prune, users
 from quartapp.db import db
 from tests.conftest import (
     AuthActions,
@@ -106,7 +107,7 @@ async def test_stale_throttle_counters_are_pruned(
 
 async def start_login(app: Quart) -> None:
     async with app.app_context(), db.session() as session:
-        user = await accounts.get_user(session, "alice")
+        user = await users.get_user(session, "alice")
         await logins.start(
             session, app.config, user.id, remember=False, address=None, user_agent=None
         )
@@ -133,7 +134,7 @@ async def start_logins(app: Quart, count: int) -> list[str]:
 
 async def user_ids(app: Quart) -> dict[str, int]:
     async with db.session() as session:
-        return {user.username: user.id for user in await accounts.list_users(session)}
+        return {user.username: user.id for user in await users.list_users(session)}
 
 
 def stored_login_ids(settings: dict[str, Any]) -> set[str]:

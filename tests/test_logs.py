@@ -23,8 +23,8 @@ import pytest
 from werkzeug.datastructures import Headers
 
 from quartapp import create_app
-from quartapp.logs import QUART_LOG_FORMAT, SafeFormatter
 from quartapp.settings import ConfigError
+from quartapp.web.logs import QUART_LOG_FORMAT, SafeFormatter
 
 from .conftest import SQLITE_ONLY, AuthActions, make_settings, query
 from .server import (

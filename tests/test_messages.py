@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from quart import Quart, session
 
-from quartapp.messages import MAX_WAITING, flash
+from quartapp.web.messages import MAX_WAITING, flash
 
 
 def waiting() -> list[tuple[str, ...]]:

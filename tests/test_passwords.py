@@ -14,7 +14,7 @@ import pytest
 from argon2 import PasswordHasher
 from quart import Quart
 
-from quartapp.passwords import Busy, Passwords, Verification, build, passwords
+from quartapp.auth.passwords import Busy, Passwords, Verification, build, passwords
 from quartapp.settings import ARGON2_MINIMUM, DEFAULTS, read_toml
 from tests.conftest import PASSWORD
 

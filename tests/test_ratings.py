@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from quartapp import accounts, ratings
+from quartapp.auth import ratings, users
 from quartapp.settings import DEFAULTS
 
 L33T = "4@8(<{[3!1|0$5+7%2"
@@ -19,7 +19,7 @@ CLIMBED_WORST = "1@84!5+81c%|g+108(!0%4i1![+{0@57"
 CPU_BOUND = 0.100
 # Only a guard against hanging forever when the code under test is broken.
 HANG_GUARD = 30
-INPUTS = [*accounts.SITE_WORDS, "alice"]
+INPUTS = [*users.SITE_WORDS, "alice"]
 
 
 def cpu_seconds_to_rate(password: str) -> float:
@@ -76,14 +76,14 @@ async def test_ratings_past_the_line_are_turned_away_at_once() -> None:
         # Held here, the lock stalls every rating: these take the running place and
         # the whole line, and wait.
         waiting = [
-            asyncio.ensure_future(accounts.vet_password("another long passphrase", DEFAULTS))
+            asyncio.ensure_future(users.vet_password("another long passphrase", DEFAULTS))
             for _ in range(1 + ratings.RATING_QUEUE)
         ]
         await asyncio.sleep(0)
 
         with pytest.raises(ratings.RatingBusy):
             await asyncio.wait_for(
-                accounts.vet_password("one more long passphrase", DEFAULTS), HANG_GUARD
+                users.vet_password("one more long passphrase", DEFAULTS), HANG_GUARD
             )
     results = await asyncio.wait_for(asyncio.gather(*waiting), HANG_GUARD)
     assert results == [None] * (1 + ratings.RATING_QUEUE)
@@ -93,7 +93,7 @@ async def test_ratings_past_the_line_are_turned_away_at_once() -> None:
 async def test_the_length_is_refused_without_a_rating() -> None:
     before = ratings.RATINGS.started
 
-    with pytest.raises(accounts.AccountError, match="shorter than 15"):
-        await accounts.vet_password("short", DEFAULTS)
+    with pytest.raises(users.AccountError, match="shorter than 15"):
+        await users.vet_password("short", DEFAULTS)
 
     assert ratings.RATINGS.started == before

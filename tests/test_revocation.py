@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import asyncpg
 import pytest
 
-from quartapp.login_listener import APPLICATION_NAME
+from quartapp.auth.login_listener import APPLICATION_NAME
 
 from .conftest import require_postgres
 from .pg import PostgresServer

@@ -19,7 +19,9 @@ from typing import Any
 import pytest
 from quart import Quart
 
-from quartapp import create_app, login_cache, schema
+from quartapp import create_app
+from quartapp.auth import login_cache
+from quartapp.db import schema
 from quartapp.settings import load_config
 
 from .conftest import AuthActions, add_user, make_settings

@@ -14,8 +14,8 @@ from alembic.runtime.migration import MigrationContext
 from quart.testing import QuartCliRunner
 from sqlalchemy import Connection
 
-from quartapp import create_app, schema
-from quartapp.db import Base
+from quartapp import create_app
+from quartapp.db import Base, schema
 from quartapp.settings import load_config
 
 from .conftest import DATABASES, make_settings, query, require_postgres, sqlite_url

@@ -18,7 +18,7 @@ from quart import Quart
 
 import quartapp
 from quartapp import create_app
-from quartapp.security import RefusedHosts, host_is_trusted
+from quartapp.web.security import RefusedHosts, host_is_trusted
 
 from .conftest import AuthActions, body, csrf_token, make_settings
 from .server import (

@@ -14,9 +14,10 @@ import pytest
 from argon2 import PasswordHasher
 from quart import Quart
 
-from quartapp import create_app, devices, prune, throttle
+from quartapp import create_app
+from quartapp.auth import devices, prune, throttle
+from quartapp.auth.passwords import passwords
 from quartapp.db import db
-from quartapp.passwords import passwords
 
 from .conftest import (
     CSRF_INPUT,

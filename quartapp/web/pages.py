@@ -5,7 +5,7 @@ from __future__ import annotations
 from quart import Blueprint, render_template
 from quart.typing import ResponseReturnValue
 
-from .auth import login_required
+from ..auth.views import login_required
 
 bp = Blueprint("pages", __name__)
 

@@ -32,7 +32,7 @@ from sqlalchemy import and_, delete, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .db import ThrottleCounter
+from ..db import ThrottleCounter
 
 USER, ADDRESS, DEVICE = "user", "addr", "device"
 KEY_LENGTH = 255

@@ -21,10 +21,10 @@ from quart import Quart, current_app
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from ..db import db
 from . import logins, throttle
-from .db import db
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("quartapp.prune")  # the pre-move name, kept for log filters
 EXTENSION = "quartapp.prune"
 INTERVAL = 60.0
 # Batches one background pass may run: 100 x 500 = 50,000 rows of each table a minute

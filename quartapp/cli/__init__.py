@@ -19,8 +19,9 @@ from quart.cli import ScriptInfo
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from . import accounts, audit, passwords, prune, schema, signals
-from .db import connect
+from .. import audit, signals
+from ..auth import passwords, prune, users
+from ..db import connect, schema
 
 T = TypeVar("T")
 Work = Callable[[AsyncSession, passwords.Passwords, Mapping[str, Any]], Awaitable[T]]
@@ -48,7 +49,7 @@ def run(work: Work[T]) -> T:
 
     try:
         return run_on_database(main())
-    except accounts.AccountError as error:
+    except users.AccountError as error:
         raise click.ClickException(str(error)) from None
 
 
@@ -95,13 +96,9 @@ password_stdin = click.option(
 def create_command(name: str, password_stdin: bool) -> None:
     """Create the user NAME."""
     # Fail on a bad or taken name before asking for the password twice.
-    username = run(lambda session, _p, config: accounts.available_username(session, config, name))
+    username = run(lambda session, _p, config: users.available_username(session, config, name))
     password = read_password(password_stdin)
-    run(
-        lambda session, hasher, config: accounts.create_user(
-            session, hasher, config, name, password
-        )
-    )
+    run(lambda session, hasher, config: users.create_user(session, hasher, config, name, password))
     audit.log("user_created", username)
     click.echo(f"created user {username!r}")
 
@@ -114,16 +111,14 @@ def set_password_command(name: str, password_stdin: bool) -> None:
     username = run(lambda session, _p, _c: _existing(session, name))
     password = read_password(password_stdin)
     ended = run(
-        lambda session, hasher, config: accounts.set_password(
-            session, hasher, config, name, password
-        )
+        lambda session, hasher, config: users.set_password(session, hasher, config, name, password)
     )
     signals.send(signals.password_changed, username=username, sessions_ended=ended)
     click.echo(f"changed the password of {username!r}; ended {ended} login(s)")
 
 
 async def _existing(session: AsyncSession, name: str) -> str:
-    return (await accounts.get_user(session, name)).username
+    return (await users.get_user(session, name)).username
 
 
 @users_cli.command("delete")
@@ -134,7 +129,7 @@ def delete_command(name: str, yes: bool) -> None:
     username = run(lambda session, _p, _c: _existing(session, name))
     if not yes:
         click.confirm(f"Delete user {username!r}?", abort=True)
-    run(lambda session, _p, _c: accounts.delete_user(session, name))
+    run(lambda session, _p, _c: users.delete_user(session, name))
     audit.log("user_deleted", username)
     click.echo(f"deleted user {username!r}")
 
@@ -142,7 +137,7 @@ def delete_command(name: str, yes: bool) -> None:
 @users_cli.command("list")
 def list_command() -> None:
     """List the users, one per line, with when they were created."""
-    everyone = run(lambda session, _p, _c: accounts.list_users(session))
+    everyone = run(lambda session, _p, _c: users.list_users(session))
     for user in everyone:
         click.echo(f"{user.username}\t{user.created_at:%Y-%m-%d %H:%M}")
     if not everyone:
@@ -153,8 +148,8 @@ def list_command() -> None:
 @click.argument("name")
 def revoke_command(name: str) -> None:
     """End every login of NAME, on every device, and forget NAME's trusted devices."""
-    ended = run(lambda session, _p, _c: accounts.revoke_logins(session, name))
-    username = accounts.normalize_username(name)
+    ended = run(lambda session, _p, _c: users.revoke_logins(session, name))
+    username = users.normalize_username(name)
     signals.send(signals.session_ended, username=username, count=ended, everywhere=True)
     click.echo(f"ended {ended} login(s) of {username!r}")
 
@@ -163,8 +158,8 @@ def revoke_command(name: str) -> None:
 @click.argument("name")
 def unlock_command(name: str) -> None:
     """Lift a lockout of NAME at once (for an owner with no trusted device)."""
-    cleared = run(lambda session, _p, _c: accounts.unlock(session, name))
-    username = accounts.normalize_username(name)
+    cleared = run(lambda session, _p, _c: users.unlock(session, name))
+    username = users.normalize_username(name)
     audit.log("unlocked", username, counters_cleared=cleared)
     click.echo(f"unlocked {username!r}; cleared {cleared} throttle counter(s)")
 

@@ -24,12 +24,13 @@ from quart import (
 from quart.typing import ResponseReturnValue
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from . import accounts, audit, credentials, devices, logins, signals
-from .auth import CSRF_FIELD, FORM_TYPES, LOGIN_KEY, login_required
-from .db import db
-from .forms import ChangePasswordForm, EndSessionForm
-from .messages import flash
-from .passwords import passwords
+from .. import audit, signals
+from ..auth import credentials, devices, logins, users
+from ..auth.forms import ChangePasswordForm, EndSessionForm
+from ..auth.passwords import passwords
+from ..auth.views import CSRF_FIELD, FORM_TYPES, LOGIN_KEY, login_required
+from ..db import db
+from ..web.messages import flash
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -110,8 +111,8 @@ async def _change_password(form: ChangePasswordForm) -> WerkzeugResponse | None:
     user = g.user
     new_password = form.new_password.data or ""
     try:
-        accounts.check_length(new_password, config)
-    except accounts.AccountError as error:
+        users.check_length(new_password, config)
+    except users.AccountError as error:
         form.new_password.errors = [sentence(str(error))]
         return None
     checked = await credentials.check(
@@ -127,8 +128,8 @@ async def _change_password(form: ChangePasswordForm) -> WerkzeugResponse | None:
         form.current_password.errors = [WRONG_PASSWORD]
         return None
     try:
-        await accounts.vet_password(new_password, config, username=user.username)
-    except accounts.AccountError as error:
+        await users.vet_password(new_password, config, username=user.username)
+    except users.AccountError as error:
         # The current password was right: it must not count toward a lockout, or a
         # few refused new passwords would lock the owner out.
         async with db.session() as dbs:
@@ -140,7 +141,7 @@ async def _change_password(form: ChangePasswordForm) -> WerkzeugResponse | None:
     new_hash = await passwords().hash(new_password)
     async with db.session() as dbs:
         await credentials.record_success(dbs, checked)
-        await accounts.store_password_hash(dbs, user.id, new_hash)
+        await users.store_password_hash(dbs, user.id, new_hash)
         token = await logins.rotate(
             dbs,
             config,

@@ -26,8 +26,8 @@ from typing import Any, cast
 from quart import Quart, current_app
 from sqlalchemy.engine import make_url
 
+from ..db import Store
 from . import login_listener
-from .db import Store
 from .logins import CurrentUser, Record, Status, digest, find_record
 
 

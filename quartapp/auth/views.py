@@ -28,10 +28,11 @@ from quart.wrappers import Response
 from quart_wtf.utils import generate_csrf
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from . import audit, credentials, devices, login_cache, logins, signals
-from .db import db
+from .. import audit, signals
+from ..db import db
+from ..web.messages import flash
+from . import credentials, devices, login_cache, logins
 from .forms import DeviceCodeForm, LoginForm
-from .messages import flash
 from .passwords import passwords
 
 bp = Blueprint("auth", __name__)

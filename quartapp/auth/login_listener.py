@@ -31,14 +31,14 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.engine.default import DefaultExecutionContext
 
+from ..db import db
+from ..settings import database_url
 from . import logins
-from .db import db
-from .settings import database_url
 
 if TYPE_CHECKING:
     from .login_cache import Cache
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("quartapp.login_listener")  # the pre-move name, kept for log filters
 CHANNEL = "quartapp_logins"
 TRIGGERS = ("quartapp_logins_deleted", "quartapp_logins_updated", "quartapp_logins_truncated")
 # Seconds between reconnection attempts: doubled after each failure, with jitter, so

@@ -19,12 +19,12 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from . import metrics
-from .auth import FORM_TYPES, load_logged_in_user, requested_path, safe_next
-from .forms import LoginForm
-from .passwords import Busy
+from .. import metrics
+from ..auth.forms import LoginForm
+from ..auth.passwords import Busy
+from ..auth.views import FORM_TYPES, load_logged_in_user, requested_path, safe_next
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("quartapp.errors")  # the pre-move name, kept for log filters
 
 # Titles and messages by status; errors/<code>.html may word them its own way, and a
 # status without a template uses errors/error.html.

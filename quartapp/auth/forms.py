@@ -99,7 +99,7 @@ class ChangePasswordForm(QuartForm):
     """The current password, then the new one twice, named as in microblog.
 
     The new password's policy (length from the config, guessability) is checked by
-    the view with :func:`quartapp.accounts.check_password`, as the CLI does; the
+    the view with :func:`quartapp.auth.users.check_password`, as the CLI does; the
     ``Length`` here only bounds what a request may make the server look at.
     """
 

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from .db import ADDRESS_COLUMN, USER_AGENT_COLUMN, Login, User
+from ..db import ADDRESS_COLUMN, USER_AGENT_COLUMN, Login, User
 
 # last_seen is written when it is at least this old, so a busy reader writes once a
 # minute rather than on every request; a 30-minute idle limit loses nothing by it.

@@ -19,8 +19,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from werkzeug.exceptions import TooManyRequests
 
-from . import accounts, devices, signals, throttle
-from .db import User, db
+from .. import signals
+from ..db import User, db
+from . import devices, throttle, users
 from .passwords import Busy, Passwords
 
 
@@ -73,7 +74,7 @@ async def check(
     :class:`~.passwords.Busy` before anything is counted, so being turned away never
     counts against the user.
     """
-    name = accounts.normalize_username(username)
+    name = users.normalize_username(username)
     key = throttle.address_key(address, config)
     device = await devices.trusted(config, cookies, name)
     clients = client_keys(key, name, device)
@@ -92,7 +93,7 @@ async def check(
                 lockout = await throttle.attempt(
                     session, config, username=name, address=key, device=device
                 )
-                user = None if lockout else await accounts.find_user(session, name)
+                user = None if lockout else await users.find_user(session, name)
                 await session.commit()
         if lockout is not None:
             signals.send(signals.locked_out, username=name, retry_after=lockout.retry_after)
@@ -110,4 +111,4 @@ async def record_success(session: AsyncSession, checked: Checked) -> None:
         session, username=checked.username, address=checked.address, device=checked.device
     )
     if checked.user is not None and checked.new_hash is not None:
-        await accounts.store_rehash(session, checked.user.id, checked.new_hash)
+        await users.store_rehash(session, checked.user.id, checked.new_hash)

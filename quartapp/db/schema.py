@@ -22,10 +22,10 @@ from quart import Quart, current_app
 from sqlalchemy import Connection, event, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from .db import engine_options, prepare_sqlite_file
-from .settings import ROOT
+from ..settings import ROOT
+from . import engine_options, prepare_sqlite_file
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("quartapp.schema")  # the pre-move name, kept for log filters
 
 MIGRATIONS = ROOT / "migrations"
 # The revision that matches the tables quartapp made with ``create_all`` before it had

@@ -33,7 +33,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from .db import Device, DeviceCode, User, db
+from ..db import Device, DeviceCode, User, db
 
 # A new salt for the nonce-only format: the old ``[username, nonce]`` cookies fail
 # their signature and are ignored.

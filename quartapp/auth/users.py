@@ -16,8 +16,8 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..db import Device, ThrottleCounter, User
 from . import devices, logins, ratings, throttle
-from .db import Device, ThrottleCounter, User
 from .passwords import Passwords
 
 # Lower-case letters, digits and a few separators: no look-alike Unicode, no spaces that

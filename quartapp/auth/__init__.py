@@ -1,0 +1,13 @@
+"""Who is logged in: everything between a password and ``g.user``.
+
+- ``views``: the ``auth`` blueprint (``/login``, ``/login/device``, ``/logout``),
+  ``login_required`` and the per-request ``load_logged_in_user``;
+- ``logins`` (the login record: one row per logged-in browser), ``login_cache`` and
+  ``login_listener`` (its per-process cache, kept fresh on PostgreSQL by NOTIFY);
+- ``credentials`` (checking a username and password, throttled), ``throttle``,
+  ``devices`` (trusted-device cookies and codes), ``passwords`` (argon2 off the event
+  loop), ``ratings`` (zxcvbn, bounded), ``users`` (user records and the password
+  policy), ``forms`` and ``prune`` (deleting expired logins and stale counters).
+
+A second factor or a passkey joins this package.
+"""
