@@ -10,8 +10,10 @@ Standard library only: ``python -m quartapp.keys`` uses it without the app.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import secrets
 import stat
 from pathlib import Path
 
@@ -24,6 +26,7 @@ __all__ = [
     "open_private_dir",
     "open_private_file",
     "write_private",
+    "write_whole",
 ]
 
 # Flags for opening the last step of a path: a symlink fails with ELOOP, and with
@@ -156,6 +159,57 @@ def write_private(path: Path, text: str) -> None:
             handle.write(text)
     finally:
         os.close(fd)
+
+
+def write_whole(dir_fd: int, name: str, text: str, *, replace: bool) -> bool:
+    """Write the file ``name`` in the folder ``dir_fd`` whole: readers see none, old or new.
+
+    The text goes to a new temporary file in the same folder first, created 0600 (so
+    the secret is never readable by others, not even for a moment) and exclusively (so
+    a symlink planted under its name is refused, not followed). The last step is a
+    rename when ``replace``, which replaces a name without following it; otherwise a
+    hard link, which fails if the name exists (even as a dangling symlink), so of
+    several processes racing to create the file exactly one succeeds. Returns False
+    when the file existed and was left alone.
+    """
+    fd, tmp = _new_temporary(dir_fd, name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        if replace:
+            os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        else:
+            try:
+                os.link(
+                    tmp,
+                    name,
+                    src_dir_fd=dir_fd,
+                    dst_dir_fd=dir_fd,
+                    follow_symlinks=False,
+                )
+            except FileExistsError:
+                return False
+            finally:
+                os.unlink(tmp, dir_fd=dir_fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise
+    # Persist the new name itself; best effort, as not every platform syncs a folder.
+    with contextlib.suppress(OSError):
+        os.fsync(dir_fd)
+    return True
+
+
+def _new_temporary(dir_fd: int, name: str) -> tuple[int, str]:
+    """Create a temporary file next to ``name``: its descriptor and its own name."""
+    for _ in range(100):
+        temporary = f".{name}.{secrets.token_hex(8)}.tmp"
+        with contextlib.suppress(FileExistsError):
+            return create_private(temporary, dir_fd), temporary
+    raise FileExistsError(errno.EEXIST, "no free temporary file name")
 
 
 def _mode(info: os.stat_result) -> str:

@@ -26,11 +26,11 @@ from quartapp.keys import (
     SECRETS_FILENAME,
     KeyFileError,
     _render,
-    _Value,
     generate_key,
-    main,
     write_secrets,
 )
+from quartapp.keys.command import main
+from quartapp.keys.toml import Value
 
 from .server import (
     CSRF_INPUT,
@@ -384,7 +384,7 @@ _scalars = (
 
 
 @given(st.dictionaries(st.text(), _scalars | st.lists(_scalars, max_size=4), max_size=5))
-def test_rendered_toml_reads_back_unchanged(values: dict[str, _Value]) -> None:
+def test_rendered_toml_reads_back_unchanged(values: dict[str, Value]) -> None:
     assert tomllib.loads(_render(values)) == values
 
 

@@ -28,9 +28,10 @@ from .. import audit, signals
 from ..auth import credentials, devices, logins, users
 from ..auth.forms import ChangePasswordForm, EndSessionForm
 from ..auth.passwords import passwords
-from ..auth.views import CSRF_FIELD, FORM_TYPES, LOGIN_KEY, login_required
+from ..auth.views import FORM_TYPES, LOGIN_KEY, login_required
 from ..db import db
 from ..web.messages import flash
+from ..web.speedups import drop_csrf_token
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -157,8 +158,7 @@ async def _change_password(form: ChangePasswordForm) -> WerkzeugResponse | None:
         await dbs.commit()
     signals.send(signals.password_changed, username=user.username, sessions_ended=ended)
     # A new CSRF token too, as at login: auth.issue_csrf_token puts it in this response.
-    session.pop(CSRF_FIELD, None)
-    g.pop(CSRF_FIELD, None)
+    drop_csrf_token()
     if token is None:
         # This login was ended by another request while the password was changing:
         # the new password stands, and the user logs in with it.

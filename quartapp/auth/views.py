@@ -25,12 +25,12 @@ from quart import (
 )
 from quart.typing import ResponseReturnValue
 from quart.wrappers import Response
-from quart_wtf.utils import generate_csrf
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from .. import audit, signals
 from ..db import db
 from ..web.messages import flash
+from ..web.speedups import CSRF_FIELD, renew_csrf_token
 from . import credentials, devices, login_cache, logins
 from .forms import DeviceCodeForm, LoginForm
 from .passwords import passwords
@@ -40,8 +40,6 @@ bp = Blueprint("auth", __name__)
 P = ParamSpec("P")
 
 LOGIN_KEY = "login"
-# Quart-WTF's session key (and g attribute) for the raw CSRF token.
-CSRF_FIELD = "csrf_token"
 ANONYMOUS_ENDPOINTS = frozenset({"static", "health.healthz"})
 INVALID_CREDENTIALS = "Invalid Credentials. Please try again."
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
@@ -138,9 +136,7 @@ async def issue_csrf_token(response: Response) -> Response:
     a client that keeps only the login's cookie would be sent one on every page.
     """
     if LOGIN_KEY in session and CSRF_FIELD not in session:
-        # The token cached for this request belonged to the session cleared at login.
-        g.pop(CSRF_FIELD, None)
-        generate_csrf()
+        renew_csrf_token()  # not the one cached for the session cleared at login
     return response
 
 

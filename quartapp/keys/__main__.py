@@ -1,9 +1,9 @@
-"""``python -m quartapp.keys``: the command lives here, the API in the package.
+"""``python -m quartapp.keys``: runs :func:`quartapp.keys.command.main`.
 
 Keeping the entry point separate lets ``quartapp.settings`` import the key functions
 without Python warning that the module it is about to run was imported already.
 """
 
-from . import main
+from .command import main
 
 raise SystemExit(main())

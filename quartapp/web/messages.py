@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from quart import session
 
+from .speedups import FLASHES
+
 MAX_WAITING = 5
 
 
 async def flash(message: str, category: str = "message") -> None:
     """Queue a message for the next page, once, keeping at most ``MAX_WAITING``."""
-    waiting = [
-        entry for entry in session.get("_flashes", []) if tuple(entry) != (category, message)
-    ]
+    waiting = [entry for entry in session.get(FLASHES, []) if tuple(entry) != (category, message)]
     waiting.append((category, message))
-    session["_flashes"] = waiting[-MAX_WAITING:]
+    session[FLASHES] = waiting[-MAX_WAITING:]

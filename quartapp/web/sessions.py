@@ -1,9 +1,6 @@
-"""The session cookie: Quart's signed cookie, with its signer built once, not per request.
+"""The session cookie: Quart's signed cookie, re-signed during a key rotation.
 
-Quart builds an ``itsdangerous`` serializer each time it opens or saves a session, and
-each one serializes an empty dict to learn whether it makes text: two of those a
-request were ~10% of an authenticated /hello in the profile (issue 8).
-
+Its serializer is built once, not per request (:class:`.speedups.CachedSigner`).
 During a key rotation a cookie signed with a key in ``SECRET_KEY_FALLBACKS`` is still
 accepted, and is sent back signed with the new key on that same response, so it no
 longer depends on the old key by the time the fallback is dropped.
@@ -13,28 +10,19 @@ from __future__ import annotations
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from quart import Quart
-from quart.sessions import SecureCookieSession, SecureCookieSessionInterface
+from quart.sessions import SecureCookieSession
 from quart.wrappers import BaseRequestWebsocket
 
+from .speedups import CachedSigner
 
-class CookieSessions(SecureCookieSessionInterface):
-    """Signed-cookie sessions whose serializer is kept while the keys stay the same."""
+
+class CookieSessions(CachedSigner):
+    """Signed-cookie sessions that move a cookie signed with a fallback key to the new one."""
 
     def __init__(self) -> None:
-        self._signer: tuple[tuple[str | bytes, ...], URLSafeTimedSerializer] | None = None
+        super().__init__()
         # The current key alone, to tell a cookie signed with a fallback key.
         self._current: tuple[str | bytes, URLSafeTimedSerializer] | None = None
-
-    def get_signing_serializer(self, app: Quart) -> URLSafeTimedSerializer | None:
-        """The serializer for the app's current keys (None without a secret key)."""
-        if not app.secret_key:
-            return None
-        keys = (*app.config["SECRET_KEY_FALLBACKS"], app.secret_key)
-        if self._signer is None or self._signer[0] != keys:
-            signer = super().get_signing_serializer(app)
-            assert signer is not None
-            self._signer = (keys, signer)
-        return self._signer[1]
 
     def current_key_serializer(self, app: Quart) -> URLSafeTimedSerializer:
         """A serializer that accepts the current key only."""

@@ -1,0 +1,140 @@
+"""Where quartapp reaches into its frameworks: each patch, and the change that would end it.
+
+Most are speed-ups, each for a measured cost (its commit names the figures); two lean
+on a framework's private names (Quart-WTF's per-request token cache, Quart's flash
+queue). Each says which upstream change would let it go, and tests/test_speedups.py
+checks that each still does what it claims, so an upgrade that breaks one fails there.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+from itsdangerous import URLSafeTimedSerializer
+from quart import Quart, g, has_request_context, request, session
+from quart.sessions import SecureCookieSessionInterface
+from quart_wtf.utils import generate_csrf
+
+# Fixed links kept per process: a page has about ten; this bounds odd root paths.
+FIXED_URLS = 256
+# Quart-WTF's session key for the raw CSRF token, and the ``g`` attribute where it
+# caches the signed token for the rest of the request (its WTF_CSRF_FIELD_NAME default).
+CSRF_FIELD = "csrf_token"
+# Quart's session key for flashed messages (``flash``, ``get_flashed_messages``).
+FLASHES = "_flashes"
+
+
+def init_app(app: Quart) -> None:
+    """Apply the speed-ups that patch the app itself (after every blueprint is in)."""
+    run_context_processors_inline(app)
+    cache_fixed_urls(app)
+
+
+def cache_fixed_urls(app: Quart) -> None:
+    """Let templates build each fixed link once per process instead of on every render.
+
+    ``base.html`` builds the same links on every page (nav, stylesheet, favicon,
+    footer); Werkzeug's URL building was about a tenth of a page. A link with no
+    arguments but a static file's name depends only on the root path, so it is kept
+    per root path; anything else (``next=...``) is built as before.
+
+    Upstream: a cache in Werkzeug's ``MapAdapter.build`` for argument-free rules (or
+    Quart's ``url_for`` keeping the adapter's result per endpoint) would remove it.
+    """
+    build = app.url_for
+    built: dict[tuple[str, str, str | None], str] = {}
+
+    def url_for(endpoint: str, **values: Any) -> str:
+        if values.keys() - {"filename"} or not has_request_context():
+            return build(endpoint, **values)
+        key = (request.root_path, endpoint, values.get("filename"))
+        url = built.get(key)
+        if url is None:
+            if len(built) >= FIXED_URLS:  # root paths come from the server; stay bounded
+                built.clear()
+            url = built[key] = build(endpoint, **values)
+        return url
+
+    app.jinja_env.globals["url_for"] = url_for
+
+
+def run_context_processors_inline(app: Quart) -> None:
+    """Make the sync template context processors async, so Quart runs them in place.
+
+    Quart runs a sync processor in a worker thread, and every render has two: Quart-WTF's
+    ``csrf_token`` and the default one each blueprint registers. They only read ``g``,
+    ``request`` and ``session``; the two thread hops cost more than all the rest of a
+    template's context (bench: anonymous ``/`` and ``/hello``, see the commit).
+
+    Upstream: Quart calling sync context processors directly (as Flask does) instead of
+    through ``run_sync``, or registering its own default processor as async, and
+    Quart-WTF's ``csrf_token`` processor being async, would remove it.
+    """
+    for processors in app.template_context_processors.values():
+        processors[:] = [
+            processor
+            if inspect.iscoroutinefunction(processor)
+            # Not a coroutine function, so the sync member of the union.
+            else _inline(cast(Callable[[], dict[str, Any]], processor))
+            for processor in processors
+        ]
+
+
+def _inline(processor: Callable[[], dict[str, Any]]) -> Callable[[], Awaitable[dict[str, Any]]]:
+    @functools.wraps(processor)
+    async def run_in_place() -> dict[str, Any]:
+        return processor()
+
+    return run_in_place
+
+
+class CachedSigner(SecureCookieSessionInterface):
+    """Quart's signed-cookie sessions, with the serializer kept while the keys stay the same.
+
+    Quart builds an ``itsdangerous`` serializer each time it opens or saves a session,
+    and each one serializes an empty dict to learn whether it makes text: two of those
+    a request were ~10% of an authenticated /hello in the profile (issue 8).
+
+    Upstream: ``SecureCookieSessionInterface.get_signing_serializer`` keeping its
+    serializer per (keys, salt) (Flask builds one per call too) would remove it.
+    """
+
+    def __init__(self) -> None:
+        self._signer: tuple[tuple[str | bytes, ...], URLSafeTimedSerializer] | None = None
+
+    def get_signing_serializer(self, app: Quart) -> URLSafeTimedSerializer | None:
+        """The serializer for the app's current keys (None without a secret key)."""
+        if not app.secret_key:
+            return None
+        keys = (*app.config["SECRET_KEY_FALLBACKS"], app.secret_key)
+        if self._signer is None or self._signer[0] != keys:
+            signer = super().get_signing_serializer(app)
+            assert signer is not None
+            self._signer = (keys, signer)
+        return self._signer[1]
+
+
+def drop_csrf_token() -> None:
+    """Forget the session's CSRF token and the signed copy cached for this request.
+
+    The next form or :func:`renew_csrf_token` then makes a new one (at a login or a
+    password change, so a token seen before it is worth nothing after).
+    """
+    session.pop(CSRF_FIELD, None)
+    g.pop(CSRF_FIELD, None)
+
+
+def renew_csrf_token() -> None:
+    """Make the session's CSRF token now, for the session as it is, not as it began.
+
+    Quart-WTF caches the signed token on ``g`` for the request; after ``session.clear()``
+    at login that copy belongs to the old session, so it is dropped first.
+
+    Upstream: Quart-WTF's ``generate_csrf`` checking that its cached token still matches
+    the session's raw one would remove the ``g.pop``.
+    """
+    g.pop(CSRF_FIELD, None)
+    generate_csrf()
