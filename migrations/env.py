@@ -1,7 +1,7 @@
 """Alembic's entry point for quartapp: run the migrations on the connection we are given.
 
 quartapp drives Alembic itself (``quart --app quartapp db upgrade``, see
-``quartapp/schema.py``), which opens the connection, takes the migration lock and passes
+``quartapp/db/schema.py``), which opens the connection, takes the migration lock and passes
 the connection in; so this file never reads a URL or opens an engine of its own.
 """
 

@@ -15,7 +15,7 @@ process counts alone: right for one worker, and a warning at startup otherwise.
 **What is counted.** Account events come from :mod:`.signals`; requests are timed by
 route template (``/account/sessions``, never a raw path, so the label set stays small)
 and status class (``2xx``); database errors and a full hashing queue from the 503
-handler (:mod:`.errors`). The hashing queue's depth is a per-process gauge, sampled at
+handler (:mod:`.web.errors`). The hashing queue's depth is a per-process gauge, sampled at
 the end of every request and at each scrape, summed over the live workers.
 """
 

@@ -14,7 +14,7 @@ from argon2.exceptions import VerificationError
 from quart import Quart
 from quart.wrappers import Response
 
-from quartapp.account.views import browser_summary, utc_minute
+from quartapp.account.display import browser_summary, utc_minute
 from quartapp.auth import logins, ratings, users
 from quartapp.settings import DEFAULTS
 from tests.conftest import (

@@ -1,5 +1,5 @@
 """The login cache on PostgreSQL: what revision 0004's triggers send, and what the app
-does with it (quartapp/login_listener.py, quartapp/login_cache.py).
+does with it (quartapp/auth/login_listener.py, quartapp/auth/login_cache.py).
 
 Notifications are read by a LISTEN of the test's own. To show that something was
 *not* sent, a probe notification is committed afterwards: notifications arrive in

@@ -204,7 +204,7 @@ async def test_sessions_page_states_the_cap(app: Quart, auth: AuthActions) -> No
     assert "You can stay logged in on up to 7 devices; a new login ends the oldest." in page
 
 
-# The per-process cache of login rows (quartapp.login_cache.Cache)
+# The per-process cache of login rows (quartapp.auth.login_cache.Cache)
 
 
 async def news_heard(app: Quart) -> None:

@@ -1,4 +1,4 @@
-"""Tests for quartapp/ratings.py: what a rating costs, its pieces, its line."""
+"""Tests for quartapp/auth/ratings.py: what a rating costs, its pieces, its line."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Two real servers (the Procfile's web line, one worker each) on one PostgreSQL, as
 two dynos. Each caches login rows and hears of ended ones through LISTEN/NOTIFY
-(quartapp/login_listener.py). "Immediate" means:
+(quartapp/auth/login_listener.py). "Immediate" means:
 
 - a logout on A is refused by B within 100 ms (p99 over 50 logouts, measured from
   A's answer to the logout to B's first refusal);

@@ -7,7 +7,6 @@ ends other ones, one at a time or all at once.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import cast
 
 from quart import (
@@ -26,64 +25,18 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from .. import audit, signals
 from ..auth import credentials, devices, logins, users
-from ..auth.forms import ChangePasswordForm, EndSessionForm
 from ..auth.passwords import passwords
 from ..auth.views import FORM_TYPES, LOGIN_KEY, login_required
 from ..db import db
 from ..web.messages import flash
 from ..web.speedups import drop_csrf_token
+from .display import browser_summary, utc_minute
+from .forms import ChangePasswordForm, EndSessionForm
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
 WRONG_PASSWORD = "Your current password is wrong."  # noqa: S105 (a message)
 CHANGED_MESSAGE = "Your password was changed. You were logged out everywhere else."
-
-# (token in the User-Agent, name), first match wins: Edge and Opera also say "Chrome",
-# and Chrome also says "Safari", so the more specific tokens come first.
-BROWSERS = (
-    ("Edg/", "Edge"),
-    ("OPR/", "Opera"),
-    ("Firefox/", "Firefox"),
-    ("FxiOS/", "Firefox"),
-    ("CriOS/", "Chrome"),
-    ("Chrome/", "Chrome"),
-    ("Safari/", "Safari"),
-    ("curl/", "curl"),
-)
-SYSTEMS = (
-    ("iPhone", "iPhone"),
-    ("iPad", "iPad"),
-    ("Android", "Android"),
-    ("Windows", "Windows"),
-    ("Mac OS X", "macOS"),
-    ("CrOS", "ChromeOS"),
-    ("Linux", "Linux"),
-)
-
-
-def browser_summary(user_agent: str | None) -> str:
-    """A short, human name for a User-Agent, such as "Firefox on Windows".
-
-    Only a few well-known tokens are looked for; it names what a person recognises,
-    and says "Unknown browser" rather than guess.
-    """
-    text = user_agent or ""
-    browser = next((name for token, name in BROWSERS if token in text), None)
-    system = next((name for token, name in SYSTEMS if token in text), None)
-    if browser and system:
-        return f"{browser} on {system}"
-    if browser or system:
-        return f"{browser or 'Unknown browser'}{f' on {system}' if system else ''}"
-    return "Unknown browser"
-
-
-def utc_minute(moment: datetime | float) -> datetime:
-    """A time from the logins table (a datetime or Unix seconds), in UTC, to the minute."""
-    if isinstance(moment, datetime):
-        aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    else:
-        aware = datetime.fromtimestamp(moment, UTC)
-    return aware.astimezone(UTC).replace(second=0, microsecond=0)
 
 
 @bp.route("/password", methods=["GET", "POST"])

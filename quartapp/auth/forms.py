@@ -1,4 +1,8 @@
-"""The web forms. Quart-WTF adds the CSRF field to each one."""
+"""The login forms, and the field checks every form of the app uses.
+
+Quart-WTF adds the CSRF field to each form. The account pages' forms are in
+:mod:`quartapp.account.forms` and use the checks defined here.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,8 @@ from typing import Any
 
 from quart import current_app
 from quart_wtf import QuartForm
-from wtforms import BooleanField, Field, HiddenField, PasswordField, StringField, SubmitField
-from wtforms.validators import DataRequired, EqualTo, Length, StopValidation
+from wtforms import BooleanField, Field, PasswordField, StringField, SubmitField
+from wtforms.validators import DataRequired, Length, StopValidation
 
 # U+FFFD is what undecodable bytes become when the form is parsed: it means the client
 # sent invalid UTF-8, which no keyboard produces.
@@ -95,40 +99,8 @@ class LoginForm(QuartForm):
     submit = SubmitField("Sign In")
 
 
-class ChangePasswordForm(QuartForm):
-    """The current password, then the new one twice, named as in microblog.
-
-    The new password's policy (length from the config, guessability) is checked by
-    the view with :func:`quartapp.auth.users.check_password`, as the CLI does; the
-    ``Length`` here only bounds what a request may make the server look at.
-    """
-
-    current_password = PasswordField(
-        "Current password", validators=password_checks("Enter your current password")
-    )
-    new_password = PasswordField(
-        "New password", validators=password_checks("Enter a new password")
-    )
-    new_password2 = PasswordField(
-        "Confirm new password",
-        validators=[
-            *password_checks("Enter the new password again"),
-            EqualTo("new_password", "Enter the same new password in both boxes"),
-        ],
-    )
-    submit = SubmitField("Change password")
-
-
-class EndSessionForm(QuartForm):
-    """Ends one of the user's other logins, named by its id on the sessions page."""
-
-    login = HiddenField(
-        validators=[SentOnce(), PlainText(), DataRequired(), Length(min=32, max=32)],
-    )
-
-
 class DeviceCodeForm(QuartForm):
-    """The one-time code that makes a browser a trusted device (see quartapp.devices)."""
+    """The one-time code that makes a browser a trusted device (see quartapp.auth.devices)."""
 
     code = StringField(
         "Code",

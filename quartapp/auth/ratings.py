@@ -2,7 +2,7 @@
 
 :func:`rate` bounds what one rating costs; :func:`bounded` runs ratings off the event
 loop, one at a time per process, with a short line and a 503 beyond it. The password
-policy itself (what score is needed) is :mod:`.users`'.
+policy itself (what score is needed) is in :mod:`.users`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,69 @@
+"""``quart --app quartapp db ...``: migrate the schema and prune old rows."""
+
+from __future__ import annotations
+
+import click
+
+from ..auth import prune
+from ..db import connect, schema
+from .running import load_config, run_on_database
+
+db_cli = click.Group("db", help="Migrate the database schema and prune old rows.")
+
+
+@db_cli.command("upgrade")
+@click.argument("revision", default="head")
+def upgrade_command(revision: str) -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    before, after = run_on_database(schema.upgrade(load_config(), revision))
+    if before == after:
+        click.echo(f"database schema is at {after}; nothing to apply")
+    else:
+        click.echo(f"database schema upgraded from {before or 'empty'} to {after}")
+
+
+@db_cli.command("downgrade")
+@click.argument("revision", default="-1")
+def downgrade_command(revision: str) -> None:
+    """Undo migrations down to REVISION (default: one step; 'base' for all)."""
+    before, after = run_on_database(schema.downgrade(load_config(), revision))
+    click.echo(f"database schema downgraded from {before or 'empty'} to {after}")
+
+
+@db_cli.command("current")
+def current_command() -> None:
+    """Show the database's revision and whether it is the newest."""
+    revision = run_on_database(schema.current(load_config()))
+    newest = schema.head()
+    if revision == newest:
+        click.echo(f"{revision} (head)")
+    else:
+        click.echo(f"{revision or 'empty'} (head is {newest}; run db upgrade)")
+
+
+@db_cli.command("revision")
+@click.option("-m", "--message", required=True, help="What the change is and why.")
+def revision_command(message: str) -> None:
+    """Write a migration for what the models changed (for developers)."""
+    path = run_on_database(schema.revision(load_config(), message))
+    click.echo(f"wrote {path}; review it, then run db upgrade")
+
+
+@db_cli.command("prune")
+def prune_command() -> None:
+    """Delete expired logins and stale throttle counters."""
+    config = load_config()
+
+    async def work() -> prune.Pruned:
+        async with connect(config) as store:
+            return await prune.prune_all(store.sessionmaker, config)
+
+    done = run_on_database(work())
+    click.echo(f"pruned {done.logins} expired login(s) and {done.counters} throttle counter(s)")
+
+
+@click.command("init-db")
+@click.pass_context
+def init_db_command(context: click.Context) -> None:
+    """Same as ``db upgrade`` (kept for old release scripts)."""
+    context.invoke(upgrade_command)

@@ -1,0 +1,65 @@
+"""What every command shares: the app's settings, a fresh event loop, one-line errors.
+
+Each command opens its own engine in its own event loop (click commands are
+synchronous), does its work through the same functions the views use, and turns any
+refusal into a one-line error and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any, TypeVar
+
+import click
+from alembic.util import CommandError
+from quart import Quart
+from quart.cli import ScriptInfo
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..auth import passwords, users
+from ..db import connect, schema
+
+T = TypeVar("T")
+Work = Callable[[AsyncSession, passwords.Passwords, Mapping[str, Any]], Awaitable[T]]
+
+
+def run(work: Work[T]) -> T:
+    """Run ``work`` against the app's database in a fresh event loop."""
+    config = load_config()
+
+    async def main() -> T:
+        # In development the schema follows the code by itself, as it does for `make run`.
+        if config["DATABASE_AUTO_UPGRADE"]:
+            await schema.upgrade(config)
+        revision = await schema.current(config)
+        if revision != schema.head():
+            raise click.ClickException(
+                f"the database schema is at {revision or 'nothing'}, not {schema.head()}; "
+                "run `.venv/bin/quart --app quartapp db upgrade` first"
+            )
+        async with connect(config) as store, store.sessionmaker() as session:
+            return await work(session, passwords.build(config), config)
+
+    try:
+        return run_on_database(main())
+    except users.AccountError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def load_config() -> Mapping[str, Any]:
+    """The settings of the app named by ``--app``."""
+    app: Quart = click.get_current_context().ensure_object(ScriptInfo).load_app()
+    return app.config
+
+
+def run_on_database(work: Coroutine[Any, Any, T]) -> T:
+    """Run a database coroutine, turning a failure into one line and exit 1."""
+    try:
+        return asyncio.run(work)
+    except (SQLAlchemyError, OSError, TimeoutError) as error:
+        reason = (str(error).splitlines() or [type(error).__name__])[0]
+        raise click.ClickException(f"cannot use the database: {reason}") from None
+    except CommandError as error:
+        raise click.ClickException(str(error)) from None

@@ -1,0 +1,125 @@
+"""``quart --app quartapp users ...``: create, list and manage user accounts."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .. import audit, signals
+from ..auth import users
+from .running import run
+
+users_cli = click.Group("users", help="Create, list and manage user accounts.")
+
+
+NO_TERMINAL = (
+    "standard input is not a terminal, so the password cannot be asked for; "
+    'pass it on one line with --password-stdin, like: echo "$PASSWORD" | '
+    ".venv/bin/quart --app quartapp users {command} NAME --password-stdin"
+)
+
+
+def read_password(from_stdin: bool) -> str:
+    """The new password: one line of stdin, or typed twice at a prompt without echo."""
+    try:
+        if from_stdin:
+            # Only the line ending is removed: passwords are used exactly as typed.
+            password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+        elif not sys.stdin.isatty():
+            # getpass would warn that the input may be echoed, read the pipe or hit its
+            # end, and click would then say only "Aborted!".
+            command = click.get_current_context().info_name or "create"
+            raise click.ClickException(NO_TERMINAL.format(command=command))
+        else:
+            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        # Undecodable bytes arrive as an error here or as surrogates that argon2 cannot
+        # encode later; either way, refuse them now in one line instead of a traceback.
+        password.encode()
+    except UnicodeError:
+        raise click.ClickException(
+            "the password is not valid UTF-8; check the input's encoding"
+        ) from None
+    return password
+
+
+password_stdin = click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from the first line of standard input instead of prompting.",
+)
+
+
+@users_cli.command("create")
+@click.argument("name")
+@password_stdin
+def create_command(name: str, password_stdin: bool) -> None:
+    """Create the user NAME."""
+    # Fail on a bad or taken name before asking for the password twice.
+    username = run(lambda session, _p, config: users.available_username(session, config, name))
+    password = read_password(password_stdin)
+    run(lambda session, hasher, config: users.create_user(session, hasher, config, name, password))
+    audit.log("user_created", username)
+    click.echo(f"created user {username!r}")
+
+
+@users_cli.command("set-password")
+@click.argument("name")
+@password_stdin
+def set_password_command(name: str, password_stdin: bool) -> None:
+    """Change NAME's password and end all of NAME's logins."""
+    username = run(lambda session, _p, _c: _existing(session, name))
+    password = read_password(password_stdin)
+    ended = run(
+        lambda session, hasher, config: users.set_password(session, hasher, config, name, password)
+    )
+    signals.send(signals.password_changed, username=username, sessions_ended=ended)
+    click.echo(f"changed the password of {username!r}; ended {ended} login(s)")
+
+
+async def _existing(session: AsyncSession, name: str) -> str:
+    return (await users.get_user(session, name)).username
+
+
+@users_cli.command("delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def delete_command(name: str, yes: bool) -> None:
+    """Delete the user NAME and end their logins."""
+    username = run(lambda session, _p, _c: _existing(session, name))
+    if not yes:
+        click.confirm(f"Delete user {username!r}?", abort=True)
+    run(lambda session, _p, _c: users.delete_user(session, name))
+    audit.log("user_deleted", username)
+    click.echo(f"deleted user {username!r}")
+
+
+@users_cli.command("list")
+def list_command() -> None:
+    """List the users, one per line, with when they were created."""
+    everyone = run(lambda session, _p, _c: users.list_users(session))
+    for user in everyone:
+        click.echo(f"{user.username}\t{user.created_at:%Y-%m-%d %H:%M}")
+    if not everyone:
+        click.echo("no users", err=True)
+
+
+@users_cli.command("revoke-sessions")
+@click.argument("name")
+def revoke_command(name: str) -> None:
+    """End every login of NAME, on every device, and forget NAME's trusted devices."""
+    ended = run(lambda session, _p, _c: users.revoke_logins(session, name))
+    username = users.normalize_username(name)
+    signals.send(signals.session_ended, username=username, count=ended, everywhere=True)
+    click.echo(f"ended {ended} login(s) of {username!r}")
+
+
+@users_cli.command("unlock")
+@click.argument("name")
+def unlock_command(name: str) -> None:
+    """Lift a lockout of NAME at once (for an owner with no trusted device)."""
+    cleared = run(lambda session, _p, _c: users.unlock(session, name))
+    username = users.normalize_username(name)
+    audit.log("unlocked", username, counters_cleared=cleared)
+    click.echo(f"unlocked {username!r}; cleared {cleared} throttle counter(s)")
