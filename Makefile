@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 HOST ?= 127.0.0.1
 
-.PHONY: install install-bench run test test-quick bench lint format lock clean
+.PHONY: install install-bench run test test-quick bench lint typecheck format lock clean
 
 # The stamp is rebuilt whenever a lock file changes, so `git pull && make test`
 # picks up new pins without a manual step.
@@ -52,6 +52,11 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# mypy --strict over quartapp/, bench/ and tests/ (settings in pyproject.toml). The bench
+# group is installed too, because bench/apps imports Flask and its extensions.
+typecheck: install $(VENV)/.installed-bench
+	$(BIN)/mypy
+
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
@@ -69,4 +74,4 @@ lock:
 		-o requirements-bench.txt
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis test-artifacts
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis test-artifacts

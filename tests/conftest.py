@@ -30,11 +30,12 @@ from argon2 import PasswordHasher
 from click.testing import Result
 from hypothesis import settings as hypothesis_settings
 from quart import Quart
-from quart.testing import QuartClient, QuartCliRunner
+from quart.testing import QuartCliRunner
+from quart.typing import TestClientProtocol
+from quart.wrappers import Response
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
-from werkzeug.wrappers import Response as WerkzeugResponse
 
 from quartapp import create_app
 from quartapp.auth import users
@@ -260,7 +261,7 @@ async def app(settings: dict[str, Any]) -> AsyncIterator[Quart]:
 
 
 @pytest.fixture
-def client(app: Quart) -> QuartClient:
+def client(app: Quart) -> TestClientProtocol:
     """A test client that keeps cookies like a browser."""
     return app.test_client()
 
@@ -307,7 +308,7 @@ def login_count(settings: dict[str, Any]) -> int:
     return int(query(settings, "SELECT count(*) FROM logins")[0][0])
 
 
-def cookie_value(client: QuartClient) -> str:
+def cookie_value(client: TestClientProtocol) -> str:
     """The session cookie a test client holds."""
     assert client.cookie_jar is not None
     values = [c.value for c in client.cookie_jar if c.name == "session"]
@@ -315,7 +316,7 @@ def cookie_value(client: QuartClient) -> str:
     return values[0] or ""
 
 
-def replay(app: Quart, value: str) -> QuartClient:
+def replay(app: Quart, value: str) -> TestClientProtocol:
     """A new browser that presents a copied session cookie."""
     other = app.test_client()
     other.set_cookie("localhost", "session", value)
@@ -350,12 +351,12 @@ async def add_user(app: Quart, name: str = "alice", password: str = PASSWORD) ->
         await session.commit()
 
 
-async def body(response: WerkzeugResponse) -> str:
+async def body(response: Response) -> str:
     """A response's text."""
-    return await response.get_data(as_text=True)  # type: ignore[no-any-return]
+    return await response.get_data(as_text=True)
 
 
-async def csrf_token(client: QuartClient, path: str = "/login") -> str:
+async def csrf_token(client: TestClientProtocol, path: str = "/login") -> str:
     """The CSRF token from the form on ``path``, read like a browser would."""
     response = await client.get(path)
     field = CSRF_INPUT.search(await body(response))
@@ -374,7 +375,7 @@ async def invoke(runner: QuartCliRunner, *args: str, stdin: str | None = None) -
 class AuthActions:
     """Log in and out through the real forms, CSRF token included."""
 
-    client: QuartClient
+    client: TestClientProtocol
 
     async def login(
         self,
@@ -383,7 +384,7 @@ class AuthActions:
         *,
         remember: bool = False,
         path: str = "/login",
-    ) -> WerkzeugResponse:
+    ) -> Response:
         form = {
             "username": username,
             "password": password,
@@ -393,13 +394,13 @@ class AuthActions:
             form["remember_me"] = "y"
         return await self.client.post(path, form=form)
 
-    async def logout(self) -> WerkzeugResponse:
+    async def logout(self) -> Response:
         token = await csrf_token(self.client, "/logout")
         return await self.client.post("/logout", form={"csrf_token": token})
 
 
 @pytest.fixture
-async def auth(app: Quart, client: QuartClient) -> AuthActions:
+async def auth(app: Quart, client: TestClientProtocol) -> AuthActions:
     """``alice`` exists, and ``auth.login()`` / ``auth.logout()`` act as her browser."""
     await add_user(app)
     return AuthActions(client)

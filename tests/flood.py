@@ -36,6 +36,7 @@ def forwarded_for(mode: str) -> dict[str, str]:
     if mode.startswith("fixed:"):
         return {"X-Forwarded-For": mode.removeprefix("fixed:")}
     if mode == "random-ipv4":
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address
         address = ipaddress.IPv4Address(random.getrandbits(32))
         return {"X-Forwarded-For": str(address)}
     if mode == "random-ipv6":

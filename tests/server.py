@@ -360,6 +360,7 @@ def parse_responses(data: bytes) -> list[RawResponse]:
     replay = _Replay(data)
     responses = []
     while replay.file.tell() < len(data):
+        # HTTPResponse is typed to take a socket; it only calls makefile(), which _Replay has.
         response = http.client.HTTPResponse(replay)  # type: ignore[arg-type]
         response.begin()
         responses.append(RawResponse(response.status, response.headers, response.read()))

@@ -7,14 +7,13 @@ import json
 import re
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
 from quart import Quart
-from quart.testing import QuartClient
-from werkzeug.wrappers import Response as WerkzeugResponse
+from quart.wrappers import Response
 
 from quartapp.account.display import browser_summary, utc_minute
 from quartapp.auth import logins, ratings, users
@@ -34,6 +33,10 @@ from tests.conftest import (
 
 # The outcomes here can depend on the database (the rule: tests/conftest.py).
 pytestmark = pytest.mark.both_databases
+
+if TYPE_CHECKING:
+    # Only for annotations: a Test* class at module level would be collected by pytest.
+    from quart.typing import TestClientProtocol
 
 NEW_PASSWORD = "a brand new passphrase, also long"
 WRONG = "not the password at all, sorry"
@@ -62,11 +65,11 @@ def verifies(password_hash: str, password: str) -> bool:
 
 
 async def change_password(
-    client: QuartClient,
+    client: TestClientProtocol,
     current: str = PASSWORD,
     new: str = NEW_PASSWORD,
     again: str | None = None,
-) -> WerkzeugResponse:
+) -> Response:
     """Send the change-password form as the page's browser would, CSRF token included."""
     form = {
         "current_password": current,
@@ -77,7 +80,7 @@ async def change_password(
     return await client.post("/account/password", form=form)
 
 
-async def login_from(client: QuartClient, user_agent: str) -> WerkzeugResponse:
+async def login_from(client: TestClientProtocol, user_agent: str) -> Response:
     """Log in as alice from a browser that names itself ``user_agent``."""
     form = {
         "username": "alice",
@@ -87,7 +90,7 @@ async def login_from(client: QuartClient, user_agent: str) -> WerkzeugResponse:
     return await client.post("/login", form=form, headers={"User-Agent": user_agent})
 
 
-async def second_device(app: Quart, user_agent: str = FIREFOX_WINDOWS) -> QuartClient:
+async def second_device(app: Quart, user_agent: str = FIREFOX_WINDOWS) -> TestClientProtocol:
     """Another browser logged in as alice."""
     other = app.test_client()
     assert (await login_from(other, user_agent)).status_code == 302
@@ -102,17 +105,17 @@ def audit_events(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
     ]
 
 
-async def end_ids(client: QuartClient) -> list[str]:
+async def end_ids(client: TestClientProtocol) -> list[str]:
     """The ids of the "End this session" forms on the sessions page."""
     return END_ID.findall(await body(await client.get("/account/sessions")))
 
 
-async def end_session(client: QuartClient, login: str) -> WerkzeugResponse:
+async def end_session(client: TestClientProtocol, login: str) -> Response:
     token = await csrf_token(client, "/account/sessions")
     return await client.post("/account/sessions/end", form={"login": login, "csrf_token": token})
 
 
-async def is_logged_in(client: QuartClient) -> bool:
+async def is_logged_in(client: TestClientProtocol) -> bool:
     return (await client.get("/hello")).status_code == 200
 
 
@@ -177,7 +180,7 @@ async def test_concurrent_ratings_each_use_their_own_username() -> None:
 
 
 @pytest.mark.parametrize("path", ["/account/password", "/account/sessions"])
-async def test_account_pages_need_a_login(client: QuartClient, path: str) -> None:
+async def test_account_pages_need_a_login(client: TestClientProtocol, path: str) -> None:
     response = await client.get(path)
 
     assert response.status_code == 302
@@ -632,7 +635,7 @@ async def test_log_out_everywhere_else_ends_every_other_login(
 
 
 async def test_nav_links_to_the_account_only_when_logged_in(
-    client: QuartClient, auth: AuthActions
+    client: TestClientProtocol, auth: AuthActions
 ) -> None:
     assert 'href="/account/sessions"' not in await body(await client.get("/"))
 
@@ -650,18 +653,18 @@ ENDED_ELSEWHERE = (
 )
 
 
-async def end_from_the_sessions_page(auth: AuthActions, _other: QuartClient) -> None:
+async def end_from_the_sessions_page(auth: AuthActions, _other: TestClientProtocol) -> None:
     [other_id] = await end_ids(auth.client)
     assert (await end_session(auth.client, other_id)).status_code == 302
 
 
-async def log_out_everywhere_else(auth: AuthActions, _other: QuartClient) -> None:
+async def log_out_everywhere_else(auth: AuthActions, _other: TestClientProtocol) -> None:
     token = await csrf_token(auth.client, "/account/sessions")
     response = await auth.client.post("/account/sessions/end-others", form={"csrf_token": token})
     assert response.status_code == 302
 
 
-async def change_the_password(auth: AuthActions, _other: QuartClient) -> None:
+async def change_the_password(auth: AuthActions, _other: TestClientProtocol) -> None:
     assert (await change_password(auth.client)).status_code == 302
 
 
@@ -705,7 +708,7 @@ async def test_a_device_whose_login_ended_is_told_on_a_public_page_too(
 
 
 async def test_a_visitor_who_never_signed_in_gets_the_tutorials_message(
-    client: QuartClient,
+    client: TestClientProtocol,
 ) -> None:
     response = await client.get("/hello")
     page = await body(await client.get(response.headers["Location"]))

@@ -26,7 +26,9 @@ BASE_URL = "http://localhost"
 async def http(settings: dict[str, Any]) -> AsyncIterator[httpx.AsyncClient]:
     """An httpx client for a started app on which ``alice`` exists."""
     app = create_app(settings)
-    async with LifespanManager(app) as manager:
+    # Quart's __call__ takes hypercorn's TypedDict scope and events; asgi-lifespan's ASGIApp
+    # type says MutableMapping, which a TypedDict parameter does not accept.
+    async with LifespanManager(app) as manager:  # type: ignore[arg-type]
         await add_user(app)
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:

@@ -14,7 +14,7 @@ import pytest
 from quart import Quart
 from quart.testing import QuartCliRunner
 
-from quartapp import audit, create_app
+from quartapp import audit, create_app, signals
 
 from .conftest import PASSWORD, AuthActions, make_settings
 
@@ -169,3 +169,27 @@ async def test_username_over_the_configured_length_is_hashed(
     assert fits == "a" * 10
     assert isinstance(too_long, str)
     assert HASHED.fullmatch(too_long)
+
+
+def test_audit_log_subscribes_to_the_six_account_signals(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each account signal, sent with no view or app around it, makes its audit line."""
+    caplog.set_level(logging.INFO, logger="quartapp.audit")
+    signals.send(signals.user_logged_in, username="alice", remember=True)
+    signals.send(signals.login_failed, username="alice")
+    signals.send(signals.locked_out, username="alice", retry_after=60)
+    signals.send(signals.user_logged_out, username="alice")
+    signals.send(signals.session_ended, username="alice", count=1, everywhere=False)
+    signals.send(signals.session_ended, username="alice", count=3, everywhere=True)
+    signals.send(signals.password_changed, username="alice", sessions_ended=2)
+
+    assert audit_events(caplog) == [
+        {"event": "login_ok", "user": "alice", "addr": "cli", "remember": True},
+        {"event": "login_failed", "user": "alice", "addr": "cli"},
+        {"event": "lockout", "user": "alice", "addr": "cli", "retry_after": 60},
+        {"event": "logout", "user": "alice", "addr": "cli"},
+        {"event": "session_ended", "user": "alice", "addr": "cli"},
+        {"event": "sessions_revoked", "user": "alice", "addr": "cli", "sessions_ended": 3},
+        {"event": "password_changed", "user": "alice", "addr": "cli", "sessions_ended": 2},
+    ]

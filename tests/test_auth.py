@@ -6,11 +6,10 @@ import re
 from datetime import UTC, datetime, timedelta
 from http.cookies import SimpleCookie
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from quart import Quart
-from quart.testing import QuartClient
 
 from quartapp import create_app
 from quartapp.auth.views import safe_next
@@ -32,6 +31,10 @@ from .conftest import (
 # The outcomes here can depend on the database (the rule: tests/conftest.py).
 pytestmark = pytest.mark.both_databases
 
+if TYPE_CHECKING:
+    # Only for annotations: a Test* class at module level would be collected by pytest.
+    from quart.typing import TestClientProtocol
+
 INVALID = "Invalid Credentials. Please try again."
 EXPIRED = "The form expired. Please try again."
 
@@ -45,7 +48,7 @@ def session_cookie(response: Any, name: str = "session") -> SimpleCookie:
     return cookie
 
 
-async def test_login_page_has_form_with_csrf_and_novalidate(client: QuartClient) -> None:
+async def test_login_page_has_form_with_csrf_and_novalidate(client: TestClientProtocol) -> None:
     response = await client.get("/login")
 
     page = await body(response)
@@ -136,7 +139,7 @@ async def test_logged_in_user_visiting_login_goes_to_hello(auth: AuthActions) ->
     assert response.headers["Location"] == "/hello"
 
 
-async def test_login_required_redirects_with_next_and_flash(client: QuartClient) -> None:
+async def test_login_required_redirects_with_next_and_flash(client: TestClientProtocol) -> None:
     response = await client.get("/hello?tab=1&x=%2F")
 
     assert response.status_code == 302
@@ -161,7 +164,7 @@ def test_safe_next_accepts_only_site_paths(target: str | None, expected: str | N
     assert safe_next(target) == expected
 
 
-async def test_legacy_log_path_redirects_permanently(client: QuartClient) -> None:
+async def test_legacy_log_path_redirects_permanently(client: TestClientProtocol) -> None:
     response = await client.get("/log?next=%2Fhello")
 
     assert response.status_code == 301
@@ -180,7 +183,7 @@ async def test_logout_get_shows_confirmation_with_one_button(auth: AuthActions) 
     assert 'action="/logout"' in main
 
 
-async def test_logout_get_when_logged_out_goes_to_login(client: QuartClient) -> None:
+async def test_logout_get_when_logged_out_goes_to_login(client: TestClientProtocol) -> None:
     response = await client.get("/logout")
 
     assert response.status_code == 302
@@ -461,7 +464,9 @@ async def post_login(auth: AuthActions, **form: str) -> tuple[int, str]:
     return response.status_code, await body(response)
 
 
-async def test_login_page_focuses_the_username_and_loads_its_script(client: QuartClient) -> None:
+async def test_login_page_focuses_the_username_and_loads_its_script(
+    client: TestClientProtocol,
+) -> None:
     page = await body(await client.get("/login"))
 
     assert re.search(r"\bautofocus\b", tag(page, "username"))
@@ -471,7 +476,7 @@ async def test_login_page_focuses_the_username_and_loads_its_script(client: Quar
     assert "password-toggle" not in page
 
 
-async def test_login_page_names_the_product_and_has_a_footer(client: QuartClient) -> None:
+async def test_login_page_names_the_product_and_has_a_footer(client: TestClientProtocol) -> None:
     page = await body(await client.get("/login"))
 
     assert '<a class="brand" href="/">quartapp</a>' in page
@@ -524,7 +529,7 @@ async def test_wrong_password_shows_the_error_inside_main_like_a_flash(
     assert "not the password" not in page
 
 
-async def test_flashes_show_inside_main_in_the_same_style(client: QuartClient) -> None:
+async def test_flashes_show_inside_main_in_the_same_style(client: TestClientProtocol) -> None:
     await client.get("/hello")
 
     page = await body(await client.get("/login?next=/hello"))
@@ -571,7 +576,7 @@ async def test_expired_login_form_comes_back_with_the_username_and_a_fresh_token
 
 
 async def test_expired_login_form_drops_a_username_that_is_not_plain_text(
-    client: QuartClient,
+    client: TestClientProtocol,
 ) -> None:
     await client.get("/login")
 

@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -18,8 +18,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
 from click.testing import Result
 from quart import Quart
-from quart.testing import QuartClient, QuartCliRunner
-from werkzeug.wrappers import Response as WerkzeugResponse
+from quart.testing import QuartCliRunner
+from quart.wrappers import Response
 
 from quartapp import create_app
 from tests.conftest import (
@@ -41,6 +41,10 @@ from tests.conftest import (
 # The outcomes here can depend on the database (the rule: tests/conftest.py).
 pytestmark = pytest.mark.both_databases
 
+if TYPE_CHECKING:
+    # Only for annotations: a Test* class at module level would be collected by pytest.
+    from quart.typing import TestClientProtocol
+
 ROOT = Path(__file__).parents[1]
 NEW_PASSWORD = "a brand new passphrase, also long"
 # At the length limits and hard to guess, so only the limits are tested by them.
@@ -59,10 +63,10 @@ def verifies(password_hash: str, password: str) -> bool:
 def create(runner: QuartCliRunner, name: str = "alice", password: str = PASSWORD) -> Result:
     """``users create NAME --password-stdin`` with ``password`` on one line of stdin."""
     args = ["users", "create", "--password-stdin", "--", name]
-    return runner.invoke(args=args, input=f"{password}\n")
+    return cast(Result, runner.invoke(args=args, input=f"{password}\n"))
 
 
-def assert_sent_to_login(response: WerkzeugResponse) -> None:
+def assert_sent_to_login(response: Response) -> None:
     """The response sends the browser to log in, and back to /hello afterwards."""
     assert response.status_code == 302
     location = urlsplit(response.headers["Location"])
@@ -434,7 +438,7 @@ async def test_set_password_decides_which_password_logs_in(
 
 
 async def test_set_password_ends_logins_made_before_the_change(
-    app: Quart, auth: AuthActions, client: QuartClient, runner: QuartCliRunner
+    app: Quart, auth: AuthActions, client: TestClientProtocol, runner: QuartCliRunner
 ) -> None:
     await auth.login()
     cookie = cookie_value(client)
@@ -473,7 +477,7 @@ def test_set_password_refuses_a_password_against_the_policy(
 
 
 async def test_set_password_refused_by_policy_keeps_logins(
-    app: Quart, auth: AuthActions, client: QuartClient, runner: QuartCliRunner
+    app: Quart, auth: AuthActions, client: TestClientProtocol, runner: QuartCliRunner
 ) -> None:
     await auth.login()
 
@@ -568,7 +572,7 @@ def test_delete_without_yes_asks_first(
 async def test_delete_ends_the_users_logins_at_once(
     app: Quart,
     auth: AuthActions,
-    client: QuartClient,
+    client: TestClientProtocol,
     runner: QuartCliRunner,
     settings: dict[str, Any],
 ) -> None:
@@ -609,7 +613,7 @@ def test_list_says_no_users_on_stderr_when_empty(runner: QuartCliRunner) -> None
 
 
 async def test_revoke_sessions_refuses_a_replayed_cookie(
-    app: Quart, auth: AuthActions, client: QuartClient, runner: QuartCliRunner
+    app: Quart, auth: AuthActions, client: TestClientProtocol, runner: QuartCliRunner
 ) -> None:
     await auth.login()
     cookie = cookie_value(client)

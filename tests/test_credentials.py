@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from argon2 import PasswordHasher
@@ -137,7 +137,7 @@ class PoolWatchingHasher(PasswordHasher):
         self.pool = pool
         self.checked_out: list[int] = []
 
-    def verify(self, hash: str | bytes, password: str | bytes) -> bool:
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
         self.checked_out.append(self.pool.checkedout())
         return super().verify(hash, password)
 

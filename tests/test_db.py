@@ -55,6 +55,7 @@ def test_sqlite_has_no_pre_ping_and_a_bounded_pool(tmp_path: Path) -> None:
 
     # A local file cannot drop a connection; a ping would cost a query per request.
     assert pool._pre_ping is False
+    # engine.pool is typed as the base Pool; size() is QueuePool's.
     assert pool.size() == 2  # type: ignore[attr-defined]
 
 

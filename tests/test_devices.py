@@ -14,14 +14,13 @@ import io
 import re
 import secrets
 from http.cookiejar import Cookie
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 from quart import Quart
-from quart.testing import QuartClient
+from quart.wrappers import Response
 from werkzeug.datastructures import FileStorage
-from werkzeug.wrappers import Response as WerkzeugResponse
 
 from quartapp import create_app
 from quartapp.auth import devices
@@ -43,17 +42,21 @@ from .conftest import (
 # The outcomes here can depend on the database (the rule: tests/conftest.py).
 pytestmark = pytest.mark.both_databases
 
+if TYPE_CHECKING:
+    # Only for annotations: a Test* class at module level would be collected by pytest.
+    from quart.typing import TestClientProtocol
+
 WRONG = "wrong password, quite long"
 NEW_PASSWORD = "a brand new passphrase, also long"
 CODE = re.compile(r'<code id="device-code">([A-Z0-9-]+)</code>')
 
 
-def device_cookies(client: QuartClient) -> list[Cookie]:
+def device_cookies(client: TestClientProtocol) -> list[Cookie]:
     assert client.cookie_jar is not None
     return [c for c in client.cookie_jar if "device-" in c.name]
 
 
-def copy_device_cookie(app: Quart, source: QuartClient) -> QuartClient:
+def copy_device_cookie(app: Quart, source: TestClientProtocol) -> TestClientProtocol:
     """A new browser holding a copy of ``source``'s device cookie, and nothing else."""
     (cookie,) = device_cookies(source)
     other = app.test_client()
@@ -73,7 +76,7 @@ def device_rows(settings: dict[str, Any]) -> int:
     return int(query(settings, "SELECT count(*) FROM devices")[0][0])
 
 
-async def owners_browser(app: Quart) -> QuartClient:
+async def owners_browser(app: Quart) -> TestClientProtocol:
     """A browser that logged in as alice once (so it holds a device cookie) and out."""
     browser = AuthActions(app.test_client())
     assert (await browser.login()).status_code == 302
@@ -95,7 +98,7 @@ async def test_a_device_cookie_logs_in_while_the_name_is_locked(
     assert (await AuthActions(app.test_client()).login()).status_code == 429
 
 
-async def change_password_on_the_page(client: QuartClient) -> WerkzeugResponse:
+async def change_password_on_the_page(client: TestClientProtocol) -> Response:
     form = {
         "current_password": PASSWORD,
         "new_password": NEW_PASSWORD,
@@ -317,7 +320,7 @@ async def test_a_user_keeps_the_most_recently_used_devices(tmp_path: Any, databa
 # Trusting a new device with a one-time code
 
 
-async def make_code(client: QuartClient) -> str:
+async def make_code(client: TestClientProtocol) -> str:
     """Press "Trust a new device" on the sessions page; the code the page shows."""
     token = await csrf_token(client, "/account/sessions")
     response = await client.post("/account/devices/new", form={"csrf_token": token})
@@ -327,7 +330,7 @@ async def make_code(client: QuartClient) -> str:
     return found.group(1)
 
 
-async def enter_code(client: QuartClient, code: str) -> WerkzeugResponse:
+async def enter_code(client: TestClientProtocol, code: str) -> Response:
     token = await csrf_token(client, "/login/device")
     return await client.post("/login/device", form={"code": code, "csrf_token": token})
 
@@ -479,7 +482,7 @@ async def test_users_unlock_refuses_an_unknown_user(app: Quart, runner: Any) -> 
     assert (result.exit_code, result.stderr) == (1, "Error: no user named 'nobody'\n")
 
 
-async def login_from(client: QuartClient, address: str) -> WerkzeugResponse:
+async def login_from(client: TestClientProtocol, address: str) -> Response:
     """Log in as alice from a browser at ``address``."""
     where = {"client": (address, 40000)}
     page = await body(await client.get("/login", scope_base=where))

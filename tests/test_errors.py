@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 from quart import Quart
-from quart.testing import QuartClient
 
 from quartapp.web.errors import wait_in_words
 
 from .conftest import add_user, body, csrf_token
 
+if TYPE_CHECKING:
+    # Only for annotations: a Test* class at module level would be collected by pytest.
+    from quart.typing import TestClientProtocol
 
-async def test_unknown_path_gets_404_page(client: QuartClient) -> None:
+
+async def test_unknown_path_gets_404_page(client: TestClientProtocol) -> None:
     response = await client.get("/no/such/page")
 
     page = await body(response)
@@ -22,18 +27,19 @@ async def test_unknown_path_gets_404_page(client: QuartClient) -> None:
 
 @pytest.mark.parametrize(("method", "path"), [("DELETE", "/login"), ("POST", "/hello")])
 async def test_unsupported_method_gets_405_with_allow(
-    client: QuartClient, method: str, path: str
+    client: TestClientProtocol, method: str, path: str
 ) -> None:
     token = await csrf_token(client)
 
-    response = await client.open(path, method=method, form={"csrf_token": token})
+    # quart.typing's TestClientProtocol.open gives json no default (QuartClient.open does).
+    response = await client.open(path, method=method, form={"csrf_token": token})  # type: ignore[call-arg]
 
     assert response.status_code == 405
     assert "GET" in response.headers["Allow"]
     assert "Method not allowed" in await body(response)
 
 
-async def test_json_body_to_login_gets_a_4xx_page(client: QuartClient) -> None:
+async def test_json_body_to_login_gets_a_4xx_page(client: TestClientProtocol) -> None:
     token = await csrf_token(client)
 
     response = await client.post(
@@ -44,7 +50,7 @@ async def test_json_body_to_login_gets_a_4xx_page(client: QuartClient) -> None:
     assert "Traceback" not in await body(response)
 
 
-async def test_csrf_failure_on_login_shows_the_form_again(client: QuartClient) -> None:
+async def test_csrf_failure_on_login_shows_the_form_again(client: TestClientProtocol) -> None:
     await client.get("/login")
 
     response = await client.post("/login?next=/hello", form={"username": "x"})
@@ -75,7 +81,7 @@ def test_wait_in_words_rounds_up(seconds: int, words: str) -> None:
 
 
 async def test_lockout_page_says_how_long_and_links_back_to_the_login_form(
-    app: Quart, client: QuartClient
+    app: Quart, client: TestClientProtocol
 ) -> None:
     await add_user(app)
     for _ in range(5):

@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from quart import Quart
+from quart.wrappers import Response
 from sqlalchemy import update
-from werkzeug.wrappers import Response
 
 from quartapp import create_app
 from quartapp.auth import logins, users
@@ -394,6 +394,8 @@ async def send(app: Quart, sessions: Sessions, request: FuzzRequest) -> Response
         "extensions": {},
     }
     connection_class = app.test_client().http_connection_class
+    # A plain dict: hypercorn's HTTPScope TypedDict also requires a lifespan "state",
+    # which this request-only scope leaves out.
     async with connection_class(app, scope) as connection:  # type: ignore[arg-type]
         await connection.send(fill(request.body, tokens))
         await connection.send_complete()

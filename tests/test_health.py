@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quart import Quart
-from quart.testing import QuartClient
 
 from quartapp.db import db
 
 from .conftest import BOTH_DATABASES, SQLITE_ONLY
 
+if TYPE_CHECKING:
+    # Only for annotations: a Test* class at module level would be collected by pytest.
+    from quart.typing import TestClientProtocol
+
 
 @BOTH_DATABASES
-async def test_healthz_is_ok_when_database_answers(client: QuartClient) -> None:
+async def test_healthz_is_ok_when_database_answers(client: TestClientProtocol) -> None:
     response = await client.get("/healthz")
 
     assert response.status_code == 200
@@ -25,7 +28,7 @@ async def test_healthz_is_ok_when_database_answers(client: QuartClient) -> None:
 # test_outage.py.
 @SQLITE_ONLY
 async def test_healthz_is_503_when_database_is_gone(
-    app: Quart, client: QuartClient, settings: dict[str, Any]
+    app: Quart, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
     database = Path(settings["DATABASE_URL"].removeprefix("sqlite:///"))
     async with app.app_context():

@@ -19,16 +19,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from http.cookiejar import Cookie
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from quart import Quart, abort, template_rendered
 from quart.datastructures import FileStorage
-from quart.testing import QuartClient
 from quart.typing import ResponseReturnValue
-from werkzeug.wrappers import Response
+from quart.wrappers import Response
 
 from quartapp import create_app
 from quartapp.auth.views import safe_next
@@ -48,6 +47,10 @@ from .conftest import (
     make_settings,
     query,
 )
+
+if TYPE_CHECKING:
+    # Only for annotations: a Test* class at module level would be collected by pytest.
+    from quart.typing import TestClientProtocol
 
 EXPIRED = "The form expired. Please try again."
 NOT_ALLOWED = "This field contains characters that are not allowed."
@@ -119,7 +122,7 @@ def session_cookie_size(response: Response) -> int:
 
 
 async def post_raw(
-    client: QuartClient, data: bytes, content_type: str | None = FORM, **headers: str
+    client: TestClientProtocol, data: bytes, content_type: str | None = FORM, **headers: str
 ) -> Response:
     if content_type is not None:
         headers["Content-Type"] = content_type
@@ -141,7 +144,7 @@ def noise(seed: bytes, size: int) -> bytes:
     return hashlib.shake_256(seed).digest(size)
 
 
-def hold_cookie(client: QuartClient, value: str) -> None:
+def hold_cookie(client: TestClientProtocol, value: str) -> None:
     """Put a session cookie in the jar as it is; ``set_cookie`` would quote or refuse it."""
     assert client.cookie_jar is not None
     client.cookie_jar.set_cookie(
@@ -171,7 +174,7 @@ def flip(value: str, index: int) -> str:
 
 
 def signed_with_other_key(app: Quart, value: str) -> str:
-    serializer: Any = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
+    serializer: Any = app.session_interface.get_signing_serializer(app)
     data = serializer.loads(value)
     other = URLSafeTimedSerializer(
         "some-other-secret-key-0123456789abcdefghijk",
@@ -200,7 +203,7 @@ BAD_COOKIES: dict[str, Callable[[Quart, str], str]] = {
 @pytest.fixture(params=list(BAD_COOKIES))
 async def bad_cookie_client(
     request: pytest.FixtureRequest, app: Quart, auth: AuthActions
-) -> QuartClient:
+) -> TestClientProtocol:
     """A browser holding a bad session cookie, made from alice's real one."""
     await auth.login()
     bad = BAD_COOKIES[request.param](app, cookie_value(auth.client))
@@ -210,7 +213,7 @@ async def bad_cookie_client(
 
 
 async def test_bad_session_cookie_is_anonymous_on_protected_page(
-    bad_cookie_client: QuartClient,
+    bad_cookie_client: TestClientProtocol,
 ) -> None:
     response = await bad_cookie_client.get("/hello")
 
@@ -218,7 +221,9 @@ async def test_bad_session_cookie_is_anonymous_on_protected_page(
     assert response.headers["Location"] == "/login?next=/hello"
 
 
-async def test_bad_session_cookie_still_gets_the_home_page(bad_cookie_client: QuartClient) -> None:
+async def test_bad_session_cookie_still_gets_the_home_page(
+    bad_cookie_client: TestClientProtocol,
+) -> None:
     response = await bad_cookie_client.get("/")
 
     page = await body(response)
@@ -229,7 +234,7 @@ async def test_bad_session_cookie_still_gets_the_home_page(bad_cookie_client: Qu
 
 @BOTH_DATABASES
 async def test_bad_session_cookie_does_not_stop_a_fresh_login(
-    bad_cookie_client: QuartClient,
+    bad_cookie_client: TestClientProtocol,
 ) -> None:
     response = await AuthActions(bad_cookie_client).login()
 
@@ -252,7 +257,7 @@ async def test_bad_session_cookie_does_not_stop_a_fresh_login(
     ids=["urlencoded", "100k-username", "multipart"],
 )
 async def test_body_over_the_limit_gets_413_page(
-    client: QuartClient, path: str, content_type: str, data: bytes
+    client: TestClientProtocol, path: str, content_type: str, data: bytes
 ) -> None:
     await client.get("/login")
 
@@ -276,7 +281,7 @@ NON_FORM_BODIES = [
 
 @pytest.mark.parametrize(("content_type", "data"), NON_FORM_BODIES)
 async def test_non_form_body_to_login_gets_a_4xx_page(
-    client: QuartClient, witness: Witness, content_type: str | None, data: bytes
+    client: TestClientProtocol, witness: Witness, content_type: str | None, data: bytes
 ) -> None:
     await client.get("/login")
 
@@ -305,7 +310,7 @@ async def test_non_form_body_to_login_gets_a_4xx_page(
     ids=["object", "object-of-list", "array", "string", "number", "null", "true"],
 )
 async def test_json_with_valid_csrf_header_gets_415_not_500(
-    client: QuartClient, witness: Witness, content_type: str, data: bytes
+    client: TestClientProtocol, witness: Witness, content_type: str, data: bytes
 ) -> None:
     token = await csrf_token(client)
 
@@ -373,7 +378,7 @@ PASSWORD_FIELD = b"password=" + PASSWORD.replace(" ", "+").encode()
     ],
 )
 async def test_bad_field_gets_form_error_without_credential_check(
-    client: QuartClient, witness: Witness, data: bytes, field: str, message: str
+    client: TestClientProtocol, witness: Witness, data: bytes, field: str, message: str
 ) -> None:
     token = await csrf_token(client)
 
@@ -387,7 +392,7 @@ async def test_bad_field_gets_form_error_without_credential_check(
 
 @pytest.mark.parametrize("field", ["username", "password"])
 async def test_field_sent_as_file_gets_form_error_without_credential_check(
-    client: QuartClient, witness: Witness, field: str
+    client: TestClientProtocol, witness: Witness, field: str
 ) -> None:
     form = {"username": "alice", "password": PASSWORD, "csrf_token": await csrf_token(client)}
     del form[field]
@@ -406,7 +411,7 @@ async def test_field_sent_as_file_gets_form_error_without_credential_check(
     "disposition", [b"form-data", b'form-data; name="\r"'], ids=["no-name", "name-broken-by-cr"]
 )
 async def test_multipart_part_without_a_name_gets_400_page(
-    client: QuartClient, path: str, disposition: bytes
+    client: TestClientProtocol, path: str, disposition: bytes
 ) -> None:
     data = b"--b\r\nContent-Disposition: " + disposition + b"\r\n\r\nx\r\n--b--\r\n"
 
@@ -419,7 +424,7 @@ async def test_multipart_part_without_a_name_gets_400_page(
 
 
 async def test_undecodable_body_is_read_as_an_empty_form(
-    client: QuartClient, witness: Witness
+    client: TestClientProtocol, witness: Witness
 ) -> None:
     token = await csrf_token(client)
 
@@ -434,7 +439,9 @@ async def test_undecodable_body_is_read_as_an_empty_form(
     witness.assert_no_credential_check()
 
 
-async def test_undecodable_body_loses_its_token_too(client: QuartClient, witness: Witness) -> None:
+async def test_undecodable_body_loses_its_token_too(
+    client: TestClientProtocol, witness: Witness
+) -> None:
     token = await csrf_token(client)
 
     response = await post_raw(client, b"username=\xff&csrf_token=" + token.encode())
@@ -445,7 +452,9 @@ async def test_undecodable_body_loses_its_token_too(client: QuartClient, witness
 
 
 @BOTH_DATABASES
-async def test_witness_sees_a_real_credential_check(client: QuartClient, witness: Witness) -> None:
+async def test_witness_sees_a_real_credential_check(
+    client: TestClientProtocol, witness: Witness
+) -> None:
     token = await csrf_token(client)
 
     await post_raw(client, b"username=alice&password=wrong&csrf_token=" + token.encode())
@@ -467,9 +476,10 @@ ALLOWED = {
 @pytest.mark.parametrize("path", list(ALLOWED))
 @pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "TRACE", "BREW"])
 async def test_unsupported_method_gets_405_page_with_allow(
-    client: QuartClient, method: str, path: str
+    client: TestClientProtocol, method: str, path: str
 ) -> None:
-    response = await client.open(path, method=method)
+    # quart.typing's TestClientProtocol.open gives json no default (QuartClient.open does).
+    response = await client.open(path, method=method)  # type: ignore[call-arg]
 
     assert response.status_code == 405
     assert {m.strip() for m in response.headers["Allow"].split(",")} == ALLOWED[path]
@@ -489,7 +499,7 @@ async def test_unsupported_method_gets_405_page_with_allow(
         ("/static/style.css", 200),
     ],
 )
-async def test_head_answers_like_get(client: QuartClient, path: str, status: int) -> None:
+async def test_head_answers_like_get(client: TestClientProtocol, path: str, status: int) -> None:
     # The body itself is dropped by the server (h11 sends none after HEAD); what the
     # app owes is GET's status and headers.
     get = await client.get(path)
@@ -525,7 +535,9 @@ async def test_head_answers_like_get(client: QuartClient, path: str, status: int
         "/static/./../pyproject.toml",
     ],
 )
-async def test_unknown_path_or_traversal_gets_404_page(client: QuartClient, path: str) -> None:
+async def test_unknown_path_or_traversal_gets_404_page(
+    client: TestClientProtocol, path: str
+) -> None:
     response = await client.get(path)
 
     page = await body(response)
@@ -537,7 +549,7 @@ async def test_unknown_path_or_traversal_gets_404_page(client: QuartClient, path
 
 @pytest.mark.parametrize("path", ["/static//etc/passwd", "/static/%2fetc%2fpasswd"])
 async def test_doubled_slash_under_static_redirects_on_site_to_a_404(
-    client: QuartClient, path: str
+    client: TestClientProtocol, path: str
 ) -> None:
     response = await client.get(path)
 
@@ -589,13 +601,13 @@ async def error_app(tmp_path: Path, database: str) -> AsyncIterator[Quart]:
         yield application
 
 
-async def locked_out(client: QuartClient) -> Response:
+async def locked_out(client: TestClientProtocol) -> Response:
     auth = AuthActions(client)
     await auth.login("mallory", "wrong password, quite long")
     return await auth.login("mallory", "wrong password, quite long")
 
 
-TRIGGERS: dict[int, Callable[[QuartClient], Awaitable[Response]]] = {
+TRIGGERS: dict[int, Callable[[TestClientProtocol], Awaitable[Response]]] = {
     400: lambda client: client.get("/bad"),
     403: lambda client: client.get("/forbidden"),
     404: lambda client: client.get("/no/such/page"),
@@ -640,7 +652,9 @@ async def test_error_inside_an_error_handler_gets_the_500_page(error_app: Quart)
 
 
 @pytest.mark.parametrize("host", [".", "a..b", "x" * 64 + ".example"])
-async def test_host_that_cannot_be_routed_gets_400_page(client: QuartClient, host: str) -> None:
+async def test_host_that_cannot_be_routed_gets_400_page(
+    client: TestClientProtocol, host: str
+) -> None:
     response = await client.get("/", headers={"Host": host})
 
     assert response.status_code == 400
@@ -774,17 +788,17 @@ async def test_login_follows_next_only_on_this_site(auth: AuthActions) -> None:
 # -- CSRF ----------------------------------------------------------------------------
 
 
-async def no_token(app: Quart, client: QuartClient) -> str | None:
+async def no_token(app: Quart, client: TestClientProtocol) -> str | None:
     await client.get("/login")
     return None
 
 
-async def garbage_token(app: Quart, client: QuartClient) -> str | None:
+async def garbage_token(app: Quart, client: TestClientProtocol) -> str | None:
     await client.get("/login")
     return "garbage.token.value"
 
 
-async def expired_token(app: Quart, client: QuartClient) -> str | None:
+async def expired_token(app: Quart, client: TestClientProtocol) -> str | None:
     await client.get("/login")
     async with client.session_transaction() as session:
         raw = session["csrf_token"]
@@ -794,11 +808,11 @@ async def expired_token(app: Quart, client: QuartClient) -> str | None:
     return str(serializer.dumps(raw))
 
 
-async def token_without_session(app: Quart, client: QuartClient) -> str | None:
+async def token_without_session(app: Quart, client: TestClientProtocol) -> str | None:
     return await csrf_token(app.test_client())
 
 
-async def other_sessions_token(app: Quart, client: QuartClient) -> str | None:
+async def other_sessions_token(app: Quart, client: TestClientProtocol) -> str | None:
     await client.get("/login")
     return await csrf_token(app.test_client())
 
@@ -815,9 +829,9 @@ async def other_sessions_token(app: Quart, client: QuartClient) -> str | None:
 )
 async def test_each_csrf_failure_gets_the_friendly_400_page(
     app: Quart,
-    client: QuartClient,
+    client: TestClientProtocol,
     witness: Witness,
-    make_token: Callable[[Quart, QuartClient], Awaitable[str | None]],
+    make_token: Callable[[Quart, TestClientProtocol], Awaitable[str | None]],
     reason: str,
 ) -> None:
     caplog = witness.caplog
@@ -889,7 +903,7 @@ async def test_cookie_stays_small_after_many_failed_logins(app: Quart, auth: Aut
     assert max(sizes) < COOKIE_LIMIT
 
 
-async def test_unread_login_required_flashes_do_not_pile_up(client: QuartClient) -> None:
+async def test_unread_login_required_flashes_do_not_pile_up(client: TestClientProtocol) -> None:
     sizes = [session_cookie_size(await client.get("/hello")) for _ in range(100)]
 
     async with client.session_transaction() as session:

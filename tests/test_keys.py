@@ -13,6 +13,7 @@ import threading
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -29,6 +30,7 @@ from quartapp.keys import (
     write_secrets,
 )
 from quartapp.keys.command import main
+from quartapp.keys.toml import Value
 
 from .server import (
     CSRF_INPUT,
@@ -52,7 +54,7 @@ POSTS = 40
 ACCESS_LOG_WAIT = 5.0
 
 
-def _load(path: Path) -> dict[str, object]:
+def _load(path: Path) -> dict[str, Any]:
     with path.open("rb") as f:
         return tomllib.load(f)
 
@@ -382,7 +384,7 @@ _scalars = (
 
 
 @given(st.dictionaries(st.text(), _scalars | st.lists(_scalars, max_size=4), max_size=5))
-def test_rendered_toml_reads_back_unchanged(values: dict[str, object]) -> None:
+def test_rendered_toml_reads_back_unchanged(values: dict[str, Value]) -> None:
     assert tomllib.loads(_render(values)) == values
 
 

@@ -55,8 +55,8 @@ class Notifications:
         self.settings = settings
         self.received: asyncio.Queue[str] = asyncio.Queue()
 
-    def _notified(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
-        self.received.put_nowait(payload)
+    def _notified(self, _connection: Any, _pid: int, _channel: str, payload: object) -> None:
+        self.received.put_nowait(str(payload))  # asyncpg hands it over as a str
 
     async def sent_so_far(self) -> list[str]:
         """Every payload committed before now, in order."""

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from quart import Quart
-from quart.testing import QuartClient, QuartCliRunner
+from quart.testing import QuartCliRunner
 
 from quartapp import create_app
 from quartapp.auth import login_cache, logins, prune, users
@@ -28,6 +28,10 @@ from tests.conftest import (
 # The outcomes here can depend on the database (the rule: tests/conftest.py).
 pytestmark = pytest.mark.both_databases
 
+if TYPE_CHECKING:
+    # Only for annotations: a Test* class at module level would be collected by pytest.
+    from quart.typing import TestClientProtocol
+
 # Logins
 
 
@@ -42,7 +46,7 @@ async def test_logout_deletes_the_login_row(auth: AuthActions, settings: dict[st
 
 
 async def test_login_row_keeps_only_a_digest_of_the_cookie_token(
-    auth: AuthActions, client: QuartClient, settings: dict[str, Any]
+    auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
     await auth.login()
     async with client.session_transaction() as session:
@@ -251,7 +255,9 @@ async def cache_ready(app: Quart) -> login_cache.Cache:
     return cache
 
 
-async def cached_hello(app: Quart, client: QuartClient, times: int = 3) -> login_cache.Cache:
+async def cached_hello(
+    app: Quart, client: TestClientProtocol, times: int = 3
+) -> login_cache.Cache:
     """Use the login a few times: the first read goes to the database, the rest are hits."""
     cache = await cache_ready(app)
     hits, misses = cache.hits, cache.misses

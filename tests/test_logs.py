@@ -16,11 +16,10 @@ import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlencode
 
 import pytest
-from quart.testing import QuartClient
 from werkzeug.datastructures import Headers
 
 from quartapp import create_app
@@ -38,6 +37,10 @@ from .server import (
     raw_request,
     running,
 )
+
+if TYPE_CHECKING:
+    # Only for annotations: a Test* class at module level would be collected by pytest.
+    from quart.typing import TestClientProtocol
 
 CLOSE = ("Connection", "close")
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
@@ -90,7 +93,7 @@ async def test_each_request_is_one_line_with_its_fields(
 
 @SQLITE_ONLY
 async def test_anonymous_request_has_no_user(
-    client: QuartClient, capsys: pytest.CaptureFixture[str]
+    client: TestClientProtocol, capsys: pytest.CaptureFixture[str]
 ) -> None:
     await client.get("/")
 
@@ -103,7 +106,7 @@ async def test_anonymous_request_has_no_user(
     "request_id", ["0f8fad5b-d9cb-469f-a165-70867728950e", "a", "x" * 200, "Heroku+/id=:._-9"]
 )
 async def test_a_plausible_request_id_is_kept_and_echoed(
-    client: QuartClient, capsys: pytest.CaptureFixture[str], request_id: str
+    client: TestClientProtocol, capsys: pytest.CaptureFixture[str], request_id: str
 ) -> None:
     response = await client.get("/", headers={"X-Request-ID": request_id})
 
@@ -127,7 +130,7 @@ async def test_a_plausible_request_id_is_kept_and_echoed(
     ids=["none", "empty", "201-chars", "space", "semicolon", "latin-1", "escape", "two"],
 )
 async def test_any_other_request_id_is_replaced_by_a_new_one(
-    client: QuartClient, capsys: pytest.CaptureFixture[str], headers: Headers
+    client: TestClientProtocol, capsys: pytest.CaptureFixture[str], headers: Headers
 ) -> None:
     first = await client.get("/", headers=headers)
     second = await client.get("/", headers=headers)

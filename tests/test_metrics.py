@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from quart import Quart
-from quart.testing import QuartClient
 
 from quartapp import create_app
 
 from .conftest import BOTH_DATABASES, PASSWORD, AuthActions, add_user, csrf_token, make_settings
+
+if TYPE_CHECKING:
+    # Only for annotations: a Test* class at module level would be collected by pytest.
+    from quart.typing import TestClientProtocol
 
 TOKEN = "metrics-token-0123456789abcdefghijklmnopqrstuvwxyz"
 WRONG = "wrong password, quite long"
@@ -35,7 +38,7 @@ def parse(text: str) -> Samples:
     }
 
 
-async def scrape(client: QuartClient) -> Samples:
+async def scrape(client: TestClientProtocol) -> Samples:
     response = await client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
     assert response.status_code == 200
     assert response.content_type.startswith("text/plain; version=")
@@ -73,7 +76,7 @@ async def test_metrics_are_a_404_when_off(tmp_path: Path) -> None:
     ids=["none", "empty", "no-token", "basic", "longer", "shorter", "non-ascii"],
 )
 async def test_metrics_without_the_right_token_are_a_404(
-    client: QuartClient, authorization: str | None
+    client: TestClientProtocol, authorization: str | None
 ) -> None:
     headers = {} if authorization is None else {"Authorization": authorization}
 
@@ -148,7 +151,7 @@ async def test_a_throttled_login_is_counted_as_throttled(auth: AuthActions) -> N
     assert logins(after, "throttled") - logins(before, "throttled") == 1
 
 
-async def test_unmatched_paths_share_one_label(client: QuartClient) -> None:
+async def test_unmatched_paths_share_one_label(client: TestClientProtocol) -> None:
     for path in ("/no-such-page", "/another/missing/page", "/wp-login.php"):
         assert (await client.get(path)).status_code == 404
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from hypercorn.app_wrappers import ASGIWrapper
 from hypercorn.utils import load_application
 
 import quartapp
@@ -94,5 +95,6 @@ def test_hypercorn_finds_the_lazy_app_by_its_module_path() -> None:
     # name must be bound there, not only reachable through a module __getattr__.
     wrapper = load_application("quartapp:app", wsgi_max_body_size=2**16)
 
+    assert isinstance(wrapper, ASGIWrapper)
     assert wrapper.app is quartapp.app
     assert quartapp.app._app is None

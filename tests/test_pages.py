@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 from quart import Quart
-from quart.testing import QuartClient
 
 from .conftest import AuthActions, body
+
+if TYPE_CHECKING:
+    # Only for annotations: a Test* class at module level would be collected by pytest.
+    from quart.typing import TestClientProtocol
 
 
 @pytest.mark.parametrize(("path", "heading"), [("/", "<h1"), ("/welcome", "Welcome")])
 async def test_public_pages_render_for_anyone(
-    client: QuartClient, path: str, heading: str
+    client: TestClientProtocol, path: str, heading: str
 ) -> None:
     response = await client.get(path)
 
@@ -21,14 +26,14 @@ async def test_public_pages_render_for_anyone(
     assert 'href="/static/style.css"' in page
 
 
-async def test_nav_links_are_built_for_every_page(client: QuartClient) -> None:
+async def test_nav_links_are_built_for_every_page(client: TestClientProtocol) -> None:
     page = await body(await client.get("/welcome"))
 
     for link in ('href="/"', 'href="/welcome"', 'href="/hello"', 'href="/login"'):
         assert link in page
 
 
-async def test_hello_is_protected(client: QuartClient) -> None:
+async def test_hello_is_protected(client: TestClientProtocol) -> None:
     response = await client.get("/hello")
 
     assert response.status_code == 302
@@ -53,7 +58,7 @@ async def test_flash_is_shown_once(auth: AuthActions) -> None:
     assert "You were signed in as alice." not in second
 
 
-async def test_stylesheet_is_served(client: QuartClient) -> None:
+async def test_stylesheet_is_served(client: TestClientProtocol) -> None:
     response = await client.get("/static/style.css")
 
     assert response.status_code == 200

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from argon2 import PasswordHasher
@@ -77,7 +77,7 @@ class WatchedHasher(PasswordHasher):
         with self.computing():
             return super().hash(password, salt=salt)
 
-    def verify(self, hash: str | bytes, password: str | bytes) -> bool:
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
         with self.computing():
             self.verified.append(str(hash))
             return super().verify(hash, password)
@@ -105,7 +105,7 @@ class PausingHasher(PasswordHasher):
         self.pause()
         return super().hash(password, salt=salt)
 
-    def verify(self, hash: str | bytes, password: str | bytes) -> bool:
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
         self.pause()
         return super().verify(hash, password)
 

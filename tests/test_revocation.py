@@ -85,8 +85,8 @@ def pair(
                 logs = tmp_path / f"logs-{index}"
                 command = procfile_web_on_loopback()
                 started.append(stack.enter_context(running(command, dyno, port, logs)))
-            for dyno in started:
-                dyno.wait_healthy()
+            for each in started:
+                each.wait_healthy()
             pair = Pair(started[0], started[1], server, name)
             pair.wait_listening()
             yield pair

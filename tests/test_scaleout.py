@@ -71,8 +71,8 @@ def two_dynos(
             logs = tmp_path / f"logs-{index}"
             command = procfile_web_on_loopback()
             started.append(stack.enter_context(running(command, dyno, port, logs)))
-        for dyno in started:
-            dyno.wait_healthy()
+        for each in started:
+            each.wait_healthy()
         yield started
 
 

@@ -356,7 +356,7 @@ def test_production_session_cookie_is_host_only_and_secure(
     (response,) = exchange(port, request).responses
 
     assert response.status == 200
-    (cookie,) = response.headers.get_all("Set-Cookie")
+    (cookie,) = response.headers.get_all("Set-Cookie") or []
     attributes = [part.strip() for part in cookie.split(";")]
     assert attributes[0].startswith(f"{name}=")
     assert {"Secure", "HttpOnly", "Path=/", "SameSite=Lax"} <= set(attributes[1:])

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from quart import Quart
 from quart.sessions import session_json_serializer
-from quart.testing import QuartClient
-from werkzeug.wrappers import Response as WerkzeugResponse
+from quart.wrappers import Response
 
 from quartapp import create_app
 from tests.conftest import (
@@ -22,6 +22,10 @@ from tests.conftest import (
     make_settings,
     replay,
 )
+
+if TYPE_CHECKING:
+    # Only for annotations: a Test* class at module level would be collected by pytest.
+    from quart.typing import TestClientProtocol
 
 
 async def test_login_response_carries_the_logout_forms_csrf_token(auth: AuthActions) -> None:
@@ -42,7 +46,7 @@ async def test_logged_in_pages_send_no_new_session_cookie(auth: AuthActions) -> 
 
 
 async def test_logout_form_token_from_a_logged_in_page_logs_out(
-    auth: AuthActions, client: QuartClient
+    auth: AuthActions, client: TestClientProtocol
 ) -> None:
     await auth.login()
     token = await csrf_token(client, "/hello")
@@ -56,7 +60,7 @@ async def test_logout_form_token_from_a_logged_in_page_logs_out(
 ROTATED_KEY = "rotated-key-0123456789abcdefghijklmnopqrstuv"
 
 
-def set_session_cookie(response: WerkzeugResponse) -> str | None:
+def set_session_cookie(response: Response) -> str | None:
     """The session cookie's value in a response's Set-Cookie, if it sends one."""
     for header in response.headers.getlist("Set-Cookie"):
         name, _, rest = header.partition("=")

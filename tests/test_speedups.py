@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import inspect
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from itsdangerous import BadSignature
 from quart import Quart, g, get_flashed_messages, render_template_string, session
-from quart_wtf.csrf import validate_csrf
-from quart_wtf.utils import generate_csrf
+from quart_wtf.utils import generate_csrf, validate_csrf
 from wtforms import ValidationError
 
 from quartapp import create_app
@@ -30,7 +31,7 @@ def counting_builder(app: Quart) -> list[str]:
     calls: list[str] = []
     build = app.url_for
 
-    def url_for(endpoint: str, **values: object) -> str:
+    def url_for(endpoint: str, **values: Any) -> str:
         calls.append(endpoint)
         return build(endpoint, **values)
 
@@ -53,7 +54,7 @@ async def test_fixed_links_are_built_once_per_root_path() -> None:
     app = bare_app()
     calls = counting_builder(app)
     speedups.cache_fixed_urls(app)
-    url_for = app.jinja_env.globals["url_for"]
+    url_for = cast(Callable[..., str], app.jinja_env.globals["url_for"])
 
     async with app.test_request_context("/"):
         links = [url_for("static", filename="style.css") for _ in range(3)]
@@ -71,7 +72,7 @@ async def test_links_with_arguments_are_built_every_time() -> None:
     app = bare_app()
     calls = counting_builder(app)
     speedups.cache_fixed_urls(app)
-    url_for = app.jinja_env.globals["url_for"]
+    url_for = cast(Callable[..., str], app.jinja_env.globals["url_for"])
 
     async with app.test_request_context("/"):
         links = [url_for("index", next=f"/{n}") for n in range(2)]
@@ -84,7 +85,7 @@ async def test_fixed_links_stay_bounded() -> None:
     app = bare_app()
     calls = counting_builder(app)
     speedups.cache_fixed_urls(app)
-    url_for = app.jinja_env.globals["url_for"]
+    url_for = cast(Callable[..., str], app.jinja_env.globals["url_for"])
 
     async with app.test_request_context("/"):
         for n in range(speedups.FIXED_URLS + 1):

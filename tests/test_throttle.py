@@ -8,12 +8,11 @@ import re
 import secrets
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 from argon2 import PasswordHasher
 from quart import Quart
-from quart.testing import QuartClient
 
 from quartapp import create_app
 from quartapp.auth import devices, prune, throttle
@@ -34,6 +33,10 @@ from .conftest import (
 
 # The outcomes here can depend on the database (the rule: tests/conftest.py).
 pytestmark = pytest.mark.both_databases
+
+if TYPE_CHECKING:
+    # Only for annotations: a Test* class at module level would be collected by pytest.
+    from quart.typing import TestClientProtocol
 
 WRONG = "wrong password, quite long"
 TOO_MANY = "Too many attempts"
@@ -123,7 +126,9 @@ async def test_address_is_limited_across_usernames(auth: AuthActions) -> None:
     assert response.status_code == 429
 
 
-async def login_from(client: QuartClient, address: str, username: str, password: str) -> Any:
+async def login_from(
+    client: TestClientProtocol, address: str, username: str, password: str
+) -> Any:
     """Log in through the form as a browser at ``address`` would."""
     where = {"client": (address, 40000)}
     page = await body(await client.get("/login", scope_base=where))
@@ -144,7 +149,7 @@ async def test_other_addresses_are_not_affected(app: Quart, auth: AuthActions) -
 
 
 async def test_rotating_forwarded_for_does_not_escape_the_limit(
-    client: QuartClient, auth: AuthActions
+    client: TestClientProtocol, auth: AuthActions
 ) -> None:
     for number in range(ADDRESS_LIMIT):
         token = await csrf_token(client)
@@ -229,7 +234,7 @@ class CountingHasher(PasswordHasher):
         super().__init__(time_cost=2, memory_cost=19456, parallelism=1)
         self.verified = 0
 
-    def verify(self, hash: str | bytes, password: str | bytes) -> bool:
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
         self.verified += 1
         return super().verify(hash, password)
 
@@ -244,7 +249,7 @@ async def test_a_parallel_burst_verifies_no_more_than_the_limit(app: Quart) -> N
         # This test is about the throttle under races, not the line or its shares.
         passwords().queue = passwords().share = 100
 
-    async def attempt(client: QuartClient, token: str) -> int:
+    async def attempt(client: TestClientProtocol, token: str) -> int:
         form = {"username": "alice", "password": WRONG, "csrf_token": token}
         return (await client.post("/login", form=form)).status_code
 
@@ -270,7 +275,7 @@ async def test_a_full_hashing_queue_answers_503_at_once(tmp_path: Path, database
         clients = [app.test_client() for _ in range(12)]
         tokens = [await csrf_token(client) for client in clients]
 
-        async def attempt(client: QuartClient, token: str) -> Any:
+        async def attempt(client: TestClientProtocol, token: str) -> Any:
             form = {"username": "alice", "password": WRONG, "csrf_token": token}
             return await client.post("/login", form=form)
 
@@ -397,7 +402,8 @@ async def test_a_forged_or_other_users_device_cookie_is_not_trusted(
     stranger = AuthActions(app.test_client())
     await fail(stranger, 5)
     name = devices.cookie_name(app.config, "alice")
-    bob_cookie = next(c.value for c in bob.client.cookie_jar if c.name.startswith("device-"))
+    jar = bob.client.cookie_jar or ()
+    bob_cookie = next(c.value or "" for c in jar if c.name.startswith("device-"))
     for value in ("forged", bob_cookie):
         browser = AuthActions(app.test_client())
         browser.client.set_cookie("localhost", name, value)
@@ -515,7 +521,7 @@ def ipv6_app(tmp_path: Path, database: str, **limits: int) -> Quart:
     )
 
 
-async def post_from(client: QuartClient, token: str, address: str, username: str) -> int:
+async def post_from(client: TestClientProtocol, token: str, address: str, username: str) -> int:
     password = PASSWORD if username == "alice" else WRONG
     form = {"username": username, "password": password, "csrf_token": token}
     response = await client.post("/login", form=form, headers={"X-Forwarded-For": address})

@@ -41,7 +41,8 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 
 
-class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
+# db.Model is made at run time by Flask-SQLAlchemy, so mypy cannot use it as a base class.
+class User(UserMixin, db.Model):  # type: ignore[name-defined]
     """An account with a hashed password."""
 
     __tablename__ = "users"

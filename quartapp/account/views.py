@@ -7,6 +7,8 @@ ends other ones, one at a time or all at once.
 
 from __future__ import annotations
 
+from typing import cast
+
 from quart import (
     Blueprint,
     abort,
@@ -19,7 +21,7 @@ from quart import (
     url_for,
 )
 from quart.typing import ResponseReturnValue
-from quart.wrappers import Response
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from .. import audit, bootstrap, signals
 from ..auth import credentials, devices, logins, users
@@ -43,7 +45,7 @@ async def password() -> ResponseReturnValue:
     """Show the change-password form and change the password when it is valid."""
     if request.method == "POST" and request.mimetype not in FORM_TYPES:
         abort(415)
-    form = await ChangePasswordForm.create_form()
+    form = cast(ChangePasswordForm, await ChangePasswordForm.create_form())
     if await form.validate_on_submit():
         response = await _change_password(form)
         if response is not None:
@@ -51,7 +53,7 @@ async def password() -> ResponseReturnValue:
     return await render_template("account/password.html", form=form)
 
 
-async def _change_password(form: ChangePasswordForm) -> Response | None:
+async def _change_password(form: ChangePasswordForm) -> WerkzeugResponse | None:
     """Check the current password under the throttle, rate the new one, then change it.
 
     The new password's length comes first: it costs nothing, so a wrong length costs
@@ -167,12 +169,12 @@ async def end_session() -> ResponseReturnValue:
     """
     if request.method == "GET":
         return redirect(url_for("account.sessions"))
-    form = await EndSessionForm.create_form()
+    form = cast(EndSessionForm, await EndSessionForm.create_form())
     if not await form.validate_on_submit():
         abort(400)
     async with db.session() as dbs:
         ended = await logins.end_other(
-            dbs, current_app.config, g.user.id, form.login.data, keep=g.user.login_id
+            dbs, current_app.config, g.user.id, form.login.data or "", keep=g.user.login_id
         )
     if not ended:
         abort(404)

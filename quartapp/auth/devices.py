@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from quart import Response
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from ..db import Device, DeviceCode, User, db
 
@@ -206,7 +206,9 @@ async def count(session: AsyncSession, config: Mapping[str, Any], user_id: int) 
     return int((await session.execute(query)).scalar_one())
 
 
-def set_cookie(response: Response, config: Mapping[str, Any], username: str, nonce: str) -> None:
+def set_cookie(
+    response: WerkzeugResponse, config: Mapping[str, Any], username: str, nonce: str
+) -> None:
     """Give the browser (or renew) its device cookie for ``username``."""
     secure = bool(config["SESSION_COOKIE_SECURE"])
     response.set_cookie(

@@ -21,7 +21,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from quart import Quart, current_app
 from sqlalchemy.engine import make_url
@@ -248,4 +248,4 @@ async def _close_cache() -> None:
 
 def cache() -> Cache:
     """The current app's login cache."""
-    return current_app.extensions[EXTENSION]
+    return cast(Cache, current_app.extensions[EXTENSION])

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 from quart import Quart
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, ExecutionContext, make_url
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine.default import DefaultExecutionContext
 
 from ..db import db
 from ..settings import database_url
@@ -133,7 +134,7 @@ class Listener:
         cursor: Any,
         _statement: str,
         _parameters: Any,
-        context: ExecutionContext,
+        context: DefaultExecutionContext,
         _executemany: bool,
     ) -> None:
         """After each statement of this process: note a change whose news will follow.

@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -205,4 +205,4 @@ def init_app(app: Quart) -> None:
 
 def passwords(app: Quart | None = None) -> Passwords:
     """The hashing service of ``app``, or of the current app."""
-    return (app or current_app).extensions[EXTENSION]
+    return cast(Passwords, (app or current_app).extensions[EXTENSION])

@@ -95,6 +95,7 @@ async def _every_minute(app: Quart) -> None:
 
 
 async def _start() -> None:
+    # LocalProxy's method, hidden by current_app's Quart type.
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     app.extensions[EXTENSION] = asyncio.create_task(_every_minute(app))
 

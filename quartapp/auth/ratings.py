@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, ParamSpec, TypeVar
 
 from zxcvbn import matching, time_estimates, zxcvbn
@@ -96,7 +97,7 @@ def l33t_tables(text: str) -> int:
     return len(matching.enumerate_l33t_subs(table))
 
 
-def rate(password: str, inputs: Sequence[str]) -> tuple[int, dict[str, Any]]:
+def rate(password: str, inputs: Sequence[str]) -> tuple[int, Mapping[str, Any]]:
     """zxcvbn's score (0-4) for ``password`` and its feedback, at a bounded cost.
 
     ``inputs`` are words an attacker would try (the username, the site's name). Pieces
@@ -110,7 +111,8 @@ def rate(password: str, inputs: Sequence[str]) -> tuple[int, dict[str, Any]]:
         return int(results[0]["score"]), results[0]["feedback"]
     log10 = sum(float(result["guesses_log10"]) for result in results)
     weakest = min(results, key=lambda result: float(result["guesses_log10"]))
-    return int(time_estimates.guesses_to_score(10**log10)), weakest["feedback"]
+    # zxcvbn computes guesses as Decimal too; the conversion from float is exact.
+    return int(time_estimates.guesses_to_score(Decimal(10**log10))), weakest["feedback"]
 
 
 def gate() -> RatingGate:

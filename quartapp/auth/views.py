@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from functools import wraps
-from typing import ParamSpec
+from typing import ParamSpec, cast
 
 from quart import (
     Blueprint,
@@ -26,6 +26,7 @@ from quart import (
 )
 from quart.typing import ResponseReturnValue
 from quart.wrappers import Response
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from .. import audit, signals
 from ..db import db
@@ -63,7 +64,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
 def login_required(
-    view: Callable[P, Awaitable[ResponseReturnValue] | ResponseReturnValue],
+    view: Callable[P, Awaitable[ResponseReturnValue]],
 ) -> Callable[P, Awaitable[ResponseReturnValue]]:
     """Send anonymous visitors to the login page, then back here once logged in.
 
@@ -182,7 +183,7 @@ async def login() -> ResponseReturnValue:
         return redirect(url_for("pages.hello"))
     if request.method == "POST" and request.mimetype not in FORM_TYPES:
         abort(415)
-    form = await LoginForm.create_form()
+    form = cast(LoginForm, await LoginForm.create_form())
     error = None
     if await form.validate_on_submit():
         response = await _attempt_login(form, next_url)
@@ -192,7 +193,7 @@ async def login() -> ResponseReturnValue:
     return await render_template("auth/login.html", form=form, error=error, next=next_url)
 
 
-async def _attempt_login(form: LoginForm, next_url: str | None) -> Response | None:
+async def _attempt_login(form: LoginForm, next_url: str | None) -> WerkzeugResponse | None:
     """Check the credentials under the throttle; a response unless they were wrong.
 
     The login is recorded in one transaction with the throttle's reset: if the
@@ -202,8 +203,9 @@ async def _attempt_login(form: LoginForm, next_url: str | None) -> Response | No
     checked = await credentials.check(
         config,
         passwords(),
-        username=form.username.data,
-        password=form.password.data,
+        # Both fields are DataRequired, so validation left no None.
+        username=form.username.data or "",
+        password=form.password.data or "",
         address=request.remote_addr,
         cookies=request.cookies,
     )
@@ -256,7 +258,7 @@ async def trust_device() -> ResponseReturnValue:
     """
     if request.method == "POST" and request.mimetype not in FORM_TYPES:
         abort(415)
-    form = await DeviceCodeForm.create_form()
+    form = cast(DeviceCodeForm, await DeviceCodeForm.create_form())
     status = 200
     if await form.validate_on_submit():
         code = devices.normalize_code(form.code.data or "")

@@ -8,7 +8,7 @@ refusal into a one-line error and a non-zero exit.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 import click
@@ -66,10 +66,10 @@ def load_config() -> Mapping[str, Any]:
     return app.config
 
 
-def run_on_database(work: Awaitable[T]) -> T:
+def run_on_database(work: Coroutine[Any, Any, T]) -> T:
     """Run a database coroutine, turning a failure into one line and exit 1."""
     try:
-        return asyncio.run(work)  # type: ignore[arg-type]
+        return asyncio.run(work)
     except (SQLAlchemyError, OSError, TimeoutError) as error:
         reason = (str(error).splitlines() or [type(error).__name__])[0]
         raise click.ClickException(f"cannot use the database: {reason}") from None

@@ -15,7 +15,7 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from uuid import uuid4
 
 from quart import Quart, current_app
@@ -238,7 +238,7 @@ class Database:
     def store(self) -> Store:
         """The current app's open store."""
         try:
-            return current_app.extensions[EXTENSION]
+            return cast(Store, current_app.extensions[EXTENSION])
         except KeyError:
             raise RuntimeError(
                 "the database is not open; serve the app (or use app.test_app())"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import cast
 
 from quart import Quart, g, render_template, request, session, url_for
 from quart.typing import ResponseReturnValue
@@ -100,7 +101,7 @@ async def handle_http_error(error: HTTPException) -> ResponseReturnValue:
     context: dict[str, object] = {}
     if code == 429:
         context = lockout_context(error)
-    response = await render_error(code, **context)
+    response = await render_error(code, None, **context)
     # Keep what the error says about itself (Allow, Retry-After); the page sets its own type.
     headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
     return response, code, headers
@@ -160,7 +161,7 @@ async def login_form_again(error: str, **context: object) -> str:
     is kept if it was text; the password is never sent back: the password field
     renders without a value.
     """
-    form = await LoginForm.create_form()
+    form = cast(LoginForm, await LoginForm.create_form())
     if not form.username.validate(form):
         form.username.data = ""
     form.username.errors = []

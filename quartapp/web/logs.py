@@ -32,13 +32,14 @@ import sys
 import time
 from collections.abc import Iterable
 from json.encoder import encode_basestring_ascii as json_string
-from typing import Any
+from typing import Any, cast
 
 from hypercorn.typing import (
     ASGIFramework,
     ASGIReceiveCallable,
     ASGISendCallable,
     ASGISendEvent,
+    HTTPScope,
     Scope,
 )
 from quart import Quart, g, request
@@ -95,13 +96,14 @@ class AccessLog:
             await send(message)
 
         try:
-            await self.app({**scope, SCOPE_KEY: entry}, receive, send_logged)
+            # An HTTP scope with one extra key, which ASGI allows.
+            await self.app(cast(Scope, {**scope, SCOPE_KEY: entry}), receive, send_logged)
         finally:
             self.write(scope, request_id, entry, status or 500, sent, started)
 
     def write(
         self,
-        scope: Scope,
+        scope: HTTPScope,
         request_id: str,
         entry: dict[str, Any],
         status: int,
@@ -170,7 +172,7 @@ def _header(headers: Iterable[tuple[bytes, bytes]], wanted: bytes) -> str | None
 
 async def note_user(_: BaseException | None) -> None:
     """Teardown hook: put the logged-in user's id in the request's access log line."""
-    entry = request.scope.get(SCOPE_KEY)
+    entry = cast("dict[str, Any] | None", request.scope.get(SCOPE_KEY))
     user = g.get("user")
     if entry is not None and user is not None:
         entry["user_id"] = user.id
@@ -216,4 +218,5 @@ def init_app(app: Quart) -> None:
         default_handler.setFormatter(SafeFormatter(QUART_LOG_FORMAT))
     if app.config["ACCESS_LOG"]:
         app.teardown_request(note_user)
+        # Quart's documented way to add ASGI middleware; mypy forbids assigning to a method.
         app.asgi_app = AccessLog(app.asgi_app)  # type: ignore[method-assign]

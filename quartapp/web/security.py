@@ -8,6 +8,7 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from typing import cast
 
 from hypercorn.middleware import ProxyFixMiddleware
 from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallable, Scope
@@ -169,7 +170,8 @@ class HostGuard:
             if not host_is_trusted(host, self.trusted):
                 self.refusals.refused(host, len(hosts))
                 kept = [(name, value) for name, value in headers if name.lower() != b"host"]
-                scope = {**scope, "headers": [*kept, (b"host", UNTRUSTED.encode())]}
+                # A copy of an HTTP or WebSocket scope, so still one of the two.
+                scope = cast(Scope, {**scope, "headers": [*kept, (b"host", UNTRUSTED.encode())]})
         await self.app(scope, receive, send)
 
 
@@ -238,6 +240,7 @@ def init_app(app: Quart) -> None:
     app.after_request(add_security_headers)
     app.after_request(close_ambiguous_framing)
     # Inside the proxy fix, so the host it checks is the one the proxy forwarded.
+    # Quart's documented way to add ASGI middleware; mypy forbids assigning to a method.
     app.asgi_app = HostGuard(app.asgi_app, app.config["TRUSTED_HOSTS"])  # type: ignore[method-assign]
     trust_proxies(app)
 
@@ -250,6 +253,7 @@ def trust_proxies(app: Quart) -> None:
     """
     hops = app.config["TRUSTED_PROXY_HOPS"]
     if hops:
+        # Quart's documented way to add ASGI middleware; mypy forbids assigning to a method.
         app.asgi_app = ProxyFixMiddleware(  # type: ignore[method-assign]
             app.asgi_app, mode="legacy", trusted_hops=hops
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from itsdangerous import URLSafeTimedSerializer
 from quart import Quart, g, has_request_context, request, session
@@ -75,7 +75,10 @@ def run_context_processors_inline(app: Quart) -> None:
     """
     for processors in app.template_context_processors.values():
         processors[:] = [
-            processor if inspect.iscoroutinefunction(processor) else _inline(processor)
+            processor
+            if inspect.iscoroutinefunction(processor)
+            # Not a coroutine function, so the sync member of the union.
+            else _inline(cast(Callable[[], dict[str, Any]], processor))
             for processor in processors
         ]
 
