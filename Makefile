@@ -38,8 +38,9 @@ run: install
 test: install $(VENV)/.installed-bench
 	$(BIN)/python -m pytest
 
+# On both cores: these tests share no server or database, so two workers can't collide.
 test-quick: install
-	$(BIN)/python -m pytest -m "not browser and not server and not postgres"
+	$(BIN)/python -m pytest -n 2 -m "not browser and not server and not postgres"
 
 # Throughput and latency against the reference apps: `make bench BENCH_ARGS="--rounds 2
 # --duration 5"`. Needs wrk (apt-get install wrk).
