@@ -439,7 +439,7 @@ def test_first_run_message_gives_a_command_that_works_from_the_repository_root(
     # A newcomer copies the command from the log and pastes it in the repository root,
     # where `quart` is not on PATH: the printed command must name the venv's copy.
     # It runs against a copy of the database, so the shared server's admin is kept.
-    command = re.search(r"change it with `([^`]+)`", dev_server.stderr)
+    command = re.search(r"\bwith `([^`]+)`", dev_server.stderr)
     assert command, dev_server.stderr
     words = command.group(1).split()
     assert (ROOT / words[0]).is_file(), f"{words[0]} does not exist in {ROOT}"

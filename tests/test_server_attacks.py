@@ -119,7 +119,15 @@ def test_a_parallel_burst_over_two_workers_verifies_at_most_the_limit(start: Sta
     assert verifications(server, logins=100) <= 5  # LOGIN_FAILURES_PER_USER, not 100
     assert set(statuses) <= {200, 429, 503}
     assert statuses.count(200) <= 5
-    # Past the burst the name stays locked, even for the right password.
+    # The hashing line's fair share turns most of a one-address burst away with 503,
+    # uncounted, so how many were counted depends on timing. Guessing on one at a time
+    # reaches the lockout, and the burst and the guesses together verify at most 5.
+    more = 0
+    while post_login(browsers[0], tokens[0], "alice", WRONG) != 429:
+        more += 1
+        assert more <= 5
+    assert verifications(server, logins=100 + more + 1) <= 5
+    # Past that the name stays locked, even for the right password.
     assert post_login(browsers[0], tokens[0], "alice", PASSWORD) == 429
 
 
