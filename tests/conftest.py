@@ -18,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import secrets
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,8 @@ from quartapp import create_app
 from quartapp.auth import users
 from quartapp.auth.passwords import passwords
 from quartapp.db import Base, User, db, schema
-from quartapp.settings import database_url, load_config
+from quartapp.settings import database_url as async_database_url
+from quartapp.settings import load_config
 
 from .pg import (
     INSTALL_HINT,
@@ -51,6 +54,15 @@ from .pg import (
     find_bin_dir,
     find_pgbouncer,
     make_server,
+)
+from .server import (
+    Server,
+    create_user,
+    free_port,
+    hypercorn_command,
+    init_db,
+    running,
+    server_env,
 )
 
 DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
@@ -280,7 +292,7 @@ def query(settings: dict[str, Any], sql: str) -> list[tuple[Any, ...]]:
     """
 
     async def fetch() -> list[tuple[Any, ...]]:
-        url = database_url(settings["DATABASE_URL"])
+        url = async_database_url(settings["DATABASE_URL"])
         engine = create_async_engine(url, poolclass=NullPool)
         try:
             async with engine.begin() as connection:
@@ -408,3 +420,55 @@ async def auth(app: Quart, client: TestClientProtocol) -> AuthActions:
 
 # The browser tests' fixtures and summary line (Chromium through pytest-playwright).
 pytest_plugins = ["tests.browser"]
+
+
+Start = Callable[..., Server]
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_server: PostgresServer | None
+) -> Iterator[str]:
+    """An empty database for the real servers of one test: a SQLite file or PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'quartapp.db'}"
+        return
+    server = require_postgres(postgres_server)
+    name = server.new_database_name()
+    server.psql(f"CREATE DATABASE {name}")
+    try:
+        yield server.url(name)
+    finally:
+        server.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def start(tmp_path: Path, database_url: str) -> Iterator[Start]:
+    """Start production servers (hypercorn, 2 workers unless told) on the test's database.
+
+    Every server of a test shares one SECRET_KEY; alice is created with the first.
+    Keyword arguments are environment variables for the server.
+    """
+    key = secrets.token_urlsafe(32)
+    created: list[bool] = []
+    with ExitStack() as stack:
+
+        def start_server(workers: int = 2, **settings: str) -> Server:
+            env = server_env(
+                tmp_path / "instance",
+                QUARTAPP_ENV="production",
+                DATABASE_URL=database_url,
+                QUARTAPP_TRUSTED_HOSTS='["127.0.0.1"]',
+                **{"SECRET_KEY": key, "QUARTAPP_SESSION_COOKIE_SECURE": "false", **settings},
+            )
+            if not created:
+                init_db(env)
+                create_user(env, "alice", PASSWORD)
+                created.append(True)
+            port = free_port()
+            command = hypercorn_command(port, "--workers", str(workers))
+            server = stack.enter_context(running(command, env, port, tmp_path / f"logs-{port}"))
+            server.wait_healthy()
+            return server
+
+        yield start_server

@@ -457,3 +457,19 @@ def raw_request(
     lines = [f"{method} {target} HTTP/1.1", f"Host: {host}"]
     lines += [f"{name}: {value}" for name, value in headers]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def create_user(env: Mapping[str, str], name: str, password: str) -> None:
+    """Create an account with the CLI, as an operator would (``--password-stdin``)."""
+    command = ["users", "create", name, "--password-stdin"]
+    result = subprocess.run(
+        [sys.executable, "-m", "quart", "--app", "quartapp", *command],
+        cwd=ROOT,
+        env=dict(env),
+        input=password + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr

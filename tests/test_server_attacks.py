@@ -7,90 +7,18 @@ were actually verified: one ``login_failed`` or ``login_ok`` line per verificati
 from __future__ import annotations
 
 import re
-import secrets
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
-from pathlib import Path
 
 import pytest
 
-from .conftest import DATABASES, PASSWORD, query, require_postgres
-from .pg import PostgresServer
-from .server import ROOT, Browser, Server, free_port, hypercorn_command, init_db, running
-from .server import server_env as base_env
+from .conftest import PASSWORD, Start, query
+from .server import Browser, Server
 
 pytestmark = pytest.mark.server
 WRONG = "wrong password, quite long"
-CREATE_ALICE = ["users", "create", "alice", "--password-stdin"]
 VERIFIED = re.compile(r'"event": "login_(?:failed|ok)"')
-Start = Callable[..., Server]
-
-
-@pytest.fixture(params=DATABASES)
-def database_url(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres_server: PostgresServer | None
-) -> Iterator[str]:
-    """An empty database for the servers of one test."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'quartapp.db'}"
-        return
-    server = require_postgres(postgres_server)
-    name = server.new_database_name()
-    server.psql(f"CREATE DATABASE {name}")
-    try:
-        yield server.url(name)
-    finally:
-        server.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-@pytest.fixture
-def start(tmp_path: Path, database_url: str) -> Iterator[Start]:
-    """Start production servers on the test's database, alice created once."""
-    key = secrets.token_urlsafe(32)
-    created: list[bool] = []
-    with ExitStack() as stack:
-
-        def start_server(workers: int = 2, **settings: str) -> Server:
-            env = base_env(
-                tmp_path / "instance",
-                QUARTAPP_ENV="production",
-                SECRET_KEY=key,
-                DATABASE_URL=database_url,
-                QUARTAPP_TRUSTED_HOSTS='["127.0.0.1"]',
-                QUARTAPP_SESSION_COOKIE_SECURE="false",
-                **settings,
-            )
-            if not created:
-                init_db(env)
-                create_alice(env)
-                created.append(True)
-            port = free_port()
-            command = hypercorn_command(port, "--workers", str(workers))
-            logs = tmp_path / f"logs-{port}"
-            server = stack.enter_context(running(command, env, port, logs))
-            server.wait_healthy()
-            return server
-
-        yield start_server
-
-
-def create_alice(env: dict[str, str]) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "quart", "--app", "quartapp", *CREATE_ALICE],
-        cwd=ROOT,
-        env=env,
-        input=PASSWORD + "\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
 
 
 def post_login(browser: Browser, token: str, username: str, password: str, **headers: str) -> int:

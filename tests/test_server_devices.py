@@ -11,83 +11,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import secrets
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
 from http.cookiejar import Cookie, CookieJar, DefaultCookiePolicy
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import DATABASES, PASSWORD, require_postgres
-from .pg import PostgresServer
-from .server import ROOT, Browser, Server, free_port, hypercorn_command, init_db, running
-from .server import server_env as base_env
+from .conftest import PASSWORD, Start
+from .server import Browser, Server
 
 pytestmark = pytest.mark.server
 WRONG = "wrong password, quite long"
-CREATE_ALICE = ["users", "create", "alice", "--password-stdin"]
 NEW_PASSWORD = "plum tractor seventeen lagoon"
 VERIFIED = re.compile(r'"event": "login_(?:failed|ok)"')
 CODE = re.compile(r'<code id="device-code">([A-Z0-9-]+)</code>')
-Start = Callable[..., Server]
 # Cookie mechanics, whatever the database behind them (tests/conftest.py's rule).
 SQLITE_SERVER = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
-
-@pytest.fixture(params=DATABASES)
-def database_url(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres_server: PostgresServer | None
-) -> Iterator[str]:
-    """An empty database for the servers of one test."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'quartapp.db'}"
-        return
-    server = require_postgres(postgres_server)
-    name = server.new_database_name()
-    server.psql(f"CREATE DATABASE {name}")
-    try:
-        yield server.url(name)
-    finally:
-        server.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-@pytest.fixture
-def start(tmp_path: Path, database_url: str) -> Iterator[Start]:
-    """Start a production server on the test's database, alice created first."""
-    with ExitStack() as stack:
-
-        def start_server(**settings: str) -> Server:
-            env = base_env(
-                tmp_path / "instance",
-                QUARTAPP_ENV="production",
-                SECRET_KEY=secrets.token_urlsafe(32),
-                DATABASE_URL=database_url,
-                QUARTAPP_TRUSTED_HOSTS='["127.0.0.1"]',
-                **{"QUARTAPP_SESSION_COOKIE_SECURE": "false", **settings},
-            )
-            init_db(env)
-            result = subprocess.run(
-                [sys.executable, "-m", "quart", "--app", "quartapp", *CREATE_ALICE],
-                cwd=ROOT,
-                env=env,
-                input=PASSWORD + "\n",
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            )
-            assert result.returncode == 0, result.stderr
-            port = free_port()
-            command = hypercorn_command(port, "--workers", "2")
-            server = stack.enter_context(running(command, env, port, tmp_path / f"logs-{port}"))
-            server.wait_healthy()
-            return server
-
-        yield start_server
 
 
 def login(browser: Browser, password: str = PASSWORD, username: str = "alice") -> int:

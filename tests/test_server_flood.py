@@ -20,35 +20,24 @@ logs in every 0.25 s for about 10 s with the right password. It must get in at l
 from __future__ import annotations
 
 import json
-import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from http.cookiejar import CookieJar
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import DATABASES, PASSWORD, query, require_postgres
-from .pg import PostgresServer
+from .conftest import PASSWORD, Start, query
 from .server import (
     CSRF_INPUT,
     INPUT_VALUE,
     ROOT,
     Browser,
     Server,
-    free_port,
-    hypercorn_command,
-    init_db,
-    running,
 )
-from .server import server_env as base_env
-from .test_server_attacks import create_alice
 
 pytestmark = pytest.mark.server
 # The legitimate client: one login every INTERVAL seconds, TRIES times.
@@ -58,52 +47,6 @@ TRIES = 40
 HEAD_START = 1.5
 REQUIRED = 0.9
 LOGIN_FAILURES_PER_ADDRESS = 50  # the default
-
-
-@pytest.fixture(params=DATABASES)
-def database_url(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres_server: PostgresServer | None
-) -> Iterator[str]:
-    """An empty database for the test's server."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'quartapp.db'}"
-        return
-    server = require_postgres(postgres_server)
-    name = server.new_database_name()
-    server.psql(f"CREATE DATABASE {name}")
-    try:
-        yield server.url(name)
-    finally:
-        server.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-Serve = Callable[..., Server]
-
-
-@pytest.fixture
-def serve(tmp_path: Path, database_url: str) -> Iterator[Serve]:
-    """Start one production server (one worker) on the test's database, with alice."""
-    with ExitStack() as stack:
-
-        def start(**settings: str) -> Server:
-            env = base_env(
-                tmp_path / "instance",
-                QUARTAPP_ENV="production",
-                SECRET_KEY=secrets.token_urlsafe(32),
-                DATABASE_URL=database_url,
-                QUARTAPP_TRUSTED_HOSTS='["127.0.0.1"]',
-                QUARTAPP_SESSION_COOKIE_SECURE="false",
-                **settings,
-            )
-            init_db(env)
-            create_alice(env)
-            port = free_port()
-            command = hypercorn_command(port, "--workers", "1")
-            server = stack.enter_context(running(command, env, port, tmp_path / "logs"))
-            server.wait_healthy()
-            return server
-
-        yield start
 
 
 @dataclass(frozen=True)
@@ -212,10 +155,10 @@ RUNS = [pytest.param("sqlite", name, id=f"sqlite-{name}") for name in SCENARIOS]
 
 @pytest.mark.parametrize(("database_url", "name"), RUNS, indirect=["database_url"])
 def test_a_flood_from_one_client_keeps_no_one_else_out(
-    serve: Serve, database_url: str, name: str
+    start: Start, database_url: str, name: str
 ) -> None:
     scenario = SCENARIOS[name]
-    server = serve(**scenario.settings)
+    server = start(workers=1, **scenario.settings)
     keep = device_cookies(server, scenario.legitimate) if scenario.device else []
     person = Legitimate(server, scenario.legitimate, keep)
     # Where the guarantee is for known devices, a brand-new browser is measured too.
