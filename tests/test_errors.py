@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 from quart import Quart
 
-from quartapp.web.errors import wait_in_words
+from quartapp.web.errors import Throttled, wait_in_words
 
 from .conftest import add_user, body, csrf_token
 
@@ -100,3 +100,15 @@ async def test_lockout_page_says_how_long_and_links_back_to_the_login_form(
     assert f"Try again {wait_in_words(retry_after)}." in page
     assert "wait a moment" not in page
     assert '<a href="/login?next=/hello">Back to the sign-in page</a>' in page
+
+
+def test_busy_refusals_log_one_line_a_second_and_count_the_rest() -> None:
+    # A flood turned away by the hashing line's fair shares must not bury the log.
+    gate = Throttled()
+
+    assert gate.due(100.0) == 0
+    assert gate.due(100.2) is None
+    assert gate.due(100.9) is None
+    assert gate.due(101.0) == 2
+    assert gate.due(101.5) is None
+    assert gate.due(105.0) == 1

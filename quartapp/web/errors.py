@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import cast
 
-from quart import Quart, g, render_template, request, session, url_for
+from quart import Quart, current_app, g, render_template, request, session, url_for
 from quart.typing import ResponseReturnValue
 from quart_wtf.csrf import CSRFError
 from sqlalchemy.exc import (
@@ -32,6 +33,30 @@ from ..auth.views import (
 )
 
 log = logging.getLogger("quartapp.errors")  # the pre-move name, kept for log filters
+BUSY_LOG = "quartapp.errors.busy_log"
+
+
+class Throttled:
+    """At most one log line a second for a kind of refusal; the rest are counted.
+
+    A flood turned away by the hashing line's fair shares makes hundreds of 503s a
+    second, each already in the access log: one line a second, saying how many it
+    stands for, tells the operator as much without burying everything else.
+    """
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self.interval = interval
+        self.next = 0.0
+        self.held = 0
+
+    def due(self, now: float) -> int | None:
+        """How many lines were held back since the last one, or None to hold this one."""
+        if now < self.next:
+            self.held += 1
+            return None
+        held, self.held, self.next = self.held, 0, now + self.interval
+        return held
+
 
 # Titles and messages by status; errors/<code>.html may word them its own way, and a
 # status without a template uses errors/error.html.
@@ -202,7 +227,10 @@ async def handle_unavailable(error: Exception) -> ResponseReturnValue:
     if isinstance(error, Busy):
         # A Busy says which queue is full (the rating queue's does); bare, it is hashing's.
         queue = str(error) or "the password hashing queue is full"
-        log.warning("503 on %s %s: %s", request.method, request.path, queue)
+        held = current_app.extensions[BUSY_LOG].due(time.monotonic())
+        if held is not None:
+            more = f" ({held} more since the last such line)" if held else ""
+            log.warning("503 on %s %s: %s%s", request.method, request.path, queue, more)
         retry = 1
     else:
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
@@ -231,6 +259,7 @@ async def handle_unavailable(error: Exception) -> ResponseReturnValue:
 
 def init_app(app: Quart) -> None:
     """Register the handlers; the CSRF one first, as CSRFError is also a 400."""
+    app.extensions[BUSY_LOG] = Throttled()
     for unavailable in (DBAPIError, SQLAlchemyTimeoutError, OSError, TimeoutError, Busy):
         app.register_error_handler(unavailable, handle_unavailable)
     app.register_error_handler(CSRFError, handle_csrf_error)
