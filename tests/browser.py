@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,7 +30,6 @@ import pytest
 
 from .server import (
     ROOT,
-    START_TIMEOUT,
     Server,
     development_env,
     free_port,
@@ -40,6 +37,7 @@ from .server import (
     init_db,
     running,
 )
+from .server import create_user as create_account
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserType, ConsoleMessage, Page, Response
@@ -97,18 +95,7 @@ def browser_type_launch_args(
 
 def create_user(env: Mapping[str, str], name: str = USERNAME, password: str = PASSWORD) -> None:
     """Make an account with the project's own CLI, as an operator would."""
-    command = ["users", "create", name, "--password-stdin"]
-    result = subprocess.run(
-        [sys.executable, "-m", "quart", "--app", "quartapp", *command],
-        cwd=ROOT,
-        env=dict(env),
-        input=f"{password}\n",
-        capture_output=True,
-        text=True,
-        timeout=START_TIMEOUT,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    create_account(env, name, password)
 
 
 @contextmanager
