@@ -13,7 +13,8 @@ were added: ``web.security.check_host`` (refuses an untrusted Host),
 then ``auth.views.load_logged_in_user`` (sets ``g.user`` from the login record in
 ``auth.logins``, through ``auth.login_cache``) -> the view in ``web.pages`` (/,
 /welcome, /hello), ``auth.views`` (/login, /logout), ``account.views``
-(/account/password, /account/sessions), ``web.health`` (/healthz) or ``metrics``
+(/account/password, /account/sessions), ``auth.reauth`` (/login/confirm, before a
+sensitive change), ``web.health`` (/healthz) or ``metrics``
 (/metrics). Errors of every kind end in ``web.errors``.
 """
 
@@ -43,7 +44,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
 
     from . import bootstrap, cli, metrics
     from .account import views as account
-    from .auth import forms, login_cache, passwords, prune
+    from .auth import forms, login_cache, passwords, prune, reauth
     from .auth import views as auth
     from .db import db, schema
     from .settings import ROOT, ConfigError
@@ -86,6 +87,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
     app.register_blueprint(auth.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(account.bp)
+    app.register_blueprint(reauth.bp)
 
     app.before_serving(bootstrap.create_initial_admin_for_app)
     app.before_serving(freeze_startup_objects)  # after every other startup hook

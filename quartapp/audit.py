@@ -105,3 +105,8 @@ def _session_ended(_sender: object, *, username: str, count: int, everywhere: bo
 @signals.password_changed.connect
 def _password_changed(_sender: object, *, username: str, sessions_ended: int) -> None:
     log("password_changed", username, sessions_ended=sessions_ended)
+
+
+@signals.reauthenticated.connect
+def _reauthenticated(_sender: object, *, username: str, method: str) -> None:
+    log("reauthenticated", username, method=method)

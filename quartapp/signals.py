@@ -6,7 +6,7 @@ the app as ``sender`` (None from the CLI, which runs without one) and the keywor
 arguments listed with each signal. Receivers run in the request, synchronously, so
 they must be quick and must not raise.
 
-Second factors and passkeys will add theirs here.
+Second factors and passkeys add theirs here.
 """
 
 from __future__ import annotations
@@ -32,6 +32,9 @@ user_logged_out = _signals.signal("user-logged-out")
 session_ended = _signals.signal("session-ended")
 # username, sessions_ended: the password changed, and so many other logins ended.
 password_changed = _signals.signal("password-changed")
+# username, method ("password", "passkey", ...): a logged-in user proved who they are
+# again (auth.reauth), before a sensitive change.
+reauthenticated = _signals.signal("reauthenticated")
 
 
 def send(signal: Signal, **fields: Any) -> None:

@@ -27,7 +27,7 @@ from .. import audit, bootstrap, signals
 from ..auth import credentials, devices, logins, users
 from ..auth.passwords import passwords
 from ..auth.views import FORM_TYPES, LOGIN_KEY, login_required
-from ..db import db
+from ..db import LOGIN_METHODS, db
 from ..web.messages import flash
 from ..web.speedups import drop_csrf_token
 from .display import browser_summary, utc_minute
@@ -151,6 +151,7 @@ async def sessions() -> ResponseReturnValue:
             "address": row.address or "Unknown address",
             "browser": browser_summary(row.user_agent),
             "remember": row.remember,
+            "method": LOGIN_METHODS.get(row.method, row.method),
         }
         for row in rows
     ]

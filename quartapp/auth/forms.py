@@ -125,6 +125,19 @@ class DeviceCodeForm(QuartForm):
     submit = SubmitField("Trust this browser")
 
 
+class ConfirmForm(QuartForm):
+    """Re-authentication (quartapp.auth.reauth): the password, and a code where the user
+    has a second factor. ``code`` is optional here; each factor's confirmer requires it.
+    """
+
+    password = PasswordField("Password", validators=password_checks("Enter your password."))
+    code = StringField(
+        "Code",
+        validators=[SentOnce(), PlainText(), Length(max=64, message="That code is too long.")],
+    )
+    submit = SubmitField("Confirm")
+
+
 def csrf_token() -> str:
     """The signed CSRF token for this request's session: Quart-WTF's ``generate_csrf``,
     reusing a signature made in the last :data:`CSRF_REUSE_SECONDS` for the same session.

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from ..db import ADDRESS_COLUMN, USER_AGENT_COLUMN, Login, User
+from ..db import ADDRESS_COLUMN, LOGIN_METHODS, USER_AGENT_COLUMN, Login, User
 
 # last_seen is written when it is at least this old, so a busy reader writes once a
 # minute rather than on every request; a 30-minute idle limit loses nothing by it.
@@ -77,14 +77,18 @@ async def start(
     remember: bool,
     address: str | None,
     user_agent: str | None,
+    method: str = "password",
     continues: Login | None = None,
 ) -> str:
     """Add a login row (the caller commits) and return the token for the cookie.
 
-    ``continues``: a login this one replaces (see :func:`rotate`), whose start and
-    absolute expiry it keeps. Otherwise, when the user already has
-    LOGINS_PER_USER_MAX logins, the oldest end (:func:`make_room`).
+    ``method``: how the user proved who they are, one of ``db.LOGIN_METHODS``.
+    ``continues``: a login this one replaces (see :func:`rotate`), whose start,
+    absolute expiry, method and last re-authentication it keeps. Otherwise, when the
+    user already has LOGINS_PER_USER_MAX logins, the oldest end (:func:`make_room`).
     """
+    if method not in LOGIN_METHODS:
+        raise ValueError(f"unknown login method {method!r}")
     token = secrets.token_urlsafe(32)
     now = time.time()
     login = Login(
@@ -95,10 +99,14 @@ async def start(
         last_seen=now,
         address=(address or "")[:ADDRESS_COLUMN] or None,
         user_agent=(user_agent or "")[:USER_AGENT_COLUMN] or None,
+        method=method,
+        verified_at=now,
     )
     if continues is not None:
         login.created_at = continues.created_at
         login.expires_at = continues.expires_at
+        login.method = continues.method
+        login.verified_at = continues.verified_at
     else:
         await make_room(session, config, user_id)
     session.add(login)

@@ -33,6 +33,7 @@ from sqlalchemy.pool import NullPool
 
 from .models import (
     ADDRESS_COLUMN,
+    LOGIN_METHODS,
     USER_AGENT_COLUMN,
     USERNAME_COLUMN,
     Base,
@@ -47,6 +48,7 @@ from .models import (
 __all__ = [
     "ADDRESS_COLUMN",
     "EXTENSION",
+    "LOGIN_METHODS",
     "USERNAME_COLUMN",
     "USER_AGENT_COLUMN",
     "Base",

@@ -14,6 +14,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "ADDRESS_COLUMN",
+    "LOGIN_METHODS",
     "USERNAME_COLUMN",
     "USER_AGENT_COLUMN",
     "Base",
@@ -29,6 +30,14 @@ __all__ = [
 USERNAME_COLUMN = 255
 ADDRESS_COLUMN = 45  # the longest IPv6 text form
 USER_AGENT_COLUMN = 255
+
+# How a login was made (``logins.method``), and how the sessions page names it.
+LOGIN_METHODS = {
+    "password": "Password",
+    "password+totp": "Password and authenticator code",
+    "password+recovery-code": "Password and recovery code",
+    "passkey": "Passkey",
+}
 
 
 def utcnow() -> datetime:
@@ -74,6 +83,10 @@ class Login(Base):
     # What the account's sessions page shows about the device.
     address: Mapped[str | None] = mapped_column(String(ADDRESS_COLUMN))
     user_agent: Mapped[str | None] = mapped_column(String(USER_AGENT_COLUMN))
+    # How the user proved who they are (LOGIN_METHODS), for the sessions page.
+    method: Mapped[str] = mapped_column(String(32), default="password", server_default="password")
+    # Unix seconds of the login, or of the last re-authentication within it (auth.reauth).
+    verified_at: Mapped[float | None] = mapped_column(Float)
 
 
 class ThrottleCounter(Base):

@@ -137,6 +137,22 @@ def strings(described: str, *, nonempty: bool = False, optional: bool = False) -
     )
 
 
+# A DNS host name: dot-separated labels of letters, digits and inner hyphens.
+HOST_NAME = re.compile(
+    r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*"
+)
+
+
+def host_name(described: str) -> Kind:
+    """A lower-case DNS host name, such as ``example.com`` or ``localhost``."""
+    return Kind(
+        described,
+        lambda v: isinstance(v, str) and HOST_NAME.fullmatch(v) is not None,
+        optional=True,
+        json=False,
+    )
+
+
 def cookie_name() -> Kind:
     """An RFC 9110 token of at most 64 characters."""
     return Kind(

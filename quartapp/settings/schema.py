@@ -18,6 +18,7 @@ from .kinds import (
     cookie_name,
     database,
     flag,
+    host_name,
     integer,
     strings,
     text,
@@ -192,6 +193,15 @@ SETTINGS: tuple[Setting, ...] = (
     _row("LOGINS_PER_USER_MAX", POSITIVE, 50, "logins one user may hold at once"),
     _row("SESSION_IDLE_MINUTES", POSITIVE, 30, "idle limit of a login without remember me"),
     _row("SESSION_MAX_HOURS", POSITIVE, 12, "absolute limit of a login without remember me"),
+    # Adding or removing a sign-in factor needs a login this fresh (auth.reauth).
+    _row("REAUTH_MINUTES", POSITIVE, 10, "minutes a login counts as fresh for factor changes"),
+    # None: the host of the request, which TRUSTED_HOSTS has already vetted (passkeys).
+    _row(
+        "WEBAUTHN_RP_ID",
+        host_name("a lower-case host name, like example.com"),
+        None,
+        "the passkeys' relying party id",
+    ),
     _row("MAX_CONTENT_LENGTH", POSITIVE, 64 * 1024, "largest request body, in bytes"),
     _row("BODY_TIMEOUT", POSITIVE, 10, "seconds to receive a request body"),
     _row("MAX_FORM_PARTS", POSITIVE, 20, "most fields a form post may have"),

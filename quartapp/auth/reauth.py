@@ -1,0 +1,146 @@
+"""Re-authentication: a fresh proof of who the user is before a sensitive change.
+
+Adding or removing a sign-in factor, making new recovery codes and turning two-factor
+off need a login that is *fresh*: made, or confirmed, within ``REAUTH_MINUTES``. A
+stolen session cookie, or a browser left unlocked, is then not enough to take the
+account over by swapping its factors. Freshness is kept on the login row
+(``logins.verified_at``), so it holds across workers and instances, and ends with the
+login.
+
+Put :func:`fresh_login_required` under ``login_required``::
+
+    @bp.route("/two-factor/disable", methods=["GET", "POST"])
+    @login_required
+    @fresh_login_required
+    async def disable() -> ResponseReturnValue: ...
+
+A stale login is sent to ``/login/confirm?next=...`` (the ``reauth`` blueprint), which
+asks for the password through the same throttle as the login form, plus a code when
+the user has a second factor (``confirmers``), then comes back. Other factors (a
+passkey) can confirm by calling :func:`confirm_login`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from functools import wraps
+from typing import Any, ParamSpec, cast
+
+from quart import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
+from quart.typing import ResponseReturnValue
+from sqlalchemy import select, update
+
+from .. import signals
+from ..db import Login, db
+from ..web.messages import flash
+from . import credentials
+from .forms import ConfirmForm
+from .passwords import passwords
+from .views import FORM_TYPES, login_required, requested_path, safe_next
+
+bp = Blueprint("reauth", __name__)
+
+P = ParamSpec("P")
+
+CONFIRM_FIRST = "Confirm it's you to continue."
+WRONG_PASSWORD = "Your password is wrong."  # noqa: S105 (a message)
+
+
+def window(config: Mapping[str, Any]) -> int:
+    """Seconds a login stays fresh after it was made or confirmed."""
+    return int(config["REAUTH_MINUTES"]) * 60
+
+
+def is_fresh(config: Mapping[str, Any], verified_at: float | None, now: float) -> bool:
+    """Whether a login verified at ``verified_at`` (Unix seconds) is still fresh."""
+    return verified_at is not None and 0 <= now - verified_at <= window(config)
+
+
+async def login_is_fresh(config: Mapping[str, Any], login_id: str) -> bool:
+    """Read the login's ``verified_at`` (one query, never cached) and judge it."""
+    async with db.session() as dbs:
+        verified_at = await dbs.scalar(select(Login.verified_at).where(Login.id == login_id))
+    return is_fresh(config, verified_at, time.time())
+
+
+async def confirm_login(login_id: str) -> None:
+    """Mark the login as just verified (commits): the user proved who they are again."""
+    async with db.session() as dbs:
+        await dbs.execute(
+            update(Login).where(Login.id == login_id).values(verified_at=time.time())
+        )
+        await dbs.commit()
+
+
+def fresh_login_required(
+    view: Callable[P, Awaitable[ResponseReturnValue]],
+) -> Callable[P, Awaitable[ResponseReturnValue]]:
+    """Send a logged-in user whose login is not fresh to confirm it, then back here.
+
+    Goes under ``login_required``, which has already made sure ``g.user`` is set. The
+    way back is this page's path: a POST that was refused is made again from its page.
+    """
+
+    @wraps(view)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> ResponseReturnValue:
+        if not await login_is_fresh(current_app.config, g.user.login_id):
+            await flash(CONFIRM_FIRST, "info")
+            return redirect(url_for("reauth.confirm", next=requested_path()))
+        return await current_app.ensure_async(view)(*args, **kwargs)
+
+    return wrapper
+
+
+# Extra checks of the confirm form, by factor: each gets the form and the user's id and
+# returns an error for the form, or None when its part was right. Second factors add
+# theirs (a TOTP code) at import, so the password alone confirms only where it is all
+# the user has.
+Confirmer = Callable[[ConfirmForm, int], Awaitable[str | None]]
+confirmers: list[Confirmer] = []
+
+
+@bp.route("/login/confirm", methods=["GET", "POST"])
+@login_required
+async def confirm() -> ResponseReturnValue:
+    """Ask for the password again (and a code, with two-factor on), then go to ``next``."""
+    if request.method == "POST" and request.mimetype not in FORM_TYPES:
+        abort(415)
+    next_url = safe_next(request.args.get("next")) or url_for("account.sessions")
+    form = cast(ConfirmForm, await ConfirmForm.create_form())
+    status = 200
+    if await form.validate_on_submit():
+        if await _check(form):
+            await confirm_login(g.user.login_id)
+            signals.send(signals.reauthenticated, username=g.user.username, method="password")
+            return redirect(next_url)
+        status = 400
+    elif form.errors:
+        status = 400
+    return await render_template("auth/confirm.html", form=form, next=next_url), status
+
+
+async def _check(form: ConfirmForm) -> bool:
+    """The password under the throttle (a lockout is a 429), then every confirmer."""
+    user = g.user
+    checked = await credentials.check(
+        current_app.config,
+        passwords(),
+        username=user.username,
+        password=form.password.data or "",
+        address=request.remote_addr,
+        cookies=request.cookies,
+    )
+    if checked.user is None or checked.user.id != user.id:
+        signals.send(signals.login_failed, username=user.username)
+        form.password.errors = [WRONG_PASSWORD]
+        return False
+    for confirmer in confirmers:
+        error = await confirmer(form, user.id)
+        if error is not None:
+            form.code.errors = [error]
+            return False
+    async with db.session() as dbs:
+        await credentials.record_success(dbs, checked)
+        await dbs.commit()
+    return True

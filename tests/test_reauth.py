@@ -1,0 +1,144 @@
+"""Tests for re-authentication (quartapp.auth.reauth): fresh logins and /login/confirm."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from quart import Quart
+
+from quartapp.auth.reauth import fresh_login_required, is_fresh
+from quartapp.auth.views import login_required
+from quartapp.settings import DEFAULTS
+from tests.conftest import PASSWORD, AuthActions, body, csrf_token, query
+
+# Freshness lives on the login row (the rule: tests/conftest.py).
+pytestmark = pytest.mark.both_databases
+
+if TYPE_CHECKING:
+    from quart.typing import ResponseReturnValue, TestClientProtocol
+
+SENSITIVE = "/test/sensitive"
+CONFIRM = "/login/confirm?next=/test/sensitive"
+
+
+@pytest.fixture
+def guarded(app: Quart) -> None:
+    """A sensitive page, guarded as the factor pages are."""
+
+    @login_required
+    @fresh_login_required
+    async def sensitive() -> ResponseReturnValue:
+        return "changed the factors"
+
+    app.add_url_rule(SENSITIVE, "sensitive", sensitive)
+
+
+def age_logins(settings: dict[str, Any], seconds: float) -> None:
+    """Make every login's last proof ``seconds`` old."""
+    query(settings, f"UPDATE logins SET verified_at = {time.time() - seconds}")
+
+
+def verified_at(settings: dict[str, Any]) -> float | None:
+    (value,) = query(settings, "SELECT verified_at FROM logins")[0]
+    return None if value is None else float(value)
+
+
+async def confirm(client: TestClientProtocol, password: str = PASSWORD) -> Any:
+    token = await csrf_token(client, CONFIRM)
+    return await client.post(CONFIRM, form={"password": password, "csrf_token": token})
+
+
+def test_a_login_is_fresh_for_the_window_only() -> None:
+    now = 1_000_000.0
+    window = DEFAULTS["REAUTH_MINUTES"] * 60
+    assert is_fresh(DEFAULTS, now - window, now)
+    assert not is_fresh(DEFAULTS, now - window - 1, now)
+    # A login from before the column existed, or from a clock that went back.
+    assert not is_fresh(DEFAULTS, None, now)
+    assert not is_fresh(DEFAULTS, now + 5, now)
+
+
+async def test_a_fresh_login_goes_straight_through(
+    guarded: None, auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
+) -> None:
+    await auth.login()
+    assert verified_at(settings) == pytest.approx(time.time(), abs=30)
+    response = await client.get(SENSITIVE)
+    assert response.status_code == 200
+    assert await body(response) == "changed the factors"
+
+
+async def test_anonymous_visitors_are_sent_to_log_in_first(
+    guarded: None, client: TestClientProtocol
+) -> None:
+    response = await client.get(SENSITIVE)
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login?next=")
+    assert (await client.get("/login/confirm")).status_code == 302
+
+
+async def test_a_stale_login_confirms_with_its_password_then_comes_back(
+    guarded: None, auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
+) -> None:
+    await auth.login()
+    age_logins(settings, DEFAULTS["REAUTH_MINUTES"] * 60 + 5)
+    response = await client.get(SENSITIVE)
+    assert response.status_code == 302
+    assert response.headers["Location"] == CONFIRM
+    page = await body(await client.get(CONFIRM))
+    assert "Confirm it&#39;s you" in page
+    assert "Confirm it&#39;s you to continue." in page  # the flash
+
+    before = verified_at(settings)
+    wrong = await confirm(client, "not the password at all, sorry")
+    assert wrong.status_code == 400
+    assert "Your password is wrong." in await body(wrong)
+    assert verified_at(settings) == before
+
+    right = await confirm(client)
+    assert right.status_code == 302
+    assert right.headers["Location"] == SENSITIVE
+    assert verified_at(settings) == pytest.approx(time.time(), abs=30)
+    assert (await client.get(SENSITIVE)).status_code == 200
+
+
+async def test_a_login_from_before_the_migration_is_stale(
+    guarded: None, auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
+) -> None:
+    await auth.login()
+    query(settings, "UPDATE logins SET verified_at = NULL")
+    assert (await client.get(SENSITIVE)).headers["Location"] == CONFIRM
+
+
+async def test_confirm_goes_only_to_pages_on_this_site(
+    auth: AuthActions, client: TestClientProtocol
+) -> None:
+    await auth.login()
+    path = "/login/confirm?next=//evil.example/"
+    token = await csrf_token(client, path)
+    response = await client.post(path, form={"password": PASSWORD, "csrf_token": token})
+    assert response.headers["Location"] == "/account/sessions"
+
+
+async def test_wrong_passwords_at_confirm_count_toward_the_lockout(
+    auth: AuthActions, client: TestClientProtocol
+) -> None:
+    await auth.login()
+    statuses = [
+        (await confirm(client, "not the password at all, sorry")).status_code
+        for _ in range(DEFAULTS["LOGIN_FAILURES_PER_USER"] + 1)
+    ]
+    assert statuses[:-1] == [400] * DEFAULTS["LOGIN_FAILURES_PER_USER"]
+    assert statuses[-1] == 429
+
+
+async def test_the_sessions_page_says_how_each_login_was_made(
+    auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
+) -> None:
+    await auth.login()
+    assert query(settings, "SELECT method FROM logins") == [("password",)]
+    page = await body(await client.get("/account/sessions"))
+    assert "<dt>Signed in with</dt>" in page
+    assert '<dd class="session-method">Password</dd>' in page
