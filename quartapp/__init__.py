@@ -44,6 +44,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
 
     from . import bootstrap, cli, metrics
     from .account import views as account
+    from .auth import errors as auth_errors  # noqa: F401 (it registers auth's handlers)
     from .auth import forms, login_cache, passwords, prune, reauth
     from .auth import views as auth
     from .db import db, schema

@@ -123,15 +123,22 @@ async def test_confirm_goes_only_to_pages_on_this_site(
 
 
 async def test_wrong_passwords_at_confirm_count_toward_the_lockout(
-    auth: AuthActions, client: TestClientProtocol
+    guarded: None, auth: AuthActions, client: TestClientProtocol
 ) -> None:
     await auth.login()
-    statuses = [
-        (await confirm(client, "not the password at all, sorry")).status_code
+    responses = [
+        await confirm(client, "not the password at all, sorry")
         for _ in range(DEFAULTS["LOGIN_FAILURES_PER_USER"] + 1)
     ]
+    statuses = [response.status_code for response in responses]
     assert statuses[:-1] == [400] * DEFAULTS["LOGIN_FAILURES_PER_USER"]
     assert statuses[-1] == 429
+    # The confirm form's own words (its blueprint's handler), and the way back to it.
+    page = await body(responses[-1])
+    assert "There were too many wrong passwords." in page
+    assert "Back to the confirmation form" in page
+    assert "/login/confirm?next=/test/sensitive" in page
+    assert int(responses[-1].headers["Retry-After"]) > 0
 
 
 async def test_the_sessions_page_says_how_each_login_was_made(

@@ -25,9 +25,11 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from .. import audit, bootstrap, signals
 from ..auth import credentials, devices, logins, users
+from ..auth.credentials import LockedOut
 from ..auth.passwords import passwords
 from ..auth.views import FORM_TYPES, LOGIN_KEY, login_required
 from ..db import LOGIN_METHODS, db
+from ..web import errors
 from ..web.messages import flash
 from ..web.speedups import drop_csrf_token
 from .display import browser_summary, utc_minute
@@ -37,6 +39,17 @@ bp = Blueprint("account", __name__, url_prefix="/account")
 
 WRONG_PASSWORD = "Your current password is wrong."  # noqa: S105 (a message)
 CHANGED_MESSAGE = "Your password was changed. You were logged out everywhere else."
+
+
+@bp.errorhandler(LockedOut)
+async def locked_out(error: LockedOut) -> ResponseReturnValue:
+    """Wrong current passwords count toward the login's limit (credentials.check)."""
+    return await errors.lockout_page(
+        error,
+        message="There were too many wrong passwords.",
+        back_url=url_for("account.password"),
+        back_text="Back to the password form",
+    )
 
 
 @bp.route("/password", methods=["GET", "POST"])

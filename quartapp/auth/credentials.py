@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from werkzeug.exceptions import TooManyRequests
 
 from .. import signals
 from ..db import User, db
@@ -36,11 +35,18 @@ class Checked:
     new_hash: str | None = None
 
 
-class LockedOut(TooManyRequests):
-    """429 during a lockout; ``by_address`` lets the page say it is the network's."""
+class LockedOut(Exception):
+    """The throttle refused an attempt, unchecked: the answer is a 429.
+
+    A domain error, not an HTTP one: the app's handler (``web.errors``) makes the 429
+    page with ``Retry-After``, and each blueprint with a form that checks a password
+    says in its own words what was refused and where to go back (``auth.errors``,
+    ``account.views``). ``by_address`` lets the page say it is the network's.
+    """
 
     def __init__(self, lockout: throttle.Lockout) -> None:
-        super().__init__(retry_after=lockout.retry_after)
+        super().__init__(f"locked out for {lockout.retry_after} s")
+        self.retry_after = lockout.retry_after
         self.by_address = lockout.by_address
 
 
@@ -65,7 +71,7 @@ async def check(
     address: str | None,
     cookies: Mapping[str, str],
 ) -> Checked:
-    """Count the attempt, then verify; raises TooManyRequests during a lockout.
+    """Count the attempt, then verify; raises :class:`LockedOut` during a lockout.
 
     A correct password is refused too during a lockout, or the lockout would confirm
     guesses. A lockout is found by reading the counters before anything else is

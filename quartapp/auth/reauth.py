@@ -33,6 +33,7 @@ from sqlalchemy import select, update
 
 from .. import signals
 from ..db import Login, db
+from ..web import errors
 from ..web.messages import flash
 from . import credentials
 from .forms import ConfirmForm
@@ -98,6 +99,17 @@ def fresh_login_required(
 # the user has.
 Confirmer = Callable[[ConfirmForm, int], Awaitable[str | None]]
 confirmers: list[Confirmer] = []
+
+
+@bp.errorhandler(credentials.LockedOut)
+async def locked_out(error: credentials.LockedOut) -> ResponseReturnValue:
+    """Wrong passwords here count toward the login's limit, as on the login form."""
+    return await errors.lockout_page(
+        error,
+        message="There were too many wrong passwords.",
+        back_url=url_for("reauth.confirm", next=safe_next(request.args.get("next"))),
+        back_text="Back to the confirmation form",
+    )
 
 
 @bp.route("/login/confirm", methods=["GET", "POST"])

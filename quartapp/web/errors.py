@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import cast
 
 from quart import Quart, current_app, g, render_template, request, session, url_for
 from quart.typing import ResponseReturnValue
@@ -21,10 +20,9 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .. import metrics
-from ..auth.forms import LoginForm
+from ..auth.credentials import LockedOut
 from ..auth.passwords import Busy
 from ..auth.views import (
-    FORM_TYPES,
     LOGIN_KEY,
     LOGIN_NAME_KEY,
     load_logged_in_user,
@@ -74,16 +72,19 @@ PAGES: dict[int, tuple[str, str]] = {
         "The site cannot answer right now. Please try again in a few seconds.",
     ),
 }
-# The owner's way in during a lockout of their username (see throttle.py).
-DEVICE_HINT = (
-    "If it is your account, a browser or device you have signed in with before can still sign in."
-)
 # Seconds a client should wait before retrying after a 503.
 RETRY_AFTER = 5
 # Driver errors that mean the database is away, full or too slow, not that our SQL is
 # wrong: those get the 503 page, the others are bugs and get the 500 page.
 SQL_BUGS = (IntegrityError, ProgrammingError, DataError, NotSupportedError)
-CSRF_MESSAGE = "The form expired. Please try again."
+# What makes a 503 (:func:`handle_unavailable`).
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    DBAPIError,
+    SQLAlchemyTimeoutError,
+    OSError,
+    TimeoutError,
+    Busy,
+)
 # Other forms than the login form (logout) cannot be re-filled; say what happened.
 CSRF_OTHER_MESSAGE = (
     "The form expired before it was sent, so nothing was done. Please open it again."
@@ -123,50 +124,39 @@ def wait_in_words(seconds: int) -> str:
 async def handle_http_error(error: HTTPException) -> ResponseReturnValue:
     """Any 4xx/5xx raised by a view, a before_request hook or routing."""
     code = error.code or 500
-    context: dict[str, object] = {}
-    if code == 429:
-        context = lockout_context(error)
-    response = await render_error(code, None, **context)
+    response = await render_error(code, None)
     # Keep what the error says about itself (Allow, Retry-After); the page sets its own type.
     headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
     return response, code, headers
 
 
-def lockout_context(error: HTTPException) -> dict[str, object]:
-    """What the 429 page says: how long to wait, and the way back to the login form."""
-    retry_after = getattr(error, "retry_after", None)
-    context: dict[str, object] = {
-        "wait": wait_in_words(retry_after) if isinstance(retry_after, int) else None
-    }
-    if request.endpoint == "auth.login":
-        if getattr(error, "by_address", False):
-            context["message"] = (
-                "There were too many failed attempts to sign in from your network."
-            )
-        else:
-            # The same words whether or not this browser's device cookie was trusted.
-            context["message"] = "There were too many failed attempts to sign in to this account."
-            context["hint"] = DEVICE_HINT
-        # The same URL, so a `next` the user was sent with survives the lockout.
-        context["back_url"] = safe_next(requested_path()) or url_for("auth.login")
-        context["back_text"] = "Back to the sign-in page"
-    elif request.endpoint == "account.password":
-        # Wrong current passwords count toward the login's limit (credentials.check).
-        context["message"] = "There were too many wrong passwords."
-        context["back_url"] = url_for("account.password")
-        context["back_text"] = "Back to the password form"
-    return context
+# Blueprints handle LockedOut and the
+# unavailable errors themselves where their forms need other words; these are the
+# app's defaults, and the helpers those handlers call.
+async def lockout_page(error: LockedOut, **context: object) -> ResponseReturnValue:
+    """The 429 page for a refused attempt: how long to wait, plus ``context`` (a
+    ``message``, a ``hint``, ``back_url`` and ``back_text``) from the blueprint."""
+    page = await render_error(429, None, wait=wait_in_words(error.retry_after), **context)
+    return page, 429, {"Retry-After": str(error.retry_after)}
 
 
-async def handle_csrf_error(error: CSRFError) -> ResponseReturnValue:
-    """A missing, wrong or expired CSRF token: explain and offer the form again."""
+async def handle_locked_out(error: LockedOut) -> ResponseReturnValue:
+    """A lockout on a form whose blueprint says nothing of its own."""
+    return await lockout_page(error)
+
+
+async def note_csrf_error(error: CSRFError) -> None:
+    """Log a failed CSRF check, and find who is logged in for the page's header."""
     log.info("CSRF check failed on %s %s: %s", request.method, request.path, error.description)
     if "user" not in g:
         # CSRFProtect runs before auth's hook sets g.user; without it the header of a
         # failed logout would say "Sign in" to someone who is still signed in.
         await load_logged_in_user()
-    if request.endpoint == "auth.login" and request.mimetype in FORM_TYPES:
-        return await login_form_again(CSRF_MESSAGE, expired=True), 400
+
+
+async def handle_csrf_error(error: CSRFError) -> ResponseReturnValue:
+    """A missing, wrong or expired CSRF token: explain and offer the form again."""
+    await note_csrf_error(error)
     back = safe_next(requested_path()) or url_for("pages.home")
     page = await render_error(
         400,
@@ -177,26 +167,6 @@ async def handle_csrf_error(error: CSRFError) -> ResponseReturnValue:
         back_text="Open the form again",
     )
     return page, 400
-
-
-async def login_form_again(error: str, **context: object) -> str:
-    """The login form again, with ``error``, a fresh token and the username as typed.
-
-    For a sign-in that could not be checked (an expired form, an outage). The username
-    is kept if it was text; the password is never sent back: the password field
-    renders without a value.
-    """
-    form = cast(LoginForm, await LoginForm.create_form())
-    if not form.username.validate(form):
-        form.username.data = ""
-    form.username.errors = []
-    return await render_template(
-        "auth/login.html",
-        form=form,
-        error=error,
-        next=safe_next(request.args.get("next")),
-        **context,
-    )
 
 
 async def handle_unexpected(error: Exception) -> ResponseReturnValue:
@@ -218,12 +188,25 @@ async def handle_unavailable(error: Exception) -> ResponseReturnValue:
     One log line per failure, not a traceback: an outage must not bury the log. The
     app needs no restart afterwards; the pool reconnects on the next request.
     """
+    headers = note_unavailable(error)
+    if headers is None:
+        return await handle_unexpected(error)
+    back = safe_next(requested_path())
+    back_text = "Back to the form" if request.method == "POST" else "Try again"
+    return await render_error(503, back_url=back, back_text=back_text), 503, headers
+
+
+def note_unavailable(error: Exception) -> dict[str, str] | None:
+    """Count and log an unavailable error; its 503's headers, or None for a bug.
+
+    A blueprint's own handler (``auth.errors``) calls this before its own page.
+    """
     if isinstance(error, Busy):
         metrics.hashing_queue_full()
     else:
         metrics.db_error()
     if isinstance(error, DBAPIError) and isinstance(error, SQL_BUGS):
-        return await handle_unexpected(error)
+        return None
     if isinstance(error, Busy):
         # A Busy says which queue is full (the rating queue's does); bare, it is hashing's.
         queue = str(error) or "the password hashing queue is full"
@@ -248,20 +231,15 @@ async def handle_unavailable(error: Exception) -> ResponseReturnValue:
         # says is signed in (and their way out), not "Sign in".
         name = session.get(LOGIN_NAME_KEY)
         g.unchecked_login = name if isinstance(name, str) else ""
-    login_post = request.endpoint == "auth.login" and request.method == "POST"
-    if login_post and request.mimetype in FORM_TYPES:
-        # The form again, username kept, so a retry is one click.
-        return await login_form_again(PAGES[503][1], unavailable=True), 503, headers
-    back = safe_next(requested_path())
-    back_text = "Back to the form" if request.method == "POST" else "Try again"
-    return await render_error(503, back_url=back, back_text=back_text), 503, headers
+    return headers
 
 
 def init_app(app: Quart) -> None:
     """Register the handlers; the CSRF one first, as CSRFError is also a 400."""
     app.extensions[BUSY_LOG] = Throttled()
-    for unavailable in (DBAPIError, SQLAlchemyTimeoutError, OSError, TimeoutError, Busy):
+    for unavailable in UNAVAILABLE:
         app.register_error_handler(unavailable, handle_unavailable)
+    app.register_error_handler(LockedOut, handle_locked_out)
     app.register_error_handler(CSRFError, handle_csrf_error)
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(InternalServerError, handle_unexpected)
