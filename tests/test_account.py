@@ -15,8 +15,9 @@ from argon2.exceptions import VerificationError
 from quart import Quart
 from quart.wrappers import Response
 
+from quartapp.account import login_list
 from quartapp.account.display import browser_summary, utc_minute
-from quartapp.auth import logins, ratings, users
+from quartapp.auth import ratings, users
 from quartapp.settings import DEFAULTS
 from tests.conftest import (
     PASSWORD,
@@ -563,7 +564,7 @@ async def test_this_devices_own_id_cannot_be_ended_here(
 ) -> None:
     await auth.login()
     [(login_id,)] = query(settings, "SELECT id FROM logins")
-    own = logins.public_id(app.config, login_id)
+    own = login_list.public_id(app.config, login_id)
 
     assert (await end_session(auth.client, own)).status_code == 404
     assert await is_logged_in(auth.client)

@@ -1,6 +1,7 @@
 """A logged-in user's own pages: the ``account`` blueprint under ``/account``.
 
 - ``views``: change the password; list, end and trust sessions (logins) and devices;
+- ``login_list``: the sessions page's queries (live logins, their public ids);
 - ``forms``: their forms;
 - ``display``: how a login is shown (``browser_summary``, ``utc_minute``).
 """

@@ -32,6 +32,7 @@ from ..db import LOGIN_METHODS, db
 from ..web import errors
 from ..web.messages import flash
 from ..web.speedups import drop_csrf_token
+from . import login_list
 from .display import browser_summary, utc_minute
 from .forms import ChangePasswordForm, EndSessionForm
 
@@ -153,11 +154,11 @@ async def sessions() -> ResponseReturnValue:
     """List the user's live logins, this one marked, with a way to end the others."""
     config = current_app.config
     async with db.session() as dbs:
-        rows = await logins.live_for_user(dbs, config, g.user.id)
+        rows = await login_list.live_for_user(dbs, config, g.user.id)
         trusted = await devices.count(dbs, config, g.user.id)
     entries = [
         {
-            "id": logins.public_id(config, row.id),
+            "id": login_list.public_id(config, row.id),
             "current": row.id == g.user.login_id,
             "started": utc_minute(row.created_at),
             "seen": utc_minute(row.last_seen),
@@ -187,7 +188,7 @@ async def end_session() -> ResponseReturnValue:
     if not await form.validate_on_submit():
         abort(400)
     async with db.session() as dbs:
-        ended = await logins.end_other(
+        ended = await login_list.end_other(
             dbs, current_app.config, g.user.id, form.login.data or "", keep=g.user.login_id
         )
     if not ended:

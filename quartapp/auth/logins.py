@@ -11,15 +11,14 @@ whatever the cookie says.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, delete, or_, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ..db import ADDRESS_COLUMN, LOGIN_METHODS, USER_AGENT_COLUMN, Login, User
@@ -28,9 +27,6 @@ from ..db import ADDRESS_COLUMN, LOGIN_METHODS, USER_AGENT_COLUMN, Login, User
 # minute rather than on every request; a 30-minute idle limit loses nothing by it.
 SEEN_RESOLUTION = 60
 PRUNE_BATCH = 500
-# Domain separation for the ids the sessions page shows (see public_id): the
-# SECRET_KEY also signs the session cookies.
-_PUBLIC_ID_CONTEXT = b"quartapp.logins.public-id\0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,72 +225,6 @@ async def prune(
     result = await session.execute(delete(Login).where(Login.id.in_(ids)))
     await session.commit()
     return int(getattr(result, "rowcount", 0) or 0)
-
-
-def live(config: Mapping[str, Any], now: float) -> ColumnElement[bool]:
-    """The rows :func:`find_record` would accept at ``now``: within both limits."""
-    return and_(
-        Login.expires_at > now,
-        or_(
-            and_(
-                Login.remember.is_(False),
-                Login.last_seen >= now - idle_limit(config, remember=False),
-            ),
-            and_(
-                Login.remember.is_(True),
-                Login.last_seen >= now - idle_limit(config, remember=True),
-            ),
-        ),
-    )
-
-
-async def live_for_user(
-    session: AsyncSession, config: Mapping[str, Any], user_id: int
-) -> Sequence[Login]:
-    """A user's live logins, newest first: what the sessions page lists."""
-    query = (
-        select(Login)
-        .where(Login.user_id == user_id, live(config, time.time()))
-        .order_by(Login.created_at.desc(), Login.id)
-    )
-    return (await session.execute(query)).scalars().all()
-
-
-def public_id(config: Mapping[str, Any], login_id: str) -> str:
-    """The id a page may show for a login: an HMAC of the row's id, not the id itself.
-
-    The row's id is the SHA-256 of a live cookie's token; it is no token, but it stays
-    out of pages and forms all the same. Keyed, so that no one can make the id of a
-    login they have not been shown.
-    """
-    key = config["SECRET_KEY"]
-    if isinstance(key, str):
-        key = key.encode()
-    mac = hmac.new(key, _PUBLIC_ID_CONTEXT + login_id.encode(), hashlib.sha256)
-    return mac.hexdigest()[:32]
-
-
-async def end_other(
-    session: AsyncSession,
-    config: Mapping[str, Any],
-    user_id: int,
-    public: str,
-    *,
-    keep: str,
-) -> bool:
-    """End the user's live login shown as ``public``, unless it is ``keep`` (commits).
-
-    Only this user's logins are searched, so an id from someone else's page ends
-    nothing. Returns whether a login was ended.
-    """
-    for login in await live_for_user(session, config, user_id):
-        if login.id != keep and hmac.compare_digest(public_id(config, login.id), public):
-            await session.execute(
-                delete(Login).where(Login.id == login.id, Login.user_id == user_id)
-            )
-            await session.commit()
-            return True
-    return False
 
 
 async def rotate(
