@@ -26,6 +26,7 @@ from quart import (
 )
 from quart.typing import ResponseReturnValue
 from quart.wrappers import Response
+from sqlalchemy.ext.asyncio import AsyncSession
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from .. import audit, signals
@@ -214,22 +215,55 @@ async def _attempt_login(form: LoginForm, next_url: str | None) -> WerkzeugRespo
         signals.send(signals.login_failed, username=checked.username)
         return None
     remember = bool(form.remember_me.data)
+    # Imported here: the second step's package imports this module.
+    from ..twofactor import login as second_step
+
+    if await second_step.required(user.id):
+        return await second_step.begin(checked, remember=remember, next_url=next_url)
+    return await complete_login(
+        user.id,
+        user.username,
+        remember=remember,
+        device=checked.device,
+        next_url=next_url,
+        record=lambda dbs: credentials.record_success(dbs, checked),
+    )
+
+
+async def complete_login(
+    user_id: int,
+    username: str,
+    *,
+    remember: bool,
+    device: str | None,
+    next_url: str | None,
+    record: Callable[[AsyncSession], Awaitable[None]],
+    method: str = "password",
+) -> WerkzeugResponse:
+    """Record the login, start the session and mint the device cookie: the user is in.
+
+    ``record`` clears the throttle in the login's transaction (and keeps an upgraded
+    hash); ``device`` is the trusted device found before the check. The password form
+    calls this, and the second step (quartapp.twofactor) once its code was right.
+    """
+    config = current_app.config
     async with db.session() as dbs:
-        await credentials.record_success(dbs, checked)
+        await record(dbs)
         token = await logins.start(
             dbs,
             config,
-            user.id,
+            user_id,
             remember=remember,
             address=request.remote_addr,
             user_agent=request.headers.get("User-Agent"),
+            method=method,
         )
         nonce = await devices.remember(
             dbs,
             config,
-            user.id,
-            known=checked.device,
-            nonce=devices.presented(request.cookies, config, user.username),
+            user_id,
+            known=device,
+            nonce=devices.presented(request.cookies, config, username),
         )
         await dbs.commit()
     # A fresh session: the pre-login cookie and its CSRF token die here (fixation).
@@ -237,13 +271,13 @@ async def _attempt_login(form: LoginForm, next_url: str | None) -> WerkzeugRespo
     session[LOGIN_KEY] = token
     # The row's own limit, give or take the milliseconds since logins.start.
     session[LOGIN_UNTIL_KEY] = int(time.time() + logins.lifetime(config, remember=remember))
-    session[LOGIN_NAME_KEY] = user.username
+    session[LOGIN_NAME_KEY] = username
     session.permanent = remember
-    signals.send(signals.user_logged_in, username=user.username, remember=remember)
-    await flash(f"You were signed in as {user.username}.", "success")
+    signals.send(signals.user_logged_in, username=username, remember=remember)
+    await flash(f"You were signed in as {username}.", "success")
     response = redirect(next_url or url_for("pages.hello"))
     if nonce is not None:
-        devices.set_cookie(response, config, user.username, nonce)
+        devices.set_cookie(response, config, username, nonce)
     return response
 
 
