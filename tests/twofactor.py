@@ -86,9 +86,9 @@ async def enrol(client: TestClientProtocol) -> Phone:
     return phone
 
 
-async def enrolled(auth: AuthActions) -> Phone:
-    """alice logs in, turns TOTP on, and logs out."""
-    await auth.login()
+async def enrolled(auth: AuthActions, username: str = "alice") -> Phone:
+    """The user logs in, turns TOTP on, and logs out."""
+    await auth.login(username)
     phone = await enrol(auth.client)
     await auth.logout()
     return phone
@@ -100,10 +100,15 @@ async def second_step(client: TestClientProtocol, code: str, path: str = SECOND_
 
 
 async def sign_in(
-    auth: AuthActions, code: str, *, remember: bool = False, password: str = PASSWORD
+    auth: AuthActions,
+    code: str,
+    *,
+    remember: bool = False,
+    username: str = "alice",
+    password: str = PASSWORD,
 ) -> Response:
     """Both steps: the password, then ``code``."""
-    first = await auth.login(password=password, remember=remember)
+    first = await auth.login(username, password, remember=remember)
     assert first.status_code == 302
     assert first.headers["Location"] == SECOND_STEP
     return await second_step(auth.client, code)
