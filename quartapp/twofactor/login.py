@@ -226,8 +226,11 @@ async def _complete(
     return response
 
 
-async def flash_remaining(left: int) -> None:
-    """Say how many recovery codes are left, and warn when few or none are."""
+async def flash_remaining(left: int, done: str = "signed in") -> None:
+    """Say how many recovery codes are left, and warn when few or none are.
+
+    ``done``: what the code was used for ("signed in", "confirmed").
+    """
     if left == 0:
         await flash(
             "You used your last recovery code. Make new ones on your two-factor page now.",
@@ -235,12 +238,12 @@ async def flash_remaining(left: int) -> None:
         )
     elif left <= recovery.FEW:
         await flash(
-            f"You signed in with a recovery code; {left} left. Make new ones on your "
+            f"You {done} with a recovery code; {left} left. Make new ones on your "
             "two-factor page soon.",
             "warning",
         )
     else:
-        await flash(f"You signed in with a recovery code; {left} left.", "info")
+        await flash(f"You {done} with a recovery code; {left} left.", "info")
 
 
 # /login/confirm: with TOTP in force, the password alone does not confirm.
@@ -271,7 +274,7 @@ async def confirm_code(form: ConfirmForm, user_id: int) -> str | None:
     username = g.user.username
     if method == RECOVERY_CODE:
         signals.send(signals.recovery_code_used, username=username, remaining=left)
-        await flash_remaining(left)
+        await flash_remaining(left, "confirmed")
     return None
 
 
