@@ -26,7 +26,6 @@ from quart import (
 )
 from quart.typing import ResponseReturnValue
 from quart.wrappers import Response
-from sqlalchemy.ext.asyncio import AsyncSession
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from .. import audit, signals
@@ -220,39 +219,24 @@ async def _attempt_login(form: LoginForm, next_url: str | None) -> WerkzeugRespo
 
     if await second_step.required(user.id):
         return await second_step.begin(checked, remember=remember, next_url=next_url)
-    return await complete_login(
-        user.id,
-        user.username,
-        remember=remember,
-        device=checked.device,
-        next_url=next_url,
-        record=lambda dbs: credentials.record_success(dbs, checked),
-    )
+    return await complete_login(checked, remember=remember, next_url=next_url)
 
 
 async def complete_login(
-    user_id: int,
-    username: str,
-    *,
-    remember: bool,
-    device: str | None,
-    next_url: str | None,
-    record: Callable[[AsyncSession], Awaitable[None]],
-    method: str = "password",
+    checked: credentials.Checked, *, remember: bool, next_url: str | None, method: str = "password"
 ) -> WerkzeugResponse:
-    """Record the login, start the session and mint the device cookie: the user is in.
-
-    ``record`` clears the throttle in the login's transaction (and keeps an upgraded
-    hash); ``device`` is the trusted device found before the check. The password form
-    calls this, and the second step (quartapp.twofactor) once its code was right.
+    """Log ``checked.user`` in: the login row, the throttle's reset, the session, the
+    device cookie. The password form calls it, and the second step once its code was right.
     """
     config = current_app.config
+    user = checked.user
+    assert user is not None  # checked and right
     async with db.session() as dbs:
-        await record(dbs)
+        await credentials.record_success(dbs, checked)
         token = await logins.start(
             dbs,
             config,
-            user_id,
+            user.id,
             remember=remember,
             address=request.remote_addr,
             user_agent=request.headers.get("User-Agent"),
@@ -261,9 +245,9 @@ async def complete_login(
         nonce = await devices.remember(
             dbs,
             config,
-            user_id,
-            known=device,
-            nonce=devices.presented(request.cookies, config, username),
+            user.id,
+            known=checked.device,
+            nonce=devices.presented(request.cookies, config, user.username),
         )
         await dbs.commit()
     # A fresh session: the pre-login cookie and its CSRF token die here (fixation).
@@ -271,13 +255,13 @@ async def complete_login(
     session[LOGIN_KEY] = token
     # The row's own limit, give or take the milliseconds since logins.start.
     session[LOGIN_UNTIL_KEY] = int(time.time() + logins.lifetime(config, remember=remember))
-    session[LOGIN_NAME_KEY] = username
+    session[LOGIN_NAME_KEY] = user.username
     session.permanent = remember
-    signals.send(signals.user_logged_in, username=username, remember=remember)
-    await flash(f"You were signed in as {username}.", "success")
+    signals.send(signals.user_logged_in, username=user.username, remember=remember)
+    await flash(f"You were signed in as {user.username}.", "success")
     response = redirect(next_url or url_for("pages.hello"))
     if nonce is not None:
-        devices.set_cookie(response, config, username, nonce)
+        devices.set_cookie(response, config, user.username, nonce)
     return response
 
 

@@ -134,19 +134,19 @@ async def count_attempt(config: Mapping[str, Any], username: str) -> tuple[str, 
     return address, device
 
 
-async def _pending() -> tuple[int, str, bool] | None:
-    """The live pending login this browser's cookie names: user id, username, remember."""
+async def _pending() -> tuple[User, bool] | None:
+    """The live pending login this browser's cookie names: its user, and "remember me"."""
     token = session.get(PENDING_KEY)
     if not isinstance(token, str):
         return None
     query = (
-        select(PendingLogin.user_id, User.username, PendingLogin.remember)
-        .join(User, User.id == PendingLogin.user_id)
+        select(User, PendingLogin.remember)
+        .join(PendingLogin, User.id == PendingLogin.user_id)
         .where(PendingLogin.id == digest(token), PendingLogin.expires_at > time.time())
     )
     async with db.session() as dbs:
         row = (await dbs.execute(query)).first()
-    return None if row is None else (row.user_id, row.username, row.remember)
+    return None if row is None else (row[0], bool(row[1]))
 
 
 @bp.route("/login/two-factor", methods=["GET", "POST"])
@@ -179,15 +179,14 @@ async def enter_code() -> ResponseReturnValue:
 
 
 async def _complete(
-    form: CodeForm, pending: tuple[int, str, bool], next_url: str | None
+    form: CodeForm, pending: tuple[User, bool], next_url: str | None
 ) -> WerkzeugResponse | None:
     """Count the code, spend it with the pending login, then log in; None if it was wrong."""
-    config = current_app.config
-    user_id, username, remember = pending
-    address, device = await count_attempt(config, username)
+    user, remember = pending
+    address, device = await count_attempt(current_app.config, user.username)
     token = session.get(PENDING_KEY)
     async with db.session() as dbs:
-        method = await use_code(dbs, user_id, form.code.data or "")
+        method = await use_code(dbs, user.id, form.code.data or "")
         if method is not None:
             # Deleted by the code that completes it: a second request with another
             # code finds it gone. Rolled back with the code if it is gone already.
@@ -202,26 +201,21 @@ async def _complete(
                 session.pop(PENDING_KEY, None)
                 await flash(EXPIRED, "warning")
                 return redirect(url_for("auth.login"))
-            left = await recovery.remaining(dbs, user_id)
+            left = await recovery.remaining(dbs, user.id)
             await dbs.commit()
     if method is None:
-        signals.send(signals.second_factor_failed, username=username)
+        signals.send(signals.second_factor_failed, username=user.username)
         form.code.errors = [WRONG_CODE]
         return None
-    signals.send(signals.second_factor_succeeded, username=username, method=method)
+    signals.send(signals.second_factor_succeeded, username=user.username, method=method)
+    # As the password form's own check would say: the throttle's reset goes with the
+    # login (complete_login), against the counters this code was counted under.
+    checked = credentials.Checked(user.username, address, device, user)
     response = await complete_login(
-        user_id,
-        username,
-        remember=remember,
-        device=device,
-        next_url=next_url,
-        record=lambda dbs: throttle.succeeded(
-            dbs, username=username, address=address, device=device
-        ),
-        method=f"password+{method}",
+        checked, remember=remember, next_url=next_url, method=f"password+{method}"
     )
     if method == RECOVERY_CODE:
-        signals.send(signals.recovery_code_used, username=username, remaining=left)
+        signals.send(signals.recovery_code_used, username=user.username, remaining=left)
         await flash_remaining(left)
     return response
 
