@@ -399,6 +399,21 @@ async def test_wrong_codes_count_with_the_password_and_lock_out(
     await assert_logged_out(client)
 
 
+async def test_a_trusted_device_completes_its_login_while_the_username_is_locked(
+    app: Quart, auth: AuthActions, client: TestClientProtocol
+) -> None:
+    # alice's browser logged in before (enrolling), so it is a trusted device: its
+    # password and code count against the device, not the username a stranger locked.
+    phone = await enrolled(auth)
+    stranger = AuthActions(app.test_client())
+    limit = DEFAULTS["LOGIN_FAILURES_PER_USER"]
+    for _ in range(limit):
+        assert (await stranger.login(password="not the password at all")).status_code == 200
+    assert (await stranger.login()).status_code == 429
+    response = await sign_in(auth, phone.code())
+    assert response.headers["Location"] == "/hello"
+
+
 async def test_a_right_code_clears_the_count(
     auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
