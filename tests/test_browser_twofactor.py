@@ -8,7 +8,10 @@ in with a recovery code once, and turns TOTP off. Every new page gets
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sqlite3
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -57,7 +60,16 @@ def log_out(visitor: Visitor) -> None:
     expect(visitor.page).to_have_url(visitor.base_url + "/login")
 
 
-def test_turn_on_sign_in_refuse_reuse_recover_and_turn_off(visitor: Visitor) -> None:
+def age_logins(server: Server, seconds: float) -> None:
+    """Make every login's last proof ``seconds`` old, in the server's SQLite file."""
+    path = server.env["DATABASE_URL"].removeprefix("sqlite:///")
+    with contextlib.closing(sqlite3.connect(path)) as connection, connection:
+        connection.execute("UPDATE logins SET verified_at = ?", (time.time() - seconds,))
+
+
+def test_turn_on_sign_in_refuse_reuse_recover_and_turn_off(
+    visitor: Visitor, server: Server
+) -> None:
     page = visitor.page
     enter_password(visitor)
     expect(page).to_have_url(visitor.base_url + "/hello")
@@ -146,7 +158,15 @@ def test_turn_on_sign_in_refuse_reuse_recover_and_turn_off(visitor: Visitor) -> 
     expect(page).to_have_title("Make new recovery codes · quartapp")
     visitor.check("twofactor-new-codes")
     page.get_by_role("link", name="Cancel").click()
+    # Ten minutes on, turning it off asks for the password and a code first.
+    age_logins(server, 3600)
     page.get_by_role("link", name="Turn off two-factor authentication").click()
+    expect(page).to_have_title("Confirm it's you · quartapp")
+    expect(page.get_by_label("Code")).to_be_visible()
+    visitor.check("twofactor-confirm")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_label("Code").fill(phone.code(1))
+    page.get_by_role("button", name="Confirm").click()
     expect(page).to_have_title("Turn off two-factor authentication · quartapp")
     visitor.check("twofactor-disable")
     page.get_by_role("button", name="Turn off two-factor authentication").click()
