@@ -14,7 +14,8 @@ then ``auth.views.load_logged_in_user`` (sets ``g.user`` from the login record i
 ``auth.logins``, through ``auth.login_cache``) -> the view in ``web.pages`` (/,
 /welcome, /hello), ``auth.views`` (/login, /logout), ``account.views``
 (/account/password, /account/sessions), ``auth.reauth`` (/login/confirm, before a
-sensitive change), ``web.health`` (/healthz) or ``metrics``
+sensitive change), ``twofactor.views`` (/account/two-factor), ``twofactor.login``
+(/login/two-factor, a login's second step), ``web.health`` (/healthz) or ``metrics``
 (/metrics). Errors of every kind end in ``web.errors``.
 """
 
@@ -49,6 +50,8 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
     from .auth import views as auth
     from .db import db, schema
     from .settings import ROOT, ConfigError
+    from .twofactor import login as second_step
+    from .twofactor import views as twofactor
     from .web import errors, health, logs, pages, security, sessions, speedups
 
     try:
@@ -89,6 +92,8 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
     app.register_blueprint(health.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(reauth.bp)
+    app.register_blueprint(second_step.bp)
+    app.register_blueprint(twofactor.bp)
 
     app.before_serving(bootstrap.create_initial_admin_for_app)
     app.before_serving(freeze_startup_objects)  # after every other startup hook

@@ -110,3 +110,33 @@ def _password_changed(_sender: object, *, username: str, sessions_ended: int) ->
 @signals.reauthenticated.connect
 def _reauthenticated(_sender: object, *, username: str, method: str) -> None:
     log("reauthenticated", username, method=method)
+
+
+@signals.two_factor_enabled.connect
+def _two_factor_enabled(_sender: object, *, username: str) -> None:
+    log("two_factor_enabled", username)
+
+
+@signals.two_factor_disabled.connect
+def _two_factor_disabled(_sender: object, *, username: str, by: str) -> None:
+    log("two_factor_disabled", username, by=by)
+
+
+@signals.second_factor_succeeded.connect
+def _second_factor_ok(_sender: object, *, username: str, method: str) -> None:
+    log("two_factor_ok", username, method=method)
+
+
+@signals.second_factor_failed.connect
+def _second_factor_failed(_sender: object, *, username: str) -> None:
+    log("two_factor_failed", username)
+
+
+@signals.recovery_code_used.connect
+def _recovery_code_used(_sender: object, *, username: str, remaining: int) -> None:
+    log("recovery_code_used", username, remaining=remaining)
+
+
+@signals.recovery_codes_renewed.connect
+def _recovery_codes_renewed(_sender: object, *, username: str) -> None:
+    log("recovery_codes_created", username)

@@ -42,3 +42,19 @@ def send(signal: Signal, **fields: Any) -> None:
     # The app itself, not the context-local proxy, as Flask's own signals do.
     sender = current_app._get_current_object() if has_app_context() else None  # type: ignore[attr-defined]  # LocalProxy's method, hidden by its Quart type
     signal.send(sender, **fields)
+
+
+# Second factors (quartapp.twofactor). username: TOTP was turned on (its first code was
+# right and ten recovery codes were made).
+two_factor_enabled = _signals.signal("two-factor-enabled")
+# username, by ("user" from the account page, "admin" from `users reset-2fa`): TOTP and
+# the recovery codes were removed.
+two_factor_disabled = _signals.signal("two-factor-disabled")
+# username, method ("totp" or "recovery-code"): a login's second step was right.
+second_factor_succeeded = _signals.signal("second-factor-succeeded")
+# username: a login's second step had a wrong or used code.
+second_factor_failed = _signals.signal("second-factor-failed")
+# username, remaining: a recovery code was spent (at login or to confirm a change).
+recovery_code_used = _signals.signal("recovery-code-used")
+# username: new recovery codes replaced the old ones.
+recovery_codes_renewed = _signals.signal("recovery-codes-renewed")

@@ -25,6 +25,8 @@ PUBLIC_ENDPOINTS = frozenset(
         "auth.legacy_login",
         "auth.logout",
         "auth.trust_device",  # a browser that is not logged in enters its code here
+        # A login's second step: only a browser whose password was right gets past it.
+        "second_step.enter_code",
         "health.healthz",
         # Behind its own bearer token (METRICS_TOKEN) instead of a login: a 404 without it.
         "metrics.metrics",

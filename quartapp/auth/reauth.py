@@ -99,6 +99,8 @@ def fresh_login_required(
 # the user has.
 Confirmer = Callable[[ConfirmForm, int], Awaitable[str | None]]
 confirmers: list[Confirmer] = []
+# Whether the page must show the code field to this user (by id): one per factor.
+code_askers: list[Callable[[int], Awaitable[bool]]] = []
 
 
 @bp.errorhandler(credentials.LockedOut)
@@ -119,6 +121,7 @@ async def confirm() -> ResponseReturnValue:
     if request.method == "POST" and request.mimetype not in FORM_TYPES:
         abort(415)
     next_url = safe_next(request.args.get("next")) or url_for("account.sessions")
+    ask_code = any([await asks(g.user.id) for asks in code_askers])
     form = cast(ConfirmForm, await ConfirmForm.create_form())
     status = 200
     if await form.validate_on_submit():
@@ -129,7 +132,8 @@ async def confirm() -> ResponseReturnValue:
         status = 400
     elif form.errors:
         status = 400
-    return await render_template("auth/confirm.html", form=form, next=next_url), status
+    page = await render_template("auth/confirm.html", form=form, next=next_url, ask_code=ask_code)
+    return page, status
 
 
 async def _check(form: ConfirmForm) -> bool:

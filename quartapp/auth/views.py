@@ -214,6 +214,23 @@ async def _attempt_login(form: LoginForm, next_url: str | None) -> WerkzeugRespo
         signals.send(signals.login_failed, username=checked.username)
         return None
     remember = bool(form.remember_me.data)
+    # Imported here: the second step's package imports this module.
+    from ..twofactor import login as second_step
+
+    if await second_step.required(user.id):
+        return await second_step.begin(checked, remember=remember, next_url=next_url)
+    return await complete_login(checked, remember=remember, next_url=next_url)
+
+
+async def complete_login(
+    checked: credentials.Checked, *, remember: bool, next_url: str | None, method: str = "password"
+) -> WerkzeugResponse:
+    """Log ``checked.user`` in: the login row, the throttle's reset, the session, the
+    device cookie. The password form calls it, and the second step once its code was right.
+    """
+    config = current_app.config
+    user = checked.user
+    assert user is not None  # checked and right
     async with db.session() as dbs:
         await credentials.record_success(dbs, checked)
         token = await logins.start(
@@ -223,6 +240,7 @@ async def _attempt_login(form: LoginForm, next_url: str | None) -> WerkzeugRespo
             remember=remember,
             address=request.remote_addr,
             user_agent=request.headers.get("User-Agent"),
+            method=method,
         )
         nonce = await devices.remember(
             dbs,

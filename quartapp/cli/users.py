@@ -8,7 +8,8 @@ import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .. import audit, bootstrap, signals
-from ..auth import users
+from ..auth import logins, users
+from ..twofactor import totp
 from .running import load_config, run
 
 users_cli = click.Group("users", help="Create, list and manage user accounts.")
@@ -125,3 +126,25 @@ def unlock_command(name: str) -> None:
     username = users.normalize_username(name)
     audit.log("unlocked", username, counters_cleared=cleared)
     click.echo(f"unlocked {username!r}; cleared {cleared} throttle counter(s)")
+
+
+@users_cli.command("reset-2fa")
+@click.argument("name")
+def reset_two_factor_command(name: str) -> None:
+    """Remove NAME's TOTP key and recovery codes, and end every login of NAME."""
+    removed, ended = run(lambda session, _p, _c: _reset_two_factor(session, name))
+    username = users.normalize_username(name)
+    if removed:
+        signals.send(signals.two_factor_disabled, username=username, by="admin")
+    signals.send(signals.session_ended, username=username, count=ended, everywhere=True)
+    state = "removed two-factor authentication" if removed else "no two-factor authentication"
+    click.echo(f"{state} of {username!r}; ended {ended} login(s)")
+
+
+async def _reset_two_factor(session: AsyncSession, name: str) -> tuple[bool, int]:
+    """Whether NAME had TOTP in force, and how many logins ended (commits)."""
+    user = await users.get_user(session, name)
+    removed = await totp.remove(session, user.id)
+    ended = await logins.end_all(session, user.id)
+    await session.commit()
+    return removed, ended

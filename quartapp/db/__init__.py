@@ -44,6 +44,7 @@ from .models import (
     User,
     utcnow,
 )
+from .twofactor import PendingLogin, RecoveryCode, TotpFactor
 
 __all__ = [
     "ADDRESS_COLUMN",
@@ -56,8 +57,11 @@ __all__ = [
     "Device",
     "DeviceCode",
     "Login",
+    "PendingLogin",
+    "RecoveryCode",
     "Store",
     "ThrottleCounter",
+    "TotpFactor",
     "User",
     "connect",
     "db",

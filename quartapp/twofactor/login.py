@@ -1,0 +1,276 @@
+"""The second step of a password login, and the code that /login/confirm asks for.
+
+After a right password, a user with TOTP in force is not logged in: :func:`begin`
+stores a *pending* login (``pending_logins``, keyed by the SHA-256 of a random token
+that only this browser's session cookie holds) and sends the browser to
+``/login/two-factor``. There a TOTP code or a recovery code completes the login
+through :func:`quartapp.auth.views.complete_login`, as the password form does, with
+``method`` "password+totp" or "password+recovery-code". The pending row lives
+:data:`PENDING_LIFETIME` seconds and is deleted by the code that completes it, in the
+same transaction that spends the code, so it completes one login at most.
+
+Every code entered is counted by the login throttle before it is checked, against the
+same keys as a password (the address, and the username or this browser's trusted
+device), and the password's own attempt is cleared only once the code was right: a
+thief with the password gets no more guesses at the code than at a password.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Mapping
+from typing import Any, cast
+
+from quart import (
+    Blueprint,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from quart.typing import ResponseReturnValue
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from werkzeug.wrappers import Response as WerkzeugResponse
+
+from .. import signals
+from ..auth import credentials, devices, reauth, throttle, users
+from ..auth.forms import ConfirmForm
+from ..auth.views import FORM_TYPES, complete_login, safe_next
+from ..db import PendingLogin, User, db
+from ..web.messages import flash
+from . import recovery, totp
+from .forms import CODE_HINT, CodeForm
+
+bp = Blueprint("second_step", __name__)
+
+PENDING_KEY = "twofactor_pending"
+PENDING_LIFETIME = 300
+TOTP, RECOVERY_CODE = "totp", "recovery-code"
+WRONG_CODE = "That code is wrong or was used already."
+CODE_NEEDED = "Enter the code from your authenticator app, or a recovery code."
+EXPIRED = "Your sign-in took too long or was already used. Enter your password again."
+
+
+def digest(token: str) -> str:
+    """The stored form of a pending login's token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def required(user_id: int) -> bool:
+    """Whether the user's password login needs a second step."""
+    async with db.session() as dbs:
+        return await totp.is_enabled(dbs, user_id)
+
+
+async def begin(
+    checked: credentials.Checked, *, remember: bool, next_url: str | None
+) -> WerkzeugResponse:
+    """After a right password: store the pending login and send the browser to its code.
+
+    The throttle is left as the password check counted it; the code clears it. An
+    upgraded hash is kept now, while the password is at hand.
+    """
+    user = checked.user
+    assert user is not None  # only called with a right password
+    token = secrets.token_urlsafe(32)
+    now = time.time()
+    async with db.session() as dbs:
+        if checked.new_hash is not None:
+            await users.store_rehash(dbs, user.id, checked.new_hash)
+        # Expired rows go here, at the only place rows are made: the table stays as
+        # small as the logins of the last five minutes.
+        await dbs.execute(delete(PendingLogin).where(PendingLogin.expires_at <= now))
+        dbs.add(
+            PendingLogin(
+                id=digest(token),
+                user_id=user.id,
+                remember=remember,
+                expires_at=now + PENDING_LIFETIME,
+            )
+        )
+        await dbs.commit()
+    session[PENDING_KEY] = token
+    target = url_for("second_step.enter_code", next=next_url) if next_url else None
+    return redirect(target or url_for("second_step.enter_code"))
+
+
+async def use_code(dbs: AsyncSession, user_id: int, text: str) -> str | None:
+    """Spend ``text`` as a TOTP code or else a recovery code (no commit); which, or None."""
+    code = totp.normalize(text)
+    if code is not None:
+        return TOTP if await totp.accept(dbs, user_id, code) else None
+    spare = recovery.normalize(text)
+    if spare is not None and await recovery.use(dbs, user_id, spare):
+        return RECOVERY_CODE
+    return None
+
+
+async def count_attempt(config: Mapping[str, Any], username: str) -> tuple[str, str | None]:
+    """Count a code against the throttle, as a password is; raises LockedOut (429).
+
+    Returns the address key and the trusted device it was counted under.
+    """
+    address = throttle.address_key(request.remote_addr, config)
+    device = await devices.trusted(config, request.cookies, username)
+    async with db.session() as dbs:
+        lockout = await throttle.refused(
+            dbs, config, username=username, address=address, device=device
+        )
+        if lockout is None:
+            lockout = await throttle.attempt(
+                dbs, config, username=username, address=address, device=device
+            )
+            await dbs.commit()
+    if lockout is not None:
+        signals.send(signals.locked_out, username=username, retry_after=lockout.retry_after)
+        raise credentials.LockedOut(lockout)
+    return address, device
+
+
+async def _pending() -> tuple[User, bool] | None:
+    """The live pending login this browser's cookie names: its user, and "remember me"."""
+    token = session.get(PENDING_KEY)
+    if not isinstance(token, str):
+        return None
+    query = (
+        select(User, PendingLogin.remember)
+        .join(PendingLogin, User.id == PendingLogin.user_id)
+        .where(PendingLogin.id == digest(token), PendingLogin.expires_at > time.time())
+    )
+    async with db.session() as dbs:
+        row = (await dbs.execute(query)).first()
+    return None if row is None else (row[0], bool(row[1]))
+
+
+@bp.route("/login/two-factor", methods=["GET", "POST"])
+async def enter_code() -> ResponseReturnValue:
+    """Ask for the second factor of a login whose password was right, and complete it."""
+    next_url = safe_next(request.args.get("next"))
+    if g.user is not None:
+        return redirect(url_for("pages.hello"))
+    if request.method == "POST" and request.mimetype not in FORM_TYPES:
+        abort(415)
+    pending = await _pending()
+    if pending is None:
+        session.pop(PENDING_KEY, None)
+        await flash(EXPIRED, "warning")
+        target = url_for("auth.login", next=next_url) if next_url else None
+        return redirect(target or url_for("auth.login"))
+    form = cast(CodeForm, await CodeForm.create_form())
+    status = 200
+    if await form.validate_on_submit():
+        response = await _complete(form, pending, next_url)
+        if response is not None:
+            return response
+        status = 400
+    elif form.errors:
+        status = 400
+    return (
+        await render_template("twofactor/login.html", form=form, next=next_url, hint=CODE_HINT),
+        status,
+    )
+
+
+async def _complete(
+    form: CodeForm, pending: tuple[User, bool], next_url: str | None
+) -> WerkzeugResponse | None:
+    """Count the code, spend it with the pending login, then log in; None if it was wrong."""
+    user, remember = pending
+    address, device = await count_attempt(current_app.config, user.username)
+    token = session.get(PENDING_KEY)
+    async with db.session() as dbs:
+        method = await use_code(dbs, user.id, form.code.data or "")
+        if method is not None:
+            # Deleted by the code that completes it: a second request with another
+            # code finds it gone. Rolled back with the code if it is gone already.
+            used = await dbs.execute(
+                delete(PendingLogin).where(
+                    PendingLogin.id == digest(str(token)),
+                    PendingLogin.expires_at > time.time(),
+                )
+            )
+            if not getattr(used, "rowcount", 0):
+                await dbs.rollback()
+                session.pop(PENDING_KEY, None)
+                await flash(EXPIRED, "warning")
+                return redirect(url_for("auth.login"))
+            left = await recovery.remaining(dbs, user.id)
+            await dbs.commit()
+    if method is None:
+        signals.send(signals.second_factor_failed, username=user.username)
+        form.code.errors = [WRONG_CODE]
+        return None
+    signals.send(signals.second_factor_succeeded, username=user.username, method=method)
+    # As the password form's own check would say: the throttle's reset goes with the
+    # login (complete_login), against the counters this code was counted under.
+    checked = credentials.Checked(user.username, address, device, user)
+    response = await complete_login(
+        checked, remember=remember, next_url=next_url, method=f"password+{method}"
+    )
+    if method == RECOVERY_CODE:
+        signals.send(signals.recovery_code_used, username=user.username, remaining=left)
+        await flash_remaining(left)
+    return response
+
+
+async def flash_remaining(left: int, done: str = "signed in") -> None:
+    """Say how many recovery codes are left, and warn when few or none are.
+
+    ``done``: what the code was used for ("signed in", "confirmed").
+    """
+    if left == 0:
+        await flash(
+            "You used your last recovery code. Make new ones on your two-factor page now.",
+            "warning",
+        )
+    elif left <= recovery.FEW:
+        await flash(
+            f"You {done} with a recovery code; {left} left. Make new ones on your "
+            "two-factor page soon.",
+            "warning",
+        )
+    else:
+        await flash(f"You {done} with a recovery code; {left} left.", "info")
+
+
+# /login/confirm: with TOTP in force, the password alone does not confirm.
+
+
+async def asks_code(user_id: int) -> bool:
+    """Whether /login/confirm must ask this user for a code."""
+    return await required(user_id)
+
+
+async def confirm_code(form: ConfirmForm, user_id: int) -> str | None:
+    """The confirm form's code, for a user with TOTP: None when right, else the error.
+
+    Runs after the password was checked (and counted) by the throttle; a wrong code
+    leaves that attempt counted.
+    """
+    async with db.session() as dbs:
+        if not await totp.is_enabled(dbs, user_id):
+            return None
+        text = form.code.data or ""
+        if not text.strip():
+            return CODE_NEEDED
+        method = await use_code(dbs, user_id, text)
+        if method is None:
+            return WRONG_CODE
+        left = await recovery.remaining(dbs, user_id)
+        await dbs.commit()
+    username = g.user.username
+    if method == RECOVERY_CODE:
+        signals.send(signals.recovery_code_used, username=username, remaining=left)
+        await flash_remaining(left, "confirmed")
+    return None
+
+
+reauth.confirmers.append(confirm_code)
+reauth.code_askers.append(asks_code)

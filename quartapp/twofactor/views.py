@@ -1,0 +1,141 @@
+"""/account/two-factor: turning TOTP on and off, and making new recovery codes.
+
+Turning TOTP on shows a new key (a QR code served at its own URL, and the key as
+text), kept on the server until a code from it is entered; only then is it in force,
+and the ten recovery codes are shown, once. Each of these changes needs a fresh login
+(:mod:`quartapp.auth.reauth`): enrolling, new recovery codes and turning TOTP off.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+from quart import Blueprint, Response, abort, current_app, g, redirect, render_template, request
+from quart import url_for as url
+from quart.typing import ResponseReturnValue
+
+from .. import signals
+from ..auth.reauth import CONFIRM_FIRST, fresh_login_required, login_is_fresh
+from ..auth.views import FORM_TYPES, login_required, requested_path
+from ..db import db
+from ..web.messages import flash
+from . import recovery, totp
+from .forms import DisableForm, EnrolForm, NewCodesForm
+from .login import WRONG_CODE
+
+bp = Blueprint("twofactor", __name__, url_prefix="/account/two-factor")
+
+NOT_A_CODE = "Enter the 6 digits your authenticator app shows for quartapp."
+TURNED_OFF = "Two-factor authentication is off. You sign in with your password alone."
+
+
+@bp.route("", methods=["GET", "POST"])
+@login_required
+async def settings() -> ResponseReturnValue:
+    """With TOTP on, say so; else show a new key and turn it on with its first code."""
+    async with db.session() as dbs:
+        if await totp.is_enabled(dbs, g.user.id):
+            left = await recovery.remaining(dbs, g.user.id)
+            return await render_template("twofactor/settings.html", left=left, few=recovery.FEW)
+    # Adding a factor needs a fresh login, as removing one does; the status above
+    # does not, so this is the decorator's check, here.
+    if not await login_is_fresh(current_app.config, g.user.login_id):
+        await flash(CONFIRM_FIRST, "info")
+        return redirect(url("reauth.confirm", next=requested_path()))
+    if request.method == "POST" and request.mimetype not in FORM_TYPES:
+        abort(415)
+    form = cast(EnrolForm, await EnrolForm.create_form())
+    status = 200
+    if await form.validate_on_submit():
+        code = totp.normalize(form.code.data or "")
+        codes: list[str] = []
+        async with db.session() as dbs:
+            if code is not None and await totp.confirm(dbs, g.user.id, code):
+                codes = await recovery.replace(dbs, g.user.id)
+                await dbs.commit()
+        if codes:
+            signals.send(signals.two_factor_enabled, username=g.user.username)
+            return await _show_codes(codes, first=True)
+        form.code.errors = [WRONG_CODE if code is not None else NOT_A_CODE]
+        status = 400
+    elif form.errors:
+        status = 400
+    async with db.session() as dbs:
+        secret = await totp.pending_secret(dbs, g.user.id)
+    if secret is None:  # turned on by another request meanwhile
+        return redirect(url("twofactor.settings"))
+    page = await render_template("twofactor/enrol.html", form=form, secret=secret)
+    return page, status
+
+
+async def _show_codes(codes: list[str], *, first: bool) -> ResponseReturnValue:
+    """The page that shows new recovery codes, once (no-store, as every page is)."""
+    shown = [recovery.format_code(code) for code in codes]
+    page = await render_template("twofactor/recovery_codes.html", codes=shown, first=first)
+    response = Response(page, mimetype="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/qr.svg")
+@login_required
+@fresh_login_required
+async def qr_code() -> ResponseReturnValue:
+    """The pending key's QR code, made from the key on the server; 404 without one.
+
+    Its own URL, so the strict CSP needs no ``data:`` image; the key is never in it.
+    """
+    async with db.session() as dbs:
+        factor = await totp.find(dbs, g.user.id)
+    if factor is None or factor.confirmed_at is not None:
+        abort(404)
+    svg = totp.qr_svg(totp.provisioning_uri(factor.secret, g.user.username))
+    response = Response(svg, mimetype="image/svg+xml")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/recovery-codes", methods=["GET", "POST"])
+@login_required
+@fresh_login_required
+async def new_codes() -> ResponseReturnValue:
+    """GET asks; POST replaces the recovery codes with ten new ones and shows them once."""
+    if request.method == "POST" and request.mimetype not in FORM_TYPES:
+        abort(415)
+    async with db.session() as dbs:
+        if not await totp.is_enabled(dbs, g.user.id):
+            return redirect(url("twofactor.settings"))
+        left = await recovery.remaining(dbs, g.user.id)
+    form = cast(NewCodesForm, await NewCodesForm.create_form())
+    if await form.validate_on_submit():
+        async with db.session() as dbs:
+            codes = await recovery.replace(dbs, g.user.id)
+            await dbs.commit()
+        signals.send(signals.recovery_codes_renewed, username=g.user.username)
+        return await _show_codes(codes, first=False)
+    status = 400 if form.errors else 200
+    return await render_template("twofactor/new_codes.html", form=form, left=left), status
+
+
+@bp.route("/disable", methods=["GET", "POST"])
+@login_required
+@fresh_login_required
+async def disable() -> ResponseReturnValue:
+    """GET asks; POST removes the TOTP key, the recovery codes and any half-done logins."""
+    if request.method == "POST" and request.mimetype not in FORM_TYPES:
+        abort(415)
+    form = cast(DisableForm, await DisableForm.create_form())
+    if await form.validate_on_submit():
+        async with db.session() as dbs:
+            removed = await totp.remove(dbs, g.user.id)
+            await dbs.commit()
+        if removed:
+            signals.send(signals.two_factor_disabled, username=g.user.username, by="user")
+        await flash(TURNED_OFF, "success")
+        return redirect(url("twofactor.settings"))
+    async with db.session() as dbs:
+        enabled = await totp.is_enabled(dbs, g.user.id)
+    if not enabled:
+        return redirect(url("twofactor.settings"))
+    status = 400 if form.errors else 200
+    return await render_template("twofactor/disable.html", form=form), status
