@@ -10,7 +10,16 @@ import pytest
 from quart import Quart
 from quart.testing import QuartCliRunner
 
-from .conftest import SQLITE_ONLY, AuthActions, add_user, cookie_value, invoke, query, replay
+from .conftest import (
+    SQLITE_ONLY,
+    AuthActions,
+    add_user,
+    cookie_value,
+    csrf_token,
+    invoke,
+    query,
+    replay,
+)
 from .twofactor import enrolled, sign_in
 
 # The command deletes rows (the rule: tests/conftest.py).
@@ -87,3 +96,21 @@ def test_reset_refuses_a_bad_name_in_one_line(runner: QuartCliRunner, args: list
         assert lines == ["Error: no user named 'nobody'"]
     else:
         assert lines[-1] == "Error: Missing argument 'NAME'."
+
+
+async def test_revoking_sessions_ends_a_login_waiting_for_its_code(
+    auth: AuthActions,
+    client: TestClientProtocol,
+    runner: QuartCliRunner,
+    settings: dict[str, Any],
+) -> None:
+    phone = await enrolled(auth)
+    assert (await auth.login()).headers["Location"] == "/login/two-factor"
+    await invoke(runner, "users", "revoke-sessions", "alice")
+    assert query(settings, "SELECT count(*) FROM pending_logins") == [(0,)]
+    token = await csrf_token(client, "/login")  # the step's page itself sends us back
+    response = await client.post(
+        "/login/two-factor", form={"code": phone.code(), "csrf_token": token}
+    )
+    assert response.headers["Location"] == "/login"
+    assert (await client.get("/hello")).status_code == 302

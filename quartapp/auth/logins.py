@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from ..db import ADDRESS_COLUMN, LOGIN_METHODS, USER_AGENT_COLUMN, Login, User
+from ..db import ADDRESS_COLUMN, LOGIN_METHODS, USER_AGENT_COLUMN, Login, PendingLogin, User
 
 # last_seen is written when it is at least this old, so a busy reader writes once a
 # minute rather than on every request; a 30-minute idle limit loses nothing by it.
@@ -200,7 +200,12 @@ async def end(session: AsyncSession, token: str) -> None:
 
 
 async def end_all(session: AsyncSession, user_id: int, *, keep: str | None = None) -> int:
-    """End a user's logins, except the one whose id is ``keep`` (no commit); how many."""
+    """End a user's logins, except the one whose id is ``keep`` (no commit); how many.
+
+    Logins still waiting for their second factor (``pending_logins``) end too: their
+    password may be the one just changed.
+    """
+    await session.execute(delete(PendingLogin).where(PendingLogin.user_id == user_id))
     query = delete(Login).where(Login.user_id == user_id)
     if keep is not None:
         query = query.where(Login.id != keep)
