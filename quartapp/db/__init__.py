@@ -5,6 +5,7 @@ The engine is opened when the app starts serving (hypercorn's lifespan, or
 that uses it. CLI commands open their own with :func:`connect`.
 
 - ``models``: the tables, re-exported here (``from quartapp.db import User``);
+- ``passkeys``: the passkeys' tables (``Passkey``, ``PasskeyChallenge``);
 - ``schema``: Alembic migrations, run by ``db upgrade`` and, in development, at startup.
 """
 
@@ -44,6 +45,7 @@ from .models import (
     User,
     utcnow,
 )
+from .passkeys import Passkey, PasskeyChallenge
 
 __all__ = [
     "ADDRESS_COLUMN",
@@ -56,6 +58,8 @@ __all__ = [
     "Device",
     "DeviceCode",
     "Login",
+    "Passkey",
+    "PasskeyChallenge",
     "Store",
     "ThrottleCounter",
     "User",
