@@ -26,6 +26,7 @@ from quart import (
 )
 from quart.typing import ResponseReturnValue
 from quart.wrappers import Response
+from sqlalchemy.ext.asyncio import AsyncSession
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from .. import audit, signals
@@ -196,8 +197,8 @@ async def login() -> ResponseReturnValue:
 async def _attempt_login(form: LoginForm, next_url: str | None) -> WerkzeugResponse | None:
     """Check the credentials under the throttle; a response unless they were wrong.
 
-    The login is recorded in one transaction with the throttle's reset: if the
-    database fails there, nothing is recorded and the client sees the 503 page.
+    The login is recorded in one transaction with the throttle's reset
+    (:func:`start_session`).
     """
     config = current_app.config
     checked = await credentials.check(
@@ -214,22 +215,59 @@ async def _attempt_login(form: LoginForm, next_url: str | None) -> WerkzeugRespo
         signals.send(signals.login_failed, username=checked.username)
         return None
     remember = bool(form.remember_me.data)
-    async with db.session() as dbs:
+
+    async def record(dbs: AsyncSession) -> None:
         await credentials.record_success(dbs, checked)
+
+    nonce = await start_session(
+        user.id,
+        user.username,
+        remember=remember,
+        method="password",
+        device=checked.device,
+        record=record,
+    )
+    response = redirect(next_url or url_for("pages.hello"))
+    if nonce is not None:
+        devices.set_cookie(response, config, user.username, nonce)
+    return response
+
+
+async def start_session(
+    user_id: int,
+    username: str,
+    *,
+    remember: bool,
+    method: str,
+    device: str | None,
+    record: Callable[[AsyncSession], Awaitable[None]],
+) -> str | None:
+    """Log ``username`` in once they have proved who they are, by any method.
+
+    ``record`` writes what the proof leaves behind (the throttle's reset, a rehash) in
+    the transaction that records the login: if the database fails there, nothing is
+    recorded and the client sees the 503 page. The session starts afresh, the signal
+    and the flash go out, and the device nonce the response must set (or None) comes
+    back. ``device`` is the nonce of this browser's trusted device cookie, if any.
+    """
+    config = current_app.config
+    async with db.session() as dbs:
+        await record(dbs)
         token = await logins.start(
             dbs,
             config,
-            user.id,
+            user_id,
             remember=remember,
             address=request.remote_addr,
             user_agent=request.headers.get("User-Agent"),
+            method=method,
         )
         nonce = await devices.remember(
             dbs,
             config,
-            user.id,
-            known=checked.device,
-            nonce=devices.presented(request.cookies, config, user.username),
+            user_id,
+            known=device,
+            nonce=devices.presented(request.cookies, config, username),
         )
         await dbs.commit()
     # A fresh session: the pre-login cookie and its CSRF token die here (fixation).
@@ -237,14 +275,11 @@ async def _attempt_login(form: LoginForm, next_url: str | None) -> WerkzeugRespo
     session[LOGIN_KEY] = token
     # The row's own limit, give or take the milliseconds since logins.start.
     session[LOGIN_UNTIL_KEY] = int(time.time() + logins.lifetime(config, remember=remember))
-    session[LOGIN_NAME_KEY] = user.username
+    session[LOGIN_NAME_KEY] = username
     session.permanent = remember
-    signals.send(signals.user_logged_in, username=user.username, remember=remember)
-    await flash(f"You were signed in as {user.username}.", "success")
-    response = redirect(next_url or url_for("pages.hello"))
-    if nonce is not None:
-        devices.set_cookie(response, config, user.username, nonce)
-    return response
+    signals.send(signals.user_logged_in, username=username, remember=remember)
+    await flash(f"You were signed in as {username}.", "success")
+    return nonce
 
 
 @bp.route("/login/device", methods=["GET", "POST"])
