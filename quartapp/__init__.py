@@ -14,7 +14,8 @@ then ``auth.views.load_logged_in_user`` (sets ``g.user`` from the login record i
 ``auth.logins``, through ``auth.login_cache``) -> the view in ``web.pages`` (/,
 /welcome, /hello), ``auth.views`` (/login, /logout), ``account.views``
 (/account/password, /account/sessions), ``auth.reauth`` (/login/confirm, before a
-sensitive change), ``web.health`` (/healthz) or ``metrics``
+sensitive change), ``passkeys.views`` (/account/passkeys), ``passkeys.signin``
+(/login/passkey, /login/confirm/passkey), ``web.health`` (/healthz) or ``metrics``
 (/metrics). Errors of every kind end in ``web.errors``.
 """
 
@@ -47,6 +48,8 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
     from .auth import forms, login_cache, passwords, prune, reauth
     from .auth import views as auth
     from .db import db, schema
+    from .passkeys import signin as passkey_signin
+    from .passkeys import views as passkeys
     from .settings import ROOT, ConfigError
     from .web import errors, health, logs, pages, security, sessions, speedups
 
@@ -88,6 +91,8 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
     app.register_blueprint(health.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(reauth.bp)
+    app.register_blueprint(passkeys.bp)
+    app.register_blueprint(passkey_signin.bp)
 
     app.before_serving(bootstrap.create_initial_admin_for_app)
     app.before_serving(freeze_startup_objects)  # after every other startup hook

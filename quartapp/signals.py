@@ -42,3 +42,17 @@ def send(signal: Signal, **fields: Any) -> None:
     # The app itself, not the context-local proxy, as Flask's own signals do.
     sender = current_app._get_current_object() if has_app_context() else None  # type: ignore[attr-defined]  # LocalProxy's method, hidden by its Quart type
     signal.send(sender, **fields)
+
+
+# Passkeys (quartapp.passkeys). username, name (the passkey's): one was added or removed.
+passkey_added = _signals.signal("passkey-added")
+passkey_removed = _signals.signal("passkey-removed")
+# username, old, new: a passkey was renamed.
+passkey_renamed = _signals.signal("passkey-renamed")
+# username, name: a sign-in with a passkey succeeded (user_logged_in is sent too).
+passkey_signed_in = _signals.signal("passkey-signed-in")
+# username (None when the passkey is unknown), reason: a passkey sign-in was refused.
+passkey_failed = _signals.signal("passkey-failed")
+# username, name, stored, received: a passkey's signature count did not go up, so the
+# credential may have been copied; the sign-in was refused.
+passkey_clone_refused = _signals.signal("passkey-clone-refused")

@@ -55,3 +55,5 @@ class PasskeyChallenge(Base):
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
     expires_at: Mapped[float] = mapped_column(Float, index=True)
+    # A registration's user handle, sent in its options: the response does not repeat it.
+    user_handle: Mapped[bytes | None] = mapped_column(LargeBinary(64))
