@@ -120,6 +120,14 @@
     }
   }
 
+  // The page's "needs JavaScript" sentence: not true once this runs.
+  function running(container) {
+    var sentence = container.querySelector("[data-passkey-nojs]");
+    if (sentence) {
+      sentence.hidden = true;
+    }
+  }
+
   function say(container, message) {
     var status = container.querySelector("[data-passkey-status]");
     if (!status) {
@@ -136,6 +144,7 @@
   // A sign-in or a confirmation: an assertion posted to the container's data-url.
   function setupAssertion(container, conditional) {
     var button = container.querySelector("[data-passkey-start]");
+    running(container);
     if (!supported()) {
       say(container, "This browser cannot use passkeys. Use your password.");
       return;
@@ -213,6 +222,7 @@
 
   function setupRegistration(form) {
     var button = form.querySelector("[data-passkey-start]");
+    running(form);
     if (!supported()) {
       say(form, "This browser cannot make passkeys.");
       return;
