@@ -120,12 +120,28 @@
     }
   }
 
-  // The page's "needs JavaScript" sentence: not true once this runs.
+  // WebAuthn refuses an IP address as the site's name (its RP ID), and so does the
+  // server: at such an address the ceremonies would only fail.
+  function atIpAddress() {
+    var host = window.location.hostname;
+    return /^[0-9.]+$/.test(host) || host.indexOf(":") >= 0 || host.charAt(0) === "[";
+  }
+
+  // The page's "needs JavaScript" sentence: not true once this runs. Says why
+  // instead, and returns false, where passkeys cannot work.
   function running(container) {
     var sentence = container.querySelector("[data-passkey-nojs]");
-    if (sentence) {
-      sentence.hidden = true;
+    var reason = null;
+    if (atIpAddress()) {
+      reason = "Passkeys need the site's name in the address bar, not an IP address.";
+    } else if (!window.PublicKeyCredential || !navigator.credentials) {
+      reason = "This browser cannot use passkeys.";
     }
+    if (sentence) {
+      sentence.textContent = reason || "";
+      sentence.hidden = !reason;
+    }
+    return !reason;
   }
 
   function say(container, message) {
@@ -133,20 +149,20 @@
     if (!status) {
       return;
     }
+    // An alert only while it says something: other alerts on the page stay the one.
+    if (message) {
+      status.setAttribute("role", "alert");
+    } else {
+      status.removeAttribute("role");
+    }
     status.textContent = message || "";
     status.hidden = !message;
-  }
-
-  function supported() {
-    return Boolean(window.PublicKeyCredential && navigator.credentials);
   }
 
   // A sign-in or a confirmation: an assertion posted to the container's data-url.
   function setupAssertion(container, conditional) {
     var button = container.querySelector("[data-passkey-start]");
-    running(container);
-    if (!supported()) {
-      say(container, "This browser cannot use passkeys. Use your password.");
+    if (!running(container)) {
       return;
     }
     button.hidden = false;
@@ -222,9 +238,7 @@
 
   function setupRegistration(form) {
     var button = form.querySelector("[data-passkey-start]");
-    running(form);
-    if (!supported()) {
-      say(form, "This browser cannot make passkeys.");
+    if (!running(form)) {
       return;
     }
     button.hidden = false;
