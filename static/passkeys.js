@@ -7,6 +7,8 @@
 
 (function () {
   var GENERIC = "Something went wrong with the passkey. Please try again.";
+  // A 400 that is a page, not JSON, is the CSRF check's: the page's token ran out.
+  var EXPIRED = "This page has expired. Reload it and try again.";
 
   // base64url (RFC 4648, no padding), as the server sends and expects binary fields.
   function toBytes(text) {
@@ -95,7 +97,9 @@
       body: JSON.stringify(data),
     }).then(function (response) {
       var type = response.headers.get("Content-Type") || "";
-      var read = type.indexOf("application/json") === 0 ? response.json() : Promise.resolve({});
+      var fallback = response.status === 400 ? { error: EXPIRED } : {};
+      var json = type.indexOf("application/json") === 0;
+      var read = json ? response.json() : Promise.resolve(fallback);
       return read.then(function (body) {
         return { ok: response.ok, status: response.status, body: body || {} };
       });
