@@ -388,3 +388,26 @@ def test_the_rp_id_must_cover_every_trusted_host(
     message = str(raised.value)
     assert message.startswith("WEBAUTHN_RP_ID 'example.com' does not cover the trusted host")
     assert "\n" not in message
+
+
+async def test_failed_passkey_sign_ins_count_against_the_trusted_device(
+    app: Quart, client: TestClientProtocol, settings: dict[str, Any]
+) -> None:
+    # alice's password login made this browser one of her trusted devices.
+    key = await with_passkey(app, client, "alice")
+    for _ in range(5):
+        status, answer = await sign_in(client, key, bad_signature=True)
+        assert status == 400, answer
+    status, answer = await sign_in(client, key)
+    assert (status, answer) == (
+        429,
+        {"error": "There were too many failed attempts. Try again later."},
+    )
+    assert query(settings, "SELECT scope, attempts FROM throttle_counters ORDER BY scope") == [
+        # The sixth was refused by a read: a lockout counts nothing more.
+        ("addr", 5),
+        ("device", 5),
+    ]
+    # Another browser, not her device, still signs in with the passkey.
+    other = app.test_client()
+    assert (await sign_in(other, key))[0] == 200

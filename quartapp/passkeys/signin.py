@@ -6,10 +6,10 @@ starts exactly as a password login does (:func:`quartapp.auth.views.start_sessio
 recorded with the method "passkey".
 
 Each answer is checked in this order, every failure a 4xx in JSON: the body's shape,
-the relying party, the throttle (a lockout refuses before anything is claimed), the
-challenge (claimed once), the credential (known, and the user's own when confirming),
-then py_webauthn's checks of the signature, origin, RP ID and user verification, and
-last the signature count. Failures count in the login throttle, per address and per
+the relying party, the challenge (claimed once, whatever comes next) and whose the
+credential is, the throttle (the attempt is counted, or refused during a lockout), the
+credential (known, and the user's own when confirming), then py_webauthn's checks of
+the signature, origin, RP ID and user verification, and last the signature count. Failures count in the login throttle, per address and per
 trusted device: a passkey has no guessable secret, so they do not count against the
 username, and a stranger guessing passwords cannot lock the owner's passkey out.
 """
@@ -95,23 +95,20 @@ async def login() -> ResponseReturnValue:
         credential = ceremony.parse_assertion(data.get("credential"))
         challenge = ceremony.challenge_of(credential)
         address = throttle.address_key(request.remote_addr, config)
-        refused = await count_attempt(counters(config, address, None))
+        async with db.session() as dbs:
+            claimed = await store.claim_challenge(dbs, challenge, "login", None)
+            found = await store.find(dbs, credential.id)
+        username = found.username if found else None
+        device = await devices.trusted(config, request.cookies, username) if username else None
+        # Counted once the device is known, before anything is verified, as a password is.
+        refused = await count_attempt(counters(config, address, device))
         if refused is not None:
             raise refused
-        async with db.session() as dbs:
-            if await store.claim_challenge(dbs, challenge, "login", None) is None:
-                raise Refused(EXPIRED, "challenge")
-            found = await store.find(dbs, credential.id)
+        if claimed is None:
+            raise Refused(EXPIRED, "challenge")
         if found is None:
             raise Refused(UNKNOWN, "unknown passkey")
         username = found.username
-        device = await devices.trusted(config, request.cookies, username)
-        if device is not None:
-            # The address was counted above; now the device, once it is known.
-            own = [c for c in counters(config, address, device) if c.scope == throttle.DEVICE]
-            refused = await count_attempt(own)
-            if refused is not None:
-                raise refused
         passkey = found.passkey
         handle = credential.response.user_handle
         if handle is not None and bytes(handle) != bytes(passkey.user_handle):
@@ -124,7 +121,7 @@ async def login() -> ResponseReturnValue:
         return refusal(error)
 
     async def record(dbs: AsyncSession) -> None:
-        await throttle.succeeded(dbs, username=username or "", address=address, device=device)
+        await throttle.succeeded(dbs, username=username, address=address, device=device)
 
     nonce = await start_session(
         passkey.user_id,
