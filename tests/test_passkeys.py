@@ -341,3 +341,8 @@ async def test_malformed_fields_inside_a_real_assertion_are_4xx(
         broken = {**credential, "response": {**credential["response"], field: value}}
         status, answer = await post_json(client, LOGIN, {"credential": broken}, token)
         assert 400 <= status < 500, (field, answer)
+    # Ids that are not rawId's base64url (PostgreSQL refuses a NUL in text).
+    for wrong_id in ("\u0000", alice_key.id + "A", "x" * 2000):
+        broken = {**credential, "id": wrong_id}
+        status, answer = await post_json(client, LOGIN, {"credential": broken}, token)
+        assert status == 400, (wrong_id, answer)

@@ -22,6 +22,7 @@ from webauthn import (
 )
 from webauthn.helpers import (
     base64url_to_bytes,
+    bytes_to_base64url,
     options_to_json_dict,
     parse_authentication_credential_json,
     parse_client_data_json,
@@ -173,7 +174,11 @@ def parse_assertion(data: object) -> AuthenticationCredential:
         credential = parse_authentication_credential_json(data)
     except (WebAuthnException, ValueError, TypeError) as error:
         raise Refused(MALFORMED, "malformed") from error
-    if len(credential.id) > CREDENTIAL_ID_COLUMN:
+    # The id is looked up before anything is verified: only the base64url of rawId,
+    # of a length the column holds, ever reaches the database (PostgreSQL refuses NUL).
+    if len(credential.id) > CREDENTIAL_ID_COLUMN or credential.id != bytes_to_base64url(
+        credential.raw_id
+    ):
         raise Refused(MALFORMED, "malformed")
     return credential
 

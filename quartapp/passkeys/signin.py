@@ -9,9 +9,11 @@ Each answer is checked in this order, every failure a 4xx in JSON: the body's sh
 the relying party, the challenge (claimed once, whatever comes next) and whose the
 credential is, the throttle (the attempt is counted, or refused during a lockout), the
 credential (known, and the user's own when confirming), then py_webauthn's checks of
-the signature, origin, RP ID and user verification, and last the signature count. Failures count in the login throttle, per address and per
-trusted device: a passkey has no guessable secret, so they do not count against the
-username, and a stranger guessing passwords cannot lock the owner's passkey out.
+the signature, origin, RP ID and user verification, and last the signature count.
+
+Attempts count in the login throttle per address and per trusted device: a passkey
+has no guessable secret, so they do not count against the username, and a stranger
+guessing passwords cannot lock the owner's passkey out.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ bp = Blueprint("passkey_signin", __name__)
 
 EXPIRED = "That sign-in request expired or was used already. Please try again."
 UNKNOWN = "This passkey is not registered here. Sign in with your password, then add it."
+CONFIRM_EXPIRED = "That request expired or was used already. Please try again."
 NOT_YOURS = "That passkey is not one of this account's."
 CLONED = "This passkey was refused: it may have been copied. Sign in another way."
 NO_PASSKEYS = "This account has no passkeys. Confirm with your password."
@@ -200,7 +203,7 @@ async def confirm() -> ResponseReturnValue:
             raise refused
         async with db.session() as dbs:
             if await store.claim_challenge(dbs, challenge, "confirm", user.id) is None:
-                raise Refused(EXPIRED, "challenge")
+                raise Refused(CONFIRM_EXPIRED, "challenge")
             found = await store.find(dbs, credential.id)
         if found is None or found.passkey.user_id != user.id:
             raise Refused(NOT_YOURS, "not the user's passkey")
