@@ -346,3 +346,18 @@ async def test_malformed_fields_inside_a_real_assertion_are_4xx(
         broken = {**credential, "id": wrong_id}
         status, answer = await post_json(client, LOGIN, {"credential": broken}, token)
         assert status == 400, (wrong_id, answer)
+
+
+@pytest.mark.parametrize(
+    "name", [7, ["a"], "x" * 65, "bad\x00name", "bad\x7fname", "\ud800", "a\ufffdb"]
+)
+async def test_a_new_passkeys_name_is_plain_text(
+    auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any], name: Any
+) -> None:
+    await auth.login()
+    token = await csrf_token(client, NEW)
+    _, options = await post_json(client, NEW_OPTIONS, {}, token)
+    credential = SoftAuthenticator().create(options["publicKey"])
+    status, answer = await post_json(client, NEW, {"credential": credential, "name": name}, token)
+    assert status == 400, answer
+    assert query(settings, "SELECT count(*) FROM passkeys") == [(0,)]

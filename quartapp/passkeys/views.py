@@ -155,7 +155,12 @@ def passkey_name(value: object) -> str:
     value = " ".join(value.split())
     if len(value) > PASSKEY_NAME_COLUMN:
         raise Refused(f"Use at most {PASSKEY_NAME_COLUMN} characters for the name.", "bad field")
-    if any(ord(char) < 0x20 or ord(char) == 0x7F or char == "\ufffd" for char in value):
+    # Control characters, invalid UTF-8 turned into U+FFFD, and lone surrogates (which
+    # JSON can carry and no database can store).
+    if any(
+        ord(char) < 0x20 or ord(char) == 0x7F or char == "\ufffd" or 0xD800 <= ord(char) < 0xE000
+        for char in value
+    ):
         raise Refused("The name has characters a name cannot have.", "bad field")
     return value
 
