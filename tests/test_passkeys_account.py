@@ -20,7 +20,7 @@ from quart import Quart
 from quartapp.auth.prune import prune_pass
 from quartapp.db import db
 from quartapp.settings import ConfigError, load_config
-from tests.conftest import AuthActions, add_user, body, csrf_token, make_settings, query
+from tests.conftest import PASSWORD, AuthActions, add_user, body, csrf_token, make_settings, query
 from tests.passkey_authenticator import SoftAuthenticator
 from tests.test_passkeys import (
     CONFIRM,
@@ -411,3 +411,50 @@ async def test_failed_passkey_sign_ins_count_against_the_trusted_device(
     # Another browser, not her device, still signs in with the passkey.
     other = app.test_client()
     assert (await sign_in(other, key))[0] == 200
+
+
+@pytest.fixture
+def subdomain_site(settings: dict[str, Any]) -> None:
+    settings.update(
+        ENV="development", TRUSTED_HOSTS=["app.example.test"], WEBAUTHN_RP_ID="example.test"
+    )
+
+
+async def test_a_configured_rp_id_serves_its_subdomains(
+    subdomain_site: None, app: Quart, settings: dict[str, Any]
+) -> None:
+    await add_user(app)
+    client = app.test_client()
+    host = {"host": "app.example.test"}
+    page = await body(await client.get("/login", headers=host))
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    assert token is not None
+    form = {"username": "alice", "password": PASSWORD, "csrf_token": token[1]}
+    assert (await client.post("/login", form=form, headers=host)).status_code == 302
+    page = await body(await client.get(NEW, headers=host))
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    assert token is not None
+    headers = {**host, "X-CSRFToken": token[1]}
+
+    async def send(path: str, data: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        response = await client.post(path, json=data, headers=headers)
+        return response.status_code, json.loads(await body(response))
+
+    _, options = await send(NEW_OPTIONS, {})
+    assert options["publicKey"]["rp"]["id"] == "example.test"
+    key = SoftAuthenticator()
+    origin = "http://app.example.test"
+    # Made for the parent domain but answered at another origin: refused.
+    credential = key.create(options["publicKey"], origin="http://example.test")
+    assert (await send(NEW, {"credential": credential}))[0] == 400
+    _, options = await send(NEW_OPTIONS, {})
+    credential = key.create(options["publicKey"], origin=origin)
+    assert (await send(NEW, {"credential": credential}))[0] == 200
+    _, request = await send(CONFIRM_OPTIONS, {})
+    assert request["publicKey"]["rpId"] == "example.test"
+    # Signed for the subdomain's own name as RP ID: not the site's passkey.
+    wrong = key.get(request["publicKey"], origin=origin, rp_id="app.example.test")
+    assert (await send(CONFIRM, {"credential": wrong}))[0] == 400
+    _, request = await send(CONFIRM_OPTIONS, {})
+    right = key.get(request["publicKey"], origin=origin)
+    assert await send(CONFIRM, {"credential": right}) == (200, {"redirect": "/account/sessions"})
