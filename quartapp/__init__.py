@@ -15,8 +15,10 @@ then ``auth.views.load_logged_in_user`` (sets ``g.user`` from the login record i
 /welcome, /hello), ``auth.views`` (/login, /logout), ``account.views``
 (/account/password, /account/sessions), ``auth.reauth`` (/login/confirm, before a
 sensitive change), ``twofactor.views`` (/account/two-factor), ``twofactor.login``
-(/login/two-factor, a login's second step), ``web.health`` (/healthz) or ``metrics``
-(/metrics). Errors of every kind end in ``web.errors``.
+(/login/two-factor, a login's second step), ``passkeys.views`` (/account/passkeys),
+``passkeys.signin`` (/login/passkey, /login/confirm/passkey), ``web.health``
+(/healthz) or ``metrics`` (/metrics). Every way of proving who one is ends in
+``auth.signin``, which starts the login. Errors of every kind end in ``web.errors``.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
     from .auth import forms, login_cache, passwords, prune, reauth
     from .auth import views as auth
     from .db import db, schema
+    from .passkeys import signin as passkey_signin
+    from .passkeys import views as passkeys
     from .settings import ROOT, ConfigError
     from .twofactor import login as second_step
     from .twofactor import views as twofactor
@@ -94,6 +98,8 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
     app.register_blueprint(reauth.bp)
     app.register_blueprint(second_step.bp)
     app.register_blueprint(twofactor.bp)
+    app.register_blueprint(passkeys.bp)
+    app.register_blueprint(passkey_signin.bp)
 
     app.before_serving(bootstrap.create_initial_admin_for_app)
     app.before_serving(freeze_startup_objects)  # after every other startup hook

@@ -140,3 +140,35 @@ def _recovery_code_used(_sender: object, *, username: str, remaining: int) -> No
 @signals.recovery_codes_renewed.connect
 def _recovery_codes_renewed(_sender: object, *, username: str) -> None:
     log("recovery_codes_created", username)
+
+
+@signals.passkey_added.connect
+def _passkey_added(_sender: object, *, username: str, name: str) -> None:
+    log("passkey_added", username, passkey=name)
+
+
+@signals.passkey_removed.connect
+def _passkey_removed(_sender: object, *, username: str, name: str) -> None:
+    log("passkey_removed", username, passkey=name)
+
+
+@signals.passkey_renamed.connect
+def _passkey_renamed(_sender: object, *, username: str, old: str, new: str) -> None:
+    log("passkey_renamed", username, passkey=new, old_name=old)
+
+
+@signals.passkey_signed_in.connect
+def _passkey_signed_in(_sender: object, *, username: str, name: str) -> None:
+    log("passkey_login_ok", username, passkey=name)
+
+
+@signals.passkey_failed.connect
+def _passkey_failed(_sender: object, *, username: str | None, reason: str) -> None:
+    log("passkey_login_failed", username, reason=reason)
+
+
+@signals.passkey_clone_refused.connect
+def _passkey_clone_refused(
+    _sender: object, *, username: str, name: str, stored: int, received: int
+) -> None:
+    log("passkey_clone_refused", username, passkey=name, stored=stored, received=received)

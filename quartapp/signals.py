@@ -32,16 +32,9 @@ user_logged_out = _signals.signal("user-logged-out")
 session_ended = _signals.signal("session-ended")
 # username, sessions_ended: the password changed, and so many other logins ended.
 password_changed = _signals.signal("password-changed")
-# username, method ("password", "passkey", ...): a logged-in user proved who they are
+# username, method ("password", "password+code", "passkey"): a logged-in user proved who they are
 # again (auth.reauth), before a sensitive change.
 reauthenticated = _signals.signal("reauthenticated")
-
-
-def send(signal: Signal, **fields: Any) -> None:
-    """Send ``signal`` from the current app (None outside one, as in the CLI)."""
-    # The app itself, not the context-local proxy, as Flask's own signals do.
-    sender = current_app._get_current_object() if has_app_context() else None  # type: ignore[attr-defined]  # LocalProxy's method, hidden by its Quart type
-    signal.send(sender, **fields)
 
 
 # Second factors (quartapp.twofactor). username: TOTP was turned on (its first code was
@@ -58,3 +51,24 @@ second_factor_failed = _signals.signal("second-factor-failed")
 recovery_code_used = _signals.signal("recovery-code-used")
 # username: new recovery codes replaced the old ones.
 recovery_codes_renewed = _signals.signal("recovery-codes-renewed")
+
+
+# Passkeys (quartapp.passkeys). username, name (the passkey's): one was added or removed.
+passkey_added = _signals.signal("passkey-added")
+passkey_removed = _signals.signal("passkey-removed")
+# username, old, new: a passkey was renamed.
+passkey_renamed = _signals.signal("passkey-renamed")
+# username, name: a sign-in with a passkey succeeded (user_logged_in is sent too).
+passkey_signed_in = _signals.signal("passkey-signed-in")
+# username (None when the passkey is unknown), reason: a passkey sign-in was refused.
+passkey_failed = _signals.signal("passkey-failed")
+# username, name, stored, received: a passkey's signature count did not go up, so the
+# credential may have been copied; the sign-in was refused.
+passkey_clone_refused = _signals.signal("passkey-clone-refused")
+
+
+def send(signal: Signal, **fields: Any) -> None:
+    """Send ``signal`` from the current app (None outside one, as in the CLI)."""
+    # The app itself, not the context-local proxy, as Flask's own signals do.
+    sender = current_app._get_current_object() if has_app_context() else None  # type: ignore[attr-defined]  # LocalProxy's method, hidden by its Quart type
+    signal.send(sender, **fields)

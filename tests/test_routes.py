@@ -27,6 +27,9 @@ PUBLIC_ENDPOINTS = frozenset(
         "auth.trust_device",  # a browser that is not logged in enters its code here
         # A login's second step: only a browser whose password was right gets past it.
         "second_step.enter_code",
+        # Signing in with a passkey: its options, and the assertion that logs in.
+        "passkey_signin.login_options",
+        "passkey_signin.login",
         "health.healthz",
         # Behind its own bearer token (METRICS_TOKEN) instead of a login: a 404 without it.
         "metrics.metrics",

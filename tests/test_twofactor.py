@@ -397,7 +397,12 @@ async def test_wrong_codes_count_with_the_password_and_lock_out(
     statuses = [(await second_step(client, "000000")).status_code for _ in range(limit)]
     assert statuses == [400] * (limit - 1) + [429]
     # The right code is refused too during the lockout, as a right password is.
-    assert (await second_step(client, phone.code())).status_code == 429
+    refused = await second_step(client, phone.code())
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) > 0
+    page = await body(refused)
+    assert "There were too many wrong codes for this account." in page
+    assert "Back to the sign-in page" in page
     await assert_logged_out(client)
 
 

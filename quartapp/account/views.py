@@ -27,7 +27,8 @@ from .. import audit, bootstrap, signals
 from ..auth import credentials, devices, logins, users
 from ..auth.credentials import LockedOut
 from ..auth.passwords import passwords
-from ..auth.views import FORM_TYPES, LOGIN_KEY, login_required
+from ..auth.signin import LOGIN_KEY
+from ..auth.views import FORM_TYPES, login_required
 from ..db import LOGIN_METHODS, db
 from ..web import errors
 from ..web.messages import flash

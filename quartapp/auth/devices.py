@@ -31,7 +31,9 @@ from typing import Any
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from werkzeug.wrappers import Response as WerkzeugResponse
+
+# The base of werkzeug's and Quart's responses: a redirect or a JSON answer.
+from werkzeug.sansio.response import Response as WerkzeugResponse
 
 from ..db import Device, DeviceCode, User, db
 

@@ -1,4 +1,5 @@
-"""Keeping the tables small: expired logins and stale throttle counters go.
+"""Keeping the tables small: expired logins, stale throttle counters and passkey
+challenges go.
 
 ``quart --app quartapp db prune`` (run by the Procfile's release step) deletes them all;
 while serving, each process also prunes once a minute, in small batches repeated until
@@ -22,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from ..db import db
+from ..passkeys import store as passkey_store
 from . import logins, throttle
 
 log = logging.getLogger("quartapp.prune")  # the pre-move name, kept for log filters
@@ -43,6 +45,7 @@ class Pruned:
 
     logins: int = 0
     counters: int = 0
+    challenges: int = 0
 
 
 async def prune_once(
@@ -52,7 +55,8 @@ async def prune_once(
     async with sessionmaker() as session:
         ended = await logins.prune(session, config, batch=batch)
         stale = await throttle.prune(session, config, batch=batch)
-    return Pruned(ended, stale)
+        expired = await passkey_store.prune(session, batch=batch)
+    return Pruned(ended, stale, expired)
 
 
 async def prune_pass(
@@ -69,8 +73,9 @@ async def prune_pass(
         pruned = await prune_once(sessionmaker, config, batch=batch)
         total.logins += pruned.logins
         total.counters += pruned.counters
+        total.challenges += pruned.challenges
         done += 1
-        caught_up = pruned.logins < batch and pruned.counters < batch
+        caught_up = max(pruned.logins, pruned.counters, pruned.challenges) < batch
         if caught_up or (batches is not None and done >= batches):
             return total
         await asyncio.sleep(PAUSE)

@@ -127,7 +127,11 @@ async def confirm() -> ResponseReturnValue:
     if await form.validate_on_submit():
         if await _check(form):
             await confirm_login(g.user.login_id)
-            signals.send(signals.reauthenticated, username=g.user.username, method="password")
+            signals.send(
+                signals.reauthenticated,
+                username=g.user.username,
+                method="password+code" if ask_code else "password",
+            )
             return redirect(next_url)
         status = 400
     elif form.errors:

@@ -147,6 +147,11 @@ async def refused(
     that has not ended. The wait is until the last of those windows ends.
     """
     wanted = counters(config, username=username, address=address, device=device)
+    return await refused_by(session, wanted)
+
+
+async def refused_by(session: AsyncSession, wanted: list[Counter]) -> Lockout | None:
+    """:func:`refused` for a given list of counters (a passkey's have no username)."""
     limits = {(counter.scope, counter.key): counter.limit for counter in wanted}
     now = time.time()
     rows = await session.execute(
@@ -216,8 +221,16 @@ async def attempt(
     commits, whatever the answer. Counting stops at the first counter over its limit:
     an attempt an address limit refuses writes no row for the name it tried.
     """
+    wanted = counters(config, username=username, address=address, device=device)
+    return await count(session, config, wanted)
+
+
+async def count(
+    session: AsyncSession, config: Mapping[str, Any], wanted: list[Counter]
+) -> Lockout | None:
+    """:func:`attempt` for a given list of counters, in their order (the caller commits)."""
     window = config["LOGIN_FAILURE_WINDOW"]
-    for counter in counters(config, username=username, address=address, device=device):
+    for counter in wanted:
         lockout = await _count(session, counter, window)
         if lockout is not None:
             return lockout

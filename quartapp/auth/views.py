@@ -35,17 +35,12 @@ from ..web.speedups import CSRF_FIELD, renew_csrf_token
 from . import credentials, devices, login_cache, logins
 from .forms import DeviceCodeForm, LoginForm
 from .passwords import passwords
+from .signin import LOGIN_KEY, LOGIN_NAME_KEY, LOGIN_UNTIL_KEY, complete_login
 
 bp = Blueprint("auth", __name__)
 
 P = ParamSpec("P")
 
-LOGIN_KEY = "login"
-# Written with LOGIN_KEY at login and never again: when the login's absolute limit is
-# (Unix seconds), and whose it is. They tell a token the database no longer knows
-# (ended elsewhere) from one past its limit, and name the user on the 503 page.
-LOGIN_UNTIL_KEY = "login_until"
-LOGIN_NAME_KEY = "login_name"
 ANONYMOUS_ENDPOINTS = frozenset({"static", "health.healthz"})
 INVALID_CREDENTIALS = "Invalid Credentials. Please try again."
 LOGIN_FIRST = "You need to login first."
@@ -220,49 +215,6 @@ async def _attempt_login(form: LoginForm, next_url: str | None) -> WerkzeugRespo
     if await second_step.required(user.id):
         return await second_step.begin(checked, remember=remember, next_url=next_url)
     return await complete_login(checked, remember=remember, next_url=next_url)
-
-
-async def complete_login(
-    checked: credentials.Checked, *, remember: bool, next_url: str | None, method: str = "password"
-) -> WerkzeugResponse:
-    """Log ``checked.user`` in: the login row, the throttle's reset, the session, the
-    device cookie. The password form calls it, and the second step once its code was right.
-    """
-    config = current_app.config
-    user = checked.user
-    assert user is not None  # checked and right
-    async with db.session() as dbs:
-        await credentials.record_success(dbs, checked)
-        token = await logins.start(
-            dbs,
-            config,
-            user.id,
-            remember=remember,
-            address=request.remote_addr,
-            user_agent=request.headers.get("User-Agent"),
-            method=method,
-        )
-        nonce = await devices.remember(
-            dbs,
-            config,
-            user.id,
-            known=checked.device,
-            nonce=devices.presented(request.cookies, config, user.username),
-        )
-        await dbs.commit()
-    # A fresh session: the pre-login cookie and its CSRF token die here (fixation).
-    session.clear()
-    session[LOGIN_KEY] = token
-    # The row's own limit, give or take the milliseconds since logins.start.
-    session[LOGIN_UNTIL_KEY] = int(time.time() + logins.lifetime(config, remember=remember))
-    session[LOGIN_NAME_KEY] = user.username
-    session.permanent = remember
-    signals.send(signals.user_logged_in, username=user.username, remember=remember)
-    await flash(f"You were signed in as {user.username}.", "success")
-    response = redirect(next_url or url_for("pages.hello"))
-    if nonce is not None:
-        devices.set_cookie(response, config, user.username, nonce)
-    return response
 
 
 @bp.route("/login/device", methods=["GET", "POST"])

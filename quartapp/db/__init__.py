@@ -5,6 +5,7 @@ The engine is opened when the app starts serving (hypercorn's lifespan, or
 that uses it. CLI commands open their own with :func:`connect`.
 
 - ``models``: the tables, re-exported here (``from quartapp.db import User``);
+- ``passkeys``: the passkeys' tables (``Passkey``, ``PasskeyChallenge``);
 - ``schema``: Alembic migrations, run by ``db upgrade`` and, in development, at startup.
 """
 
@@ -44,6 +45,7 @@ from .models import (
     User,
     utcnow,
 )
+from .passkeys import Passkey, PasskeyChallenge
 from .twofactor import PendingLogin, RecoveryCode, TotpFactor
 
 __all__ = [
@@ -57,6 +59,8 @@ __all__ = [
     "Device",
     "DeviceCode",
     "Login",
+    "Passkey",
+    "PasskeyChallenge",
     "PendingLogin",
     "RecoveryCode",
     "Store",

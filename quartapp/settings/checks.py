@@ -8,6 +8,7 @@ type, where it came from.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -90,8 +91,39 @@ def check_across(config: Mapping[str, Any]) -> None:
                 f"LOGIN_FAILURES_PER_ADDRESS ({most}), not {value}"
             )
     check_cookie_name(config)
+    check_rp_id(config)
     if config["ENV"] == "production":
         check_production(config)
+
+
+def check_rp_id(config: Mapping[str, Any]) -> None:
+    """A configured ``WEBAUTHN_RP_ID`` must be each trusted host's name or a parent of it.
+
+    Browsers refuse a passkey ceremony on a host outside its RP ID, so a host the ID
+    does not cover could serve the site but never sign in with a passkey. An IP
+    address is skipped: it can never be an RP ID, and passkeys need a name there.
+    """
+    rp_id = config["WEBAUTHN_RP_ID"]
+    if rp_id is None:
+        return
+    for entry in config["TRUSTED_HOSTS"] or DEVELOPMENT_HOSTS:
+        name = entry.lower().strip("[]").lstrip(".")
+        if is_ip_address(name):
+            continue
+        if name != rp_id and not name.endswith(f".{rp_id}"):
+            raise ConfigError(
+                f"WEBAUTHN_RP_ID {rp_id!r} does not cover the trusted host {entry!r}; set it "
+                "to a name that each trusted host is, or ends with (like example.com)"
+            )
+
+
+def is_ip_address(name: str) -> bool:
+    """Whether ``name`` is an IPv4 or IPv6 address rather than a host name."""
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def check_cookie_name(config: Mapping[str, Any]) -> None:

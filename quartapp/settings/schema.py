@@ -202,6 +202,8 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "the passkeys' relying party id",
     ),
+    # Registering one more is refused past it (quartapp.passkeys).
+    _row("PASSKEYS_PER_USER_MAX", integer(1, 100), 20, "passkeys one user may register"),
     _row("MAX_CONTENT_LENGTH", POSITIVE, 64 * 1024, "largest request body, in bytes"),
     _row("BODY_TIMEOUT", POSITIVE, 10, "seconds to receive a request body"),
     _row("MAX_FORM_PARTS", POSITIVE, 20, "most fields a form post may have"),

@@ -4,7 +4,7 @@ After a right password, a user with TOTP in force is not logged in: :func:`begin
 stores a *pending* login (``pending_logins``, keyed by the SHA-256 of a random token
 that only this browser's session cookie holds) and sends the browser to
 ``/login/two-factor``. There a TOTP code or a recovery code completes the login
-through :func:`quartapp.auth.views.complete_login`, as the password form does, with
+through :func:`quartapp.auth.signin.complete_login`, as the password form does, with
 ``method`` "password+totp" or "password+recovery-code". The pending row lives
 :data:`PENDING_LIFETIME` seconds and is deleted by the code that completes it, in the
 same transaction that spends the code, so it completes one login at most.
@@ -42,8 +42,10 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from .. import signals
 from ..auth import credentials, devices, reauth, throttle, users
 from ..auth.forms import ConfirmForm
-from ..auth.views import FORM_TYPES, complete_login, safe_next
+from ..auth.signin import complete_login
+from ..auth.views import FORM_TYPES, safe_next
 from ..db import PendingLogin, User, db
+from ..web import errors
 from ..web.messages import flash
 from . import recovery, totp
 from .forms import CODE_HINT, CodeForm
@@ -147,6 +149,17 @@ async def _pending() -> tuple[User, bool] | None:
     async with db.session() as dbs:
         row = (await dbs.execute(query)).first()
     return None if row is None else (row[0], bool(row[1]))
+
+
+@bp.errorhandler(credentials.LockedOut)
+async def locked_out(error: credentials.LockedOut) -> ResponseReturnValue:
+    """Wrong codes count as wrong passwords do: the login form's 429, in words for codes."""
+    return await errors.lockout_page(
+        error,
+        message="There were too many wrong codes for this account.",
+        back_url=url_for("auth.login"),
+        back_text="Back to the sign-in page",
+    )
 
 
 @bp.route("/login/two-factor", methods=["GET", "POST"])

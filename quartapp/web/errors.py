@@ -22,13 +22,8 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from .. import metrics
 from ..auth.credentials import LockedOut
 from ..auth.passwords import Busy
-from ..auth.views import (
-    LOGIN_KEY,
-    LOGIN_NAME_KEY,
-    load_logged_in_user,
-    requested_path,
-    safe_next,
-)
+from ..auth.signin import LOGIN_KEY, LOGIN_NAME_KEY
+from ..auth.views import load_logged_in_user, requested_path, safe_next
 
 log = logging.getLogger("quartapp.errors")  # the pre-move name, kept for log filters
 BUSY_LOG = "quartapp.errors.busy_log"

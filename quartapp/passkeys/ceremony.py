@@ -1,0 +1,257 @@
+"""The WebAuthn ceremonies, through py_webauthn: options out, responses checked.
+
+Nothing here touches the database or the request: the views pass in the relying
+party (:func:`relying_party`) and the stored credential, and get back options to send
+or a verified result. Every way a response can be wrong ends in :class:`Refused`,
+whose message is safe to show, so no input reaches a 500.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from webauthn import (
+    generate_authentication_options,
+    generate_registration_options,
+    verify_authentication_response,
+    verify_registration_response,
+)
+from webauthn.helpers import (
+    base64url_to_bytes,
+    bytes_to_base64url,
+    options_to_json_dict,
+    parse_authentication_credential_json,
+    parse_client_data_json,
+    parse_registration_credential_json,
+)
+from webauthn.helpers.exceptions import WebAuthnException
+from webauthn.helpers.structs import (
+    AuthenticationCredential,
+    AuthenticatorSelectionCriteria,
+    PublicKeyCredentialDescriptor,
+    RegistrationCredential,
+    ResidentKeyRequirement,
+    UserVerificationRequirement,
+)
+
+from ..db.passkeys import CREDENTIAL_ID_COLUMN
+from ..web.security import HOST
+
+# How long a ceremony may take, from options to response: the challenge's lifetime,
+# and the timeout the browser is told.
+CHALLENGE_LIFETIME = 300
+RP_NAME = "quartapp"
+# What the browser is told. Messages a person may see, so they say what to do.
+NEEDS_NAME = "Passkeys need the site's name in the address bar, not an IP address."
+OUTSIDE_RP_ID = "Passkeys are not offered at this address. Use the site's usual address."
+MALFORMED = "The passkey's answer could not be read. Please try again."
+NOT_VERIFIED = "The passkey could not be verified. Please try again."
+
+
+class Refused(Exception):
+    """A ceremony that cannot go on: the message says why, for the person and the log."""
+
+    def __init__(self, message: str, reason: str = "invalid", status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+        self.status = status
+
+
+@dataclass(frozen=True)
+class RelyingParty:
+    """Whom the credentials are for (the RP ID) and the origin responses must come from."""
+
+    rp_id: str
+    origin: str
+
+
+def relying_party(config: Mapping[str, Any], scheme: str, host: str) -> RelyingParty:
+    """The RP ID and expected origin for a request to ``scheme://host``.
+
+    The host has passed the host check, so it is one of ``TRUSTED_HOSTS``. The RP ID
+    is ``WEBAUTHN_RP_ID`` when set, else the host's name; the host must be the RP ID
+    or a subdomain of it, as browsers require. An IP address can never be an RP ID.
+    """
+    host = host.lower()
+    match = HOST.fullmatch(host)
+    if match is None:
+        raise Refused(OUTSIDE_RP_ID, "bad host")
+    name = match["name"]
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        pass
+    else:
+        raise Refused(NEEDS_NAME, "ip address")
+    rp_id = config["WEBAUTHN_RP_ID"] or name
+    if name != rp_id and not name.endswith(f".{rp_id}"):
+        raise Refused(OUTSIDE_RP_ID, "outside rp id")
+    return RelyingParty(rp_id, f"{scheme}://{host}")
+
+
+def challenge_key(challenge: bytes) -> str:
+    """The stored form of a challenge: the key its row is found by again."""
+    return hashlib.sha256(challenge).hexdigest()
+
+
+def registration_options(
+    party: RelyingParty,
+    *,
+    username: str,
+    user_handle: bytes,
+    existing: Sequence[str],
+    challenge: bytes,
+) -> dict[str, Any]:
+    """Options for ``navigator.credentials.create()``, as JSON-ready data.
+
+    A discoverable credential (resident key required: signing in names no one first),
+    with user verification required, and none of the user's existing credentials, so
+    one authenticator does not hold two passkeys for one account.
+    """
+    options = generate_registration_options(
+        rp_id=party.rp_id,
+        rp_name=RP_NAME,
+        user_name=username,
+        user_id=user_handle,
+        challenge=challenge,
+        timeout=CHALLENGE_LIFETIME * 1000,
+        authenticator_selection=AuthenticatorSelectionCriteria(
+            resident_key=ResidentKeyRequirement.REQUIRED,
+            user_verification=UserVerificationRequirement.REQUIRED,
+        ),
+        exclude_credentials=[
+            PublicKeyCredentialDescriptor(id=_decode(credential_id)) for credential_id in existing
+        ],
+    )
+    return options_to_json_dict(options)
+
+
+def authentication_options(
+    party: RelyingParty, *, challenge: bytes, allowed: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Options for ``navigator.credentials.get()``: user verification required.
+
+    For a sign-in ``allowed`` is empty, so the authenticator offers the passkeys it
+    holds for this site (discoverable credentials); to confirm a login it lists the
+    user's own.
+    """
+    options = generate_authentication_options(
+        rp_id=party.rp_id,
+        challenge=challenge,
+        timeout=CHALLENGE_LIFETIME * 1000,
+        allow_credentials=[
+            PublicKeyCredentialDescriptor(id=_decode(credential_id)) for credential_id in allowed
+        ],
+        user_verification=UserVerificationRequirement.REQUIRED,
+    )
+    return options_to_json_dict(options)
+
+
+def _decode(credential_id: str) -> bytes:
+    return base64url_to_bytes(credential_id)
+
+
+def parse_registration(data: object) -> RegistrationCredential:
+    """A registration response from its JSON form; :class:`Refused` if malformed."""
+    if not isinstance(data, dict):
+        raise Refused(MALFORMED, "malformed")
+    try:
+        return parse_registration_credential_json(data)
+    except (WebAuthnException, ValueError, TypeError) as error:
+        raise Refused(MALFORMED, "malformed") from error
+
+
+def parse_assertion(data: object) -> AuthenticationCredential:
+    """An assertion from its JSON form; :class:`Refused` if malformed."""
+    if not isinstance(data, dict):
+        raise Refused(MALFORMED, "malformed")
+    try:
+        credential = parse_authentication_credential_json(data)
+    except (WebAuthnException, ValueError, TypeError) as error:
+        raise Refused(MALFORMED, "malformed") from error
+    # The id is looked up before anything is verified: only the base64url of rawId,
+    # of a length the column holds, ever reaches the database (PostgreSQL refuses NUL).
+    if len(credential.id) > CREDENTIAL_ID_COLUMN or credential.id != bytes_to_base64url(
+        credential.raw_id
+    ):
+        raise Refused(MALFORMED, "malformed")
+    return credential
+
+
+def challenge_of(credential: RegistrationCredential | AuthenticationCredential) -> bytes:
+    """The challenge a response answers, read from its (not yet verified) client data.
+
+    Only to find the challenge's row: verification then checks it was signed over.
+    """
+    try:
+        client_data = parse_client_data_json(credential.response.client_data_json)
+    except (WebAuthnException, ValueError, TypeError) as error:
+        raise Refused(MALFORMED, "malformed") from error
+    return bytes(client_data.challenge)
+
+
+@dataclass(frozen=True)
+class NewCredential:
+    """A verified registration: what is stored for the passkey."""
+
+    credential_id: str
+    public_key: bytes
+    sign_count: int
+
+
+def verify_registration(
+    party: RelyingParty, credential: RegistrationCredential, challenge: bytes
+) -> NewCredential:
+    """Check a registration: challenge, origin, RP ID, user presence and verification."""
+    try:
+        verified = verify_registration_response(
+            credential=credential,
+            expected_challenge=challenge,
+            expected_rp_id=party.rp_id,
+            expected_origin=party.origin,
+            require_user_verification=True,
+        )
+    except (WebAuthnException, ValueError, TypeError, KeyError) as error:
+        raise Refused(NOT_VERIFIED, f"registration: {error}"[:200]) from error
+    return NewCredential(credential.id, verified.credential_public_key, verified.sign_count)
+
+
+def verify_assertion(
+    party: RelyingParty,
+    credential: AuthenticationCredential,
+    challenge: bytes,
+    public_key: bytes,
+) -> int:
+    """Check an assertion's signature, challenge, origin, RP ID and user verification.
+
+    Returns the signature count it carries. The count is not compared here (the
+    library would refuse a clone with the same words as a bad signature): the caller
+    compares it with the stored one, once the signature is known to be genuine.
+    """
+    try:
+        verified = verify_authentication_response(
+            credential=credential,
+            expected_challenge=challenge,
+            expected_rp_id=party.rp_id,
+            expected_origin=party.origin,
+            credential_public_key=public_key,
+            credential_current_sign_count=0,
+            require_user_verification=True,
+        )
+    except (WebAuthnException, ValueError, TypeError, KeyError) as error:
+        raise Refused(NOT_VERIFIED, f"assertion: {error}"[:200]) from error
+    return int(verified.new_sign_count)
+
+
+def is_clone(stored: int, received: int) -> bool:
+    """Whether a signature count says the credential was copied (WebAuthn 6.1.1).
+
+    An authenticator that keeps no count sends 0 every time; one that does must send
+    more than last time. A count that did not go up means two copies are signing.
+    """
+    return (stored > 0 or received > 0) and received <= stored

@@ -1,0 +1,233 @@
+"""Signing in with a passkey, and confirming a login with one (the ``passkey_signin`` blueprint).
+
+A passkey made with user verification is something the user has and something they
+are (or know): a complete sign-in, with no password and no second step. The login
+starts exactly as a password login does (:func:`quartapp.auth.signin.start_session`),
+recorded with the method "passkey".
+
+Each answer is checked in this order, every failure a 4xx in JSON: the body's shape,
+the relying party, the challenge (claimed once, whatever comes next) and whose the
+credential is, the throttle (the attempt is counted, or refused during a lockout), the
+credential (known, and the user's own when confirming), then py_webauthn's checks of
+the signature, origin, RP ID and user verification, and last the signature count.
+
+Attempts count in the login throttle per address and per trusted device: a passkey
+has no guessable secret, so they do not count against the username, and a stranger
+guessing passwords cannot lock the owner's passkey out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from quart import Blueprint, current_app, g, has_request_context, request, url_for
+from quart.typing import ResponseReturnValue
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .. import signals
+from ..auth import devices, reauth, throttle
+from ..auth.signin import start_session
+from ..auth.views import login_required, safe_next
+from ..db import Passkey, db
+from . import ceremony, store
+from .answers import answer, body, flag, party, refusal
+from .ceremony import Refused
+
+bp = Blueprint("passkey_signin", __name__)
+
+EXPIRED = "That sign-in request expired or was used already. Please try again."
+UNKNOWN = "This passkey is not registered here. Sign in with your password, then add it."
+CONFIRM_EXPIRED = "That request expired or was used already. Please try again."
+NOT_YOURS = "That passkey is not one of this account's."
+CLONED = "This passkey was refused: it may have been copied. Sign in another way."
+NO_PASSKEYS = "This account has no passkeys. Confirm with your password."
+LOCKED = "There were too many failed attempts. Try again later."
+
+
+def counters(
+    config: Mapping[str, Any], address: str, device: str | None
+) -> list[throttle.Counter]:
+    """What a passkey attempt counts against: the address's networks, then the device."""
+    found = throttle.counters(config, username="", address=address, device=device)
+    return [counter for counter in found if counter.scope != throttle.USER]
+
+
+async def count_attempt(wanted: list[throttle.Counter]) -> Refused | None:
+    """Refuse during a lockout; else count this attempt before it is checked."""
+    config = current_app.config
+    async with db.session() as dbs:
+        lockout = await throttle.refused_by(dbs, wanted)
+        if lockout is None:
+            lockout = await throttle.count(dbs, config, wanted)
+            await dbs.commit()
+    if lockout is None:
+        return None
+    return Refused(LOCKED, "locked out", status=429)
+
+
+@bp.post("/login/passkey/options")
+async def login_options() -> ResponseReturnValue:
+    """Options for a sign-in with any passkey of this site: no allowCredentials."""
+    try:
+        await body()
+        relying = party()
+    except Refused as error:
+        return refusal(error)
+    address = throttle.address_key(request.remote_addr, current_app.config)
+    async with db.session() as dbs:
+        # A read only: a locked-out address makes no rows.
+        lockout = await throttle.refused_by(dbs, counters(current_app.config, address, None))
+        if lockout is not None:
+            return answer(429, error=LOCKED)
+        challenge = await store.new_challenge(dbs, "login", None)
+    return answer(publicKey=ceremony.authentication_options(relying, challenge=challenge))
+
+
+@bp.post("/login/passkey")
+async def login() -> ResponseReturnValue:
+    """Check an assertion of a discoverable passkey and log its user in."""
+    if g.user is not None:
+        return answer(redirect=url_for("pages.hello"))
+    config = current_app.config
+    next_url = safe_next(request.args.get("next"))
+    username: str | None = None
+    try:
+        data = await body()
+        remember = flag(data, "remember")
+        relying = party()
+        credential = ceremony.parse_assertion(data.get("credential"))
+        challenge = ceremony.challenge_of(credential)
+        address = throttle.address_key(request.remote_addr, config)
+        async with db.session() as dbs:
+            claimed = await store.claim_challenge(dbs, challenge, "login", None)
+            found = await store.find(dbs, credential.id)
+        username = found.username if found else None
+        device = await devices.trusted(config, request.cookies, username) if username else None
+        # Counted once the device is known, before anything is verified, as a password is.
+        refused = await count_attempt(counters(config, address, device))
+        if refused is not None:
+            raise refused
+        if claimed is None:
+            raise Refused(EXPIRED, "challenge")
+        if found is None:
+            raise Refused(UNKNOWN, "unknown passkey")
+        username = found.username
+        passkey = found.passkey
+        handle = credential.response.user_handle
+        if handle is not None and bytes(handle) != bytes(passkey.user_handle):
+            raise Refused(ceremony.NOT_VERIFIED, "user handle")
+        received = ceremony.verify_assertion(relying, credential, challenge, passkey.public_key)
+        await check_count(username=username, passkey=passkey, received=received)
+    except Refused as error:
+        if error.reason != "not json":
+            signals.send(signals.passkey_failed, username=username, reason=error.reason)
+        return refusal(error)
+
+    async def record(dbs: AsyncSession) -> None:
+        await throttle.succeeded(dbs, username=username, address=address, device=device)
+
+    nonce = await start_session(
+        passkey.user_id,
+        username,
+        remember=remember,
+        method="passkey",
+        device=device,
+        record=record,
+    )
+    signals.send(signals.passkey_signed_in, username=username, name=passkey.name)
+    response = answer(redirect=next_url or url_for("pages.hello"))
+    if nonce is not None:
+        devices.set_cookie(response, config, username, nonce)
+    return response
+
+
+async def check_count(*, username: str, passkey: Passkey, received: int) -> None:
+    """Refuse a signature count that did not go up, and move the stored one on.
+
+    Compared only after the signature was verified, so only a genuine authenticator
+    can report a clone; the update names the count it was checked against.
+    """
+    stored = int(passkey.sign_count)
+    moved = False
+    if not ceremony.is_clone(stored, received):
+        async with db.session() as dbs:
+            moved = await store.record_use(dbs, passkey.id, stored, received)
+    if not moved:
+        signals.send(
+            signals.passkey_clone_refused,
+            username=username,
+            name=passkey.name,
+            stored=stored,
+            received=received,
+        )
+        raise Refused(CLONED, "clone")
+
+
+@bp.post("/login/confirm/passkey/options")
+@login_required
+async def confirm_options() -> ResponseReturnValue:
+    """Options to confirm this login with one of the user's own passkeys."""
+    try:
+        await body()
+        relying = party()
+    except Refused as error:
+        return refusal(error)
+    async with db.session() as dbs:
+        own = await store.for_user(dbs, g.user.id)
+        if not own:
+            return answer(400, error=NO_PASSKEYS)
+        challenge = await store.new_challenge(dbs, "confirm", g.user.id)
+    options = ceremony.authentication_options(
+        relying, challenge=challenge, allowed=[row.credential_id for row in own]
+    )
+    return answer(publicKey=options)
+
+
+@bp.post("/login/confirm/passkey")
+@login_required
+async def confirm() -> ResponseReturnValue:
+    """Confirm this login with an assertion of one of the user's passkeys, then go on."""
+    config = current_app.config
+    user = g.user
+    next_url = safe_next(request.args.get("next")) or url_for("account.sessions")
+    try:
+        data = await body()
+        relying = party()
+        credential = ceremony.parse_assertion(data.get("credential"))
+        challenge = ceremony.challenge_of(credential)
+        address = throttle.address_key(request.remote_addr, config)
+        device = await devices.trusted(config, request.cookies, user.username)
+        wanted = throttle.counters(config, username=user.username, address=address, device=device)
+        refused = await count_attempt(wanted)
+        if refused is not None:
+            raise refused
+        async with db.session() as dbs:
+            if await store.claim_challenge(dbs, challenge, "confirm", user.id) is None:
+                raise Refused(CONFIRM_EXPIRED, "challenge")
+            found = await store.find(dbs, credential.id)
+        if found is None or found.passkey.user_id != user.id:
+            raise Refused(NOT_YOURS, "not the user's passkey")
+        passkey = found.passkey
+        received = ceremony.verify_assertion(relying, credential, challenge, passkey.public_key)
+        await check_count(username=user.username, passkey=passkey, received=received)
+    except Refused as error:
+        if error.reason != "not json":
+            signals.send(signals.passkey_failed, username=user.username, reason=error.reason)
+        return refusal(error)
+    async with db.session() as dbs:
+        await throttle.succeeded(dbs, username=user.username, address=address, device=device)
+        await dbs.commit()
+    await reauth.confirm_login(user.login_id)
+    signals.send(signals.reauthenticated, username=user.username, method="passkey")
+    return answer(redirect=next_url)
+
+
+@bp.app_context_processor
+async def confirm_page_context() -> dict[str, object]:
+    """Tell the confirm page whether to offer "Confirm with a passkey" (one query, there only)."""
+    if not has_request_context() or request.endpoint != "reauth.confirm" or not g.get("user"):
+        return {}
+    async with db.session() as dbs:
+        has = await store.count(dbs, g.user.id) > 0
+    return {"user_has_passkeys": has}
