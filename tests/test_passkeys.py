@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from quartapp.passkeys.store import CHALLENGES_PER_NETWORK
 from tests.conftest import AuthActions, body, csrf_token, query
 from tests.passkey_authenticator import SoftAuthenticator
 
@@ -361,3 +362,23 @@ async def test_a_new_passkeys_name_is_plain_text(
     status, answer = await post_json(client, NEW, {"credential": credential, "name": name}, token)
     assert status == 400, answer
     assert query(settings, "SELECT count(*) FROM passkeys") == [(0,)]
+
+
+async def test_one_network_holds_a_bounded_number_of_sign_in_challenges(
+    client: TestClientProtocol, settings: dict[str, Any]
+) -> None:
+    """Anyone may ask for sign-in options: a flood of them writes a bounded number of rows."""
+    token = await csrf_token(client, "/login")
+    statuses = [
+        (await post_json(client, LOGIN_OPTIONS, {}, token))[0]
+        for _ in range(CHALLENGES_PER_NETWORK + 5)
+    ]
+    assert statuses == [200] * CHALLENGES_PER_NETWORK + [429] * 5
+    status, refused = await post_json(client, LOGIN_OPTIONS, {}, token)
+    assert status == 429
+    assert "from your network" in refused["error"]
+    rows = query(settings, "SELECT count(*) FROM passkey_challenges")
+    assert rows == [(CHALLENGES_PER_NETWORK,)]
+    # Expired ones no longer count: the network may start sign-ins again.
+    query(settings, f"UPDATE passkey_challenges SET expires_at = {time.time() - 1}")
+    assert (await post_json(client, LOGIN_OPTIONS, {}, token))[0] == 200

@@ -45,16 +45,19 @@ def upgrade() -> None:
         sa.Column("user_id", sa.Integer(), nullable=True),
         sa.Column("expires_at", sa.Float(), nullable=False),
         sa.Column("user_handle", sa.LargeBinary(length=64), nullable=True),
+        sa.Column("network", sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("passkey_challenges") as batch:
         batch.create_index("ix_passkey_challenges_expires_at", ["expires_at"], unique=False)
         batch.create_index("ix_passkey_challenges_user_id", ["user_id"], unique=False)
+        batch.create_index("ix_passkey_challenges_network", ["network"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("passkey_challenges") as batch:
+        batch.drop_index("ix_passkey_challenges_network")
         batch.drop_index("ix_passkey_challenges_user_id")
         batch.drop_index("ix_passkey_challenges_expires_at")
     op.drop_table("passkey_challenges")

@@ -57,3 +57,6 @@ class PasskeyChallenge(Base):
     expires_at: Mapped[float] = mapped_column(Float, index=True)
     # A registration's user handle, sent in its options: the response does not repeat it.
     user_handle: Mapped[bytes | None] = mapped_column(LargeBinary(64))
+    # For a sign-in, which anyone may ask for: the asker's widest network (an IPv4
+    # address, or its IPv6 /48), so one network holds only a few at a time.
+    network: Mapped[str | None] = mapped_column(String(64), index=True)

@@ -43,6 +43,9 @@ NOT_YOURS = "That passkey is not one of this account's."
 CLONED = "This passkey was refused: it may have been copied. Sign in another way."
 NO_PASSKEYS = "This account has no passkeys. Confirm with your password."
 LOCKED = "There were too many failed attempts. Try again later."
+TOO_MANY_REQUESTS = (
+    "Too many passkey sign-ins were started from your network. Try again in a few minutes."
+)
 
 
 def counters(
@@ -80,7 +83,10 @@ async def login_options() -> ResponseReturnValue:
         lockout = await throttle.refused_by(dbs, counters(current_app.config, address, None))
         if lockout is not None:
             return answer(429, error=LOCKED)
-        challenge = await store.new_challenge(dbs, "login", None)
+        widest = [key for _, key in throttle.networks(address)] or [address]
+        challenge = await store.new_signin_challenge(dbs, widest[0][:64])
+    if challenge is None:
+        return answer(429, error=TOO_MANY_REQUESTS)
     return answer(publicKey=ceremony.authentication_options(relying, challenge=challenge))
 
 

@@ -24,14 +24,25 @@ PURPOSES = frozenset({"register", "login", "confirm"})
 CHALLENGE_BYTES = 32
 USER_HANDLE_BYTES = 32
 PRUNE_BATCH = 500
+# Sign-in challenges one network may hold at once. Anyone may ask for one, and each is a
+# row for 5 minutes: without a bound, a flood of requests for options would grow the
+# table as fast as it is sent. A person needs one per sign-in page; a household or an
+# office behind one address, a few. Over it, the options request is a 429.
+CHALLENGES_PER_NETWORK = 30
 
 
 async def new_challenge(
-    session: AsyncSession, purpose: str, user_id: int | None, handle: bytes | None = None
+    session: AsyncSession,
+    purpose: str,
+    user_id: int | None,
+    handle: bytes | None = None,
+    *,
+    network: str | None = None,
 ) -> bytes:
     """Make a challenge for one ceremony and keep it for its lifetime (commits).
 
     ``handle``: a registration's user handle, kept until the answer comes back.
+    ``network``: an anonymous sign-in's asker (see :func:`new_signin_challenge`).
     """
     if purpose not in PURPOSES:
         raise ValueError(f"unknown purpose {purpose!r}")
@@ -43,10 +54,26 @@ async def new_challenge(
             user_id=user_id,
             expires_at=time.time() + CHALLENGE_LIFETIME,
             user_handle=handle,
+            network=network,
         )
     )
     await session.commit()
     return challenge
+
+
+async def new_signin_challenge(session: AsyncSession, network: str) -> bytes | None:
+    """A sign-in's challenge for a client of ``network`` (its widest: an IPv4 address or
+    an IPv6 /48); None, and nothing written, when that network already holds
+    CHALLENGES_PER_NETWORK live ones (commits).
+    """
+    held = await session.scalar(
+        select(func.count())
+        .select_from(PasskeyChallenge)
+        .where(PasskeyChallenge.network == network, PasskeyChallenge.expires_at > time.time())
+    )
+    if (held or 0) >= CHALLENGES_PER_NETWORK:
+        return None
+    return await new_challenge(session, "login", None, network=network)
 
 
 @dataclass(frozen=True)
