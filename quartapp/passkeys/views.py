@@ -18,7 +18,7 @@ from ..account.display import browser_summary, utc_minute
 from ..auth import reauth
 from ..auth.reauth import fresh_login_required
 from ..auth.views import FORM_TYPES, login_required
-from ..db import db
+from ..db import Passkey, db
 from ..db.passkeys import PASSKEY_NAME_COLUMN
 from ..web.messages import flash
 from . import ceremony, store
@@ -170,16 +170,23 @@ def default_name() -> str:
     return browser_summary(request.headers.get("User-Agent"))[:PASSKEY_NAME_COLUMN]
 
 
-@bp.route("/<int:passkey_id>/rename", methods=["GET", "POST"])
-@login_required
-async def rename(passkey_id: int) -> ResponseReturnValue:
-    """Rename one of the user's passkeys; 404 for anyone else's."""
+async def _own_passkey(passkey_id: int) -> Passkey:
+    """The user's passkey with this id, for its form; 404 for anyone else's, 415 for a
+    POST that is not a form."""
     if request.method == "POST" and request.mimetype not in FORM_TYPES:
         abort(415)
     async with db.session() as dbs:
         passkey = await store.owned(dbs, g.user.id, passkey_id)
     if passkey is None:
         abort(404)
+    return passkey
+
+
+@bp.route("/<int:passkey_id>/rename", methods=["GET", "POST"])
+@login_required
+async def rename(passkey_id: int) -> ResponseReturnValue:
+    """Rename one of the user's passkeys; 404 for anyone else's."""
+    passkey = await _own_passkey(passkey_id)
     form = cast(RenamePasskeyForm, await RenamePasskeyForm.create_form())
     status = 200
     if await form.validate_on_submit():
@@ -203,12 +210,7 @@ async def rename(passkey_id: int) -> ResponseReturnValue:
 @fresh_login_required
 async def remove(passkey_id: int) -> ResponseReturnValue:
     """Ask, then remove one of the user's passkeys; 404 for anyone else's."""
-    if request.method == "POST" and request.mimetype not in FORM_TYPES:
-        abort(415)
-    async with db.session() as dbs:
-        passkey = await store.owned(dbs, g.user.id, passkey_id)
-    if passkey is None:
-        abort(404)
+    passkey = await _own_passkey(passkey_id)
     form = cast(RemovePasskeyForm, await RemovePasskeyForm.create_form())
     if await form.validate_on_submit():
         async with db.session() as dbs:
