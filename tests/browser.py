@@ -59,8 +59,13 @@ QUIET_ARGS = [
 ]
 USERNAME = "alice"
 PASSWORD = "correct horse battery staple"
-# The screenshots this run took, for the summary.
+# The screenshots this process took; each test's count goes into its teardown report
+# (``user_properties``), so that under pytest-xdist the controller can sum the workers'.
 TAKEN: list[Path] = []
+SCREENSHOTS_PROPERTY = "screenshots"
+# What the reports said, summed where the summary is written.
+REPORTED: list[int] = []
+_taken_before_test = [0]
 # Chromium logs this for any document answered with a 4xx; the tests assert the status.
 FAILED_RESOURCE = "Failed to load resource: the server responded with a status of"
 
@@ -197,11 +202,38 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Note how many screenshots were taken before this test."""
+    _taken_before_test[0] = len(TAKEN)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    """Put the test's count of screenshots into its teardown report."""
+    try:
+        return (yield)
+    finally:
+        taken = len(TAKEN) - _taken_before_test[0]
+        if taken:
+            item.user_properties.append((SCREENSHOTS_PROPERTY, taken))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Sum the screenshots of every test, this process's or a pytest-xdist worker's."""
+    if report.when == "teardown":
+        REPORTED.extend(
+            value
+            for name, value in report.user_properties
+            if name == SCREENSHOTS_PROPERTY and isinstance(value, int)
+        )
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Say where the screenshots are, when this run took any."""
-    if TAKEN:
+    taken = sum(REPORTED)
+    if taken:
         terminalreporter.write_sep("-", "browser screenshots")
         terminalreporter.write_line(
-            f"{len(TAKEN)} screenshots of {len(TAKEN) // len(VIEWPORTS)} pages in "
+            f"{taken} screenshots of {taken // len(VIEWPORTS)} pages in "
             f"{SCREENSHOTS.relative_to(ROOT)}/"
         )
