@@ -6,7 +6,7 @@ fixtures override pytest-playwright's and its summary hook runs:
 - ``browser_type_launch_args`` uses Playwright's own Chromium where ``playwright
   install`` put it, and Debian's ``/usr/bin/chromium`` otherwise; with neither, every
   browser test skips and says how to install one.
-- :func:`served` starts hypercorn with one user made by the project's CLI.
+- :func:`served` starts hypercorn on a copy of a database that holds one user, alice.
 - :class:`Visitor` wraps a page: each :meth:`Visitor.check` screenshots the page at
   desktop and phone sizes (into :data:`SCREENSHOTS`) and asserts that axe-core finds
   no violations; console errors and uncaught exceptions (CSP violations included)
@@ -34,7 +34,6 @@ from .server import (
     development_env,
     free_port,
     hypercorn_command,
-    init_db,
     running,
 )
 from .server import create_user as create_account
@@ -104,12 +103,14 @@ def create_user(env: Mapping[str, str], name: str = USERNAME, password: str = PA
 
 
 @contextmanager
-def served(directory: Path, **settings: str) -> Iterator[Server]:
-    """A development hypercorn with ``alice``, on a fresh database in ``directory``."""
+def served(directory: Path, template: Path, **settings: str) -> Iterator[Server]:
+    """A development hypercorn with ``alice``, on a copy of ``template`` in ``directory``.
+
+    ``template`` is conftest's ``served_sqlite_template``: migrated, with alice in it.
+    """
     port = free_port()
     env = development_env(directory, **settings)
-    init_db(env)
-    create_user(env)
+    shutil.copy(template, directory / "quartapp.db")
     with running(hypercorn_command(port), env, port, directory / "logs") as server:
         server.wait_healthy()
         yield server
