@@ -284,8 +284,12 @@ def database(
 
 @pytest.fixture
 def settings(tmp_path: Path, database: str) -> dict[str, Any]:
-    """The overrides the ``app`` fixture uses; tests may change them first."""
-    return make_settings(tmp_path, DATABASE_URL=database)
+    """The overrides the ``app`` fixture uses; tests may change them first.
+
+    The database is at the newest revision already, so the app skips the upgrade it
+    would run at startup (a no-op, but a quarter of an app's start in CPU time).
+    """
+    return make_settings(tmp_path, DATABASE_URL=database, DATABASE_AUTO_UPGRADE=False)
 
 
 @pytest.fixture
