@@ -35,8 +35,12 @@ run: install
 # The bench group too: tests/test_bench.py runs the bench for a second. The browser
 # tests leave screenshots of every page in test-artifacts/screenshots/. `make test-quick`
 # is the edit loop: SQLite only, no real server or browser (`make test` runs them all).
+# Both run on two pytest-xdist workers, each with its own PostgreSQL, PgBouncer, ports
+# and temporary folders. --dist loadgroup keeps the tests marked
+# xdist_group("timing") on one worker, one at a time (tests/conftest.py says which).
+TEST_WORKERS ?= 2
 test: install $(VENV)/.installed-bench
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # On both cores: these tests share no server or database, so two workers can't collide.
 test-quick: install

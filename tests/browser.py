@@ -6,7 +6,7 @@ fixtures override pytest-playwright's and its summary hook runs:
 - ``browser_type_launch_args`` uses Playwright's own Chromium where ``playwright
   install`` put it, and Debian's ``/usr/bin/chromium`` otherwise; with neither, every
   browser test skips and says how to install one.
-- :func:`served` starts hypercorn with one user made by the project's CLI.
+- :func:`served` starts hypercorn on a copy of a database that holds one user, alice.
 - :class:`Visitor` wraps a page: each :meth:`Visitor.check` screenshots the page at
   desktop and phone sizes (into :data:`SCREENSHOTS`) and asserts that axe-core finds
   no violations; console errors and uncaught exceptions (CSP violations included)
@@ -34,7 +34,6 @@ from .server import (
     development_env,
     free_port,
     hypercorn_command,
-    init_db,
     running,
 )
 from .server import create_user as create_account
@@ -59,8 +58,13 @@ QUIET_ARGS = [
 ]
 USERNAME = "alice"
 PASSWORD = "correct horse battery staple"
-# The screenshots this run took, for the summary.
+# The screenshots this process took; each test's count goes into its teardown report
+# (``user_properties``), so that under pytest-xdist the controller can sum the workers'.
 TAKEN: list[Path] = []
+SCREENSHOTS_PROPERTY = "screenshots"
+# What the reports said, summed where the summary is written.
+REPORTED: list[int] = []
+_taken_before_test = [0]
 # Chromium logs this for any document answered with a 4xx; the tests assert the status.
 FAILED_RESOURCE = "Failed to load resource: the server responded with a status of"
 
@@ -99,12 +103,14 @@ def create_user(env: Mapping[str, str], name: str = USERNAME, password: str = PA
 
 
 @contextmanager
-def served(directory: Path, **settings: str) -> Iterator[Server]:
-    """A development hypercorn with ``alice``, on a fresh database in ``directory``."""
+def served(directory: Path, template: Path, **settings: str) -> Iterator[Server]:
+    """A development hypercorn with ``alice``, on a copy of ``template`` in ``directory``.
+
+    ``template`` is conftest's ``served_sqlite_template``: migrated, with alice in it.
+    """
     port = free_port()
     env = development_env(directory, **settings)
-    init_db(env)
-    create_user(env)
+    shutil.copy(template, directory / "quartapp.db")
     with running(hypercorn_command(port), env, port, directory / "logs") as server:
         server.wait_healthy()
         yield server
@@ -197,11 +203,38 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Note how many screenshots were taken before this test."""
+    _taken_before_test[0] = len(TAKEN)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    """Put the test's count of screenshots into its teardown report."""
+    try:
+        return (yield)
+    finally:
+        taken = len(TAKEN) - _taken_before_test[0]
+        if taken:
+            item.user_properties.append((SCREENSHOTS_PROPERTY, taken))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Sum the screenshots of every test, this process's or a pytest-xdist worker's."""
+    if report.when == "teardown":
+        REPORTED.extend(
+            value
+            for name, value in report.user_properties
+            if name == SCREENSHOTS_PROPERTY and isinstance(value, int)
+        )
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Say where the screenshots are, when this run took any."""
-    if TAKEN:
+    taken = sum(REPORTED)
+    if taken:
         terminalreporter.write_sep("-", "browser screenshots")
         terminalreporter.write_line(
-            f"{len(TAKEN)} screenshots of {len(TAKEN) // len(VIEWPORTS)} pages in "
+            f"{taken} screenshots of {taken // len(VIEWPORTS)} pages in "
             f"{SCREENSHOTS.relative_to(ROOT)}/"
         )

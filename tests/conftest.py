@@ -31,6 +31,7 @@ import pytest
 from argon2 import PasswordHasher
 from click.testing import Result
 from hypothesis import settings as hypothesis_settings
+from jinja2.bccache import Bucket, BytecodeCache
 from quart import Quart
 from quart.testing import QuartCliRunner
 from quart.typing import TestClientProtocol
@@ -57,10 +58,8 @@ from .pg import (
 )
 from .server import (
     Server,
-    create_user,
     free_port,
     hypercorn_command,
-    init_db,
     running,
     server_env,
 )
@@ -72,6 +71,11 @@ BOTH_DATABASES = pytest.mark.both_databases
 # that takes ``settings`` (or ``app``) runs it on PostgreSQL alone.
 POSTGRES_ONLY = pytest.mark.parametrize("database", [DATABASES[1]], indirect=True)
 SQLITE_ONLY = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+# `make test` runs on two pytest-xdist workers (--dist loadgroup). Tests whose assertions
+# involve time on a real server (a flood that must not keep anyone out, a bound in
+# milliseconds, a comparison of durations) share this group: one worker runs them one
+# after another, so no two of them ever load the machine at once.
+TIMING = pytest.mark.xdist_group("timing")
 TEST_DATABASE = "quartapp_test"
 TABLES = [table.name for table in Base.metadata.sorted_tables]
 
@@ -110,6 +114,30 @@ hypothesis_settings.register_profile("ci", max_examples=1000)
 hypothesis_settings.load_profile(
     os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") == "true" else "dev")
 )
+
+
+class SessionTemplateCode(BytecodeCache):
+    """Compiled templates kept for the whole session, shared by every test's app.
+
+    Jinja checks each entry against its template's source checksum, as with any
+    bytecode cache, so an edited template is compiled again.
+    """
+
+    def __init__(self) -> None:
+        self.code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        if bucket.key in self.code:
+            bucket.bytecode_from_string(self.code[bucket.key])
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        self.code[bucket.key] = bucket.bytecode_to_string()
+
+
+# Each test builds an app, and each app's Jinja environment would compile again every
+# template it renders: about a tenth of an in-process test's CPU time. The cache is a
+# standard Jinja option, given to every app that the tests' process builds.
+Quart.jinja_options = {**Quart.jinja_options, "bytecode_cache": SessionTemplateCode()}
 
 
 def _parametrizes_database(metafunc: pytest.Metafunc) -> bool:
@@ -256,8 +284,12 @@ def database(
 
 @pytest.fixture
 def settings(tmp_path: Path, database: str) -> dict[str, Any]:
-    """The overrides the ``app`` fixture uses; tests may change them first."""
-    return make_settings(tmp_path, DATABASE_URL=database)
+    """The overrides the ``app`` fixture uses; tests may change them first.
+
+    The database is at the newest revision already, so the app skips the upgrade it
+    would run at startup (a no-op, but a quarter of an app's start in CPU time).
+    """
+    return make_settings(tmp_path, DATABASE_URL=database, DATABASE_AUTO_UPGRADE=False)
 
 
 @pytest.fixture
@@ -425,17 +457,70 @@ pytest_plugins = ["tests.browser"]
 Start = Callable[..., Server]
 
 
+# The template the real servers' PostgreSQL databases are cloned from.
+SERVED_TEMPLATE = "quartapp_served_template"
+
+
+def _add_alice(url: str, directory: Path) -> None:
+    """Put alice (PASSWORD) into the database at ``url``, already at the newest revision.
+
+    Through the app's own code, in a thread of its own: a session fixture may be set up
+    while a test's event loop runs.
+    """
+
+    async def work() -> None:
+        application = create_app(make_settings(directory, DATABASE_URL=url))
+        async with application.test_app():
+            await add_user(application)
+
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, work()).result()
+
+
+@pytest.fixture(scope="session")
+def served_sqlite_template(
+    sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The migrated SQLite file with alice in it, copied for each test's real servers."""
+    directory = tmp_path_factory.mktemp("served-template")
+    shutil.copy(sqlite_template, directory / "test.db")
+    _add_alice(sqlite_url(directory), directory)
+    return directory / "test.db"
+
+
+@pytest.fixture(scope="session")
+def served_postgres_template(
+    postgres_server: PostgresServer | None, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """A migrated PostgreSQL database with alice in it, cloned for each test's real servers."""
+    server = require_postgres(postgres_server)
+    server.psql(f"CREATE DATABASE {SERVED_TEMPLATE}")
+    directory = tmp_path_factory.mktemp("served-postgres-template")
+    _migrate(server.url(SERVED_TEMPLATE), directory)
+    _add_alice(server.url(SERVED_TEMPLATE), directory)
+    return SERVED_TEMPLATE
+
+
 @pytest.fixture(params=DATABASES)
 def database_url(
     request: pytest.FixtureRequest, tmp_path: Path, postgres_server: PostgresServer | None
 ) -> Iterator[str]:
-    """An empty database for the real servers of one test: a SQLite file or PostgreSQL."""
+    """A database for the real servers of one test, a SQLite file or PostgreSQL.
+
+    It is at the newest revision and holds alice (PASSWORD), hashed at the servers'
+    argon2 cost: a copy of a session template, instead of a release step and a
+    ``users create`` in two processes of their own for every test (those are tested in
+    test_server.py and test_cli.py).
+    """
     if request.param == "sqlite":
+        template = request.getfixturevalue("served_sqlite_template")
+        shutil.copy(template, tmp_path / "quartapp.db")
         yield f"sqlite:///{tmp_path / 'quartapp.db'}"
         return
     server = require_postgres(postgres_server)
+    template = request.getfixturevalue("served_postgres_template")
     name = server.new_database_name()
-    server.psql(f"CREATE DATABASE {name}")
+    server.psql(f"CREATE DATABASE {name} TEMPLATE {template}")
     try:
         yield server.url(name)
     finally:
@@ -446,11 +531,10 @@ def database_url(
 def start(tmp_path: Path, database_url: str) -> Iterator[Start]:
     """Start production servers (hypercorn, 2 workers unless told) on the test's database.
 
-    Every server of a test shares one SECRET_KEY; alice is created with the first.
+    Every server of a test shares one SECRET_KEY; alice is in the database already.
     Keyword arguments are environment variables for the server.
     """
     key = secrets.token_urlsafe(32)
-    created: list[bool] = []
     with ExitStack() as stack:
 
         def start_server(workers: int = 2, **settings: str) -> Server:
@@ -461,10 +545,6 @@ def start(tmp_path: Path, database_url: str) -> Iterator[Start]:
                 QUARTAPP_TRUSTED_HOSTS='["127.0.0.1"]',
                 **{"SECRET_KEY": key, "QUARTAPP_SESSION_COOKIE_SECURE": "false", **settings},
             )
-            if not created:
-                init_db(env)
-                create_user(env, "alice", PASSWORD)
-                created.append(True)
             port = free_port()
             command = hypercorn_command(port, "--workers", str(workers))
             server = stack.enter_context(running(command, env, port, tmp_path / f"logs-{port}"))

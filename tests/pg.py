@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from itertools import count
 from pathlib import Path
 
+from .ports import free_port
+
 INSTALL_HINT = "PostgreSQL is not installed: apt-get install postgresql"
 SUPERUSER = "postgres"
 
@@ -38,19 +40,13 @@ def find_bin_dir() -> Path | None:
     return Path(candidates[-1]).parent if candidates else None
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @dataclass
 class PostgresServer:
     """One running PostgreSQL cluster on 127.0.0.1, trusting local connections."""
 
     bin_dir: Path
     root: Path
-    port: int = field(default_factory=_free_port)
+    port: int = field(default_factory=free_port)
     _names: Iterator[int] = field(default_factory=count)
 
     @property
@@ -165,7 +161,7 @@ class PgBouncer:
 
     binary: Path
     server: PostgresServer
-    port: int = field(default_factory=_free_port)
+    port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
     @property

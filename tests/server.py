@@ -33,6 +33,9 @@ from typing import Any
 
 import pytest
 
+# Re-exported: the tests take their ports from here, as before.
+from .ports import free_port as free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 START_TIMEOUT = 30.0
@@ -64,13 +67,6 @@ def procfile() -> dict[str, str]:
 def procfile_web_on_loopback() -> list[str]:
     """The Procfile's web command, listening on loopback: tests open no other interface."""
     return ["bash", "-c", procfile()["web"].replace("--bind 0.0.0.0:", "--bind 127.0.0.1:")]
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def server_env(instance: Path, **settings: str) -> dict[str, str]:

@@ -42,9 +42,11 @@ def base_url() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, served_sqlite_template: Path
+) -> Iterator[Server]:
     """One server for the module's tests, with ``alice``."""
-    with served(tmp_path_factory.mktemp("browser-server")) as started:
+    with served(tmp_path_factory.mktemp("browser-server"), served_sqlite_template) as started:
         yield started
 
 
@@ -275,10 +277,11 @@ def test_without_javascript_the_login_page_works_the_same(
 
 @pytest.fixture
 def short_lived_forms(
-    page: Page, tmp_path: Path, request: pytest.FixtureRequest
+    page: Page, tmp_path: Path, request: pytest.FixtureRequest, served_sqlite_template: Path
 ) -> Iterator[Visitor]:
     """A visitor on a server whose forms expire one second after they are rendered."""
-    with served(tmp_path, QUARTAPP_WTF_CSRF_TIME_LIMIT="1") as started:
+    template = served_sqlite_template
+    with served(tmp_path, template, QUARTAPP_WTF_CSRF_TIME_LIMIT="1") as started:
         yield from visit(page, started, request)
 
 

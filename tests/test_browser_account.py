@@ -36,9 +36,11 @@ def base_url() -> str | None:
 
 
 @pytest.fixture
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, served_sqlite_template: Path
+) -> Iterator[Server]:
     """A server per test: these tests change alice's password and end her logins."""
-    with served(tmp_path_factory.mktemp("browser-account")) as started:
+    with served(tmp_path_factory.mktemp("browser-account"), served_sqlite_template) as started:
         yield started
 
 

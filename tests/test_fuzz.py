@@ -17,16 +17,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
+import sqlalchemy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from quart import Quart
 from quart.wrappers import Response
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from quartapp import create_app
 from quartapp.auth import logins, users
 from quartapp.db import Login, db
+from quartapp.settings import database_url as async_database_url
 
 from .conftest import PASSWORD, add_user, make_settings, query
 
@@ -402,9 +405,11 @@ async def send(app: Quart, sessions: Sessions, request: FuzzRequest) -> Response
     return await connection.as_response()
 
 
-def account_rows(config: dict[str, Any]) -> list[tuple[Any, ...]]:
-    """Every row of the users table, password hashes included."""
-    return query(config, "SELECT * FROM users ORDER BY id")
+async def account_rows(engine: AsyncEngine) -> list[tuple[Any, ...]]:
+    """Every row of the users table, password hashes included, read past the app."""
+    async with engine.connect() as connection:
+        result = await connection.execute(sqlalchemy.text("SELECT * FROM users ORDER BY id"))
+        return [tuple(row) for row in result.all()]
 
 
 def test_random_hostile_requests_get_no_5xx_and_change_no_account(
@@ -419,12 +424,16 @@ def test_random_hostile_requests_get_no_5xx_and_change_no_account(
     app = create_app(config)
     loop = asyncio.new_event_loop()
     loop.run_until_complete(app.startup())
+    # The test's own engine on the same loop, kept for every example: reading the rows
+    # costs a query, not a new engine, thread and event loop as conftest's query() does.
+    engine = create_async_engine(async_database_url(database))
     try:
         loop.run_until_complete(add_user(app))
         loop.run_until_complete(add_user(app, "bob", PASSWORD + " too"))
         sessions = Sessions(app)
-        before = account_rows(config)
+        before = loop.run_until_complete(account_rows(engine))
         assert len(before) == 2
+        assert before == query(config, "SELECT * FROM users ORDER BY id")
 
         # As many examples as the profile says (tests/conftest.py: more under CI=true).
         @settings(
@@ -435,9 +444,10 @@ def test_random_hostile_requests_get_no_5xx_and_change_no_account(
         def check(request: FuzzRequest) -> None:
             response = loop.run_until_complete(send(app, sessions, request))
             assert response.status_code < 500, response.status_code
-            assert account_rows(config) == before
+            assert loop.run_until_complete(account_rows(engine)) == before
 
         check()
     finally:
+        loop.run_until_complete(engine.dispose())
         loop.run_until_complete(app.shutdown())
         loop.close()

@@ -25,13 +25,13 @@ import pytest
 
 from quartapp.auth.login_listener import APPLICATION_NAME
 
-from .conftest import require_postgres
+from .conftest import TIMING, require_postgres
 from .pg import PostgresServer
 from .server import Browser, Server, free_port, procfile, procfile_web_on_loopback, running
 from .test_round_trips import LOGIN_LOOKUP, ServerLog
 from .test_scaleout import create_user, log_in, production_env, run
 
-pytestmark = [pytest.mark.server, pytest.mark.postgres]
+pytestmark = [pytest.mark.server, pytest.mark.postgres, TIMING]
 LOGOUTS = 50
 BOUND = 0.100  # seconds: the README's security table states it
 

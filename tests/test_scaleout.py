@@ -30,7 +30,8 @@ from .server import (
     server_env,
 )
 
-pytestmark = [pytest.mark.server]
+# One worker runs the whole module under pytest-xdist, so its dynos start once.
+pytestmark = [pytest.mark.server, pytest.mark.xdist_group("scaleout")]
 WRONG = "wrong password, quite long"
 # bob is the one the lockout test locks out, so alice's tests may run before or after it.
 USERS = ("alice", "bob")

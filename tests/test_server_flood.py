@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import PASSWORD, Start, query
+from .conftest import PASSWORD, TIMING, Start, query
 from .server import (
     CSRF_INPUT,
     INPUT_VALUE,
@@ -39,7 +39,7 @@ from .server import (
     Server,
 )
 
-pytestmark = pytest.mark.server
+pytestmark = [pytest.mark.server, TIMING]
 # The legitimate client: one login every INTERVAL seconds, TRIES times.
 INTERVAL = 0.25
 TRIES = 40

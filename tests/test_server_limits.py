@@ -10,6 +10,7 @@ shutdown test share one development server.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +28,6 @@ from .server import (
     exchange,
     free_port,
     hypercorn_command,
-    init_db,
     raw_request,
     running,
 )
@@ -329,13 +329,14 @@ def test_request_with_two_host_headers_is_refused(server: Server) -> None:
 
 
 def test_login_in_flight_at_sigterm_completes_and_the_server_then_exits(
-    tmp_path: Path,
+    tmp_path: Path, served_sqlite_template: Path
 ) -> None:
     # Two workers, so there is hypercorn's parent and its workers, and SIGTERM goes to
-    # the whole process group the way a PaaS stops a dyno.
+    # the whole process group the way a PaaS stops a dyno. The database is migrated and
+    # holds alice, so the workers start without writing (no first-run admin to race for).
     port = free_port()
     env = development_env(tmp_path)
-    init_db(env)
+    shutil.copy(served_sqlite_template, tmp_path / "quartapp.db")
     command = hypercorn_command(port, "--workers", "2")
     with running(command, env, port, tmp_path / "logs") as server:
         server.wait_workers(2)
@@ -343,7 +344,7 @@ def test_login_in_flight_at_sigterm_completes_and_the_server_then_exits(
         browser = Browser(server.base_url)
         token = browser.csrf_token("/login")
         cookie = "; ".join(f"{c.name}={c.value}" for c in browser.cookies)
-        form = {"username": "admin", "password": "not the password at all", "csrf_token": token}
+        form = {"username": "alice", "password": "not the password at all", "csrf_token": token}
         body = urlencode(form).encode()
         half = len(body) // 2
         headers = [
