@@ -192,7 +192,11 @@ def sqlite_url(directory: Path) -> str:
 
 
 def _migrate(url: str, directory: Path) -> None:
-    asyncio.run(schema.upgrade(load_config(make_settings(directory, DATABASE_URL=url))))
+    """Bring the database at ``url`` to the newest revision, in a thread of its own: a
+    session fixture may be set up while a test's event loop runs (Playwright's)."""
+    settings = load_config(make_settings(directory, DATABASE_URL=url))
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, schema.upgrade(settings)).result()
 
 
 @pytest.fixture(scope="session")

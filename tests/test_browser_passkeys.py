@@ -62,9 +62,11 @@ class Served:
 
 
 @pytest.fixture
-def served_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served_app(
+    tmp_path_factory: pytest.TempPathFactory, served_sqlite_template: Path
+) -> Iterator[Served]:
     directory = tmp_path_factory.mktemp("browser-passkeys")
-    with served(directory) as server:
+    with served(directory, served_sqlite_template) as server:
         yield Served(server, directory)
 
 

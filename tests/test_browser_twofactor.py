@@ -13,6 +13,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -33,8 +34,10 @@ def base_url() -> str | None:
 
 
 @pytest.fixture
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with served(tmp_path_factory.mktemp("browser-twofactor")) as started:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, served_sqlite_template: Path
+) -> Iterator[Server]:
+    with served(tmp_path_factory.mktemp("browser-twofactor"), served_sqlite_template) as started:
         yield started
 
 
