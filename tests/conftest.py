@@ -110,7 +110,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 # Hypothesis: a few hundred examples a run, more in CI where a rare case has more runs
 # to turn up in. HYPOTHESIS_PROFILE picks one by name (e.g. "ci" locally, before a push).
 hypothesis_settings.register_profile("dev", max_examples=300)
-hypothesis_settings.register_profile("ci", max_examples=1000)
+hypothesis_settings.register_profile("ci", max_examples=500)
 hypothesis_settings.load_profile(
     os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") == "true" else "dev")
 )

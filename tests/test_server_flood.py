@@ -5,7 +5,7 @@ a worker busy with the flood is slow to accept, so the idle one takes the legiti
 client's new connections and the test would measure luck, not admission. A flooder on
 50 keep-alive connections loops ``POST /login`` with wrong passwords and random
 64-character names (``tests/flood.py``, in its own process), while a legitimate client
-logs in every 0.25 s for about 10 s with the right password. It must get in at least
+logs in every 0.25 s for about 6 s with the right password. It must get in at least
 90% of the time:
 
 - from another address than the flooder's (the flooder sends from 127.0.0.2);
@@ -42,9 +42,9 @@ from .server import (
 pytestmark = [pytest.mark.server, TIMING]
 # The legitimate client: one login every INTERVAL seconds, TRIES times.
 INTERVAL = 0.25
-TRIES = 40
+TRIES = 24
 # The flood is under way this long before the first legitimate try.
-HEAD_START = 1.5
+HEAD_START = 1.0
 REQUIRED = 0.9
 LOGIN_FAILURES_PER_ADDRESS = 50  # the default
 
