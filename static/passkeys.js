@@ -52,35 +52,35 @@
     return options;
   }
 
-  function registrationJSON(credential) {
-    var response = credential.response;
+  // What py_webauthn reads of a credential: its ids and type, and the response's
+  // fields, each ArrayBuffer as base64url.
+  function credentialJSON(credential, response) {
     return {
       id: credential.id,
       rawId: toText(credential.rawId),
       type: credential.type,
       authenticatorAttachment: credential.authenticatorAttachment || null,
-      response: {
-        clientDataJSON: toText(response.clientDataJSON),
-        attestationObject: toText(response.attestationObject),
-        transports: response.getTransports ? response.getTransports() : [],
-      },
+      response: response,
     };
+  }
+
+  function registrationJSON(credential) {
+    var response = credential.response;
+    return credentialJSON(credential, {
+      clientDataJSON: toText(response.clientDataJSON),
+      attestationObject: toText(response.attestationObject),
+      transports: response.getTransports ? response.getTransports() : [],
+    });
   }
 
   function assertionJSON(credential) {
     var response = credential.response;
-    return {
-      id: credential.id,
-      rawId: toText(credential.rawId),
-      type: credential.type,
-      authenticatorAttachment: credential.authenticatorAttachment || null,
-      response: {
-        clientDataJSON: toText(response.clientDataJSON),
-        authenticatorData: toText(response.authenticatorData),
-        signature: toText(response.signature),
-        userHandle: response.userHandle ? toText(response.userHandle) : null,
-      },
-    };
+    return credentialJSON(credential, {
+      clientDataJSON: toText(response.clientDataJSON),
+      authenticatorData: toText(response.authenticatorData),
+      signature: toText(response.signature),
+      userHandle: response.userHandle ? toText(response.userHandle) : null,
+    });
   }
 
   function csrfToken() {

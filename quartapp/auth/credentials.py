@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -102,13 +102,37 @@ async def check(
                 user = None if lockout else await users.find_user(session, name)
                 await session.commit()
         if lockout is not None:
-            signals.send(signals.locked_out, username=name, retry_after=lockout.retry_after)
-            raise LockedOut(lockout)
+            refuse(name, lockout)
         stored = user.password_hash if user else None
         result = await hasher.verify(stored, password, admitted=True)
     if user is None or not result.ok:
         return Checked(name, key, device)
     return Checked(name, key, device, user, result.new_hash)
+
+
+def refuse(username: str, lockout: throttle.Lockout) -> NoReturn:
+    """Say that an attempt was refused by the throttle, and raise the 429."""
+    signals.send(signals.locked_out, username=username, retry_after=lockout.retry_after)
+    raise LockedOut(lockout)
+
+
+async def count_attempt(
+    config: Mapping[str, Any], *, username: str, address: str, device: str | None
+) -> None:
+    """Count an attempt at a secret that needs no hashing (a second factor's code) in the
+    same counters as a password, before it is checked; raises :class:`LockedOut`.
+    """
+    async with db.session() as session:
+        lockout = await throttle.refused(
+            session, config, username=username, address=address, device=device
+        )
+        if lockout is None:
+            lockout = await throttle.attempt(
+                session, config, username=username, address=address, device=device
+            )
+            await session.commit()
+    if lockout is not None:
+        refuse(username, lockout)
 
 
 async def record_success(session: AsyncSession, checked: Checked) -> None:

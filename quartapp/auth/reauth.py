@@ -30,6 +30,7 @@ from typing import Any, ParamSpec, cast
 from quart import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
 from quart.typing import ResponseReturnValue
 from sqlalchemy import select, update
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from .. import signals
 from ..db import Login, db
@@ -85,12 +86,23 @@ def fresh_login_required(
 
     @wraps(view)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> ResponseReturnValue:
-        if not await login_is_fresh(current_app.config, g.user.login_id):
-            await flash(CONFIRM_FIRST, "info")
-            return redirect(url_for("reauth.confirm", next=requested_path()))
+        refused = await unless_fresh()
+        if refused is not None:
+            return refused
         return await current_app.ensure_async(view)(*args, **kwargs)
 
     return wrapper
+
+
+async def unless_fresh() -> WerkzeugResponse | None:
+    """None for a fresh login; else the way to confirm it, back to this page after.
+
+    For a view that needs a fresh login for only some of what it shows.
+    """
+    if await login_is_fresh(current_app.config, g.user.login_id):
+        return None
+    await flash(CONFIRM_FIRST, "info")
+    return redirect(url_for("reauth.confirm", next=requested_path()))
 
 
 # Extra checks of the confirm form, by factor: each gets the form and the user's id and

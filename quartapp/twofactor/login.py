@@ -17,7 +17,6 @@ thief with the password gets no more guesses at the code than at a password.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import time
 from collections.abc import Mapping
@@ -40,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from .. import signals
-from ..auth import credentials, devices, reauth, throttle, users
+from ..auth import credentials, devices, logins, reauth, throttle, users
 from ..auth.forms import ConfirmForm
 from ..auth.signin import complete_login
 from ..auth.views import FORM_TYPES, safe_next
@@ -58,11 +57,6 @@ TOTP, RECOVERY_CODE = "totp", "recovery-code"
 WRONG_CODE = "That code is wrong or was used already."
 CODE_NEEDED = "Enter the code from your authenticator app, or a recovery code."
 EXPIRED = "Your sign-in took too long or was already used. Enter your password again."
-
-
-def digest(token: str) -> str:
-    """The stored form of a pending login's token."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 async def required(user_id: int) -> bool:
@@ -91,7 +85,7 @@ async def begin(
         await dbs.execute(delete(PendingLogin).where(PendingLogin.expires_at <= now))
         dbs.add(
             PendingLogin(
-                id=digest(token),
+                id=logins.digest(token),
                 user_id=user.id,
                 remember=remember,
                 expires_at=now + PENDING_LIFETIME,
@@ -121,18 +115,7 @@ async def count_attempt(config: Mapping[str, Any], username: str) -> tuple[str, 
     """
     address = throttle.address_key(request.remote_addr, config)
     device = await devices.trusted(config, request.cookies, username)
-    async with db.session() as dbs:
-        lockout = await throttle.refused(
-            dbs, config, username=username, address=address, device=device
-        )
-        if lockout is None:
-            lockout = await throttle.attempt(
-                dbs, config, username=username, address=address, device=device
-            )
-            await dbs.commit()
-    if lockout is not None:
-        signals.send(signals.locked_out, username=username, retry_after=lockout.retry_after)
-        raise credentials.LockedOut(lockout)
+    await credentials.count_attempt(config, username=username, address=address, device=device)
     return address, device
 
 
@@ -144,7 +127,7 @@ async def _pending() -> tuple[User, bool] | None:
     query = (
         select(User, PendingLogin.remember)
         .join(PendingLogin, User.id == PendingLogin.user_id)
-        .where(PendingLogin.id == digest(token), PendingLogin.expires_at > time.time())
+        .where(PendingLogin.id == logins.digest(token), PendingLogin.expires_at > time.time())
     )
     async with db.session() as dbs:
         row = (await dbs.execute(query)).first()
@@ -205,7 +188,7 @@ async def _complete(
             # code finds it gone. Rolled back with the code if it is gone already.
             used = await dbs.execute(
                 delete(PendingLogin).where(
-                    PendingLogin.id == digest(str(token)),
+                    PendingLogin.id == logins.digest(str(token)),
                     PendingLogin.expires_at > time.time(),
                 )
             )

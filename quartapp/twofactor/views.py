@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import cast
 
-from quart import Blueprint, Response, abort, current_app, g, redirect, render_template, request
+from quart import Blueprint, Response, abort, g, redirect, render_template, request
 from quart import url_for as url
 from quart.typing import ResponseReturnValue
 
 from .. import signals
-from ..auth.reauth import CONFIRM_FIRST, fresh_login_required, login_is_fresh
-from ..auth.views import FORM_TYPES, login_required, requested_path
+from ..auth.reauth import fresh_login_required, unless_fresh
+from ..auth.views import FORM_TYPES, login_required
 from ..db import db
 from ..web.messages import flash
 from . import recovery, totp
@@ -39,9 +39,9 @@ async def settings() -> ResponseReturnValue:
             return await render_template("twofactor/settings.html", left=left, few=recovery.FEW)
     # Adding a factor needs a fresh login, as removing one does; the status above
     # does not, so this is the decorator's check, here.
-    if not await login_is_fresh(current_app.config, g.user.login_id):
-        await flash(CONFIRM_FIRST, "info")
-        return redirect(url("reauth.confirm", next=requested_path()))
+    refused = await unless_fresh()
+    if refused is not None:
+        return refused
     if request.method == "POST" and request.mimetype not in FORM_TYPES:
         abort(415)
     form = cast(EnrolForm, await EnrolForm.create_form())
