@@ -9,13 +9,23 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 HOST ?= 127.0.0.1
 
-.PHONY: install install-bench run test test-quick bench lint typecheck format lock clean
+.PHONY: install install-bench run test test-quick bench lint typecheck docs format lock clean
 
-# The stamp is rebuilt whenever a lock file changes, so `git pull && make test`
-# picks up new pins without a manual step.
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# Two stamps, two lock files. `make run` installs only what serves (requirements.txt,
+# the set a PaaS buildpack reads too); `make test` and the other development targets add
+# the tools on top (requirements-dev.txt pins the same runtime versions, so nothing is
+# reinstalled). A stamp is rebuilt whenever its lock file changes, so `git pull && make
+# test` picks up new pins without a manual step.
+$(VENV)/.created:
 	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or newer is required (set PYTHON=...)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
+	@touch $@
+
+$(VENV)/.installed-run: $(VENV)/.created requirements.txt
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.txt
+	@touch $@
+
+$(VENV)/.installed: $(VENV)/.created requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements-dev.txt
 	@touch $@
 
@@ -29,7 +39,7 @@ $(VENV)/.installed-bench: $(VENV)/.installed requirements-bench.txt
 
 install-bench: $(VENV)/.installed-bench
 
-run: install
+run: $(VENV)/.installed-run
 	$(BIN)/python -m quartapp.serve --config hypercorn.toml --bind $(HOST):$(PORT) quartapp:app
 
 # The bench group too: tests/test_bench.py runs the bench for a second. The browser
@@ -62,6 +72,11 @@ lint: install
 typecheck: install $(VENV)/.installed-bench
 	$(BIN)/mypy
 
+# The documentation site (docs/, mkdocs.yml), built strictly: a broken link, a page
+# missing from the nav or a bad anchor fails the build. Output in site/ (git-ignored).
+docs: install
+	$(BIN)/mkdocs build --strict --site-dir site
+
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
@@ -79,4 +94,4 @@ lock:
 		-o requirements-bench.txt
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis test-artifacts
+	rm -rf $(VENV) site .pytest_cache .ruff_cache .mypy_cache .hypothesis test-artifacts
