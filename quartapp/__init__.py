@@ -114,7 +114,7 @@ async def freeze_startup_objects() -> None:
     hundred thousand objects that live as long as the process. Left in the oldest
     generation, each full collection walks them all: about 100 ms with the event loop
     stopped, every few thousand requests, and every request in flight waits for it
-    (``/hello``'s p99, see README "Performance"). Frozen, a full collection walks only
+    (``/hello``'s p99, see docs/performance.md). Frozen, a full collection walks only
     what requests have left behind. Collected first, so no garbage is frozen with them.
     Not under TESTING: a test process starts many apps, and would keep every one.
     """

@@ -1,15 +1,15 @@
-"""The README's deploy section, run as printed: it cannot drift from what works.
+"""The deploy page's Procfile section, run as printed: it cannot drift from what works.
 
-Every fenced ``sh`` block of "Deploying with the Procfile" runs in order in bash from
-the repository root, as an operator would paste it, with only the documented
-placeholder replaced: the ``DATABASE_URL`` value, by a fresh database on the real
+Every fenced ``sh`` block of docs/deploy.md's "Deploying with the Procfile" runs in
+order in bash from the repository root, as an operator would paste it, with only the
+documented placeholder replaced: the ``DATABASE_URL`` value, by a fresh database on the real
 PostgreSQL. What one block exports, the next one sees. ``python3`` on the ``PATH`` is
 the machine's own, without this project's packages (the keys tool must work with a
 bare Python); the virtualenv's ``bin`` comes after it, for ``quart``.
 
 Once the release step has run, the Procfile's web line serves; like a PaaS, the test
 restarts it whenever a block changes a setting. Requests come as a router sends them:
-``Host: myapp.example.com`` (the README's host name, which needs no replacing here),
+``Host: myapp.example.com`` (the page's host name, which needs no replacing here),
 ``X-Forwarded-Proto: https`` and ``X-Forwarded-For``. Around the blocks the test
 checks what each step promises: the first user signs in, the one-off commands answer,
 a custom domain is refused and then served, and a cookie made before the key rotation
@@ -55,7 +55,7 @@ pytestmark = [pytest.mark.server, pytest.mark.postgres]
 
 SECTION = "## Deploying with the Procfile"
 SH_BLOCK = re.compile(r"^```sh\n(.*?)^```$", re.MULTILINE | re.DOTALL)
-# The one value the README says to replace, and the host names it says are examples.
+# The one value the page says to replace, and the host names it says are examples.
 DATABASE_PLACEHOLDER = "postgres://USER:PASSWORD@HOST:5432/DBNAME"
 HOST = "myapp.example.com"
 # Settings the web process reads: a change to one restarts it, as a PaaS does.
@@ -65,10 +65,10 @@ SHELL_OWN = frozenset({"PWD", "OLDPWD", "SHLVL", "_"})
 
 
 def deploy_section() -> str:
-    readme = (ROOT / "README.md").read_text()
-    start = readme.index(SECTION + "\n")
-    end = readme.find("\n## ", start + len(SECTION))
-    return readme[start : end if end != -1 else None]
+    page = (ROOT / "docs" / "deploy.md").read_text()
+    start = page.index(SECTION + "\n")
+    end = page.find("\n## ", start + len(SECTION))
+    return page[start : end if end != -1 else None]
 
 
 def deploy_blocks() -> list[str]:

@@ -13,7 +13,7 @@ from quartapp.settings import DEFAULTS
 L33T = "4@8(<{[3!1|0$5+7%2"
 # The issue's case: 72 l33t characters cost plain zxcvbn 1.4-5 s of CPU.
 ISSUE_72 = (L33T * 4)[:72]
-# The slowest 32 characters a 90 s hill-climb found (README "Passwords").
+# The slowest 32 characters a 90 s hill-climb found (docs/security.md, "Passwords").
 CLIMBED_WORST = "1@84!5+81c%|g+108(!0%4i1![+{0@57"
 # Generous for a loaded two-core machine: the worst measured here is about 23 ms.
 CPU_BOUND = 0.100

@@ -33,7 +33,7 @@ from .test_scaleout import create_user, log_in, production_env, run
 
 pytestmark = [pytest.mark.server, pytest.mark.postgres, TIMING]
 LOGOUTS = 50
-BOUND = 0.100  # seconds: the README's security table states it
+BOUND = 0.100  # seconds: docs/security.md's security table states it
 
 
 @dataclass

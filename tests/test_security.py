@@ -257,7 +257,7 @@ def test_host_check_compares_names_without_the_port(host: str, trusted: bool) ->
 
 def test_docs_list_the_request_hooks_in_the_order_they_run(app: Quart) -> None:
     hooks = [hook.__name__ for hook in app.before_request_funcs[None]]
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    index = (Path(__file__).parents[1] / "docs" / "index.md").read_text()
 
     assert hooks == [
         "check_host",
@@ -265,7 +265,7 @@ def test_docs_list_the_request_hooks_in_the_order_they_run(app: Quart) -> None:
         "csrf_protect",
         "load_logged_in_user",
     ]
-    for text in (quartapp.__doc__ or "", readme):
+    for text in (quartapp.__doc__ or "", index):
         positions = [text.find(name) for name in hooks]
         assert -1 not in positions
         assert positions == sorted(positions)

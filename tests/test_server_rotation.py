@@ -1,6 +1,6 @@
 """Rotating an environment-configured SECRET_KEY under the Procfile's web line.
 
-What an operator on a PaaS does, as the README's deploy section says: two instances
+What an operator on a PaaS does, as docs/deploy.md says: two instances
 (dynos) on one database, serving with the old key; ``python -m quartapp.keys --rotate``
 prints the two settings; both instances restart with them; a cookie made before still
 works on either instance and comes back signed with the new key; and once the fallback

@@ -260,13 +260,13 @@ def test_production_refuses_unsafe_settings(
     assert not isinstance(key, str) or key.strip() not in line
 
 
-def test_production_refuses_readme_sample_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    samples = re.findall(r"config:set SECRET_KEY=([^\s$\"]+)", readme)
+def test_production_refuses_the_docs_sample_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    page = (Path(__file__).parents[1] / "docs" / "keys.md").read_text()
+    samples = re.findall(r"config:set SECRET_KEY=([^\s$\"]+)", page)
     monkeypatch.setenv("QUARTAPP_ENV", "production")
     monkeypatch.setenv("QUARTAPP_TRUSTED_HOSTS", '["app.example.com"]')
 
-    assert samples, "the README shows a sample SECRET_KEY"
+    assert samples, "the keys page shows a sample SECRET_KEY"
     for sample in samples:
         with pytest.raises(ConfigError, match="placeholder"):
             create_app({"SECRET_KEY": sample})
@@ -678,7 +678,7 @@ def test_an_unknown_file_key_is_refused_with_the_closest_name_and_the_file(
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("XYZZY", "unknown setting {}; the settings are listed in the README's Configuration"),
+        ("XYZZY", "unknown setting {}; the settings are listed in docs/configuration.md"),
         ("SERVER_NAME", "setting {} is not supported; host names go in TRUSTED_HOSTS"),
         ("WTF_CSRF_ENABLED", "setting {} is not supported; CSRF protection cannot be switched"),
         ("PERMANENT_SESSION_LIFETIME", "setting {} is not supported; it follows REMEMBER_ME_DAYS"),
@@ -765,13 +765,17 @@ def test_allow_listed_framework_settings_reach_quart(
     assert name not in load_config()
 
 
-def test_the_allow_list_is_the_readmes() -> None:
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    section = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+def test_the_configuration_page_lists_every_setting_and_the_allow_list() -> None:
+    page = (Path(__file__).parents[1] / "docs" / "configuration.md").read_text()
+    settings = page.split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
+    allowed = page.split("\n## The allow-list\n", 1)[1].split("\n## ", 1)[0]
 
     assert set(ALLOWED) == {row.name for row in FRAMEWORK}
-    for row in SETTINGS + FRAMEWORK:
-        assert f"`{row.name}`" in section, f"{row.name} is not in the README's Configuration"
+    for rows, section in ((SETTINGS, settings), (FRAMEWORK, allowed)):
+        for row in rows:
+            line = f"| `{row.name}`"
+            assert line in section, f"{row.name} is not in docs/configuration.md"
+            assert f"`QUARTAPP_{row.name}`" in section, row.name
 
 
 @pytest.mark.parametrize(

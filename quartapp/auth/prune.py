@@ -5,7 +5,7 @@ challenges go.
 while serving, each process also prunes once a minute, in small batches repeated until
 it has caught up (at most ``PASS_BATCHES`` a pass, with a pause between them), so no
 request ever pays for a clean-up, no single DELETE sweeps a whole table, and pruning
-keeps up with the most rows a flood can write (README, "Throttling").
+keeps up with the most rows a flood can write (docs/security.md, "Throttling").
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ INTERVAL = 60.0
 # Batches one background pass may run: 100 x 500 = 50,000 rows of each table a minute
 # per process. A login writes at most 4 counters (an IPv6 /48, /56, /64 and a name),
 # and only once admitted to hashing: at most 4 x 2 slots / 25 ms = 320 rows/s, 19,200
-# a minute, per process at the cheapest argon2 (README, "Throttling").
+# a minute, per process at the cheapest argon2 (docs/security.md, "Throttling").
 PASS_BATCHES = 100
 # Between two batches, so requests waiting on the database (SQLite's one writer) go
 # first.

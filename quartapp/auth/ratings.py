@@ -22,7 +22,7 @@ from .passwords import Busy
 P = ParamSpec("P")
 T = TypeVar("T")
 
-# What a rating may cost (README "Passwords" has the measurements). zxcvbn's time grows
+# What a rating may cost (docs/security.md, "Passwords", has the measurements). zxcvbn's time grows
 # with the square of the length, times the number of l33t substitution tables it tries:
 # one per way of reading the l33t characters present (4 and @ both as "a", 1 and | as
 # "i" or "l", ...), 368 when all 18 of them appear. So only the first RATED_PREFIX

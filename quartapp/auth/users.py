@@ -191,7 +191,7 @@ async def revoke_logins(session: AsyncSession, name: str) -> int:
 async def unlock(session: AsyncSession, name: str) -> int:
     """Lift a lockout of a username: its throttle count and its devices' (commits).
 
-    For an owner who has no trusted device (see README, Throttling). The counts of
+    For an owner who has no trusted device (see docs/security.md, Throttling). The counts of
     addresses stay: an admin cannot tell a stranger's address from the owner's.
     Returns how many counters were deleted.
     """

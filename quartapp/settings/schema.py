@@ -3,8 +3,8 @@
 The table is the one list of what may be configured. It gives ``DEFAULTS``, how an
 environment value is parsed, the check of each value on its own and its message, and
 the names an unknown one is compared with. Checks across settings, and production's,
-are in :mod:`.checks`. A new setting is one row here, plus a row in the README's
-Configuration table (tests/test_settings.py checks that every name is there).
+are in :mod:`.checks`. A new setting is one row here: docs/configuration.md is made
+from this table by :mod:`.reference` (tests/test_docs.py checks the page is current).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class Setting:
     name: str
     kind: Kind
     default: object
-    meaning: str  # one line; the README's table says it at more length
+    meaning: str  # one line of Markdown, the configuration page's "meaning" column
     secret: bool = False  # its value is never shown in a message
     unprefixed: bool = False  # also read from the environment without QUARTAPP_
 
@@ -67,14 +67,21 @@ POSITIVE = integer(1)
 
 SETTINGS: tuple[Setting, ...] = (
     # None: development, unless TRUSTED_HOSTS names public hosts (checks.settle_mode).
-    _row("ENV", choice(*MODES, optional=True), None, "development or production"),
+    _row(
+        "ENV",
+        choice(*MODES, optional=True),
+        None,
+        "`development` or `production`; unset: `development`, unless `TRUSTED_HOSTS` names"
+        " other hosts than this machine's, which refuses to start until the mode is set",
+    ),
     _row("DEBUG", flag(), False, "Quart's debug mode; refused in production"),
     _row("TESTING", flag(), False, "Quart's testing mode; refused in production"),
     _row(
         "SECRET_KEY",
         text(hint=KEY_FIX),
         None,
-        "signs session cookies; development generates one on the first run",
+        "signs the session cookie; required in production (32 bytes or more, not a published"
+        " sample); development generates one on the first run",
         secret=True,
         unprefixed=True,
     ),
@@ -82,7 +89,8 @@ SETTINGS: tuple[Setting, ...] = (
         "SECRET_KEY_FALLBACKS",
         strings('a list of strings, like ["old-key"] (JSON in the environment)'),
         [],
-        "older keys still accepted for existing cookies",
+        "older keys still accepted for existing cookies, a JSON list in the environment"
+        " (`'[\"old-key\"]'`); a cookie signed with one is re-signed with `SECRET_KEY`",
         secret=True,
         unprefixed=True,
     ),
@@ -90,7 +98,7 @@ SETTINGS: tuple[Setting, ...] = (
         "WTF_CSRF_SECRET_KEY",
         text(hint=KEY_FIX),
         None,
-        "signs CSRF tokens; None: SECRET_KEY",
+        "signs CSRF tokens; unset: `SECRET_KEY`",
         secret=True,
     ),
     _row("WTF_CSRF_TIME_LIMIT", POSITIVE, 3600, "seconds a rendered form stays valid"),
@@ -98,7 +106,8 @@ SETTINGS: tuple[Setting, ...] = (
         "DATABASE_URL",
         database(),
         None,
-        "the database; None: a SQLite file in the instance folder (development)",
+        "any async SQLAlchemy URL (`postgres://` is accepted); unset: `sqlite:///instance/"
+        "quartapp.db` in development, required in production",
         secret=True,  # it may hold the database password
         unprefixed=True,
     ),
@@ -106,57 +115,97 @@ SETTINGS: tuple[Setting, ...] = (
     # Connections per worker: POOL_SIZE kept open plus MAX_OVERFLOW opened under load.
     # A logged-in GET holds one for one round trip on a cache miss and none on a hit,
     # and logins hold none while hashing: at 50 connections and +1 ms, 1, 2, 3+1 and 6
-    # served /hello alike (issue 13). See the README's "PostgreSQL and scaling out" for
-    # the formula against a plan's connection limit (the listener adds one per worker).
+    # served /hello alike (docs/performance.md). docs/deploy.md, "PostgreSQL and scaling
+    # out", has the formula against a plan's connection limit (the listener adds one per
+    # worker).
     _row("DATABASE_POOL_SIZE", POSITIVE, 2, "connections kept open per worker"),
     _row("DATABASE_MAX_OVERFLOW", integer(0), 1, "connections opened under load per worker"),
     # Past these a request gets the 503 page instead of hanging.
-    _row("DATABASE_POOL_TIMEOUT", POSITIVE, 5, "seconds to wait for a pooled connection"),
-    _row("DATABASE_CONNECT_TIMEOUT", POSITIVE, 5, "seconds to wait to connect"),
-    _row("DATABASE_STATEMENT_TIMEOUT", POSITIVE, 5, "seconds one statement may take"),
+    _row(
+        "DATABASE_POOL_TIMEOUT",
+        POSITIVE,
+        5,
+        "seconds to wait for a pooled connection; then the 503 page",
+    ),
+    _row("DATABASE_CONNECT_TIMEOUT", POSITIVE, 5, "seconds to wait to connect; then the 503 page"),
+    _row(
+        "DATABASE_STATEMENT_TIMEOUT",
+        POSITIVE,
+        5,
+        "seconds one statement may take; then the 503 page",
+    ),
     # Behind PgBouncer in transaction mode, prepared statements cannot be cached.
-    _row("DATABASE_PGBOUNCER", flag(), False, "the database is PgBouncer in transaction mode"),
+    _row(
+        "DATABASE_PGBOUNCER",
+        flag(),
+        False,
+        "the database is PgBouncer in transaction mode: no cached prepared statements",
+    ),
     # None: DATABASE_URL, except behind PgBouncer, which cannot LISTEN in transaction
     # mode; there the cache is off unless this names a direct connection.
     _row(
         "DATABASE_LISTEN_URL",
         database(postgresql_only=True),
         None,
-        "where each process LISTENs for ended logins, for its login cache (PostgreSQL)",
+        "PostgreSQL only: where each process `LISTEN`s for ended logins, for its login cache;"
+        " unset: `DATABASE_URL`, except behind PgBouncer, where a direct URL of the same"
+        " database turns the cache on",
         secret=True,
     ),
     _row(
         "DATABASE_AUTO_UPGRADE",
         flag(optional=True),
         None,
-        "apply pending migrations at start; None: in development only",
+        "apply pending migrations when the app starts; unset: in development only",
     ),
     # None: "__Host-session" when the cookie is Secure (so a subdomain, or plain HTTP,
     # cannot set or shadow it: ASVS 3.3.3), else "session". A "__Host-" name needs Secure.
-    _row("SESSION_COOKIE_NAME", cookie_name(), None, "the session cookie's name"),
+    _row(
+        "SESSION_COOKIE_NAME",
+        cookie_name(),
+        None,
+        "the session cookie's name; unset: `__Host-session` when Secure, else `session`; a"
+        " `__Host-` or `__Secure-` name needs Secure (and `__Host-` no Domain, Path `/`),"
+        " or the app refuses to start",
+    ),
     _row("SESSION_COOKIE_HTTPONLY", flag(), True, "keep the session cookie from scripts"),
     # Not "None": a cross-site cookie would undo half of the CSRF defence.
-    _row("SESSION_COOKIE_SAMESITE", choice("Lax", "Strict"), "Lax", "the cookie's SameSite"),
+    _row(
+        "SESSION_COOKIE_SAMESITE",
+        choice("Lax", "Strict"),
+        "Lax",
+        "the cookie's SameSite (not `None`)",
+    ),
     _row(
         "SESSION_COOKIE_SECURE",
         flag(optional=True),
         None,
-        "send the cookie over HTTPS only; None: exactly in production",
+        "send the cookie over HTTPS only; unset: exactly in production",
     ),
-    _row("REMEMBER_ME_DAYS", POSITIVE, 30, "lifetime of a remembered login"),
-    _row("PASSWORD_MIN_LENGTH", POSITIVE, 15, "shortest new password"),
-    _row("PASSWORD_MAX_LENGTH", POSITIVE, 1024, "longest password"),
+    _row("REMEMBER_ME_DAYS", POSITIVE, 30, 'days a "remember me" login lasts'),
+    _row("PASSWORD_MIN_LENGTH", POSITIVE, 15, "shortest new password, in characters"),
+    _row("PASSWORD_MAX_LENGTH", POSITIVE, 1024, "longest password; none is stripped or truncated"),
     # zxcvbn's score a new password needs; 3 is "safely unguessable" against an online
     # attack and needs about 10^8 guesses offline. 0 turns the check off.
-    _row("PASSWORD_MIN_SCORE", integer(0, 4), 3, "zxcvbn score a new password needs"),
+    _row(
+        "PASSWORD_MIN_SCORE",
+        integer(0, 4),
+        3,
+        "zxcvbn score (0-4) a new password needs; 0: no check",
+    ),
     _row(
         "USERNAME_MAX_LENGTH",
         integer(1, USERNAME_COLUMN),
         64,
-        "longest user name (the column holds 255)",
+        "longest user name (at most 255, the column's size)",
     ),
     *(
-        _row(name, integer(minimum, note="OWASP minimum"), default, f"argon2id's {what}")
+        _row(
+            name,
+            integer(minimum, note="OWASP minimum"),
+            default,
+            f"argon2id's {what} (the security page, Passwords)",
+        )
         for (name, minimum), default, what in zip(
             ARGON2_MINIMUM.items(),
             (32768, 3, 1),
@@ -166,45 +215,98 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     _row("HASHING_CONCURRENCY", POSITIVE, 2, "hashes computed at once per process"),
     # Logins that may wait for a hashing slot per process; past that, 503 at once.
-    _row("HASHING_QUEUE", POSITIVE, 8, "logins that may wait for a hashing slot per process"),
+    _row(
+        "HASHING_QUEUE",
+        POSITIVE,
+        8,
+        "logins that may wait for a hashing slot per process; past that, 503",
+    ),
     # Of those HASHING_CONCURRENCY + HASHING_QUEUE places, how many one client (an
     # address network, a username, a user's trusted devices) may hold at once; as many
     # more are kept for trusted devices. One browser needs one place at a time.
-    _row("HASHING_PLACES_PER_CLIENT", POSITIVE, 2, "hashing places one client may hold"),
-    _row("INITIAL_ADMIN", flag(), True, "create admin on an empty development database"),
-    _row("LOGIN_FAILURES_PER_USER", POSITIVE, 5, "failed logins per username per window"),
-    _row("LOGIN_FAILURES_PER_ADDRESS", POSITIVE, 50, "failed logins per address per window"),
+    _row(
+        "HASHING_PLACES_PER_CLIENT",
+        POSITIVE,
+        2,
+        "of those places, how many one client (address or IPv6 /48, name) may hold; as many"
+        " more are kept for trusted devices",
+    ),
+    _row("INITIAL_ADMIN", flag(), True, "create `admin` on an empty development database"),
+    _row("LOGIN_FAILURES_PER_USER", POSITIVE, 5, "failed logins allowed per username per window"),
+    _row(
+        "LOGIN_FAILURES_PER_ADDRESS",
+        POSITIVE,
+        50,
+        "failed logins allowed per address (IPv6: per network) per window",
+    ),
     # A browser with a device cookie for the username has its own limit (see throttle.py).
-    _row("LOGIN_FAILURES_PER_DEVICE", POSITIVE, 5, "failed logins per trusted device"),
+    _row("LOGIN_FAILURES_PER_DEVICE", POSITIVE, 5, "failed logins per window of a trusted device"),
     _row("DEVICE_COOKIE_DAYS", POSITIVE, 365, "days a device stays trusted without a login"),
     # A login past DEVICES_MINTED_PER_WINDOW gets no device cookie; past
     # DEVICES_PER_USER the least recently used record goes.
-    _row("DEVICES_MINTED_PER_WINDOW", POSITIVE, 5, "new device records per user per window"),
-    _row("DEVICES_PER_USER", POSITIVE, 10, "device records kept per user"),
+    _row(
+        "DEVICES_MINTED_PER_WINDOW", POSITIVE, 5, "new trusted devices one user may get per window"
+    ),
+    _row(
+        "DEVICES_PER_USER",
+        POSITIVE,
+        10,
+        "trusted devices kept per user; the least recently used go",
+    ),
     # IPv6 clients are counted by network: a host is usually handed a whole /64.
     _row("THROTTLE_IPV6_PREFIX", integer(1, 128), 64, "the IPv6 network counted as one address"),
     # On top of the per-/64 count, so a site handed a /56 or /48 cannot rotate /64s past
     # the limit. None: 4x and 16x the address limit, which are also the most they may be
     # (checks.IPV6_AGGREGATES).
-    _row("LOGIN_FAILURES_PER_IPV6_56", integer(1, optional=True), None, "failures per /56"),
-    _row("LOGIN_FAILURES_PER_IPV6_48", integer(1, optional=True), None, "failures per /48"),
-    _row("LOGIN_FAILURE_WINDOW", POSITIVE, 15 * 60, "seconds failed logins are counted"),
+    *(
+        _row(
+            f"LOGIN_FAILURES_PER_IPV6_{prefix}",
+            integer(1, optional=True),
+            None,
+            f"failed logins allowed per IPv6 /{prefix} per window; unset: {times}"
+            " `LOGIN_FAILURES_PER_ADDRESS`, which is also the most it may be",
+        )
+        for prefix, times in (("56", "4 times"), ("48", "16 times"))
+    ),
+    _row(
+        "LOGIN_FAILURE_WINDOW", POSITIVE, 15 * 60, "seconds failed logins are counted (the window)"
+    ),
     # A new login past it ends the oldest (logins.py).
-    _row("LOGINS_PER_USER_MAX", POSITIVE, 50, "logins one user may hold at once"),
-    _row("SESSION_IDLE_MINUTES", POSITIVE, 30, "idle limit of a login without remember me"),
-    _row("SESSION_MAX_HOURS", POSITIVE, 12, "absolute limit of a login without remember me"),
+    _row(
+        "LOGINS_PER_USER_MAX",
+        POSITIVE,
+        50,
+        "live logins one user may hold; a new one ends the oldest",
+    ),
+    _row("SESSION_IDLE_MINUTES", POSITIVE, 30, 'idle limit of a login without "remember me"'),
+    _row("SESSION_MAX_HOURS", POSITIVE, 12, 'absolute limit of a login without "remember me"'),
     # Adding or removing a sign-in factor needs a login this fresh (auth.reauth).
-    _row("REAUTH_MINUTES", POSITIVE, 10, "minutes a login counts as fresh for factor changes"),
+    _row(
+        "REAUTH_MINUTES",
+        POSITIVE,
+        10,
+        "a login made or confirmed this recently may add or remove a sign-in factor; an"
+        " older one is asked to confirm at `/login/confirm` first",
+    ),
     # None: the host of the request, which TRUSTED_HOSTS has already vetted (passkeys).
     _row(
         "WEBAUTHN_RP_ID",
         host_name("a lower-case host name, like example.com"),
         None,
-        "the passkeys' relying party id",
+        "the passkeys' relying party id, such as `example.com`; passkeys made under one id"
+        " work only under it; each name in `TRUSTED_HOSTS` must be it or end with `.` and it,"
+        " or the app refuses to start (IP addresses are skipped); unset: the request's host",
     ),
     # Registering one more is refused past it (quartapp.passkeys).
-    _row("PASSKEYS_PER_USER_MAX", integer(1, 100), 20, "passkeys one user may register"),
-    _row("MAX_CONTENT_LENGTH", POSITIVE, 64 * 1024, "largest request body, in bytes"),
+    _row(
+        "PASSKEYS_PER_USER_MAX",
+        integer(1, 100),
+        20,
+        "passkeys one account may register (at most 100)",
+    ),
+    _row(
+        "MAX_CONTENT_LENGTH", POSITIVE, 64 * 1024, "largest request body, in bytes; past it, 413"
+    ),
     _row("BODY_TIMEOUT", POSITIVE, 10, "seconds to receive a request body"),
     _row("MAX_FORM_PARTS", POSITIVE, 20, "most fields a form post may have"),
     # None: localhost names in development; required in production.
@@ -216,13 +318,14 @@ SETTINGS: tuple[Setting, ...] = (
             optional=True,
         ),
         None,
-        "host names served",
+        'host names served; `".example.com"` matches subdomains; unset: `localhost`,'
+        " `127.0.0.1` and `::1` in development, required in production",
     ),
     _row(
         "TRUSTED_PROXY_HOPS",
         integer(0, described="a whole number of proxies"),
         0,
-        "proxies whose X-Forwarded-* headers are trusted",
+        "proxies whose `X-Forwarded-*` headers are trusted",
     ),
     _row(
         "LOG_LEVEL",
@@ -230,10 +333,15 @@ SETTINGS: tuple[Setting, ...] = (
             "DEBUG", "INFO", "WARNING", "ERROR", described="one of DEBUG, INFO, WARNING or ERROR"
         ),
         "INFO",
-        "level of the app's log on stderr",
+        "level of the app's log on stderr, the audit log included",
     ),
     # One JSON line per request on stdout (quartapp/logs.py); hypercorn's is off.
-    _row("ACCESS_LOG", flag(), True, "one JSON line per request on stdout"),
+    _row(
+        "ACCESS_LOG",
+        flag(),
+        True,
+        "one JSON line per request on stdout, and the `X-Request-ID` header",
+    ),
     # None: metrics are off and /metrics is a 404.
     _row(
         "METRICS_TOKEN",
@@ -243,7 +351,8 @@ SETTINGS: tuple[Setting, ...] = (
             hint=KEY_FIX,
         ),
         None,
-        "bearer token for GET /metrics",
+        "bearer token for `GET /metrics` (`python -m quartapp.keys --print` makes one);"
+        " unset: no metrics, `/metrics` is a 404",
         secret=True,
     ),
 )
@@ -252,20 +361,50 @@ SETTINGS: tuple[Setting, ...] = (
 # They have no default here (Quart's stands) and are checked for their type only. Any
 # other Quart or Quart-WTF name is refused like a typo: SERVER_NAME (host names are
 # TRUSTED_HOSTS), WTF_CSRF_ENABLED (CSRF cannot be switched off), and the rest, which
-# the app sets itself or has no use for. See the README's Configuration section.
+# the app sets itself or has no use for. docs/configuration.md lists them.
 FRAMEWORK: tuple[Setting, ...] = (
-    _row("SESSION_COOKIE_DOMAIN", text(), None, "the session cookie's Domain; None: host-only"),
-    _row("SESSION_COOKIE_PATH", url_path(), None, "the session cookie's Path; None: /"),
-    _row("APPLICATION_ROOT", url_path(), None, "the path the app is mounted at, for cookies"),
+    _row(
+        "SESSION_COOKIE_DOMAIN",
+        text(),
+        None,
+        "the session cookie's Domain (then its default name is `__Secure-session`)",
+    ),
+    _row(
+        "SESSION_COOKIE_PATH",
+        url_path(),
+        None,
+        "the session cookie's Path (as for the Domain, no `__Host-` name)",
+    ),
+    _row(
+        "APPLICATION_ROOT",
+        url_path(),
+        None,
+        "the path the app is mounted at, for the cookie's Path",
+    ),
     _row(
         "PREFERRED_URL_SCHEME",
         choice("http", "https"),
         None,
-        "the scheme of external URLs built outside a request",
+        "`http` or `https`, for external URLs built outside a request",
     ),
-    _row("SEND_FILE_MAX_AGE_DEFAULT", integer(0, optional=True), None, "static files' max-age"),
-    _row("PROPAGATE_EXCEPTIONS", flag(optional=True), None, "re-raise errors (debugging)"),
-    _row("WTF_CSRF_SSL_STRICT", flag(), None, "over HTTPS, require a same-origin Referer"),
+    _row(
+        "SEND_FILE_MAX_AGE_DEFAULT",
+        integer(0, optional=True),
+        None,
+        "seconds browsers may cache static files",
+    ),
+    _row(
+        "PROPAGATE_EXCEPTIONS",
+        flag(optional=True),
+        None,
+        "re-raise errors to the server (debugging)",
+    ),
+    _row(
+        "WTF_CSRF_SSL_STRICT",
+        flag(),
+        None,
+        "over HTTPS, require a same-origin `Referer` on posts (Quart-WTF's default: on)",
+    ),
 )
 
 BY_NAME: dict[str, Setting] = {row.name: row for row in SETTINGS + FRAMEWORK}

@@ -24,8 +24,9 @@ ENV_PREFIX = "QUARTAPP_"
 # Variables with the prefix that are not settings but say where settings are. Tools
 # that need a QUARTAPP_ variable of their own must add it here, or the app refuses it.
 CONTROL = {
-    "CONFIG": "the TOML settings file to read instead of config.toml",
-    "INSTANCE_PATH": "the instance folder: secrets.toml, the SQLite file",
+    "CONFIG": "the TOML settings file to read instead of `config.toml`",
+    "INSTANCE_PATH": "the instance folder (default `instance/`): `secrets.toml`, the SQLite"
+    " file and the first-run admin password",
 }
 
 
@@ -45,7 +46,7 @@ def check_names(names: Iterable[str], where: str = "", *, prefix: str = "") -> N
         advice = (
             f"did you mean {close}?"
             if close
-            else "the settings are listed in the README's Configuration section"
+            else "the settings are listed in docs/configuration.md"
         )
         raise ConfigError(f"unknown setting {label}; {advice}")
 
