@@ -353,13 +353,14 @@ async def test_the_login_page_offers_passkeys(client: TestClientProtocol) -> Non
 
 
 async def test_expired_challenges_are_pruned(
-    app: Quart, client: TestClientProtocol, settings: dict[str, Any]
+    app: Quart, auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
-    token = await csrf_token(client)
+    await auth.login()
+    token = await csrf_token(client, NEW)
     for _ in range(3):
-        assert (await post_json(client, LOGIN_OPTIONS, {}, token))[0] == 200
+        assert (await post_json(client, NEW_OPTIONS, {}, token))[0] == 200
     query(settings, f"UPDATE passkey_challenges SET expires_at = {time.time() - 1} WHERE 1 = 1")
-    assert (await post_json(client, LOGIN_OPTIONS, {}, token))[0] == 200
+    assert (await post_json(client, NEW_OPTIONS, {}, token))[0] == 200
     async with app.app_context():
         pruned = await prune_pass(db.store.sessionmaker, app.config)
     assert pruned.challenges == 3
