@@ -146,13 +146,13 @@ def live_until(held: Mapping[bytes, float], challenge: bytes) -> float | None:
 async def login() -> ResponseReturnValue:
     """Check an assertion of a discoverable passkey and log its user in."""
     held = take_back()
-    if g.user is not None:
-        return answer(redirect=url_for("pages.hello"))
     config = current_app.config
     next_url = safe_next(request.args.get("next"))
     username: str | None = None
     try:
-        data = await body()
+        data = await body()  # first: a body no page sends is a 4xx, signed in or not
+        if g.user is not None:
+            return answer(redirect=url_for("pages.hello"))
         remember = flag(data, "remember")
         relying = party()
         credential = ceremony.parse_assertion(data.get("credential"))
