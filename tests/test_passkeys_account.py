@@ -7,6 +7,7 @@ authenticator of tests/passkey_authenticator.py and verified in full by py_webau
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -228,6 +229,24 @@ async def test_a_user_has_at_most_the_limit(
     assert answer["error"].startswith("You have as many passkeys as an account may have.")
     assert "Add a passkey</a>" not in await body(await client.get("/account/passkeys"))
     assert "Remove one to add another." in await body(await client.get(NEW))
+
+
+async def test_registrations_at_once_stay_within_the_limit(
+    two_passkeys_at_most: None,
+    auth: AuthActions,
+    client: TestClientProtocol,
+    settings: dict[str, Any],
+) -> None:
+    await auth.login()
+    token = await csrf_token(client, NEW)
+    answers = []
+    for _ in range(5):
+        status, options = await post_json(client, NEW_OPTIONS, {}, token)
+        assert status == 200
+        answers.append({"credential": SoftAuthenticator().create(options["publicKey"])})
+    done = await asyncio.gather(*(post_json(client, NEW, data, token) for data in answers))
+    assert sorted(status for status, _ in done) == [200, 200, 409, 409, 409]
+    assert len(passkey_ids(settings, "alice")) == 2
 
 
 async def test_the_same_credential_cannot_be_registered_twice(

@@ -38,6 +38,22 @@ CHALLENGES_PER_USER = 5
 CLOCK_SKEW = 60
 
 
+async def _lock_user(session: AsyncSession, user_id: int) -> None:
+    """Hold the user's row until commit, so that two requests counting the user's rows
+    at once take turns.
+
+    Without it each would keep the newest few it sees, or count only its own new row,
+    and together they would leave more. FOR NO KEY UPDATE, as logins.make_room takes:
+    no conflict with the KEY SHARE a new row's foreign key takes. On SQLite the
+    caller's INSERT, before it counts, takes the one writer's lock, so the count sees
+    every committed row.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            select(User.id).where(User.id == user_id).with_for_update(key_share=True)
+        )
+
+
 async def new_challenge(
     session: AsyncSession, purpose: str, user_id: int, handle: bytes | None = None
 ) -> bytes:
@@ -50,15 +66,7 @@ async def new_challenge(
     """
     if purpose not in PURPOSES - {"login"}:
         raise ValueError(f"not a purpose of a signed-in user: {purpose!r}")
-    if session.get_bind().dialect.name == "postgresql":
-        # Two requests at once would each keep the newest few they see, and together
-        # leave more: the user's row is locked until commit, as logins.make_room does
-        # (FOR NO KEY UPDATE: no conflict with the KEY SHARE the new row's foreign key
-        # takes). On SQLite the INSERT below takes the one writer's lock first, so the
-        # DELETE sees every committed row.
-        await session.execute(
-            select(User.id).where(User.id == user_id).with_for_update(key_share=True)
-        )
+    await _lock_user(session, user_id)
     challenge = secrets.token_bytes(CHALLENGE_BYTES)
     key = challenge_key(challenge)
     session.add(
@@ -193,10 +201,11 @@ async def add(
     """Store a new passkey (commits); None when the user has ``most`` already.
 
     The credential id is unique: a second registration of one credential fails the
-    insert, and the caller refuses it.
+    insert, and the caller refuses it. Counted after the insert, in its transaction
+    (with the user's row locked on PostgreSQL, as :func:`new_challenge` does), so
+    registrations at once cannot together pass ``most``.
     """
-    if await count(session, user_id) >= most:
-        return None
+    await _lock_user(session, user_id)
     passkey = Passkey(
         user_id=user_id,
         credential_id=credential_id,
@@ -208,6 +217,10 @@ async def add(
         last_used=None,
     )
     session.add(passkey)
+    await session.flush()
+    if await count(session, user_id) > most:
+        await session.rollback()
+        return None
     await session.commit()
     return passkey
 
