@@ -242,12 +242,14 @@
       run(false);
     });
     // The browser's passkey suggestions in the username box, where it has them:
-    // armed when the person goes to the box (focus, or a click or a key in it, as
-    // the page's autofocus gives it focus with no one there), again after a run.
+    // armed when the person goes to the box (a click or a key in it, or focus once
+    // they have used the page: the page's autofocus gives it focus with no one
+    // there), again after a run.
     var username = document.getElementById("username");
     if (conditional && username && PublicKeyCredential.isConditionalMediationAvailable) {
-      var offer = function () {
-        if (pending) {
+      var offer = function (event) {
+        var used = navigator.userActivation && navigator.userActivation.hasBeenActive;
+        if (pending || (event.type === "focus" && !used)) {
           return;
         }
         PublicKeyCredential.isConditionalMediationAvailable().then(function (available) {
