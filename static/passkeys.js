@@ -164,6 +164,9 @@
   }
 
   // A sign-in or a confirmation: an assertion posted to the container's data-url.
+  // Options (a challenge, held in the session) are asked for when the person acts:
+  // a click on the button, or, for the browser's passkey suggestions, the username
+  // box taking focus. Never on page load, so a page view costs the server nothing.
   function setupAssertion(container, conditional) {
     var button = container.querySelector("[data-passkey-start]");
     if (!running(container)) {
@@ -171,6 +174,9 @@
     }
     button.hidden = false;
     var pending = null;
+    // The last run, settled: a new run asks for options only after it, so the
+    // session cookie it sets is the one the answer is checked against.
+    var settled = Promise.resolve();
 
     function extra() {
       var box = document.getElementById("remember_me");
@@ -186,17 +192,22 @@
       if (!quiet) {
         say(container, "");
       }
-      return post(container.dataset.optionsUrl, {})
-        .then(function (start) {
-          if (!start.ok) {
-            throw { server: start.body.error || GENERIC };
+      settled = settled
+        .then(function () {
+          if (controller.signal.aborted) {
+            return null;
           }
-          var options = { publicKey: requestOptions(start.body.publicKey) };
-          options.signal = controller.signal;
-          if (quiet) {
-            options.mediation = "conditional";
-          }
-          return navigator.credentials.get(options);
+          return post(container.dataset.optionsUrl, {}).then(function (start) {
+            if (!start.ok) {
+              throw { server: start.body.error || GENERIC };
+            }
+            var options = { publicKey: requestOptions(start.body.publicKey) };
+            options.signal = controller.signal;
+            if (quiet) {
+              options.mediation = "conditional";
+            }
+            return navigator.credentials.get(options);
+          });
         })
         .then(function (credential) {
           if (!credential) {
@@ -230,12 +241,25 @@
     button.addEventListener("click", function () {
       run(false);
     });
-    // The browser's passkey suggestions in the username box, where it has them.
-    if (conditional && PublicKeyCredential.isConditionalMediationAvailable) {
-      PublicKeyCredential.isConditionalMediationAvailable().then(function (available) {
-        if (available && !pending) {
-          run(true);
+    // The browser's passkey suggestions in the username box, where it has them:
+    // armed when the person goes to the box (a click or a key in it, or focus once
+    // they have used the page: the page's autofocus gives it focus with no one
+    // there), again after a run.
+    var username = document.getElementById("username");
+    if (conditional && username && PublicKeyCredential.isConditionalMediationAvailable) {
+      var offer = function (event) {
+        var used = navigator.userActivation && navigator.userActivation.hasBeenActive;
+        if (pending || (event.type === "focus" && !used)) {
+          return;
         }
+        PublicKeyCredential.isConditionalMediationAvailable().then(function (available) {
+          if (available && !pending) {
+            run(true);
+          }
+        });
+      };
+      ["focus", "pointerdown", "keydown"].forEach(function (kind) {
+        username.addEventListener(kind, offer);
       });
     }
   }

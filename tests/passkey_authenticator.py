@@ -4,7 +4,8 @@ It answers the options the app sends as a platform authenticator would: an EC P-
 key made with ``cryptography``, an attestation object of format "none" encoded with
 ``cbor2``, and assertions signed over authenticatorData + SHA-256(clientDataJSON).
 py_webauthn verifies every byte of it, as it would a phone's. Keyword arguments let a
-test get one thing wrong on purpose (the origin, the RP ID, the signature, the count).
+test get one thing wrong on purpose (the origin, the RP ID, the signature, the count,
+a ``crossOrigin`` client data).
 """
 
 from __future__ import annotations
@@ -33,6 +34,14 @@ def b64(data: bytes) -> str:
 def unb64(text: str) -> bytes:
     """The bytes of a base64url string."""
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def client_data_json(kind: str, options: dict[str, Any], origin: str, cross_origin: bool) -> bytes:
+    """The clientDataJSON a browser makes; ``crossOrigin`` only when true, as browsers do."""
+    data: dict[str, Any] = {"type": kind, "challenge": options["challenge"], "origin": origin}
+    if cross_origin:
+        data["crossOrigin"] = True
+    return json.dumps(data).encode()
 
 
 class SoftAuthenticator:
@@ -78,12 +87,11 @@ class SoftAuthenticator:
         origin: str = ORIGIN,
         rp_id: str | None = None,
         verified: bool = True,
+        cross_origin: bool = False,
     ) -> dict[str, Any]:
         """Answer ``navigator.credentials.create()`` options with a new credential."""
         self.user_handle = unb64(options["user"]["id"])
-        client_data = json.dumps(
-            {"type": "webauthn.create", "challenge": options["challenge"], "origin": origin}
-        ).encode()
+        client_data = client_data_json("webauthn.create", options, origin, cross_origin)
         flags = UP | AT | (UV if verified else 0)
         auth_data = self.authenticator_data(rp_id or options["rp"]["id"], flags, attested=True)
         attestation = cbor2.dumps({"fmt": "none", "attStmt": {}, "authData": auth_data})
@@ -107,6 +115,7 @@ class SoftAuthenticator:
         verified: bool = True,
         step: int = 1,
         bad_signature: bool = False,
+        cross_origin: bool = False,
     ) -> dict[str, Any]:
         """Answer ``navigator.credentials.get()`` options with a signed assertion.
 
@@ -114,9 +123,7 @@ class SoftAuthenticator:
         none, or a copy that has not caught up).
         """
         self.sign_count += step
-        client_data = json.dumps(
-            {"type": "webauthn.get", "challenge": options["challenge"], "origin": origin}
-        ).encode()
+        client_data = client_data_json("webauthn.get", options, origin, cross_origin)
         flags = UP | (UV if verified else 0)
         auth_data = self.authenticator_data(rp_id or options["rpId"], flags)
         signed = auth_data + hashlib.sha256(client_data).digest()

@@ -210,15 +210,26 @@ def test_add_a_passkey_sign_in_with_it_alone_then_remove_it(
 def test_the_username_box_offers_the_passkey(
     visitor: Visitor, authenticator: Authenticator, served_app: Served
 ) -> None:
-    """Conditional mediation: the login page asks for a passkey as soon as it loads."""
+    """Conditional mediation: the login page asks for a passkey once the person goes to
+    the username box, and not before: a page view asks the server for nothing."""
     page = visitor.page
     log_in(visitor)
     add_passkey(visitor)
-    page.get_by_role("navigation").get_by_role("button", name="Log out").click()
-    # The login page's request is answered by the authenticator: no click, no password.
+    asked: list[str] = []
+    page.on(
+        "request",
+        lambda request: asked.append(request.url) if "/passkey/options" in request.url else None,
+    )
+    log_out(visitor)
+    expect(page.get_by_role("button", name="Sign in with a passkey")).to_be_visible()
+    page.wait_for_load_state("networkidle")
+    assert asked == []
+    # The username box's request is answered by the authenticator: no password.
+    page.get_by_label("Username").click()
     expect(page).to_have_url(visitor.base_url + "/hello")
     expect(page.locator("main [role=status]")).to_have_text(f"You were signed in as {USERNAME}.")
     assert served_app.sql("SELECT method FROM logins") == [("passkey",)]
+    assert len(asked) == 1
 
 
 def test_a_forged_signature_is_refused(visitor: Visitor, authenticator: Authenticator) -> None:

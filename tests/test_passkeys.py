@@ -9,16 +9,21 @@ module runs on both (tests/conftest.py).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import secrets
 import time
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from quart import Quart
 
-from quartapp.passkeys.store import CHALLENGES_PER_NETWORK
-from tests.conftest import AuthActions, body, csrf_token, query
-from tests.passkey_authenticator import SoftAuthenticator
+from quartapp.passkeys.ceremony import CHALLENGE_LIFETIME
+from quartapp.passkeys.store import CHALLENGES_PER_USER
+from tests.conftest import AuthActions, body, cookie_value, csrf_token, query, replay
+from tests.passkey_authenticator import SoftAuthenticator, b64
 
 if TYPE_CHECKING:
     from quart.typing import TestClientProtocol
@@ -178,6 +183,7 @@ async def test_options_ask_for_discoverable_verified_passkeys(
         ({"origin": "https://localhost"}, "origin"),
         ({"rp_id": "evil.example"}, "RP ID"),
         ({"verified": False}, "user verification"),
+        ({"cross_origin": True}, "made in another site's frame"),
     ],
 )
 async def test_a_registration_from_elsewhere_or_unverified_is_refused(
@@ -202,6 +208,7 @@ async def test_a_registration_from_elsewhere_or_unverified_is_refused(
         ({"rp_id": "evil.example"}, "RP ID"),
         ({"verified": False}, "user verification"),
         ({"bad_signature": True}, "signature"),
+        ({"cross_origin": True}, "made in another site's frame"),
     ],
 )
 async def test_a_bad_assertion_is_refused_and_logs_no_one_in(
@@ -223,25 +230,44 @@ async def test_a_bad_assertion_is_refused_and_logs_no_one_in(
 
 
 async def test_a_challenge_works_once_and_for_five_minutes(
-    alice_key: SoftAuthenticator, client: TestClientProtocol, settings: dict[str, Any]
+    app: Quart,
+    alice_key: SoftAuthenticator,
+    client: TestClientProtocol,
+    settings: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     expired = "That sign-in request expired or was used already. Please try again."
     token, options = await login_options(client)
-    query(settings, f"UPDATE passkey_challenges SET expires_at = {time.time() - 1}")
-    status, answer = await post_json(client, LOGIN, {"credential": alice_key.get(options)}, token)
+    later = time.time() + CHALLENGE_LIFETIME + 1
+    with monkeypatch.context() as patch:
+        patch.setattr("quartapp.passkeys.signin.time", SimpleNamespace(time=lambda: later))
+        status, answer = await post_json(
+            client, LOGIN, {"credential": alice_key.get(options)}, token
+        )
     assert (status, answer) == (400, {"error": expired})
     assert query(settings, "SELECT count(*) FROM passkey_challenges") == [(0,)]
 
-    token, options = await login_options(client)
+    before_token, options = await login_options(client)
+    before_answer = cookie_value(client)
     credential = alice_key.get(options)
-    assert (await post_json(client, LOGIN, {"credential": credential}, token))[0] == 200
+    assert (await post_json(client, LOGIN, {"credential": credential}, before_token))[0] == 200
+    # Its use is recorded: a row, written only now that a signature verified.
+    assert query(settings, "SELECT purpose FROM passkey_challenges") == [("login",)]
     await AuthActions(client).logout()
     token = await csrf_token(client)
-    # The same signed answer again: a replay.
+    # The same signed answer again: a replay, from the browser whose challenge it was...
     assert await post_json(client, LOGIN, {"credential": credential}, token) == (
         400,
         {"error": expired},
     )
+    # ...and with a copy of its session cookie from before the answer, which still
+    # holds the challenge.
+    copied = replay(app, before_answer)
+    assert await post_json(copied, LOGIN, {"credential": credential}, before_token) == (
+        400,
+        {"error": expired},
+    )
+    assert await signed_in_as(copied) is None
     # A challenge made for another ceremony does not serve a sign-in.
     await AuthActions(client).login()
     token = await csrf_token(client, NEW)
@@ -253,6 +279,81 @@ async def test_a_challenge_works_once_and_for_five_minutes(
         400,
         {"error": expired},
     )
+
+
+async def test_an_answer_uses_up_every_challenge_the_browser_holds(
+    alice_key: SoftAuthenticator, client: TestClientProtocol
+) -> None:
+    """Two tabs each ask for options; the first answer, even a wrong one, ends both."""
+    token, first = await login_options(client)
+    _, second = await login_options(client)
+    wrong = alice_key.get(first, origin="http://evil.example")
+    assert (await post_json(client, LOGIN, {"credential": wrong}, token))[0] == 400
+    status, answer = await post_json(client, LOGIN, {"credential": alice_key.get(second)}, token)
+    assert (status, answer["error"]) == (
+        400,
+        "That sign-in request expired or was used already. Please try again.",
+    )
+
+
+async def test_a_crowd_on_one_address_leaves_the_next_person_a_sign_in(
+    app: Quart,
+    alice_key: SoftAuthenticator,
+    client: TestClientProtocol,
+    settings: dict[str, Any],
+) -> None:
+    """One client asking for options in a loop, and a crowd viewing the login page, all
+    from one address, write nothing and leave the next person there a sign-in."""
+    greedy = app.test_client()
+    token = await csrf_token(greedy, "/login")
+    statuses = [(await post_json(greedy, LOGIN_OPTIONS, {}, token))[0] for _ in range(40)]
+    assert statuses == [200] * 40
+    for _ in range(32):
+        assert (await app.test_client().get("/login")).status_code == 200
+    assert query(settings, "SELECT count(*) FROM passkey_challenges") == [(0,)]
+
+    status, answer = await sign_in(client, alice_key)
+    assert (status, answer) == (200, {"redirect": "/hello"})
+    assert await signed_in_as(client) == "alice"
+
+
+async def test_a_user_holds_at_most_a_few_challenges_of_each_kind(
+    alice_key: SoftAuthenticator,
+    auth: AuthActions,
+    client: TestClientProtocol,
+    settings: dict[str, Any],
+) -> None:
+    """Asking for options again ends the oldest: the first of six no longer answers."""
+    await auth.login()
+    token = await csrf_token(client, "/login/confirm")
+    made = [(await post_json(client, CONFIRM_OPTIONS, {}, token))[1] for _ in range(6)]
+    rows = query(settings, "SELECT count(*) FROM passkey_challenges WHERE purpose = 'confirm'")
+    assert rows == [(CHALLENGES_PER_USER,)]
+    oldest = alice_key.get(made[0]["publicKey"])
+    status, answer = await post_json(client, CONFIRM, {"credential": oldest}, token)
+    assert (status, answer) == (
+        400,
+        {"error": "That request expired or was used already. Please try again."},
+    )
+    newest = alice_key.get(made[-1]["publicKey"])
+    status, answer = await post_json(client, CONFIRM, {"credential": newest}, token)
+    assert (status, answer) == (200, {"redirect": "/account/sessions"})
+
+
+@pytest.mark.parametrize("path", [CONFIRM_OPTIONS, NEW_OPTIONS])
+async def test_options_asked_for_all_at_once_hold_a_few_rows(
+    alice_key: SoftAuthenticator,
+    auth: AuthActions,
+    client: TestClientProtocol,
+    settings: dict[str, Any],
+    path: str,
+) -> None:
+    await auth.login()
+    token = await csrf_token(client, NEW)
+    answers = await asyncio.gather(*(post_json(client, path, {}, token) for _ in range(30)))
+    assert {status for status, _ in answers} == {200}
+    [(held,)] = query(settings, "SELECT count(*) FROM passkey_challenges")
+    assert held == CHALLENGES_PER_USER
 
 
 async def test_an_unknown_passkey_is_refused(
@@ -364,21 +465,19 @@ async def test_a_new_passkeys_name_is_plain_text(
     assert query(settings, "SELECT count(*) FROM passkeys") == [(0,)]
 
 
-async def test_one_network_holds_a_bounded_number_of_sign_in_challenges(
-    client: TestClientProtocol, settings: dict[str, Any]
+async def test_a_registration_is_stored_under_the_attested_credential_id(
+    auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
-    """Anyone may ask for sign-in options: a flood of them writes a bounded number of rows."""
-    token = await csrf_token(client, "/login")
-    statuses = [
-        (await post_json(client, LOGIN_OPTIONS, {}, token))[0]
-        for _ in range(CHALLENGES_PER_NETWORK + 5)
-    ]
-    assert statuses == [200] * CHALLENGES_PER_NETWORK + [429] * 5
-    status, refused = await post_json(client, LOGIN_OPTIONS, {}, token)
-    assert status == 429
-    assert "from your network" in refused["error"]
-    rows = query(settings, "SELECT count(*) FROM passkey_challenges")
-    assert rows == [(CHALLENGES_PER_NETWORK,)]
-    # Expired ones no longer count: the network may start sign-ins again.
-    query(settings, f"UPDATE passkey_challenges SET expires_at = {time.time() - 1}")
-    assert (await post_json(client, LOGIN_OPTIONS, {}, token))[0] == 200
+    """A client naming another credential than the one attested is refused."""
+    await auth.login()
+    token = await csrf_token(client, NEW)
+    _, options = await post_json(client, NEW_OPTIONS, {}, token)
+    credential = SoftAuthenticator().create(options["publicKey"])
+    other = b64(secrets.token_bytes(32))
+    credential = {**credential, "id": other, "rawId": other}
+    status, answer = await post_json(client, NEW, {"credential": credential}, token)
+    assert (status, answer) == (
+        400,
+        {"error": "The passkey could not be verified. Please try again."},
+    )
+    assert query(settings, "SELECT count(*) FROM passkeys") == [(0,)]

@@ -7,6 +7,7 @@ authenticator of tests/passkey_authenticator.py and verified in full by py_webau
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -230,6 +231,24 @@ async def test_a_user_has_at_most_the_limit(
     assert "Remove one to add another." in await body(await client.get(NEW))
 
 
+async def test_registrations_at_once_stay_within_the_limit(
+    two_passkeys_at_most: None,
+    auth: AuthActions,
+    client: TestClientProtocol,
+    settings: dict[str, Any],
+) -> None:
+    await auth.login()
+    token = await csrf_token(client, NEW)
+    answers = []
+    for _ in range(5):
+        status, options = await post_json(client, NEW_OPTIONS, {}, token)
+        assert status == 200
+        answers.append({"credential": SoftAuthenticator().create(options["publicKey"])})
+    done = await asyncio.gather(*(post_json(client, NEW, data, token) for data in answers))
+    assert sorted(status for status, _ in done) == [200, 200, 409, 409, 409]
+    assert len(passkey_ids(settings, "alice")) == 2
+
+
 async def test_the_same_credential_cannot_be_registered_twice(
     app: Quart, auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
@@ -353,13 +372,14 @@ async def test_the_login_page_offers_passkeys(client: TestClientProtocol) -> Non
 
 
 async def test_expired_challenges_are_pruned(
-    app: Quart, client: TestClientProtocol, settings: dict[str, Any]
+    app: Quart, auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
-    token = await csrf_token(client)
+    await auth.login()
+    token = await csrf_token(client, NEW)
     for _ in range(3):
-        assert (await post_json(client, LOGIN_OPTIONS, {}, token))[0] == 200
+        assert (await post_json(client, NEW_OPTIONS, {}, token))[0] == 200
     query(settings, f"UPDATE passkey_challenges SET expires_at = {time.time() - 1} WHERE 1 = 1")
-    assert (await post_json(client, LOGIN_OPTIONS, {}, token))[0] == 200
+    assert (await post_json(client, NEW_OPTIONS, {}, token))[0] == 200
     async with app.app_context():
         pruned = await prune_pass(db.store.sessionmaker, app.config)
     assert pruned.challenges == 3

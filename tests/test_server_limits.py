@@ -9,6 +9,7 @@ shutdown test share one development server.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -31,6 +32,7 @@ from .server import (
     raw_request,
     running,
 )
+from .test_passkeys_fuzz import BAD_BODIES
 
 pytestmark = pytest.mark.server
 
@@ -289,6 +291,26 @@ def test_ambiguous_framing_gets_one_error_and_nothing_smuggled_is_answered(
     assert len(answered) == 1, f"the smuggled request was answered: {answered}"
     assert answered[0] in STATUSES.get(shape, {400})
     assert received.ending in ("closed", "reset")
+    assert_still_serving(server)
+
+
+@pytest.mark.parametrize(
+    ("name", "status"),
+    [("nested-1000", 400), ("invalid-utf8", 400), ("utf-16", 400), ("over-the-size-limit", 413)],
+)
+def test_a_json_body_no_page_sends_gets_a_4xx_in_json_over_the_wire(
+    server: Server, name: str, status: int
+) -> None:
+    """The bodies that were 500s with a traceback, through hypercorn's own body reading."""
+    browser = Browser(server.base_url)
+    token = browser.csrf_token("/login")
+    headers = {"Content-Type": "application/json", "X-CSRFToken": token}
+
+    page = browser.post_bytes("/login/passkey/options", BAD_BODIES[name], headers)
+
+    assert page.status == status
+    assert page.headers["Content-Type"] == "application/json"
+    assert isinstance(json.loads(page.text)["error"], str)
     assert_still_serving(server)
 
 

@@ -2,9 +2,12 @@
 
 A passkey row holds what verifying an assertion needs (the credential's id and COSE
 public key, its last signature count) and what the account page shows (a name, when
-it was added and last used). A challenge row is one ceremony in progress: keyed by the
-SHA-256 of its challenge, used once (deleted as it is checked) and dead after a few
-minutes. Times are Unix seconds, as on ``logins``.
+it was added and last used). A challenge row is one ceremony of a signed-in user in
+progress (registering, confirming): keyed by the SHA-256 of its challenge, used once
+(deleted as it is checked) and dead after a few minutes. A sign-in's challenge lives in
+the browser's session instead, and its row ("login") records its use, once its answer
+verified, so the same answer is not taken twice; it goes when the challenge would have
+expired. Times are Unix seconds, as on ``logins``.
 """
 
 from __future__ import annotations
@@ -50,13 +53,13 @@ class PasskeyChallenge(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     # "register", "login" or "confirm": a challenge serves the ceremony it was made for.
     purpose: Mapped[str] = mapped_column(String(16))
-    # Whose ceremony it is (register, confirm); NULL for a sign-in, which names no one.
+    # Whose ceremony it is (register, confirm), or whose passkey answered (login).
     user_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
     expires_at: Mapped[float] = mapped_column(Float, index=True)
     # A registration's user handle, sent in its options: the response does not repeat it.
     user_handle: Mapped[bytes | None] = mapped_column(LargeBinary(64))
-    # For a sign-in, which anyone may ask for: the asker's widest network (an IPv4
-    # address, or its IPv6 /48), so one network holds only a few at a time.
+    # Unused, always NULL: it held a sign-in asker's network when sign-in challenges
+    # were rows. Kept rather than dropped by a migration of its own.
     network: Mapped[str | None] = mapped_column(String(64), index=True)

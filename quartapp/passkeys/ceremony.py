@@ -207,7 +207,8 @@ class NewCredential:
 def verify_registration(
     party: RelyingParty, credential: RegistrationCredential, challenge: bytes
 ) -> NewCredential:
-    """Check a registration: challenge, origin, RP ID, user presence and verification."""
+    """Check a registration: challenge, origin, RP ID, user presence and verification,
+    that the id named is the attested one, and that it was not made across origins."""
     try:
         verified = verify_registration_response(
             credential=credential,
@@ -218,7 +219,27 @@ def verify_registration(
         )
     except (WebAuthnException, ValueError, TypeError, KeyError) as error:
         raise Refused(NOT_VERIFIED, f"registration: {error}"[:200]) from error
-    return NewCredential(credential.id, verified.credential_public_key, verified.sign_count)
+    # The id the authenticator attested to, not the one the client named: a credential
+    # stored under another id could never sign in, or could stand in for someone's.
+    attested = bytes_to_base64url(verified.credential_id)
+    if attested != credential.id or len(attested) > CREDENTIAL_ID_COLUMN:
+        raise Refused(NOT_VERIFIED, "registration: credential id is not the attested one")
+    refuse_cross_origin(credential)
+    return NewCredential(attested, verified.credential_public_key, verified.sign_count)
+
+
+def refuse_cross_origin(credential: RegistrationCredential | AuthenticationCredential) -> None:
+    """Refuse an answer made in a frame of another site (clientData ``crossOrigin``).
+
+    The origin is ours either way; a page of ours never frames itself (the headers
+    forbid it), so an answer made across origins was asked for by someone else.
+    """
+    try:
+        client_data = parse_client_data_json(credential.response.client_data_json)
+    except (WebAuthnException, ValueError, TypeError) as error:
+        raise Refused(MALFORMED, "malformed") from error
+    if client_data.cross_origin:
+        raise Refused(NOT_VERIFIED, "cross origin")
 
 
 def verify_assertion(
@@ -227,7 +248,8 @@ def verify_assertion(
     challenge: bytes,
     public_key: bytes,
 ) -> int:
-    """Check an assertion's signature, challenge, origin, RP ID and user verification.
+    """Check an assertion's signature, challenge, origin, RP ID and user verification,
+    and that it was not made across origins.
 
     Returns the signature count it carries. The count is not compared here (the
     library would refuse a clone with the same words as a bad signature): the caller
@@ -245,6 +267,7 @@ def verify_assertion(
         )
     except (WebAuthnException, ValueError, TypeError, KeyError) as error:
         raise Refused(NOT_VERIFIED, f"assertion: {error}"[:200]) from error
+    refuse_cross_origin(credential)
     return int(verified.new_sign_count)
 
 

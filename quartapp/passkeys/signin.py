@@ -5,11 +5,18 @@ are (or know): a complete sign-in, with no password and no second step. The logi
 starts exactly as a password login does (:func:`quartapp.auth.signin.start_session`),
 recorded with the method "passkey".
 
+A sign-in's challenge is kept in the browser's signed session cookie (anyone may ask
+for one, so it takes no room anyone else needs) and taken out when an answer comes;
+its use is recorded in the database only once the signature verified, which refuses
+the same answer sent again with an old copy of the cookie. A confirmation's challenge
+is a row of the signed-in user's (:func:`.store.new_challenge`).
+
 Each answer is checked in this order, every failure a 4xx in JSON: the body's shape,
-the relying party, the challenge (claimed once, whatever comes next) and whose the
+the relying party, the challenge (taken once, whatever comes next) and whose the
 credential is, the throttle (the attempt is counted, or refused during a lockout), the
 credential (known, and the user's own when confirming), then py_webauthn's checks of
-the signature, origin, RP ID and user verification, and last the signature count.
+the signature, origin, RP ID and user verification, the challenge's use (a sign-in's,
+recorded once), and last the signature count.
 
 Attempts count in the login throttle per address and per trusted device: a passkey
 has no guessable secret, so they do not count against the username, and a stranger
@@ -18,12 +25,16 @@ guessing passwords cannot lock the owner's passkey out.
 
 from __future__ import annotations
 
+import hmac
+import secrets
+import time
 from collections.abc import Mapping
 from typing import Any
 
-from quart import Blueprint, current_app, g, has_request_context, request, url_for
+from quart import Blueprint, current_app, g, has_request_context, request, session, url_for
 from quart.typing import ResponseReturnValue
 from sqlalchemy.ext.asyncio import AsyncSession
+from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
 
 from .. import signals
 from ..auth import devices, reauth, throttle
@@ -43,9 +54,10 @@ NOT_YOURS = "That passkey is not one of this account's."
 CLONED = "This passkey was refused: it may have been copied. Sign in another way."
 NO_PASSKEYS = "This account has no passkeys. Confirm with your password."
 LOCKED = "There were too many failed attempts. Try again later."
-TOO_MANY_REQUESTS = (
-    "Too many passkey sign-ins were started from your network. Try again in a few minutes."
-)
+# The session key of the sign-in challenges handed out to this browser, and how many
+# it keeps: "<challenge, base64url>:<when it ends, Unix seconds>", newest first.
+SIGNIN_CHALLENGES = "passkey_signin"
+BROWSER_CHALLENGES = 3
 
 
 def counters(
@@ -71,7 +83,12 @@ async def count_attempt(wanted: list[throttle.Counter]) -> Refused | None:
 
 @bp.post("/login/passkey/options")
 async def login_options() -> ResponseReturnValue:
-    """Options for a sign-in with any passkey of this site: no allowCredentials."""
+    """Options for a sign-in with any passkey of this site: no allowCredentials.
+
+    The challenge is kept in the asker's session cookie, not the database: anyone may
+    ask, so nothing one client asks for can crowd out another's, whatever network
+    they share.
+    """
     try:
         await body()
         relying = party()
@@ -79,34 +96,70 @@ async def login_options() -> ResponseReturnValue:
         return refusal(error)
     address = throttle.address_key(request.remote_addr, current_app.config)
     async with db.session() as dbs:
-        # A read only: a locked-out address makes no rows.
+        # A read only: asking for options writes nothing.
         lockout = await throttle.refused_by(dbs, counters(current_app.config, address, None))
-        if lockout is not None:
-            return answer(429, error=LOCKED)
-        widest = [key for _, key in throttle.networks(address)] or [address]
-        challenge = await store.new_signin_challenge(dbs, widest[0][:64])
-    if challenge is None:
-        return answer(429, error=TOO_MANY_REQUESTS)
+    if lockout is not None:
+        return answer(429, error=LOCKED)
+    challenge = secrets.token_bytes(store.CHALLENGE_BYTES)
+    hand_out(challenge)
     return answer(publicKey=ceremony.authentication_options(relying, challenge=challenge))
+
+
+def hand_out(challenge: bytes) -> None:
+    """Keep a sign-in challenge, and when it ends, in the session (newest first).
+
+    A few are kept, so two tabs of one browser can each sign in; flat text, so the
+    session stays one that web.sessions can remember opened.
+    """
+    expires = time.time() + ceremony.CHALLENGE_LIFETIME
+    entry = f"{bytes_to_base64url(challenge)}:{expires:.0f}"
+    held = session.get(SIGNIN_CHALLENGES, "")
+    kept = held.split()[: BROWSER_CHALLENGES - 1] if isinstance(held, str) else []
+    session[SIGNIN_CHALLENGES] = " ".join([entry, *kept])
+
+
+def take_back() -> dict[bytes, float]:
+    """The session's sign-in challenges and when each ends, taken out of it.
+
+    Taken whenever an answer arrives, right or wrong: each challenge is answered once.
+    """
+    held = session.pop(SIGNIN_CHALLENGES, "")
+    found: dict[bytes, float] = {}
+    for entry in held.split() if isinstance(held, str) else []:
+        text, _, expires = entry.partition(":")
+        try:
+            found[base64url_to_bytes(text)] = float(expires)
+        except ValueError:  # the cookie is signed: only an older format gets here
+            continue
+    return found
+
+
+def live_until(held: Mapping[bytes, float], challenge: bytes) -> float | None:
+    """When ``challenge`` ends, if it is one of ``held`` and has not ended yet."""
+    for candidate, expires in held.items():
+        if hmac.compare_digest(candidate, challenge) and expires > time.time():
+            return expires
+    return None
 
 
 @bp.post("/login/passkey")
 async def login() -> ResponseReturnValue:
     """Check an assertion of a discoverable passkey and log its user in."""
-    if g.user is not None:
-        return answer(redirect=url_for("pages.hello"))
+    held = take_back()
     config = current_app.config
     next_url = safe_next(request.args.get("next"))
     username: str | None = None
     try:
-        data = await body()
+        data = await body()  # first: a body no page sends is a 4xx, signed in or not
+        if g.user is not None:
+            return answer(redirect=url_for("pages.hello"))
         remember = flag(data, "remember")
         relying = party()
         credential = ceremony.parse_assertion(data.get("credential"))
         challenge = ceremony.challenge_of(credential)
         address = throttle.address_key(request.remote_addr, config)
+        expires = live_until(held, challenge)
         async with db.session() as dbs:
-            claimed = await store.claim_challenge(dbs, challenge, "login", None)
             found = await store.find(dbs, credential.id)
         username = found.username if found else None
         device = await devices.trusted(config, request.cookies, username) if username else None
@@ -114,7 +167,7 @@ async def login() -> ResponseReturnValue:
         refused = await count_attempt(counters(config, address, device))
         if refused is not None:
             raise refused
-        if claimed is None:
+        if expires is None:
             raise Refused(EXPIRED, "challenge")
         if found is None:
             raise Refused(UNKNOWN, "unknown passkey")
@@ -124,6 +177,10 @@ async def login() -> ResponseReturnValue:
         if handle is not None and bytes(handle) != bytes(passkey.user_handle):
             raise Refused(ceremony.NOT_VERIFIED, "user handle")
         received = ceremony.verify_assertion(relying, credential, challenge, passkey.public_key)
+        # Only now, with a registered passkey's signature verified, is a row written.
+        async with db.session() as dbs:
+            if not await store.spend_signin_challenge(dbs, challenge, passkey.user_id, expires):
+                raise Refused(EXPIRED, "replay")
         await check_count(username=username, passkey=passkey, received=received)
     except Refused as error:
         if error.reason != "not json":

@@ -1,5 +1,10 @@
 """The passkeys in the database: challenges handed out and claimed, credentials kept.
 
+A signed-in user's challenges (to register a passkey, to confirm a login) are rows,
+CHALLENGES_PER_USER of each purpose at most. A sign-in's challenge is not: anyone may
+ask for one, so it is kept in the asker's session cookie, and only its use is
+recorded here (:func:`spend_signin_challenge`), once a signature verified.
+
 A challenge is claimed with one ``DELETE ... RETURNING``: of two requests answering
 the same challenge (a replay, two workers) exactly one gets the row, on SQLite and
 PostgreSQL alike, and an expired one is used up all the same. A signature count is
@@ -15,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..db import Passkey, PasskeyChallenge, User
@@ -24,56 +30,100 @@ PURPOSES = frozenset({"register", "login", "confirm"})
 CHALLENGE_BYTES = 32
 USER_HANDLE_BYTES = 32
 PRUNE_BATCH = 500
-# Sign-in challenges one network may hold at once. Anyone may ask for one, and each is a
-# row for 5 minutes: without a bound, a flood of requests for options would grow the
-# table as fast as it is sent. A person needs one per sign-in page; a household or an
-# office behind one address, a few. Over it, the options request is a 429.
-CHALLENGES_PER_NETWORK = 30
+# Live challenges a user may hold for one purpose (registering, confirming): one per
+# open page is all a person needs; a few, for a few tabs. Asking for more ends the
+# oldest, so a signed-in client asking in a loop holds this many rows, not thousands.
+CHALLENGES_PER_USER = 5
+# Seconds a used sign-in challenge is remembered past its end (spend_signin_challenge).
+CLOCK_SKEW = 60
+
+
+async def _lock_user(session: AsyncSession, user_id: int) -> None:
+    """Hold the user's row until commit, so that two requests counting the user's rows
+    at once take turns.
+
+    Without it each would keep the newest few it sees, or count only its own new row,
+    and together they would leave more. FOR NO KEY UPDATE, as logins.make_room takes:
+    no conflict with the KEY SHARE a new row's foreign key takes. On SQLite the
+    caller's INSERT, before it counts, takes the one writer's lock, so the count sees
+    every committed row.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            select(User.id).where(User.id == user_id).with_for_update(key_share=True)
+        )
 
 
 async def new_challenge(
-    session: AsyncSession,
-    purpose: str,
-    user_id: int | None,
-    handle: bytes | None = None,
-    *,
-    network: str | None = None,
+    session: AsyncSession, purpose: str, user_id: int, handle: bytes | None = None
 ) -> bytes:
-    """Make a challenge for one ceremony and keep it for its lifetime (commits).
+    """Make a challenge for one of a user's ceremonies and keep it (commits).
 
-    ``handle``: a registration's user handle, kept until the answer comes back.
-    ``network``: an anonymous sign-in's asker (see :func:`new_signin_challenge`).
+    ``handle``: a registration's user handle, kept until the answer comes back. The
+    user keeps their CHALLENGES_PER_USER newest challenges of this purpose: the oldest
+    goes in the same transaction as the newest comes, so asking for options again and
+    again, even all at once, holds that many rows at most.
     """
-    if purpose not in PURPOSES:
-        raise ValueError(f"unknown purpose {purpose!r}")
+    if purpose not in PURPOSES - {"login"}:
+        raise ValueError(f"not a purpose of a signed-in user: {purpose!r}")
+    await _lock_user(session, user_id)
     challenge = secrets.token_bytes(CHALLENGE_BYTES)
+    key = challenge_key(challenge)
     session.add(
         PasskeyChallenge(
-            id=challenge_key(challenge),
+            id=key,
             purpose=purpose,
             user_id=user_id,
             expires_at=time.time() + CHALLENGE_LIFETIME,
             user_handle=handle,
-            network=network,
         )
+    )
+    await session.flush()
+    # The new row is never the one to go, whatever the clock says.
+    older = (
+        select(PasskeyChallenge.id)
+        .where(
+            PasskeyChallenge.user_id == user_id,
+            PasskeyChallenge.purpose == purpose,
+            PasskeyChallenge.id != key,
+        )
+        .order_by(PasskeyChallenge.expires_at.desc(), PasskeyChallenge.id.desc())
+        .offset(CHALLENGES_PER_USER - 1)
+    )
+    await session.execute(
+        delete(PasskeyChallenge).where(PasskeyChallenge.id.in_(older.scalar_subquery()))
     )
     await session.commit()
     return challenge
 
 
-async def new_signin_challenge(session: AsyncSession, network: str) -> bytes | None:
-    """A sign-in's challenge for a client of ``network`` (its widest: an IPv4 address or
-    an IPv6 /48); None, and nothing written, when that network already holds
-    CHALLENGES_PER_NETWORK live ones (commits).
+async def spend_signin_challenge(
+    session: AsyncSession, challenge: bytes, user_id: int, expires_at: float
+) -> bool:
+    """Record a sign-in challenge as used, once its answer verified (commits).
+
+    A sign-in's challenge lives in the browser's signed session until then (see
+    :mod:`.signin`), so no one writes a row here without a registered passkey's
+    signature. Once the challenge has expired no answer to it is accepted anyway, so
+    the row goes then (pruned). False when the row exists already: the same
+    answer sent again, with an old copy of the session cookie (a replay).
     """
-    held = await session.scalar(
-        select(func.count())
-        .select_from(PasskeyChallenge)
-        .where(PasskeyChallenge.network == network, PasskeyChallenge.expires_at > time.time())
+    session.add(
+        PasskeyChallenge(
+            id=challenge_key(challenge),
+            purpose="login",
+            user_id=user_id,
+            # Kept a little past the challenge's end: another worker whose clock is
+            # behind this one's still finds it, should the answer be sent there again.
+            expires_at=expires_at + CLOCK_SKEW,
+        )
     )
-    if (held or 0) >= CHALLENGES_PER_NETWORK:
-        return None
-    return await new_challenge(session, "login", None, network=network)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -84,28 +134,27 @@ class Claimed:
 
 
 async def claim_challenge(
-    session: AsyncSession, challenge: bytes, purpose: str, user_id: int | None
+    session: AsyncSession, challenge: bytes, purpose: str, user_id: int
 ) -> Claimed | None:
     """Use up a challenge (commits); None unless it was live, for this purpose and user.
 
     A challenge is gone after its first answer, right or wrong, so none is tried twice.
     """
+    # Only a row of this purpose and user goes: a used sign-in challenge's row must
+    # stay until it expires, or its answer could be sent again.
     row = (
         await session.execute(
             delete(PasskeyChallenge)
-            .where(PasskeyChallenge.id == challenge_key(challenge))
-            .returning(
-                PasskeyChallenge.purpose,
-                PasskeyChallenge.user_id,
-                PasskeyChallenge.expires_at,
-                PasskeyChallenge.user_handle,
+            .where(
+                PasskeyChallenge.id == challenge_key(challenge),
+                PasskeyChallenge.purpose == purpose,
+                PasskeyChallenge.user_id == user_id,
             )
+            .returning(PasskeyChallenge.expires_at, PasskeyChallenge.user_handle)
         )
     ).first()
     await session.commit()
-    if row is None:
-        return None
-    if row.purpose != purpose or row.user_id != user_id or row.expires_at <= time.time():
+    if row is None or row.expires_at <= time.time():
         return None
     return Claimed(None if row.user_handle is None else bytes(row.user_handle))
 
@@ -152,10 +201,11 @@ async def add(
     """Store a new passkey (commits); None when the user has ``most`` already.
 
     The credential id is unique: a second registration of one credential fails the
-    insert, and the caller refuses it.
+    insert, and the caller refuses it. Counted after the insert, in its transaction
+    (with the user's row locked on PostgreSQL, as :func:`new_challenge` does), so
+    registrations at once cannot together pass ``most``.
     """
-    if await count(session, user_id) >= most:
-        return None
+    await _lock_user(session, user_id)
     passkey = Passkey(
         user_id=user_id,
         credential_id=credential_id,
@@ -167,6 +217,10 @@ async def add(
         last_used=None,
     )
     session.add(passkey)
+    await session.flush()
+    if await count(session, user_id) > most:
+        await session.rollback()
+        return None
     await session.commit()
     return passkey
 
