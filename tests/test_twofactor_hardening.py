@@ -295,6 +295,25 @@ async def test_ten_wrong_codes_in_a_row_leave_only_a_recovery_code(
     assert query(settings, "SELECT misses FROM totp_factors") == [(0,)]
 
 
+async def test_a_passkey_sign_in_ends_the_run_of_wrong_codes(
+    auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
+) -> None:
+    await auth.login()
+    key = SoftAuthenticator()
+    assert (await register(client, key))[0] == 200
+    phone = await enrol(client)
+    await auth.logout()
+    await auth.login()
+    for _ in range(10):
+        time_passes(settings)
+        assert (await second_step(client, "000000")).status_code == 400
+    time_passes(settings)
+    assert (await second_step(client, phone.code())).status_code == 429
+    status, answer = await passkey_sign_in(client, key)
+    assert status == 200, answer
+    assert query(settings, "SELECT misses FROM totp_factors") == [(0,)]
+
+
 async def test_wrong_codes_wait_longer_and_longer(
     auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:

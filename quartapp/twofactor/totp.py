@@ -95,7 +95,7 @@ def is_pending_for(factor: TotpFactor, login_id: str, now: float) -> bool:
         factor.confirmed_at is None
         and factor.login_id is not None
         and hmac.compare_digest(factor.login_id, login_id)
-        and 0 <= now - factor.created_at < PENDING_LIFETIME
+        and now - factor.created_at < PENDING_LIFETIME
     )
 
 
