@@ -78,6 +78,11 @@ SESSIONS_ENDED = Counter(
 PASSWORD_CHANGES = Counter(
     "quartapp_password_changes", "Passwords changed through the account page.", registry=REGISTRY
 )
+SECOND_FACTOR_FAILURES = Counter(
+    "quartapp_second_factor_failures",
+    "Wrong second-factor codes, at a login's code step or at /login/confirm.",
+    registry=REGISTRY,
+)
 REQUEST_DURATION = Histogram(
     "quartapp_request_duration_seconds",
     "Time from the first request hook to the response, by route template and status class.",
@@ -225,6 +230,12 @@ def _session_ended(sender: Any, *, count: int, **_: Any) -> None:
 def _password_changed(sender: Any, **_: Any) -> None:
     if enabled(sender):
         PASSWORD_CHANGES.inc()
+
+
+@signals.second_factor_failed.connect
+def _second_factor_failed(sender: Any, **_: Any) -> None:
+    if enabled(sender):
+        SECOND_FACTOR_FAILURES.inc()
 
 
 def init_app(app: Quart) -> None:

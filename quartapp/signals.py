@@ -45,7 +45,8 @@ two_factor_enabled = _signals.signal("two-factor-enabled")
 two_factor_disabled = _signals.signal("two-factor-disabled")
 # username, method ("totp" or "recovery-code"): a login's second step was right.
 second_factor_succeeded = _signals.signal("second-factor-succeeded")
-# username: a login's second step had a wrong or used code.
+# username: a second-factor code was wrong or used, at a login's second step or at
+# /login/confirm (a code refused unchecked after too many misses is not sent).
 second_factor_failed = _signals.signal("second-factor-failed")
 # username, remaining: a recovery code was spent (at login or to confirm a change).
 recovery_code_used = _signals.signal("recovery-code-used")

@@ -27,6 +27,8 @@ PUBLIC_ENDPOINTS = frozenset(
         "auth.trust_device",  # a browser that is not logged in enters its code here
         # A login's second step: only a browser whose password was right gets past it.
         "second_step.enter_code",
+        # "Start again" on that step: it ends the browser's own pending login, if any.
+        "second_step.start_again",
         # Signing in with a passkey: its options, and the assertion that logs in.
         "passkey_signin.login_options",
         "passkey_signin.login",

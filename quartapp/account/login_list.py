@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..auth import logins
 from ..auth.logins import idle_limit
 from ..db import Login
 
@@ -82,6 +83,7 @@ async def end_other(
     """
     for login in await live_for_user(session, config, user_id):
         if login.id != keep and hmac.compare_digest(public_id(config, login.id), public):
+            await logins.end_pending_keys(session, user_id=user_id, login_id=login.id)
             await session.execute(
                 delete(Login).where(Login.id == login.id, Login.user_id == user_id)
             )

@@ -27,6 +27,7 @@ from .. import audit, bootstrap, signals
 from ..auth import credentials, devices, logins, users
 from ..auth.credentials import LockedOut
 from ..auth.passwords import passwords
+from ..auth.reauth import strong_login_required
 from ..auth.signin import LOGIN_KEY
 from ..auth.views import FORM_TYPES, login_required
 from ..db import LOGIN_METHODS, db
@@ -56,8 +57,13 @@ async def locked_out(error: LockedOut) -> ResponseReturnValue:
 
 @bp.route("/password", methods=["GET", "POST"])
 @login_required
+@strong_login_required
 async def password() -> ResponseReturnValue:
-    """Show the change-password form and change the password when it is valid."""
+    """Show the change-password form and change the password when it is valid.
+
+    With a second factor or a passkey, the login must be fresh and proven with it
+    (ASVS 7.5.1): the current password alone, however recent, does not change it.
+    """
     if request.method == "POST" and request.mimetype not in FORM_TYPES:
         abort(415)
     form = cast(ChangePasswordForm, await ChangePasswordForm.create_form())

@@ -21,7 +21,15 @@ from typing import Any
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from ..db import ADDRESS_COLUMN, LOGIN_METHODS, USER_AGENT_COLUMN, Login, PendingLogin, User
+from ..db import (
+    ADDRESS_COLUMN,
+    LOGIN_METHODS,
+    USER_AGENT_COLUMN,
+    Login,
+    PendingLogin,
+    TotpFactor,
+    User,
+)
 
 # last_seen is written when it is at least this old, so a busy reader writes once a
 # minute rather than on every request; a 30-minute idle limit loses nothing by it.
@@ -97,12 +105,14 @@ async def start(
         user_agent=(user_agent or "")[:USER_AGENT_COLUMN] or None,
         method=method,
         verified_at=now,
+        verified_method=method,
     )
     if continues is not None:
         login.created_at = continues.created_at
         login.expires_at = continues.expires_at
         login.method = continues.method
         login.verified_at = continues.verified_at
+        login.verified_method = continues.verified_method
     else:
         await make_room(session, config, user_id)
     session.add(login)
@@ -194,18 +204,65 @@ async def find_record(
 
 
 async def end(session: AsyncSession, token: str) -> None:
-    """Forget one login by its cookie token, so the cookie logs nobody in (commits)."""
-    await session.execute(delete(Login).where(Login.id == digest(token)))
+    """Forget one login by its cookie token, so the cookie logs nobody in (commits).
+
+    A TOTP key it was shown and never confirmed goes with it.
+    """
+    login_id = digest(token)
+    await end_pending_keys(session, login_id=login_id)
+    await session.execute(delete(Login).where(Login.id == login_id))
     await session.commit()
+
+
+async def end_pending(session: AsyncSession, token: str) -> None:
+    """Forget the login waiting for its second factor under this cookie token (commits).
+
+    Logging out, starting again or a new password step in that browser ends it, so a
+    copy of the cookie taken during the code step completes nothing.
+    """
+    await session.execute(delete(PendingLogin).where(PendingLogin.id == digest(token)))
+    await session.commit()
+
+
+async def end_pending_keys(
+    session: AsyncSession, *, user_id: int | None = None, login_id: str | None = None
+) -> None:
+    """Delete the unconfirmed TOTP keys of a user, or of one login (no commit).
+
+    A pending key belongs to the login that made it: once that login ends, no one may
+    be shown it or confirm it.
+    """
+    query = delete(TotpFactor).where(TotpFactor.confirmed_at.is_(None))
+    if user_id is not None:
+        query = query.where(TotpFactor.user_id == user_id)
+    if login_id is not None:
+        query = query.where(TotpFactor.login_id == login_id)
+    await session.execute(query)
+
+
+async def clear_code_misses(session: AsyncSession, user_id: int) -> None:
+    """End the user's run of wrong second-factor codes (no commit).
+
+    A passkey is a factor the code guesser does not have: proving it, like a right
+    code, gives TOTP codes back to the owner (see ``twofactor.misses``).
+    """
+    await session.execute(
+        update(TotpFactor)
+        .where(TotpFactor.user_id == user_id, TotpFactor.misses > 0)
+        .values(misses=0, wait_until=None)
+    )
 
 
 async def end_all(session: AsyncSession, user_id: int, *, keep: str | None = None) -> int:
     """End a user's logins, except the one whose id is ``keep`` (no commit); how many.
 
     Logins still waiting for their second factor (``pending_logins``) end too: their
-    password may be the one just changed.
+    password may be the one just changed. So do unconfirmed TOTP keys, the kept
+    login's included: a key planted by a login that had the old password must not be
+    the one the owner turns on.
     """
     await session.execute(delete(PendingLogin).where(PendingLogin.user_id == user_id))
+    await end_pending_keys(session, user_id=user_id)
     query = delete(Login).where(Login.user_id == user_id)
     if keep is not None:
         query = query.where(Login.id != keep)

@@ -18,6 +18,12 @@ A stale login is sent to ``/login/confirm?next=...`` (the ``reauth`` blueprint),
 asks for the password through the same throttle as the login form, plus a code when
 the user has a second factor (``confirmers``), then comes back. Other factors (a
 passkey) can confirm by calling :func:`confirm_login`.
+
+Some changes need more than freshness from a user who has a second factor or a
+passkey: a fresh login *proven with it* (:func:`strong_login_required`), so a password
+alone, stolen or phished, cannot change them. The login row keeps how its last proof
+was made (``logins.verified_method``). Which users have such a factor is asked of the
+checks that features register with :func:`add_strong_factor` (in ``app.extensions``).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from functools import wraps
 from typing import Any, ParamSpec, cast
 
+from flask.sansio.app import App
 from quart import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
 from quart.typing import ResponseReturnValue
 from sqlalchemy import select, update
@@ -36,7 +43,7 @@ from .. import signals
 from ..db import Login, db
 from ..web import errors
 from ..web.messages import flash
-from . import credentials
+from . import credentials, logins
 from .forms import ConfirmForm
 from .passwords import passwords
 from .views import FORM_TYPES, login_required, requested_path, safe_next
@@ -46,6 +53,13 @@ bp = Blueprint("reauth", __name__)
 P = ParamSpec("P")
 
 CONFIRM_FIRST = "Confirm it's you to continue."
+CONFIRM_STRONG = (
+    "Confirm it's you with your authenticator code, a recovery code or a passkey to continue."
+)
+# How a login's last proof was made, when it counts as proven with a second factor or a
+# passkey: a login's method (db.LOGIN_METHODS) or a confirmation's.
+STRONG_METHODS = frozenset({"password+totp", "password+recovery-code", "password+code", "passkey"})
+STRONG_FACTORS = "quartapp.reauth.strong_factors"
 WRONG_PASSWORD = "Your password is wrong."  # noqa: S105 (a message)
 
 
@@ -66,13 +80,83 @@ async def login_is_fresh(config: Mapping[str, Any], login_id: str) -> bool:
     return is_fresh(config, verified_at, time.time())
 
 
-async def confirm_login(login_id: str) -> None:
-    """Mark the login as just verified (commits): the user proved who they are again."""
+async def confirm_login(login_id: str, method: str = "password") -> None:
+    """Mark the login as just verified (commits): the user proved who they are again.
+
+    ``method``: how ("password", "password+code", "passkey"); see :data:`STRONG_METHODS`.
+    """
     async with db.session() as dbs:
         await dbs.execute(
-            update(Login).where(Login.id == login_id).values(verified_at=time.time())
+            update(Login)
+            .where(Login.id == login_id)
+            .values(verified_at=time.time(), verified_method=method)
         )
+        if method == "passkey":
+            user_id = await dbs.scalar(select(Login.user_id).where(Login.id == login_id))
+            if user_id is not None:
+                await logins.clear_code_misses(dbs, user_id)
         await dbs.commit()
+
+
+StrongFactor = Callable[[int], Awaitable[bool]]
+
+
+def add_strong_factor(app: App, check: StrongFactor) -> None:
+    """Register ``check(user_id)``: whether the user has a factor beyond the password."""
+    strong_factors(app).append(check)
+
+
+def strong_factors(app: App) -> list[StrongFactor]:
+    """The registered checks of :func:`add_strong_factor`."""
+    return cast(list[StrongFactor], app.extensions.setdefault(STRONG_FACTORS, []))
+
+
+async def has_strong_factor(user_id: int) -> bool:
+    """Whether the user has TOTP in force, a passkey, or any other registered factor."""
+    for check in strong_factors(current_app):
+        if await check(user_id):
+            return True
+    return False
+
+
+def strong_login_required(
+    view: Callable[P, Awaitable[ResponseReturnValue]],
+) -> Callable[P, Awaitable[ResponseReturnValue]]:
+    """For a user with a second factor or a passkey: a fresh login proven with it.
+
+    The login must have been made, or confirmed at /login/confirm, within
+    ``REAUTH_MINUTES`` with a code or a passkey; a stale one, or one proven with the
+    password alone, is sent to confirm, then back here. A user with the password alone
+    goes straight through: the view asks for the password itself. Goes under
+    ``login_required``.
+    """
+
+    @wraps(view)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> ResponseReturnValue:
+        refused = await unless_strong()
+        if refused is not None:
+            return refused
+        return await current_app.ensure_async(view)(*args, **kwargs)
+
+    return wrapper
+
+
+async def unless_strong() -> WerkzeugResponse | None:
+    """None when :func:`strong_login_required` lets this through; else the way to confirm."""
+    if not await has_strong_factor(g.user.id):
+        return None
+    async with db.session() as dbs:
+        row = (
+            await dbs.execute(
+                select(Login.verified_at, Login.verified_method).where(Login.id == g.user.login_id)
+            )
+        ).first()
+    if row is not None:
+        verified_at, method = row
+        if method in STRONG_METHODS and is_fresh(current_app.config, verified_at, time.time()):
+            return None
+    await flash(CONFIRM_STRONG, "info")
+    return redirect(url_for("reauth.confirm", next=requested_path()))
 
 
 def fresh_login_required(
@@ -138,12 +222,9 @@ async def confirm() -> ResponseReturnValue:
     status = 200
     if await form.validate_on_submit():
         if await _check(form):
-            await confirm_login(g.user.login_id)
-            signals.send(
-                signals.reauthenticated,
-                username=g.user.username,
-                method="password+code" if ask_code else "password",
-            )
+            method = "password+code" if ask_code else "password"
+            await confirm_login(g.user.login_id, method)
+            signals.send(signals.reauthenticated, username=g.user.username, method=method)
             return redirect(next_url)
         status = 400
     elif form.errors:

@@ -28,6 +28,10 @@ LOGIN_KEY = "login"
 # (ended elsewhere) from one past its limit, and name the user on the 503 page.
 LOGIN_UNTIL_KEY = "login_until"
 LOGIN_NAME_KEY = "login_name"
+# A login whose password was right and whose second factor is still to come: the token
+# whose digest names its ``pending_logins`` row. Here, with the other keys, so that
+# logging out (auth.views) can end it without knowing the second factor.
+PENDING_KEY = "twofactor_pending"
 
 
 async def start_session(
@@ -49,6 +53,8 @@ async def start_session(
     config = current_app.config
     async with db.session() as dbs:
         await record(dbs)
+        if method == "passkey":
+            await logins.clear_code_misses(dbs, user_id)
         token = await logins.start(
             dbs,
             config,

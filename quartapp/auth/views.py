@@ -35,7 +35,7 @@ from ..web.speedups import CSRF_FIELD, renew_csrf_token
 from . import credentials, devices, login_cache, logins
 from .forms import DeviceCodeForm, LoginForm
 from .passwords import passwords
-from .signin import LOGIN_KEY, LOGIN_NAME_KEY, LOGIN_UNTIL_KEY, complete_login
+from .signin import LOGIN_KEY, LOGIN_NAME_KEY, LOGIN_UNTIL_KEY, PENDING_KEY, complete_login
 
 bp = Blueprint("auth", __name__)
 
@@ -277,6 +277,11 @@ async def logout() -> ResponseReturnValue:
     if isinstance(token, str):
         async with db.session() as dbs:
             await logins.end(dbs, token)
+    # A login waiting for its code ends too: a copy of this cookie must not finish it.
+    pending = session.get(PENDING_KEY)
+    if isinstance(pending, str):
+        async with db.session() as dbs:
+            await logins.end_pending(dbs, pending)
     session.clear()
     await flash("You were logged out", "info")
     return redirect(url_for("auth.login"))

@@ -46,7 +46,7 @@ from .models import (
     utcnow,
 )
 from .passkeys import Passkey, PasskeyChallenge
-from .twofactor import PendingLogin, RecoveryCode, TotpFactor
+from .twofactor import PendingLogin, RecoveryCode, SecondFactorFailure, TotpFactor
 
 __all__ = [
     "ADDRESS_COLUMN",
@@ -63,6 +63,7 @@ __all__ = [
     "PasskeyChallenge",
     "PendingLogin",
     "RecoveryCode",
+    "SecondFactorFailure",
     "Store",
     "ThrottleCounter",
     "TotpFactor",

@@ -87,6 +87,9 @@ class Login(Base):
     method: Mapped[str] = mapped_column(String(32), default="password", server_default="password")
     # Unix seconds of the login, or of the last re-authentication within it (auth.reauth).
     verified_at: Mapped[float | None] = mapped_column(Float)
+    # How that last proof was made: a login method (LOGIN_METHODS) or a confirmation's
+    # ("password", "password+code", "passkey"). NULL on logins older than migration 0008.
+    verified_method: Mapped[str | None] = mapped_column(String(32))
 
 
 class ThrottleCounter(Base):

@@ -47,6 +47,15 @@ from .ceremony import Refused
 
 bp = Blueprint("passkey_signin", __name__)
 
+
+async def has_passkey(user_id: int) -> bool:
+    """Whether the user has a passkey: a factor that makes a login strong (auth.reauth)."""
+    async with db.session() as dbs:
+        return await store.count(dbs, user_id) > 0
+
+
+bp.record_once(lambda state: reauth.add_strong_factor(state.app, has_passkey))
+
 EXPIRED = "That sign-in request expired or was used already. Please try again."
 UNKNOWN = "This passkey is not registered here. Sign in with your password, then add it."
 CONFIRM_EXPIRED = "That request expired or was used already. Please try again."
@@ -281,7 +290,7 @@ async def confirm() -> ResponseReturnValue:
     async with db.session() as dbs:
         await throttle.succeeded(dbs, username=user.username, address=address, device=device)
         await dbs.commit()
-    await reauth.confirm_login(user.login_id)
+    await reauth.confirm_login(user.login_id, "passkey")
     signals.send(signals.reauthenticated, username=user.username, method="passkey")
     return answer(redirect=next_url)
 

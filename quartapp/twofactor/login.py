@@ -12,7 +12,12 @@ same transaction that spends the code, so it completes one login at most.
 Every code entered is counted by the login throttle before it is checked, against the
 same keys as a password (the address, and the username or this browser's trusted
 device), and the password's own attempt is cleared only once the code was right: a
-thief with the password gets no more guesses at the code than at a password.
+thief with the password gets no more guesses at the code than at a password. Wrong
+codes in a row also count against the user on every path (:mod:`.misses`): after ten,
+only a recovery code or a passkey signs in.
+
+Logging out, "Start again" and a new password step in the same browser delete its
+pending row, so a copy of the cookie taken during the code step completes nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, cast
 
 from quart import (
@@ -41,17 +47,16 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from .. import signals
 from ..auth import credentials, devices, logins, reauth, throttle, users
 from ..auth.forms import ConfirmForm
-from ..auth.signin import complete_login
+from ..auth.signin import PENDING_KEY, complete_login
 from ..auth.views import FORM_TYPES, safe_next
 from ..db import PendingLogin, User, db
 from ..web import errors
 from ..web.messages import flash
-from . import recovery, totp
+from . import misses, recovery, totp
 from .forms import CODE_HINT, CodeForm
 
 bp = Blueprint("second_step", __name__)
 
-PENDING_KEY = "twofactor_pending"
 PENDING_LIFETIME = 300
 TOTP, RECOVERY_CODE = "totp", "recovery-code"
 WRONG_CODE = "That code is wrong or was used already."
@@ -77,7 +82,14 @@ async def begin(
     assert user is not None  # only called with a right password
     token = secrets.token_urlsafe(32)
     now = time.time()
+    earlier = session.get(PENDING_KEY)
     async with db.session() as dbs:
+        if isinstance(earlier, str):
+            # This browser's earlier password step ends here: a copy of its cookie must
+            # not finish it now that a new one has begun.
+            await dbs.execute(
+                delete(PendingLogin).where(PendingLogin.id == logins.digest(earlier))
+            )
         if checked.new_hash is not None:
             await users.store_rehash(dbs, user.id, checked.new_hash)
         # Expired rows go here, at the only place rows are made: the table stays as
@@ -97,15 +109,56 @@ async def begin(
     return redirect(target or url_for("second_step.enter_code"))
 
 
-async def use_code(dbs: AsyncSession, user_id: int, text: str) -> str | None:
-    """Spend ``text`` as a TOTP code or else a recovery code (no commit); which, or None."""
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a typed code did: the method it proved, or why it was refused."""
+
+    method: str | None = None
+    # Set when a TOTP code was refused unchecked (:mod:`.misses`).
+    refusal: misses.Refusal | None = None
+
+    @property
+    def error(self) -> str:
+        """The form's error for a code that did not prove anything."""
+        return self.refusal.message if self.refusal is not None else WRONG_CODE
+
+
+async def use_code(
+    dbs: AsyncSession, user_id: int, text: str, *, step: str = misses.SIGN_IN
+) -> Outcome:
+    """Spend ``text`` as a TOTP code or else a recovery code (no commit); what it proved.
+
+    Counts a wrong code against the user's run of misses (the caller commits either
+    way) and ends the run when it was right. A TOTP code is counted before it is
+    checked, and refused unchecked after too many misses in a row.
+    """
+    now = time.time()
     code = totp.normalize(text)
+    method = None
     if code is not None:
-        return TOTP if await totp.accept(dbs, user_id, code) else None
-    spare = recovery.normalize(text)
-    if spare is not None and await recovery.use(dbs, user_id, spare):
-        return RECOVERY_CODE
-    return None
+        refusal = await misses.claim(dbs, user_id, now)
+        if refusal is not None:
+            return Outcome(refusal=refusal)
+        if await totp.accept(dbs, user_id, code):
+            method = TOTP
+    else:
+        spare = recovery.normalize(text)
+        if spare is not None and await recovery.use(dbs, user_id, spare):
+            method = RECOVERY_CODE
+    if method is not None:
+        await misses.reset(dbs, user_id)
+        return Outcome(method)
+    await misses.missed(
+        dbs,
+        current_app.config,
+        user_id,
+        claimed=code is not None,
+        step=step,
+        address=request.remote_addr,
+        user_agent=request.headers.get("User-Agent"),
+        now=now,
+    )
+    return Outcome()
 
 
 async def count_attempt(config: Mapping[str, Any], username: str) -> tuple[str, str | None]:
@@ -176,14 +229,17 @@ async def enter_code() -> ResponseReturnValue:
 
 async def _complete(
     form: CodeForm, pending: tuple[User, bool], next_url: str | None
-) -> WerkzeugResponse | None:
-    """Count the code, spend it with the pending login, then log in; None if it was wrong."""
+) -> ResponseReturnValue | None:
+    """Count the code, spend it with the pending login, then log in; None if it was wrong.
+
+    A TOTP code refused for too many misses in a row gets the form again, as a 429.
+    """
     user, remember = pending
     address, device = await count_attempt(current_app.config, user.username)
     token = session.get(PENDING_KEY)
     async with db.session() as dbs:
-        method = await use_code(dbs, user.id, form.code.data or "")
-        if method is not None:
+        outcome = await use_code(dbs, user.id, form.code.data or "")
+        if outcome.method is not None:
             # Deleted by the code that completes it: a second request with another
             # code finds it gone. Rolled back with the code if it is gone already.
             used = await dbs.execute(
@@ -198,11 +254,14 @@ async def _complete(
                 await flash(EXPIRED, "warning")
                 return redirect(url_for("auth.login"))
             left = await recovery.remaining(dbs, user.id)
-            await dbs.commit()
+        await dbs.commit()
+    method = outcome.method
     if method is None:
-        signals.send(signals.second_factor_failed, username=user.username)
-        form.code.errors = [WRONG_CODE]
-        return None
+        form.code.errors = [outcome.error]
+        if outcome.refusal is None:
+            signals.send(signals.second_factor_failed, username=user.username)
+            return None
+        return await _refused(form, next_url, outcome.refusal)
     signals.send(signals.second_factor_succeeded, username=user.username, method=method)
     # As the password form's own check would say: the throttle's reset goes with the
     # login (complete_login), against the counters this code was counted under.
@@ -214,6 +273,25 @@ async def _complete(
         signals.send(signals.recovery_code_used, username=user.username, remaining=left)
         await flash_remaining(left)
     return response
+
+
+async def _refused(
+    form: CodeForm, next_url: str | None, refusal: misses.Refusal
+) -> ResponseReturnValue:
+    """The code form again, as a 429 (with ``Retry-After`` during a wait)."""
+    page = await render_template("twofactor/login.html", form=form, next=next_url, hint=CODE_HINT)
+    headers = {} if refusal.retry_after is None else {"Retry-After": str(refusal.retry_after)}
+    return page, 429, headers
+
+
+@bp.post("/login/two-factor/restart")
+async def start_again() -> ResponseReturnValue:
+    """ "Start again": end this browser's pending login, then back to the password form."""
+    token = session.pop(PENDING_KEY, None)
+    if isinstance(token, str):
+        async with db.session() as dbs:
+            await logins.end_pending(dbs, token)
+    return redirect(url_for("auth.login"))
 
 
 async def flash_remaining(left: int, done: str = "signed in") -> None:
@@ -248,25 +326,29 @@ async def confirm_code(form: ConfirmForm, user_id: int) -> str | None:
     """The confirm form's code, for a user with TOTP: None when right, else the error.
 
     Runs after the password was checked (and counted) by the throttle; a wrong code
-    leaves that attempt counted.
+    leaves that attempt counted, and counts against the user's run of misses.
     """
+    username = g.user.username
     async with db.session() as dbs:
         if not await totp.is_enabled(dbs, user_id):
             return None
         text = form.code.data or ""
         if not text.strip():
             return CODE_NEEDED
-        method = await use_code(dbs, user_id, text)
-        if method is None:
-            return WRONG_CODE
-        left = await recovery.remaining(dbs, user_id)
+        outcome = await use_code(dbs, user_id, text, step=misses.CONFIRM)
+        left = await recovery.remaining(dbs, user_id) if outcome.method else 0
         await dbs.commit()
-    username = g.user.username
-    if method == RECOVERY_CODE:
+    if outcome.method is None:
+        if outcome.refusal is None:
+            signals.send(signals.second_factor_failed, username=username)
+        return outcome.error
+    if outcome.method == RECOVERY_CODE:
         signals.send(signals.recovery_code_used, username=username, remaining=left)
         await flash_remaining(left, "confirmed")
     return None
 
 
+# A user with TOTP in force changes the password only after a strong proof (auth.reauth).
+bp.record_once(lambda state: reauth.add_strong_factor(state.app, required))
 reauth.confirmers.append(confirm_code)
 reauth.code_askers.append(asks_code)

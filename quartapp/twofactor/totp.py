@@ -6,6 +6,12 @@ code is accepted for the current 30-second step or the one either side (clocks d
 and then never again: the step of the last accepted code is stored, and a code is
 accepted only by one ``UPDATE ... WHERE last_timecode IS NULL OR last_timecode < :step``,
 so two processes, or two instances on one database, cannot both accept it.
+
+A pending key belongs to the login that made it, and lives :data:`PENDING_LIFETIME`
+seconds: another login, or the same one later, is shown a new key that replaces it, and
+only the login that was shown a key, within that time, may confirm it. So a key that
+someone copied from a session once open somewhere is never the one its owner turns on.
+Ending a user's logins deletes their pending keys too (:mod:`quartapp.auth.logins`).
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ ISSUER = "quartapp"
 DIGITS = 6
 # pyotp's valid_window=1: a code from the step before or after the current one is fine.
 WINDOW = 1
+# Seconds a pending key may be confirmed after it was made (the page shows a new one after).
+PENDING_LIFETIME = 15 * 60
 
 
 def new_secret() -> str:
@@ -81,35 +89,76 @@ async def is_enabled(session: AsyncSession, user_id: int) -> bool:
     return (await session.execute(query)).first() is not None
 
 
-async def pending_secret(session: AsyncSession, user_id: int) -> str | None:
-    """The user's pending key, made now if there is none (commits); None if one is in force."""
+def is_pending_for(factor: TotpFactor, login_id: str, now: float) -> bool:
+    """Whether ``factor`` is a pending key this login made, still within its lifetime."""
+    return (
+        factor.confirmed_at is None
+        and factor.login_id is not None
+        and hmac.compare_digest(factor.login_id, login_id)
+        and now - factor.created_at < PENDING_LIFETIME
+    )
+
+
+async def pending_secret(session: AsyncSession, user_id: int, login_id: str) -> str | None:
+    """This login's pending key, made now if there is none (commits); None if one is in force.
+
+    A pending key of another login, or one past its lifetime, is replaced by a new one:
+    it is never shown again.
+    """
+    now = time.time()
     factor = await find(session, user_id)
     if factor is not None:
-        return factor.secret if factor.confirmed_at is None else None
+        if factor.confirmed_at is not None:
+            return None
+        if is_pending_for(factor, login_id, now):
+            return factor.secret
+        secret = new_secret()
+        # Conditional on the key read: of two requests replacing it, one wins and the
+        # other shows what it finds.
+        replaced = await session.execute(
+            update(TotpFactor)
+            .where(
+                TotpFactor.user_id == user_id,
+                TotpFactor.secret == factor.secret,
+                TotpFactor.confirmed_at.is_(None),
+            )
+            .values(secret=secret, created_at=now, login_id=login_id, last_timecode=None)
+        )
+        await session.commit()
+        if getattr(replaced, "rowcount", 0):
+            return secret
+        return await _current_pending(session, user_id, login_id)
     secret = new_secret()
-    session.add(TotpFactor(user_id=user_id, secret=secret, created_at=time.time()))
+    session.add(TotpFactor(user_id=user_id, secret=secret, created_at=now, login_id=login_id))
     try:
         await session.commit()
     except IntegrityError:
-        # Another request of this user made one first: show that one.
+        # Another request of this user made one first: show it if it is this login's.
         await session.rollback()
-        factor = await find(session, user_id)
-        if factor is None or factor.confirmed_at is not None:
-            return None
-        return factor.secret
+        return await _current_pending(session, user_id, login_id)
     return secret
 
 
-async def confirm(session: AsyncSession, user_id: int, code: str) -> bool:
-    """Put the pending key in force if ``code`` is one of its codes (no commit).
+async def _current_pending(session: AsyncSession, user_id: int, login_id: str) -> str | None:
+    """The key another request just made or replaced, if it is this login's; else None."""
+    factor = await find(session, user_id)
+    if factor is None or not is_pending_for(factor, login_id, time.time()):
+        return None
+    return factor.secret
 
+
+async def confirm(session: AsyncSession, user_id: int, login_id: str, code: str) -> bool:
+    """Put this login's pending key in force if ``code`` is one of its codes (no commit).
+
+    Only the login that made the key, within :data:`PENDING_LIFETIME`, may confirm it.
     The step of that code is stored as used, so the code that turned TOTP on cannot
     also complete a login.
     """
     factor = await find(session, user_id)
-    if factor is None or factor.confirmed_at is not None:
+    now = time.time()
+    if factor is None or not is_pending_for(factor, login_id, now):
         return False
-    step = matching_step(factor.secret, code, time.time())
+    step = matching_step(factor.secret, code, now)
     if step is None:
         return False
     result = await session.execute(
@@ -117,9 +166,11 @@ async def confirm(session: AsyncSession, user_id: int, code: str) -> bool:
         .where(
             TotpFactor.user_id == user_id,
             TotpFactor.secret == factor.secret,
+            TotpFactor.login_id == login_id,
+            TotpFactor.created_at > now - PENDING_LIFETIME,
             TotpFactor.confirmed_at.is_(None),
         )
-        .values(confirmed_at=time.time(), last_timecode=step)
+        .values(confirmed_at=now, last_timecode=step, login_id=None, misses=0, wait_until=None)
     )
     return bool(getattr(result, "rowcount", 0))
 

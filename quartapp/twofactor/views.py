@@ -8,6 +8,7 @@ and the ten recovery codes are shown, once. Each of these changes needs a fresh 
 
 from __future__ import annotations
 
+import time
 from typing import cast
 
 from quart import Blueprint, Response, abort, g, redirect, render_template, request
@@ -15,17 +16,20 @@ from quart import url_for as url
 from quart.typing import ResponseReturnValue
 
 from .. import signals
+from ..account.display import browser_summary, utc_minute
 from ..auth.reauth import fresh_login_required, unless_fresh
 from ..auth.views import FORM_TYPES, login_required
 from ..db import db
 from ..web.messages import flash
-from . import recovery, totp
+from . import misses, recovery, totp
 from .forms import DisableForm, EnrolForm, NewCodesForm
 from .login import WRONG_CODE
 
 bp = Blueprint("twofactor", __name__, url_prefix="/account/two-factor")
 
 NOT_A_CODE = "Enter the 6 digits your authenticator app shows for quartapp."
+# How the two-factor page names where a wrong code was typed.
+STEPS = {misses.SIGN_IN: "Signing in", misses.CONFIRM: "Confirming it was you"}
 TURNED_OFF = "Two-factor authentication is off. You sign in with your password alone."
 
 
@@ -36,7 +40,24 @@ async def settings() -> ResponseReturnValue:
     async with db.session() as dbs:
         if await totp.is_enabled(dbs, g.user.id):
             left = await recovery.remaining(dbs, g.user.id)
-            return await render_template("twofactor/settings.html", left=left, few=recovery.FEW)
+            failures = await misses.recent(dbs, g.user.id)
+            in_a_row = await misses.in_a_row(dbs, g.user.id)
+            return await render_template(
+                "twofactor/settings.html",
+                left=left,
+                few=recovery.FEW,
+                failures=[
+                    {
+                        "at": utc_minute(row.at),
+                        "address": row.address or "Unknown address",
+                        "browser": browser_summary(row.user_agent),
+                        "step": STEPS.get(row.step, row.step),
+                    }
+                    for row in failures
+                ],
+                in_a_row=in_a_row,
+                blocked=in_a_row >= misses.LIMIT,
+            )
     # Adding a factor needs a fresh login, as removing one does; the status above
     # does not, so this is the decorator's check, here.
     refused = await unless_fresh()
@@ -50,7 +71,7 @@ async def settings() -> ResponseReturnValue:
         code = totp.normalize(form.code.data or "")
         codes: list[str] = []
         async with db.session() as dbs:
-            if code is not None and await totp.confirm(dbs, g.user.id, code):
+            if code is not None and await totp.confirm(dbs, g.user.id, g.user.login_id, code):
                 codes = await recovery.replace(dbs, g.user.id)
                 await dbs.commit()
         if codes:
@@ -61,7 +82,7 @@ async def settings() -> ResponseReturnValue:
     elif form.errors:
         status = 400
     async with db.session() as dbs:
-        secret = await totp.pending_secret(dbs, g.user.id)
+        secret = await totp.pending_secret(dbs, g.user.id, g.user.login_id)
     if secret is None:  # turned on by another request meanwhile
         return redirect(url("twofactor.settings"))
     page = await render_template("twofactor/enrol.html", form=form, secret=secret)
@@ -81,13 +102,13 @@ async def _show_codes(codes: list[str], *, first: bool) -> ResponseReturnValue:
 @login_required
 @fresh_login_required
 async def qr_code() -> ResponseReturnValue:
-    """The pending key's QR code, made from the key on the server; 404 without one.
+    """This login's pending key's QR code, made from the key on the server; 404 without one.
 
     Its own URL, so the strict CSP needs no ``data:`` image; the key is never in it.
     """
     async with db.session() as dbs:
         factor = await totp.find(dbs, g.user.id)
-    if factor is None or factor.confirmed_at is not None:
+    if factor is None or not totp.is_pending_for(factor, g.user.login_id, time.time()):
         abort(404)
     svg = totp.qr_svg(totp.provisioning_uri(factor.secret, g.user.username))
     response = Response(svg, mimetype="image/svg+xml")
