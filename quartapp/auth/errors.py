@@ -24,7 +24,6 @@ from .views import FORM_TYPES, bp, requested_path, safe_next
 DEVICE_HINT = (
     "If it is your account, a browser or device you have signed in with before can still sign in."
 )
-CSRF_MESSAGE = "The form expired. Please try again."
 
 
 def _login_form_post() -> bool:
@@ -57,10 +56,12 @@ async def locked_out(error: LockedOut) -> ResponseReturnValue:
 
 @bp.errorhandler(CSRFError)
 async def form_expired(error: CSRFError) -> ResponseReturnValue:
-    """An expired login form is shown again; other forms get the app's page."""
+    """A refused login form is shown again, saying why; other forms get the app's page."""
     if request.endpoint == "auth.login" and request.mimetype in FORM_TYPES:
         await errors.note_csrf_error(error)
-        return await login_form_again(CSRF_MESSAGE, expired=True), 400
+        refusal = errors.form_refusal(error)
+        page = await login_form_again(refusal.short, refused=refusal.title)
+        return page, refusal.status
     return await errors.handle_csrf_error(error)
 
 

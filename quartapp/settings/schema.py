@@ -224,6 +224,14 @@ SETTINGS: tuple[Setting, ...] = (
         0,
         "proxies whose X-Forwarded-* headers are trusted",
     ),
+    # Behind a trusted proxy in production, a request it reports as plain HTTP gets a
+    # 308 to HTTPS (web.security); false where TLS ends before a proxy that says "http".
+    _row(
+        "HTTPS_REDIRECT",
+        flag(),
+        True,
+        "in production behind TRUSTED_PROXY_HOPS, send plain-HTTP requests to HTTPS",
+    ),
     _row(
         "LOG_LEVEL",
         choice(
@@ -265,7 +273,12 @@ FRAMEWORK: tuple[Setting, ...] = (
     ),
     _row("SEND_FILE_MAX_AGE_DEFAULT", integer(0, optional=True), None, "static files' max-age"),
     _row("PROPAGATE_EXCEPTIONS", flag(optional=True), None, "re-raise errors (debugging)"),
-    _row("WTF_CSRF_SSL_STRICT", flag(), None, "over HTTPS, require a same-origin Referer"),
+    _row(
+        "WTF_CSRF_SSL_STRICT",
+        flag(),
+        None,
+        "over HTTPS, require a same-origin Origin, Referer or Sec-Fetch-Site",
+    ),
 )
 
 BY_NAME: dict[str, Setting] = {row.name: row for row in SETTINGS + FRAMEWORK}
