@@ -24,6 +24,8 @@ from .views import FORM_TYPES, bp, requested_path, safe_next
 DEVICE_HINT = (
     "If it is your account, a browser or device you have signed in with before can still sign in."
 )
+# /login/device past its limit (throttle.code_counters): the network's, not an account's.
+TOO_MANY_CODES = "There were too many wrong codes from your network."
 
 
 def _login_form_post() -> bool:
@@ -37,6 +39,13 @@ def _login_form_post() -> bool:
 @bp.errorhandler(LockedOut)
 async def locked_out(error: LockedOut) -> ResponseReturnValue:
     """The 429 page of the login forms: whose lockout it is, and the way back."""
+    if request.endpoint == "auth.trust_device":
+        return await errors.lockout_page(
+            error,
+            message=TOO_MANY_CODES,
+            back_url=url_for("auth.trust_device"),
+            back_text="Back to the code form",
+        )
     if error.by_address:
         message = "There were too many failed attempts to sign in from your network."
         hint = None
