@@ -9,7 +9,9 @@ A request goes: hypercorn -> ``asgi.LazyApp`` -> (ProxyFixMiddleware, when confi
 -> ``web.security.HostGuard`` -> ``web.logs.AccessLog`` (one JSON line per request, when
 ``ACCESS_LOG`` is on) -> Quart, whose ``before_request`` hooks run in the order they
 were added: ``web.security.check_host`` (refuses an untrusted Host),
-``web.security.refuse_unnamed_fields``, CSRFProtect's ``csrf_protect`` (checks POSTs),
+``web.security.require_https`` (in production behind a trusted proxy: plain HTTP gets a
+308 to HTTPS), ``web.security.refuse_unnamed_fields``, CSRFProtect's ``csrf_protect``
+(``web.security.SameOriginCSRFProtect``: where a POST came from, then its token),
 then ``auth.views.load_logged_in_user`` (sets ``g.user`` from the login record in
 ``auth.logins``, through ``auth.login_cache``) -> the view in ``web.pages`` (/,
 /welcome, /hello), ``auth.views`` (/login, /logout), ``account.views``
@@ -43,7 +45,6 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
     """Build the app: load and check settings, then bind extensions and blueprints."""
     # Imported here, as flaskr does, so that importing the package stays cheap.
     from quart import Quart
-    from quart_wtf import CSRFProtect
 
     from . import bootstrap, cli, metrics
     from .account import views as account
@@ -84,7 +85,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
     login_cache.init_app(app)  # after the database: its file exists by then
     prune.init_app(app)
     passwords.init_app(app)
-    CSRFProtect(app)  # checks every POST's token, before the views' hooks
+    security.SameOriginCSRFProtect(app)  # checks every POST, before the views' hooks
     app.jinja_env.globals["csrf_token"] = forms.csrf_token  # reuses signatures (forms.py)
     sessions.init_app(app)
     errors.init_app(app)

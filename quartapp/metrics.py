@@ -2,7 +2,10 @@
 
 Off unless ``METRICS_TOKEN`` is set; then ``GET /metrics`` needs ``Authorization:
 Bearer <token>``, and answers 404 without it, as it does when off, so a scanner learns
-nothing. The hooks that time requests are installed only when it is on.
+nothing. The hooks that time requests are installed only when it is on. It is never
+served over plain HTTP: in production, a request the trusted proxy reports as plain
+HTTP gets the 308 to HTTPS every page gets (:mod:`.web.security`), or, with
+``HTTPS_REDIRECT`` off, a 404 even with the right token, and a warning in the log.
 
 **Several workers.** hypercorn runs ``--workers`` separate processes, each answering
 some of the scrapes. prometheus-client's multiprocess mode makes every process write
@@ -46,6 +49,7 @@ from quart.wrappers import Response
 
 from . import signals
 from .auth.passwords import Passwords, passwords
+from .web import security
 
 bp = Blueprint("metrics", __name__)
 # No "_created" series: multiprocess mode has none, so one mode shows what the other does.
@@ -129,6 +133,13 @@ async def metrics() -> ResponseReturnValue:
     if scheme.lower() != "bearer" or not hmac.compare_digest(
         credentials.strip().encode(), token.encode()
     ):
+        abort(404)
+    if security.over_plain_http():
+        # Only a scraper with the token gets here: it is the operator's, so say why.
+        log.warning(
+            "refused /metrics over plain HTTP (the proxy sent X-Forwarded-Proto: http); "
+            "scrape it over https://, since the token must not cross the network in clear"
+        )
         abort(404)
     HASHING_QUEUE_DEPTH.set(passwords().admitted)
     registry = REGISTRY

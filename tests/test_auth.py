@@ -36,7 +36,8 @@ if TYPE_CHECKING:
     from quart.typing import TestClientProtocol
 
 INVALID = "Invalid Credentials. Please try again."
-EXPIRED = "The form expired. Please try again."
+# A token missing, or made for another session: retrying the same form cannot help.
+NOT_VERIFIED = "The form could not be verified. Please try again."
 
 
 def session_cookie(response: Any, name: str = "session") -> SimpleCookie:
@@ -208,8 +209,8 @@ async def test_logout_without_csrf_token_is_refused(auth: AuthActions) -> None:
 
     page = await body(response)
     assert response.status_code == 400
-    assert "The form expired before it was sent, so nothing was done." in page
-    assert "<title>Form expired · quartapp</title>" in page
+    assert "The form could not be verified, so nothing was done." in page
+    assert "<title>Form not verified · quartapp</title>" in page
     assert "Bad request" not in page
     assert "Signed in as <strong>alice</strong>" in page
     assert 'href="/logout">Open the form again</a>' in page
@@ -253,7 +254,7 @@ async def test_login_without_csrf_token_gets_friendly_400(auth: AuthActions) -> 
 
     page = await body(response)
     assert response.status_code == 400
-    assert EXPIRED in page
+    assert NOT_VERIFIED in page
     assert 'action="/login"' in page
     assert "Traceback" not in page
 
@@ -283,7 +284,7 @@ async def test_login_with_other_sessions_csrf_token_is_refused(
     )
 
     assert response.status_code == 400
-    assert EXPIRED in await body(response)
+    assert NOT_VERIFIED in await body(response)
     assert (await auth.client.get("/hello")).status_code == 302
 
 
@@ -550,7 +551,7 @@ async def test_logged_out_flash_shows_inside_main(auth: AuthActions) -> None:
     assert re.search(notice, main_of(page))
 
 
-async def test_expired_login_form_comes_back_with_the_username_and_a_fresh_token(
+async def test_refused_login_form_comes_back_with_the_username_and_a_fresh_token(
     auth: AuthActions,
 ) -> None:
     await auth.client.get("/login")
@@ -561,8 +562,8 @@ async def test_expired_login_form_comes_back_with_the_username_and_a_fresh_token
 
     page = await body(response)
     assert response.status_code == 400
-    assert "<title>Form expired · Sign in · quartapp</title>" in page
-    assert EXPIRED in main_of(page)
+    assert "<title>Form not verified · Sign in · quartapp</title>" in page
+    assert NOT_VERIFIED in main_of(page)
     assert "Bad request" not in page
     assert 'value="alice"' in tag(page, "username")
     assert PASSWORD not in page

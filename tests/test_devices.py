@@ -449,6 +449,57 @@ async def test_entering_a_code_needs_the_csrf_token(app: Quart, auth: AuthAction
     assert (await enter_code(laptop, code)).status_code == 302  # the code was not used up
 
 
+GUESSER = ("198.51.100.7", 40000)
+NEIGHBOUR = ("203.0.113.8", 40000)
+WRONG_CODES = ["ABCD-EFGH-JKLM", "BCDE-FGHJ-KLMN", "CDEF-GHJK-LMNP", "DEFG-HJKL-MNPQ"]
+
+
+async def enter_code_from(
+    client: TestClientProtocol, code: str, peer: tuple[str, int]
+) -> Response:
+    """Enter ``code`` on the real form from the address ``peer``."""
+    token = await csrf_token(client, "/login/device")
+    form = {"code": code, "csrf_token": token}
+    return await client.post("/login/device", form=form, scope_base={"client": peer})
+
+
+async def test_wrong_codes_from_one_address_are_throttled_and_others_are_not(
+    tmp_path: Any, database: str
+) -> None:
+    settings = make_settings(tmp_path, DATABASE_URL=database, LOGIN_FAILURES_PER_ADDRESS=3)
+    app = create_app(settings)
+    async with app.test_app():
+        await add_user(app)
+        owner = AuthActions(app.test_client())
+        assert (await owner.login()).status_code == 302
+        code = await make_code(owner.client)
+        guesser = app.test_client()
+
+        wrong = [await enter_code_from(guesser, guess, GUESSER) for guess in WRONG_CODES]
+        right = await enter_code_from(guesser, code, GUESSER)
+        trusted_by_the_code = device_cookies(guesser)
+        # The guesser's password logins are counted apart: its lockout is the codes'.
+        token = await csrf_token(guesser)
+        login = await guesser.post(
+            "/login",
+            form={"username": "alice", "password": PASSWORD, "csrf_token": token},
+            scope_base={"client": GUESSER},
+        )
+        neighbour = await enter_code_from(app.test_client(), code, NEIGHBOUR)
+
+    assert [response.status_code for response in wrong] == [400, 400, 400, 429]
+    assert right.status_code == 429
+    assert int(right.headers["Retry-After"]) > 0
+    page = await body(right)
+    assert "too many wrong codes" in page
+    assert "Try again in " in page
+    assert trusted_by_the_code == []
+    assert login.status_code == 302
+    # The right code was refused unused: from another network it still works.
+    assert neighbour.status_code == 302
+    assert neighbour.headers["Location"] == "/login"
+
+
 async def test_the_sessions_page_counts_trusted_devices(app: Quart, auth: AuthActions) -> None:
     await owners_browser(app)
     assert (await auth.login()).status_code == 302

@@ -57,7 +57,7 @@ async def test_csrf_failure_on_login_shows_the_form_again(client: TestClientProt
 
     page = await body(response)
     assert response.status_code == 400
-    assert "The form expired. Please try again." in page
+    assert "The form could not be verified. Please try again." in page
     assert 'action="/login?next=/hello"' in page
 
 

@@ -14,7 +14,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlencode
@@ -75,14 +75,13 @@ async def test_each_request_is_one_line_with_its_fields(
     await auth.login()
     capsys.readouterr()
 
-    response = await auth.client.get(
-        "/hello?x=1", headers={"X-Request-ID": "req-1", "User-Agent": "tester/1.0"}
-    )
+    response = await auth.client.get("/hello?x=1", headers={"User-Agent": "tester/1.0"})
 
     (entry,) = access_log(capsys)
     [(alice,)] = query(settings, "SELECT id FROM users WHERE username = 'alice'")
     assert set(entry) == FIELDS
-    assert entry["request_id"] == response.headers["X-Request-ID"] == "req-1"
+    assert entry["request_id"] == response.headers["X-Request-ID"]
+    assert GENERATED_ID.fullmatch(entry["request_id"])
     assert (entry["method"], entry["path"], entry["query"]) == ("GET", "/hello", "x=1")
     assert (entry["status"], entry["user_id"], entry["agent"]) == (200, alice, "tester/1.0")
     assert entry["bytes"] == len(await response.get_data())
@@ -101,17 +100,49 @@ async def test_anonymous_request_has_no_user(
     assert (entry["path"], entry["status"], entry["user_id"]) == ("/", 200, None)
 
 
+@pytest.fixture
+async def behind_proxy(tmp_path: Path, database: str) -> AsyncIterator[TestClientProtocol]:
+    """A client of an app behind one trusted proxy, whose X-Request-ID it takes."""
+    app = create_app(make_settings(tmp_path, DATABASE_URL=database, TRUSTED_PROXY_HOPS=1))
+    async with app.test_app():
+        yield app.test_client()
+
+
 @SQLITE_ONLY
 @pytest.mark.parametrize(
-    "request_id", ["0f8fad5b-d9cb-469f-a165-70867728950e", "a", "x" * 200, "Heroku+/id=:._-9"]
+    "request_id",
+    [
+        "0f8fad5b-d9cb-469f-a165-70867728950e",  # a UUID
+        "f9ed4675f1c53513c61a3b3b4e25b4c0",  # Heroku's router's own
+        "Heroku+/id=-0123456789",  # what Heroku passes on from a client: 20-200 of these
+        "x" * 200,
+    ],
+    ids=["uuid", "hex", "heroku-client", "200-chars"],
 )
-async def test_a_plausible_request_id_is_kept_and_echoed(
-    client: TestClientProtocol, capsys: pytest.CaptureFixture[str], request_id: str
+async def test_a_request_id_of_the_documented_shape_from_a_trusted_proxy_is_kept(
+    behind_proxy: TestClientProtocol, capsys: pytest.CaptureFixture[str], request_id: str
 ) -> None:
-    response = await client.get("/", headers={"X-Request-ID": request_id})
+    capsys.readouterr()
+
+    response = await behind_proxy.get("/", headers={"X-Request-ID": request_id})
 
     (entry,) = access_log(capsys)
     assert response.headers["X-Request-ID"] == entry["request_id"] == request_id
+
+
+@SQLITE_ONLY
+async def test_without_a_trusted_proxy_the_clients_request_id_is_never_taken(
+    client: TestClientProtocol, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sent = "0f8fad5b-d9cb-469f-a165-70867728950e"
+
+    first = await client.get("/", headers={"X-Request-ID": sent})
+    second = await client.get("/", headers={"X-Request-ID": sent})
+
+    ids = [first.headers["X-Request-ID"], second.headers["X-Request-ID"]]
+    assert [entry["request_id"] for entry in access_log(capsys)] == ids
+    assert all(GENERATED_ID.fullmatch(request_id) for request_id in ids)
+    assert ids[0] != ids[1]
 
 
 @SQLITE_ONLY
@@ -126,14 +157,42 @@ async def test_a_plausible_request_id_is_kept_and_echoed(
         Headers({"X-Request-ID": "caf\xe9"}),
         Headers({"X-Request-ID": "esc\x1b[31m"}),
         Headers([("X-Request-ID", "first"), ("X-Request-ID", "second")]),
+        Headers({"X-Request-ID": "a"}),
+        Headers({"X-Request-ID": "x" * 19}),
+        Headers({"X-Request-ID": "dots.are.not.allowed.here"}),
+        Headers({"X-Request-ID": "colons:are:not:allowed:here"}),
+        Headers({"X-Request-ID": "underscores_are_not_allowed"}),
+        Headers(
+            [
+                ("X-Request-ID", "0f8fad5b-d9cb-469f-a165-70867728950e"),
+                ("X-Request-ID", "0f8fad5b-d9cb-469f-a165-70867728950e"),
+            ]
+        ),
     ],
-    ids=["none", "empty", "201-chars", "space", "semicolon", "latin-1", "escape", "two"],
+    ids=[
+        "none",
+        "empty",
+        "201-chars",
+        "space",
+        "semicolon",
+        "latin-1",
+        "escape",
+        "two",
+        "one-char",
+        "19-chars",
+        "dots",
+        "colons",
+        "underscores",
+        "same-twice",
+    ],
 )
-async def test_any_other_request_id_is_replaced_by_a_new_one(
-    client: TestClientProtocol, capsys: pytest.CaptureFixture[str], headers: Headers
+async def test_any_other_request_id_from_a_trusted_proxy_is_replaced_by_a_new_one(
+    behind_proxy: TestClientProtocol, capsys: pytest.CaptureFixture[str], headers: Headers
 ) -> None:
-    first = await client.get("/", headers=headers)
-    second = await client.get("/", headers=headers)
+    capsys.readouterr()
+
+    first = await behind_proxy.get("/", headers=headers)
+    second = await behind_proxy.get("/", headers=headers)
 
     entries = access_log(capsys)
     ids = [first.headers["X-Request-ID"], second.headers["X-Request-ID"]]
@@ -352,7 +411,7 @@ def test_a_forged_proxy_address_stays_inside_the_audit_line(log_server: Server) 
         ("Content-Type", "application/x-www-form-urlencoded"),
         ("Content-Length", str(len(form))),
         ("X-Forwarded-For", address),
-        ("X-Request-ID", "forged-address"),
+        ("X-Request-ID", "forged-address-0123456789"),
         CLOSE,
     ]
     request = raw_request("POST", "/login", "localhost", headers, form.encode())
@@ -360,7 +419,7 @@ def test_a_forged_proxy_address_stays_inside_the_audit_line(log_server: Server) 
     (response,) = exchange(log_server.port, request).responses
 
     assert response.status == 200
-    (entry,) = log_server.access_entries(request_id="forged-address")
+    (entry,) = log_server.access_entries(request_id="forged-address-0123456789")
     assert entry["addr"] == address
     audit = [line for line in log_server.stderr.splitlines() if '"login_failed"' in line]
     events = [json.loads(line.partition("INFO in audit: ")[2]) for line in audit]

@@ -43,7 +43,7 @@ pytestmark = pytest.mark.server
 Launch = Callable[[Sequence[str], Mapping[str, str], int], Server]
 
 INVALID = "Invalid Credentials. Please try again."
-EXPIRED = "The form expired. Please try again."
+NOT_VERIFIED = "The form could not be verified. Please try again."
 PLACEHOLDER_KEY = "my precious"
 # Production refuses to start without the host names it serves; tests reach 127.0.0.1.
 LOCAL_HOSTS = '["127.0.0.1"]'
@@ -114,7 +114,7 @@ def test_logout_over_http_sends_hello_back_to_login(browser: Browser, admin_pass
     assert (target.path, parse_qs(target.query)) == ("/login", {"next": ["/hello"]})
 
 
-def test_login_post_without_csrf_token_gets_the_expired_form_page(
+def test_login_post_without_csrf_token_gets_the_unverified_form_page(
     browser: Browser, admin_password: str
 ) -> None:
     browser.get("/login")
@@ -122,7 +122,7 @@ def test_login_post_without_csrf_token_gets_the_expired_form_page(
     page = browser.post("/login", {"username": "admin", "password": admin_password})
 
     assert page.status == 400
-    assert EXPIRED in page.text
+    assert NOT_VERIFIED in page.text
     assert browser.get("/hello").status == 302
 
 

@@ -24,7 +24,8 @@ from .views import FORM_TYPES, bp, requested_path, safe_next
 DEVICE_HINT = (
     "If it is your account, a browser or device you have signed in with before can still sign in."
 )
-CSRF_MESSAGE = "The form expired. Please try again."
+# /login/device past its limit (throttle.code_counters): the network's, not an account's.
+TOO_MANY_CODES = "There were too many wrong codes from your network."
 
 
 def _login_form_post() -> bool:
@@ -38,6 +39,13 @@ def _login_form_post() -> bool:
 @bp.errorhandler(LockedOut)
 async def locked_out(error: LockedOut) -> ResponseReturnValue:
     """The 429 page of the login forms: whose lockout it is, and the way back."""
+    if request.endpoint == "auth.trust_device":
+        return await errors.lockout_page(
+            error,
+            message=TOO_MANY_CODES,
+            back_url=url_for("auth.trust_device"),
+            back_text="Back to the code form",
+        )
     if error.by_address:
         message = "There were too many failed attempts to sign in from your network."
         hint = None
@@ -57,10 +65,12 @@ async def locked_out(error: LockedOut) -> ResponseReturnValue:
 
 @bp.errorhandler(CSRFError)
 async def form_expired(error: CSRFError) -> ResponseReturnValue:
-    """An expired login form is shown again; other forms get the app's page."""
+    """A refused login form is shown again, saying why; other forms get the app's page."""
     if request.endpoint == "auth.login" and request.mimetype in FORM_TYPES:
         await errors.note_csrf_error(error)
-        return await login_form_again(CSRF_MESSAGE, expired=True), 400
+        refusal = errors.form_refusal(error)
+        page = await login_form_again(refusal.short, refused=refusal.title)
+        return page, refusal.status
     return await errors.handle_csrf_error(error)
 
 

@@ -35,6 +35,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..db import ThrottleCounter
 
 USER, ADDRESS, DEVICE = "user", "addr", "device"
+# Codes typed on /login/device, counted by address network apart from passwords, so a
+# flood of codes does not lock the network's password logins, nor they its codes.
+CODE = "code"
 KEY_LENGTH = 255
 # 2**4 = 16 windows at most: a stranger can keep a username locked (for browsers that
 # never logged in as it) for 4 hours per few requests, not for days.
@@ -128,6 +131,19 @@ def counters(
     return found
 
 
+def code_counters(config: Mapping[str, Any], address: str) -> list[Counter]:
+    """What one code typed on /login/device counts against: the address networks, widest
+    first, at the address limits, under :data:`CODE`.
+
+    Not per code: each guess is a different code of 60 random bits, so a count per code
+    would never reach a limit; and not per user, as a wrong code names nobody.
+    """
+    limits = dict(AGGREGATES)
+    found = [Counter(CODE, key, config[limits[prefix]]) for prefix, key in networks(address)]
+    found.append(Counter(CODE, address, config["LOGIN_FAILURES_PER_ADDRESS"]))
+    return found
+
+
 def _upsert(session: AsyncSession) -> Any:
     dialect = session.get_bind().dialect.name
     return (postgresql if dialect == "postgresql" else sqlite).insert(ThrottleCounter)
@@ -173,7 +189,7 @@ async def refused_by(session: AsyncSession, wanted: list[Counter]) -> Lockout | 
     if not over:
         return None
     wait = max(window_end for _, window_end in over) - now
-    return Lockout(max(1, math.ceil(wait)), by_address=any(s == ADDRESS for s, _ in over))
+    return Lockout(max(1, math.ceil(wait)), by_address=any(s in (ADDRESS, CODE) for s, _ in over))
 
 
 async def _count(session: AsyncSession, counter: Counter, window: int) -> Lockout | None:
@@ -202,7 +218,9 @@ async def _count(session: AsyncSession, counter: Counter, window: int) -> Lockou
         )
         return None
     if attempts > counter.limit:
-        return Lockout(max(1, math.ceil(window_end - now)), by_address=counter.scope == ADDRESS)
+        return Lockout(
+            max(1, math.ceil(window_end - now)), by_address=counter.scope in (ADDRESS, CODE)
+        )
     return None
 
 

@@ -32,7 +32,7 @@ from .. import audit, signals
 from ..db import db
 from ..web.messages import flash
 from ..web.speedups import CSRF_FIELD, renew_csrf_token
-from . import credentials, devices, login_cache, logins
+from . import credentials, devices, login_cache, logins, throttle
 from .forms import DeviceCodeForm, LoginForm
 from .passwords import passwords
 from .signin import LOGIN_KEY, LOGIN_NAME_KEY, LOGIN_UNTIL_KEY, PENDING_KEY, complete_login
@@ -224,7 +224,9 @@ async def trust_device() -> ResponseReturnValue:
     The code comes from the sessions page of a browser where the user is logged in,
     so a stranger cannot make one. It logs nobody in: the browser still needs the
     password, but its attempts count against its own device budget, not against the
-    username that strangers may be holding locked.
+    username that strangers may be holding locked. Each well-formed code is counted
+    against the client's address networks first (:func:`.throttle.code_counters`);
+    past the limit every code, the right one too, gets the 429 page unchecked.
     """
     if request.method == "POST" and request.mimetype not in FORM_TYPES:
         abort(415)
@@ -232,8 +234,7 @@ async def trust_device() -> ResponseReturnValue:
     status = 200
     if await form.validate_on_submit():
         code = devices.normalize_code(form.code.data or "")
-        async with db.session() as dbs:
-            redeemed = await devices.redeem(dbs, current_app.config, code) if code else None
+        redeemed = await redeem_counted(code) if code else None
         if redeemed is None:
             form.code.errors = [WRONG_CODE]
             status = 400
@@ -253,6 +254,25 @@ async def trust_device() -> ResponseReturnValue:
     elif form.errors:
         status = 400
     return await render_template("auth/device.html", form=form), status
+
+
+async def redeem_counted(code: str) -> devices.Redeemed | None:
+    """Count a typed code against the client's networks, then redeem it.
+
+    A network over its limit is refused by one read that writes nothing (raising
+    :class:`~.credentials.LockedOut`, the 429 page), so a flood costs no rows.
+    """
+    config = current_app.config
+    wanted = throttle.code_counters(config, throttle.address_key(request.remote_addr, config))
+    async with db.session() as dbs:
+        lockout = await throttle.refused_by(dbs, wanted)
+        if lockout is None:
+            lockout = await throttle.count(dbs, config, wanted)
+            await dbs.commit()
+        if lockout is not None:
+            audit.log("device_code_locked_out", None, retry_after=lockout.retry_after)
+            raise credentials.LockedOut(lockout)
+        return await devices.redeem(dbs, config, code)
 
 
 @bp.get("/log")

@@ -327,6 +327,16 @@ SETTINGS: tuple[Setting, ...] = (
         0,
         "proxies whose `X-Forwarded-*` headers are trusted",
     ),
+    # Behind a trusted proxy in production, a request it reports as plain HTTP gets a
+    # 308 to HTTPS (web.security); false where TLS ends before a proxy that says "http".
+    _row(
+        "HTTPS_REDIRECT",
+        flag(),
+        True,
+        "in production behind `TRUSTED_PROXY_HOPS`, a request the proxy reports as plain "
+        "HTTP gets a 308 to the same URL on HTTPS (`/healthz` excepted); `false` where TLS "
+        "ends before a proxy that says `http`",
+    ),
     _row(
         "LOG_LEVEL",
         choice(
@@ -403,7 +413,8 @@ FRAMEWORK: tuple[Setting, ...] = (
         "WTF_CSRF_SSL_STRICT",
         flag(),
         None,
-        "over HTTPS, require a same-origin `Referer` on posts (Quart-WTF's default: on)",
+        "over HTTPS, require a same-origin `Origin`, `Referer` or `Sec-Fetch-Site` on posts "
+        "(default: on)",
     ),
 )
 

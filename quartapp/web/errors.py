@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import dataclass
 
 from quart import Quart, current_app, g, render_template, request, session, url_for
 from quart.typing import ResponseReturnValue
+from quart_wtf import const as wtf
 from quart_wtf.csrf import CSRFError
 from sqlalchemy.exc import (
     DataError,
@@ -24,6 +26,7 @@ from ..auth.credentials import LockedOut
 from ..auth.passwords import Busy
 from ..auth.signin import LOGIN_KEY, LOGIN_NAME_KEY
 from ..auth.views import load_logged_in_user, requested_path, safe_next
+from . import security
 
 log = logging.getLogger("quartapp.errors")  # the pre-move name, kept for log filters
 BUSY_LOG = "quartapp.errors.busy_log"
@@ -80,10 +83,77 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
     TimeoutError,
     Busy,
 )
+
+
+@dataclass(frozen=True)
+class FormRefusal:
+    """What a refused form post says: its status, the page's title and message, and the
+    shorter words the login form shows above itself when it comes back."""
+
+    status: int
+    title: str
+    message: str
+    short: str
+
+
 # Other forms than the login form (logout) cannot be re-filled; say what happened.
 CSRF_OTHER_MESSAGE = (
     "The form expired before it was sent, so nothing was done. Please open it again."
 )
+NOT_VERIFIED = "Form not verified"
+FORM_EXPIRED = FormRefusal(
+    400, "Form expired", CSRF_OTHER_MESSAGE, "The form expired. Please try again."
+)
+FROM_ANOTHER_SITE = FormRefusal(
+    403,
+    "Request from another site",
+    "This request came from another site, so nothing was done. To do this, open the "
+    "form on this site and send it from there.",
+    "This request came from another site, so it was refused. Sign in on this page instead.",
+)
+NO_SOURCE = FormRefusal(
+    400,
+    NOT_VERIFIED,
+    "The form could not be verified: your browser did not say which page sent it (a "
+    "privacy setting or extension can hide that), so nothing was done. Allow this site "
+    "to send the Referer or Origin header, then open the form again.",
+    "The form could not be verified: your browser did not say which page sent it. Allow "
+    "this site to send the Referer or Origin header, then try again.",
+)
+NO_COOKIE = FormRefusal(
+    400,
+    NOT_VERIFIED,
+    "The form could not be verified because this browser sent no cookie for this site, "
+    "so nothing was done. Open the form again; if this keeps happening, allow cookies "
+    "for this site.",
+    "The form could not be verified because this browser sent no cookie for this site. "
+    "Please try again; if this keeps happening, allow cookies for this site.",
+)
+UNVERIFIED = FormRefusal(
+    400,
+    NOT_VERIFIED,
+    "The form could not be verified, so nothing was done. Please open it again.",
+    "The form could not be verified. Please try again.",
+)
+# By the CSRF check's reason (CSRFError.description): Quart-WTF's own for the token and
+# its Referer rule, web.security's for where an HTTPS post came from. A token missing
+# from the form, made for another session or under an old key is not "expired": saying
+# so would have the person retry what can never work.
+FORM_REFUSALS = {
+    wtf.TOKEN_EXPIRED: FORM_EXPIRED,
+    security.CROSS_SITE: FROM_ANOTHER_SITE,
+    wtf.REFERRER_HOST: FROM_ANOTHER_SITE,
+    security.NO_SOURCE: NO_SOURCE,
+    wtf.REFERRER_HEADER: NO_SOURCE,
+    wtf.SESSION_TOKEN_MISSING: NO_COOKIE,
+}
+
+
+def form_refusal(error: CSRFError) -> FormRefusal:
+    """What to tell the person whose post ``error`` refused (by its cause)."""
+    return FORM_REFUSALS.get(str(error.description), UNVERIFIED)
+
+
 FALLBACK_500 = (
     "<!doctype html><html lang=en><meta charset=utf-8><title>Something went wrong</title>"
     '<link rel=stylesheet href="/static/style.css"><main><h1>Something went wrong</h1>'
@@ -150,18 +220,20 @@ async def note_csrf_error(error: CSRFError) -> None:
 
 
 async def handle_csrf_error(error: CSRFError) -> ResponseReturnValue:
-    """A missing, wrong or expired CSRF token: explain and offer the form again."""
+    """A post from another site, or with a missing, wrong or expired CSRF token: say
+    which, and offer the form again."""
     await note_csrf_error(error)
+    refusal = form_refusal(error)
     back = safe_next(requested_path()) or url_for("pages.home")
     page = await render_error(
-        400,
+        refusal.status,
         "errors/csrf.html",
-        title="Form expired",
-        message=CSRF_OTHER_MESSAGE,
+        title=refusal.title,
+        message=refusal.message,
         back_url=back,
         back_text="Open the form again",
     )
-    return page, 400
+    return page, refusal.status
 
 
 async def handle_unexpected(error: Exception) -> ResponseReturnValue:

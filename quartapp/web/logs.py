@@ -9,9 +9,13 @@ starting a line of its own. Each line has:
 ``time``, ``pid``, ``request_id``, ``addr``, ``user_id``, ``method``, ``path``, ``query``,
 ``status``, ``bytes``, ``duration_ms`` and ``agent``.
 
-``request_id`` is the client's ``X-Request-ID`` when it is a plausible id (1-200 of
-``A-Z a-z 0-9 . _ : + / = -``: a UUID, or what Heroku's router sends) and a new random
-one otherwise; either way the response carries it back as ``X-Request-ID``. ``addr`` is
+``request_id`` is the request's ``X-Request-ID`` when a trusted proxy sent it
+(``TRUSTED_PROXY_HOPS`` of 1 or more), exactly once, in the shape Heroku's router
+documents and passes on: 20 to 200 of ``A-Z a-z 0-9 + / = -``, which a UUID and a
+router's 32 hex digits both are. Otherwise it is a new random one: without a trusted
+proxy the header is whatever the client typed, and a client choosing ids could make its
+requests' lines look like another's. Either way the response carries it back as
+``X-Request-ID``. ``addr`` is
 the client address the app sees, after ``TRUSTED_PROXY_HOPS``' proxy fix. ``user_id`` is
 the logged-in user's id, or null. The path (percent-decoded, as the app routes it) and
 the query string (as sent) are cut at 1024 characters and the User-Agent at 256, so no
@@ -46,7 +50,8 @@ from quart import Quart, g, request
 from quart.logging import default_handler
 
 REQUEST_ID_HEADER = b"x-request-id"
-VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:+/=-]{1,200}")
+# Heroku's documented shape (devcenter.heroku.com/articles/http-request-id).
+VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9+/=-]{20,200}")
 # The per-request record the app fills in (the user id), carried in the ASGI scope.
 SCOPE_KEY = "quartapp.access"
 MAX_PATH = 1024
@@ -66,10 +71,12 @@ class AccessLog:
 
     The line is written after the app returns, whatever it did: a page, an error page,
     a 500 after an exception the app let out (logged as 500, the status hypercorn sends).
+    ``trust_request_id``: take a well-formed ``X-Request-ID`` (only behind a trusted proxy).
     """
 
-    def __init__(self, app: ASGIFramework) -> None:
+    def __init__(self, app: ASGIFramework, *, trust_request_id: bool = False) -> None:
         self.app = app
+        self.trust_request_id = trust_request_id
         self._second = -1
         self._stamp = ""
 
@@ -80,7 +87,8 @@ class AccessLog:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = client_request_id(scope["headers"]) or new_request_id()
+        given = client_request_id(scope["headers"]) if self.trust_request_id else None
+        request_id = given or new_request_id()
         echo = (REQUEST_ID_HEADER, request_id.encode())
         entry: dict[str, Any] = {"user_id": None}
         status = 0
@@ -219,4 +227,6 @@ def init_app(app: Quart) -> None:
     if app.config["ACCESS_LOG"]:
         app.teardown_request(note_user)
         # Quart's documented way to add ASGI middleware; mypy forbids assigning to a method.
-        app.asgi_app = AccessLog(app.asgi_app)  # type: ignore[method-assign]
+        app.asgi_app = AccessLog(  # type: ignore[method-assign]
+            app.asgi_app, trust_request_id=app.config["TRUSTED_PROXY_HOPS"] >= 1
+        )
