@@ -27,9 +27,7 @@ def upgrade() -> None:
     op.execute("DELETE FROM totp_factors WHERE confirmed_at IS NULL")
     with op.batch_alter_table("totp_factors") as batch:
         batch.add_column(sa.Column("login_id", sa.String(length=64), nullable=True))
-        batch.add_column(
-            sa.Column("misses", sa.Integer(), nullable=False, server_default="0")
-        )
+        batch.add_column(sa.Column("misses", sa.Integer(), nullable=False, server_default="0"))
         batch.add_column(sa.Column("wait_until", sa.Float(), nullable=True))
     with op.batch_alter_table("logins") as batch:
         batch.add_column(sa.Column("verified_method", sa.String(length=32), nullable=True))
