@@ -69,6 +69,12 @@ def procfile_web_on_loopback() -> list[str]:
     return ["bash", "-c", procfile()["web"].replace("--bind 0.0.0.0:", "--bind 127.0.0.1:")]
 
 
+# A test standing in for a router that forwards plain HTTP and forges X-Forwarded-For:
+# such a proxy sends no X-Forwarded-Proto, which the docs say needs the HTTPS redirect
+# off (otherwise every request, reported as plain HTTP, gets a 308).
+PLAIN_HTTP_PROXY = {"QUARTAPP_TRUSTED_PROXY_HOPS": "1", "QUARTAPP_HTTPS_REDIRECT": "false"}
+
+
 def server_env(instance: Path, **settings: str) -> dict[str, str]:
     """The environment for a server: this one minus app settings, plus ``settings``.
 

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from .conftest import PASSWORD, TIMING, Start, query
-from .server import Browser, Server
+from .server import PLAIN_HTTP_PROXY, Browser, Server
 
 pytestmark = pytest.mark.server
 WRONG = "wrong password, quite long"
@@ -60,7 +60,7 @@ def test_a_parallel_burst_over_two_workers_verifies_at_most_the_limit(start: Sta
 
 
 def test_rotating_ipv6_addresses_in_one_64_meets_the_address_limit(start: Start) -> None:
-    server = start(QUARTAPP_TRUSTED_PROXY_HOPS="1", QUARTAPP_LOGIN_FAILURES_PER_ADDRESS="20")
+    server = start(**PLAIN_HTTP_PROXY, QUARTAPP_LOGIN_FAILURES_PER_ADDRESS="20")
     browser = Browser(server.base_url)
     token = browser.csrf_token("/login")
 
@@ -135,7 +135,7 @@ def test_refusals_take_as_long_for_an_old_hash_as_for_an_unknown_user(start: Sta
 
 def test_rotating_64s_inside_one_56_meets_the_56s_limit(start: Start) -> None:
     # 5 per address (/64), so 20 per /56.
-    server = start(QUARTAPP_TRUSTED_PROXY_HOPS="1", QUARTAPP_LOGIN_FAILURES_PER_ADDRESS="5")
+    server = start(**PLAIN_HTTP_PROXY, QUARTAPP_LOGIN_FAILURES_PER_ADDRESS="5")
     browser = Browser(server.base_url)
     token = browser.csrf_token("/login")
 

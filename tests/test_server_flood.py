@@ -34,6 +34,7 @@ from .conftest import PASSWORD, TIMING, Start, query
 from .server import (
     CSRF_INPUT,
     INPUT_VALUE,
+    PLAIN_HTTP_PROXY,
     ROOT,
     Browser,
     Server,
@@ -63,7 +64,7 @@ class Scenario:
     one_address: bool = False
 
 
-PROXY = {"QUARTAPP_TRUSTED_PROXY_HOPS": "1"}
+PROXY = PLAIN_HTTP_PROXY
 FORWARDED = {"X-Forwarded-For": "203.0.113.10"}
 SCENARIOS = {
     "one-address": Scenario(flood=("--source", "127.0.0.2"), one_address=True),
