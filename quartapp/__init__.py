@@ -41,23 +41,32 @@ if TYPE_CHECKING:
 __all__ = ["app", "create_app"]
 
 
+# The features, in the order they plug in. Each is a module or package of quartapp whose
+# ``init_app(app)`` registers its blueprints, hooks and services, and what it adds to the
+# features below it through their registries (auth's: ``auth/registry.py``). Adding a
+# feature is a folder, a migration and a line here.
+FEATURES = (
+    "metrics",  # first: its timer starts before every other hook
+    "audit",
+    "auth",
+    "account",
+    "twofactor",
+    "passkeys",
+    "pages",
+)
+
+
 def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
-    """Build the app: load and check settings, then bind extensions and blueprints."""
+    """Build the app: load and check settings, the shared base, then each of FEATURES."""
     # Imported here, as flaskr does, so that importing the package stays cheap.
+    from importlib import import_module
+
     from quart import Quart
 
-    from . import bootstrap, cli, metrics
-    from .account import views as account
-    from .auth import errors as auth_errors  # noqa: F401 (it registers auth's handlers)
-    from .auth import forms, login_cache, passwords, prune, reauth
-    from .auth import views as auth
+    from . import bootstrap, cli
     from .db import db, schema
-    from .passkeys import signin as passkey_signin
-    from .passkeys import views as passkeys
     from .settings import ROOT, ConfigError
-    from .twofactor import login as second_step
-    from .twofactor import views as twofactor
-    from .web import errors, health, logs, pages, security, sessions, speedups
+    from .web import errors, health, logs, security, sessions, speedups
 
     try:
         config = bootstrap.prepare_instance(config_overrides)
@@ -76,32 +85,22 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
     # first-run admin write to its children at INFO, which must not be dropped.
     app.logger.setLevel(config["LOG_LEVEL"])
 
-    # Before security: its proxy fix and host guard wrap the access log, so the log
-    # sees the client address the app sees, and every request, refused hosts included.
+    # The shared base, which knows no feature. Before security: its proxy fix and host
+    # guard wrap the access log, so the log sees the client address the app sees, and
+    # every request, refused hosts included.
     logs.init_app(app)
     security.init_app(app)  # first hooks: the host check runs before any other hook
     schema.init_app(app)  # pending migrations, in development, before the pool opens
     db.init_app(app)
-    login_cache.init_app(app)  # after the database: its file exists by then
-    prune.init_app(app)
-    passwords.init_app(app)
-    security.SameOriginCSRFProtect(app)  # checks every POST, before the views' hooks
-    app.jinja_env.globals["csrf_token"] = forms.csrf_token  # reuses signatures (forms.py)
+    security.SameOriginCSRFProtect(app)  # checks every POST, before the features' hooks
     sessions.init_app(app)
     errors.init_app(app)
-    metrics.init_app(app)
-    cli.init_app(app)
-
-    app.register_blueprint(pages.bp)
-    app.register_blueprint(auth.bp)
     app.register_blueprint(health.bp)
-    app.register_blueprint(account.bp)
-    app.register_blueprint(reauth.bp)
-    app.register_blueprint(second_step.bp)
-    app.register_blueprint(twofactor.bp)
-    app.register_blueprint(passkeys.bp)
-    app.register_blueprint(passkey_signin.bp)
 
+    for name in FEATURES:
+        import_module(f".{name}", __name__).init_app(app)
+
+    cli.init_app(app)
     app.before_serving(bootstrap.create_initial_admin_for_app)
     app.before_serving(freeze_startup_objects)  # after every other startup hook
     speedups.init_app(app)  # last: it rewrites what the blueprints registered

@@ -15,12 +15,16 @@ import hmac
 import json
 import logging
 import secrets
+from typing import TYPE_CHECKING
 
 from quart import current_app, has_app_context, has_request_context, request
 
 from . import signals
 from .auth.users import USERNAME_PATTERN
 from .settings import DEFAULTS
+
+if TYPE_CHECKING:
+    from quart import Quart
 
 logger = logging.getLogger("quartapp.audit")
 
@@ -172,3 +176,9 @@ def _passkey_clone_refused(
     _sender: object, *, username: str, name: str, stored: int, received: int
 ) -> None:
     log("passkey_clone_refused", username, passkey=name, stored=stored, received=received)
+
+
+def init_app(app: Quart) -> None:
+    """Nothing to register per app: the receivers above are connected when this module
+    is imported, so the CLI (which sends the same signals without an app) logs too.
+    ``create_app`` imports it through ``FEATURES``."""

@@ -18,8 +18,8 @@ process counts alone: right for one worker, and a warning at startup otherwise.
 **What is counted.** Account events come from :mod:`.signals`; requests are timed by
 route template (``/account/sessions``, never a raw path, so the label set stays small)
 and status class (``2xx``); database errors and a full hashing queue from the 503
-handler (:mod:`.web.errors`). The hashing queue's depth is a per-process gauge, sampled at
-the end of every request and at each scrape, summed over the live workers.
+handler (:mod:`.web.errors`). The hashing queue's depth is a per-process gauge, set whenever
+the line changes (a signal from the hashing service), summed over the live workers.
 """
 
 from __future__ import annotations
@@ -48,7 +48,6 @@ from quart.typing import ResponseReturnValue
 from quart.wrappers import Response
 
 from . import signals
-from .auth.passwords import Passwords, passwords
 from .web import security
 
 bp = Blueprint("metrics", __name__)
@@ -141,7 +140,6 @@ async def metrics() -> ResponseReturnValue:
             "scrape it over https://, since the token must not cross the network in clear"
         )
         abort(404)
-    HASHING_QUEUE_DEPTH.set(passwords().admitted)
     registry = REGISTRY
     if multiprocess_dir():
         # A fresh registry per scrape that reads every process's files, as
@@ -163,12 +161,11 @@ async def start_timer() -> None:
     _started.set(time.perf_counter())
 
 
-def observer(service: Passwords) -> Callable[[Response], Awaitable[Response]]:
-    """The after-request hook for an app whose hashing service is ``service``."""
-    written = [0]  # the queue depth this process last wrote: only changes are written
+def observer() -> Callable[[Response], Awaitable[Response]]:
+    """The after-request hook that times requests."""
 
     async def observe(response: Response) -> Response:
-        """Time the request by route template and status class; sample the hashing queue."""
+        """Time the request by route template and status class."""
         started = _started.get()
         if started is not None:
             rule = request.url_rule
@@ -178,9 +175,6 @@ def observer(service: Passwords) -> Callable[[Response], Awaitable[Response]]:
             if child is None:
                 child = _durations[key] = REQUEST_DURATION.labels(route, f"{key[1]}xx")
             child.observe(time.perf_counter() - started)
-        if service.admitted != written[0]:
-            written[0] = service.admitted
-            HASHING_QUEUE_DEPTH.set(written[0])
         return response
 
     return observe
@@ -194,15 +188,24 @@ async def forget_this_process() -> None:
         prometheus_multiprocess.mark_process_dead(os.getpid(), folder)
 
 
-def db_error() -> None:
-    """Count a request refused because the database failed (called by the 503 handler)."""
-    if has_request_context() and enabled(current_app):
+@signals.hashing_queue_changed.connect
+def _hashing_queue_changed(sender: Any, *, depth: int, **_: Any) -> None:
+    """Keep this process's hashing-queue gauge at the line's depth, as it changes."""
+    if enabled(sender):
+        HASHING_QUEUE_DEPTH.set(depth)
+
+
+@signals.database_failed.connect
+def _database_failed(sender: Any, **_: Any) -> None:
+    """Count a request refused because the database failed (the 503 page)."""
+    if enabled(sender):
         DB_ERRORS.inc()
 
 
-def hashing_queue_full() -> None:
+@signals.queue_full.connect
+def _queue_full(sender: Any, *, endpoint: str | None, **_: Any) -> None:
     """Count a login turned away because every hashing place was taken."""
-    if has_request_context() and enabled(current_app) and request.endpoint == "auth.login":
+    if enabled(sender) and endpoint == "auth.login":
         LOGINS.labels("queue_full").inc()
 
 
@@ -257,7 +260,7 @@ def init_app(app: Quart) -> None:
     # First of all the hooks, so the time includes the host check and the others.
     app.before_request_funcs.setdefault(None, []).insert(0, start_timer)
     # Quart runs after-request hooks last-registered first: at the front, this runs last.
-    app.after_request_funcs.setdefault(None, []).insert(0, observer(passwords(app)))
+    app.after_request_funcs.setdefault(None, []).insert(0, observer())
     app.after_serving(forget_this_process)
     if not multiprocess_dir() and multiprocessing.parent_process() is not None:
         log.warning(

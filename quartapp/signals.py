@@ -68,6 +68,15 @@ passkey_failed = _signals.signal("passkey-failed")
 passkey_clone_refused = _signals.signal("passkey-clone-refused")
 
 
+# The service itself (quartapp.web.errors). endpoint: a request got the 503 page because
+# a queue of work (password hashing, ratings) was full.
+queue_full = _signals.signal("queue-full")
+# No fields: a request got the 503 page because the database failed or timed out.
+database_failed = _signals.signal("database-failed")
+# depth: how many places in this process's hashing line are taken now (auth.passwords).
+hashing_queue_changed = _signals.signal("hashing-queue-changed")
+
+
 def send(signal: Signal, **fields: Any) -> None:
     """Send ``signal`` from the current app (None outside one, as in the CLI)."""
     # The app itself, not the context-local proxy, as Flask's own signals do.

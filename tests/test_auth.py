@@ -12,7 +12,7 @@ import pytest
 from quart import Quart
 
 from quartapp import create_app
-from quartapp.auth.views import safe_next
+from quartapp.web.navigation import safe_next
 
 from .conftest import (
     PASSWORD,

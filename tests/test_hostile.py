@@ -30,10 +30,10 @@ from quart.typing import ResponseReturnValue
 from quart.wrappers import Response
 
 from quartapp import create_app
-from quartapp.auth.views import safe_next
 from quartapp.settings import DEFAULTS
 from quartapp.web.errors import PAGES
 from quartapp.web.messages import MAX_WAITING, flash
+from quartapp.web.navigation import safe_next
 
 from .conftest import (
     BOTH_DATABASES,

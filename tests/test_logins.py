@@ -110,7 +110,7 @@ async def test_pruning_works_in_bounded_batches(app: Quart, settings: dict[str, 
         first = await prune.prune_once(db.store.sessionmaker, app.config, batch=3)
         second = await prune.prune_once(db.store.sessionmaker, app.config, batch=3)
 
-    assert (first.logins, second.logins) == (3, 2)
+    assert (first["logins"], second["logins"]) == (3, 2)
     assert login_count(settings) == 0
 
 

@@ -382,7 +382,7 @@ async def test_expired_challenges_are_pruned(
     assert (await post_json(client, NEW_OPTIONS, {}, token))[0] == 200
     async with app.app_context():
         pruned = await prune_pass(db.store.sessionmaker, app.config)
-    assert pruned.challenges == 3
+    assert pruned["challenges"] == 3
     assert query(settings, "SELECT count(*) FROM passkey_challenges") == [(1,)]
 
 

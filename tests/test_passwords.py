@@ -14,8 +14,9 @@ import pytest
 from argon2 import PasswordHasher
 from quart import Quart
 
-from quartapp.auth.passwords import Busy, Passwords, Verification, build, passwords
+from quartapp.auth.passwords import Passwords, Verification, build, passwords
 from quartapp.settings import ARGON2_MINIMUM, DEFAULTS, read_toml
+from quartapp.web.errors import Busy
 from tests.conftest import PASSWORD
 
 ROOT = Path(__file__).parents[1]

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from quart import Quart
 
+from quartapp.auth.current import login_required
 from quartapp.auth.reauth import fresh_login_required, is_fresh
-from quartapp.auth.views import login_required
 from quartapp.settings import DEFAULTS
 from tests.conftest import PASSWORD, AuthActions, body, csrf_token, query
 

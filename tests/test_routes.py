@@ -12,7 +12,7 @@ from quart import Quart
 from quart.typing import ResponseReturnValue
 
 from quartapp import create_app
-from quartapp.auth.views import login_required
+from quartapp.auth.current import login_required
 
 from .conftest import csrf_token, make_settings
 

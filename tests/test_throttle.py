@@ -614,7 +614,7 @@ async def test_a_flood_leaves_a_bounded_table_once_pruned(tmp_path: Path, databa
 
     assert one_address == 1 + 5
     assert flooded == one_address + 2 * 40 + 2
-    assert pruned.counters == flooded - 1
+    assert pruned["counters"] == flooded - 1
     assert query(settings, "SELECT scope, key FROM throttle_counters") == [("user", "victim")]
 
 
@@ -635,7 +635,7 @@ async def test_a_pass_prunes_in_bounded_batches_until_caught_up(
             bounded = await prune.prune_pass(db.store.sessionmaker, app.config, batch=5, batches=3)
             rest = await prune.prune_pass(db.store.sessionmaker, app.config, batch=5, batches=3)
 
-    assert (bounded.counters, rest.counters) == (15, 9)
+    assert (bounded["counters"], rest["counters"]) == (15, 9)
     assert query(settings, "SELECT count(*) FROM throttle_counters") == [(0,)]
 
 

@@ -4,4 +4,19 @@
 - ``login_list``: the sessions page's queries (live logins, their public ids);
 - ``forms``: their forms;
 - ``display``: how a login is shown (``browser_summary``, ``utc_minute``).
+
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from quart import Quart
+
+
+def init_app(app: Quart) -> None:
+    """Register the ``account`` blueprint."""
+    from . import views
+
+    app.register_blueprint(views.bp)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..auth import logins
@@ -83,10 +83,7 @@ async def end_other(
     """
     for login in await live_for_user(session, config, user_id):
         if login.id != keep and hmac.compare_digest(public_id(config, login.id), public):
-            await logins.end_pending_keys(session, user_id=user_id, login_id=login.id)
-            await session.execute(
-                delete(Login).where(Login.id == login.id, Login.user_id == user_id)
-            )
+            ended = await logins.end_one(session, user_id, login.id)
             await session.commit()
-            return True
+            return ended
     return False

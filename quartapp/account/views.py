@@ -7,13 +7,10 @@ ends other ones, one at a time or all at once.
 
 from __future__ import annotations
 
-from typing import cast
-
 from quart import (
     Blueprint,
     abort,
     current_app,
-    g,
     redirect,
     render_template,
     request,
@@ -26,12 +23,13 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from .. import audit, bootstrap, signals
 from ..auth import credentials, devices, logins, users
 from ..auth.credentials import LockedOut
+from ..auth.current import login_required, signed_in
 from ..auth.passwords import passwords
 from ..auth.reauth import strong_login_required
 from ..auth.signin import LOGIN_KEY
-from ..auth.views import FORM_TYPES, login_required
 from ..db import LOGIN_METHODS, db
 from ..web import errors
+from ..web.forms import form_post
 from ..web.messages import flash
 from ..web.speedups import drop_csrf_token
 from . import login_list
@@ -58,15 +56,13 @@ async def locked_out(error: LockedOut) -> ResponseReturnValue:
 @bp.route("/password", methods=["GET", "POST"])
 @login_required
 @strong_login_required
-async def password() -> ResponseReturnValue:
+@form_post(ChangePasswordForm)
+async def password(form: ChangePasswordForm) -> ResponseReturnValue:
     """Show the change-password form and change the password when it is valid.
 
     With a second factor or a passkey, the login must be fresh and proven with it
     (ASVS 7.5.1): the current password alone, however recent, does not change it.
     """
-    if request.method == "POST" and request.mimetype not in FORM_TYPES:
-        abort(415)
-    form = cast(ChangePasswordForm, await ChangePasswordForm.create_form())
     if await form.validate_on_submit():
         response = await _change_password(form)
         if response is not None:
@@ -83,7 +79,7 @@ async def _change_password(form: ChangePasswordForm) -> WerkzeugResponse | None:
     rated. Returns None when the form must be shown again with its errors.
     """
     config = current_app.config
-    user = g.user
+    user = signed_in()
     new_password = form.new_password.data or ""
     try:
         users.check_length(new_password, config)
@@ -161,12 +157,12 @@ async def sessions() -> ResponseReturnValue:
     """List the user's live logins, this one marked, with a way to end the others."""
     config = current_app.config
     async with db.session() as dbs:
-        rows = await login_list.live_for_user(dbs, config, g.user.id)
-        trusted = await devices.count(dbs, config, g.user.id)
+        rows = await login_list.live_for_user(dbs, config, signed_in().id)
+        trusted = await devices.count(dbs, config, signed_in().id)
     entries = [
         {
             "id": login_list.public_id(config, row.id),
-            "current": row.id == g.user.login_id,
+            "current": row.id == signed_in().login_id,
             "started": utc_minute(row.created_at),
             "seen": utc_minute(row.last_seen),
             "address": row.address or "Unknown address",
@@ -183,7 +179,8 @@ async def sessions() -> ResponseReturnValue:
 
 @bp.route("/sessions/end", methods=["GET", "POST"])
 @login_required
-async def end_session() -> ResponseReturnValue:
+@form_post(EndSessionForm)
+async def end_session(form: EndSessionForm) -> ResponseReturnValue:
     """End one other login of this user; 404 for any id that is not one of them.
 
     A GET (the "Open the form again" link of an expired form's page) goes back to
@@ -191,16 +188,19 @@ async def end_session() -> ResponseReturnValue:
     """
     if request.method == "GET":
         return redirect(url_for("account.sessions"))
-    form = cast(EndSessionForm, await EndSessionForm.create_form())
     if not await form.validate_on_submit():
         abort(400)
     async with db.session() as dbs:
         ended = await login_list.end_other(
-            dbs, current_app.config, g.user.id, form.login.data or "", keep=g.user.login_id
+            dbs,
+            current_app.config,
+            signed_in().id,
+            form.login.data or "",
+            keep=signed_in().login_id,
         )
     if not ended:
         abort(404)
-    signals.send(signals.session_ended, username=g.user.username, count=1, everywhere=False)
+    signals.send(signals.session_ended, username=signed_in().username, count=1, everywhere=False)
     await flash("That session was ended.", "success")
     return redirect(url_for("account.sessions"))
 
@@ -212,12 +212,14 @@ async def end_other_sessions() -> ResponseReturnValue:
     if request.method == "GET":
         return redirect(url_for("account.sessions"))
     # The devices logged out here lose their trust too; this browser keeps its own.
-    this_device = await devices.trusted(current_app.config, request.cookies, g.user.username)
+    this_device = await devices.trusted(current_app.config, request.cookies, signed_in().username)
     async with db.session() as dbs:
-        ended = await logins.end_all(dbs, g.user.id, keep=g.user.login_id)
-        await devices.forget_all(dbs, g.user.id, keep=this_device)
+        ended = await logins.end_all(dbs, signed_in().id, keep=signed_in().login_id)
+        await devices.forget_all(dbs, signed_in().id, keep=this_device)
         await dbs.commit()
-    signals.send(signals.session_ended, username=g.user.username, count=ended, everywhere=True)
+    signals.send(
+        signals.session_ended, username=signed_in().username, count=ended, everywhere=True
+    )
     await flash("You were logged out everywhere else.", "success")
     return redirect(url_for("account.sessions"))
 
@@ -233,8 +235,8 @@ async def new_device() -> ResponseReturnValue:
     if request.method == "GET":
         return redirect(url_for("account.sessions"))
     async with db.session() as dbs:
-        code = await devices.new_code(dbs, g.user.id)
-    audit.log("device_code_created", g.user.username)
+        code = await devices.new_code(dbs, signed_in().id)
+    audit.log("device_code_created", signed_in().username)
     return await render_template(
         "account/new_device.html",
         code=devices.format_code(code),

@@ -20,8 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from .. import signals
 from ..db import User, db
+from ..web.errors import Busy
 from . import devices, throttle, users
-from .passwords import Busy, Passwords
+from .passwords import Passwords
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,11 @@ from quart.typing import ResponseReturnValue
 from quart_wtf.csrf import CSRFError
 
 from ..web import errors
+from ..web.forms import FORM_TYPES
+from ..web.navigation import requested_path, safe_next
 from .credentials import LockedOut
 from .forms import LoginForm
-from .views import FORM_TYPES, bp, requested_path, safe_next
+from .views import bp
 
 # The owner's way in during a lockout of their username (see throttle.py).
 DEVICE_HINT = (
@@ -82,6 +84,11 @@ async def unavailable(error: Exception) -> ResponseReturnValue:
     if headers is None:
         return await errors.handle_unexpected(error)
     return await login_form_again(errors.PAGES[503][1], unavailable=True), 503, headers
+
+
+async def handle_locked_out(error: LockedOut) -> ResponseReturnValue:
+    """A lockout on a form whose blueprint says nothing of its own (the app's handler)."""
+    return await errors.lockout_page(error)
 
 
 # Once, at import: a blueprint takes no new handlers once an app has registered it.

@@ -21,15 +21,8 @@ from typing import Any
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from ..db import (
-    ADDRESS_COLUMN,
-    LOGIN_METHODS,
-    USER_AGENT_COLUMN,
-    Login,
-    PendingLogin,
-    TotpFactor,
-    User,
-)
+from ..db import ADDRESS_COLUMN, USER_AGENT_COLUMN, Login, User
+from . import registry
 
 # last_seen is written when it is at least this old, so a busy reader writes once a
 # minute rather than on every request; a 30-minute idle limit loses nothing by it.
@@ -86,12 +79,13 @@ async def start(
 ) -> str:
     """Add a login row (the caller commits) and return the token for the cookie.
 
-    ``method``: how the user proved who they are, one of ``db.LOGIN_METHODS``.
+    ``method``: how the user proved who they are, one of the registry's
+    ``login_methods`` (features add theirs).
     ``continues``: a login this one replaces (see :func:`rotate`), whose start,
     absolute expiry, method and last re-authentication it keeps. Otherwise, when the
     user already has LOGINS_PER_USER_MAX logins, the oldest end (:func:`make_room`).
     """
-    if method not in LOGIN_METHODS:
+    if method not in registry.registry().login_methods:
         raise ValueError(f"unknown login method {method!r}")
     token = secrets.token_urlsafe(32)
     now = time.time()
@@ -206,63 +200,36 @@ async def find_record(
 async def end(session: AsyncSession, token: str) -> None:
     """Forget one login by its cookie token, so the cookie logs nobody in (commits).
 
-    A TOTP key it was shown and never confirmed goes with it.
+    What features keep for that login (an unconfirmed TOTP key) goes with it, in the
+    same transaction (the registry's ``logins_ending``).
     """
     login_id = digest(token)
-    await end_pending_keys(session, login_id=login_id)
-    await session.execute(delete(Login).where(Login.id == login_id))
-    await session.commit()
-
-
-async def end_pending(session: AsyncSession, token: str) -> None:
-    """Forget the login waiting for its second factor under this cookie token (commits).
-
-    Logging out, starting again or a new password step in that browser ends it, so a
-    copy of the cookie taken during the code step completes nothing.
-    """
-    await session.execute(delete(PendingLogin).where(PendingLogin.id == digest(token)))
-    await session.commit()
-
-
-async def end_pending_keys(
-    session: AsyncSession, *, user_id: int | None = None, login_id: str | None = None
-) -> None:
-    """Delete the unconfirmed TOTP keys of a user, or of one login (no commit).
-
-    A pending key belongs to the login that made it: once that login ends, no one may
-    be shown it or confirm it.
-    """
-    query = delete(TotpFactor).where(TotpFactor.confirmed_at.is_(None))
-    if user_id is not None:
-        query = query.where(TotpFactor.user_id == user_id)
-    if login_id is not None:
-        query = query.where(TotpFactor.login_id == login_id)
-    await session.execute(query)
-
-
-async def clear_code_misses(session: AsyncSession, user_id: int) -> None:
-    """End the user's run of wrong second-factor codes (no commit).
-
-    A passkey is a factor the code guesser does not have: proving it, like a right
-    code, gives TOTP codes back to the owner (see ``twofactor.misses``).
-    """
-    await session.execute(
-        update(TotpFactor)
-        .where(TotpFactor.user_id == user_id, TotpFactor.misses > 0)
-        .values(misses=0, wait_until=None)
+    user_id = await session.scalar(
+        delete(Login).where(Login.id == login_id).returning(Login.user_id)
     )
+    if user_id is not None:
+        await registry.logins_ending(session, user_id, login_id)
+    await session.commit()
+
+
+async def end_one(session: AsyncSession, user_id: int, login_id: str) -> bool:
+    """End one of the user's logins by its row id (no commit); whether it was live."""
+    ended = await session.scalar(
+        delete(Login).where(Login.id == login_id, Login.user_id == user_id).returning(Login.id)
+    )
+    if ended is not None:
+        await registry.logins_ending(session, user_id, login_id)
+    return ended is not None
 
 
 async def end_all(session: AsyncSession, user_id: int, *, keep: str | None = None) -> int:
     """End a user's logins, except the one whose id is ``keep`` (no commit); how many.
 
-    Logins still waiting for their second factor (``pending_logins``) end too: their
-    password may be the one just changed. So do unconfirmed TOTP keys, the kept
-    login's included: a key planted by a login that had the old password must not be
-    the one the owner turns on.
+    Features end what belongs to them in the same transaction (the registry's
+    ``logins_ending``, with no login id): half-done sign-ins, whose password may be the
+    one just changed, and unconfirmed TOTP keys, the kept login's included.
     """
-    await session.execute(delete(PendingLogin).where(PendingLogin.user_id == user_id))
-    await end_pending_keys(session, user_id=user_id)
+    await registry.logins_ending(session, user_id, None)
     query = delete(Login).where(Login.user_id == user_id)
     if keep is not None:
         query = query.where(Login.id != keep)

@@ -22,6 +22,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from quart import Quart, current_app
 
+from .. import signals
+from ..web.errors import Busy
+
 EXTENSION = "quartapp.passwords"
 # Per process, by argon2 parameters (time, memory, parallelism): the dummy hash that an
 # unknown user's password is checked against, and the seconds a check took.
@@ -35,10 +38,6 @@ class Verification:
 
     ok: bool
     new_hash: str | None = None
-
-
-class Busy(Exception):
-    """Too many logins are already waiting to hash; try again shortly."""
 
 
 @dataclass
@@ -94,12 +93,14 @@ class Passwords:
         if not self.has_room(keys, trusted=trusted):
             raise Busy
         self.admitted += 1
+        signals.send(signals.hashing_queue_changed, depth=self.admitted)
         for key in keys:
             self.holding[key] = self.holding.get(key, 0) + 1
         try:
             yield
         finally:
             self.admitted -= 1
+            signals.send(signals.hashing_queue_changed, depth=self.admitted)
             for key in keys:
                 left = self.holding[key] - 1
                 if left:

@@ -1,5 +1,5 @@
-"""Keeping the tables small: expired logins, stale throttle counters and passkey
-challenges go.
+"""Keeping the tables small: expired logins, stale throttle counters, and whatever
+features register with auth's ``pruners`` (passkey challenges) go.
 
 ``quart --app quartapp db prune`` (run by the Procfile's release step) deletes them all;
 while serving, each process also prunes once a minute, in small batches repeated until
@@ -15,7 +15,6 @@ import contextlib
 import logging
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from quart import Quart, current_app
@@ -23,8 +22,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from ..db import db
-from ..passkeys import store as passkey_store
 from . import logins, throttle
+from .registry import registry
 
 log = logging.getLogger("quartapp.prune")  # the pre-move name, kept for log filters
 EXTENSION = "quartapp.prune"
@@ -39,24 +38,27 @@ PASS_BATCHES = 100
 PAUSE = 0.02
 
 
-@dataclass
-class Pruned:
-    """How many rows one pass deleted."""
+class Pruned(dict[str, int]):
+    """How many rows one pass deleted, by pruner: ``logins``, ``counters``, and each
+    feature's (``challenges``)."""
 
-    logins: int = 0
-    counters: int = 0
-    challenges: int = 0
+    def add(self, other: Mapping[str, int]) -> None:
+        """Add another batch's counts to these."""
+        for name, count in other.items():
+            self[name] = self.get(name, 0) + count
 
 
 async def prune_once(
     sessionmaker: async_sessionmaker[Any], config: Mapping[str, Any], *, batch: int
 ) -> Pruned:
-    """One bounded batch of each table."""
+    """One bounded batch of each table: auth's own, then every registered pruner."""
+    pruned = Pruned()
     async with sessionmaker() as session:
-        ended = await logins.prune(session, config, batch=batch)
-        stale = await throttle.prune(session, config, batch=batch)
-        expired = await passkey_store.prune(session, batch=batch)
-    return Pruned(ended, stale, expired)
+        pruned["logins"] = await logins.prune(session, config, batch=batch)
+        pruned["counters"] = await throttle.prune(session, config, batch=batch)
+        for name, pruner in registry().pruners.items():
+            pruned[name] = await pruner(session, config, batch)
+    return pruned
 
 
 async def prune_pass(
@@ -71,11 +73,9 @@ async def prune_pass(
     done = 0
     while True:
         pruned = await prune_once(sessionmaker, config, batch=batch)
-        total.logins += pruned.logins
-        total.counters += pruned.counters
-        total.challenges += pruned.challenges
+        total.add(pruned)
         done += 1
-        caught_up = max(pruned.logins, pruned.counters, pruned.challenges) < batch
+        caught_up = max(pruned.values()) < batch
         if caught_up or (batches is not None and done >= batches):
             return total
         await asyncio.sleep(PAUSE)

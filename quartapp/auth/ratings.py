@@ -17,7 +17,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from zxcvbn import matching, time_estimates, zxcvbn
 
-from .passwords import Busy
+from ..web.errors import Busy
 
 P = ParamSpec("P")
 T = TypeVar("T")

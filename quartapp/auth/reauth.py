@@ -16,14 +16,14 @@ Put :func:`fresh_login_required` under ``login_required``::
 
 A stale login is sent to ``/login/confirm?next=...`` (the ``reauth`` blueprint), which
 asks for the password through the same throttle as the login form, plus a code when
-the user has a second factor (``confirmers``), then comes back. Other factors (a
+the user has a second factor (the registry's ``confirm_steps``), then comes back. Other factors (a
 passkey) can confirm by calling :func:`confirm_login`.
 
 Some changes need more than freshness from a user who has a second factor or a
 passkey: a fresh login *proven with it* (:func:`strong_login_required`), so a password
 alone, stolen or phished, cannot change them. The login row keeps how its last proof
 was made (``logins.verified_method``). Which users have such a factor is asked of the
-checks that features register with :func:`add_strong_factor` (in ``app.extensions``).
+checks that features register in auth's registry (:mod:`.registry`).
 """
 
 from __future__ import annotations
@@ -31,10 +31,9 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from functools import wraps
-from typing import Any, ParamSpec, cast
+from typing import Any, ParamSpec
 
-from flask.sansio.app import App
-from quart import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
+from quart import Blueprint, current_app, redirect, render_template, request, url_for
 from quart.typing import ResponseReturnValue
 from sqlalchemy import select, update
 from werkzeug.wrappers import Response as WerkzeugResponse
@@ -42,11 +41,14 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from .. import signals
 from ..db import Login, db
 from ..web import errors
+from ..web.forms import form_post
 from ..web.messages import flash
-from . import credentials, logins
+from ..web.navigation import requested_path, safe_next
+from . import credentials
+from .current import login_required, signed_in
 from .forms import ConfirmForm
 from .passwords import passwords
-from .views import FORM_TYPES, login_required, requested_path, safe_next
+from .registry import ConfirmStep, has_strong_factor, registry, strong_proof
 
 bp = Blueprint("reauth", __name__)
 
@@ -56,10 +58,6 @@ CONFIRM_FIRST = "Confirm it's you to continue."
 CONFIRM_STRONG = (
     "Confirm it's you with your authenticator code, a recovery code or a passkey to continue."
 )
-# How a login's last proof was made, when it counts as proven with a second factor or a
-# passkey: a login's method (db.LOGIN_METHODS) or a confirmation's.
-STRONG_METHODS = frozenset({"password+totp", "password+recovery-code", "password+code", "passkey"})
-STRONG_FACTORS = "quartapp.reauth.strong_factors"
 WRONG_PASSWORD = "Your password is wrong."  # noqa: S105 (a message)
 
 
@@ -83,7 +81,8 @@ async def login_is_fresh(config: Mapping[str, Any], login_id: str) -> bool:
 async def confirm_login(login_id: str, method: str = "password") -> None:
     """Mark the login as just verified (commits): the user proved who they are again.
 
-    ``method``: how ("password", "password+code", "passkey"); see :data:`STRONG_METHODS`.
+    ``method``: how ("password", "password+code", "passkey"); the registry's ``strong_methods``
+    are the ones a strong login needs.
     """
     async with db.session() as dbs:
         await dbs.execute(
@@ -91,32 +90,11 @@ async def confirm_login(login_id: str, method: str = "password") -> None:
             .where(Login.id == login_id)
             .values(verified_at=time.time(), verified_method=method)
         )
-        if method == "passkey":
+        if method in registry().strong_methods:
             user_id = await dbs.scalar(select(Login.user_id).where(Login.id == login_id))
             if user_id is not None:
-                await logins.clear_code_misses(dbs, user_id)
+                await strong_proof(dbs, user_id)
         await dbs.commit()
-
-
-StrongFactor = Callable[[int], Awaitable[bool]]
-
-
-def add_strong_factor(app: App, check: StrongFactor) -> None:
-    """Register ``check(user_id)``: whether the user has a factor beyond the password."""
-    strong_factors(app).append(check)
-
-
-def strong_factors(app: App) -> list[StrongFactor]:
-    """The registered checks of :func:`add_strong_factor`."""
-    return cast(list[StrongFactor], app.extensions.setdefault(STRONG_FACTORS, []))
-
-
-async def has_strong_factor(user_id: int) -> bool:
-    """Whether the user has TOTP in force, a passkey, or any other registered factor."""
-    for check in strong_factors(current_app):
-        if await check(user_id):
-            return True
-    return False
 
 
 def strong_login_required(
@@ -143,17 +121,21 @@ def strong_login_required(
 
 async def unless_strong() -> WerkzeugResponse | None:
     """None when :func:`strong_login_required` lets this through; else the way to confirm."""
-    if not await has_strong_factor(g.user.id):
+    if not await has_strong_factor(signed_in().id):
         return None
     async with db.session() as dbs:
         row = (
             await dbs.execute(
-                select(Login.verified_at, Login.verified_method).where(Login.id == g.user.login_id)
+                select(Login.verified_at, Login.verified_method).where(
+                    Login.id == signed_in().login_id
+                )
             )
         ).first()
     if row is not None:
         verified_at, method = row
-        if method in STRONG_METHODS and is_fresh(current_app.config, verified_at, time.time()):
+        if method in registry().strong_methods and is_fresh(
+            current_app.config, verified_at, time.time()
+        ):
             return None
     await flash(CONFIRM_STRONG, "info")
     return redirect(url_for("reauth.confirm", next=requested_path()))
@@ -183,20 +165,10 @@ async def unless_fresh() -> WerkzeugResponse | None:
 
     For a view that needs a fresh login for only some of what it shows.
     """
-    if await login_is_fresh(current_app.config, g.user.login_id):
+    if await login_is_fresh(current_app.config, signed_in().login_id):
         return None
     await flash(CONFIRM_FIRST, "info")
     return redirect(url_for("reauth.confirm", next=requested_path()))
-
-
-# Extra checks of the confirm form, by factor: each gets the form and the user's id and
-# returns an error for the form, or None when its part was right. Second factors add
-# theirs (a TOTP code) at import, so the password alone confirms only where it is all
-# the user has.
-Confirmer = Callable[[ConfirmForm, int], Awaitable[str | None]]
-confirmers: list[Confirmer] = []
-# Whether the page must show the code field to this user (by id): one per factor.
-code_askers: list[Callable[[int], Awaitable[bool]]] = []
 
 
 @bp.errorhandler(credentials.LockedOut)
@@ -212,19 +184,18 @@ async def locked_out(error: credentials.LockedOut) -> ResponseReturnValue:
 
 @bp.route("/login/confirm", methods=["GET", "POST"])
 @login_required
-async def confirm() -> ResponseReturnValue:
+@form_post(ConfirmForm)
+async def confirm(form: ConfirmForm) -> ResponseReturnValue:
     """Ask for the password again (and a code, with two-factor on), then go to ``next``."""
-    if request.method == "POST" and request.mimetype not in FORM_TYPES:
-        abort(415)
     next_url = safe_next(request.args.get("next")) or url_for("account.sessions")
-    ask_code = any([await asks(g.user.id) for asks in code_askers])
-    form = cast(ConfirmForm, await ConfirmForm.create_form())
+    steps = [step for step in registry().confirm_steps if await step.asks(signed_in().id)]
+    ask_code = bool(steps)
     status = 200
     if await form.validate_on_submit():
-        if await _check(form):
-            method = "password+code" if ask_code else "password"
-            await confirm_login(g.user.login_id, method)
-            signals.send(signals.reauthenticated, username=g.user.username, method=method)
+        if await _check(form, steps):
+            method = steps[0].method if steps else "password"
+            await confirm_login(signed_in().login_id, method)
+            signals.send(signals.reauthenticated, username=signed_in().username, method=method)
             return redirect(next_url)
         status = 400
     elif form.errors:
@@ -233,9 +204,9 @@ async def confirm() -> ResponseReturnValue:
     return page, status
 
 
-async def _check(form: ConfirmForm) -> bool:
-    """The password under the throttle (a lockout is a 429), then every confirmer."""
-    user = g.user
+async def _check(form: ConfirmForm, steps: list[ConfirmStep]) -> bool:
+    """The password under the throttle (a lockout is a 429), then each step this user has."""
+    user = signed_in()
     checked = await credentials.check(
         current_app.config,
         passwords(),
@@ -248,8 +219,8 @@ async def _check(form: ConfirmForm) -> bool:
         signals.send(signals.login_failed, username=user.username)
         form.password.errors = [WRONG_PASSWORD]
         return False
-    for confirmer in confirmers:
-        error = await confirmer(form, user.id)
+    for step in steps:
+        error = await step.check(form, user.id)
         if error is not None:
             form.code.errors = [error]
             return False

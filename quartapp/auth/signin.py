@@ -20,6 +20,7 @@ from .. import signals
 from ..db import db
 from ..web.messages import flash
 from . import credentials, devices, logins
+from .registry import registry, strong_proof
 
 # The session cookie's keys of a login.
 LOGIN_KEY = "login"
@@ -28,10 +29,6 @@ LOGIN_KEY = "login"
 # (ended elsewhere) from one past its limit, and name the user on the 503 page.
 LOGIN_UNTIL_KEY = "login_until"
 LOGIN_NAME_KEY = "login_name"
-# A login whose password was right and whose second factor is still to come: the token
-# whose digest names its ``pending_logins`` row. Here, with the other keys, so that
-# logging out (auth.views) can end it without knowing the second factor.
-PENDING_KEY = "twofactor_pending"
 
 
 async def start_session(
@@ -47,14 +44,14 @@ async def start_session(
 
     ``record`` writes what the proof leaves behind in the transaction that records the
     login: if the database fails there, nothing is recorded and the client sees the 503
-    page. ``method`` is one of ``db.LOGIN_METHODS``; ``device`` is the nonce of this
+    page. ``method`` is one of the registry's ``login_methods``; ``device`` is the nonce of this
     browser's trusted device cookie, if any.
     """
     config = current_app.config
     async with db.session() as dbs:
         await record(dbs)
-        if method == "passkey":
-            await logins.clear_code_misses(dbs, user_id)
+        if method in registry().strong_methods:
+            await strong_proof(dbs, user_id)
         token = await logins.start(
             dbs,
             config,

@@ -51,7 +51,7 @@ def revision_command(message: str) -> None:
 
 @db_cli.command("prune")
 def prune_command() -> None:
-    """Delete expired logins and stale throttle counters."""
+    """Delete expired logins, stale throttle counters and expired passkey challenges."""
     config = load_config()
 
     async def work() -> prune.Pruned:
@@ -59,7 +59,13 @@ def prune_command() -> None:
             return await prune.prune_all(store.sessionmaker, config)
 
     done = run_on_database(work())
-    click.echo(f"pruned {done.logins} expired login(s) and {done.counters} throttle counter(s)")
+    others = "".join(
+        f", {count} {name}" for name, count in done.items() if name not in ("logins", "counters")
+    )
+    click.echo(
+        f"pruned {done['logins']} expired login(s) and {done['counters']} throttle "
+        f"counter(s){others}"
+    )
 
 
 @click.command("init-db")

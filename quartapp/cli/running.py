@@ -60,16 +60,31 @@ def refuse(error: ConfigError) -> None:
         raise click.ClickException(error.message) from None
 
 
+def load_app() -> Quart:
+    """The app named by ``--app`` (built once per command)."""
+    app: Quart = click.get_current_context().ensure_object(ScriptInfo).load_app()
+    return app
+
+
 def load_config() -> Mapping[str, Any]:
     """The settings of the app named by ``--app``."""
-    app: Quart = click.get_current_context().ensure_object(ScriptInfo).load_app()
-    return app.config
+    return load_app().config
 
 
 def run_on_database(work: Coroutine[Any, Any, T]) -> T:
-    """Run a database coroutine, turning a failure into one line and exit 1."""
+    """Run a database coroutine in the app's context, turning a failure into one line
+    and exit 1.
+
+    In the app's context so that the flows a command calls find what the features
+    registered (auth's registry: what ends with a user's logins, the pruners).
+    """
+
+    async def in_app_context() -> T:
+        async with load_app().app_context():
+            return await work
+
     try:
-        return asyncio.run(work)
+        return asyncio.run(in_app_context())
     except (SQLAlchemyError, OSError, TimeoutError) as error:
         reason = (str(error).splitlines() or [type(error).__name__])[0]
         raise click.ClickException(f"cannot use the database: {reason}") from None

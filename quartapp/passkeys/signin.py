@@ -31,16 +31,17 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from quart import Blueprint, current_app, g, has_request_context, request, session, url_for
+from quart import Blueprint, current_app, has_request_context, request, session, url_for
 from quart.typing import ResponseReturnValue
 from sqlalchemy.ext.asyncio import AsyncSession
 from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
 
 from .. import signals
 from ..auth import devices, reauth, throttle
+from ..auth.current import current_user, login_required, signed_in
 from ..auth.signin import start_session
-from ..auth.views import login_required, safe_next
 from ..db import Passkey, db
+from ..web.navigation import safe_next
 from . import ceremony, store
 from .answers import answer, body, flag, party, refusal
 from .ceremony import Refused
@@ -53,8 +54,6 @@ async def has_passkey(user_id: int) -> bool:
     async with db.session() as dbs:
         return await store.count(dbs, user_id) > 0
 
-
-bp.record_once(lambda state: reauth.add_strong_factor(state.app, has_passkey))
 
 EXPIRED = "That sign-in request expired or was used already. Please try again."
 UNKNOWN = "This passkey is not registered here. Sign in with your password, then add it."
@@ -160,7 +159,7 @@ async def login() -> ResponseReturnValue:
     username: str | None = None
     try:
         data = await body()  # first: a body no page sends is a 4xx, signed in or not
-        if g.user is not None:
+        if current_user() is not None:
             return answer(redirect=url_for("pages.hello"))
         remember = flag(data, "remember")
         relying = party()
@@ -246,10 +245,10 @@ async def confirm_options() -> ResponseReturnValue:
     except Refused as error:
         return refusal(error)
     async with db.session() as dbs:
-        own = await store.for_user(dbs, g.user.id)
+        own = await store.for_user(dbs, signed_in().id)
         if not own:
             return answer(400, error=NO_PASSKEYS)
-        challenge = await store.new_challenge(dbs, "confirm", g.user.id)
+        challenge = await store.new_challenge(dbs, "confirm", signed_in().id)
     options = ceremony.authentication_options(
         relying, challenge=challenge, allowed=[row.credential_id for row in own]
     )
@@ -261,7 +260,7 @@ async def confirm_options() -> ResponseReturnValue:
 async def confirm() -> ResponseReturnValue:
     """Confirm this login with an assertion of one of the user's passkeys, then go on."""
     config = current_app.config
-    user = g.user
+    user = signed_in()
     next_url = safe_next(request.args.get("next")) or url_for("account.sessions")
     try:
         data = await body()
@@ -298,8 +297,8 @@ async def confirm() -> ResponseReturnValue:
 @bp.app_context_processor
 async def confirm_page_context() -> dict[str, object]:
     """Tell the confirm page whether to offer "Confirm with a passkey" (one query, there only)."""
-    if not has_request_context() or request.endpoint != "reauth.confirm" or not g.get("user"):
+    if not has_request_context() or request.endpoint != "reauth.confirm" or current_user() is None:
         return {}
     async with db.session() as dbs:
-        has = await store.count(dbs, g.user.id) > 0
+        has = await store.count(dbs, signed_in().id) > 0
     return {"user_has_passkeys": has}

@@ -7,19 +7,18 @@ WebAuthn registration run by static/passkeys.js against the two JSON endpoints h
 
 from __future__ import annotations
 
-from typing import cast
-
-from quart import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
+from quart import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from quart.typing import ResponseReturnValue
 from sqlalchemy.exc import IntegrityError
 
 from .. import signals
 from ..account.display import browser_summary, utc_minute
 from ..auth import reauth
+from ..auth.current import login_required, signed_in
 from ..auth.reauth import fresh_login_required
-from ..auth.views import FORM_TYPES, login_required
 from ..db import Passkey, db
 from ..db.passkeys import PASSKEY_NAME_COLUMN
+from ..web.forms import form_post
 from ..web.messages import flash
 from . import ceremony, store
 from .answers import answer, body, party, refusal
@@ -39,7 +38,7 @@ CONFIRM_FIRST = "Confirm it's you first."
 async def index() -> ResponseReturnValue:
     """The user's passkeys: name, when added and last used, with rename and remove."""
     async with db.session() as dbs:
-        rows = await store.for_user(dbs, g.user.id)
+        rows = await store.for_user(dbs, signed_in().id)
     entries = [
         {
             "id": row.id,
@@ -55,17 +54,19 @@ async def index() -> ResponseReturnValue:
 @bp.get("/new")
 @login_required
 @fresh_login_required
-async def new() -> ResponseReturnValue:
+@form_post(NewPasskeyForm)
+async def new(form: NewPasskeyForm) -> ResponseReturnValue:
     """The page that adds a passkey (with JavaScript; it says so without)."""
     async with db.session() as dbs:
-        full = await store.count(dbs, g.user.id) >= current_app.config["PASSKEYS_PER_USER_MAX"]
-    form = cast(NewPasskeyForm, await NewPasskeyForm.create_form())
+        full = (
+            await store.count(dbs, signed_in().id) >= current_app.config["PASSKEYS_PER_USER_MAX"]
+        )
     return await render_template("passkeys/new.html", form=form, full=full)
 
 
 async def _refuse_stale() -> ResponseReturnValue | None:
     """A JSON 403 when the login is not fresh: adding a factor needs a fresh one."""
-    if await reauth.login_is_fresh(current_app.config, g.user.login_id):
+    if await reauth.login_is_fresh(current_app.config, signed_in().login_id):
         return None
     target = url_for("reauth.confirm", next=url_for("passkeys.new"))
     return answer(403, error=CONFIRM_FIRST, redirect=target)
@@ -84,14 +85,14 @@ async def register_options() -> ResponseReturnValue:
     except Refused as error:
         return refusal(error)
     async with db.session() as dbs:
-        existing = await store.for_user(dbs, g.user.id)
+        existing = await store.for_user(dbs, signed_in().id)
         if len(existing) >= current_app.config["PASSKEYS_PER_USER_MAX"]:
             return answer(409, error=TOO_MANY)
-        handle = await store.user_handle(dbs, g.user.id)
-        challenge = await store.new_challenge(dbs, "register", g.user.id, handle)
+        handle = await store.user_handle(dbs, signed_in().id)
+        challenge = await store.new_challenge(dbs, "register", signed_in().id, handle)
     options = ceremony.registration_options(
         relying,
-        username=g.user.username,
+        username=signed_in().username,
         user_handle=handle,
         existing=[row.credential_id for row in existing],
         challenge=challenge,
@@ -115,7 +116,7 @@ async def register() -> ResponseReturnValue:
     except Refused as error:
         return refusal(error)
     async with db.session() as dbs:
-        claimed = await store.claim_challenge(dbs, challenge, "register", g.user.id)
+        claimed = await store.claim_challenge(dbs, challenge, "register", signed_in().id)
     if claimed is None or claimed.handle is None:
         return answer(400, error=EXPIRED)
     try:
@@ -129,7 +130,7 @@ async def register() -> ResponseReturnValue:
         try:
             added = await store.add(
                 dbs,
-                user_id=g.user.id,
+                user_id=signed_in().id,
                 credential_id=made.credential_id,
                 public_key=made.public_key,
                 sign_count=made.sign_count,
@@ -141,7 +142,7 @@ async def register() -> ResponseReturnValue:
             return answer(409, error=TAKEN)
     if added is None:
         return answer(409, error=TOO_MANY)
-    signals.send(signals.passkey_added, username=g.user.username, name=added.name)
+    signals.send(signals.passkey_added, username=signed_in().username, name=added.name)
     await flash(f"Your passkey “{added.name}” was added.", "success")
     return answer(redirect=url_for("passkeys.index"))
 
@@ -171,12 +172,9 @@ def default_name() -> str:
 
 
 async def _own_passkey(passkey_id: int) -> Passkey:
-    """The user's passkey with this id, for its form; 404 for anyone else's, 415 for a
-    POST that is not a form."""
-    if request.method == "POST" and request.mimetype not in FORM_TYPES:
-        abort(415)
+    """The user's passkey with this id, for its form; 404 for anyone else's."""
     async with db.session() as dbs:
-        passkey = await store.owned(dbs, g.user.id, passkey_id)
+        passkey = await store.owned(dbs, signed_in().id, passkey_id)
     if passkey is None:
         abort(404)
     return passkey
@@ -184,18 +182,18 @@ async def _own_passkey(passkey_id: int) -> Passkey:
 
 @bp.route("/<int:passkey_id>/rename", methods=["GET", "POST"])
 @login_required
-async def rename(passkey_id: int) -> ResponseReturnValue:
+@form_post(RenamePasskeyForm)
+async def rename(form: RenamePasskeyForm, passkey_id: int) -> ResponseReturnValue:
     """Rename one of the user's passkeys; 404 for anyone else's."""
     passkey = await _own_passkey(passkey_id)
-    form = cast(RenamePasskeyForm, await RenamePasskeyForm.create_form())
     status = 200
     if await form.validate_on_submit():
         name = " ".join((form.name.data or "").split())
         async with db.session() as dbs:
-            old = await store.rename(dbs, g.user.id, passkey_id, name)
+            old = await store.rename(dbs, signed_in().id, passkey_id, name)
         if old is None:  # removed meanwhile
             abort(404)
-        signals.send(signals.passkey_renamed, username=g.user.username, old=old, new=name)
+        signals.send(signals.passkey_renamed, username=signed_in().username, old=old, new=name)
         await flash(f"The passkey is now called “{name}”.", "success")
         return redirect(url_for("passkeys.index"))
     if form.errors:
@@ -208,16 +206,16 @@ async def rename(passkey_id: int) -> ResponseReturnValue:
 @bp.route("/<int:passkey_id>/remove", methods=["GET", "POST"])
 @login_required
 @fresh_login_required
-async def remove(passkey_id: int) -> ResponseReturnValue:
+@form_post(RemovePasskeyForm)
+async def remove(form: RemovePasskeyForm, passkey_id: int) -> ResponseReturnValue:
     """Ask, then remove one of the user's passkeys; 404 for anyone else's."""
     passkey = await _own_passkey(passkey_id)
-    form = cast(RemovePasskeyForm, await RemovePasskeyForm.create_form())
     if await form.validate_on_submit():
         async with db.session() as dbs:
-            name = await store.remove(dbs, g.user.id, passkey_id)
+            name = await store.remove(dbs, signed_in().id, passkey_id)
         if name is None:
             abort(404)
-        signals.send(signals.passkey_removed, username=g.user.username, name=name)
+        signals.send(signals.passkey_removed, username=signed_in().username, name=name)
         await flash(f"The passkey “{name}” was removed.", "success")
         return redirect(url_for("passkeys.index"))
     status = 400 if form.errors else 200

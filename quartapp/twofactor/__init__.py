@@ -8,4 +8,52 @@
 - ``login``: /login/two-factor, the second step of a password login, and the code
   that /login/confirm asks for (:mod:`quartapp.auth.reauth`);
 - ``forms``: their forms.
+
+- ``forms``: their forms.
+
+:func:`init_app` plugs it in: its blueprints, and what it adds to signing in through
+auth's registry (the password login's second step, the code ``/login/confirm`` asks
+for, what ends with a user's logins or a browser's sign-out).
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from quart import Quart
+
+
+def init_app(app: Quart) -> None:
+    """Register the blueprints, and TOTP's parts of signing in with auth's registry."""
+    from ..auth.registry import ConfirmStep, SecondStep, registry
+    from . import login, misses, totp, views
+
+    app.register_blueprint(views.bp)
+    app.register_blueprint(login.bp)
+    hooks = registry(app)
+    hooks.second_steps.append(
+        SecondStep(
+            required=login.required,
+            begin=lambda checked, remember, next_url: login.begin(
+                checked, remember=remember, next_url=next_url
+            ),
+        )
+    )
+    hooks.confirm_steps.append(
+        ConfirmStep(asks=login.asks_code, check=login.confirm_code, method="password+code")
+    )
+    # A user with TOTP in force changes the password only after a strong proof.
+    hooks.strong_factors.append(login.required)
+    hooks.login_methods.update(
+        {
+            "password+totp": "Password and authenticator code",
+            "password+recovery-code": "Password and recovery code",
+        }
+    )
+    hooks.strong_methods.update({"password+totp", "password+recovery-code", "password+code"})
+    hooks.logins_ending.extend([login.end_pending_logins, totp.end_pending_keys])
+    hooks.signed_out.append(login.end_this_browsers)
+    # A passkey is a factor the code guesser does not have: proving one gives TOTP codes
+    # back to the owner.
+    hooks.strong_proofs.append(misses.reset)

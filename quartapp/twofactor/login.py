@@ -26,13 +26,11 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from quart import (
     Blueprint,
-    abort,
     current_app,
-    g,
     redirect,
     render_template,
     request,
@@ -45,18 +43,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from .. import signals
-from ..auth import credentials, devices, logins, reauth, throttle, users
+from ..auth import credentials, devices, logins, throttle, users
+from ..auth.current import current_user, signed_in
 from ..auth.forms import ConfirmForm
-from ..auth.signin import PENDING_KEY, complete_login
-from ..auth.views import FORM_TYPES, safe_next
+from ..auth.signin import complete_login
 from ..db import PendingLogin, User, db
 from ..web import errors
+from ..web.forms import form_post
 from ..web.messages import flash
+from ..web.navigation import safe_next
 from . import misses, recovery, totp
 from .forms import CODE_HINT, CodeForm
 
 bp = Blueprint("second_step", __name__)
 
+# The session cookie's key for a login whose password was right and whose code is
+# still to come: the token whose digest names its ``pending_logins`` row.
+PENDING_KEY = "twofactor_pending"
 PENDING_LIFETIME = 300
 TOTP, RECOVERY_CODE = "totp", "recovery-code"
 WRONG_CODE = "That code is wrong or was used already."
@@ -199,20 +202,18 @@ async def locked_out(error: credentials.LockedOut) -> ResponseReturnValue:
 
 
 @bp.route("/login/two-factor", methods=["GET", "POST"])
-async def enter_code() -> ResponseReturnValue:
+@form_post(CodeForm)
+async def enter_code(form: CodeForm) -> ResponseReturnValue:
     """Ask for the second factor of a login whose password was right, and complete it."""
     next_url = safe_next(request.args.get("next"))
-    if g.user is not None:
+    if current_user() is not None:
         return redirect(url_for("pages.hello"))
-    if request.method == "POST" and request.mimetype not in FORM_TYPES:
-        abort(415)
     pending = await _pending()
     if pending is None:
         session.pop(PENDING_KEY, None)
         await flash(EXPIRED, "warning")
         target = url_for("auth.login", next=next_url) if next_url else None
         return redirect(target or url_for("auth.login"))
-    form = cast(CodeForm, await CodeForm.create_form())
     status = 200
     if await form.validate_on_submit():
         response = await _complete(form, pending, next_url)
@@ -287,11 +288,30 @@ async def _refused(
 @bp.post("/login/two-factor/restart")
 async def start_again() -> ResponseReturnValue:
     """ "Start again": end this browser's pending login, then back to the password form."""
+    await end_this_browsers()
+    return redirect(url_for("auth.login"))
+
+
+async def end_this_browsers() -> None:
+    """End the pending login this browser's cookie names (commits).
+
+    Registered with auth's ``signed_out`` too: logging out, or starting again, ends it, so
+    a copy of the cookie taken during the code step completes nothing.
+    """
     token = session.pop(PENDING_KEY, None)
     if isinstance(token, str):
         async with db.session() as dbs:
-            await logins.end_pending(dbs, token)
-    return redirect(url_for("auth.login"))
+            await dbs.execute(delete(PendingLogin).where(PendingLogin.id == logins.digest(token)))
+            await dbs.commit()
+
+
+async def end_pending_logins(dbs: AsyncSession, user_id: int, login_id: str | None) -> None:
+    """When all of a user's logins end, so do their half-done ones (no commit).
+
+    Registered with auth's ``logins_ending``: their password may be the one just changed.
+    """
+    if login_id is None:
+        await dbs.execute(delete(PendingLogin).where(PendingLogin.user_id == user_id))
 
 
 async def flash_remaining(left: int, done: str = "signed in") -> None:
@@ -328,7 +348,7 @@ async def confirm_code(form: ConfirmForm, user_id: int) -> str | None:
     Runs after the password was checked (and counted) by the throttle; a wrong code
     leaves that attempt counted, and counts against the user's run of misses.
     """
-    username = g.user.username
+    username = signed_in().username
     async with db.session() as dbs:
         if not await totp.is_enabled(dbs, user_id):
             return None
@@ -346,9 +366,3 @@ async def confirm_code(form: ConfirmForm, user_id: int) -> str | None:
         signals.send(signals.recovery_code_used, username=username, remaining=left)
         await flash_remaining(left, "confirmed")
     return None
-
-
-# A user with TOTP in force changes the password only after a strong proof (auth.reauth).
-bp.record_once(lambda state: reauth.add_strong_factor(state.app, required))
-reauth.confirmers.append(confirm_code)
-reauth.code_askers.append(asks_code)

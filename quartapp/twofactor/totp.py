@@ -206,6 +206,20 @@ async def accept(session: AsyncSession, user_id: int, code: str) -> bool:
     return bool(getattr(result, "rowcount", 0))
 
 
+async def end_pending_keys(session: AsyncSession, user_id: int, login_id: str | None) -> None:
+    """Delete the user's unconfirmed key, or the one login ``login_id`` made (no commit).
+
+    Registered with auth's ``logins_ending``: a pending key belongs to the login that
+    made it, so once that login ends (or all of them) no one may be shown or confirm it.
+    """
+    query = delete(TotpFactor).where(
+        TotpFactor.user_id == user_id, TotpFactor.confirmed_at.is_(None)
+    )
+    if login_id is not None:
+        query = query.where(TotpFactor.login_id == login_id)
+    await session.execute(query)
+
+
 async def remove(session: AsyncSession, user_id: int) -> bool:
     """Forget the user's key, recovery codes and half-done logins (no commit).
 

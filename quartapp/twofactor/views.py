@@ -9,17 +9,17 @@ and the ten recovery codes are shown, once. Each of these changes needs a fresh 
 from __future__ import annotations
 
 import time
-from typing import cast
 
-from quart import Blueprint, Response, abort, g, redirect, render_template, request
+from quart import Blueprint, Response, abort, redirect, render_template
 from quart import url_for as url
 from quart.typing import ResponseReturnValue
 
 from .. import signals
 from ..account.display import browser_summary, utc_minute
+from ..auth.current import login_required, signed_in
 from ..auth.reauth import fresh_login_required, unless_fresh
-from ..auth.views import FORM_TYPES, login_required
 from ..db import db
+from ..web.forms import form_post
 from ..web.messages import flash
 from . import misses, recovery, totp
 from .forms import DisableForm, EnrolForm, NewCodesForm
@@ -35,13 +35,14 @@ TURNED_OFF = "Two-factor authentication is off. You sign in with your password a
 
 @bp.route("", methods=["GET", "POST"])
 @login_required
-async def settings() -> ResponseReturnValue:
+@form_post(EnrolForm)
+async def settings(form: EnrolForm) -> ResponseReturnValue:
     """With TOTP on, say so; else show a new key and turn it on with its first code."""
     async with db.session() as dbs:
-        if await totp.is_enabled(dbs, g.user.id):
-            left = await recovery.remaining(dbs, g.user.id)
-            failures = await misses.recent(dbs, g.user.id)
-            in_a_row = await misses.in_a_row(dbs, g.user.id)
+        if await totp.is_enabled(dbs, signed_in().id):
+            left = await recovery.remaining(dbs, signed_in().id)
+            failures = await misses.recent(dbs, signed_in().id)
+            in_a_row = await misses.in_a_row(dbs, signed_in().id)
             return await render_template(
                 "twofactor/settings.html",
                 left=left,
@@ -63,26 +64,25 @@ async def settings() -> ResponseReturnValue:
     refused = await unless_fresh()
     if refused is not None:
         return refused
-    if request.method == "POST" and request.mimetype not in FORM_TYPES:
-        abort(415)
-    form = cast(EnrolForm, await EnrolForm.create_form())
     status = 200
     if await form.validate_on_submit():
         code = totp.normalize(form.code.data or "")
         codes: list[str] = []
         async with db.session() as dbs:
-            if code is not None and await totp.confirm(dbs, g.user.id, g.user.login_id, code):
-                codes = await recovery.replace(dbs, g.user.id)
+            if code is not None and await totp.confirm(
+                dbs, signed_in().id, signed_in().login_id, code
+            ):
+                codes = await recovery.replace(dbs, signed_in().id)
                 await dbs.commit()
         if codes:
-            signals.send(signals.two_factor_enabled, username=g.user.username)
+            signals.send(signals.two_factor_enabled, username=signed_in().username)
             return await _show_codes(codes, first=True)
         form.code.errors = [WRONG_CODE if code is not None else NOT_A_CODE]
         status = 400
     elif form.errors:
         status = 400
     async with db.session() as dbs:
-        secret = await totp.pending_secret(dbs, g.user.id, g.user.login_id)
+        secret = await totp.pending_secret(dbs, signed_in().id, signed_in().login_id)
     if secret is None:  # turned on by another request meanwhile
         return redirect(url("twofactor.settings"))
     page = await render_template("twofactor/enrol.html", form=form, secret=secret)
@@ -107,10 +107,10 @@ async def qr_code() -> ResponseReturnValue:
     Its own URL, so the strict CSP needs no ``data:`` image; the key is never in it.
     """
     async with db.session() as dbs:
-        factor = await totp.find(dbs, g.user.id)
-    if factor is None or not totp.is_pending_for(factor, g.user.login_id, time.time()):
+        factor = await totp.find(dbs, signed_in().id)
+    if factor is None or not totp.is_pending_for(factor, signed_in().login_id, time.time()):
         abort(404)
-    svg = totp.qr_svg(totp.provisioning_uri(factor.secret, g.user.username))
+    svg = totp.qr_svg(totp.provisioning_uri(factor.secret, signed_in().username))
     response = Response(svg, mimetype="image/svg+xml")
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -119,20 +119,18 @@ async def qr_code() -> ResponseReturnValue:
 @bp.route("/recovery-codes", methods=["GET", "POST"])
 @login_required
 @fresh_login_required
-async def new_codes() -> ResponseReturnValue:
+@form_post(NewCodesForm)
+async def new_codes(form: NewCodesForm) -> ResponseReturnValue:
     """GET asks; POST replaces the recovery codes with ten new ones and shows them once."""
-    if request.method == "POST" and request.mimetype not in FORM_TYPES:
-        abort(415)
     async with db.session() as dbs:
-        if not await totp.is_enabled(dbs, g.user.id):
+        if not await totp.is_enabled(dbs, signed_in().id):
             return redirect(url("twofactor.settings"))
-        left = await recovery.remaining(dbs, g.user.id)
-    form = cast(NewCodesForm, await NewCodesForm.create_form())
+        left = await recovery.remaining(dbs, signed_in().id)
     if await form.validate_on_submit():
         async with db.session() as dbs:
-            codes = await recovery.replace(dbs, g.user.id)
+            codes = await recovery.replace(dbs, signed_in().id)
             await dbs.commit()
-        signals.send(signals.recovery_codes_renewed, username=g.user.username)
+        signals.send(signals.recovery_codes_renewed, username=signed_in().username)
         return await _show_codes(codes, first=False)
     status = 400 if form.errors else 200
     return await render_template("twofactor/new_codes.html", form=form, left=left), status
@@ -141,21 +139,19 @@ async def new_codes() -> ResponseReturnValue:
 @bp.route("/disable", methods=["GET", "POST"])
 @login_required
 @fresh_login_required
-async def disable() -> ResponseReturnValue:
+@form_post(DisableForm)
+async def disable(form: DisableForm) -> ResponseReturnValue:
     """GET asks; POST removes the TOTP key, the recovery codes and any half-done logins."""
-    if request.method == "POST" and request.mimetype not in FORM_TYPES:
-        abort(415)
-    form = cast(DisableForm, await DisableForm.create_form())
     if await form.validate_on_submit():
         async with db.session() as dbs:
-            removed = await totp.remove(dbs, g.user.id)
+            removed = await totp.remove(dbs, signed_in().id)
             await dbs.commit()
         if removed:
-            signals.send(signals.two_factor_disabled, username=g.user.username, by="user")
+            signals.send(signals.two_factor_disabled, username=signed_in().username, by="user")
         await flash(TURNED_OFF, "success")
         return redirect(url("twofactor.settings"))
     async with db.session() as dbs:
-        enabled = await totp.is_enabled(dbs, g.user.id)
+        enabled = await totp.is_enabled(dbs, signed_in().id)
     if not enabled:
         return redirect(url("twofactor.settings"))
     status = 400 if form.errors else 200

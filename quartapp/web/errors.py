@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol, cast
 
-from quart import Quart, current_app, g, render_template, request, session, url_for
+from quart import Quart, current_app, g, render_template, request, url_for
 from quart.typing import ResponseReturnValue
 from quart_wtf import const as wtf
 from quart_wtf.csrf import CSRFError
@@ -21,15 +23,43 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from .. import metrics
-from ..auth.credentials import LockedOut
-from ..auth.passwords import Busy
-from ..auth.signin import LOGIN_KEY, LOGIN_NAME_KEY
-from ..auth.views import load_logged_in_user, requested_path, safe_next
+from .. import signals
 from . import security
+from .navigation import requested_path, safe_next
 
 log = logging.getLogger("quartapp.errors")  # the pre-move name, kept for log filters
 BUSY_LOG = "quartapp.errors.busy_log"
+HOOKS = "quartapp.errors.hooks"
+
+
+class Busy(Exception):
+    """A queue of work is full (password hashing, ratings): the answer is a 503 with
+    ``Retry-After: 1``. The message, if any, says which queue."""
+
+
+class Refusal(Protocol):
+    """A refused attempt (auth's ``LockedOut``): how long until the next one may come."""
+
+    retry_after: int
+
+
+@dataclass
+class PageHooks:
+    """What the signed-in features tell the error pages, kept in ``app.extensions``.
+
+    ``identify`` finds who is signed in, for a page made before the app's hooks did
+    (a failed CSRF check); ``unchecked_name`` is the name the session cookie claims when
+    the login could not be checked (the database is away), so the page's header still
+    offers that person their way out. The shell itself knows no feature.
+    """
+
+    identify: Callable[[], Awaitable[None]] | None = None
+    unchecked_name: Callable[[], str | None] | None = None
+
+
+def page_hooks(app: Quart) -> PageHooks:
+    """The app's :class:`PageHooks` (made by :func:`init_app`)."""
+    return cast(PageHooks, app.extensions[HOOKS])
 
 
 class Throttled:
@@ -198,25 +228,21 @@ async def handle_http_error(error: HTTPException) -> ResponseReturnValue:
 # Blueprints handle LockedOut and the
 # unavailable errors themselves where their forms need other words; these are the
 # app's defaults, and the helpers those handlers call.
-async def lockout_page(error: LockedOut, **context: object) -> ResponseReturnValue:
+async def lockout_page(error: Refusal, **context: object) -> ResponseReturnValue:
     """The 429 page for a refused attempt: how long to wait, plus ``context`` (a
     ``message``, a ``hint``, ``back_url`` and ``back_text``) from the blueprint."""
     page = await render_error(429, None, wait=wait_in_words(error.retry_after), **context)
     return page, 429, {"Retry-After": str(error.retry_after)}
 
 
-async def handle_locked_out(error: LockedOut) -> ResponseReturnValue:
-    """A lockout on a form whose blueprint says nothing of its own."""
-    return await lockout_page(error)
-
-
 async def note_csrf_error(error: CSRFError) -> None:
     """Log a failed CSRF check, and find who is logged in for the page's header."""
     log.info("CSRF check failed on %s %s: %s", request.method, request.path, error.description)
-    if "user" not in g:
+    identify = page_hooks(current_app).identify
+    if "user" not in g and identify is not None:
         # CSRFProtect runs before auth's hook sets g.user; without it the header of a
         # failed logout would say "Sign in" to someone who is still signed in.
-        await load_logged_in_user()
+        await identify()
 
 
 async def handle_csrf_error(error: CSRFError) -> ResponseReturnValue:
@@ -269,9 +295,9 @@ def note_unavailable(error: Exception) -> dict[str, str] | None:
     A blueprint's own handler (``auth.errors``) calls this before its own page.
     """
     if isinstance(error, Busy):
-        metrics.hashing_queue_full()
+        signals.send(signals.queue_full, endpoint=request.endpoint)
     else:
-        metrics.db_error()
+        signals.send(signals.database_failed)
     if isinstance(error, DBAPIError) and isinstance(error, SQL_BUGS):
         return None
     if isinstance(error, Busy):
@@ -293,20 +319,21 @@ def note_unavailable(error: Exception) -> dict[str, str] | None:
         )
         retry = RETRY_AFTER
     headers = {"Retry-After": str(retry)}
-    if g.get("user") is None and isinstance(session.get(LOGIN_KEY), str):
+    unchecked = page_hooks(current_app).unchecked_name
+    name = unchecked() if unchecked is not None and g.get("user") is None else None
+    if name is not None:
         # The login could not be checked: the header still shows who the cookie
         # says is signed in (and their way out), not "Sign in".
-        name = session.get(LOGIN_NAME_KEY)
-        g.unchecked_login = name if isinstance(name, str) else ""
+        g.unchecked_login = name
     return headers
 
 
 def init_app(app: Quart) -> None:
     """Register the handlers; the CSRF one first, as CSRFError is also a 400."""
     app.extensions[BUSY_LOG] = Throttled()
+    app.extensions[HOOKS] = PageHooks()
     for unavailable in UNAVAILABLE:
         app.register_error_handler(unavailable, handle_unavailable)
-    app.register_error_handler(LockedOut, handle_locked_out)
     app.register_error_handler(CSRFError, handle_csrf_error)
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(InternalServerError, handle_unexpected)

@@ -1,11 +1,12 @@
-"""The public pages and the protected greeting: the ``pages`` blueprint."""
+"""The public pages and the protected greeting: the ``pages`` blueprint (``/``,
+``/welcome`` and ``/hello``)."""
 
 from __future__ import annotations
 
 from quart import Blueprint, render_template
 from quart.typing import ResponseReturnValue
 
-from ..auth.views import login_required
+from ..auth.current import login_required
 
 bp = Blueprint("pages", __name__)
 

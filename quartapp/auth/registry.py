@@ -1,0 +1,122 @@
+"""What other features plug into signing in: the registries auth keeps in ``app.extensions``.
+
+``auth`` knows no feature by name. A feature that adds to signing in (a second factor,
+a way to confirm a login, a table to prune, a thing that must end with a login) registers
+it here from its own ``init_app``; auth asks the registry, never a module-level list
+filled at import, so what a login requires depends on which features the app was built
+with, not on what happened to be imported.
+
+- ``second_steps``: what a right password may still need before it is a login (TOTP);
+- ``confirm_steps``: what ``/login/confirm`` asks for on top of the password;
+- ``strong_factors``: whether a user has a factor beyond the password (TOTP, a passkey),
+  for :func:`~quartapp.auth.reauth.strong_login_required`;
+- ``login_methods``: the ways a login may be made, and how the sessions page names them;
+  ``strong_methods``: those (and confirmations) that prove a factor beyond the password;
+- ``logins_ending``: work done in the transaction that ends a user's logins (or one);
+- ``signed_out``: work done in the request of a browser that signs out, while its
+  session cookie still says what it holds;
+- ``strong_proofs``: work done in the transaction of a proof with a factor beyond the
+  password (a passkey);
+- ``pruners``: tables the background prune and ``db prune`` keep small.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+from quart import current_app
+from sqlalchemy.ext.asyncio import AsyncSession
+
+if TYPE_CHECKING:
+    from flask.sansio.app import App
+    from werkzeug.wrappers import Response as WerkzeugResponse
+
+    from .credentials import Checked
+    from .forms import ConfirmForm
+
+EXTENSION = "quartapp.auth"
+
+
+@dataclass(frozen=True)
+class SecondStep:
+    """A factor a password login may still need after a right password.
+
+    ``required(user_id)`` says whether this user needs it; ``begin(checked, remember,
+    next_url)`` answers the password form instead of logging in (it sends the browser on
+    to the step's own page).
+    """
+
+    required: Callable[[int], Awaitable[bool]]
+    begin: Callable[[Checked, bool, str | None], Awaitable[WerkzeugResponse]]
+
+
+@dataclass(frozen=True)
+class ConfirmStep:
+    """What ``/login/confirm`` asks for beyond the password, for the users who have it.
+
+    ``asks(user_id)`` says whether the page shows the code field to this user;
+    ``check(form, user_id)`` returns an error for the form, or None when its part was
+    right (or the user has no such factor). ``method`` is how a confirmation through it
+    is recorded on the login (``logins.verified_method``).
+    """
+
+    asks: Callable[[int], Awaitable[bool]]
+    check: Callable[[ConfirmForm, int], Awaitable[str | None]]
+    method: str
+
+
+# (session, user_id, login_id): login_id None when all of the user's logins end.
+LoginsEnding = Callable[[AsyncSession, int, str | None], Awaitable[None]]
+# Run in the request of a browser that signs out, before its session cookie is cleared.
+SignedOut = Callable[[], Awaitable[None]]
+# (session, user_id): the user just proved a factor beyond the password.
+StrongProof = Callable[[AsyncSession, int], Awaitable[None]]
+# (session, config, batch): deletes up to ``batch`` stale rows of one table; how many.
+Pruner = Callable[[AsyncSession, Any, int], Awaitable[int]]
+
+
+@dataclass
+class Registry:
+    """Everything features have registered with auth (see the module docstring)."""
+
+    second_steps: list[SecondStep] = field(default_factory=list)
+    confirm_steps: list[ConfirmStep] = field(default_factory=list)
+    strong_factors: list[Callable[[int], Awaitable[bool]]] = field(default_factory=list)
+    login_methods: dict[str, str] = field(default_factory=lambda: {"password": "Password"})
+    # Login methods and confirmations that prove a factor beyond the password.
+    strong_methods: set[str] = field(default_factory=set)
+    logins_ending: list[LoginsEnding] = field(default_factory=list)
+    signed_out: list[SignedOut] = field(default_factory=list)
+    strong_proofs: list[StrongProof] = field(default_factory=list)
+    pruners: dict[str, Pruner] = field(default_factory=dict)
+
+
+def registry(app: App | None = None) -> Registry:
+    """The registry of ``app`` (the current app by default), made on first use."""
+    target = app if app is not None else current_app
+    found = target.extensions.get(EXTENSION)
+    if found is None:
+        found = target.extensions[EXTENSION] = Registry()
+    return cast(Registry, found)
+
+
+async def logins_ending(session: AsyncSession, user_id: int, login_id: str | None) -> None:
+    """Run every feature's work for logins that end, in the caller's transaction."""
+    for hook in registry().logins_ending:
+        await hook(session, user_id, login_id)
+
+
+async def strong_proof(session: AsyncSession, user_id: int) -> None:
+    """Run every feature's work for a proof beyond the password, in the caller's transaction."""
+    for hook in registry().strong_proofs:
+        await hook(session, user_id)
+
+
+async def has_strong_factor(user_id: int) -> bool:
+    """Whether the user has a factor beyond the password (TOTP in force, a passkey...)."""
+    for check in registry().strong_factors:
+        if await check(user_id):
+            return True
+    return False
