@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from quart import current_app
+from quart import Quart, current_app
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from . import keys
+from . import keys, signals
 from .auth.passwords import Passwords, passwords
 from .auth.users import AccountError, count_users, create_user
 from .db import db
@@ -108,10 +108,13 @@ def discard_initial_password(config: Mapping[str, Any], username: str) -> bool:
     return True
 
 
-async def forget_initial_password(config: Mapping[str, Any], username: str) -> None:
-    """:func:`discard_initial_password` off the event loop, for the views."""
-    if username == INITIAL_ADMIN:
-        await asyncio.to_thread(discard_initial_password, config, username)
+@signals.password_changed.connect
+def _password_changed(sender: object, *, username: str, **_: object) -> None:
+    """Whoever changed the admin's password (the account page, ``users set-password``),
+    the first-run file goes. An unlink of one small file, and only for ``admin``: no
+    thread is worth it."""
+    if username == INITIAL_ADMIN and isinstance(sender, Quart):
+        discard_initial_password(sender.config, username)
 
 
 async def create_initial_admin_for_app() -> None:

@@ -20,8 +20,8 @@ from quart import (
 from quart.typing import ResponseReturnValue
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from .. import audit, bootstrap, signals
-from ..auth import credentials, devices, logins, users
+from .. import audit, signals
+from ..auth import credentials, devices, flows, users
 from ..auth.credentials import LockedOut
 from ..auth.current import login_required, signed_in
 from ..auth.passwords import passwords
@@ -99,7 +99,21 @@ async def _change_password(form: ChangePasswordForm) -> WerkzeugResponse | None:
         form.current_password.errors = [WRONG_PASSWORD]
         return None
     try:
-        await users.vet_password(new_password, config, username=user.username)
+        # One flow with `users set-password` (auth.flows): the policy, the hash, then
+        # one transaction that ends everything the old password let in.
+        async with db.session() as dbs:
+            changed = await flows.change_password(
+                dbs,
+                config,
+                passwords(),
+                user_id=user.id,
+                username=user.username,
+                new_password=new_password,
+                keep=flows.ThisBrowser(
+                    user.login_id, request.remote_addr, request.headers.get("User-Agent")
+                ),
+                record=lambda dbs: credentials.record_success(dbs, checked),
+            )
     except users.AccountError as error:
         # The current password was right: it must not count toward a lockout, or a
         # few refused new passwords would lock the owner out.
@@ -108,26 +122,7 @@ async def _change_password(form: ChangePasswordForm) -> WerkzeugResponse | None:
             await dbs.commit()
         form.new_password.errors = [sentence(str(error))]
         return None
-    # Hashed before the transaction, so no connection is held while argon2 runs.
-    new_hash = await passwords().hash(new_password)
-    async with db.session() as dbs:
-        await credentials.record_success(dbs, checked)
-        await users.store_password_hash(dbs, user.id, new_hash)
-        token = await logins.rotate(
-            dbs,
-            config,
-            user.login_id,
-            address=request.remote_addr,
-            user_agent=request.headers.get("User-Agent"),
-        )
-        ended = await logins.end_all(dbs, user.id, keep=logins.digest(token) if token else None)
-        # Device cookies made under the old password are worth nothing now; this
-        # browser, which just proved the password, starts over with a new one.
-        await devices.forget_all(dbs, user.id)
-        nonce = await devices.mint(dbs, config, user.id)
-        await dbs.commit()
-    signals.send(signals.password_changed, username=user.username, sessions_ended=ended)
-    await bootstrap.forget_initial_password(config, user.username)
+    token, nonce = changed.token, changed.nonce
     # A new CSRF token too, as at login: auth.issue_csrf_token puts it in this response.
     drop_csrf_token()
     if token is None:
@@ -214,12 +209,13 @@ async def end_other_sessions() -> ResponseReturnValue:
     # The devices logged out here lose their trust too; this browser keeps its own.
     this_device = await devices.trusted(current_app.config, request.cookies, signed_in().username)
     async with db.session() as dbs:
-        ended = await logins.end_all(dbs, signed_in().id, keep=signed_in().login_id)
-        await devices.forget_all(dbs, signed_in().id, keep=this_device)
-        await dbs.commit()
-    signals.send(
-        signals.session_ended, username=signed_in().username, count=ended, everywhere=True
-    )
+        await flows.end_logins(
+            dbs,
+            user_id=signed_in().id,
+            username=signed_in().username,
+            keep_login=signed_in().login_id,
+            keep_device=this_device,
+        )
     await flash("You were logged out everywhere else.", "success")
     return redirect(url_for("account.sessions"))
 

@@ -150,24 +150,6 @@ async def create_user(
     return user
 
 
-async def set_password(
-    session: AsyncSession,
-    passwords: Passwords,
-    config: Mapping[str, Any],
-    name: str,
-    password: str,
-) -> int:
-    """Change a password and end every login of that user; returns how many ended."""
-    user = await get_user(session, name)
-    await vet_password(password, config, username=user.username)
-    user.password_hash = await passwords.hash(password)
-    ended = await logins.end_all(session, user.id)
-    # Device cookies made under the old password stop being trusted.
-    await devices.forget_all(session, user.id)
-    await session.commit()
-    return ended
-
-
 async def delete_user(session: AsyncSession, name: str) -> None:
     """Delete an account and, with it, every one of its logins."""
     user = await get_user(session, name)
@@ -177,15 +159,6 @@ async def delete_user(session: AsyncSession, name: str) -> None:
     await devices.forget_all(session, user.id)
     await session.delete(user)
     await session.commit()
-
-
-async def revoke_logins(session: AsyncSession, name: str) -> int:
-    """End every login of a user and forget their trusted devices; how many logins ended."""
-    user = await get_user(session, name)
-    ended = await logins.end_all(session, user.id)
-    await devices.forget_all(session, user.id)
-    await session.commit()
-    return ended
 
 
 async def unlock(session: AsyncSession, name: str) -> int:

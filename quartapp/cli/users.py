@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .. import audit, bootstrap, signals
-from ..auth import logins, users
-from ..twofactor import totp
+from .. import audit, bootstrap
+from ..auth import flows, users
+from ..auth.passwords import Passwords
+from ..twofactor import flows as twofactor_flows
 from .running import load_config, run
 
 users_cli = click.Group("users", help="Create, list and manage user accounts.")
@@ -72,11 +75,20 @@ def set_password_command(name: str, password_stdin: bool) -> None:
     """Change NAME's password and end all of NAME's logins."""
     username = run(lambda session, _p, _c: _existing(session, name))
     password = read_password(password_stdin)
-    ended = run(
-        lambda session, hasher, config: users.set_password(session, hasher, config, name, password)
-    )
-    signals.send(signals.password_changed, username=username, sessions_ended=ended)
-    bootstrap.discard_initial_password(load_config(), username)
+
+    async def change(session: AsyncSession, hasher: Passwords, config: Mapping[str, Any]) -> int:
+        user = await users.get_user(session, name)
+        changed = await flows.change_password(
+            session,
+            config,
+            hasher,
+            user_id=user.id,
+            username=user.username,
+            new_password=password,
+        )
+        return changed.ended
+
+    ended = run(change)
     click.echo(f"changed the password of {username!r}; ended {ended} login(s)")
 
 
@@ -112,9 +124,13 @@ def list_command() -> None:
 @click.argument("name")
 def revoke_command(name: str) -> None:
     """End every login of NAME, on every device, and forget NAME's trusted devices."""
-    ended = run(lambda session, _p, _c: users.revoke_logins(session, name))
+
+    async def revoke(session: AsyncSession, _p: Passwords, _c: Mapping[str, Any]) -> int:
+        user = await users.get_user(session, name)
+        return await flows.end_logins(session, user_id=user.id, username=user.username)
+
+    ended = run(revoke)
     username = users.normalize_username(name)
-    signals.send(signals.session_ended, username=username, count=ended, everywhere=True)
     click.echo(f"ended {ended} login(s) of {username!r}")
 
 
@@ -132,19 +148,14 @@ def unlock_command(name: str) -> None:
 @click.argument("name")
 def reset_two_factor_command(name: str) -> None:
     """Remove NAME's TOTP key and recovery codes, and end every login of NAME."""
-    removed, ended = run(lambda session, _p, _c: _reset_two_factor(session, name))
+
+    async def reset(
+        session: AsyncSession, _p: Passwords, _c: Mapping[str, Any]
+    ) -> tuple[bool, int]:
+        user = await users.get_user(session, name)
+        return await twofactor_flows.reset(session, user_id=user.id, username=user.username)
+
+    removed, ended = run(reset)
     username = users.normalize_username(name)
-    if removed:
-        signals.send(signals.two_factor_disabled, username=username, by="admin")
-    signals.send(signals.session_ended, username=username, count=ended, everywhere=True)
     state = "removed two-factor authentication" if removed else "no two-factor authentication"
     click.echo(f"{state} of {username!r}; ended {ended} login(s)")
-
-
-async def _reset_two_factor(session: AsyncSession, name: str) -> tuple[bool, int]:
-    """Whether NAME had TOTP in force, and how many logins ended (commits)."""
-    user = await users.get_user(session, name)
-    removed = await totp.remove(session, user.id)
-    ended = await logins.end_all(session, user.id)
-    await session.commit()
-    return removed, ended

@@ -21,7 +21,7 @@ from ..auth.reauth import fresh_login_required, unless_fresh
 from ..db import db
 from ..web.forms import form_post
 from ..web.messages import flash
-from . import misses, recovery, totp
+from . import flows, misses, recovery, totp
 from .forms import DisableForm, EnrolForm, NewCodesForm
 from .login import WRONG_CODE
 
@@ -143,11 +143,9 @@ async def new_codes(form: NewCodesForm) -> ResponseReturnValue:
 async def disable(form: DisableForm) -> ResponseReturnValue:
     """GET asks; POST removes the TOTP key, the recovery codes and any half-done logins."""
     if await form.validate_on_submit():
+        user = signed_in()
         async with db.session() as dbs:
-            removed = await totp.remove(dbs, signed_in().id)
-            await dbs.commit()
-        if removed:
-            signals.send(signals.two_factor_disabled, username=signed_in().username, by="user")
+            await flows.turn_off(dbs, user_id=user.id, username=user.username, by="user")
         await flash(TURNED_OFF, "success")
         return redirect(url("twofactor.settings"))
     async with db.session() as dbs:
