@@ -15,8 +15,10 @@ import hmac
 import json
 import logging
 import secrets
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from blinker import Signal
 from quart import current_app, has_app_context, has_request_context, request
 
 from . import signals
@@ -74,28 +76,49 @@ def loggable_username(username: str | None) -> str | None:
     return f"sha256:{digest[:12]}"
 
 
-# The signals, as the lines they have always been. Connected at import: quartapp's
-# package imports this module, so the app and the CLI both log.
+# Each signal as the line it has always been: the event's name, and the line's name for
+# each of the signal's fields (a field not named here keeps its own; ``username`` is
+# the line's ``user``). One receiver serves them all (:func:`_receiver`).
+EVENTS: tuple[tuple[Signal, str, dict[str, str]], ...] = (
+    (signals.user_logged_in, "login_ok", {}),
+    (signals.login_failed, "login_failed", {}),
+    (signals.locked_out, "lockout", {}),
+    (signals.user_logged_out, "logout", {}),
+    (signals.password_changed, "password_changed", {}),
+    (signals.password_change_failed, "password_change_failed", {}),
+    (signals.reauthenticated, "reauthenticated", {}),
+    (signals.two_factor_enabled, "two_factor_enabled", {}),
+    (signals.two_factor_disabled, "two_factor_disabled", {}),
+    (signals.second_factor_succeeded, "two_factor_ok", {}),
+    (signals.second_factor_failed, "two_factor_failed", {}),
+    (signals.recovery_code_used, "recovery_code_used", {}),
+    (signals.recovery_codes_renewed, "recovery_codes_created", {}),
+    (signals.passkey_added, "passkey_added", {"name": "passkey"}),
+    (signals.passkey_removed, "passkey_removed", {"name": "passkey"}),
+    (signals.passkey_renamed, "passkey_renamed", {"new": "passkey", "old": "old_name"}),
+    (signals.passkey_signed_in, "passkey_login_ok", {"name": "passkey"}),
+    (signals.passkey_failed, "passkey_login_failed", {}),
+    (signals.passkey_clone_refused, "passkey_clone_refused", {"name": "passkey"}),
+    (signals.user_created, "user_created", {}),
+    (signals.user_deleted, "user_deleted", {}),
+    (signals.unlocked, "unlocked", {}),
+    (signals.device_code_created, "device_code_created", {}),
+    (signals.device_trusted, "device_trusted", {}),
+    (signals.device_code_locked_out, "device_code_locked_out", {}),
+)
 
 
-@signals.user_logged_in.connect
-def _logged_in(_sender: object, *, username: str, remember: bool) -> None:
-    log("login_ok", username, remember=remember)
+def _receiver(event: str, names: dict[str, str]) -> Callable[..., None]:
+    def receive(_sender: object, *, username: str | None = None, **fields: object) -> None:
+        log(event, username, **{names.get(name, name): value for name, value in fields.items()})
+
+    return receive
 
 
-@signals.login_failed.connect
-def _login_failed(_sender: object, *, username: str) -> None:
-    log("login_failed", username)
-
-
-@signals.locked_out.connect
-def _locked_out(_sender: object, *, username: str, retry_after: int) -> None:
-    log("lockout", username, retry_after=retry_after)
-
-
-@signals.user_logged_out.connect
-def _logged_out(_sender: object, *, username: str) -> None:
-    log("logout", username)
+# Kept alive here: blinker holds receivers weakly.
+_RECEIVERS = [_receiver(event, names) for _, event, names in EVENTS]
+for _row, _receive in zip(EVENTS, _RECEIVERS, strict=True):
+    _row[0].connect(_receive)
 
 
 @signals.session_ended.connect
@@ -104,78 +127,6 @@ def _session_ended(_sender: object, *, username: str, count: int, everywhere: bo
         log("sessions_revoked", username, sessions_ended=count)
     else:
         log("session_ended", username)
-
-
-@signals.password_changed.connect
-def _password_changed(_sender: object, *, username: str, sessions_ended: int) -> None:
-    log("password_changed", username, sessions_ended=sessions_ended)
-
-
-@signals.reauthenticated.connect
-def _reauthenticated(_sender: object, *, username: str, method: str) -> None:
-    log("reauthenticated", username, method=method)
-
-
-@signals.two_factor_enabled.connect
-def _two_factor_enabled(_sender: object, *, username: str) -> None:
-    log("two_factor_enabled", username)
-
-
-@signals.two_factor_disabled.connect
-def _two_factor_disabled(_sender: object, *, username: str, by: str) -> None:
-    log("two_factor_disabled", username, by=by)
-
-
-@signals.second_factor_succeeded.connect
-def _second_factor_ok(_sender: object, *, username: str, method: str) -> None:
-    log("two_factor_ok", username, method=method)
-
-
-@signals.second_factor_failed.connect
-def _second_factor_failed(_sender: object, *, username: str) -> None:
-    log("two_factor_failed", username)
-
-
-@signals.recovery_code_used.connect
-def _recovery_code_used(_sender: object, *, username: str, remaining: int) -> None:
-    log("recovery_code_used", username, remaining=remaining)
-
-
-@signals.recovery_codes_renewed.connect
-def _recovery_codes_renewed(_sender: object, *, username: str) -> None:
-    log("recovery_codes_created", username)
-
-
-@signals.passkey_added.connect
-def _passkey_added(_sender: object, *, username: str, name: str) -> None:
-    log("passkey_added", username, passkey=name)
-
-
-@signals.passkey_removed.connect
-def _passkey_removed(_sender: object, *, username: str, name: str) -> None:
-    log("passkey_removed", username, passkey=name)
-
-
-@signals.passkey_renamed.connect
-def _passkey_renamed(_sender: object, *, username: str, old: str, new: str) -> None:
-    log("passkey_renamed", username, passkey=new, old_name=old)
-
-
-@signals.passkey_signed_in.connect
-def _passkey_signed_in(_sender: object, *, username: str, name: str) -> None:
-    log("passkey_login_ok", username, passkey=name)
-
-
-@signals.passkey_failed.connect
-def _passkey_failed(_sender: object, *, username: str | None, reason: str) -> None:
-    log("passkey_login_failed", username, reason=reason)
-
-
-@signals.passkey_clone_refused.connect
-def _passkey_clone_refused(
-    _sender: object, *, username: str, name: str, stored: int, received: int
-) -> None:
-    log("passkey_clone_refused", username, passkey=name, stored=stored, received=received)
 
 
 def init_app(app: Quart) -> None:

@@ -32,6 +32,19 @@ user_logged_out = _signals.signal("user-logged-out")
 session_ended = _signals.signal("session-ended")
 # username, sessions_ended: the password changed, and so many other logins ended.
 password_changed = _signals.signal("password-changed")
+# username: the current password given to change it was wrong.
+password_change_failed = _signals.signal("password-change-failed")
+# username: an account was created (by an admin, with `users create`) or deleted.
+user_created = _signals.signal("user-created")
+user_deleted = _signals.signal("user-deleted")
+# username, counters_cleared: an admin lifted a lockout (`users unlock`).
+unlocked = _signals.signal("unlocked")
+# username: a logged-in user made a one-time code to trust a new browser.
+device_code_created = _signals.signal("device-code-created")
+# username: a browser became a trusted device with such a code.
+device_trusted = _signals.signal("device-trusted")
+# retry_after: a network typed too many wrong device codes and is refused for a while.
+device_code_locked_out = _signals.signal("device-code-locked-out")
 # username, method ("password", "password+code", "passkey"): a logged-in user proved who they are
 # again (auth.reauth), before a sensitive change.
 reauthenticated = _signals.signal("reauthenticated")

@@ -20,7 +20,7 @@ from quart import (
 from quart.typing import ResponseReturnValue
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from .. import audit, signals
+from .. import signals
 from ..auth import credentials, devices, flows, users
 from ..auth.credentials import LockedOut
 from ..auth.current import login_required, signed_in
@@ -95,7 +95,7 @@ async def _change_password(form: ChangePasswordForm) -> WerkzeugResponse | None:
         cookies=request.cookies,
     )
     if checked.user is None or checked.user.id != user.id:
-        audit.log("password_change_failed", user.username)
+        signals.send(signals.password_change_failed, username=user.username)
         form.current_password.errors = [WRONG_PASSWORD]
         return None
     try:
@@ -232,7 +232,7 @@ async def new_device() -> ResponseReturnValue:
         return redirect(url_for("account.sessions"))
     async with db.session() as dbs:
         code = await devices.new_code(dbs, signed_in().id)
-    audit.log("device_code_created", signed_in().username)
+    signals.send(signals.device_code_created, username=signed_in().username)
     return await render_template(
         "account/new_device.html",
         code=devices.format_code(code),

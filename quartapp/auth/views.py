@@ -19,7 +19,7 @@ from quart import (
 from quart.typing import ResponseReturnValue
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from .. import audit, signals
+from .. import signals
 from ..db import db
 from ..web.forms import form_post
 from ..web.messages import flash
@@ -117,7 +117,7 @@ async def trust_device(form: DeviceCodeForm) -> ResponseReturnValue:
             form.code.errors = [TOO_MANY_DEVICES]
             status = 429
         else:
-            audit.log("device_trusted", redeemed.username)
+            signals.send(signals.device_trusted, username=redeemed.username)
             await flash(
                 f"This browser is now a trusted device of {redeemed.username}. "
                 "Sign in with your password.",
@@ -145,7 +145,7 @@ async def redeem_counted(code: str) -> devices.Redeemed | None:
             lockout = await throttle.count(dbs, config, wanted)
             await dbs.commit()
         if lockout is not None:
-            audit.log("device_code_locked_out", None, retry_after=lockout.retry_after)
+            signals.send(signals.device_code_locked_out, retry_after=lockout.retry_after)
             raise credentials.LockedOut(lockout)
         return await devices.redeem(dbs, config, code)
 

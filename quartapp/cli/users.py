@@ -9,7 +9,7 @@ from typing import Any
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .. import audit, bootstrap
+from .. import bootstrap, signals
 from ..auth import flows, users
 from ..auth.passwords import Passwords
 from ..twofactor import flows as twofactor_flows
@@ -64,7 +64,7 @@ def create_command(name: str, password_stdin: bool) -> None:
     username = run(lambda session, _p, config: users.available_username(session, config, name))
     password = read_password(password_stdin)
     run(lambda session, hasher, config: users.create_user(session, hasher, config, name, password))
-    audit.log("user_created", username)
+    signals.send(signals.user_created, username=username)
     click.echo(f"created user {username!r}")
 
 
@@ -105,7 +105,7 @@ def delete_command(name: str, yes: bool) -> None:
     if not yes:
         click.confirm(f"Delete user {username!r}?", abort=True)
     run(lambda session, _p, _c: users.delete_user(session, name))
-    audit.log("user_deleted", username)
+    signals.send(signals.user_deleted, username=username)
     bootstrap.discard_initial_password(load_config(), username)
     click.echo(f"deleted user {username!r}")
 
@@ -140,7 +140,7 @@ def unlock_command(name: str) -> None:
     """Lift a lockout of NAME at once (for an owner with no trusted device)."""
     cleared = run(lambda session, _p, _c: users.unlock(session, name))
     username = users.normalize_username(name)
-    audit.log("unlocked", username, counters_cleared=cleared)
+    signals.send(signals.unlocked, username=username, counters_cleared=cleared)
     click.echo(f"unlocked {username!r}; cleared {cleared} throttle counter(s)")
 
 
