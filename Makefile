@@ -63,9 +63,11 @@ bench: $(VENV)/.installed-bench
 	@command -v wrk >/dev/null 2>&1 || { echo "error: wrk is not installed: apt-get install wrk" >&2; exit 1; }
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
+# ruff, then the import graph's contracts (.importlinter: layers, features apart).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 # mypy --strict over quartapp/, bench/ and tests/ (settings in pyproject.toml). The bench
 # group is installed too, because bench/apps imports Flask and its extensions.

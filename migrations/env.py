@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from alembic import context
 
+from quartapp import load_models
 from quartapp.db import Base
+
+load_models()  # every feature's tables, so the comparison sees the whole schema
 
 connection = context.config.attributes.get("connection")
 if connection is None or context.is_offline_mode():

@@ -107,6 +107,20 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
     return app
 
 
+def load_models() -> None:
+    """Import every feature's tables (``<feature>/models.py``) into ``db.Base.metadata``.
+
+    For what needs the whole schema without building an app: Alembic's comparison of
+    the models with the migrations (``migrations/env.py``) and the tests. An app
+    imports each feature's models when it uses them.
+    """
+    from importlib import import_module
+
+    for name in FEATURES:
+        if (Path(__file__).parent / name / "models.py").is_file():
+            import_module(f".{name}.models", __name__)
+
+
 async def freeze_startup_objects() -> None:
     """Move everything alive once the app has started out of the garbage collector's sight.
 

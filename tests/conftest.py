@@ -40,7 +40,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from quartapp import create_app
+from quartapp import create_app, load_models
 from quartapp.auth import users
 from quartapp.auth.passwords import passwords
 from quartapp.db import Base, User, db, schema
@@ -77,6 +77,7 @@ SQLITE_ONLY = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 # after another, so no two of them ever load the machine at once.
 TIMING = pytest.mark.xdist_group("timing")
 TEST_DATABASE = "quartapp_test"
+load_models()  # every feature's tables, for TABLES and the schema's tests
 TABLES = [table.name for table in Base.metadata.sorted_tables]
 
 # Fixed test keys, 43 characters like the output of `python -m quartapp.keys`.

@@ -16,9 +16,9 @@ from quart import Quart
 from quart.wrappers import Response
 
 from quartapp.account import login_list
-from quartapp.account.display import browser_summary, utc_minute
 from quartapp.auth import ratings, users
 from quartapp.settings import DEFAULTS
+from quartapp.web.display import browser_summary, utc_minute
 from tests.conftest import (
     PASSWORD,
     AuthActions,

@@ -2,9 +2,7 @@
 
 - ``views``: change the password; list, end and trust sessions (logins) and devices;
 - ``login_list``: the sessions page's queries (live logins, their public ids);
-- ``forms``: their forms;
-- ``display``: how a login is shown (``browser_summary``, ``utc_minute``).
-
+- ``forms``: their forms.
 """
 
 from __future__ import annotations

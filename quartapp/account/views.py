@@ -26,14 +26,15 @@ from ..auth.credentials import LockedOut
 from ..auth.current import login_required, signed_in
 from ..auth.passwords import passwords
 from ..auth.reauth import strong_login_required
+from ..auth.registry import registry
 from ..auth.signin import LOGIN_KEY
-from ..db import LOGIN_METHODS, db
+from ..db import db
 from ..web import errors
+from ..web.display import browser_summary, utc_minute
 from ..web.forms import form_post
 from ..web.messages import flash
 from ..web.speedups import drop_csrf_token
 from . import login_list
-from .display import browser_summary, utc_minute
 from .forms import ChangePasswordForm, EndSessionForm
 
 bp = Blueprint("account", __name__, url_prefix="/account")
@@ -154,6 +155,7 @@ async def sessions() -> ResponseReturnValue:
     async with db.session() as dbs:
         rows = await login_list.live_for_user(dbs, config, signed_in().id)
         trusted = await devices.count(dbs, config, signed_in().id)
+    methods = registry().login_methods
     entries = [
         {
             "id": login_list.public_id(config, row.id),
@@ -163,7 +165,7 @@ async def sessions() -> ResponseReturnValue:
             "address": row.address or "Unknown address",
             "browser": browser_summary(row.user_agent),
             "remember": row.remember,
-            "method": LOGIN_METHODS.get(row.method, row.method),
+            "method": methods.get(row.method, row.method),
         }
         for row in rows
     ]

@@ -34,7 +34,6 @@ from sqlalchemy.pool import NullPool
 
 from .models import (
     ADDRESS_COLUMN,
-    LOGIN_METHODS,
     USER_AGENT_COLUMN,
     USERNAME_COLUMN,
     Base,
@@ -45,13 +44,10 @@ from .models import (
     User,
     utcnow,
 )
-from .passkeys import Passkey, PasskeyChallenge
-from .twofactor import PendingLogin, RecoveryCode, SecondFactorFailure, TotpFactor
 
 __all__ = [
     "ADDRESS_COLUMN",
     "EXTENSION",
-    "LOGIN_METHODS",
     "USERNAME_COLUMN",
     "USER_AGENT_COLUMN",
     "Base",
@@ -59,14 +55,8 @@ __all__ = [
     "Device",
     "DeviceCode",
     "Login",
-    "Passkey",
-    "PasskeyChallenge",
-    "PendingLogin",
-    "RecoveryCode",
-    "SecondFactorFailure",
     "Store",
     "ThrottleCounter",
-    "TotpFactor",
     "User",
     "connect",
     "db",

@@ -14,7 +14,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "ADDRESS_COLUMN",
-    "LOGIN_METHODS",
     "USERNAME_COLUMN",
     "USER_AGENT_COLUMN",
     "Base",
@@ -31,15 +30,8 @@ USERNAME_COLUMN = 255
 ADDRESS_COLUMN = 45  # the longest IPv6 text form
 USER_AGENT_COLUMN = 255
 
+
 # How a login was made (``logins.method``), and how the sessions page names it.
-LOGIN_METHODS = {
-    "password": "Password",
-    "password+totp": "Password and authenticator code",
-    "password+recovery-code": "Password and recovery code",
-    "passkey": "Passkey",
-}
-
-
 def utcnow() -> datetime:
     """The current time, timezone-aware, for row timestamps."""
     return datetime.now(UTC)
@@ -83,11 +75,11 @@ class Login(Base):
     # What the account's sessions page shows about the device.
     address: Mapped[str | None] = mapped_column(String(ADDRESS_COLUMN))
     user_agent: Mapped[str | None] = mapped_column(String(USER_AGENT_COLUMN))
-    # How the user proved who they are (LOGIN_METHODS), for the sessions page.
+    # How the user proved who they are (auth's registry: login_methods), for the sessions page.
     method: Mapped[str] = mapped_column(String(32), default="password", server_default="password")
     # Unix seconds of the login, or of the last re-authentication within it (auth.reauth).
     verified_at: Mapped[float | None] = mapped_column(Float)
-    # How that last proof was made: a login method (LOGIN_METHODS) or a confirmation's
+    # How that last proof was made: a login method (auth's registry) or a confirmation's
     # ("password", "password+code", "passkey"). NULL on logins older than migration 0008.
     verified_method: Mapped[str | None] = mapped_column(String(32))
 

@@ -38,8 +38,8 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from ..db.passkeys import CREDENTIAL_ID_COLUMN
 from ..web.security import HOST
+from .models import CREDENTIAL_ID_COLUMN
 
 # How long a ceremony may take, from options to response: the challenge's lifetime,
 # and the timeout the browser is told.

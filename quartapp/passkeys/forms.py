@@ -7,7 +7,7 @@ from wtforms import StringField, SubmitField
 from wtforms.validators import DataRequired, Length
 
 from ..auth.forms import PlainText, SentOnce
-from ..db.passkeys import PASSKEY_NAME_COLUMN
+from .models import PASSKEY_NAME_COLUMN
 
 
 def name_checks(required: bool) -> list[object]:

@@ -40,11 +40,12 @@ from .. import signals
 from ..auth import devices, reauth, throttle
 from ..auth.current import current_user, login_required, signed_in
 from ..auth.signin import start_session
-from ..db import Passkey, db
+from ..db import db
 from ..web.navigation import safe_next
 from . import ceremony, store
 from .answers import answer, body, flag, party, refusal
 from .ceremony import Refused
+from .models import Passkey
 
 bp = Blueprint("passkey_signin", __name__)
 

@@ -23,8 +23,9 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..db import Passkey, PasskeyChallenge, User
+from ..db import User
 from .ceremony import CHALLENGE_LIFETIME, challenge_key
+from .models import Passkey, PasskeyChallenge
 
 PURPOSES = frozenset({"register", "login", "confirm"})
 CHALLENGE_BYTES = 32

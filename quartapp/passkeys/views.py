@@ -12,18 +12,18 @@ from quart.typing import ResponseReturnValue
 from sqlalchemy.exc import IntegrityError
 
 from .. import signals
-from ..account.display import browser_summary, utc_minute
 from ..auth import reauth
 from ..auth.current import login_required, signed_in
 from ..auth.reauth import fresh_login_required
-from ..db import Passkey, db
-from ..db.passkeys import PASSKEY_NAME_COLUMN
+from ..db import db
+from ..web.display import browser_summary, utc_minute
 from ..web.forms import form_post
 from ..web.messages import flash
 from . import ceremony, store
 from .answers import answer, body, party, refusal
 from .ceremony import Refused
 from .forms import NewPasskeyForm, RemovePasskeyForm, RenamePasskeyForm
+from .models import PASSKEY_NAME_COLUMN, Passkey
 
 bp = Blueprint("passkeys", __name__, url_prefix="/account/passkeys")
 

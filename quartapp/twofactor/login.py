@@ -47,13 +47,14 @@ from ..auth import credentials, devices, logins, throttle, users
 from ..auth.current import current_user, signed_in
 from ..auth.forms import ConfirmForm
 from ..auth.signin import complete_login
-from ..db import PendingLogin, User, db
+from ..db import User, db
 from ..web import errors
 from ..web.forms import form_post
 from ..web.messages import flash
 from ..web.navigation import safe_next
 from . import misses, recovery, totp
 from .forms import CODE_HINT, CodeForm
+from .models import PendingLogin
 
 bp = Blueprint("second_step", __name__)
 

@@ -34,7 +34,8 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..auth.throttle import MAX_STRIKES
-from ..db import ADDRESS_COLUMN, USER_AGENT_COLUMN, SecondFactorFailure, TotpFactor
+from ..db import ADDRESS_COLUMN, USER_AGENT_COLUMN
+from .models import SecondFactorFailure, TotpFactor
 
 # Wrong codes in a row after which a TOTP code is refused until another factor succeeds.
 LIMIT = 10

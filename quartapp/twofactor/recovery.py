@@ -19,7 +19,7 @@ import time
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..db import RecoveryCode
+from .models import RecoveryCode
 
 COUNT = 10
 ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"

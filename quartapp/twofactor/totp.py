@@ -26,7 +26,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..db import PendingLogin, RecoveryCode, TotpFactor
+from .models import PendingLogin, RecoveryCode, TotpFactor
 
 ISSUER = "quartapp"
 DIGITS = 6

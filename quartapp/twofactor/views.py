@@ -15,10 +15,10 @@ from quart import url_for as url
 from quart.typing import ResponseReturnValue
 
 from .. import signals
-from ..account.display import browser_summary, utc_minute
 from ..auth.current import login_required, signed_in
 from ..auth.reauth import fresh_login_required, unless_fresh
 from ..db import db
+from ..web.display import browser_summary, utc_minute
 from ..web.forms import form_post
 from ..web.messages import flash
 from . import flows, misses, recovery, totp

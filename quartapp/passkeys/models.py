@@ -15,7 +15,7 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Float, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .models import Base
+from ..db import Base
 
 __all__ = ["CREDENTIAL_ID_COLUMN", "PASSKEY_NAME_COLUMN", "Passkey", "PasskeyChallenge"]
 

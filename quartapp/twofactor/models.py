@@ -1,6 +1,6 @@
 """The tables of the second factor: a TOTP key, recovery codes, and half-done logins.
 
-Models of :mod:`quartapp.twofactor`, re-exported by :mod:`quartapp.db`; migration 0006
+The tables of :mod:`quartapp.twofactor`, on ``db.Base``; migration 0006
 creates them, 0008 binds a pending key to its login and counts wrong codes. Times are
 Unix seconds, as on ``logins``.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import Boolean, Float, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .models import ADDRESS_COLUMN, USER_AGENT_COLUMN, Base
+from ..db import ADDRESS_COLUMN, USER_AGENT_COLUMN, Base
 
 __all__ = ["PendingLogin", "RecoveryCode", "SecondFactorFailure", "TotpFactor"]
 

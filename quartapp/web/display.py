@@ -1,4 +1,4 @@
-"""How the account pages show a login: its browser in words, its times to the minute."""
+"""How pages show a login or an event: its browser in words, its times to the minute."""
 
 from __future__ import annotations
 
