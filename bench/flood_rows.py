@@ -114,7 +114,7 @@ def main() -> int:
                 flood = [
                     sys.executable,
                     "-m",
-                    "tests.flood",
+                    "tests.support.flood",
                     "--port",
                     str(port),
                     "--connections",

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from bench import servers
 from bench.servers import BenchError, Server
-from tests.pg import INSTALL_HINT, PostgresServer, find_bin_dir, make_server
+from tests.support.pg import INSTALL_HINT, PostgresServer, find_bin_dir, make_server
 
 DELAYS_MS = (0, 1)
 QUARTAPP_PG = "quartapp-procfile"

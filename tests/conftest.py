@@ -46,8 +46,7 @@ from quartapp.auth.passwords import passwords
 from quartapp.db import Base, User, db, schema
 from quartapp.settings import database_url as async_database_url
 from quartapp.settings import load_config
-
-from .pg import (
+from tests.support.pg import (
     INSTALL_HINT,
     PGBOUNCER_HINT,
     PgBouncer,
@@ -56,7 +55,7 @@ from .pg import (
     find_pgbouncer,
     make_server,
 )
-from .server import (
+from tests.support.server import (
     Server,
     free_port,
     hypercorn_command,
@@ -455,7 +454,7 @@ async def auth(app: Quart, client: TestClientProtocol) -> AuthActions:
 
 
 # The browser tests' fixtures and summary line (Chromium through pytest-playwright).
-pytest_plugins = ["tests.browser"]
+pytest_plugins = ["tests.support.browser"]
 
 
 Start = Callable[..., Server]
