@@ -38,7 +38,7 @@ ENDED_ELSEWHERE = (
 
 @pytest.fixture(scope="session")
 def base_url() -> str | None:
-    """No base URL: each server has its own port (see tests/test_browser.py)."""
+    """No base URL: each server has its own port (see tests/auth/test_browser.py)."""
     return None
 
 

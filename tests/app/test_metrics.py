@@ -2,7 +2,7 @@
 
 The metrics live in the test process's one registry, so each test compares the values
 before and after what it does. The real-server test with two workers is in
-``tests/test_server_metrics.py``.
+``tests/app/test_server_metrics.py``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``python -m quartapp.serve``: the settings are checked before hypercorn starts.
 
-The Procfile's web line runs it; ``tests/test_server.py`` runs that line for real, and
-``tests/test_server_metrics.py`` uses the metrics folder it makes.
+The Procfile's web line runs it; ``tests/app/test_server.py`` runs that line for real, and
+``tests/app/test_server_metrics.py`` uses the metrics folder it makes.
 """
 
 from __future__ import annotations

@@ -233,7 +233,7 @@ async def news_heard(app: Quart) -> None:
     """Until ``app`` has heard of logins ended elsewhere (its cache no longer holds them).
 
     On SQLite that is at once: the lookup reads data_version, as this does. On
-    PostgreSQL the notification is on its way; tests/test_revocation.py bounds how
+    PostgreSQL the notification is on its way; tests/auth/test_revocation.py bounds how
     long it takes across real servers (100 ms at p99).
     """
     deadline = time.monotonic() + 5

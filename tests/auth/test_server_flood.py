@@ -4,7 +4,7 @@ A real hypercorn (production) on SQLite and on PostgreSQL, with one worker: with
 a worker busy with the flood is slow to accept, so the idle one takes the legitimate
 client's new connections and the test would measure luck, not admission. A flooder on
 50 keep-alive connections loops ``POST /login`` with wrong passwords and random
-64-character names (``tests/flood.py``, in its own process), while a legitimate client
+64-character names (``tests/support/flood.py``, in its own process), while a legitimate client
 logs in every 0.25 s for about 6 s with the right password. It must get in at least
 90% of the time:
 

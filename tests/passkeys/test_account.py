@@ -2,7 +2,7 @@
 
 Also confirming a login with a passkey on /login/confirm, the login page's markup and
 the startup check of ``WEBAUTHN_RP_ID``. The passkeys are made by the software
-authenticator of tests/passkey_authenticator.py and verified in full by py_webauthn.
+authenticator of tests/support/passkey_authenticator.py and verified in full by py_webauthn.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ NO_CONDITIONAL_UI = (
 
 @pytest.fixture(scope="session")
 def base_url() -> str | None:
-    """No base URL: each server has its own port (see tests/test_browser.py)."""
+    """No base URL: each server has its own port (see tests/auth/test_browser.py)."""
     return None
 
 

@@ -5,10 +5,10 @@ Every JSON endpoint (the options and answers of signing in, confirming and
 registering) is sent bodies no page sends, signed in and not: nesting a thousand deep,
 invalid UTF-8, UTF-16, duplicate keys, NaN, huge numbers, a body over the size limit.
 
-Hypothesis drives one started app, as tests/test_fuzz.py does: ``@given`` cannot run an
+Hypothesis drives one started app, as tests/web/test_fuzz.py does: ``@given`` cannot run an
 ``async def`` test, so the test makes its own event loop and runs each request on it.
 Each example starts from a genuine assertion or registration of the software
-authenticator (tests/passkey_authenticator.py) for a fresh challenge, so the broken
+authenticator (tests/support/passkey_authenticator.py) for a fresh challenge, so the broken
 field is met deep in the checks, and runs on both databases: PostgreSQL refuses some
 text (a NUL) that SQLite stores.
 """

@@ -1,6 +1,6 @@
 """Passkeys end to end through the app (quartapp.passkeys), with a software authenticator.
 
-Every response the app checks is genuine: tests/passkey_authenticator.py makes real
+Every response the app checks is genuine: tests/support/passkey_authenticator.py makes real
 keys, CBOR and signatures, and py_webauthn verifies them in full. A test gets one
 thing wrong on purpose and expects a clear 4xx in JSON, with nothing logged in or
 stored. The passkeys, challenges, logins and throttle live in the database, so the

@@ -1,6 +1,6 @@
 """Free TCP ports on 127.0.0.1 for the test servers, safe under pytest-xdist.
 
-Standard library only: ``bench/`` starts its PostgreSQL through ``tests/pg.py``, which
+Standard library only: ``bench/`` starts its PostgreSQL through ``tests/support/pg.py``, which
 takes its port from here.
 """
 

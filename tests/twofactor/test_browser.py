@@ -29,7 +29,7 @@ WRONG_CODE = "That code is wrong or was used already."
 
 @pytest.fixture(scope="session")
 def base_url() -> str | None:
-    """No base URL: each server has its own port (see tests/test_browser.py)."""
+    """No base URL: each server has its own port (see tests/auth/test_browser.py)."""
     return None
 
 

@@ -232,7 +232,7 @@ async def test_a_code_is_accepted_once(auth: AuthActions, client: TestClientProt
 async def test_a_code_one_step_either_side_is_accepted_and_two_are_not(
     auth: AuthActions, client: TestClientProtocol
 ) -> None:
-    # Enrolling took a step before this one (tests/twofactor.py: enrol).
+    # Enrolling took a step before this one (tests/support/twofactor.py: enrol).
     phone = await enrolled(auth)
     await auth.login()
     steady()
