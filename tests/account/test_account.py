@@ -20,6 +20,7 @@ from quartapp.account.display import browser_summary, utc_minute
 from quartapp.auth import ratings, users
 from quartapp.settings import DEFAULTS
 from tests.conftest import (
+    BOTH_DATABASES,
     PASSWORD,
     AuthActions,
     add_user,
@@ -32,8 +33,8 @@ from tests.conftest import (
     stored_hash,
 )
 
-# The outcomes here can depend on the database (the rule: tests/conftest.py).
-pytestmark = pytest.mark.both_databases
+# The tests marked BOTH_DATABASES are those whose outcome can depend on the database
+# (the rule: tests/conftest.py); the rest run on SQLite alone.
 
 if TYPE_CHECKING:
     # Only for annotations: a Test* class at module level would be collected by pytest.
@@ -224,6 +225,7 @@ async def test_wrong_current_password_is_refused_on_the_field(
     assert stored_hash(settings) == original
 
 
+@BOTH_DATABASES
 async def test_wrong_current_passwords_count_toward_the_login_throttle(
     auth: AuthActions, settings: dict[str, Any]
 ) -> None:
@@ -380,6 +382,7 @@ async def test_password_change_as_json_is_refused(auth: AuthActions) -> None:
     assert response.status_code == 400  # no CSRF token in a JSON body
 
 
+@BOTH_DATABASES
 async def test_password_change_keeps_this_login_with_a_new_token(
     app: Quart, auth: AuthActions, settings: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -409,6 +412,7 @@ async def test_password_change_keeps_this_login_with_a_new_token(
     assert (await fresh.login(password=NEW_PASSWORD)).status_code == 302
 
 
+@BOTH_DATABASES
 async def test_password_change_keeps_the_logins_start_and_remember_me(
     auth: AuthActions, settings: dict[str, Any]
 ) -> None:
@@ -443,6 +447,7 @@ async def test_password_change_gives_the_session_a_new_csrf_token(auth: AuthActi
 # /account/sessions
 
 
+@BOTH_DATABASES
 async def test_sessions_page_lists_both_logins_and_marks_this_device(
     app: Quart, auth: AuthActions
 ) -> None:
@@ -464,6 +469,7 @@ async def test_sessions_page_lists_both_logins_and_marks_this_device(
     assert re.search(r'<time datetime="\d{4}-\d\d-\d\dT\d\d:\d\dZ">', page)
 
 
+@BOTH_DATABASES
 async def test_sessions_page_says_which_logins_are_remembered(
     app: Quart, auth: AuthActions
 ) -> None:
@@ -476,6 +482,7 @@ async def test_sessions_page_says_which_logins_are_remembered(
     assert "Log out everywhere else" not in page
 
 
+@BOTH_DATABASES
 async def test_sessions_page_leaves_out_expired_logins(
     app: Quart, auth: AuthActions, settings: dict[str, Any]
 ) -> None:
@@ -506,6 +513,7 @@ async def test_session_ids_on_the_page_are_not_the_row_ids(
         assert login_id[:16] not in page
 
 
+@BOTH_DATABASES
 async def test_ending_another_session_logs_that_device_out(
     app: Quart, auth: AuthActions, settings: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -526,6 +534,7 @@ async def test_ending_another_session_logs_that_device_out(
     assert (event["event"], event["user"]) == ("session_ended", "alice")
 
 
+@BOTH_DATABASES
 async def test_ending_a_session_twice_is_not_found(app: Quart, auth: AuthActions) -> None:
     await auth.login()
     await second_device(app)
@@ -535,6 +544,7 @@ async def test_ending_a_session_twice_is_not_found(app: Quart, auth: AuthActions
     assert (await end_session(auth.client, other_id)).status_code == 404
 
 
+@BOTH_DATABASES
 async def test_ending_another_users_login_is_not_found_and_does_nothing(
     app: Quart, auth: AuthActions, settings: dict[str, Any]
 ) -> None:
@@ -613,6 +623,7 @@ async def test_expired_end_forms_link_back_to_the_list(
     assert await is_logged_in(other)
 
 
+@BOTH_DATABASES
 async def test_log_out_everywhere_else_ends_every_other_login(
     app: Quart, auth: AuthActions, settings: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -718,6 +729,7 @@ async def test_a_visitor_who_never_signed_in_gets_the_tutorials_message(
     assert "ended from another device" not in page
 
 
+@BOTH_DATABASES
 async def test_a_login_past_its_limit_and_pruned_is_told_it_expired(auth: AuthActions) -> None:
     await auth.login()
     await auth.client.get("/hello")

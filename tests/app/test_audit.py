@@ -15,10 +15,10 @@ from quart import Quart
 from quart.testing import QuartCliRunner
 
 from quartapp import audit, create_app, signals
-from tests.conftest import PASSWORD, AuthActions, make_settings
+from tests.conftest import BOTH_DATABASES, PASSWORD, AuthActions, make_settings
 
-# The outcomes here can depend on the database (the rule: tests/conftest.py).
-pytestmark = pytest.mark.both_databases
+# The tests marked BOTH_DATABASES are those whose outcome can depend on the database
+# (the rule: tests/conftest.py); the rest run on SQLite alone.
 
 WRONG = "wrong password, quite long"
 NEW_PASSWORD = "a brand new password, long enough"
@@ -148,6 +148,7 @@ async def test_hash_depends_on_the_secret_key(
     assert hashes[0] != hashes[1]
 
 
+@BOTH_DATABASES
 async def test_username_is_logged_in_its_stored_form(
     app: Quart, caplog: pytest.LogCaptureFixture
 ) -> None:

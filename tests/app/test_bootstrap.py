@@ -15,6 +15,7 @@ from quart import Quart
 
 from quartapp import bootstrap, create_app
 from tests.conftest import (
+    BOTH_DATABASES,
     TEST_SECRET_KEY,
     AuthActions,
     add_user,
@@ -25,8 +26,8 @@ from tests.conftest import (
     usernames,
 )
 
-# The outcomes here can depend on the database (the rule: tests/conftest.py).
-pytestmark = pytest.mark.both_databases
+# The tests marked BOTH_DATABASES are those whose outcome can depend on the database
+# (the rule: tests/conftest.py); the rest run on SQLite alone.
 
 
 @asynccontextmanager
@@ -49,6 +50,7 @@ def first_run(settings: dict[str, Any]) -> dict[str, Any]:
 # The first-run admin
 
 
+@BOTH_DATABASES
 async def test_first_run_creates_admin(first_run: dict[str, Any]) -> None:
     async with serving(first_run):
         pass
@@ -97,6 +99,7 @@ async def test_first_run_logs_the_admin_password_once(
     assert mentions[0].levelno == logging.WARNING
 
 
+@BOTH_DATABASES
 async def test_first_run_admin_is_made_only_once(first_run: dict[str, Any]) -> None:
     async with serving(first_run):
         pass
@@ -111,6 +114,7 @@ async def test_first_run_admin_is_made_only_once(first_run: dict[str, Any]) -> N
     assert stored_hash(first_run, "admin") == first_hash
 
 
+@BOTH_DATABASES
 async def test_no_admin_when_users_exist(first_run: dict[str, Any]) -> None:
     async with serving({**first_run, "INITIAL_ADMIN": False}) as app:
         await add_user(app)

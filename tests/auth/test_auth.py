@@ -14,6 +14,7 @@ from quart import Quart
 from quartapp import create_app
 from quartapp.auth.views import safe_next
 from tests.conftest import (
+    BOTH_DATABASES,
     PASSWORD,
     TEST_SECRET_KEY,
     AuthActions,
@@ -27,8 +28,8 @@ from tests.conftest import (
     replay,
 )
 
-# The outcomes here can depend on the database (the rule: tests/conftest.py).
-pytestmark = pytest.mark.both_databases
+# The tests marked BOTH_DATABASES are those whose outcome can depend on the database
+# (the rule: tests/conftest.py); the rest run on SQLite alone.
 
 if TYPE_CHECKING:
     # Only for annotations: a Test* class at module level would be collected by pytest.
@@ -58,6 +59,7 @@ async def test_login_page_has_form_with_csrf_and_novalidate(client: TestClientPr
         assert field in page
 
 
+@BOTH_DATABASES
 async def test_login_redirects_to_hello_which_greets_user(auth: AuthActions) -> None:
     response = await auth.login()
 
@@ -70,12 +72,14 @@ async def test_login_redirects_to_hello_which_greets_user(auth: AuthActions) -> 
     assert "You were signed in as alice." in page
 
 
+@BOTH_DATABASES
 async def test_login_username_is_case_insensitive(auth: AuthActions) -> None:
     response = await auth.login("ALICE")
 
     assert response.headers["Location"] == "/hello"
 
 
+@BOTH_DATABASES
 async def test_wrong_password_rerenders_with_message(auth: AuthActions) -> None:
     response = await auth.login(password="wrong password, quite long")
 
@@ -84,6 +88,7 @@ async def test_wrong_password_rerenders_with_message(auth: AuthActions) -> None:
     assert (await auth.client.get("/hello")).status_code == 302
 
 
+@BOTH_DATABASES
 async def test_unknown_user_and_wrong_password_get_identical_responses(
     auth: AuthActions,
 ) -> None:
@@ -190,6 +195,7 @@ async def test_logout_get_when_logged_out_goes_to_login(client: TestClientProtoc
     assert response.headers["Location"] == "/login"
 
 
+@BOTH_DATABASES
 async def test_logout_ends_login_and_flashes(auth: AuthActions) -> None:
     await auth.login()
 
@@ -216,6 +222,7 @@ async def test_logout_without_csrf_token_is_refused(auth: AuthActions) -> None:
     assert (await auth.client.get("/hello")).status_code == 200
 
 
+@BOTH_DATABASES
 async def test_cookie_copied_before_logout_is_useless_after(app: Quart, auth: AuthActions) -> None:
     await auth.login()
     stolen = cookie_value(auth.client)
@@ -380,6 +387,7 @@ def age_login(settings: dict[str, Any], *, started: int = 0, seen: int = 0) -> N
     )
 
 
+@BOTH_DATABASES
 @pytest.mark.parametrize(
     ("remember", "started", "seen", "still_in"),
     [
@@ -413,6 +421,7 @@ async def test_server_enforces_idle_and_absolute_login_limits(
         assert (await replay(app, aged_cookie).get("/hello")).status_code == 302
 
 
+@BOTH_DATABASES
 async def test_activity_moves_the_idle_timestamp(
     auth: AuthActions, settings: dict[str, Any]
 ) -> None:
@@ -426,6 +435,7 @@ async def test_activity_moves_the_idle_timestamp(
     assert response.status_code == 200
 
 
+@BOTH_DATABASES
 async def test_expired_login_row_is_refused_whatever_the_cookie_says(
     app: Quart, auth: AuthActions, settings: dict[str, Any]
 ) -> None:

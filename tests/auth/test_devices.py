@@ -25,6 +25,7 @@ from werkzeug.datastructures import FileStorage
 from quartapp import create_app
 from quartapp.auth import devices
 from tests.conftest import (
+    BOTH_DATABASES,
     CSRF_INPUT,
     PASSWORD,
     TEST_SECRET_KEY,
@@ -38,8 +39,8 @@ from tests.conftest import (
     query,
 )
 
-# The outcomes here can depend on the database (the rule: tests/conftest.py).
-pytestmark = pytest.mark.both_databases
+# The tests marked BOTH_DATABASES are those whose outcome can depend on the database
+# (the rule: tests/conftest.py); the rest run on SQLite alone.
 
 if TYPE_CHECKING:
     # Only for annotations: a Test* class at module level would be collected by pytest.
@@ -87,6 +88,7 @@ async def owners_browser(app: Quart) -> TestClientProtocol:
 # A device is trusted while its row exists, and no longer
 
 
+@BOTH_DATABASES
 async def test_a_device_cookie_logs_in_while_the_name_is_locked(
     app: Quart, auth: AuthActions
 ) -> None:
@@ -135,6 +137,7 @@ async def _cli_delete_and_recreate(app: Quart, runner: Any) -> str:
     return PASSWORD
 
 
+@BOTH_DATABASES
 @pytest.mark.parametrize(
     "invalidate",
     [_web_password_change, _cli_set_password, _cli_revoke_sessions, _cli_delete_and_recreate],
@@ -155,6 +158,7 @@ async def test_old_device_cookies_stop_being_trusted(
     assert device_rows(settings) == (1 if invalidate is _web_password_change else 0)
 
 
+@BOTH_DATABASES
 async def test_the_browser_that_changed_its_password_gets_a_fresh_trusted_device(
     app: Quart, auth: AuthActions
 ) -> None:
@@ -171,6 +175,7 @@ async def test_the_browser_that_changed_its_password_gets_a_fresh_trusted_device
     assert (await AuthActions(owner).login("alice", NEW_PASSWORD)).status_code == 302
 
 
+@BOTH_DATABASES
 async def test_log_out_everywhere_else_forgets_the_other_devices_but_this_one(
     app: Quart, auth: AuthActions
 ) -> None:
@@ -195,6 +200,7 @@ def signed(secret_key: str, salt: str, value: Any) -> str:
     return URLSafeTimedSerializer(secret_key, salt=salt).dumps(value)
 
 
+@BOTH_DATABASES
 async def test_a_validly_signed_unknown_nonce_is_ignored(app: Quart, auth: AuthActions) -> None:
     await owners_browser(app)  # alice has a device record, just not this one
     await lock(app)
@@ -221,6 +227,7 @@ async def test_a_validly_signed_unknown_nonce_is_ignored(app: Quart, auth: AuthA
     assert (await AuthActions(browser).login()).status_code == 429
 
 
+@BOTH_DATABASES
 async def test_another_users_device_cookie_is_ignored(app: Quart, auth: AuthActions) -> None:
     await add_user(app, "bob", PASSWORD + " too")
     bob = AuthActions(app.test_client())
@@ -288,6 +295,7 @@ async def test_with_secure_cookies_the_device_cookie_is_a_host_cookie(
 # The mint cap and the cap per user
 
 
+@BOTH_DATABASES
 async def test_logins_beyond_the_mint_cap_succeed_without_a_device_cookie(
     app: Quart, auth: AuthActions, settings: dict[str, Any]
 ) -> None:
@@ -300,6 +308,7 @@ async def test_logins_beyond_the_mint_cap_succeed_without_a_device_cookie(
     assert device_rows(settings) == 5  # DEVICES_MINTED_PER_WINDOW
 
 
+@BOTH_DATABASES
 async def test_a_user_keeps_the_most_recently_used_devices(tmp_path: Any, database: str) -> None:
     settings = make_settings(
         tmp_path, DATABASE_URL=database, DEVICES_MINTED_PER_WINDOW=100, DEVICES_PER_USER=3
@@ -334,6 +343,7 @@ async def enter_code(client: TestClientProtocol, code: str) -> Response:
     return await client.post("/login/device", form={"code": code, "csrf_token": token})
 
 
+@BOTH_DATABASES
 async def test_a_code_from_a_logged_in_browser_lets_a_new_browser_in_while_locked(
     app: Quart, auth: AuthActions
 ) -> None:
@@ -353,6 +363,7 @@ async def test_a_code_from_a_logged_in_browser_lets_a_new_browser_in_while_locke
     assert strangers_login.status_code == 429
 
 
+@BOTH_DATABASES
 async def test_a_code_works_once(app: Quart, auth: AuthActions) -> None:
     assert (await auth.login()).status_code == 302
     code = await make_code(auth.client)
@@ -364,6 +375,7 @@ async def test_a_code_works_once(app: Quart, auth: AuthActions) -> None:
     assert "That code is wrong, used or expired." in await body(again)
 
 
+@BOTH_DATABASES
 async def test_a_new_code_replaces_the_last_one(app: Quart, auth: AuthActions) -> None:
     assert (await auth.login()).status_code == 302
     first = await make_code(auth.client)
@@ -375,6 +387,7 @@ async def test_a_new_code_replaces_the_last_one(app: Quart, auth: AuthActions) -
     ).status_code == 302
 
 
+@BOTH_DATABASES
 async def test_an_expired_code_is_refused(
     app: Quart, auth: AuthActions, settings: dict[str, Any]
 ) -> None:
@@ -400,6 +413,7 @@ async def test_bad_codes_get_a_clear_400(app: Quart, auth: AuthActions, code: st
     assert "There is a problem" in await body(response)
 
 
+@BOTH_DATABASES
 async def test_a_code_past_the_mint_cap_is_kept_for_later(
     app: Quart, auth: AuthActions, settings: dict[str, Any]
 ) -> None:
@@ -462,6 +476,7 @@ async def enter_code_from(
     return await client.post("/login/device", form=form, scope_base={"client": peer})
 
 
+@BOTH_DATABASES
 async def test_wrong_codes_from_one_address_are_throttled_and_others_are_not(
     tmp_path: Any, database: str
 ) -> None:
@@ -499,6 +514,7 @@ async def test_wrong_codes_from_one_address_are_throttled_and_others_are_not(
     assert neighbour.headers["Location"] == "/login"
 
 
+@BOTH_DATABASES
 async def test_the_sessions_page_counts_trusted_devices(app: Quart, auth: AuthActions) -> None:
     await owners_browser(app)
     assert (await auth.login()).status_code == 302
@@ -512,6 +528,7 @@ async def test_the_sessions_page_counts_trusted_devices(app: Quart, auth: AuthAc
 # users unlock
 
 
+@BOTH_DATABASES
 async def test_users_unlock_lets_a_new_browser_in_at_once(
     app: Quart, auth: AuthActions, runner: Any
 ) -> None:
@@ -543,6 +560,7 @@ async def login_from(client: TestClientProtocol, address: str) -> Response:
     return await client.post("/login", form=form, scope_base=where)
 
 
+@BOTH_DATABASES
 @pytest.mark.parametrize("one_address", [False, True], ids=["many-addresses", "one-address"])
 async def test_parallel_logins_of_one_user_mint_no_more_than_the_cap(
     tmp_path: Any, database: str, one_address: bool
@@ -628,6 +646,7 @@ async def test_hostile_code_forms_get_a_clear_4xx(
     assert response.status_code == status
 
 
+@BOTH_DATABASES
 async def test_users_unlock_also_clears_the_users_own_devices_counts(
     app: Quart, auth: AuthActions, runner: Any
 ) -> None:

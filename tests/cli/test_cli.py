@@ -23,6 +23,7 @@ from quart.wrappers import Response
 
 from quartapp import create_app
 from tests.conftest import (
+    BOTH_DATABASES,
     PASSWORD,
     SQLITE_ONLY,
     AuthActions,
@@ -38,8 +39,8 @@ from tests.conftest import (
     usernames,
 )
 
-# The outcomes here can depend on the database (the rule: tests/conftest.py).
-pytestmark = pytest.mark.both_databases
+# The tests marked BOTH_DATABASES are those whose outcome can depend on the database
+# (the rule: tests/conftest.py); the rest run on SQLite alone.
 
 if TYPE_CHECKING:
     # Only for annotations: a Test* class at module level would be collected by pytest.
@@ -89,6 +90,7 @@ def test_create_reads_the_password_from_stdin(
     assert verifies(stored_hash(settings, "bob"), PASSWORD)
 
 
+@BOTH_DATABASES
 def test_create_stores_the_username_lower_cased(
     runner: QuartCliRunner, settings: dict[str, Any]
 ) -> None:
@@ -271,6 +273,7 @@ def test_no_terminal_in_a_real_process_is_one_line_without_a_warning(
     assert usernames(settings) == []
 
 
+@BOTH_DATABASES
 @pytest.mark.parametrize("name", ["alice", "ALICE", "Alice"])
 def test_create_refuses_a_taken_name_in_any_case(
     runner: QuartCliRunner, settings: dict[str, Any], name: str
@@ -403,6 +406,7 @@ def test_create_refuses_a_password_that_is_not_utf8(
 # users set-password
 
 
+@BOTH_DATABASES
 def test_set_password_replaces_the_stored_hash(
     runner: QuartCliRunner, settings: dict[str, Any]
 ) -> None:
@@ -437,6 +441,7 @@ async def test_set_password_decides_which_password_logs_in(
         assert "Invalid Credentials" in await body(response)
 
 
+@BOTH_DATABASES
 async def test_set_password_ends_logins_made_before_the_change(
     app: Quart, auth: AuthActions, client: TestClientProtocol, runner: QuartCliRunner
 ) -> None:
@@ -536,6 +541,7 @@ async def test_cli_and_page_accept_and_refuse_the_same_passwords(
 # users delete
 
 
+@BOTH_DATABASES
 def test_delete_with_yes_removes_the_user(
     runner: QuartCliRunner, settings: dict[str, Any]
 ) -> None:
@@ -569,6 +575,7 @@ def test_delete_without_yes_asks_first(
     assert usernames(settings) == remaining
 
 
+@BOTH_DATABASES
 async def test_delete_ends_the_users_logins_at_once(
     app: Quart,
     auth: AuthActions,
@@ -588,6 +595,7 @@ async def test_delete_ends_the_users_logins_at_once(
 # users list
 
 
+@BOTH_DATABASES
 def test_list_prints_each_username_in_order(runner: QuartCliRunner) -> None:
     create(runner, "carol")
     create(runner, "Alice")
@@ -612,6 +620,7 @@ def test_list_says_no_users_on_stderr_when_empty(runner: QuartCliRunner) -> None
 # users revoke-sessions
 
 
+@BOTH_DATABASES
 async def test_revoke_sessions_refuses_a_replayed_cookie(
     app: Quart, auth: AuthActions, client: TestClientProtocol, runner: QuartCliRunner
 ) -> None:
@@ -626,6 +635,7 @@ async def test_revoke_sessions_refuses_a_replayed_cookie(
     assert_sent_to_login(response)
 
 
+@BOTH_DATABASES
 async def test_revoke_sessions_ends_logins_on_every_device(
     app: Quart, auth: AuthActions, runner: QuartCliRunner, settings: dict[str, Any]
 ) -> None:
@@ -638,6 +648,7 @@ async def test_revoke_sessions_ends_logins_on_every_device(
     assert login_count(settings) == 0
 
 
+@BOTH_DATABASES
 async def test_revoke_sessions_leaves_other_users_logged_in(
     app: Quart, auth: AuthActions, runner: QuartCliRunner
 ) -> None:
@@ -753,6 +764,7 @@ def test_an_unusable_database_is_one_line_error(
 # init-db (now the same as db upgrade; see test_schema.py)
 
 
+@BOTH_DATABASES
 def test_init_db_keeps_existing_users(runner: QuartCliRunner, settings: dict[str, Any]) -> None:
     create(runner, "alice")
 

@@ -21,7 +21,16 @@ from quart import Quart
 from quartapp.auth.prune import prune_pass
 from quartapp.db import db
 from quartapp.settings import ConfigError, load_config
-from tests.conftest import PASSWORD, AuthActions, add_user, body, csrf_token, make_settings, query
+from tests.conftest import (
+    BOTH_DATABASES,
+    PASSWORD,
+    AuthActions,
+    add_user,
+    body,
+    csrf_token,
+    make_settings,
+    query,
+)
 from tests.passkeys.test_passkeys import (
     CONFIRM,
     CONFIRM_OPTIONS,
@@ -38,8 +47,6 @@ from tests.support.passkey_authenticator import SoftAuthenticator
 
 if TYPE_CHECKING:
     from quart.typing import TestClientProtocol
-
-pytestmark = pytest.mark.both_databases
 
 
 def age_logins(settings: dict[str, Any]) -> None:
@@ -102,6 +109,7 @@ async def test_every_post_needs_its_csrf_token(
     assert len(passkey_ids(settings, "alice")) == 1
 
 
+@BOTH_DATABASES
 async def test_someone_elses_passkey_is_not_found(
     app: Quart, auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
@@ -145,6 +153,7 @@ async def test_a_rename_needs_a_sensible_name(
     assert query(settings, "SELECT name FROM passkeys") == [("Phone",)]
 
 
+@BOTH_DATABASES
 async def test_rename_then_remove_with_a_fresh_login(
     app: Quart,
     client: TestClientProtocol,
@@ -214,6 +223,7 @@ def two_passkeys_at_most(settings: dict[str, Any]) -> None:
     settings["PASSKEYS_PER_USER_MAX"] = 2
 
 
+@BOTH_DATABASES
 async def test_a_user_has_at_most_the_limit(
     two_passkeys_at_most: None,
     auth: AuthActions,
@@ -231,6 +241,7 @@ async def test_a_user_has_at_most_the_limit(
     assert "Remove one to add another." in await body(await client.get(NEW))
 
 
+@BOTH_DATABASES
 async def test_registrations_at_once_stay_within_the_limit(
     two_passkeys_at_most: None,
     auth: AuthActions,
@@ -249,6 +260,7 @@ async def test_registrations_at_once_stay_within_the_limit(
     assert len(passkey_ids(settings, "alice")) == 2
 
 
+@BOTH_DATABASES
 async def test_the_same_credential_cannot_be_registered_twice(
     app: Quart, auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
@@ -259,6 +271,7 @@ async def test_the_same_credential_cannot_be_registered_twice(
     assert len(passkey_ids(settings, "alice")) == 0
 
 
+@BOTH_DATABASES
 async def test_confirm_a_stale_login_with_a_passkey(
     app: Quart,
     client: TestClientProtocol,
@@ -318,6 +331,7 @@ def three_failures_per_address(settings: dict[str, Any]) -> None:
     settings["LOGIN_FAILURES_PER_ADDRESS"] = 3
 
 
+@BOTH_DATABASES
 async def test_failed_passkey_sign_ins_count_in_the_throttle(
     three_failures_per_address: None,
     app: Quart,
@@ -371,6 +385,7 @@ async def test_the_login_page_offers_passkeys(client: TestClientProtocol) -> Non
     assert "Signing in with a passkey needs JavaScript. Your password works without it." in page
 
 
+@BOTH_DATABASES
 async def test_expired_challenges_are_pruned(
     app: Quart, auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
@@ -410,6 +425,7 @@ def test_the_rp_id_must_cover_every_trusted_host(
     assert "\n" not in message
 
 
+@BOTH_DATABASES
 async def test_failed_passkey_sign_ins_count_against_the_trusted_device(
     app: Quart, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:

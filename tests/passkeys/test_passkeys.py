@@ -3,8 +3,8 @@
 Every response the app checks is genuine: tests/support/passkey_authenticator.py makes real
 keys, CBOR and signatures, and py_webauthn verifies them in full. A test gets one
 thing wrong on purpose and expects a clear 4xx in JSON, with nothing logged in or
-stored. The passkeys, challenges, logins and throttle live in the database, so the
-module runs on both (tests/conftest.py).
+stored. The tests about the passkeys, challenges, logins and throttle that live in the
+database run on both databases (marked, the rule: tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -22,13 +22,20 @@ from quart import Quart
 
 from quartapp.passkeys.ceremony import CHALLENGE_LIFETIME
 from quartapp.passkeys.store import CHALLENGES_PER_USER
-from tests.conftest import AuthActions, body, cookie_value, csrf_token, query, replay
+from tests.conftest import (
+    BOTH_DATABASES,
+    AuthActions,
+    body,
+    cookie_value,
+    csrf_token,
+    query,
+    replay,
+)
 from tests.support.passkey_authenticator import SoftAuthenticator, b64
 
 if TYPE_CHECKING:
     from quart.typing import TestClientProtocol
 
-pytestmark = pytest.mark.both_databases
 
 NEW = "/account/passkeys/new"
 NEW_OPTIONS = "/account/passkeys/new/options"
@@ -97,6 +104,7 @@ async def alice_key(auth: AuthActions, client: TestClientProtocol) -> SoftAuthen
     return key
 
 
+@BOTH_DATABASES
 async def test_a_passkey_is_added_then_signs_in_alone(
     auth: AuthActions,
     client: TestClientProtocol,
@@ -229,6 +237,7 @@ async def test_a_bad_assertion_is_refused_and_logs_no_one_in(
     assert audit_events(caplog)[-1]["user"] == "alice"
 
 
+@BOTH_DATABASES
 async def test_a_challenge_works_once_and_for_five_minutes(
     app: Quart,
     alice_key: SoftAuthenticator,
@@ -281,6 +290,7 @@ async def test_a_challenge_works_once_and_for_five_minutes(
     )
 
 
+@BOTH_DATABASES
 async def test_an_answer_uses_up_every_challenge_the_browser_holds(
     alice_key: SoftAuthenticator, client: TestClientProtocol
 ) -> None:
@@ -296,6 +306,7 @@ async def test_an_answer_uses_up_every_challenge_the_browser_holds(
     )
 
 
+@BOTH_DATABASES
 async def test_a_crowd_on_one_address_leaves_the_next_person_a_sign_in(
     app: Quart,
     alice_key: SoftAuthenticator,
@@ -317,6 +328,7 @@ async def test_a_crowd_on_one_address_leaves_the_next_person_a_sign_in(
     assert await signed_in_as(client) == "alice"
 
 
+@BOTH_DATABASES
 async def test_a_user_holds_at_most_a_few_challenges_of_each_kind(
     alice_key: SoftAuthenticator,
     auth: AuthActions,
@@ -340,6 +352,7 @@ async def test_a_user_holds_at_most_a_few_challenges_of_each_kind(
     assert (status, answer) == (200, {"redirect": "/account/sessions"})
 
 
+@BOTH_DATABASES
 @pytest.mark.parametrize("path", [CONFIRM_OPTIONS, NEW_OPTIONS])
 async def test_options_asked_for_all_at_once_hold_a_few_rows(
     alice_key: SoftAuthenticator,
@@ -368,6 +381,7 @@ async def test_an_unknown_passkey_is_refused(
     assert event["reason"] == "unknown passkey"
 
 
+@BOTH_DATABASES
 async def test_a_signature_count_that_does_not_go_up_is_a_clone(
     alice_key: SoftAuthenticator,
     client: TestClientProtocol,
@@ -465,6 +479,7 @@ async def test_a_new_passkeys_name_is_plain_text(
     assert query(settings, "SELECT count(*) FROM passkeys") == [(0,)]
 
 
+@BOTH_DATABASES
 async def test_a_registration_is_stored_under_the_attested_credential_id(
     auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:

@@ -7,8 +7,8 @@
   or a passkey signs in.
 - Logging out, or starting again, during the code step ends the pending login.
 
-Everything here reads or writes rows whose outcome the database decides, so the
-module runs on SQLite and PostgreSQL (the rule: tests/conftest.py).
+The tests whose outcome rows in the database decide run on SQLite and PostgreSQL
+(marked BOTH_DATABASES, the rule: tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from quart.testing import QuartCliRunner
 
 from quartapp.settings import DEFAULTS
 from tests.conftest import (
+    BOTH_DATABASES,
     PASSWORD,
     AuthActions,
     body,
@@ -49,8 +50,6 @@ from tests.support.twofactor import (
     sign_in,
     steady,
 )
-
-pytestmark = pytest.mark.both_databases
 
 if TYPE_CHECKING:
     from quart.typing import TestClientProtocol
@@ -96,6 +95,7 @@ def time_passes(settings: dict[str, Any]) -> None:
 # F1: a pending key belongs to its login and lives 15 minutes
 
 
+@BOTH_DATABASES
 async def test_another_login_is_shown_a_new_key_and_the_old_one_confirms_nothing(
     app: Quart, auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
@@ -115,6 +115,7 @@ async def test_another_login_is_shown_a_new_key_and_the_old_one_confirms_nothing
     ]
 
 
+@BOTH_DATABASES
 async def test_a_pending_key_older_than_fifteen_minutes_is_replaced_and_confirms_nothing(
     auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
@@ -132,6 +133,7 @@ async def test_a_pending_key_older_than_fifteen_minutes_is_replaced_and_confirms
     assert secret_on(await body(await client.get(SETTINGS))) == new
 
 
+@BOTH_DATABASES
 async def test_a_planted_key_does_not_survive_a_password_change(
     app: Quart, auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
@@ -154,6 +156,7 @@ async def test_a_planted_key_does_not_survive_a_password_change(
     assert (await thief.client.get("/hello")).status_code == 302
 
 
+@BOTH_DATABASES
 @pytest.mark.parametrize(
     "command",
     [
@@ -176,6 +179,7 @@ async def test_the_cli_ending_logins_deletes_pending_keys(
     assert pending_keys(settings) == 0
 
 
+@BOTH_DATABASES
 async def test_logging_out_everywhere_else_deletes_pending_keys(
     app: Quart, auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
@@ -189,6 +193,7 @@ async def test_logging_out_everywhere_else_deletes_pending_keys(
     assert pending_keys(settings) == 0
 
 
+@BOTH_DATABASES
 async def test_ending_one_login_deletes_its_pending_key(
     app: Quart, auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
@@ -271,6 +276,7 @@ async def test_without_a_second_factor_a_stale_login_changes_the_password_as_bef
 # F5: wrong codes in a row count per user, on every path
 
 
+@BOTH_DATABASES
 async def test_ten_wrong_codes_in_a_row_leave_only_a_recovery_code(
     auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
@@ -294,6 +300,7 @@ async def test_ten_wrong_codes_in_a_row_leave_only_a_recovery_code(
     assert query(settings, "SELECT misses FROM totp_factors") == [(0,)]
 
 
+@BOTH_DATABASES
 async def test_a_passkey_sign_in_ends_the_run_of_wrong_codes(
     auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
@@ -313,6 +320,7 @@ async def test_a_passkey_sign_in_ends_the_run_of_wrong_codes(
     assert query(settings, "SELECT misses FROM totp_factors") == [(0,)]
 
 
+@BOTH_DATABASES
 async def test_wrong_codes_wait_longer_and_longer(
     auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
@@ -336,6 +344,7 @@ async def test_wrong_codes_wait_longer_and_longer(
     assert "recovery code" in await body(refused)
 
 
+@BOTH_DATABASES
 async def test_wrong_codes_at_confirm_and_at_sign_in_count_together(
     auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
@@ -358,6 +367,7 @@ async def test_wrong_codes_at_confirm_and_at_sign_in_count_together(
     assert query(settings, "SELECT misses FROM totp_factors") == [(0,)]
 
 
+@BOTH_DATABASES
 async def test_the_owner_sees_the_last_twenty_failed_codes(
     auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
@@ -417,6 +427,7 @@ async def assert_replay_refused(app: Quart, copied: str, phone: Phone) -> None:
     assert (await copy.get("/hello")).status_code == 302
 
 
+@BOTH_DATABASES
 async def test_logging_out_during_the_code_step_ends_the_pending_login(
     app: Quart, auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
@@ -427,6 +438,7 @@ async def test_logging_out_during_the_code_step_ends_the_pending_login(
     await assert_replay_refused(app, copied, phone)
 
 
+@BOTH_DATABASES
 async def test_starting_again_ends_the_pending_login(
     app: Quart, auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
@@ -445,6 +457,7 @@ async def test_starting_again_ends_the_pending_login(
     await assert_replay_refused(app, copied, phone)
 
 
+@BOTH_DATABASES
 async def test_a_new_password_step_ends_the_earlier_pending_login(
     app: Quart, auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:

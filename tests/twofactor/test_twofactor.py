@@ -1,8 +1,8 @@
 """TOTP through the real forms: enrolling, the second step of a login, and its rules.
 
-Codes come from pyotp with the key read off the enrolment page. Everything here
-reads or writes the factor's rows, the logins or the throttle, so every test runs on
-SQLite and PostgreSQL (the rule: tests/conftest.py).
+Codes come from pyotp with the key read off the enrolment page. The tests whose outcome
+the factor's rows, the logins or the throttle decide run on SQLite and PostgreSQL
+(marked BOTH_DATABASES, the rule: tests/conftest.py); pages and forms run on SQLite.
 """
 
 from __future__ import annotations
@@ -21,7 +21,16 @@ from quartapp import create_app
 from quartapp.settings import DEFAULTS
 from quartapp.twofactor import recovery, totp
 from quartapp.twofactor.login import EXPIRED, WRONG_CODE
-from tests.conftest import PASSWORD, AuthActions, body, cookie_value, csrf_token, query, replay
+from tests.conftest import (
+    BOTH_DATABASES,
+    PASSWORD,
+    AuthActions,
+    body,
+    cookie_value,
+    csrf_token,
+    query,
+    replay,
+)
 from tests.support.twofactor import (
     SECOND_STEP,
     SETTINGS,
@@ -36,8 +45,6 @@ from tests.support.twofactor import (
     steady,
     unpack,
 )
-
-pytestmark = pytest.mark.both_databases
 
 if TYPE_CHECKING:
     from quart.typing import TestClientProtocol
@@ -105,6 +112,7 @@ async def test_a_wrong_code_does_not_turn_totp_on(
     assert (await auth.login()).headers["Location"] == "/hello"
 
 
+@BOTH_DATABASES
 async def test_the_right_code_turns_totp_on_and_shows_ten_recovery_codes_once(
     auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
@@ -175,6 +183,7 @@ async def test_a_password_alone_logs_nobody_in(
     assert "Enter your code" in page
 
 
+@BOTH_DATABASES
 async def test_a_totp_code_completes_the_login(
     auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
@@ -215,6 +224,7 @@ async def test_remember_me_is_carried_through_the_second_step(
     assert "Expires=" in session_cookie  # a permanent session, as "remember me" makes
 
 
+@BOTH_DATABASES
 async def test_a_code_is_accepted_once(auth: AuthActions, client: TestClientProtocol) -> None:
     phone = await enrolled(auth)
     assert (await sign_in(auth, phone.code())).headers["Location"] == "/hello"
@@ -252,6 +262,7 @@ def test_the_window_is_one_step_either_side() -> None:
         assert totp.matching_step(secret, code(now + 30 * offset), now) is None
 
 
+@BOTH_DATABASES
 async def test_two_requests_with_one_code_log_in_once(
     app: Quart, auth: AuthActions, settings: dict[str, Any]
 ) -> None:
@@ -271,6 +282,7 @@ async def test_two_requests_with_one_code_log_in_once(
     assert unpack(query(settings, "SELECT count(*) FROM logins")) == 1
 
 
+@BOTH_DATABASES
 async def test_a_code_used_on_one_instance_is_refused_by_another(
     app: Quart, auth: AuthActions, settings: dict[str, Any]
 ) -> None:
@@ -293,6 +305,7 @@ async def test_a_code_used_on_one_instance_is_refused_by_another(
 # The pending login
 
 
+@BOTH_DATABASES
 async def test_the_pending_login_expires(
     auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
@@ -309,6 +322,7 @@ async def test_the_pending_login_expires(
     assert (await sign_in(auth, phone.code())).headers["Location"] == "/hello"
 
 
+@BOTH_DATABASES
 async def test_the_pending_login_lasts_five_minutes(
     auth: AuthActions, settings: dict[str, Any]
 ) -> None:
@@ -338,6 +352,7 @@ async def test_the_pending_login_is_bound_to_its_browser(
     assert (await second_step(client, phone.code())).headers["Location"] == "/hello"
 
 
+@BOTH_DATABASES
 async def test_the_pending_login_completes_once(
     app: Quart, auth: AuthActions, client: TestClientProtocol
 ) -> None:
@@ -387,6 +402,7 @@ async def test_a_json_body_gets_a_415(auth: AuthActions, client: TestClientProto
 # The throttle
 
 
+@BOTH_DATABASES
 async def test_wrong_codes_count_with_the_password_and_lock_out(
     auth: AuthActions, client: TestClientProtocol
 ) -> None:
@@ -405,6 +421,7 @@ async def test_wrong_codes_count_with_the_password_and_lock_out(
     await assert_logged_out(client)
 
 
+@BOTH_DATABASES
 async def test_a_trusted_device_completes_its_login_while_the_username_is_locked(
     app: Quart, auth: AuthActions, client: TestClientProtocol
 ) -> None:
@@ -420,6 +437,7 @@ async def test_a_trusted_device_completes_its_login_while_the_username_is_locked
     assert response.headers["Location"] == "/hello"
 
 
+@BOTH_DATABASES
 async def test_a_right_code_clears_the_count(
     auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
@@ -431,6 +449,7 @@ async def test_a_right_code_clears_the_count(
     assert query(settings, "SELECT count(*) FROM throttle_counters WHERE scope = 'user'") == [(0,)]
 
 
+@BOTH_DATABASES
 async def test_a_right_password_does_not_reset_the_count_for_codes(
     auth: AuthActions, client: TestClientProtocol
 ) -> None:
@@ -450,6 +469,7 @@ async def test_a_right_password_does_not_reset_the_count_for_codes(
 # Recovery codes
 
 
+@BOTH_DATABASES
 async def test_a_recovery_code_logs_in_once_and_says_how_many_are_left(
     auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
@@ -485,6 +505,7 @@ async def test_the_last_recovery_codes_warn(
     assert "You have no recovery codes left" in settings_page
 
 
+@BOTH_DATABASES
 async def test_new_recovery_codes_replace_the_old_ones(
     auth: AuthActions, client: TestClientProtocol
 ) -> None:
@@ -507,6 +528,7 @@ async def test_new_recovery_codes_replace_the_old_ones(
 # Re-authentication and turning it off
 
 
+@BOTH_DATABASES
 async def test_turning_off_needs_a_fresh_login_with_a_code(
     auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:

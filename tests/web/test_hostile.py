@@ -233,7 +233,6 @@ async def test_bad_session_cookie_still_gets_the_home_page(
     assert "Signed in as" not in page
 
 
-@BOTH_DATABASES
 async def test_bad_session_cookie_does_not_stop_a_fresh_login(
     bad_cookie_client: TestClientProtocol,
 ) -> None:
