@@ -457,6 +457,19 @@ async def auth(app: Quart, client: TestClientProtocol) -> AuthActions:
 pytest_plugins = ["tests.support.browser"]
 
 
+@pytest.fixture(scope="session")
+def base_url() -> str | None:
+    """No base URL for the browser tests: each server has its own port, and visitors use
+    full URLs.
+
+    It stands in for pytest-playwright's ``base_url``, which is defined on a class
+    instance (pytest 9 warns about that, and ``filterwarnings = error`` fails). It is
+    here rather than in tests/support/browser.py because pytest-playwright registers
+    after that plugin, and only a conftest or a test module overrides it.
+    """
+    return None
+
+
 Start = Callable[..., Server]
 
 

@@ -36,12 +36,6 @@ ENDED_ELSEWHERE = (
 )
 
 
-@pytest.fixture(scope="session")
-def base_url() -> str | None:
-    """No base URL: each server has its own port (see tests/auth/test_browser.py)."""
-    return None
-
-
 @pytest.fixture
 def server(
     tmp_path_factory: pytest.TempPathFactory, served_sqlite_template: Path
@@ -49,11 +43,6 @@ def server(
     """A server per test: these tests change alice's password and end her logins."""
     with served(tmp_path_factory.mktemp("browser-account"), served_sqlite_template) as started:
         yield started
-
-
-@pytest.fixture
-def visitor(page: Page, server: Server, request: pytest.FixtureRequest) -> Iterator[Visitor]:
-    yield from visit(page, server, request)
 
 
 def log_in(visitor: Visitor, password: str = PASSWORD) -> None:

@@ -30,31 +30,6 @@ ERROR_RED = "rgb(176, 0, 32)"
 TAP = 44
 
 
-@pytest.fixture(scope="session")
-def base_url() -> str | None:
-    """No base URL: each server has its own port, and visitors use full URLs.
-
-    It also stands in for pytest-playwright's ``base_url``, which is registered after
-    the conftests (so only a test module can override it) and is defined on a class
-    instance, which pytest 9 warns about and ``filterwarnings = error`` fails.
-    """
-    return None
-
-
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, served_sqlite_template: Path
-) -> Iterator[Server]:
-    """One server for the module's tests, with ``alice``."""
-    with served(tmp_path_factory.mktemp("browser-server"), served_sqlite_template) as started:
-        yield started
-
-
-@pytest.fixture
-def visitor(page: Page, server: Server, request: pytest.FixtureRequest) -> Iterator[Visitor]:
-    yield from visit(page, server, request)
-
-
 def log_in(visitor: Visitor) -> None:
     """Fill and send the login form with the mouse, as most people do."""
     visitor.goto("/login")

@@ -41,12 +41,6 @@ NO_CONDITIONAL_UI = (
 )
 
 
-@pytest.fixture(scope="session")
-def base_url() -> str | None:
-    """No base URL: each server has its own port (see tests/auth/test_browser.py)."""
-    return None
-
-
 @dataclass
 class Served:
     """The test's server and the folder holding its SQLite database."""

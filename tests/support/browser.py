@@ -193,6 +193,25 @@ def visit(page: Page, server: Server, request: pytest.FixtureRequest) -> Iterato
     visitor.assert_no_errors()
 
 
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, served_sqlite_template: Path
+) -> Iterator[Server]:
+    """One development server with ``alice`` for a module's browser tests.
+
+    A module whose tests change alice (her password, her logins) overrides it with a
+    server per test.
+    """
+    with served(tmp_path_factory.mktemp("browser-server"), served_sqlite_template) as started:
+        yield started
+
+
+@pytest.fixture
+def visitor(page: Page, server: Server, request: pytest.FixtureRequest) -> Iterator[Visitor]:
+    """A :class:`Visitor` on the module's ``server``."""
+    yield from visit(page, server, request)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the browser tests after all others, keeping their order among themselves.
 

@@ -12,38 +12,17 @@ import contextlib
 import re
 import sqlite3
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
-from tests.support.browser import PASSWORD, USERNAME, Visitor, served, visit
+from tests.support.browser import PASSWORD, USERNAME, Visitor
 from tests.support.server import Server
 from tests.support.twofactor import Phone, steady
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
 WRONG_CODE = "That code is wrong or was used already."
-
-
-@pytest.fixture(scope="session")
-def base_url() -> str | None:
-    """No base URL: each server has its own port (see tests/auth/test_browser.py)."""
-    return None
-
-
-@pytest.fixture
-def server(
-    tmp_path_factory: pytest.TempPathFactory, served_sqlite_template: Path
-) -> Iterator[Server]:
-    with served(tmp_path_factory.mktemp("browser-twofactor"), served_sqlite_template) as started:
-        yield started
-
-
-@pytest.fixture
-def visitor(page: Page, server: Server, request: pytest.FixtureRequest) -> Iterator[Visitor]:
-    yield from visit(page, server, request)
 
 
 def enter_password(visitor: Visitor) -> None:
