@@ -99,6 +99,31 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any)
     )
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give each ``xdist_group`` test the ``@group`` node id ``--dist loadgroup`` reads.
+
+    pytest-xdist 3.8 names a test's group by setting ``item._nodeid``, which pytest 9 no
+    longer reads (a node's id is ``item._id``), so every group was silently split over
+    both workers: the TIMING tests ran beside each other, and a module's shared servers
+    (``xdist_group("scaleout")``) started once on each worker. This does what xdist
+    meant, on the id pytest 9 uses; drop it once xdist sets the group on ``_id`` itself.
+    """
+    if not getattr(config.option, "loadgroup", False):  # set on the workers alone
+        return
+    for item in items:
+        groups = sorted(
+            {
+                str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                for mark in item.iter_markers("xdist_group")
+            }
+        )
+        node_id = getattr(item, "_id", None)
+        if groups and node_id is not None and "@" not in item.nodeid:
+            # NodeId is frozen and caches its string; the cache is what nodeid returns.
+            object.__setattr__(node_id, "_str_cache", f"{item.nodeid}@{'_'.join(groups)}")
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Turn skips into a failing exit status when CI=true (see the summary above)."""
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
