@@ -20,6 +20,8 @@ import os
 import re
 import secrets
 import shutil
+import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -38,7 +40,7 @@ from quart.typing import TestClientProtocol
 from quart.wrappers import Response
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 
 from quartapp import create_app
 from quartapp.auth import users
@@ -329,7 +331,50 @@ async def app(settings: dict[str, Any]) -> AsyncIterator[Quart]:
     service = passwords(application)
     service._dummy_hash = await _seeded_hash(service.hasher, "dummy password")
     async with application.test_app():
+        async with application.app_context():
+            pool = db.store.engine.pool
         yield application
+    await finish_leftover_tasks()
+    # The engine is disposed at shutdown; a connection still checked out then is closed
+    # by no one but the garbage collector, later, when this test's loop is gone.
+    if isinstance(pool, QueuePool):  # NullPool (behind PgBouncer) keeps none
+        assert pool.checkedout() == 0, "a database connection outlived the app's shutdown"
+    join_sqlite_threads()
+
+
+# Python names a thread after its target; this is aiosqlite's, one per connection.
+SQLITE_THREAD = "(_connection_worker_thread)"
+
+
+def join_sqlite_threads(timeout: float = 10.0) -> None:
+    """Wait, inside the test's event loop, for aiosqlite's connection threads to end.
+
+    A connection that fails to open (the database file gone, in test_health.py) stops
+    its thread with a future nobody awaits; the thread answers that future on the
+    loop it was made in. Left alone, it answered after pytest-asyncio had closed the
+    loop, and raised "Event loop is closed", reported against whichever test came
+    next. Every connection is closed by now, so each thread ends at once.
+    """
+    deadline = time.monotonic() + timeout
+    for thread in threading.enumerate():
+        if thread.name.endswith(SQLITE_THREAD):
+            thread.join(max(0.0, deadline - time.monotonic()))
+    alive = [t.name for t in threading.enumerate() if t.name.endswith(SQLITE_THREAD)]
+    assert not alive, f"aiosqlite connections outlived the app's shutdown: {alive}"
+
+
+async def finish_leftover_tasks() -> None:
+    """Cancel and wait for the tasks a test left running, inside its own event loop.
+
+    pytest-asyncio would cancel them while it closes the loop: a task holding a
+    database connection then hands it back as the loop closes, and aiosqlite's thread
+    answers into a closed loop ("Event loop is closed", reported against a later test).
+    """
+    current = asyncio.current_task()
+    leftover = [task for task in asyncio.all_tasks() if task is not current]
+    for task in leftover:
+        task.cancel()
+    await asyncio.gather(*leftover, return_exceptions=True)
 
 
 @pytest.fixture
