@@ -42,7 +42,7 @@ install-bench: $(VENV)/.installed-bench
 run: $(VENV)/.installed-run
 	$(BIN)/python -m quartapp.serve --config hypercorn.toml --bind $(HOST):$(PORT) quartapp:app
 
-# The bench group too: tests/test_bench.py runs the bench for a second. The browser
+# The bench group too: tests/app/test_bench.py runs the bench for a second. The browser
 # tests leave screenshots of every page in test-artifacts/screenshots/. `make test-quick`
 # is the edit loop: SQLite only, no real server or browser (`make test` runs them all).
 # Both run on two pytest-xdist workers, each with its own PostgreSQL, PgBouncer, ports

@@ -2,7 +2,7 @@
 
 ``python -m bench.flood_rows``: a real hypercorn (production, ``TRUSTED_PROXY_HOPS=1``,
 the cheapest argon2 the app accepts, so hashing is as fast as it can be) on a SQLite
-file. ``tests/flood.py`` floods it with wrong passwords and random 64-character names:
+file. ``tests/support/flood.py`` floods it with wrong passwords and random 64-character names:
 
 - from one address (127.0.0.2, no forwarded header);
 - from a new forged IPv4 address for every request;
@@ -114,7 +114,7 @@ def main() -> int:
                 flood = [
                     sys.executable,
                     "-m",
-                    "tests.flood",
+                    "tests.support.flood",
                     "--port",
                     str(port),
                     "--connections",

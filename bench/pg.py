@@ -1,6 +1,6 @@
 """The production shape (issue 13): logged-in ``/hello`` on PostgreSQL, across a network.
 
-One PostgreSQL 15 cluster (the test suite's set-up, ``tests/pg.py``) holds a database
+One PostgreSQL 15 cluster (the test suite's set-up, ``tests/support/pg.py``) holds a database
 per app. Each app reaches its database through ``bench/proxy.py``, which holds every
 chunk for 0 ms or 1 ms each way, as a managed database in the same region would. The
 apps, one worker each on 127.0.0.1:
@@ -29,7 +29,7 @@ from pathlib import Path
 
 from bench import servers
 from bench.servers import BenchError, Server
-from tests.pg import INSTALL_HINT, PostgresServer, find_bin_dir, make_server
+from tests.support.pg import INSTALL_HINT, PostgresServer, find_bin_dir, make_server
 
 DELAYS_MS = (0, 1)
 QUARTAPP_PG = "quartapp-procfile"

@@ -4,7 +4,7 @@ Prints the CPU time (``time.process_time``, best of a few runs) of rating l33t-h
 inputs at lengths 16 to 72, the slowest random input found at each length, and a
 passphrase, each with plain ``zxcvbn()`` on the first 72 characters (what quartapp did
 before issue 12) and with :func:`quartapp.auth.ratings.rate`. It reports; it asserts nothing
-(``tests/test_ratings.py`` holds the one bound).
+(``tests/auth/test_ratings.py`` holds the one bound).
 """
 
 from __future__ import annotations

@@ -20,6 +20,8 @@ import os
 import re
 import secrets
 import shutil
+import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -38,7 +40,7 @@ from quart.typing import TestClientProtocol
 from quart.wrappers import Response
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 
 from quartapp import create_app, load_models
 from quartapp.auth import users
@@ -46,8 +48,7 @@ from quartapp.auth.passwords import passwords
 from quartapp.db import Base, User, db, schema
 from quartapp.settings import database_url as async_database_url
 from quartapp.settings import load_config
-
-from .pg import (
+from tests.support.pg import (
     INSTALL_HINT,
     PGBOUNCER_HINT,
     PgBouncer,
@@ -56,7 +57,7 @@ from .pg import (
     find_pgbouncer,
     make_server,
 )
-from .server import (
+from tests.support.server import (
     Server,
     free_port,
     hypercorn_command,
@@ -99,6 +100,31 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any)
         + "; ".join(reasons),
         red=True,
     )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give each ``xdist_group`` test the ``@group`` node id ``--dist loadgroup`` reads.
+
+    pytest-xdist 3.8 names a test's group by setting ``item._nodeid``, which pytest 9 no
+    longer reads (a node's id is ``item._id``), so every group was silently split over
+    both workers: the TIMING tests ran beside each other, and a module's shared servers
+    (``xdist_group("scaleout")``) started once on each worker. This does what xdist
+    meant, on the id pytest 9 uses; drop it once xdist sets the group on ``_id`` itself.
+    """
+    if not getattr(config.option, "loadgroup", False):  # set on the workers alone
+        return
+    for item in items:
+        groups = sorted(
+            {
+                str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                for mark in item.iter_markers("xdist_group")
+            }
+        )
+        node_id = getattr(item, "_id", None)
+        if groups and node_id is not None and "@" not in item.nodeid:
+            # NodeId is frozen and caches its string; the cache is what nodeid returns.
+            object.__setattr__(node_id, "_str_cache", f"{item.nodeid}@{'_'.join(groups)}")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -306,7 +332,50 @@ async def app(settings: dict[str, Any]) -> AsyncIterator[Quart]:
     service = passwords(application)
     service._dummy_hash = await _seeded_hash(service.hasher, "dummy password")
     async with application.test_app():
+        async with application.app_context():
+            pool = db.store.engine.pool
         yield application
+    await finish_leftover_tasks()
+    # The engine is disposed at shutdown; a connection still checked out then is closed
+    # by no one but the garbage collector, later, when this test's loop is gone.
+    if isinstance(pool, QueuePool):  # NullPool (behind PgBouncer) keeps none
+        assert pool.checkedout() == 0, "a database connection outlived the app's shutdown"
+    join_sqlite_threads()
+
+
+# Python names a thread after its target; this is aiosqlite's, one per connection.
+SQLITE_THREAD = "(_connection_worker_thread)"
+
+
+def join_sqlite_threads(timeout: float = 10.0) -> None:
+    """Wait, inside the test's event loop, for aiosqlite's connection threads to end.
+
+    A connection that fails to open (the database file gone, in test_health.py) stops
+    its thread with a future nobody awaits; the thread answers that future on the
+    loop it was made in. Left alone, it answered after pytest-asyncio had closed the
+    loop, and raised "Event loop is closed", reported against whichever test came
+    next. Every connection is closed by now, so each thread ends at once.
+    """
+    deadline = time.monotonic() + timeout
+    for thread in threading.enumerate():
+        if thread.name.endswith(SQLITE_THREAD):
+            thread.join(max(0.0, deadline - time.monotonic()))
+    alive = [t.name for t in threading.enumerate() if t.name.endswith(SQLITE_THREAD)]
+    assert not alive, f"aiosqlite connections outlived the app's shutdown: {alive}"
+
+
+async def finish_leftover_tasks() -> None:
+    """Cancel and wait for the tasks a test left running, inside its own event loop.
+
+    pytest-asyncio would cancel them while it closes the loop: a task holding a
+    database connection then hands it back as the loop closes, and aiosqlite's thread
+    answers into a closed loop ("Event loop is closed", reported against a later test).
+    """
+    current = asyncio.current_task()
+    leftover = [task for task in asyncio.all_tasks() if task is not current]
+    for task in leftover:
+        task.cancel()
+    await asyncio.gather(*leftover, return_exceptions=True)
 
 
 @pytest.fixture
@@ -456,7 +525,20 @@ async def auth(app: Quart, client: TestClientProtocol) -> AuthActions:
 
 
 # The browser tests' fixtures and summary line (Chromium through pytest-playwright).
-pytest_plugins = ["tests.browser"]
+pytest_plugins = ["tests.support.browser"]
+
+
+@pytest.fixture(scope="session")
+def base_url() -> str | None:
+    """No base URL for the browser tests: each server has its own port, and visitors use
+    full URLs.
+
+    It stands in for pytest-playwright's ``base_url``, which is defined on a class
+    instance (pytest 9 warns about that, and ``filterwarnings = error`` fails). It is
+    here rather than in tests/support/browser.py because pytest-playwright registers
+    after that plugin, and only a conftest or a test module overrides it.
+    """
+    return None
 
 
 Start = Callable[..., Server]

@@ -116,4 +116,7 @@ async def _stop() -> None:
 def init_app(app: Quart) -> None:
     """Prune in the background while the app serves."""
     app.before_serving(_start)
-    app.after_serving(_stop)
+    # The first after_serving hook (they run in the order added; the database's closes
+    # the engine): a pass in progress is cancelled while the engine can still close
+    # its connection, instead of leaving it to the garbage collector.
+    app.after_serving_funcs.insert(0, _stop)

@@ -1,0 +1,158 @@
+"""The benchmark's smoke tests: ``python -m bench --quick`` runs and measures something,
+on SQLite and on PostgreSQL behind the delay proxy, and the proxy does what it says.
+
+No throughput is asserted: the bench reports figures, it does not judge them here. The
+proxy's tests check its delay is there and that chunks in flight overlap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from bench import pg
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH_PACKAGES = ("flask_login", "flask_sqlalchemy", "flask_wtf", "gunicorn")
+
+
+@pytest.mark.server
+def test_quick_bench_measures_quartapp_and_the_flask_tutorial(tmp_path: Path) -> None:
+    bench_or_skip()
+    output = tmp_path / "latest.json"
+
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--output", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    apps = json.loads(output.read_text())["scenarios"]["hello"]["apps"]
+    for app in ("quartapp", "flask-tutorial"):
+        assert apps[app]["rps"] > 0, (app, apps[app])
+        assert apps[app]["errors"] == 0, (app, apps[app])
+    assert "authenticated /hello" in result.stdout
+
+
+def bench_or_skip() -> None:
+    """Skip, saying what to install, when the bench cannot run here."""
+    if shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed: apt-get install wrk")
+    missing = [name for name in BENCH_PACKAGES if importlib.util.find_spec(name) is None]
+    if missing:
+        pytest.skip(f"the bench group is not installed ({', '.join(missing)}): make install-bench")
+
+
+@pytest.mark.server
+@pytest.mark.postgres
+def test_quick_bench_measures_the_postgresql_scenario(tmp_path: Path) -> None:
+    bench_or_skip()
+    why = pg.unavailable()
+    if why is not None:
+        pytest.skip(why)
+    output = tmp_path / "latest.json"
+
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--scenarios", "pg", "--output", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads(output.read_text())
+    for delay in pg.DELAYS_MS:
+        apps = report["scenarios"][pg.scenario(delay)]["apps"]
+        assert sorted(apps) == sorted(pg.APPS)
+        for app, figures in apps.items():
+            assert figures["rps"] > 0, (delay, app, figures)
+            assert figures["errors"] == 0, (delay, app, figures)
+        assert pg.title(delay) in result.stdout
+    targets = {item["name"] for item in report["targets"]}
+    assert f"PostgreSQL +1 ms, /hello: {pg.QUARTAPP_PG} / {pg.FLASK_GTHREAD}" in targets
+    assert f"PostgreSQL +0 ms, /hello: {pg.QUARTAPP_PG} / {pg.FLASK_SYNC}" in targets
+    assert f"PostgreSQL +1 ms, /hello: {pg.QUARTAPP_PG} p99 / p50" in targets
+
+
+# The delay proxy, against an echo server in this process.
+
+DELAY_MS = 50
+
+
+@asynccontextmanager
+async def echo_behind_proxy(tmp_path: Path) -> AsyncIterator[tuple[int, pg.Proxy]]:
+    """An echo server on 127.0.0.1 and a delay proxy in front of it: its port and control."""
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(echo, "127.0.0.1", 0)
+    upstream = server.sockets[0].getsockname()[1]
+    proxy = await asyncio.to_thread(pg.Proxy, upstream, 1, tmp_path)
+    try:
+        yield proxy.ports[0], proxy
+    finally:
+        await asyncio.to_thread(proxy.stop)
+        server.close()
+        await server.wait_closed()
+
+
+async def test_proxy_forwards_everything_in_order_both_ways(tmp_path: Path) -> None:
+    async with echo_behind_proxy(tmp_path) as (port, proxy):
+        for delay in (0, 5):
+            await asyncio.to_thread(proxy.set_delay, delay)
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            sent = b"".join(b"%06d," % number for number in range(50_000))  # 350 kB
+            writer.write(sent)
+            await writer.drain()
+            writer.write_eof()
+            received = await asyncio.wait_for(reader.read(), 30)
+            writer.close()
+            assert received == sent, delay
+
+
+async def test_proxy_delays_each_way_and_overlaps_chunks_in_flight(tmp_path: Path) -> None:
+    async with echo_behind_proxy(tmp_path) as (port, proxy):
+        await asyncio.to_thread(proxy.set_delay, DELAY_MS)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        messages = 10
+        started = time.monotonic()
+        sent_at = []
+        for number in range(messages):
+            sent_at.append(time.monotonic())
+            writer.write(b"%02d" % number)
+            await writer.drain()
+            await asyncio.sleep(0.01)  # separate chunks, not one coalesced write
+        received = b""
+        round_trips = []
+        while len(received) < 2 * messages:
+            received += await asyncio.wait_for(reader.read(2), 30)
+            round_trips.append(time.monotonic() - sent_at[len(received) // 2 - 1])
+        elapsed = time.monotonic() - started
+        writer.close()
+
+    assert received == b"".join(b"%02d" % n for n in range(messages))
+    # Every byte was held DELAY_MS on the way there and again on the way back ...
+    assert min(round_trips) >= 2 * DELAY_MS / 1000
+    # ... but the delays overlapped: a proxy that held each chunk in turn would take at
+    # least messages x DELAY_MS each way (1 s); overlapped, it is about 0.2 s.
+    assert elapsed < messages * DELAY_MS / 1000

@@ -1,0 +1,100 @@
+"""The package's shape: importing ``quartapp`` is cheap, and the keys tool needs no venv."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from hypercorn.app_wrappers import ASGIWrapper
+from hypercorn.utils import load_application
+
+import quartapp
+from quartapp.asgi import LazyApp
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT = 30
+
+# Prints the modules that importing ``quartapp`` added that are not the standard library.
+IMPORT_QUARTAPP = """
+import json, sys
+before = set(sys.modules)
+import quartapp
+added = set(sys.modules) - before
+print(json.dumps(sorted(m for m in added if m.split(".")[0] not in sys.stdlib_module_names)))
+"""
+# Runs ``python -m quartapp.keys --print`` in this process, then lists what it imported.
+RUN_KEYS = """
+import json, runpy, sys
+sys.argv = ["quartapp.keys", "--print"]
+try:
+    runpy.run_module("quartapp.keys", run_name="__main__", alter_sys=True)
+except SystemExit as stop:
+    assert not stop.code, stop.code
+known = {*sys.stdlib_module_names, "__main__"}
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] not in known)))
+"""
+
+
+def python(*arguments: str) -> subprocess.CompletedProcess[str]:
+    """Run this interpreter from the repository root, as a newcomer would."""
+    return subprocess.run(
+        [sys.executable, *arguments],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+def test_importing_quartapp_imports_only_the_standard_library() -> None:
+    # In the venv, where every framework could be imported: none is.
+    result = python("-c", IMPORT_QUARTAPP)
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == ["quartapp", "quartapp.asgi"]
+
+
+def test_keys_print_runs_on_a_bare_python() -> None:
+    # -S leaves out site-packages (the venv's included) and -E the environment: what is
+    # left is a plain Python and the repository, as with a system python3 outside the venv.
+    result = python("-S", "-E", "-m", "quartapp.keys", "--print")
+
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(r"SECRET_KEY=[A-Za-z0-9_-]{43}\n", result.stdout)
+    assert result.stderr == ""
+
+
+def test_keys_tool_imports_no_third_party_module() -> None:
+    result = python("-S", "-E", "-c", RUN_KEYS)
+
+    assert result.returncode == 0, result.stderr
+    *printed, modules = result.stdout.splitlines()
+    assert [line.split("=")[0] for line in printed] == ["SECRET_KEY"]
+    assert json.loads(modules) == [
+        "quartapp",
+        "quartapp.asgi",
+        "quartapp.files",
+        "quartapp.keys",
+        "quartapp.keys.command",
+        "quartapp.keys.toml",
+    ]
+
+
+def test_importing_quartapp_builds_no_app() -> None:
+    assert isinstance(quartapp.app, LazyApp)
+    assert quartapp.app._app is None
+
+
+def test_hypercorn_finds_the_lazy_app_by_its_module_path() -> None:
+    # hypercorn looks ``app`` up in the module's namespace (not with getattr), so the
+    # name must be bound there, not only reachable through a module __getattr__.
+    wrapper = load_application("quartapp:app", wsgi_max_body_size=2**16)
+
+    assert isinstance(wrapper, ASGIWrapper)
+    assert wrapper.app is quartapp.app
+    assert quartapp.app._app is None

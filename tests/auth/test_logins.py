@@ -1,0 +1,336 @@
+"""Tests for the per-login record: what it stores, and that ending it ends the login."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from quart import Quart
+from quart.testing import QuartCliRunner
+
+from quartapp import create_app
+from quartapp.auth import login_cache, logins, prune, users
+from quartapp.db import db
+from tests.conftest import (
+    AuthActions,
+    add_user,
+    body,
+    cookie_value,
+    invoke,
+    login_count,
+    query,
+    replay,
+)
+
+# The outcomes here can depend on the database (the rule: tests/conftest.py).
+pytestmark = pytest.mark.both_databases
+
+if TYPE_CHECKING:
+    # Only for annotations: a Test* class at module level would be collected by pytest.
+    from quart.typing import TestClientProtocol
+
+# Logins
+
+
+@pytest.mark.usefixtures("app")
+async def test_logout_deletes_the_login_row(auth: AuthActions, settings: dict[str, Any]) -> None:
+    await auth.login()
+    assert login_count(settings) == 1
+
+    await auth.logout()
+
+    assert login_count(settings) == 0
+
+
+async def test_login_row_keeps_only_a_digest_of_the_cookie_token(
+    auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
+) -> None:
+    await auth.login()
+    async with client.session_transaction() as session:
+        token = session["login"]
+
+    assert query(settings, "SELECT id FROM logins") == [
+        (hashlib.sha256(token.encode()).hexdigest(),)
+    ]
+
+
+# Pruning
+
+
+def age_all_logins(settings: dict[str, Any], seconds: int) -> None:
+    query(
+        settings,
+        f"UPDATE logins SET expires_at = expires_at - {seconds}, "
+        f"last_seen = last_seen - {seconds}",
+    )
+
+
+async def test_db_prune_deletes_abandoned_logins_and_keeps_live_ones(
+    app: Quart, auth: AuthActions, settings: dict[str, Any], runner: QuartCliRunner
+) -> None:
+    await auth.login()  # abandoned: its browser never comes back
+    age_all_logins(settings, 13 * 3600)  # past the 12-hour absolute limit
+    await AuthActions(app.test_client()).login(remember=True)  # another browser's stays
+
+    result = await invoke(runner, "db", "prune")
+
+    assert result.exit_code == 0, result.output
+    assert "pruned 1 expired login(s)" in result.output
+    assert query(settings, "SELECT remember FROM logins") == [(True,)]
+
+
+async def test_an_idle_login_is_kept_until_its_absolute_limit_and_told_it_expired(
+    auth: AuthActions, settings: dict[str, Any], runner: QuartCliRunner
+) -> None:
+    await auth.login()
+    age_all_logins(settings, 31 * 60)  # past the 30-minute idle limit, not the 12 hours
+
+    result = await invoke(runner, "db", "prune")
+    page = await auth.client.get("/hello", follow_redirects=True)
+    text = await body(page)
+
+    assert "pruned 0 expired login(s)" in result.output
+    # The row was still there to say "expired": not "ended from another device".
+    assert "Your session has expired. Please sign in again." in text
+    assert "ended from another device" not in text
+    assert "You need to login first." not in text
+    assert login_count(settings) == 0  # the lookup deleted it
+
+
+async def test_pruning_works_in_bounded_batches(app: Quart, settings: dict[str, Any]) -> None:
+    await add_user(app)
+    for _ in range(5):
+        await start_login(app)
+    age_all_logins(settings, 13 * 3600)  # past the 12-hour absolute limit
+
+    async with app.app_context():
+        first = await prune.prune_once(db.store.sessionmaker, app.config, batch=3)
+        second = await prune.prune_once(db.store.sessionmaker, app.config, batch=3)
+
+    assert (first["logins"], second["logins"]) == (3, 2)
+    assert login_count(settings) == 0
+
+
+async def test_stale_throttle_counters_are_pruned(
+    auth: AuthActions, settings: dict[str, Any], runner: QuartCliRunner
+) -> None:
+    await auth.login(password="a wrong password, long enough")
+    assert query(settings, "SELECT count(*) FROM throttle_counters") == [(2,)]
+    query(settings, "UPDATE throttle_counters SET window_end = window_end - 2 * 86400")
+
+    result = await invoke(runner, "db", "prune")
+
+    assert "and 2 throttle counter(s)" in result.output
+    assert query(settings, "SELECT count(*) FROM throttle_counters") == [(0,)]
+
+
+async def start_login(app: Quart) -> None:
+    async with app.app_context(), db.session() as session:
+        user = await users.get_user(session, "alice")
+        await logins.start(
+            session, app.config, user.id, remember=False, address=None, user_agent=None
+        )
+        await session.commit()
+
+
+# The cap on logins per user (LOGINS_PER_USER_MAX)
+
+
+async def start_logins(app: Quart, count: int) -> list[str]:
+    """``count`` logins of alice, one transaction each, oldest first: their row ids."""
+    ids = []
+    async with app.app_context():
+        user_id = (await user_ids(app))["alice"]
+        for _ in range(count):
+            async with db.session() as session:
+                token = await logins.start(
+                    session, app.config, user_id, remember=False, address=None, user_agent=None
+                )
+                await session.commit()
+            ids.append(logins.digest(token))
+    return ids
+
+
+async def user_ids(app: Quart) -> dict[str, int]:
+    async with db.session() as session:
+        return {user.username: user.id for user in await users.list_users(session)}
+
+
+def stored_login_ids(settings: dict[str, Any]) -> set[str]:
+    return {login_id for (login_id,) in query(settings, "SELECT id FROM logins")}
+
+
+async def test_fifty_first_login_ends_the_oldest(app: Quart, settings: dict[str, Any]) -> None:
+    await add_user(app)
+
+    started = await start_logins(app, 51)
+
+    assert app.config["LOGINS_PER_USER_MAX"] == 50
+    assert stored_login_ids(settings) == set(started[1:])
+
+
+async def test_the_cap_is_per_user(app: Quart, settings: dict[str, Any]) -> None:
+    app.config["LOGINS_PER_USER_MAX"] = 2
+    await add_user(app)
+    await add_user(app, "bob")
+    async with app.app_context(), db.session() as session:
+        bob = (await user_ids(app))["bob"]
+        await logins.start(session, app.config, bob, remember=False, address=None, user_agent=None)
+        await session.commit()
+
+    started = await start_logins(app, 3)
+
+    assert len(stored_login_ids(settings)) == 3
+    assert started[0] not in stored_login_ids(settings)
+
+
+async def test_the_cap_setting_ends_the_oldest_browser_at_login(
+    app: Quart, settings: dict[str, Any]
+) -> None:
+    app.config["LOGINS_PER_USER_MAX"] = 3
+    await add_user(app)
+    browsers = [AuthActions(app.test_client()) for _ in range(4)]
+
+    for browser in browsers:
+        assert (await browser.login()).status_code == 302
+
+    assert login_count(settings) == 3
+    statuses = [(await browser.client.get("/hello")).status_code for browser in browsers]
+    assert statuses == [302, 200, 200, 200]
+
+
+async def test_rotating_a_login_at_the_cap_ends_no_other(
+    app: Quart, settings: dict[str, Any]
+) -> None:
+    app.config["LOGINS_PER_USER_MAX"] = 3
+    await add_user(app)
+    started = await start_logins(app, 3)
+
+    async with app.app_context(), db.session() as session:
+        token = await logins.rotate(session, app.config, started[0], address=None, user_agent=None)
+        await session.commit()
+
+    assert token is not None
+    assert stored_login_ids(settings) == {logins.digest(token), *started[1:]}
+
+
+async def test_sessions_page_states_the_cap(app: Quart, auth: AuthActions) -> None:
+    app.config["LOGINS_PER_USER_MAX"] = 7
+    await auth.login()
+
+    page = await (await auth.client.get("/account/sessions")).get_data(as_text=True)
+
+    assert "You can stay signed in on up to 7 devices; a new sign-in ends the oldest." in page
+
+
+# The per-process cache of login rows (quartapp.auth.login_cache.Cache)
+
+
+async def news_heard(app: Quart) -> None:
+    """Until ``app`` has heard of logins ended elsewhere (its cache no longer holds them).
+
+    On SQLite that is at once: the lookup reads data_version, as this does. On
+    PostgreSQL the notification is on its way; tests/auth/test_revocation.py bounds how
+    long it takes across real servers (100 ms at p99).
+    """
+    deadline = time.monotonic() + 5
+    async with app.app_context():
+        cache = login_cache.cache()
+        while cache.stamp() is not None and len(cache):
+            assert time.monotonic() < deadline, "the ended login was never heard of"
+            await asyncio.sleep(0.005)
+
+
+async def cache_ready(app: Quart) -> login_cache.Cache:
+    """``app``'s login cache, once it may answer (at once on SQLite; once listening on PG)."""
+    deadline = time.monotonic() + 10
+    async with app.app_context():
+        cache = login_cache.cache()
+        while cache.stamp() is None:
+            assert time.monotonic() < deadline, "the login cache never became usable"
+            await asyncio.sleep(0.01)
+    return cache
+
+
+async def cached_hello(
+    app: Quart, client: TestClientProtocol, times: int = 3
+) -> login_cache.Cache:
+    """Use the login a few times: the first read goes to the database, the rest are hits."""
+    cache = await cache_ready(app)
+    hits, misses = cache.hits, cache.misses
+    for _ in range(times):
+        assert (await client.get("/hello")).status_code == 200
+    assert (cache.hits - hits, cache.misses - misses) == (times - 1, 1)
+    return cache
+
+
+async def test_cached_login_is_refused_after_revoke_through_the_cli(
+    app: Quart, auth: AuthActions, runner: QuartCliRunner
+) -> None:
+    await auth.login()
+    cache = await cached_hello(app, auth.client)
+
+    result = await invoke(runner, "users", "revoke-sessions", "alice")
+    await news_heard(app)
+    hits, misses = cache.hits, cache.misses
+
+    assert result.exit_code == 0, result.output
+    assert (await auth.client.get("/hello")).status_code == 302
+    # Refused by the row, read again: the cache no longer answered for it.
+    assert (cache.hits - hits, cache.misses - misses) == (0, 1)
+
+
+async def test_logout_in_one_app_is_refused_by_another_on_the_same_database(
+    app: Quart, auth: AuthActions, settings: dict[str, Any]
+) -> None:
+    await auth.login()
+    cookie = cookie_value(auth.client)
+    other_app = create_app(settings)
+    async with other_app.test_app():
+        holder = replay(other_app, cookie)
+        await cached_hello(other_app, holder)
+
+        await auth.logout()
+        await news_heard(other_app)
+
+        assert (await replay(other_app, cookie).get("/hello")).status_code == 302
+
+
+async def test_cached_login_is_refused_once_idle_too_long(
+    app: Quart, auth: AuthActions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await auth.login()
+    cache = await cached_hello(app, auth.client)
+    now = time.time()
+    hits = cache.hits
+
+    # No write to the database at all: the cached record alone must say it has expired.
+    monkeypatch.setattr(time, "time", lambda: now + 31 * 60)
+    response = await auth.client.get("/hello")
+
+    assert response.status_code == 302
+    assert cache.hits == hits
+
+
+async def test_cached_login_past_its_absolute_limit_is_refused(
+    app: Quart, auth: AuthActions, settings: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await auth.login()
+    ((expires_at,),) = query(settings, "SELECT expires_at FROM logins")
+    # Active until half a minute before the limit, and cached then.
+    query(settings, f"UPDATE logins SET last_seen = {expires_at - 30}")
+    clock = [expires_at - 30]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    cache = await cached_hello(app, auth.client)
+    hits = cache.hits
+
+    # Seen 31 s ago, so not idle and not due a write: only the absolute limit ends it.
+    clock[0] = expires_at + 1
+    response = await auth.client.get("/hello")
+
+    assert response.status_code == 302
+    assert cache.hits == hits
+    assert login_count(settings) == 0

@@ -1,0 +1,182 @@
+"""What a logged-in GET costs the database, counted where it lands: PostgreSQL's own log.
+
+The server logs every statement it runs (``log_statement = all``) and, through
+``log_min_duration_statement = 0``, every Parse of a prepared statement, each line
+prefixed with the client's ``application_name``. The app's pooled connections say
+``quartapp``; its listening connection says ``quartapp-listener`` and is not counted
+(it runs ``LISTEN`` once, at start, and a keepalive every few seconds, never per
+request). Round trips are statements run plus statements prepared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from quart import Quart
+
+from quartapp import create_app
+from quartapp.auth import login_cache
+from quartapp.db import schema
+from quartapp.settings import load_config
+from tests.conftest import AuthActions, add_user, make_settings
+from tests.support.pg import PostgresServer
+
+pytestmark = [pytest.mark.postgres]
+PREFIX = "quartapp:"  # the app's pooled connections (log_line_prefix = '%a:')
+STATEMENT = re.compile(r"LOG:  (statement|execute [^:]*): ")
+PARSE = re.compile(r"LOG:  duration: [\d.]+ ms  parse ")
+LOGIN_LOOKUP = "SELECT users.id, users.username, logins.remember"  # logins._FIND
+
+
+@pytest.fixture
+def logged_postgres(own_postgres: PostgresServer, tmp_path: Path) -> PostgresServer:
+    """A PostgreSQL of its own that logs every statement and prepare, by application."""
+    for setting in (
+        "log_statement = 'all'",
+        "log_min_duration_statement = 0",
+        "log_line_prefix = '%a:'",
+    ):
+        own_postgres.psql(f"ALTER SYSTEM SET {setting}")
+    own_postgres.psql("SELECT pg_reload_conf()")
+    url = own_postgres.url()
+    asyncio.run(schema.upgrade(load_config(make_settings(tmp_path, DATABASE_URL=url))))
+    return own_postgres
+
+
+class ServerLog:
+    """The part of a server's log written between two marks."""
+
+    def __init__(self, server: PostgresServer, database: str = "postgres") -> None:
+        self.server = server
+        self.database = database
+        self.path = server.root / "server.log"
+        self.count = 0
+
+    def mark(self) -> str:
+        """Log a marker statement from psql and return it, once it is in the file."""
+        self.count += 1
+        marker = f"round-trip-mark-{self.count}"
+        self.server.psql(f"SELECT '{marker}'", self.database)
+        deadline = time.monotonic() + 10
+        while marker not in self.path.read_text(errors="replace"):
+            assert time.monotonic() < deadline, f"{marker} never reached the server log"
+            time.sleep(0.01)
+        return marker
+
+    def between(self, start: str, end: str) -> list[str]:
+        """Every log line between two marks."""
+        text = self.path.read_text(errors="replace")
+        return text[text.index(start) : text.index(end)].splitlines()
+
+    def app_lines(self, start: str, end: str) -> list[str]:
+        """The app's own log lines between two marks."""
+        return [line for line in self.between(start, end) if line.startswith(PREFIX)]
+
+
+def round_trips(lines: list[str]) -> dict[str, Any]:
+    statements = [line for line in lines if STATEMENT.search(line)]
+    parses = [line for line in lines if PARSE.search(line)]
+    return {
+        "round trips": len(statements) + len(parses),
+        "statements": [line.removeprefix(PREFIX) for line in statements],
+        "prepares": len(parses),
+    }
+
+
+async def wait_listening(app: Quart) -> None:
+    """Until the app's listener is connected and its cache may answer."""
+    deadline = time.monotonic() + 10
+    async with app.app_context():
+        while not login_cache.cache().trusted:
+            assert time.monotonic() < deadline, "the login cache never started listening"
+            await asyncio.sleep(0.01)
+
+
+async def test_a_logged_in_get_costs_one_round_trip_cold_and_none_warm(
+    logged_postgres: PostgresServer, tmp_path: Path
+) -> None:
+    # One pooled connection, so that the cold request meets a connection that has
+    # prepared the login lookup before (as every pooled connection has after its
+    # first request): what is counted is the cost per request, not per connection.
+    settings = make_settings(
+        tmp_path,
+        DATABASE_URL=logged_postgres.url(),
+        DATABASE_POOL_SIZE=1,
+        DATABASE_MAX_OVERFLOW=0,
+    )
+    app = create_app(settings)
+    server_log = ServerLog(logged_postgres)
+    async with app.test_app():
+        await add_user(app)
+        await wait_listening(app)
+        first = AuthActions(app.test_client())
+        await first.login()
+        assert (await first.client.get("/hello")).status_code == 200
+        second = AuthActions(app.test_client())
+        await second.login()  # a login this process has never looked up
+
+        before_cold = server_log.mark()
+        cold = await second.client.get("/hello")
+        after_cold = server_log.mark()
+        warm = await second.client.get("/hello")
+        after_warm = server_log.mark()
+
+    assert (cold.status_code, warm.status_code) == (200, 200)
+    cold_cost = round_trips(server_log.app_lines(before_cold, after_cold))
+    warm_cost = round_trips(server_log.app_lines(after_cold, after_warm))
+    print(f"\nlogged-in GET /hello, cold cache: {cold_cost}\nwarm cache: {warm_cost}")
+    # Cold: the SELECT of the login row alone, already prepared on the connection; no
+    # pre-ping, no BEGIN, no ROLLBACK.
+    assert cold_cost["round trips"] == 1, cold_cost
+    assert LOGIN_LOOKUP in cold_cost["statements"][0]
+    assert warm_cost["round trips"] == 0, warm_cost
+
+
+@pytest.mark.parametrize(
+    ("later", "write"),
+    [(61, "UPDATE logins SET last_seen"), (31 * 60, "DELETE FROM logins")],
+    ids=["last-seen-written", "expired-row-deleted"],
+)
+async def test_the_lookups_rare_writes_are_one_statement_each(
+    logged_postgres: PostgresServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    later: int,
+    write: str,
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        DATABASE_URL=logged_postgres.url(),
+        DATABASE_POOL_SIZE=1,
+        DATABASE_MAX_OVERFLOW=0,
+    )
+    app = create_app(settings)
+    server_log = ServerLog(logged_postgres)
+    async with app.test_app():
+        await add_user(app)
+        await wait_listening(app)
+        auth = AuthActions(app.test_client())
+        await auth.login()
+        assert (await auth.client.get("/hello")).status_code == 200
+        now = time.time()
+        # A minute on, last_seen is due to be written; half an hour on, the login
+        # has idled out and its row is deleted.
+        monkeypatch.setattr(time, "time", lambda: now + later)
+
+        start = server_log.mark()
+        await auth.client.get("/hello")
+        end = server_log.mark()
+
+    cost = round_trips(server_log.app_lines(start, end))
+    print(f"\nlogged-in GET /hello {later} s later: {cost}")
+    # The SELECT and the write, each alone: no BEGIN, no COMMIT. (The write is rare
+    # enough that this is its first use on the connection, so it is prepared too.)
+    assert len(cost["statements"]) == 2, cost
+    assert LOGIN_LOOKUP in cost["statements"][0]
+    assert write in cost["statements"][1]
+    assert cost["prepares"] <= 1, cost

@@ -1,0 +1,170 @@
+"""Device cookies on a real hypercorn with two workers, on SQLite and PostgreSQL.
+
+The security review's findings 4 and 8 replayed: old device cookies kept their guesses
+after a password change, anyone could mint them without limit, and their name and
+value revealed the username. Then the way in for an owner locked out on a new browser.
+The audit log (stderr) says how many passwords were verified.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from http.cookiejar import Cookie, CookieJar, DefaultCookiePolicy
+from typing import Any
+
+import pytest
+
+from tests.conftest import PASSWORD, Start
+from tests.support.server import Browser, Server
+
+pytestmark = pytest.mark.server
+WRONG = "wrong password, quite long"
+NEW_PASSWORD = "plum tractor seventeen lagoon"
+VERIFIED = re.compile(r'"event": "login_(?:failed|ok)"')
+CODE = re.compile(r'<code id="device-code">([A-Z0-9-]+)</code>')
+# Cookie mechanics, whatever the database behind them (tests/conftest.py's rule).
+SQLITE_SERVER = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+def login(browser: Browser, password: str = PASSWORD, username: str = "alice") -> int:
+    form = {"username": username, "password": password}
+    return browser.post("/login", {**form, "csrf_token": browser.csrf_token("/login")}).status
+
+
+def logout(browser: Browser) -> None:
+    assert browser.post("/logout", {"csrf_token": browser.csrf_token("/logout")}).status == 302
+
+
+def device_cookies(browser: Browser) -> list[Cookie]:
+    return [cookie for cookie in browser.cookies if "device-" in cookie.name]
+
+
+def lock(server: Server) -> None:
+    stranger = Browser(server.base_url)
+    for _ in range(5):
+        assert login(stranger, WRONG) == 200
+    assert login(stranger, PASSWORD) == 429
+
+
+def verifications(server: Server, logins: int) -> int:
+    """Passwords verified, once the access log holds all ``logins`` POSTs to /login sent.
+
+    A request's audit line is written before its access line, which follows the response.
+    """
+    logged = server.access_entries(logins, method="POST", path="/login")
+    assert len(logged) == logins, f"{len(logged)} of {logins} logins logged"
+    return len(VERIFIED.findall(server.stderr))
+
+
+def test_old_device_cookies_get_no_guesses_after_a_password_change(start: Start) -> None:
+    server = start()
+    old_devices = []
+    for _ in range(4):
+        browser = Browser(server.base_url)
+        assert login(browser) == 302
+        logout(browser)
+        old_devices.append(browser)
+    changer = Browser(server.base_url)
+    assert login(changer) == 302
+    form = {
+        "current_password": PASSWORD,
+        "new_password": NEW_PASSWORD,
+        "new_password2": NEW_PASSWORD,
+        "csrf_token": changer.csrf_token("/account/password"),
+    }
+    assert changer.post("/account/password", form).status == 302
+    logout(changer)
+    lock(server)
+    before = verifications(server, logins=11)
+
+    guesses = [login(browser, WRONG) for browser in old_devices for _ in range(5)]
+    with_the_new_password = [login(browser, NEW_PASSWORD) for browser in old_devices]
+
+    assert set(guesses) == {429}
+    assert set(with_the_new_password) == {429}
+    assert verifications(server, logins=35) == before  # not one of the 24 was checked
+    # The browser that changed the password was given a fresh device of its own.
+    assert login(changer, NEW_PASSWORD) == 302
+
+
+def test_a_login_beyond_the_mint_cap_gets_no_device_cookie(start: Start) -> None:
+    server = start()
+    browsers = [Browser(server.base_url) for _ in range(7)]
+
+    statuses = [login(browser) for browser in browsers]
+
+    assert statuses == [302] * 7
+    assert [len(device_cookies(browser)) for browser in browsers] == [1] * 5 + [0] * 2
+
+
+def readable(value: str) -> bytes:
+    """What anyone can read of a signed cookie value: its base64 payload."""
+    payload = value.strip('"').split(".")[0]
+    return base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+
+
+@SQLITE_SERVER
+def test_the_device_cookie_reveals_no_username(start: Start) -> None:
+    server = start()
+    browser = Browser(server.base_url)
+    assert login(browser) == 302
+
+    (cookie,) = device_cookies(browser)
+
+    assert "alice" not in cookie.name
+    assert hashlib.sha256(b"alice").hexdigest()[:16] not in cookie.name
+    assert "alice" not in (cookie.value or "")
+    assert b"alice" not in readable(cookie.value or "")
+
+
+class LoopbackPolicy(DefaultCookiePolicy):
+    """Send Secure cookies over the test's plain HTTP, as TLS in front would let them."""
+
+    def return_ok_secure(self, cookie: Cookie, request: Any) -> bool:
+        return True
+
+
+@SQLITE_SERVER
+def test_in_production_the_device_cookie_is_a_host_cookie(start: Start) -> None:
+    server = start(QUARTAPP_SESSION_COOKIE_SECURE="true")
+    browser = Browser(server.base_url, CookieJar(LoopbackPolicy()))
+    form = {"username": "alice", "password": PASSWORD}
+
+    response = browser.post("/login", {**form, "csrf_token": browser.csrf_token("/login")})
+
+    (header,) = [h for h in response.headers.get_all("Set-Cookie", []) if "device-" in h]
+    attributes = [part.strip().lower() for part in header.split(";")]
+    assert response.status == 302
+    assert header.startswith("__Host-device-")
+    assert "secure" in attributes
+    assert "path=/" in attributes
+    assert not any(part.startswith("domain=") for part in attributes)
+
+
+def test_a_code_from_the_owners_phone_lets_a_new_laptop_in_while_locked(start: Start) -> None:
+    server = start()
+    phone = Browser(server.base_url)
+    assert login(phone) == 302
+    lock(server)
+
+    token = phone.csrf_token("/account/sessions")
+    shown = phone.post("/account/devices/new", {"csrf_token": token})
+    code = CODE.search(shown.text)
+    assert code, shown.text
+    laptop = Browser(server.base_url)
+    entered = laptop.post(
+        "/login/device", {"code": code.group(1), "csrf_token": laptop.csrf_token("/login/device")}
+    )
+
+    assert entered.status == 302
+    assert login(laptop) == 302
+    assert login(Browser(server.base_url)) == 429
+    # The code was used up: a stranger who saw it later gets nothing.
+    late = Browser(server.base_url)
+    again = late.post(
+        "/login/device", {"code": code.group(1), "csrf_token": late.csrf_token("/login/device")}
+    )
+    assert again.status == 400
+    assert device_cookies(late) == []

@@ -1,0 +1,259 @@
+"""Browser tests' helpers: Chromium through pytest-playwright, a served app, axe-core.
+
+A pytest plugin (``tests/conftest.py`` names it in ``pytest_plugins``) so that its
+fixtures override pytest-playwright's and its summary hook runs:
+
+- ``browser_type_launch_args`` uses Playwright's own Chromium where ``playwright
+  install`` put it, and Debian's ``/usr/bin/chromium`` otherwise; with neither, every
+  browser test skips and says how to install one.
+- :func:`served` starts hypercorn on a copy of a database that holds one user, alice.
+- :class:`Visitor` wraps a page: each :meth:`Visitor.check` screenshots the page at
+  desktop and phone sizes (into :data:`SCREENSHOTS`) and asserts that axe-core finds
+  no violations; console errors and uncaught exceptions (CSP violations included)
+  fail the test when it ends.
+
+A new page gets the same checks with one ``visitor.check("name")`` line. Browser tests
+run after all others (see :func:`pytest_collection_modifyitems`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.support.server import (
+    ROOT,
+    Server,
+    development_env,
+    free_port,
+    hypercorn_command,
+    running,
+)
+from tests.support.server import create_user as create_account
+
+if TYPE_CHECKING:
+    from playwright.sync_api import BrowserType, ConsoleMessage, Page, Response
+
+# Where the screenshots go; `make test` prints it, and .gitignore keeps it out of git.
+ARTIFACTS = ROOT / "test-artifacts"
+SCREENSHOTS = ARTIFACTS / "screenshots"
+# A laptop, and a phone the size of an iPhone 12 to 15.
+VIEWPORTS = {"desktop": (1280, 800), "phone": (390, 844)}
+DEBIAN_CHROMIUM = "/usr/bin/chromium"
+NO_CHROMIUM = "chromium is not installed: apt-get install chromium"
+# The machine has no network: keep Chromium from trying to reach Google's services.
+QUIET_ARGS = [
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+USERNAME = "alice"
+PASSWORD = "correct horse battery staple"
+# The screenshots this process took; each test's count goes into its teardown report
+# (``user_properties``), so that under pytest-xdist the controller can sum the workers'.
+TAKEN: list[Path] = []
+SCREENSHOTS_PROPERTY = "screenshots"
+# What the reports said, summed where the summary is written.
+REPORTED: list[int] = []
+_taken_before_test = [0]
+# Chromium logs this for any document answered with a 4xx; the tests assert the status.
+FAILED_RESOURCE = "Failed to load resource: the server responded with a status of"
+
+
+def chromium_path(bundled: str) -> str | None:
+    """The Chromium to drive: Playwright's own build if installed, else Debian's."""
+    if bundled and Path(bundled).is_file():
+        return None  # Playwright finds its own build without being told
+    found = shutil.which("chromium") or (
+        DEBIAN_CHROMIUM if Path(DEBIAN_CHROMIUM).is_file() else None
+    )
+    if found is None:
+        pytest.skip(NO_CHROMIUM)
+    return found
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(
+    browser_type_launch_args: dict[str, Any], browser_type: BrowserType
+) -> dict[str, Any]:
+    """pytest-playwright's launch arguments, pointed at an installed Chromium."""
+    args = dict(browser_type_launch_args)
+    executable = chromium_path(browser_type.executable_path)
+    if executable is not None:
+        args["executable_path"] = executable
+    extra = list(QUIET_ARGS)
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        extra.append("--no-sandbox")  # Chromium refuses to start as root with its sandbox
+    args["args"] = [*args.get("args", []), *extra]
+    return args
+
+
+def create_user(env: Mapping[str, str], name: str = USERNAME, password: str = PASSWORD) -> None:
+    """Make an account with the project's own CLI, as an operator would."""
+    create_account(env, name, password)
+
+
+@contextmanager
+def served(directory: Path, template: Path, **settings: str) -> Iterator[Server]:
+    """A development hypercorn with ``alice``, on a copy of ``template`` in ``directory``.
+
+    ``template`` is conftest's ``served_sqlite_template``: migrated, with alice in it.
+    """
+    port = free_port()
+    env = development_env(directory, **settings)
+    shutil.copy(template, directory / "quartapp.db")
+    with running(hypercorn_command(port), env, port, directory / "logs") as server:
+        server.wait_healthy()
+        yield server
+
+
+@dataclass
+class Visitor:
+    """A Playwright page on the test server, with the checks every page gets."""
+
+    page: Page
+    base_url: str
+    test_name: str
+    errors: list[str] = field(default_factory=list)
+    documents: set[str] = field(default_factory=set)
+    checked: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.page.on("console", self._on_console)
+        self.page.on("pageerror", lambda error: self.errors.append(f"pageerror: {error}"))
+        self.page.on("response", self._on_response)
+
+    def _on_response(self, response: Response) -> None:
+        if response.request.resource_type == "document":
+            self.documents.add(response.url)
+
+    def _on_console(self, message: ConsoleMessage) -> None:
+        if message.type != "error":
+            return
+        # A 4xx page is an expected answer, and each test asserts its status; a failed
+        # stylesheet or script is not, and its URL is not a document's.
+        location = message.location.get("url", "")
+        if message.text.startswith(FAILED_RESOURCE) and location in self.documents:
+            return
+        self.errors.append(f"console: {message.text} ({location})")
+
+    def goto(self, path: str) -> Response:
+        response = self.page.goto(self.base_url + path)
+        assert response is not None, f"no response for {path}"
+        return response
+
+    def path(self) -> str:
+        """The current URL without the server's address."""
+        return self.page.url.removeprefix(self.base_url)
+
+    def check(self, name: str) -> None:
+        """Screenshot the page at each size and assert axe-core finds no violations.
+
+        The page is not reloaded between sizes: what is checked is the page as the
+        test left it (errors shown, focus where it moved).
+        """
+        from axe_playwright_python.sync_playwright import Axe
+
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        original = self.page.viewport_size
+        reports = []
+        try:
+            for label, (width, height) in VIEWPORTS.items():
+                self.page.set_viewport_size({"width": width, "height": height})
+                shot = SCREENSHOTS / f"{name}-{label}-{width}x{height}.png"
+                self.page.screenshot(path=str(shot), full_page=True)
+                TAKEN.append(shot)
+                results = Axe().run(self.page)
+                if results.violations_count:
+                    reports.append(f"{label}: {results.generate_report()}")
+        finally:
+            if original is not None:
+                self.page.set_viewport_size(original)
+        self.checked.append(name)
+        assert not reports, f"axe-core found violations on {name}:\n" + "\n".join(reports)
+
+    def assert_no_errors(self) -> None:
+        assert not self.errors, "the browser reported errors:\n" + "\n".join(self.errors)
+
+
+def visit(page: Page, server: Server, request: pytest.FixtureRequest) -> Iterator[Visitor]:
+    """A :class:`Visitor` on ``server``; its console must stay clean to the end."""
+    page.set_default_timeout(10_000)
+    visitor = Visitor(page, server.base_url, request.node.name)
+    yield visitor
+    visitor.assert_no_errors()
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, served_sqlite_template: Path
+) -> Iterator[Server]:
+    """One development server with ``alice`` for a module's browser tests.
+
+    A module whose tests change alice (her password, her logins) overrides it with a
+    server per test.
+    """
+    with served(tmp_path_factory.mktemp("browser-server"), served_sqlite_template) as started:
+        yield started
+
+
+@pytest.fixture
+def visitor(page: Page, server: Server, request: pytest.FixtureRequest) -> Iterator[Visitor]:
+    """A :class:`Visitor` on the module's ``server``."""
+    yield from visit(page, server, request)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the browser tests after all others, keeping their order among themselves.
+
+    Playwright's sync API holds an event loop open on the main thread for as long as
+    pytest-playwright's session-wide ``playwright`` fixture lives; pytest-asyncio's
+    tests cannot start their own loop while it does.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Note how many screenshots were taken before this test."""
+    _taken_before_test[0] = len(TAKEN)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    """Put the test's count of screenshots into its teardown report."""
+    try:
+        return (yield)
+    finally:
+        taken = len(TAKEN) - _taken_before_test[0]
+        if taken:
+            item.user_properties.append((SCREENSHOTS_PROPERTY, taken))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Sum the screenshots of every test, this process's or a pytest-xdist worker's."""
+    if report.when == "teardown":
+        REPORTED.extend(
+            value
+            for name, value in report.user_properties
+            if name == SCREENSHOTS_PROPERTY and isinstance(value, int)
+        )
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say where the screenshots are, when this run took any."""
+    taken = sum(REPORTED)
+    if taken:
+        terminalreporter.write_sep("-", "browser screenshots")
+        terminalreporter.write_line(
+            f"{taken} screenshots of {taken // len(VIEWPORTS)} pages in "
+            f"{SCREENSHOTS.relative_to(ROOT)}/"
+        )
