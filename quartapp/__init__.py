@@ -11,7 +11,7 @@ A request goes: hypercorn -> ``asgi.LazyApp`` -> (ProxyFixMiddleware, when confi
 were added: ``web.security.check_host`` (refuses an untrusted Host),
 ``web.security.require_https`` (in production behind a trusted proxy: plain HTTP gets a
 308 to HTTPS), ``web.security.refuse_unnamed_fields``, CSRFProtect's ``csrf_protect``
-(``web.security.SameOriginCSRFProtect``: where a POST came from, then its token),
+(``web.csrf.SameOriginCSRFProtect``: where a POST came from, then its token),
 then ``auth.views.load_logged_in_user`` (sets ``g.user`` from the login record in
 ``auth.logins``, through ``auth.login_cache``) -> the view in ``web.pages`` (/,
 /welcome, /hello), ``auth.views`` (/login, /logout), ``account.views``
@@ -66,7 +66,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
     from . import bootstrap, cli
     from .db import db, schema
     from .settings import ROOT, ConfigError
-    from .web import errors, health, logs, security, sessions, speedups
+    from .web import csrf, errors, health, logs, security, sessions, speedups
 
     try:
         config = bootstrap.prepare_instance(config_overrides)
@@ -92,7 +92,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
     security.init_app(app)  # first hooks: the host check runs before any other hook
     schema.init_app(app)  # pending migrations, in development, before the pool opens
     db.init_app(app)
-    security.SameOriginCSRFProtect(app)  # checks every POST, before the features' hooks
+    csrf.SameOriginCSRFProtect(app)  # checks every POST, before the features' hooks
     sessions.init_app(app)
     errors.init_app(app)
     app.register_blueprint(health.bp)

@@ -7,8 +7,12 @@
   recovery codes;
 - ``login``: /login/two-factor, the second step of a password login, and the code
   that /login/confirm asks for (:mod:`quartapp.auth.reauth`);
+- ``confirm``: the code that /login/confirm asks for;
+- ``flows``: turning TOTP off, and an admin's reset;
 - ``forms``: their forms.
 
+- ``confirm``: the code that /login/confirm asks for;
+- ``flows``: turning TOTP off, and an admin's reset;
 - ``forms``: their forms.
 
 :func:`init_app` plugs it in: its blueprints, and what it adds to signing in through
@@ -27,7 +31,7 @@ if TYPE_CHECKING:
 def init_app(app: Quart) -> None:
     """Register the blueprints, and TOTP's parts of signing in with auth's registry."""
     from ..auth.registry import ConfirmStep, SecondStep, registry
-    from . import login, misses, totp, views
+    from . import confirm, login, misses, totp, views
 
     app.register_blueprint(views.bp)
     app.register_blueprint(login.bp)
@@ -41,7 +45,7 @@ def init_app(app: Quart) -> None:
         )
     )
     hooks.confirm_steps.append(
-        ConfirmStep(asks=login.asks_code, check=login.confirm_code, method="password+code")
+        ConfirmStep(asks=confirm.asks_code, check=confirm.confirm_code, method="password+code")
     )
     # A user with TOTP in force changes the password only after a strong proof.
     hooks.strong_factors.append(login.required)

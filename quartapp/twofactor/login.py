@@ -44,8 +44,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from .. import signals
 from ..auth import credentials, devices, logins, throttle, users
-from ..auth.current import current_user, signed_in
-from ..auth.forms import ConfirmForm
+from ..auth.current import current_user
 from ..auth.signin import complete_login
 from ..db import User, db
 from ..web import errors
@@ -333,37 +332,3 @@ async def flash_remaining(left: int, done: str = "signed in") -> None:
         )
     else:
         await flash(f"You {done} with a recovery code; {left} left.", "info")
-
-
-# /login/confirm: with TOTP in force, the password alone does not confirm.
-
-
-async def asks_code(user_id: int) -> bool:
-    """Whether /login/confirm must ask this user for a code."""
-    return await required(user_id)
-
-
-async def confirm_code(form: ConfirmForm, user_id: int) -> str | None:
-    """The confirm form's code, for a user with TOTP: None when right, else the error.
-
-    Runs after the password was checked (and counted) by the throttle; a wrong code
-    leaves that attempt counted, and counts against the user's run of misses.
-    """
-    username = signed_in().username
-    async with db.session() as dbs:
-        if not await totp.is_enabled(dbs, user_id):
-            return None
-        text = form.code.data or ""
-        if not text.strip():
-            return CODE_NEEDED
-        outcome = await use_code(dbs, user_id, text, step=misses.CONFIRM)
-        left = await recovery.remaining(dbs, user_id) if outcome.method else 0
-        await dbs.commit()
-    if outcome.method is None:
-        if outcome.refusal is None:
-            signals.send(signals.second_factor_failed, username=username)
-        return outcome.error
-    if outcome.method == RECOVERY_CODE:
-        signals.send(signals.recovery_code_used, username=username, remaining=left)
-        await flash_remaining(left, "confirmed")
-    return None

@@ -24,7 +24,7 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .. import signals
-from . import security
+from . import csrf
 from .navigation import requested_path, safe_next
 
 log = logging.getLogger("quartapp.errors")  # the pre-move name, kept for log filters
@@ -171,9 +171,9 @@ UNVERIFIED = FormRefusal(
 # so would have the person retry what can never work.
 FORM_REFUSALS = {
     wtf.TOKEN_EXPIRED: FORM_EXPIRED,
-    security.CROSS_SITE: FROM_ANOTHER_SITE,
+    csrf.CROSS_SITE: FROM_ANOTHER_SITE,
     wtf.REFERRER_HOST: FROM_ANOTHER_SITE,
-    security.NO_SOURCE: NO_SOURCE,
+    csrf.NO_SOURCE: NO_SOURCE,
     wtf.REFERRER_HEADER: NO_SOURCE,
     wtf.SESSION_TOKEN_MISSING: NO_COOKIE,
 }

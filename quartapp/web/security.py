@@ -8,11 +8,7 @@ other hook reads its body; ``/healthz`` is answered as it is, for the router's c
 Without a trusted proxy the header is the client's word, so nothing is redirected; in
 development nothing is either, as cookies there are not Secure and plain HTTP works.
 
-**Forms over HTTPS.** :class:`SameOriginCSRFProtect` is Quart-WTF's CSRF check, with its
-HTTPS rule (a same-origin Referer) widened as browsers and Django do: a same-origin
-``Origin``, or ``Sec-Fetch-Site: same-origin``, stands in for a Referer that a privacy
-tool stripped. Where the post came from is checked before its token, and each refusal
-says which it was (``web.errors`` words them).
+The CSRF check, which runs after these hooks, is in :mod:`.csrf`.
 """
 
 from __future__ import annotations
@@ -24,18 +20,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import cast
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from hypercorn.middleware import ProxyFixMiddleware
 from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallable, Scope
-from quart import Quart, current_app, g, redirect, request
+from quart import Quart, current_app, redirect, request
 from quart.wrappers import Response
-from quart_wtf import CSRFProtect
-from quart_wtf.csrf import CSRFError
-from quart_wtf.utils import validate_csrf
 from werkzeug.exceptions import BadRequest
 from werkzeug.wrappers import Response as WerkzeugResponse
-from wtforms import ValidationError
 
 # No inline script or style anywhere (the templates use static/style.css only), so the
 # policy can be strict; form-action and frame-ancestors do not fall back to default-src.
@@ -63,9 +55,6 @@ HSTS = "max-age=63072000; includeSubDomains"
 HEALTH_ENDPOINT = "health.healthz"
 # Why a post over HTTPS was refused before its token was read: the CSRFError's
 # description, which web.errors turns into words for the person.
-CROSS_SITE = "The request came from another site."
-NO_SOURCE = "The request has no Origin, Referer or Sec-Fetch-Site header."
-DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 UNTRUSTED = "untrusted.invalid"
@@ -293,64 +282,6 @@ def path_as_sent() -> str:
     path = path or quote(request.path)
     query = request.query_string.decode("latin-1")
     return f"{path}?{query}" if query else path
-
-
-def origin_of(url: str) -> tuple[str, str | None, int | None] | None:
-    """The (scheme, host, port) a URL or an Origin header names; None if it is malformed."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:  # a port out of range or not a number, a bad IPv6 literal
-        return None
-    return parts.scheme, parts.hostname, port or DEFAULT_PORTS.get(parts.scheme)
-
-
-def post_source_problem() -> str | None:
-    """Why this HTTPS post cannot be shown to come from this site's pages, or None.
-
-    ``Origin`` decides when the browser sent a real one; ``null`` (sent under a
-    no-referrer policy) says nothing, so the Referer is next, then ``Sec-Fetch-Site``.
-    Browsers never let a page set any of the three.
-    """
-    here = origin_of(f"https://{request.host}")
-    origin = request.headers.get("Origin")
-    if origin and origin != "null":
-        return None if here is not None and origin_of(origin) == here else CROSS_SITE
-    referrer = request.headers.get("Referer")
-    if referrer:
-        return None if here is not None and origin_of(referrer) == here else CROSS_SITE
-    site = request.headers.get("Sec-Fetch-Site")
-    if site == "same-origin":
-        return None
-    return CROSS_SITE if site in ("same-site", "cross-site") else NO_SOURCE
-
-
-class SameOriginCSRFProtect(CSRFProtect):
-    """Quart-WTF's CSRF check, taking a same-origin ``Origin`` where it wanted a Referer.
-
-    Over HTTPS Quart-WTF refuses any post without a same-origin Referer, so a browser
-    whose privacy tool strips it could never sign in. This checks the post's source as
-    :func:`post_source_problem` says (under ``WTF_CSRF_SSL_STRICT``, as before), then
-    the token exactly as Quart-WTF does.
-
-    Upstream: Quart-WTF's ``protect`` accepting ``Origin`` and ``Sec-Fetch-Site`` (as
-    Django's CsrfViewMiddleware does) would remove it.
-    """
-
-    async def protect(self) -> None:
-        """Refuse a post from elsewhere, then one without this session's valid token."""
-        config = current_app.config
-        if request.method not in config["WTF_CSRF_METHODS"]:
-            return
-        if request.is_secure and config["WTF_CSRF_SSL_STRICT"]:
-            problem = post_source_problem()
-            if problem is not None:
-                raise CSRFError(problem)
-        try:
-            validate_csrf(await self._get_csrf_token())
-        except ValidationError as error:
-            raise CSRFError(error.args[0]) from None
-        g.csrf_valid = True  # as Quart-WTF marks a checked request
 
 
 def init_app(app: Quart) -> None:
