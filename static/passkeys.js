@@ -243,12 +243,18 @@
     });
     // The browser's passkey suggestions in the username box, where it has them:
     // armed when the person goes to the box (a click or a key in it, or focus once
-    // they have used the page: the page's autofocus gives it focus with no one
-    // there), again after a run.
+    // they have clicked or typed on this page: the page's autofocus gives it focus with
+    // no one there), again after a run. Not navigator.userActivation: Chromium carries
+    // it over from the page that sent the browser here (the logout button's click).
     var username = document.getElementById("username");
     if (conditional && username && PublicKeyCredential.isConditionalMediationAvailable) {
+      var used = false;
+      ["pointerdown", "keydown"].forEach(function (kind) {
+        document.addEventListener(kind, function () {
+          used = true;
+        }, true);
+      });
       var offer = function (event) {
-        var used = navigator.userActivation && navigator.userActivation.hasBeenActive;
         if (pending || (event.type === "focus" && !used)) {
           return;
         }
