@@ -1,7 +1,7 @@
 """The tables: quartapp's one source of truth for the schema.
 
 ``migrations/`` carries them to existing databases (:mod:`quartapp.db.schema`), and
-tests/test_schema.py checks that the two agree on SQLite and PostgreSQL. A change here
+tests/db/test_schema.py checks that the two agree on SQLite and PostgreSQL. A change here
 needs a new Alembic revision.
 """
 

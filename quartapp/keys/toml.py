@@ -2,7 +2,7 @@
 
 Written by hand rather than with tomli-w so that ``python -m quartapp.keys`` stays
 standard-library only. Every value it writes reads back unchanged with ``tomllib``
-(tests/test_keys.py checks that with Hypothesis).
+(tests/keys/test_keys.py checks that with Hypothesis).
 """
 
 from __future__ import annotations

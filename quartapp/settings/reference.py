@@ -1,7 +1,7 @@
 """The configuration page, ``docs/configuration.md``, made from the settings table.
 
 ``python -m quartapp.settings.reference > docs/configuration.md`` writes it again after
-a row of :mod:`.schema` changes; tests/test_docs.py checks that the committed page is
+a row of :mod:`.schema` changes; tests/app/test_docs.py checks that the committed page is
 exactly :func:`render`'s output, so the page and the table cannot drift. The prose
 around the tables is here too, because it describes the rules of this package. Only
 the settings package is imported, so it runs before the app can start.

@@ -4,7 +4,7 @@ The table is the one list of what may be configured. It gives ``DEFAULTS``, how 
 environment value is parsed, the check of each value on its own and its message, and
 the names an unknown one is compared with. Checks across settings, and production's,
 are in :mod:`.checks`. A new setting is one row here: docs/configuration.md is made
-from this table by :mod:`.reference` (tests/test_docs.py checks the page is current).
+from this table by :mod:`.reference` (tests/app/test_docs.py checks the page is current).
 """
 
 from __future__ import annotations

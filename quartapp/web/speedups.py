@@ -2,7 +2,7 @@
 
 Most are speed-ups, each for a measured cost (its commit names the figures); two lean
 on a framework's private names (Quart-WTF's per-request token cache, Quart's flash
-queue). Each says which upstream change would let it go, and tests/test_speedups.py
+queue). Each says which upstream change would let it go, and tests/web/test_speedups.py
 checks that each still does what it claims, so an upgrade that breaks one fails there.
 """
 
