@@ -104,7 +104,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any)
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Give each ``xdist_group`` test the ``@group`` node id ``--dist loadgroup`` reads.
+    """Give each ``xdist_group`` test the ``@group`` node id ``--dist loadgroup`` reads,
+    and put the tests that share a module-scoped fixture in a group of their module.
 
     pytest-xdist 3.8 names a test's group by setting ``item._nodeid``, which pytest 9 no
     longer reads (a node's id is ``item._id``), so every group was silently split over
@@ -121,10 +122,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 for mark in item.iter_markers("xdist_group")
             }
         )
+        if (
+            not groups
+            and _shares_a_module_fixture(item)
+            and not item.get_closest_marker("browser")
+        ):
+            # A module's shared server starts once only if its tests run on one worker.
+            # Not the browser tests: xdist sends the biggest groups first, and those must
+            # run last on each worker (tests/support/browser.py).
+            groups = [item.nodeid.split("::", 1)[0]]
         node_id = getattr(item, "_id", None)
         if groups and node_id is not None and "@" not in item.nodeid:
             # NodeId is frozen and caches its string; the cache is what nodeid returns.
             object.__setattr__(node_id, "_str_cache", f"{item.nodeid}@{'_'.join(groups)}")
+
+
+def _shares_a_module_fixture(item: pytest.Item) -> bool:
+    """Whether the test uses a module-scoped fixture (a real server its module shares)."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    return any(defs and defs[-1].scope == "module" for defs in info.name2fixturedefs.values())
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
