@@ -179,14 +179,20 @@ async def test_the_cli_ending_logins_deletes_pending_keys(
     assert pending_keys(settings) == 0
 
 
-@BOTH_DATABASES
-async def test_logging_out_everywhere_else_deletes_pending_keys(
-    app: Quart, auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
-) -> None:
+async def key_made_by_another_login(app: Quart, auth: AuthActions) -> None:
+    """Another browser of alice's opens the enrolment page (a pending key for its login);
+    then ``auth``'s browser logs in."""
     other = AuthActions(app.test_client())
     await other.login()
     await other.client.get(SETTINGS)
     await auth.login()
+
+
+@BOTH_DATABASES
+async def test_logging_out_everywhere_else_deletes_pending_keys(
+    app: Quart, auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
+) -> None:
+    await key_made_by_another_login(app, auth)
     token = await csrf_token(client, "/account/sessions")
     done = await client.post("/account/sessions/end-others", form={"csrf_token": token})
     assert done.headers["Location"] == "/account/sessions"
@@ -197,10 +203,7 @@ async def test_logging_out_everywhere_else_deletes_pending_keys(
 async def test_ending_one_login_deletes_its_pending_key(
     app: Quart, auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
-    other = AuthActions(app.test_client())
-    await other.login()
-    await other.client.get(SETTINGS)
-    await auth.login()
+    await key_made_by_another_login(app, auth)
     page = await body(await client.get("/account/sessions"))
     public = re.search(r'name="login" type="hidden" value="([0-9a-f]+)"', page)
     assert public, page
