@@ -38,7 +38,9 @@ from .asgi import app
 if TYPE_CHECKING:
     from quart import Quart
 
-__all__ = ["app", "create_app"]
+    from .settings import Part
+
+__all__ = ["app", "create_app", "load_config", "setting_parts"]
 
 
 # The features, in the order they plug in. Each is a module or package of quartapp whose
@@ -63,27 +65,30 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
 
     from quart import Quart
 
-    from . import bootstrap, cli
+    from . import bootstrap, cli, settings
     from .db import db, schema
-    from .settings import ROOT, ConfigError
     from .web import csrf, errors, health, logs, security, sessions, speedups
 
+    parts = setting_parts()
     try:
-        config = bootstrap.prepare_instance(config_overrides)
+        config = bootstrap.prepare_instance(config_overrides, parts)
         make_instance_folder(config["INSTANCE_PATH"])
-    except ConfigError as error:
+    except settings.ConfigError as error:
         cli.refuse(error)  # within a `quart --app quartapp ...` command: one Error: line
         raise
     app = Quart(
         __name__,
         instance_path=config["INSTANCE_PATH"],
-        template_folder=str(ROOT / "templates"),
-        static_folder=str(ROOT / "static"),
+        template_folder=str(settings.ROOT / "templates"),
+        static_folder=str(settings.ROOT / "static"),
     )
+    # Quart and Quart-WTF read their own keys (SECRET_KEY, SESSION_COOKIE_*, WTF_CSRF_*)
+    # here; the app reads the typed sections, built once from the same values.
     app.config.update(config)
+    settings.install(app, config, parts)
     # app.logger ("quartapp") gets Quart's stderr handler; the audit log and the
     # first-run admin write to its children at INFO, which must not be dropped.
-    app.logger.setLevel(config["LOG_LEVEL"])
+    app.logger.setLevel(settings.of(app).log_level)
 
     # The shared base, which knows no feature. Before security: its proxy fix and host
     # guard wrap the access log, so the log sees the client address the app sees, and
@@ -105,6 +110,27 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
     app.before_serving(freeze_startup_objects)  # after every other startup hook
     speedups.init_app(app)  # last: it rewrites what the blueprints registered
     return app
+
+
+def setting_parts() -> tuple[Part, ...]:
+    """Each feature's rows of the settings table: ``PART`` of its ``settings.py``, if any.
+
+    The settings package names no feature, so its loader is handed these.
+    """
+    from importlib import import_module
+
+    return tuple(
+        import_module(f".{name}.settings", __name__).PART
+        for name in FEATURES
+        if (Path(__file__).parent / name / "settings.py").is_file()
+    )
+
+
+def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The checked settings of the base and every feature (:func:`settings.load_config`)."""
+    from . import settings
+
+    return settings.load_config(overrides, setting_parts())
 
 
 def load_models() -> None:

@@ -19,11 +19,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from blinker import Signal
-from quart import current_app, has_app_context, has_request_context, request
+from quart import has_app_context, has_request_context, request
 
 from . import signals
+from .auth import settings as auth_settings
 from .auth.users import USERNAME_PATTERN
-from .settings import DEFAULTS
 
 if TYPE_CHECKING:
     from quart import Quart
@@ -64,12 +64,13 @@ def loggable_username(username: str | None) -> str | None:
     if username is None:
         return None
     normalized = username.lower()
-    config = current_app.config if has_app_context() else DEFAULTS
-    if len(normalized) <= config["USERNAME_MAX_LENGTH"] and USERNAME_PATTERN.fullmatch(normalized):
+    if has_app_context():
+        config = auth_settings.current()
+        limit, key = config.username_max_length, config.site.secret_key.encode()
+    else:
+        limit, key = auth_settings.USERNAME_MAX_LENGTH, _PROCESS_KEY
+    if len(normalized) <= limit and USERNAME_PATTERN.fullmatch(normalized):
         return normalized
-    key = config.get("SECRET_KEY") or _PROCESS_KEY
-    if isinstance(key, str):
-        key = key.encode()
     digest = hmac.new(
         key, _HASH_CONTEXT + username.encode("utf-8", "surrogatepass"), hashlib.sha256
     ).hexdigest()

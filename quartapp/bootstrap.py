@@ -10,19 +10,21 @@ import asyncio
 import logging
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from quart import Quart, current_app
+from quart import Quart
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from . import keys, signals
+from . import keys, settings, signals
+from .auth import settings as auth_settings
 from .auth.passwords import Passwords, passwords
+from .auth.settings import AuthSettings
 from .auth.users import AccountError, count_users, create_user
 from .db import db
 from .files import write_private
-from .settings import ConfigError, load_config
+from .settings import ConfigError, Part, Settings, load_config
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,9 @@ INITIAL_ADMIN_FILE = "initial-admin-password"
 INITIAL_ADMIN = "admin"
 
 
-def prepare_instance(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def prepare_instance(
+    overrides: Mapping[str, Any] | None = None, parts: Iterable[Part] = ()
+) -> dict[str, Any]:
     """The settings to serve with, after giving a fresh development checkout its keys.
 
     Without a configured ``SECRET_KEY`` (development only: production refuses that),
@@ -38,9 +42,10 @@ def prepare_instance(overrides: Mapping[str, Any] | None = None) -> dict[str, An
     and the settings are loaded again with them. ``create_app`` and ``python -m
     quartapp.serve`` call this; hypercorn's workers may all get here at once on a fresh
     checkout, and one of them creates the file while the rest read it, so that they all
-    sign with the same keys.
+    sign with the same keys. ``parts`` are the features' rows (``quartapp.setting_parts``).
     """
-    config = load_config(overrides)
+    parts = tuple(parts)
+    config = load_config(overrides, parts)
     if config["SECRET_KEY"]:
         return config
     try:
@@ -49,7 +54,7 @@ def prepare_instance(overrides: Mapping[str, Any] | None = None) -> dict[str, An
         raise ConfigError(f"SECRET_KEY is not set and {error}") from None
     if created:
         log.warning("no SECRET_KEY was configured; generated one into %s", path)
-    config = load_config(overrides)
+    config = load_config(overrides, parts)
     if not config["SECRET_KEY"]:
         raise ConfigError(
             f"SECRET_KEY is not set and {path} has none; run `python -m quartapp.keys "
@@ -59,7 +64,7 @@ def prepare_instance(overrides: Mapping[str, Any] | None = None) -> dict[str, An
 
 
 async def create_initial_admin(
-    session: AsyncSession, passwords: Passwords, config: Mapping[str, Any]
+    session: AsyncSession, passwords: Passwords, config: AuthSettings
 ) -> str | None:
     """On a development machine with no accounts, create ``admin`` with a random password.
 
@@ -67,7 +72,7 @@ async def create_initial_admin(
     log once, so a newcomer can log in right after ``make run``. Returns the password,
     or None when nothing was created.
     """
-    if config["ENV"] != "development" or not config["INITIAL_ADMIN"]:
+    if config.site.env != "development" or not config.initial_admin:
         return None
     if await count_users(session):
         return None
@@ -76,7 +81,7 @@ async def create_initial_admin(
         await create_user(session, passwords, config, INITIAL_ADMIN, password)
     except AccountError:
         return None  # another worker got there first
-    path = Path(config["INSTANCE_PATH"]) / INITIAL_ADMIN_FILE
+    path = Path(config.site.instance_path) / INITIAL_ADMIN_FILE
     await asyncio.to_thread(write_private, path, password + "\n")
     # The one place a password is logged, on purpose and in development only: it is
     # random, shown once, and a newcomer needs it to log in after `make run`.
@@ -90,7 +95,7 @@ async def create_initial_admin(
     return password
 
 
-def discard_initial_password(config: Mapping[str, Any], username: str) -> bool:
+def discard_initial_password(config: Settings, username: str) -> bool:
     """Delete the first-run password file once ``admin`` has a password of its own.
 
     Called when a password is set (the account page, ``users set-password``) and when
@@ -99,7 +104,7 @@ def discard_initial_password(config: Mapping[str, Any], username: str) -> bool:
     """
     if username != INITIAL_ADMIN:
         return False
-    path = Path(config["INSTANCE_PATH"]) / INITIAL_ADMIN_FILE
+    path = Path(config.instance_path) / INITIAL_ADMIN_FILE
     try:
         os.unlink(path)
     except FileNotFoundError:
@@ -114,10 +119,10 @@ def _password_changed(sender: object, *, username: str, **_: object) -> None:
     the first-run file goes. An unlink of one small file, and only for ``admin``: no
     thread is worth it."""
     if username == INITIAL_ADMIN and isinstance(sender, Quart):
-        discard_initial_password(sender.config, username)
+        discard_initial_password(settings.of(sender), username)
 
 
 async def create_initial_admin_for_app() -> None:
     """``before_serving`` hook: the first-run admin, in the serving app's database."""
     async with db.session() as session:
-        await create_initial_admin(session, passwords(), current_app.config)
+        await create_initial_admin(session, passwords(), auth_settings.current())

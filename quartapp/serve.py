@@ -31,20 +31,20 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
 
-from . import make_instance_folder
+from . import make_instance_folder, setting_parts
 from .bootstrap import prepare_instance
+from .metrics.settings import MetricsSettings
 from .settings import ConfigError
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 @contextlib.contextmanager
-def metrics_folder(config: Mapping[str, Any]) -> Iterator[str | None]:
+def metrics_folder(config: MetricsSettings) -> Iterator[str | None]:
     """A fresh folder for this run's metrics, named in the environment, then removed."""
-    if not config["METRICS_TOKEN"]:
+    if not config.enabled:
         yield None
         return
     # A folder of this run only: files left by an earlier run would add its counts.
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else argv
     try:
         # Here, before any worker exists, a fresh checkout gets its development keys.
-        config = prepare_instance()
+        config = prepare_instance(parts=setting_parts())
         # The workers would each fail on an instance folder they cannot create.
         make_instance_folder(config["INSTANCE_PATH"])
     except ConfigError as error:
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     # Imported here: the settings are checked first, however hypercorn's import fares.
     from hypercorn.__main__ import main as hypercorn_main
 
-    with metrics_folder(config):
+    with metrics_folder(MetricsSettings.from_config(config)):
         # hypercorn reads sys.argv when given an empty list, so give it what it parses.
         return hypercorn_main(arguments or ["--help"])
 

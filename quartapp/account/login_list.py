@@ -10,14 +10,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..auth import logins
 from ..auth.logins import idle_limit
+from ..auth.settings import AuthSettings
 from ..db import Login
 
 # Domain separation for the ids the sessions page shows (see public_id): the
@@ -25,7 +25,7 @@ from ..db import Login
 _PUBLIC_ID_CONTEXT = b"quartapp.logins.public-id\0"
 
 
-def live(config: Mapping[str, Any], now: float) -> ColumnElement[bool]:
+def live(config: AuthSettings, now: float) -> ColumnElement[bool]:
     """The rows :func:`find_record` would accept at ``now``: within both limits."""
     return and_(
         Login.expires_at > now,
@@ -43,7 +43,7 @@ def live(config: Mapping[str, Any], now: float) -> ColumnElement[bool]:
 
 
 async def live_for_user(
-    session: AsyncSession, config: Mapping[str, Any], user_id: int
+    session: AsyncSession, config: AuthSettings, user_id: int
 ) -> Sequence[Login]:
     """A user's live logins, newest first: what the sessions page lists."""
     query = (
@@ -54,23 +54,22 @@ async def live_for_user(
     return (await session.execute(query)).scalars().all()
 
 
-def public_id(config: Mapping[str, Any], login_id: str) -> str:
+def public_id(config: AuthSettings, login_id: str) -> str:
     """The id a page may show for a login: an HMAC of the row's id, not the id itself.
 
     The row's id is the SHA-256 of a live cookie's token; it is no token, but it stays
     out of pages and forms all the same. Keyed, so that no one can make the id of a
     login they have not been shown.
     """
-    key = config["SECRET_KEY"]
-    if isinstance(key, str):
-        key = key.encode()
-    mac = hmac.new(key, _PUBLIC_ID_CONTEXT + login_id.encode(), hashlib.sha256)
+    mac = hmac.new(
+        config.site.secret_key.encode(), _PUBLIC_ID_CONTEXT + login_id.encode(), hashlib.sha256
+    )
     return mac.hexdigest()[:32]
 
 
 async def end_other(
     session: AsyncSession,
-    config: Mapping[str, Any],
+    config: AuthSettings,
     user_id: int,
     public: str,
     *,

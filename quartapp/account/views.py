@@ -10,7 +10,6 @@ from __future__ import annotations
 from quart import (
     Blueprint,
     abort,
-    current_app,
     redirect,
     render_template,
     request,
@@ -22,6 +21,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from .. import signals
 from ..auth import credentials, devices, flows, users
+from ..auth import settings as auth_settings
 from ..auth.credentials import LockedOut
 from ..auth.current import login_required, signed_in
 from ..auth.passwords import passwords
@@ -79,7 +79,7 @@ async def _change_password(form: ChangePasswordForm) -> WerkzeugResponse | None:
     password was right; a wrong one or a lockout (429, raised by the check) is never
     rated. Returns None when the form must be shown again with its errors.
     """
-    config = current_app.config
+    config = auth_settings.current()
     user = signed_in()
     new_password = form.new_password.data or ""
     try:
@@ -151,7 +151,7 @@ def sentence(message: str) -> str:
 @login_required
 async def sessions() -> ResponseReturnValue:
     """List the user's live logins, this one marked, with a way to end the others."""
-    config = current_app.config
+    config = auth_settings.current()
     async with db.session() as dbs:
         rows = await login_list.live_for_user(dbs, config, signed_in().id)
         trusted = await devices.count(dbs, config, signed_in().id)
@@ -190,7 +190,7 @@ async def end_session(form: EndSessionForm) -> ResponseReturnValue:
     async with db.session() as dbs:
         ended = await login_list.end_other(
             dbs,
-            current_app.config,
+            auth_settings.current(),
             signed_in().id,
             form.login.data or "",
             keep=signed_in().login_id,
@@ -209,7 +209,9 @@ async def end_other_sessions() -> ResponseReturnValue:
     if request.method == "GET":
         return redirect(url_for("account.sessions"))
     # The devices logged out here lose their trust too; this browser keeps its own.
-    this_device = await devices.trusted(current_app.config, request.cookies, signed_in().username)
+    this_device = await devices.trusted(
+        auth_settings.current(), request.cookies, signed_in().username
+    )
     async with db.session() as dbs:
         await flows.end_logins(
             dbs,

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +23,7 @@ from ..db import User, db
 from ..web.errors import Busy
 from . import devices, throttle, users
 from .passwords import Passwords
+from .settings import AuthSettings
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def client_keys(address: str, username: str, device: str | None) -> list[str]:
 
 
 async def check(
-    config: Mapping[str, Any],
+    config: AuthSettings,
     hasher: Passwords,
     *,
     username: str,
@@ -118,7 +119,7 @@ def refuse(username: str, lockout: throttle.Lockout) -> NoReturn:
 
 
 async def count_attempt(
-    config: Mapping[str, Any], *, username: str, address: str, device: str | None
+    config: AuthSettings, *, username: str, address: str, device: str | None
 ) -> None:
     """Count an attempt at a secret that needs no hashing (a second factor's code) in the
     same counters as a password, before it is checked; raises :class:`LockedOut`.

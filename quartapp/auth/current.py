@@ -28,7 +28,7 @@ from ..db import db
 from ..web.messages import flash
 from ..web.navigation import requested_path
 from ..web.speedups import CSRF_FIELD, renew_csrf_token
-from . import login_cache, logins
+from . import login_cache, logins, settings
 from .logins import CurrentUser
 from .signin import LOGIN_KEY, LOGIN_NAME_KEY, LOGIN_UNTIL_KEY
 
@@ -101,7 +101,7 @@ async def load_logged_in_user() -> None:
     status, g.user = await login_cache.lookup(
         db.store,
         login_cache.cache(),
-        current_app.config,
+        settings.current(),
         token,
         fresh=request.method not in SAFE_METHODS,
     )

@@ -26,7 +26,6 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import delete, func, select, update
@@ -36,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from werkzeug.sansio.response import Response as WerkzeugResponse
 
 from ..db import Device, DeviceCode, User, db
+from .settings import AuthSettings
 
 # A new salt for the nonce-only format: the old ``[username, nonce]`` cookies fail
 # their signature and are ignored.
@@ -61,13 +61,13 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _keys(config: Mapping[str, Any]) -> list[str | bytes]:
-    return [config["SECRET_KEY"], *config["SECRET_KEY_FALLBACKS"]]
+def _keys(config: AuthSettings) -> list[str | bytes]:
+    return [config.site.secret_key, *config.site.secret_key_fallbacks]
 
 
-def _serializer(config: Mapping[str, Any]) -> URLSafeTimedSerializer:
+def _serializer(config: AuthSettings) -> URLSafeTimedSerializer:
     # Old keys still verify, so rotating SECRET_KEY does not forget every device.
-    keys = [*config["SECRET_KEY_FALLBACKS"], config["SECRET_KEY"]]
+    keys = [*config.site.secret_key_fallbacks, config.site.secret_key]
     return URLSafeTimedSerializer(keys, salt=SALT)
 
 
@@ -77,23 +77,23 @@ def _name(key: str | bytes, username: str, *, secure: bool) -> str:
     return f"{HOST_PREFIX if secure else ''}{PREFIX}{mac[:NAME_DIGITS]}"
 
 
-def cookie_name(config: Mapping[str, Any], username: str) -> str:
+def cookie_name(config: AuthSettings, username: str) -> str:
     """The name of ``username``'s device cookie: one per user, saying nothing of whose.
 
     An HMAC of the username keyed with SECRET_KEY, so that a name cannot be matched to
     a username by hashing a list of them; ``__Host-`` in front when cookies are Secure.
     """
-    return _name(config["SECRET_KEY"], username, secure=bool(config["SESSION_COOKIE_SECURE"]))
+    return _name(config.site.secret_key, username, secure=config.site.session_cookie_secure)
 
 
-def presented(cookies: Mapping[str, str], config: Mapping[str, Any], username: str) -> str | None:
+def presented(cookies: Mapping[str, str], config: AuthSettings, username: str) -> str | None:
     """The nonce of a validly signed device cookie for ``username``, if the request has one.
 
     Only the signature and age are checked here; :func:`trusted` also asks the database.
     A cookie named with a fallback key (before a key rotation) is still read.
     """
-    secure = bool(config["SESSION_COOKIE_SECURE"])
-    max_age = config["DEVICE_COOKIE_DAYS"] * 86400
+    secure = config.site.session_cookie_secure
+    max_age = config.device_cookie_days * 86400
     for key in _keys(config):
         value = cookies.get(_name(key, username, secure=secure))
         if not value:
@@ -107,9 +107,7 @@ def presented(cookies: Mapping[str, str], config: Mapping[str, Any], username: s
     return None
 
 
-async def trusted(
-    config: Mapping[str, Any], cookies: Mapping[str, str], username: str
-) -> str | None:
+async def trusted(config: AuthSettings, cookies: Mapping[str, str], username: str) -> str | None:
     """The id of the device record behind this request's cookie for ``username``, if any.
 
     That is the key its login attempts are counted under. Costs one query, and only for
@@ -119,7 +117,7 @@ async def trusted(
     nonce = presented(cookies, config, username)
     if nonce is None:
         return None
-    oldest = time.time() - config["DEVICE_COOKIE_DAYS"] * 86400
+    oldest = time.time() - config.device_cookie_days * 86400
     query = (
         select(Device.id)
         .join(User, User.id == Device.user_id)
@@ -131,7 +129,7 @@ async def trusted(
 
 async def remember(
     session: AsyncSession,
-    config: Mapping[str, Any],
+    config: AuthSettings,
     user_id: int,
     *,
     known: str | None,
@@ -157,7 +155,7 @@ async def remember(
     return await mint(session, config, user_id)
 
 
-async def mint(session: AsyncSession, config: Mapping[str, Any], user_id: int) -> str | None:
+async def mint(session: AsyncSession, config: AuthSettings, user_id: int) -> str | None:
     """A new device record for the user and its nonce; None past the mint cap (no commit).
 
     The least recently used records beyond ``DEVICES_PER_USER`` are dropped.
@@ -171,11 +169,11 @@ async def mint(session: AsyncSession, config: Mapping[str, Any], user_id: int) -
     await session.execute(
         select(User.id).where(User.id == user_id).with_for_update(key_share=True)
     )
-    window = config["LOGIN_FAILURE_WINDOW"]
+    window = config.login_failure_window
     recent = select(func.count()).where(
         Device.user_id == user_id, Device.created_at > now - window
     )
-    if (await session.execute(recent)).scalar_one() >= config["DEVICES_MINTED_PER_WINDOW"]:
+    if (await session.execute(recent)).scalar_one() >= config.devices_minted_per_window:
         return None
     nonce = secrets.token_urlsafe(16)
     session.add(Device(id=digest(nonce), user_id=user_id, created_at=now, last_used=now))
@@ -184,7 +182,7 @@ async def mint(session: AsyncSession, config: Mapping[str, Any], user_id: int) -
         select(Device.id)
         .where(Device.user_id == user_id)
         .order_by(Device.last_used.desc(), Device.id)
-        .limit(config["DEVICES_PER_USER"])
+        .limit(config.devices_per_user)
     )
     await session.execute(
         delete(Device).where(Device.user_id == user_id, Device.id.not_in(kept.scalar_subquery()))
@@ -201,22 +199,22 @@ async def forget_all(session: AsyncSession, user_id: int, *, keep: str | None = 
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-async def count(session: AsyncSession, config: Mapping[str, Any], user_id: int) -> int:
+async def count(session: AsyncSession, config: AuthSettings, user_id: int) -> int:
     """How many devices are trusted for the user now (what the sessions page says)."""
-    oldest = time.time() - config["DEVICE_COOKIE_DAYS"] * 86400
+    oldest = time.time() - config.device_cookie_days * 86400
     query = select(func.count()).where(Device.user_id == user_id, Device.last_used > oldest)
     return int((await session.execute(query)).scalar_one())
 
 
 def set_cookie(
-    response: WerkzeugResponse, config: Mapping[str, Any], username: str, nonce: str
+    response: WerkzeugResponse, config: AuthSettings, username: str, nonce: str
 ) -> None:
     """Give the browser (or renew) its device cookie for ``username``."""
-    secure = bool(config["SESSION_COOKIE_SECURE"])
+    secure = config.site.session_cookie_secure
     response.set_cookie(
         cookie_name(config, username),
         _serializer(config).dumps(nonce),
-        max_age=config["DEVICE_COOKIE_DAYS"] * 86400,
+        max_age=config.device_cookie_days * 86400,
         path="/",
         secure=secure,
         httponly=True,
@@ -259,7 +257,7 @@ class Redeemed:
     nonce: str | None
 
 
-async def redeem(session: AsyncSession, config: Mapping[str, Any], code: str) -> Redeemed | None:
+async def redeem(session: AsyncSession, config: AuthSettings, code: str) -> Redeemed | None:
     """Use up a live code and mint a device for its user (commits); None if not live.
 
     A refused mint keeps the code, so the owner can try again within its lifetime.

@@ -12,15 +12,15 @@ first-run clean-up receive.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .. import signals
 from . import devices, logins, users
 from .passwords import Passwords
+from .settings import AuthSettings
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class PasswordChanged:
 
 async def change_password(
     dbs: AsyncSession,
-    config: Mapping[str, Any],
+    config: AuthSettings,
     hasher: Passwords,
     *,
     user_id: int,

@@ -7,6 +7,7 @@ Quart-WTF adds the CSRF field to each form. The account pages' forms are in
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from quart import current_app, g, session
@@ -14,6 +15,9 @@ from quart_wtf import QuartForm
 from quart_wtf.utils import generate_csrf
 from wtforms import BooleanField, Field, PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length, StopValidation
+
+from . import settings
+from .settings import AuthSettings
 
 # The nav's logout form on every logged-in page carries the signed form of the
 # session's CSRF token. Signing it (an HMAC and a timestamp) was about a tenth of a
@@ -65,17 +69,17 @@ class PlainText:
 
 
 class MaxLength:
-    """At most as many characters as the setting ``name`` allows, read when validating.
+    """At most as many characters as ``limit`` of the settings allows, read when validating.
 
-    The limits live in the config alone, so raising ``USERNAME_MAX_LENGTH`` raises it
+    The limits live in the settings alone, so raising ``USERNAME_MAX_LENGTH`` raises it
     for the form, the CLI and the database check together.
     """
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self, limit: Callable[[AuthSettings], int]) -> None:
+        self.limit = limit
 
     def __call__(self, form: QuartForm, field: Field) -> None:
-        limit = current_app.config[self.name]
+        limit = self.limit(settings.current())
         if len(field.data or "") > limit:
             raise StopValidation(f"Field cannot be longer than {limit} characters.")
 
@@ -89,7 +93,7 @@ def password_checks(missing: str) -> list[Any]:
         SentOnce(),
         PlainText(allow_whitespace=True),
         DataRequired(missing),
-        MaxLength("PASSWORD_MAX_LENGTH"),
+        MaxLength(lambda config: config.password_max_length),
     ]
 
 
@@ -102,7 +106,7 @@ class LoginForm(QuartForm):
             SentOnce(),
             PlainText(),
             DataRequired("Enter your username."),
-            MaxLength("USERNAME_MAX_LENGTH"),
+            MaxLength(lambda config: config.username_max_length),
         ],
     )
     password = PasswordField("Password", validators=password_checks("Enter your password."))

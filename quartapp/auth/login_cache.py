@@ -20,15 +20,17 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from quart import Quart, current_app
 from sqlalchemy.engine import make_url
 
+from .. import settings
 from ..db import Store
 from . import login_listener
 from .logins import CurrentUser, Record, Status, digest, find_record
+from .settings import AuthSettings
 
 
 class Cache:
@@ -174,7 +176,7 @@ class SqliteVersion:
 
 
 async def lookup(
-    store: Store, cache: Cache, config: Mapping[str, Any], token: str, *, fresh: bool = False
+    store: Store, cache: Cache, config: AuthSettings, token: str, *, fresh: bool = False
 ) -> tuple[Status, CurrentUser | None]:
     """:func:`.logins.find_record`, answered from ``cache`` while it can be trusted.
 
@@ -226,10 +228,9 @@ def sqlite_path(database_url: str) -> str | None:
 
 
 async def _open_cache() -> None:
-    config = current_app.config
     cache = Cache()
     current_app.extensions[EXTENSION] = cache
-    path = sqlite_path(config["SQLALCHEMY_DATABASE_URL"])
+    path = sqlite_path(settings.current().sqlalchemy_database_url)
     if path is not None:
         current_app.extensions[EXTENSION + ".sqlite"] = SqliteVersion(cache, path)
     else:

@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -31,8 +30,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.engine.default import DefaultExecutionContext
 
+from .. import settings
 from ..db import db
-from ..settings import database_url
+from ..settings import Settings, database_url
 from . import logins
 
 if TYPE_CHECKING:
@@ -50,15 +50,15 @@ APPLICATION_NAME = "quartapp-listener"
 EXTENSION = "quartapp.login_listener"
 
 
-def listen_url(config: Mapping[str, Any]) -> str | None:
+def listen_url(config: Settings) -> str | None:
     """Where to LISTEN: ``DATABASE_LISTEN_URL``, else the database unless behind PgBouncer.
 
     None: nowhere (SQLite, or PgBouncer without a direct URL), and the cache stays off.
     """
-    if config.get("DATABASE_LISTEN_URL"):
-        return database_url(config["DATABASE_LISTEN_URL"])
-    url = config["SQLALCHEMY_DATABASE_URL"]
-    if make_url(url).get_backend_name() != "postgresql" or config["DATABASE_PGBOUNCER"]:
+    if config.database_listen_url:
+        return database_url(config.database_listen_url)
+    url = config.sqlalchemy_database_url
+    if make_url(url).get_backend_name() != "postgresql" or config.database_pgbouncer:
         return None
     return str(url)
 
@@ -178,26 +178,27 @@ async def _has_triggers(connection: asyncpg.Connection) -> bool:
     return bool(found == len(TRIGGERS))
 
 
-def connect_args(config: Mapping[str, Any], url: str) -> dict[str, Any]:
+def connect_args(config: Settings, url: str) -> dict[str, Any]:
     """``asyncpg.connect`` arguments for ``url``, as SQLAlchemy's dialect reads URLs."""
     _, args = db.store.engine.dialect.create_connect_args(make_url(url))
     args.pop("prepared_statement_cache_size", None)
     return {
         **args,
-        "timeout": config["DATABASE_CONNECT_TIMEOUT"],
-        "command_timeout": config["DATABASE_STATEMENT_TIMEOUT"],
+        "timeout": config.database_connect_timeout,
+        "command_timeout": config.database_statement_timeout,
         "server_settings": {"application_name": APPLICATION_NAME},
     }
 
 
 async def start(app: Quart, cache: Cache) -> None:
     """Start listening in the background, if this database can tell us of changes."""
-    url = listen_url(app.config)
+    site = settings.of(app)
+    url = listen_url(site)
     if url is None:
-        if app.config["DATABASE_PGBOUNCER"]:
+        if site.database_pgbouncer:
             log.info("login cache: off behind PgBouncer (set DATABASE_LISTEN_URL to use it)")
         return
-    listener = Listener(cache, connect_args(app.config, url))
+    listener = Listener(cache, connect_args(site, url))
     cache.poll = listener.poll
     engine = db.store.engine.sync_engine
     event.listen(engine, "after_cursor_execute", listener.own_change)

@@ -13,16 +13,15 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
 
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ..db import ADDRESS_COLUMN, USER_AGENT_COLUMN, Login, User
 from . import registry
+from .settings import AuthSettings
 
 # last_seen is written when it is at least this old, so a busy reader writes once a
 # minute rather than on every request; a 30-minute idle limit loses nothing by it.
@@ -52,23 +51,23 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def idle_limit(config: Mapping[str, Any], *, remember: bool) -> int:
+def idle_limit(config: AuthSettings, *, remember: bool) -> int:
     """Seconds a login may go unused: a remembered one lasts as long as it lives."""
     if remember:
-        return int(config["REMEMBER_ME_DAYS"]) * 86400
-    return int(config["SESSION_IDLE_MINUTES"]) * 60
+        return config.site.remember_me_days * 86400
+    return config.session_idle_minutes * 60
 
 
-def lifetime(config: Mapping[str, Any], *, remember: bool) -> int:
+def lifetime(config: AuthSettings, *, remember: bool) -> int:
     """Seconds a login lives at most, however active."""
     if remember:
-        return int(config["REMEMBER_ME_DAYS"]) * 86400
-    return int(config["SESSION_MAX_HOURS"]) * 3600
+        return config.site.remember_me_days * 86400
+    return config.session_max_hours * 3600
 
 
 async def start(
     session: AsyncSession,
-    config: Mapping[str, Any],
+    config: AuthSettings,
     user_id: int,
     *,
     remember: bool,
@@ -113,7 +112,7 @@ async def start(
     return token
 
 
-async def make_room(session: AsyncSession, config: Mapping[str, Any], user_id: int) -> int:
+async def make_room(session: AsyncSession, config: AuthSettings, user_id: int) -> int:
     """End a user's oldest logins so one more stays within LOGINS_PER_USER_MAX (no commit).
 
     Run in the new login's transaction, so the oldest ends exactly when the newest
@@ -129,7 +128,7 @@ async def make_room(session: AsyncSession, config: Mapping[str, Any], user_id: i
         await session.execute(
             select(User.id).where(User.id == user_id).with_for_update(key_share=True)
         )
-    keep = int(config["LOGINS_PER_USER_MAX"]) - 1
+    keep = config.logins_per_user_max - 1
     older = (
         select(Login.id)
         .where(Login.user_id == user_id)
@@ -161,7 +160,7 @@ class Record:
     last_seen: float
     expires_at: float
 
-    def expired(self, config: Mapping[str, Any], now: float) -> bool:
+    def expired(self, config: AuthSettings, now: float) -> bool:
         """Past its absolute limit, or unused for longer than its idle limit."""
         idle = now - self.last_seen > idle_limit(config, remember=self.remember)
         return now >= self.expires_at or idle
@@ -172,7 +171,7 @@ class Record:
 
 
 async def find_record(
-    connection: AsyncConnection, config: Mapping[str, Any], login_id: str
+    connection: AsyncConnection, config: AuthSettings, login_id: str
 ) -> tuple[Status, Record | None, bool]:
     """Look a login up by its id: its status, its record when live, and whether this
     wrote to the database.
@@ -237,9 +236,7 @@ async def end_all(session: AsyncSession, user_id: int, *, keep: str | None = Non
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-async def prune(
-    session: AsyncSession, config: Mapping[str, Any], *, batch: int = PRUNE_BATCH
-) -> int:
+async def prune(session: AsyncSession, config: AuthSettings, *, batch: int = PRUNE_BATCH) -> int:
     """Delete up to ``batch`` logins past their absolute limit (commits); how many.
 
     A login that only went idle is kept until then (12 hours at most without "remember
@@ -258,7 +255,7 @@ async def prune(
 
 async def rotate(
     session: AsyncSession,
-    config: Mapping[str, Any],
+    config: AuthSettings,
     login_id: str,
     *,
     address: str | None,

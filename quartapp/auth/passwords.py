@@ -13,10 +13,10 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -24,6 +24,8 @@ from quart import Quart, current_app
 
 from .. import signals
 from ..web.errors import Busy
+from . import settings
+from .settings import AuthSettings
 
 EXTENSION = "quartapp.passwords"
 # Per process, by argon2 parameters (time, memory, parallelism): the dummy hash that an
@@ -189,25 +191,25 @@ class Passwords:
         return self._dummy_hash
 
 
-def build(config: Mapping[str, Any]) -> Passwords:
+def build(config: AuthSettings) -> Passwords:
     """A hashing service from the ``ARGON2_*`` and ``HASHING_*`` settings.
 
     Trusted devices get as many reserved places as one client may hold, as long as
     that leaves the others that many too. The CLI builds its own: its semaphore then
     belongs to the CLI's event loop.
     """
-    places = config["HASHING_CONCURRENCY"] + config["HASHING_QUEUE"]
-    share = config["HASHING_PLACES_PER_CLIENT"]
+    places = config.hashing_concurrency + config.hashing_queue
+    share = config.hashing_places_per_client
     reserve = max(0, min(share, places - share))
     return Passwords(
         hasher=PasswordHasher(
-            time_cost=config["ARGON2_TIME_COST"],
-            memory_cost=config["ARGON2_MEMORY_COST"],
-            parallelism=config["ARGON2_PARALLELISM"],
+            time_cost=config.argon2_time_cost,
+            memory_cost=config.argon2_memory_cost,
+            parallelism=config.argon2_parallelism,
         ),
-        limit=asyncio.Semaphore(config["HASHING_CONCURRENCY"]),
-        slots=config["HASHING_CONCURRENCY"],
-        queue=config["HASHING_QUEUE"],
+        limit=asyncio.Semaphore(config.hashing_concurrency),
+        slots=config.hashing_concurrency,
+        queue=config.hashing_queue,
         share=share,
         reserve=reserve,
     )
@@ -215,7 +217,7 @@ def build(config: Mapping[str, Any]) -> Passwords:
 
 def init_app(app: Quart) -> None:
     """Give the app its hashing service, with the dummy hash made at startup."""
-    service = app.extensions[EXTENSION] = build(app.config)
+    service = app.extensions[EXTENSION] = build(settings.of(app))
     app.before_serving(service.warm_up)
 
 

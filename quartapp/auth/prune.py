@@ -22,8 +22,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from ..db import db
-from . import logins, throttle
+from . import logins, settings, throttle
 from .registry import registry
+from .settings import AuthSettings
 
 log = logging.getLogger("quartapp.prune")  # the pre-move name, kept for log filters
 EXTENSION = "quartapp.prune"
@@ -49,7 +50,7 @@ class Pruned(dict[str, int]):
 
 
 async def prune_once(
-    sessionmaker: async_sessionmaker[Any], config: Mapping[str, Any], *, batch: int
+    sessionmaker: async_sessionmaker[Any], config: AuthSettings, *, batch: int
 ) -> Pruned:
     """One bounded batch of each table: auth's own, then every registered pruner."""
     pruned = Pruned()
@@ -63,7 +64,7 @@ async def prune_once(
 
 async def prune_pass(
     sessionmaker: async_sessionmaker[Any],
-    config: Mapping[str, Any],
+    config: AuthSettings,
     *,
     batch: int = logins.PRUNE_BATCH,
     batches: int | None = PASS_BATCHES,
@@ -81,7 +82,7 @@ async def prune_pass(
         await asyncio.sleep(PAUSE)
 
 
-async def prune_all(sessionmaker: async_sessionmaker[Any], config: Mapping[str, Any]) -> Pruned:
+async def prune_all(sessionmaker: async_sessionmaker[Any], config: AuthSettings) -> Pruned:
     """Batches until nothing is left to prune (the CLI)."""
     return await prune_pass(sessionmaker, config, batches=None)
 
@@ -92,7 +93,7 @@ async def _every_minute(app: Quart) -> None:
     while True:
         try:
             async with app.app_context():
-                await prune_pass(db.store.sessionmaker, app.config)
+                await prune_pass(db.store.sessionmaker, settings.of(app))
         except (SQLAlchemyError, OSError, TimeoutError) as error:
             # The database is away; requests say so with 503s. Try again next minute.
             log.warning("pruning skipped: %s", str(error).splitlines()[0] if str(error) else error)

@@ -29,9 +29,9 @@ checks that features register in auth's registry (:mod:`.registry`).
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from functools import wraps
-from typing import Any, ParamSpec
+from typing import ParamSpec
 
 from quart import Blueprint, current_app, redirect, render_template, request, url_for
 from quart.typing import ResponseReturnValue
@@ -44,11 +44,12 @@ from ..web import errors
 from ..web.forms import form_post
 from ..web.messages import flash
 from ..web.navigation import requested_path, safe_next
-from . import credentials
+from . import credentials, settings
 from .current import login_required, signed_in
 from .forms import ConfirmForm
 from .passwords import passwords
 from .registry import ConfirmStep, has_strong_factor, registry, strong_proof
+from .settings import AuthSettings
 
 bp = Blueprint("reauth", __name__)
 
@@ -61,17 +62,17 @@ CONFIRM_STRONG = (
 WRONG_PASSWORD = "Your password is wrong."  # noqa: S105 (a message)
 
 
-def window(config: Mapping[str, Any]) -> int:
+def window(config: AuthSettings) -> int:
     """Seconds a login stays fresh after it was made or confirmed."""
-    return int(config["REAUTH_MINUTES"]) * 60
+    return config.reauth_minutes * 60
 
 
-def is_fresh(config: Mapping[str, Any], verified_at: float | None, now: float) -> bool:
+def is_fresh(config: AuthSettings, verified_at: float | None, now: float) -> bool:
     """Whether a login verified at ``verified_at`` (Unix seconds) is still fresh."""
     return verified_at is not None and 0 <= now - verified_at <= window(config)
 
 
-async def login_is_fresh(config: Mapping[str, Any], login_id: str) -> bool:
+async def login_is_fresh(config: AuthSettings, login_id: str) -> bool:
     """Read the login's ``verified_at`` (one query, never cached) and judge it."""
     async with db.session() as dbs:
         verified_at = await dbs.scalar(select(Login.verified_at).where(Login.id == login_id))
@@ -134,7 +135,7 @@ async def unless_strong() -> WerkzeugResponse | None:
     if row is not None:
         verified_at, method = row
         if method in registry().strong_methods and is_fresh(
-            current_app.config, verified_at, time.time()
+            settings.current(), verified_at, time.time()
         ):
             return None
     await flash(CONFIRM_STRONG, "info")
@@ -165,7 +166,7 @@ async def unless_fresh() -> WerkzeugResponse | None:
 
     For a view that needs a fresh login for only some of what it shows.
     """
-    if await login_is_fresh(current_app.config, signed_in().login_id):
+    if await login_is_fresh(settings.current(), signed_in().login_id):
         return None
     await flash(CONFIRM_FIRST, "info")
     return redirect(url_for("reauth.confirm", next=requested_path()))
@@ -208,7 +209,7 @@ async def _check(form: ConfirmForm, steps: list[ConfirmStep]) -> bool:
     """The password under the throttle (a lockout is a 429), then each step this user has."""
     user = signed_in()
     checked = await credentials.check(
-        current_app.config,
+        settings.current(),
         passwords(),
         username=user.username,
         password=form.password.data or "",

@@ -12,14 +12,14 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 
-from quart import current_app, redirect, request, session, url_for
+from quart import redirect, request, session, url_for
 from sqlalchemy.ext.asyncio import AsyncSession
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from .. import signals
 from ..db import db
 from ..web.messages import flash
-from . import credentials, devices, logins
+from . import credentials, devices, logins, settings
 from .registry import registry, strong_proof
 
 # The session cookie's keys of a login.
@@ -47,7 +47,7 @@ async def start_session(
     page. ``method`` is one of the registry's ``login_methods``; ``device`` is the nonce of this
     browser's trusted device cookie, if any.
     """
-    config = current_app.config
+    config = settings.current()
     async with db.session() as dbs:
         await record(dbs)
         if method in registry().strong_methods:
@@ -105,5 +105,5 @@ async def complete_login(
     )
     response = redirect(next_url or url_for("pages.hello"))
     if nonce is not None:
-        devices.set_cookie(response, current_app.config, user.username, nonce)
+        devices.set_cookie(response, settings.current(), user.username, nonce)
     return response

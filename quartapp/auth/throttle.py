@@ -24,7 +24,6 @@ from __future__ import annotations
 import ipaddress
 import math
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..db import ThrottleCounter
+from .settings import AuthSettings
 
 USER, ADDRESS, DEVICE = "user", "addr", "device"
 # Codes typed on /login/device, counted by address network apart from passwords, so a
@@ -45,9 +45,9 @@ MAX_STRIKES = 4
 # A username's counter that ended at its limit is kept this long past its window, so
 # repeated lockouts are remembered; every other counter goes when its window ends.
 MEMORY = 86400
-# IPv6 networks counted on top of THROTTLE_IPV6_PREFIX, widest first, with the setting
-# that limits each: a /56 or /48 holder rotating /64s meets these.
-AGGREGATES = ((48, "LOGIN_FAILURES_PER_IPV6_48"), (56, "LOGIN_FAILURES_PER_IPV6_56"))
+# IPv6 networks counted on top of THROTTLE_IPV6_PREFIX, widest first (each limited by
+# AuthSettings.network_limit): a /56 or /48 holder rotating /64s meets these.
+AGGREGATES = (48, 56)
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class Counter:
     grows: bool = False
 
 
-def address_key(address: str | None, config: Mapping[str, Any]) -> str:
+def address_key(address: str | None, config: AuthSettings) -> str:
     """The key an address is counted under: IPv4 as is, IPv6 by its network prefix.
 
     One IPv6 host is handed a whole /64, so counting /128s would let it rotate past
@@ -87,7 +87,7 @@ def address_key(address: str | None, config: Mapping[str, Any]) -> str:
     if isinstance(parsed, ipaddress.IPv6Address):
         if parsed.ipv4_mapped is not None:
             return str(parsed.ipv4_mapped)
-        prefix = config["THROTTLE_IPV6_PREFIX"]
+        prefix = config.throttle_ipv6_prefix
         return str(ipaddress.IPv6Network((parsed, prefix), strict=False))
     return str(parsed)
 
@@ -106,41 +106,41 @@ def networks(key: str) -> list[tuple[int, str]]:
         return []
     return [
         (prefix, str(network.supernet(new_prefix=prefix)))
-        for prefix, _ in AGGREGATES
+        for prefix in AGGREGATES
         if network.prefixlen > prefix
     ]
 
 
 def counters(
-    config: Mapping[str, Any], *, username: str, address: str, device: str | None
+    config: AuthSettings, *, username: str, address: str, device: str | None
 ) -> list[Counter]:
     """The counters one attempt counts against: address networks widest first, then the name.
 
     Always in this order, so two transactions never wait on each other's rows in
     opposite orders.
     """
-    limits = dict(AGGREGATES)
-    found = [Counter(ADDRESS, key, config[limits[prefix]]) for prefix, key in networks(address)]
-    found.append(Counter(ADDRESS, address, config["LOGIN_FAILURES_PER_ADDRESS"]))
+    found = [
+        Counter(ADDRESS, key, config.network_limit(prefix)) for prefix, key in networks(address)
+    ]
+    found.append(Counter(ADDRESS, address, config.login_failures_per_address))
     if device is not None:
-        found.append(Counter(DEVICE, device, config["LOGIN_FAILURES_PER_DEVICE"]))
+        found.append(Counter(DEVICE, device, config.login_failures_per_device))
     else:
         found.append(
-            Counter(USER, username[:KEY_LENGTH], config["LOGIN_FAILURES_PER_USER"], grows=True)
+            Counter(USER, username[:KEY_LENGTH], config.login_failures_per_user, grows=True)
         )
     return found
 
 
-def code_counters(config: Mapping[str, Any], address: str) -> list[Counter]:
+def code_counters(config: AuthSettings, address: str) -> list[Counter]:
     """What one code typed on /login/device counts against: the address networks, widest
     first, at the address limits, under :data:`CODE`.
 
     Not per code: each guess is a different code of 60 random bits, so a count per code
     would never reach a limit; and not per user, as a wrong code names nobody.
     """
-    limits = dict(AGGREGATES)
-    found = [Counter(CODE, key, config[limits[prefix]]) for prefix, key in networks(address)]
-    found.append(Counter(CODE, address, config["LOGIN_FAILURES_PER_ADDRESS"]))
+    found = [Counter(CODE, key, config.network_limit(prefix)) for prefix, key in networks(address)]
+    found.append(Counter(CODE, address, config.login_failures_per_address))
     return found
 
 
@@ -151,7 +151,7 @@ def _upsert(session: AsyncSession) -> Any:
 
 async def refused(
     session: AsyncSession,
-    config: Mapping[str, Any],
+    config: AuthSettings,
     *,
     username: str,
     address: str,
@@ -226,7 +226,7 @@ async def _count(session: AsyncSession, counter: Counter, window: int) -> Lockou
 
 async def attempt(
     session: AsyncSession,
-    config: Mapping[str, Any],
+    config: AuthSettings,
     *,
     username: str,
     address: str,
@@ -244,10 +244,10 @@ async def attempt(
 
 
 async def count(
-    session: AsyncSession, config: Mapping[str, Any], wanted: list[Counter]
+    session: AsyncSession, config: AuthSettings, wanted: list[Counter]
 ) -> Lockout | None:
     """:func:`attempt` for a given list of counters, in their order (the caller commits)."""
-    window = config["LOGIN_FAILURE_WINDOW"]
+    window = config.login_failure_window
     for counter in wanted:
         lockout = await _count(session, counter, window)
         if lockout is not None:
@@ -285,7 +285,7 @@ async def succeeded(
     )
 
 
-async def prune(session: AsyncSession, config: Mapping[str, Any], *, batch: int = 500) -> int:
+async def prune(session: AsyncSession, config: AuthSettings, *, batch: int = 500) -> int:
     """Delete up to ``batch`` counters that no longer matter (commits); how many.
 
     A counter matters only while its window lasts, except a username's that ended at
@@ -300,7 +300,7 @@ async def prune(session: AsyncSession, config: Mapping[str, Any], *, batch: int 
             ThrottleCounter.window_end <= now,
             or_(
                 ThrottleCounter.scope != USER,
-                ThrottleCounter.attempts < config["LOGIN_FAILURES_PER_USER"],
+                ThrottleCounter.attempts < config.login_failures_per_user,
             ),
         ),
     )

@@ -9,8 +9,7 @@ devices in the same transaction.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..db import Device, ThrottleCounter, User
 from . import devices, logins, ratings, throttle
 from .passwords import Passwords
+from .settings import AuthSettings
 
 # Lower-case letters, digits and a few separators: no look-alike Unicode, no spaces that
 # would make two accounts look the same on screen.
@@ -36,10 +36,10 @@ def normalize_username(name: str) -> str:
     return name.lower()
 
 
-def check_username(name: str, config: Mapping[str, Any]) -> str:
+def check_username(name: str, config: AuthSettings) -> str:
     """Validate a new username and return its stored form."""
     normalized = normalize_username(name)
-    limit = config["USERNAME_MAX_LENGTH"]
+    limit = config.username_max_length
     if not normalized:
         raise AccountError("the username is empty")
     if len(normalized) > limit:
@@ -52,9 +52,9 @@ def check_username(name: str, config: Mapping[str, Any]) -> str:
     return normalized
 
 
-def check_length(password: str, config: Mapping[str, Any]) -> None:
+def check_length(password: str, config: AuthSettings) -> None:
     """The policy's cheap part: a new password's length (it is never stripped or truncated)."""
-    shortest, longest = config["PASSWORD_MIN_LENGTH"], config["PASSWORD_MAX_LENGTH"]
+    shortest, longest = config.password_min_length, config.password_max_length
     # The login form's DataRequired refuses an all-space password, so none is created.
     if not password.strip():
         raise AccountError("the password is empty")
@@ -64,16 +64,14 @@ def check_length(password: str, config: Mapping[str, Any]) -> None:
         raise AccountError(f"the password is longer than {longest} characters")
 
 
-def check_password(
-    password: str, config: Mapping[str, Any], *, username: str | None = None
-) -> None:
+def check_password(password: str, config: AuthSettings, *, username: str | None = None) -> None:
     """Apply the policy to a new password: its length, then how guessable it is.
 
     zxcvbn rates it with the username and the site's name as words an attacker would
     try. A rating takes milliseconds of CPU: call :func:`vet_password` on an event loop.
     """
     check_length(password, config)
-    minimum = config["PASSWORD_MIN_SCORE"]
+    minimum = config.password_min_score
     if not minimum:
         return
     inputs = [*SITE_WORDS, *([username] if username else [])]
@@ -85,7 +83,7 @@ def check_password(
 
 
 async def vet_password(
-    password: str, config: Mapping[str, Any], *, username: str | None = None
+    password: str, config: AuthSettings, *, username: str | None = None
 ) -> None:
     """:func:`check_password` off the event loop, one rating at a time per process.
 
@@ -93,7 +91,7 @@ async def vet_password(
     short line this raises :class:`~.ratings.RatingBusy` (a 503) at once.
     """
     check_length(password, config)
-    if config["PASSWORD_MIN_SCORE"]:
+    if config.password_min_score:
         await ratings.bounded(check_password, password, config, username=username)
 
 
@@ -121,7 +119,7 @@ async def count_users(session: AsyncSession) -> int:
     return (await session.execute(select(func.count()).select_from(User))).scalar_one()
 
 
-async def available_username(session: AsyncSession, config: Mapping[str, Any], name: str) -> str:
+async def available_username(session: AsyncSession, config: AuthSettings, name: str) -> str:
     """The stored form of a new username; AccountError if it is invalid or taken."""
     username = check_username(name, config)
     if await find_user(session, username) is not None:
@@ -132,7 +130,7 @@ async def available_username(session: AsyncSession, config: Mapping[str, Any], n
 async def create_user(
     session: AsyncSession,
     passwords: Passwords,
-    config: Mapping[str, Any],
+    config: AuthSettings,
     name: str,
     password: str,
 ) -> User:

@@ -9,7 +9,6 @@ from typing import ParamSpec
 
 from quart import (
     Blueprint,
-    current_app,
     redirect,
     render_template,
     request,
@@ -24,7 +23,7 @@ from ..db import db
 from ..web.forms import form_post
 from ..web.messages import flash
 from ..web.navigation import safe_next
-from . import credentials, devices, logins, throttle
+from . import credentials, devices, logins, settings, throttle
 from .current import current_user
 from .forms import DeviceCodeForm, LoginForm
 from .passwords import passwords
@@ -73,7 +72,7 @@ async def _attempt_login(form: LoginForm, next_url: str | None) -> WerkzeugRespo
     The login is recorded in one transaction with the throttle's reset: if the
     database fails there, nothing is recorded and the client sees the 503 page.
     """
-    config = current_app.config
+    config = settings.current()
     checked = await credentials.check(
         config,
         passwords(),
@@ -124,7 +123,7 @@ async def trust_device(form: DeviceCodeForm) -> ResponseReturnValue:
                 "success",
             )
             response = redirect(url_for("auth.login"))
-            devices.set_cookie(response, current_app.config, redeemed.username, redeemed.nonce)
+            devices.set_cookie(response, settings.current(), redeemed.username, redeemed.nonce)
             return response
     elif form.errors:
         status = 400
@@ -137,7 +136,7 @@ async def redeem_counted(code: str) -> devices.Redeemed | None:
     A network over its limit is refused by one read that writes nothing (raising
     :class:`~.credentials.LockedOut`, the 429 page), so a flood costs no rows.
     """
-    config = current_app.config
+    config = settings.current()
     wanted = throttle.code_counters(config, throttle.address_key(request.remote_addr, config))
     async with db.session() as dbs:
         lockout = await throttle.refused_by(dbs, wanted)

@@ -6,7 +6,7 @@ import click
 
 from ..auth import prune
 from ..db import connect, schema
-from .running import load_config, run_on_database
+from .running import load_auth_settings, load_settings, run_on_database
 
 db_cli = click.Group("db", help="Migrate the database schema and prune old rows.")
 
@@ -15,7 +15,7 @@ db_cli = click.Group("db", help="Migrate the database schema and prune old rows.
 @click.argument("revision", default="head")
 def upgrade_command(revision: str) -> None:
     """Apply migrations up to REVISION (default: the newest)."""
-    before, after = run_on_database(schema.upgrade(load_config(), revision))
+    before, after = run_on_database(schema.upgrade(load_settings(), revision))
     if before == after:
         click.echo(f"database schema is at {after}; nothing to apply")
     else:
@@ -26,14 +26,14 @@ def upgrade_command(revision: str) -> None:
 @click.argument("revision", default="-1")
 def downgrade_command(revision: str) -> None:
     """Undo migrations down to REVISION (default: one step; 'base' for all)."""
-    before, after = run_on_database(schema.downgrade(load_config(), revision))
+    before, after = run_on_database(schema.downgrade(load_settings(), revision))
     click.echo(f"database schema downgraded from {before or 'empty'} to {after}")
 
 
 @db_cli.command("current")
 def current_command() -> None:
     """Show the database's revision and whether it is the newest."""
-    revision = run_on_database(schema.current(load_config()))
+    revision = run_on_database(schema.current(load_settings()))
     newest = schema.head()
     if revision == newest:
         click.echo(f"{revision} (head)")
@@ -45,17 +45,17 @@ def current_command() -> None:
 @click.option("-m", "--message", required=True, help="What the change is and why.")
 def revision_command(message: str) -> None:
     """Write a migration for what the models changed (for developers)."""
-    path = run_on_database(schema.revision(load_config(), message))
+    path = run_on_database(schema.revision(load_settings(), message))
     click.echo(f"wrote {path}; review it, then run db upgrade")
 
 
 @db_cli.command("prune")
 def prune_command() -> None:
     """Delete expired logins, stale throttle counters and expired passkey challenges."""
-    config = load_config()
+    config = load_auth_settings()
 
     async def work() -> prune.Pruned:
-        async with connect(config) as store:
+        async with connect(config.site) as store:
             return await prune.prune_all(store.sessionmaker, config)
 
     done = run_on_database(work())

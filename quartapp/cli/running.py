@@ -8,7 +8,7 @@ refusal into a one-line error and a non-zero exit.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import click
@@ -18,29 +18,33 @@ from quart.cli import ScriptInfo
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from .. import settings
 from ..auth import passwords, users
+from ..auth import settings as auth_settings
+from ..auth.settings import AuthSettings
 from ..db import connect, schema
-from ..settings import ConfigError
+from ..settings import ConfigError, Settings
 
 T = TypeVar("T")
-Work = Callable[[AsyncSession, passwords.Passwords, Mapping[str, Any]], Awaitable[T]]
+Work = Callable[[AsyncSession, passwords.Passwords, AuthSettings], Awaitable[T]]
 
 
 def run(work: Work[T]) -> T:
     """Run ``work`` against the app's database in a fresh event loop."""
-    config = load_config()
+    config = load_auth_settings()
+    site = config.site
 
     async def main() -> T:
         # In development the schema follows the code by itself, as it does for `make run`.
-        if config["DATABASE_AUTO_UPGRADE"]:
-            await schema.upgrade(config)
-        revision = await schema.current(config)
+        if site.database_auto_upgrade:
+            await schema.upgrade(site)
+        revision = await schema.current(site)
         if revision != schema.head():
             raise click.ClickException(
                 f"the database schema is at {revision or 'nothing'}, not {schema.head()}; "
                 "run `.venv/bin/quart --app quartapp db upgrade` first"
             )
-        async with connect(config) as store, store.sessionmaker() as session:
+        async with connect(site) as store, store.sessionmaker() as session:
             return await work(session, passwords.build(config), config)
 
     try:
@@ -66,9 +70,14 @@ def load_app() -> Quart:
     return app
 
 
-def load_config() -> Mapping[str, Any]:
-    """The settings of the app named by ``--app``."""
-    return load_app().config
+def load_settings() -> Settings:
+    """The base settings of the app named by ``--app``."""
+    return settings.of(load_app())
+
+
+def load_auth_settings() -> AuthSettings:
+    """auth's settings of the app named by ``--app``."""
+    return auth_settings.of(load_app())
 
 
 def run_on_database(work: Coroutine[Any, Any, T]) -> T:

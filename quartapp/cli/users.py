@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
-from typing import Any
 
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from .. import bootstrap, signals
 from ..auth import flows, users
 from ..auth.passwords import Passwords
+from ..auth.settings import AuthSettings
 from ..twofactor import flows as twofactor_flows
-from .running import load_config, run
+from .running import load_settings, run
 
 users_cli = click.Group("users", help="Create, list and manage user accounts.")
 
@@ -76,7 +75,7 @@ def set_password_command(name: str, password_stdin: bool) -> None:
     username = run(lambda session, _p, _c: _existing(session, name))
     password = read_password(password_stdin)
 
-    async def change(session: AsyncSession, hasher: Passwords, config: Mapping[str, Any]) -> int:
+    async def change(session: AsyncSession, hasher: Passwords, config: AuthSettings) -> int:
         user = await users.get_user(session, name)
         changed = await flows.change_password(
             session,
@@ -106,7 +105,7 @@ def delete_command(name: str, yes: bool) -> None:
         click.confirm(f"Delete user {username!r}?", abort=True)
     run(lambda session, _p, _c: users.delete_user(session, name))
     signals.send(signals.user_deleted, username=username)
-    bootstrap.discard_initial_password(load_config(), username)
+    bootstrap.discard_initial_password(load_settings(), username)
     click.echo(f"deleted user {username!r}")
 
 
@@ -125,7 +124,7 @@ def list_command() -> None:
 def revoke_command(name: str) -> None:
     """End every login of NAME, on every device, and forget NAME's trusted devices."""
 
-    async def revoke(session: AsyncSession, _p: Passwords, _c: Mapping[str, Any]) -> int:
+    async def revoke(session: AsyncSession, _p: Passwords, _c: AuthSettings) -> int:
         user = await users.get_user(session, name)
         return await flows.end_logins(session, user_id=user.id, username=user.username)
 
@@ -149,9 +148,7 @@ def unlock_command(name: str) -> None:
 def reset_two_factor_command(name: str) -> None:
     """Remove NAME's TOTP key and recovery codes, and end every login of NAME."""
 
-    async def reset(
-        session: AsyncSession, _p: Passwords, _c: Mapping[str, Any]
-    ) -> tuple[bool, int]:
+    async def reset(session: AsyncSession, _p: Passwords, _c: AuthSettings) -> tuple[bool, int]:
         user = await users.get_user(session, name)
         return await twofactor_flows.reset(session, user_id=user.id, username=user.username)
 

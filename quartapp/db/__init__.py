@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -32,6 +32,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import NullPool
 
+from .. import settings
+from ..settings import Settings
 from .models import (
     ADDRESS_COLUMN,
     USER_AGENT_COLUMN,
@@ -112,22 +114,22 @@ class Store:
         await self.read(select_one)
 
 
-def engine_options(config: Mapping[str, Any]) -> tuple[URL, dict[str, Any]]:
+def engine_options(config: Settings) -> tuple[URL, dict[str, Any]]:
     """The URL and ``create_async_engine`` options that the settings ask for."""
-    url = make_url(config["SQLALCHEMY_DATABASE_URL"])
-    options: dict[str, Any] = {"echo": config["DATABASE_ECHO"]}
+    url = make_url(config.sqlalchemy_database_url)
+    options: dict[str, Any] = {"echo": config.database_echo}
     if url.get_backend_name() == "sqlite":
         # A file on this machine: nothing can drop the connection, so no pre-ping (it
         # would cost a query on every checkout). The timeout is how long a writer waits
         # for another worker's write to finish.
-        options["connect_args"] = {"timeout": config["DATABASE_STATEMENT_TIMEOUT"]}
+        options["connect_args"] = {"timeout": config.database_statement_timeout}
         return url, options
     connect_args: dict[str, Any] = {
-        "timeout": config["DATABASE_CONNECT_TIMEOUT"],
-        "command_timeout": config["DATABASE_STATEMENT_TIMEOUT"],
+        "timeout": config.database_connect_timeout,
+        "command_timeout": config.database_statement_timeout,
         "server_settings": {"application_name": "quartapp"},
     }
-    if config["DATABASE_PGBOUNCER"]:
+    if config.database_pgbouncer:
         # PgBouncer in transaction mode hands each transaction any server connection,
         # where a statement prepared on another one does not exist: prepare nothing
         # that outlives a statement, and let PgBouncer do the pooling.
@@ -137,9 +139,9 @@ def engine_options(config: Mapping[str, Any]) -> tuple[URL, dict[str, Any]]:
         options["poolclass"] = NullPool
     else:
         options.update(
-            pool_size=config["DATABASE_POOL_SIZE"],
-            max_overflow=config["DATABASE_MAX_OVERFLOW"],
-            pool_timeout=config["DATABASE_POOL_TIMEOUT"],
+            pool_size=config.database_pool_size,
+            max_overflow=config.database_max_overflow,
+            pool_timeout=config.database_pool_timeout,
             # No pre-ping: it cost BEGIN, a query and ROLLBACK on every checkout. A
             # connection the server closed is noticed locally when it is drawn (see
             # _refuse_closed), and one that died unnoticed fails its statement, which
@@ -154,15 +156,15 @@ def _unique_statement_name() -> str:
     return f"__quartapp_{uuid4().hex}__"
 
 
-def open_store(config: Mapping[str, Any]) -> Store:
+def open_store(config: Settings) -> Store:
     """Create the engine for ``SQLALCHEMY_DATABASE_URL`` (no connection is made yet)."""
     url, options = engine_options(config)
     if url.get_backend_name() == "sqlite":
         prepare_sqlite_file(url)
         options.update(
-            pool_size=config["DATABASE_POOL_SIZE"],
-            max_overflow=config["DATABASE_MAX_OVERFLOW"],
-            pool_timeout=config["DATABASE_POOL_TIMEOUT"],
+            pool_size=config.database_pool_size,
+            max_overflow=config.database_max_overflow,
+            pool_timeout=config.database_pool_timeout,
         )
     engine = create_async_engine(url, **options)
     if url.get_backend_name() == "sqlite":
@@ -173,7 +175,7 @@ def open_store(config: Mapping[str, Any]) -> Store:
     # prepares a statement in one exchange and runs it in the next, and outside a
     # transaction PgBouncer may hand the second to another server connection, where
     # the statement does not exist.
-    return Store(engine, autocommit_reads=not config["DATABASE_PGBOUNCER"])
+    return Store(engine, autocommit_reads=not config.database_pgbouncer)
 
 
 def _refuse_closed(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
@@ -210,7 +212,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 @asynccontextmanager
-async def connect(config: Mapping[str, Any]) -> AsyncIterator[Store]:
+async def connect(config: Settings) -> AsyncIterator[Store]:
     """Open a store, for code that runs outside serving (the CLI)."""
     store = open_store(config)
     try:
@@ -228,7 +230,7 @@ class Database:
         app.after_serving(self._close)
 
     async def _open(self) -> None:
-        current_app.extensions[EXTENSION] = open_store(current_app.config)
+        current_app.extensions[EXTENSION] = open_store(settings.current())
 
     async def _close(self) -> None:
         store = current_app.extensions.pop(EXTENSION, None)

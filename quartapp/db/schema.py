@@ -10,7 +10,7 @@ developer's server, apply each revision once: PostgreSQL's advisory lock, or SQL
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from functools import cache
 from typing import Any, TypeVar
 
@@ -18,11 +18,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from quart import Quart, current_app
+from quart import Quart
 from sqlalchemy import Connection, event, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from ..settings import ROOT
+from .. import settings
+from ..settings import ROOT, Settings
 from . import engine_options, prepare_sqlite_file
 
 log = logging.getLogger("quartapp.schema")  # the pre-move name, kept for log filters
@@ -59,7 +60,7 @@ def head() -> str:
     return revision
 
 
-def _migration_engine(config: Mapping[str, Any]) -> AsyncEngine:
+def _migration_engine(config: Settings) -> AsyncEngine:
     url, options = engine_options(config)
     options.pop("poolclass", None)
     if url.get_backend_name() != "sqlite":
@@ -82,7 +83,7 @@ def _migration_engine(config: Mapping[str, Any]) -> AsyncEngine:
     return engine
 
 
-async def _run(config: Mapping[str, Any], work: Callable[[Connection], T]) -> T:
+async def _run(config: Settings, work: Callable[[Connection], T]) -> T:
     """Run ``work`` in one locked transaction on a connection of its own."""
     engine = _migration_engine(config)
     try:
@@ -110,7 +111,7 @@ def current_revision(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
-async def upgrade(config: Mapping[str, Any], revision: str = "head") -> tuple[str | None, str]:
+async def upgrade(config: Settings, revision: str = "head") -> tuple[str | None, str]:
     """Upgrade to ``revision``; returns the revisions before and after."""
 
     def work(connection: Connection) -> tuple[str | None, str]:
@@ -123,7 +124,7 @@ async def upgrade(config: Mapping[str, Any], revision: str = "head") -> tuple[st
     return await _run(config, work)
 
 
-async def downgrade(config: Mapping[str, Any], revision: str) -> tuple[str | None, str]:
+async def downgrade(config: Settings, revision: str) -> tuple[str | None, str]:
     """Downgrade to ``revision`` (``-1`` for one step, ``base`` for none)."""
 
     def work(connection: Connection) -> tuple[str | None, str]:
@@ -134,7 +135,7 @@ async def downgrade(config: Mapping[str, Any], revision: str) -> tuple[str | Non
     return await _run(config, work)
 
 
-async def revision(config: Mapping[str, Any], message: str) -> str:
+async def revision(config: Settings, message: str) -> str:
     """Write a new revision from the difference between the models and the database.
 
     The database must be at the newest revision first; the file lands in
@@ -153,7 +154,7 @@ async def revision(config: Mapping[str, Any], message: str) -> str:
     return await _run(config, work)
 
 
-async def current(config: Mapping[str, Any]) -> str | None:
+async def current(config: Settings) -> str | None:
     """The database's revision, without changing anything."""
     return await _run(config, current_revision)
 
@@ -164,8 +165,8 @@ async def upgrade_on_start() -> None:
     It is on in development, so ``make run`` needs no migration step; production runs
     ``db upgrade`` in the Procfile's release phase instead, once per deploy.
     """
-    config = current_app.config
-    if not config["DATABASE_AUTO_UPGRADE"]:
+    config = settings.current()
+    if not config.database_auto_upgrade:
         return
     before, after = await upgrade(config)
     if before != after:

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from quart import current_app, jsonify, request
+from quart import jsonify, request
 from quart.wrappers import Response
 
 from ..web.json_body import BadBody, read_object
+from . import settings
 from .ceremony import Refused, RelyingParty, relying_party
 
 
@@ -53,4 +54,4 @@ def flag(data: Mapping[str, Any], name: str) -> bool:
 
 def party() -> RelyingParty:
     """The relying party of this request (its host has passed the host check)."""
-    return relying_party(current_app.config, request.scheme, request.host)
+    return relying_party(settings.current(), request.scheme, request.host)

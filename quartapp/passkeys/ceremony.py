@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +40,7 @@ from webauthn.helpers.structs import (
 
 from ..web.security import HOST
 from .models import CREDENTIAL_ID_COLUMN
+from .settings import PasskeySettings
 
 # How long a ceremony may take, from options to response: the challenge's lifetime,
 # and the timeout the browser is told.
@@ -70,7 +71,7 @@ class RelyingParty:
     origin: str
 
 
-def relying_party(config: Mapping[str, Any], scheme: str, host: str) -> RelyingParty:
+def relying_party(config: PasskeySettings, scheme: str, host: str) -> RelyingParty:
     """The RP ID and expected origin for a request to ``scheme://host``.
 
     The host has passed the host check, so it is one of ``TRUSTED_HOSTS``. The RP ID
@@ -88,7 +89,7 @@ def relying_party(config: Mapping[str, Any], scheme: str, host: str) -> RelyingP
         pass
     else:
         raise Refused(NEEDS_NAME, "ip address")
-    rp_id = config["WEBAUTHN_RP_ID"] or name
+    rp_id = config.webauthn_rp_id or name
     if name != rp_id and not name.endswith(f".{rp_id}"):
         raise Refused(OUTSIDE_RP_ID, "outside rp id")
     return RelyingParty(rp_id, f"{scheme}://{host}")

@@ -29,16 +29,17 @@ import hmac
 import secrets
 import time
 from collections.abc import Mapping
-from typing import Any
 
-from quart import Blueprint, current_app, has_request_context, request, session, url_for
+from quart import Blueprint, has_request_context, request, session, url_for
 from quart.typing import ResponseReturnValue
 from sqlalchemy.ext.asyncio import AsyncSession
 from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
 
 from .. import signals
 from ..auth import devices, reauth, throttle
+from ..auth import settings as auth_settings
 from ..auth.current import current_user, login_required, signed_in
+from ..auth.settings import AuthSettings
 from ..auth.signin import start_session
 from ..db import db
 from ..web.navigation import safe_next
@@ -69,9 +70,7 @@ SIGNIN_CHALLENGES = "passkey_signin"
 BROWSER_CHALLENGES = 3
 
 
-def counters(
-    config: Mapping[str, Any], address: str, device: str | None
-) -> list[throttle.Counter]:
+def counters(config: AuthSettings, address: str, device: str | None) -> list[throttle.Counter]:
     """What a passkey attempt counts against: the address's networks, then the device."""
     found = throttle.counters(config, username="", address=address, device=device)
     return [counter for counter in found if counter.scope != throttle.USER]
@@ -79,7 +78,7 @@ def counters(
 
 async def count_attempt(wanted: list[throttle.Counter]) -> Refused | None:
     """Refuse during a lockout; else count this attempt before it is checked."""
-    config = current_app.config
+    config = auth_settings.current()
     async with db.session() as dbs:
         lockout = await throttle.refused_by(dbs, wanted)
         if lockout is None:
@@ -103,10 +102,10 @@ async def login_options() -> ResponseReturnValue:
         relying = party()
     except Refused as error:
         return refusal(error)
-    address = throttle.address_key(request.remote_addr, current_app.config)
+    address = throttle.address_key(request.remote_addr, auth_settings.current())
     async with db.session() as dbs:
         # A read only: asking for options writes nothing.
-        lockout = await throttle.refused_by(dbs, counters(current_app.config, address, None))
+        lockout = await throttle.refused_by(dbs, counters(auth_settings.current(), address, None))
     if lockout is not None:
         return answer(429, error=LOCKED)
     challenge = secrets.token_bytes(store.CHALLENGE_BYTES)
@@ -155,7 +154,7 @@ def live_until(held: Mapping[bytes, float], challenge: bytes) -> float | None:
 async def login() -> ResponseReturnValue:
     """Check an assertion of a discoverable passkey and log its user in."""
     held = take_back()
-    config = current_app.config
+    config = auth_settings.current()
     next_url = safe_next(request.args.get("next"))
     username: str | None = None
     try:
@@ -260,7 +259,7 @@ async def confirm_options() -> ResponseReturnValue:
 @login_required
 async def confirm() -> ResponseReturnValue:
     """Confirm this login with an assertion of one of the user's passkeys, then go on."""
-    config = current_app.config
+    config = auth_settings.current()
     user = signed_in()
     next_url = safe_next(request.args.get("next")) or url_for("account.sessions")
     try:

@@ -13,13 +13,14 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import signals
 from ..auth import reauth
+from ..auth import settings as auth_settings
 from ..auth.current import login_required, signed_in
 from ..auth.reauth import fresh_login_required
 from ..db import db
 from ..web.display import browser_summary, utc_minute
 from ..web.forms import form_post
 from ..web.messages import flash
-from . import ceremony, store
+from . import ceremony, settings, store
 from .answers import answer, body, party, refusal
 from .ceremony import Refused
 from .forms import NewPasskeyForm, RemovePasskeyForm, RenamePasskeyForm
@@ -58,15 +59,13 @@ async def index() -> ResponseReturnValue:
 async def new(form: NewPasskeyForm) -> ResponseReturnValue:
     """The page that adds a passkey (with JavaScript; it says so without)."""
     async with db.session() as dbs:
-        full = (
-            await store.count(dbs, signed_in().id) >= current_app.config["PASSKEYS_PER_USER_MAX"]
-        )
+        full = await store.count(dbs, signed_in().id) >= settings.current().passkeys_per_user_max
     return await render_template("passkeys/new.html", form=form, full=full)
 
 
 async def _refuse_stale() -> ResponseReturnValue | None:
     """A JSON 403 when the login is not fresh: adding a factor needs a fresh one."""
-    if await reauth.login_is_fresh(current_app.config, signed_in().login_id):
+    if await reauth.login_is_fresh(auth_settings.current(), signed_in().login_id):
         return None
     target = url_for("reauth.confirm", next=url_for("passkeys.new"))
     return answer(403, error=CONFIRM_FIRST, redirect=target)
@@ -86,7 +85,7 @@ async def register_options() -> ResponseReturnValue:
         return refusal(error)
     async with db.session() as dbs:
         existing = await store.for_user(dbs, signed_in().id)
-        if len(existing) >= current_app.config["PASSKEYS_PER_USER_MAX"]:
+        if len(existing) >= settings.current().passkeys_per_user_max:
             return answer(409, error=TOO_MANY)
         handle = await store.user_handle(dbs, signed_in().id)
         challenge = await store.new_challenge(dbs, "register", signed_in().id, handle)
@@ -136,7 +135,7 @@ async def register() -> ResponseReturnValue:
                 sign_count=made.sign_count,
                 handle=claimed.handle,
                 name=name or default_name(),
-                most=current_app.config["PASSKEYS_PER_USER_MAX"],
+                most=settings.current().passkeys_per_user_max,
             )
         except IntegrityError:  # registered by a request racing this one
             return answer(409, error=TAKEN)

@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import keys
 from .kinds import ConfigError, database_url, secret_shown, shown
-from .schema import BY_NAME
+from .schema import Setting
 
 # Values that have been published as examples; a production key must not be one of them.
 PLACEHOLDER_KEYS = frozenset(
@@ -31,18 +31,16 @@ PLACEHOLDER_KEYS = frozenset(
     }
 )
 
-# The IPv6 networks counted on top of THROTTLE_IPV6_PREFIX, and the most each may be
-# allowed, in multiples of LOGIN_FAILURES_PER_ADDRESS (also their defaults).
-IPV6_AGGREGATES = {"LOGIN_FAILURES_PER_IPV6_56": 4, "LOGIN_FAILURES_PER_IPV6_48": 16}
-
 # Served in development when TRUSTED_HOSTS is not set: this machine's names only.
 DEVELOPMENT_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
-def check_each(config: Mapping[str, Any], origins: Mapping[str, str]) -> None:
-    """Refuse a value its row in the table does not accept."""
+def check_each(
+    config: Mapping[str, Any], origins: Mapping[str, str], known: Mapping[str, Setting]
+) -> None:
+    """Refuse a value its row in the table (``known``) does not accept."""
     for name, value in config.items():
-        row = BY_NAME.get(name)
+        row = known.get(name)
         if row is None or row.kind.accepts(value):
             continue
         got = secret_shown(value) if row.secret else shown(value)
@@ -71,50 +69,9 @@ def settle_mode(config: dict[str, Any]) -> None:
 
 def check_across(config: Mapping[str, Any]) -> None:
     """Refuse settings that are each fine but do not fit together."""
-    if config["PASSWORD_MIN_LENGTH"] > config["PASSWORD_MAX_LENGTH"]:
-        raise ConfigError(
-            f"PASSWORD_MIN_LENGTH ({config['PASSWORD_MIN_LENGTH']}) is larger than "
-            f"PASSWORD_MAX_LENGTH ({config['PASSWORD_MAX_LENGTH']})"
-        )
-    places = config["HASHING_CONCURRENCY"] + config["HASHING_QUEUE"]
-    if config["HASHING_PLACES_PER_CLIENT"] > places:
-        raise ConfigError(
-            f"HASHING_PLACES_PER_CLIENT may be at most HASHING_CONCURRENCY + HASHING_QUEUE "
-            f"({places}), not {config['HASHING_PLACES_PER_CLIENT']}"
-        )
-    for name, times in IPV6_AGGREGATES.items():
-        value = config[name]
-        most = times * config["LOGIN_FAILURES_PER_ADDRESS"]
-        if value is not None and value > most:
-            raise ConfigError(
-                f"{name} must be a positive integer of at most {times} x "
-                f"LOGIN_FAILURES_PER_ADDRESS ({most}), not {value}"
-            )
     check_cookie_name(config)
-    check_rp_id(config)
     if config["ENV"] == "production":
         check_production(config)
-
-
-def check_rp_id(config: Mapping[str, Any]) -> None:
-    """A configured ``WEBAUTHN_RP_ID`` must be each trusted host's name or a parent of it.
-
-    Browsers refuse a passkey ceremony on a host outside its RP ID, so a host the ID
-    does not cover could serve the site but never sign in with a passkey. An IP
-    address is skipped: it can never be an RP ID, and passkeys need a name there.
-    """
-    rp_id = config["WEBAUTHN_RP_ID"]
-    if rp_id is None:
-        return
-    for entry in config["TRUSTED_HOSTS"] or DEVELOPMENT_HOSTS:
-        name = entry.lower().strip("[]").lstrip(".")
-        if is_ip_address(name):
-            continue
-        if name != rp_id and not name.endswith(f".{rp_id}"):
-            raise ConfigError(
-                f"WEBAUTHN_RP_ID {rp_id!r} does not cover the trusted host {entry!r}; set it "
-                "to a name that each trusted host is, or ends with (like example.com)"
-            )
 
 
 def is_ip_address(name: str) -> bool:
@@ -198,9 +155,6 @@ def derive(config: dict[str, Any], instance_path: Path) -> None:
         config["TRUSTED_HOSTS"] = list(DEVELOPMENT_HOSTS)
     if config["DATABASE_AUTO_UPGRADE"] is None:
         config["DATABASE_AUTO_UPGRADE"] = not production
-    for name, times in IPV6_AGGREGATES.items():
-        if config[name] is None:
-            config[name] = times * config["LOGIN_FAILURES_PER_ADDRESS"]
     config["SQLALCHEMY_DATABASE_URL"] = database_url(
         config["DATABASE_URL"] or f"sqlite:///{instance_path / 'quartapp.db'}"
     )

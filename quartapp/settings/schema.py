@@ -2,38 +2,35 @@
 
 The table is the one list of what may be configured. It gives ``DEFAULTS``, how an
 environment value is parsed, the check of each value on its own and its message, and
-the names an unknown one is compared with. Checks across settings, and production's,
-are in :mod:`.checks`. A new setting is one row here: docs/configuration.md is made
-from this table by :mod:`.reference` (tests/app/test_docs.py checks the page is current).
+the names an unknown one is compared with. Here are the rows of the shared base; a
+feature's rows are in its own ``settings.py``, as a :class:`Part` that the loader merges
+with these (:func:`quartapp.settings.load_config`). Checks across the base's settings,
+and production's, are in :mod:`.checks`. A new setting is one row:
+docs/configuration.md is made from the tables by :mod:`.reference`
+(tests/app/test_docs.py checks the page is current).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .kinds import (
+    ConfigError,
     Kind,
     choice,
     cookie_name,
     database,
     flag,
-    host_name,
     integer,
     strings,
     text,
     url_path,
 )
 
-# OWASP's minimum for argon2id (Password Storage Cheat Sheet): nothing below is accepted.
-ARGON2_MINIMUM = {"ARGON2_MEMORY_COST": 19456, "ARGON2_TIME_COST": 2, "ARGON2_PARALLELISM": 1}
-
-# The size of the users.username column (db.USERNAME_COLUMN; a test checks they agree).
-# Written here rather than imported, so that settings depend on no model.
-USERNAME_COLUMN = 255
-
-# The shortest METRICS_TOKEN accepted: long enough that guessing it is hopeless.
-METRICS_TOKEN_MIN = 32
+if TYPE_CHECKING:
+    from .typed import Section
 
 MODES = ("development", "production")
 KEY_FIX = "make one with `python -m quartapp.keys --print`"
@@ -49,6 +46,22 @@ class Setting:
     meaning: str  # one line of Markdown, the configuration page's "meaning" column
     secret: bool = False  # its value is never shown in a message
     unprefixed: bool = False  # also read from the environment without QUARTAPP_
+
+
+@dataclass(frozen=True)
+class Part:
+    """A feature's rows of the table, the typed section they fill, and its own checks.
+
+    ``check`` refuses values of these rows that do not fit together (or with the base's),
+    raising :class:`ConfigError`; ``derive`` fills what is computed from them. Both get
+    the merged settings of every source, checked row by row, after the base's own.
+    """
+
+    title: str  # heads its table on the configuration page
+    rows: tuple[Setting, ...]
+    section: type[Section]
+    check: Callable[[Mapping[str, Any]], None] | None = None
+    derive: Callable[[dict[str, Any]], None] | None = None
 
 
 def _row(
@@ -183,127 +196,6 @@ SETTINGS: tuple[Setting, ...] = (
         "send the cookie over HTTPS only; unset: exactly in production",
     ),
     _row("REMEMBER_ME_DAYS", POSITIVE, 30, 'days a "remember me" login lasts'),
-    _row("PASSWORD_MIN_LENGTH", POSITIVE, 15, "shortest new password, in characters"),
-    _row("PASSWORD_MAX_LENGTH", POSITIVE, 1024, "longest password; none is stripped or truncated"),
-    # zxcvbn's score a new password needs; 3 is "safely unguessable" against an online
-    # attack and needs about 10^8 guesses offline. 0 turns the check off.
-    _row(
-        "PASSWORD_MIN_SCORE",
-        integer(0, 4),
-        3,
-        "zxcvbn score (0-4) a new password needs; 0: no check",
-    ),
-    _row(
-        "USERNAME_MAX_LENGTH",
-        integer(1, USERNAME_COLUMN),
-        64,
-        "longest user name (at most 255, the column's size)",
-    ),
-    *(
-        _row(
-            name,
-            integer(minimum, note="OWASP minimum"),
-            default,
-            f"argon2id's {what} (the security page, Passwords)",
-        )
-        for (name, minimum), default, what in zip(
-            ARGON2_MINIMUM.items(),
-            (32768, 3, 1),
-            ("memory in KiB", "passes", "lanes"),
-            strict=True,
-        )
-    ),
-    _row("HASHING_CONCURRENCY", POSITIVE, 2, "hashes computed at once per process"),
-    # Logins that may wait for a hashing slot per process; past that, 503 at once.
-    _row(
-        "HASHING_QUEUE",
-        POSITIVE,
-        8,
-        "logins that may wait for a hashing slot per process; past that, 503",
-    ),
-    # Of those HASHING_CONCURRENCY + HASHING_QUEUE places, how many one client (an
-    # address network, a username, a user's trusted devices) may hold at once; as many
-    # more are kept for trusted devices. One browser needs one place at a time.
-    _row(
-        "HASHING_PLACES_PER_CLIENT",
-        POSITIVE,
-        2,
-        "of those places, how many one client (address or IPv6 /48, name) may hold; as many"
-        " more are kept for trusted devices",
-    ),
-    _row("INITIAL_ADMIN", flag(), True, "create `admin` on an empty development database"),
-    _row("LOGIN_FAILURES_PER_USER", POSITIVE, 5, "failed logins allowed per username per window"),
-    _row(
-        "LOGIN_FAILURES_PER_ADDRESS",
-        POSITIVE,
-        50,
-        "failed logins allowed per address (IPv6: per network) per window",
-    ),
-    # A browser with a device cookie for the username has its own limit (see throttle.py).
-    _row("LOGIN_FAILURES_PER_DEVICE", POSITIVE, 5, "failed logins per window of a trusted device"),
-    _row("DEVICE_COOKIE_DAYS", POSITIVE, 365, "days a device stays trusted without a login"),
-    # A login past DEVICES_MINTED_PER_WINDOW gets no device cookie; past
-    # DEVICES_PER_USER the least recently used record goes.
-    _row(
-        "DEVICES_MINTED_PER_WINDOW", POSITIVE, 5, "new trusted devices one user may get per window"
-    ),
-    _row(
-        "DEVICES_PER_USER",
-        POSITIVE,
-        10,
-        "trusted devices kept per user; the least recently used go",
-    ),
-    # IPv6 clients are counted by network: a host is usually handed a whole /64.
-    _row("THROTTLE_IPV6_PREFIX", integer(1, 128), 64, "the IPv6 network counted as one address"),
-    # On top of the per-/64 count, so a site handed a /56 or /48 cannot rotate /64s past
-    # the limit. None: 4x and 16x the address limit, which are also the most they may be
-    # (checks.IPV6_AGGREGATES).
-    *(
-        _row(
-            f"LOGIN_FAILURES_PER_IPV6_{prefix}",
-            integer(1, optional=True),
-            None,
-            f"failed logins allowed per IPv6 /{prefix} per window; unset: {times}"
-            " `LOGIN_FAILURES_PER_ADDRESS`, which is also the most it may be",
-        )
-        for prefix, times in (("56", "4 times"), ("48", "16 times"))
-    ),
-    _row(
-        "LOGIN_FAILURE_WINDOW", POSITIVE, 15 * 60, "seconds failed logins are counted (the window)"
-    ),
-    # A new login past it ends the oldest (logins.py).
-    _row(
-        "LOGINS_PER_USER_MAX",
-        POSITIVE,
-        50,
-        "live logins one user may hold; a new one ends the oldest",
-    ),
-    _row("SESSION_IDLE_MINUTES", POSITIVE, 30, 'idle limit of a login without "remember me"'),
-    _row("SESSION_MAX_HOURS", POSITIVE, 12, 'absolute limit of a login without "remember me"'),
-    # Adding or removing a sign-in factor needs a login this fresh (auth.reauth).
-    _row(
-        "REAUTH_MINUTES",
-        POSITIVE,
-        10,
-        "a login made or confirmed this recently may add or remove a sign-in factor; an"
-        " older one is asked to confirm at `/login/confirm` first",
-    ),
-    # None: the host of the request, which TRUSTED_HOSTS has already vetted (passkeys).
-    _row(
-        "WEBAUTHN_RP_ID",
-        host_name("a lower-case host name, like example.com"),
-        None,
-        "the passkeys' relying party id, such as `example.com`; passkeys made under one id"
-        " work only under it; each name in `TRUSTED_HOSTS` must be it or end with `.` and it,"
-        " or the app refuses to start (IP addresses are skipped); unset: the request's host",
-    ),
-    # Registering one more is refused past it (quartapp.passkeys).
-    _row(
-        "PASSKEYS_PER_USER_MAX",
-        integer(1, 100),
-        20,
-        "passkeys one account may register (at most 100)",
-    ),
     _row(
         "MAX_CONTENT_LENGTH", POSITIVE, 64 * 1024, "largest request body, in bytes; past it, 413"
     ),
@@ -351,19 +243,6 @@ SETTINGS: tuple[Setting, ...] = (
         flag(),
         True,
         "one JSON line per request on stdout, and the `X-Request-ID` header",
-    ),
-    # None: metrics are off and /metrics is a 404.
-    _row(
-        "METRICS_TOKEN",
-        text(
-            min_length=METRICS_TOKEN_MIN,
-            described=f"a string of at least {METRICS_TOKEN_MIN} characters",
-            hint=KEY_FIX,
-        ),
-        None,
-        "bearer token for `GET /metrics` (`python -m quartapp.keys --print` makes one);"
-        " unset: no metrics, `/metrics` is a 404",
-        secret=True,
     ),
 )
 
@@ -420,6 +299,21 @@ FRAMEWORK: tuple[Setting, ...] = (
 
 BY_NAME: dict[str, Setting] = {row.name: row for row in SETTINGS + FRAMEWORK}
 DEFAULTS: dict[str, Any] = {row.name: row.default for row in SETTINGS}
+
+
+def table(parts: Iterable[Part]) -> dict[str, Setting]:
+    """Every known name: the base's rows, the allow-list and each part's rows.
+
+    Two rows of one name would make one of them dead, so that is refused here.
+    """
+    known = dict(BY_NAME)
+    for part in parts:
+        for row in part.rows:
+            if row.name in known:
+                raise ConfigError(f"setting {row.name} is declared twice ({part.title})")
+            known[row.name] = row
+    return known
+
 
 # Names close to a setting that are not one, and what to set instead: a plain "did you
 # mean" would send the operator to the wrong name or to one the app refuses.

@@ -1,6 +1,7 @@
 """Where settings come from: ``config.toml``, ``secrets.toml`` and the environment.
 
-Each source gives names from the table in :mod:`.schema` only. Any other name stops
+Each source gives names from the table (the base's in :mod:`.schema` and the features'
+parts, merged by the caller) only. Any other name stops
 the app with one line naming it and the closest known name, so a typo is never
 silently a default. Nothing here writes a file.
 """
@@ -17,7 +18,7 @@ from typing import Any, BinaryIO
 
 from .. import files
 from .kinds import ConfigError
-from .schema import BY_NAME, INSTEAD
+from .schema import INSTEAD, Setting
 
 ENV_PREFIX = "QUARTAPP_"
 
@@ -30,19 +31,21 @@ CONTROL = {
 }
 
 
-def check_names(names: Iterable[str], where: str = "", *, prefix: str = "") -> None:
-    """Refuse a name that is not a setting, suggesting the closest one.
+def check_names(
+    names: Iterable[str], known: Mapping[str, Setting], where: str = "", *, prefix: str = ""
+) -> None:
+    """Refuse a name that is not a setting (in ``known``), suggesting the closest one.
 
     ``where`` says which file the names are from; ``prefix`` is how the environment
     spells them. The value is never shown: a misspelled SECRET_KEY is still a secret.
     """
     for name in names:
-        if name in BY_NAME:
+        if name in known:
             continue
         label = f"{prefix}{name}" + (f" in {where}" if where else "")
         if name in INSTEAD:
             raise ConfigError(f"setting {label} is not supported; {INSTEAD[name]}")
-        close = closest(name, [*BY_NAME, *(prefix + n for n in CONTROL if prefix)])
+        close = closest(name, [*known, *(prefix + n for n in CONTROL if prefix)])
         advice = (
             f"did you mean {close}?"
             if close
@@ -69,11 +72,11 @@ def closest(name: str, known: list[str]) -> str | None:
     return bare[best]
 
 
-def read_toml(path: Path, *, required: bool) -> dict[str, Any]:
-    """Read a TOML settings file; a missing optional file is an empty one."""
+def read_toml(path: Path, known: Mapping[str, Setting], *, required: bool) -> dict[str, Any]:
+    """Read a TOML settings file of ``known`` names; a missing optional file is empty."""
     try:
         with path.open("rb") as handle:
-            return _parse_toml(path, handle)
+            return _parse_toml(path, handle, known)
     except FileNotFoundError:
         if required:
             raise ConfigError(f"config file {path} does not exist; fix QUARTAPP_CONFIG") from None
@@ -82,7 +85,7 @@ def read_toml(path: Path, *, required: bool) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {path}: {error}") from None
 
 
-def _parse_toml(path: Path, handle: BinaryIO) -> dict[str, Any]:
+def _parse_toml(path: Path, handle: BinaryIO, known: Mapping[str, Setting]) -> dict[str, Any]:
     """The settings in an open TOML file, each a known upper-case name."""
     try:
         data = tomllib.load(handle)
@@ -92,11 +95,11 @@ def _parse_toml(path: Path, handle: BinaryIO) -> dict[str, Any]:
     lower = [key for key in data if not key.isupper()]
     if lower:
         raise ConfigError(f"{path}: setting names must be upper case, got {', '.join(lower)}")
-    check_names(data, str(path))
+    check_names(data, known, str(path))
     return data
 
 
-def read_secrets(path: Path) -> dict[str, Any]:
+def read_secrets(path: Path, known: Mapping[str, Setting]) -> dict[str, Any]:
     """Read ``secrets.toml`` if it is ours: a missing file (or folder) is an empty one.
 
     It holds keys and may override any setting, so it is trusted only as a regular
@@ -120,7 +123,7 @@ def read_secrets(path: Path) -> dict[str, Any]:
     except OSError as error:
         raise ConfigError(f"cannot read {path}: {error.strerror or error}") from None
     with os.fdopen(fd, "rb") as handle:
-        return _parse_toml(path, handle)
+        return _parse_toml(path, handle, known)
 
 
 def _user_name() -> str:
@@ -131,7 +134,9 @@ def _user_name() -> str:
         return str(os.geteuid())
 
 
-def from_environment(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+def from_environment(
+    environ: Mapping[str, str], known: Mapping[str, Setting]
+) -> tuple[dict[str, Any], dict[str, str]]:
     """The settings in the environment, and the variable each came from.
 
     Every ``QUARTAPP_<NAME>`` must be a setting (or one of ``CONTROL``). Its value is
@@ -147,14 +152,14 @@ def from_environment(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[s
         for name, raw in environ.items()
         if name.startswith(ENV_PREFIX) and name.removeprefix(ENV_PREFIX) not in CONTROL
     }
-    check_names(sorted(prefixed), prefix=ENV_PREFIX)
+    check_names(sorted(prefixed), known, prefix=ENV_PREFIX)
     values: dict[str, Any] = {}
     origins: dict[str, str] = {}
     for name, raw in prefixed.items():
         if raw:
-            values[name] = BY_NAME[name].kind.parse(raw)
+            values[name] = known[name].kind.parse(raw)
             origins[name] = ENV_PREFIX + name
-    for row in BY_NAME.values():
+    for row in known.values():
         plain = environ.get(row.name)
         if not row.unprefixed or not plain:
             continue

@@ -24,13 +24,10 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from quart import (
     Blueprint,
-    current_app,
     redirect,
     render_template,
     request,
@@ -44,7 +41,9 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from .. import signals
 from ..auth import credentials, devices, logins, throttle, users
+from ..auth import settings as auth_settings
 from ..auth.current import current_user
+from ..auth.settings import AuthSettings
 from ..auth.signin import complete_login
 from ..db import User, db
 from ..web import errors
@@ -153,7 +152,7 @@ async def use_code(
         return Outcome(method)
     await misses.missed(
         dbs,
-        current_app.config,
+        auth_settings.current(),
         user_id,
         claimed=code is not None,
         step=step,
@@ -164,7 +163,7 @@ async def use_code(
     return Outcome()
 
 
-async def count_attempt(config: Mapping[str, Any], username: str) -> tuple[str, str | None]:
+async def count_attempt(config: AuthSettings, username: str) -> tuple[str, str | None]:
     """Count a code against the throttle, as a password is; raises LockedOut (429).
 
     Returns the address key and the trusted device it was counted under.
@@ -236,7 +235,7 @@ async def _complete(
     A TOTP code refused for too many misses in a row gets the form again, as a 429.
     """
     user, remember = pending
-    address, device = await count_attempt(current_app.config, user.username)
+    address, device = await count_attempt(auth_settings.current(), user.username)
     token = session.get(PENDING_KEY)
     async with db.session() as dbs:
         outcome = await use_code(dbs, user.id, form.code.data or "")

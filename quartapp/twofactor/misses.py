@@ -26,13 +26,13 @@ which step) for the owner's two-factor page.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..auth.settings import AuthSettings
 from ..auth.throttle import MAX_STRIKES
 from ..db import ADDRESS_COLUMN, USER_AGENT_COLUMN
 from .models import SecondFactorFailure, TotpFactor
@@ -60,11 +60,11 @@ class Refusal:
     retry_after: int | None = None
 
 
-def wait_after(config: Mapping[str, Any], misses: int) -> int | None:
+def wait_after(config: AuthSettings, misses: int) -> int | None:
     """Seconds TOTP codes wait after ``misses`` wrong codes in a row; None for no wait."""
     if misses <= FREE or misses >= LIMIT:
         return None
-    window = int(config["LOGIN_FAILURE_WINDOW"])
+    window = config.login_failure_window
     return window << min(misses - FREE - 1, MAX_STRIKES)  # doubling: window x 2**n
 
 
@@ -116,7 +116,7 @@ async def claim(session: AsyncSession, user_id: int, now: float) -> Refusal | No
 
 async def missed(
     session: AsyncSession,
-    config: Mapping[str, Any],
+    config: AuthSettings,
     user_id: int,
     *,
     claimed: bool,

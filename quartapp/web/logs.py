@@ -49,6 +49,8 @@ from hypercorn.typing import (
 from quart import Quart, g, request
 from quart.logging import default_handler
 
+from .. import settings
+
 REQUEST_ID_HEADER = b"x-request-id"
 # Heroku's documented shape (devcenter.heroku.com/articles/http-request-id).
 VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9+/=-]{20,200}")
@@ -224,9 +226,10 @@ def init_app(app: Quart) -> None:
     if not isinstance(default_handler.formatter, SafeFormatter):
         # The handler Quart gives app.logger (public, as Flask's is); same format.
         default_handler.setFormatter(SafeFormatter(QUART_LOG_FORMAT))
-    if app.config["ACCESS_LOG"]:
+    config = settings.of(app)
+    if config.access_log:
         app.teardown_request(note_user)
         # Quart's documented way to add ASGI middleware; mypy forbids assigning to a method.
         app.asgi_app = AccessLog(  # type: ignore[method-assign]
-            app.asgi_app, trust_request_id=app.config["TRUSTED_PROXY_HOPS"] >= 1
+            app.asgi_app, trust_request_id=config.trusted_proxy_hops >= 1
         )

@@ -24,10 +24,12 @@ from urllib.parse import quote
 
 from hypercorn.middleware import ProxyFixMiddleware
 from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallable, Scope
-from quart import Quart, current_app, redirect, request
+from quart import Quart, redirect, request
 from quart.wrappers import Response
 from werkzeug.exceptions import BadRequest
 from werkzeug.wrappers import Response as WerkzeugResponse
+
+from .. import settings
 
 # No inline script or style anywhere (the templates use static/style.css only), so the
 # policy can be strict; form-action and frame-ancestors do not fall back to default-src.
@@ -225,7 +227,7 @@ async def add_security_headers(response: Response) -> Response:
     """Add the security headers to every response, error pages included."""
     for name, value in HEADERS.items():
         response.headers.setdefault(name, value)
-    if current_app.config["ENV"] == "production":
+    if settings.current().production:
         response.headers.setdefault("Strict-Transport-Security", HSTS)
     if request.endpoint != "static":
         # Every page shows who is logged in, so no cache may keep or share one.
@@ -252,12 +254,8 @@ def over_plain_http() -> bool:
     Only a proxy in ``TRUSTED_PROXY_HOPS`` can say so: without one the scheme is the
     socket's, and hypercorn behind a router always speaks plain HTTP to it.
     """
-    config = current_app.config
-    return (
-        config["ENV"] == "production"
-        and config["TRUSTED_PROXY_HOPS"] >= 1
-        and request.scheme == "http"
-    )
+    config = settings.current()
+    return config.production and config.trusted_proxy_hops >= 1 and request.scheme == "http"
 
 
 async def require_https() -> WerkzeugResponse | None:
@@ -292,15 +290,15 @@ def init_app(app: Quart) -> None:
     request that is about to be sent to HTTPS.
     """
     app.before_request(check_host)
-    config = app.config
-    if config["ENV"] == "production" and config["TRUSTED_PROXY_HOPS"] and config["HTTPS_REDIRECT"]:
+    config = settings.of(app)
+    if config.production and config.trusted_proxy_hops and config.https_redirect:
         app.before_request(require_https)
     app.before_request(refuse_unnamed_fields)
     app.after_request(add_security_headers)
     app.after_request(close_ambiguous_framing)
     # Inside the proxy fix, so the host it checks is the one the proxy forwarded.
     # Quart's documented way to add ASGI middleware; mypy forbids assigning to a method.
-    app.asgi_app = HostGuard(app.asgi_app, app.config["TRUSTED_HOSTS"])  # type: ignore[method-assign]
+    app.asgi_app = HostGuard(app.asgi_app, config.trusted_hosts)  # type: ignore[method-assign]
     trust_proxies(app)
 
 
@@ -310,7 +308,7 @@ def trust_proxies(app: Quart) -> None:
     Without a trusted router in front, those headers are whatever the client typed, so
     by default (0) they are ignored and the client address is the socket's.
     """
-    hops = app.config["TRUSTED_PROXY_HOPS"]
+    hops = settings.of(app).trusted_proxy_hops
     if hops:
         # Quart's documented way to add ASGI middleware; mypy forbids assigning to a method.
         app.asgi_app = ProxyFixMiddleware(  # type: ignore[method-assign]

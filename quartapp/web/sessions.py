@@ -22,6 +22,7 @@ from quart import Quart
 from quart.sessions import SecureCookieSession
 from quart.wrappers import BaseRequestWebsocket
 
+from .. import settings
 from .speedups import CachedSigner
 
 # Verified cookies remembered per process; past this many, the memory starts again.
@@ -90,7 +91,7 @@ class CookieSessions(CachedSigner):
                     self._opened.clear()
                 self._opened[cookie] = (data, signed.timestamp())
             return self.session_class(data)
-        if not app.config["SECRET_KEY_FALLBACKS"]:
+        if not settings.of(app).secret_key_fallbacks:
             return self.session_class()  # forged, expired or from another key
         session = await super().open_session(app, request)
         if session:

@@ -43,12 +43,13 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import multiprocess as prometheus_multiprocess
-from quart import Blueprint, Quart, abort, current_app, has_request_context, request
+from quart import Blueprint, Quart, abort, has_request_context, request
 from quart.typing import ResponseReturnValue
 from quart.wrappers import Response
 
-from . import signals
-from .web import security
+from .. import signals
+from ..web import security
+from . import settings
 
 bp = Blueprint("metrics", __name__)
 # No "_created" series: multiprocess mode has none, so one mode shows what the other does.
@@ -111,7 +112,7 @@ for _result in RESULTS:  # every result shows from the first scrape, at 0
 
 def enabled(app: Any) -> bool:
     """Whether ``app`` (a signal's sender: None from the CLI) serves metrics."""
-    return isinstance(app, Quart) and bool(app.config.get("METRICS_TOKEN"))
+    return isinstance(app, Quart) and settings.of(app).enabled
 
 
 def multiprocess_dir() -> str | None:
@@ -122,7 +123,7 @@ def multiprocess_dir() -> str | None:
 @bp.get("/metrics")
 async def metrics() -> ResponseReturnValue:
     """The metrics, for a client that sends the token; 404 for anyone else."""
-    token = current_app.config.get("METRICS_TOKEN")
+    token = settings.current().metrics_token
     if not token:
         abort(404)
     sent = request.headers.get("Authorization", "")
@@ -255,7 +256,7 @@ def _second_factor_failed(sender: Any, **_: Any) -> None:
 def init_app(app: Quart) -> None:
     """Serve ``/metrics`` (404 while off) and, when on, time every request."""
     app.register_blueprint(bp)
-    if not app.config["METRICS_TOKEN"]:
+    if not settings.of(app).enabled:
         return
     # First of all the hooks, so the time includes the host check and the others.
     app.before_request_funcs.setdefault(None, []).insert(0, start_timer)
