@@ -5,16 +5,18 @@ from __future__ import annotations
 import os
 import secrets
 import statistics
+import tempfile
 import threading
 import time
-import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-from bench import servers
 from bench.servers import Server
+
+if TYPE_CHECKING:
+    from quartapp.auth.settings import AuthSettings
 
 RSS_SAMPLE_SECONDS = 0.05
 HASH_SAMPLES = 5
@@ -37,12 +39,14 @@ class Hashing:
         return min(self.concurrency, self.cores) / self.seconds
 
 
-def shipped_config() -> dict[str, Any]:
-    """quartapp's defaults and config.toml, the settings a fresh checkout serves with."""
-    from quartapp.settings import DEFAULTS
+def shipped_config() -> AuthSettings:
+    """The hashing settings a fresh checkout serves with: the defaults and config.toml."""
+    from quartapp import load_config
+    from quartapp.auth.settings import AuthSettings
 
-    with (servers.ROOT / "config.toml").open("rb") as handle:
-        return {**DEFAULTS, **tomllib.load(handle)}
+    # An empty instance folder: a fresh checkout has no secrets.toml yet.
+    with tempfile.TemporaryDirectory() as instance:
+        return AuthSettings.from_config(load_config({"INSTANCE_PATH": instance}))
 
 
 def measure_hashing() -> Hashing:
@@ -59,10 +63,10 @@ def measure_hashing() -> Hashing:
         hasher.verify(stored, password)
         times.append(time.perf_counter() - started)
     return Hashing(
-        memory_kib=config["ARGON2_MEMORY_COST"],
-        time_cost=config["ARGON2_TIME_COST"],
-        parallelism=config["ARGON2_PARALLELISM"],
-        concurrency=config["HASHING_CONCURRENCY"],
+        memory_kib=config.argon2_memory_cost,
+        time_cost=config.argon2_time_cost,
+        parallelism=config.argon2_parallelism,
+        concurrency=config.hashing_concurrency,
         seconds=statistics.median(times),
         cores=os.cpu_count() or 1,
     )

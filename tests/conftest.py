@@ -42,12 +42,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool, QueuePool
 
-from quartapp import create_app, load_models
+from quartapp import create_app, load_config, load_models
+from quartapp.auth import settings as auth_settings
 from quartapp.auth import users
 from quartapp.auth.passwords import passwords
 from quartapp.db import Base, User, db, schema
+from quartapp.settings import Settings
 from quartapp.settings import database_url as async_database_url
-from quartapp.settings import load_config
 from tests.support.pg import (
     INSTALL_HINT,
     PGBOUNCER_HINT,
@@ -239,7 +240,7 @@ def sqlite_url(directory: Path) -> str:
 def _migrate(url: str, directory: Path) -> None:
     """Bring the database at ``url`` to the newest revision, in a thread of its own: a
     session fixture may be set up while a test's event loop runs (Playwright's)."""
-    settings = load_config(make_settings(directory, DATABASE_URL=url))
+    settings = Settings.from_config(load_config(make_settings(directory, DATABASE_URL=url)))
     with ThreadPoolExecutor(1) as thread:
         thread.submit(asyncio.run, schema.upgrade(settings)).result()
 
@@ -481,8 +482,8 @@ async def add_user(app: Quart, name: str = "alice", password: str = PASSWORD) ->
     """
     password_hash = await _seeded_hash(passwords(app).hasher, password)
     async with app.app_context(), db.session() as session:
-        username = await users.available_username(session, app.config, name)
-        await users.vet_password(password, app.config, username=username)
+        username = await users.available_username(session, auth_settings.of(app), name)
+        await users.vet_password(password, auth_settings.of(app), username=username)
         session.add(User(username=username, password_hash=password_hash))
         await session.commit()
 

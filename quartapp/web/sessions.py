@@ -22,7 +22,6 @@ from quart import Quart
 from quart.sessions import SecureCookieSession
 from quart.wrappers import BaseRequestWebsocket
 
-from .. import settings
 from .speedups import CachedSigner
 
 # Verified cookies remembered per process; past this many, the memory starts again.
@@ -91,7 +90,7 @@ class CookieSessions(CachedSigner):
                     self._opened.clear()
                 self._opened[cookie] = (data, signed.timestamp())
             return self.session_class(data)
-        if not settings.of(app).secret_key_fallbacks:
+        if not app.config["SECRET_KEY_FALLBACKS"]:
             return self.session_class()  # forged, expired or from another key
         session = await super().open_session(app, request)
         if session:

@@ -18,8 +18,6 @@ from quart import Quart, g, has_request_context, request, session
 from quart.sessions import SecureCookieSessionInterface
 from quart_wtf.utils import generate_csrf
 
-from .. import settings
-
 # Fixed links kept per process: a page has about ten; this bounds odd root paths.
 FIXED_URLS = 256
 # Quart-WTF's session key for the raw CSRF token, and the ``g`` attribute where it
@@ -111,7 +109,7 @@ class CachedSigner(SecureCookieSessionInterface):
         """The serializer for the app's current keys (None without a secret key)."""
         if not app.secret_key:
             return None
-        keys = (*settings.of(app).secret_key_fallbacks, app.secret_key)
+        keys = (*app.config["SECRET_KEY_FALLBACKS"], app.secret_key)
         if self._signer is None or self._signer[0] != keys:
             signer = super().get_signing_serializer(app)
             assert signer is not None

@@ -17,7 +17,7 @@ from quart.wrappers import Response
 
 from quartapp.account import login_list
 from quartapp.auth import ratings, users
-from quartapp.settings import DEFAULTS
+from quartapp.auth import settings as auth_settings
 from quartapp.web.display import browser_summary, utc_minute
 from tests.conftest import (
     BOTH_DATABASES,
@@ -32,6 +32,9 @@ from tests.conftest import (
     replay,
     stored_hash,
 )
+from tests.support.settings import auth as load_auth_settings
+
+AUTH = load_auth_settings()
 
 # The tests marked BOTH_DATABASES are those whose outcome can depend on the database
 # (the rule: tests/conftest.py); the rest run on SQLite alone.
@@ -166,7 +169,7 @@ async def test_concurrent_ratings_each_use_their_own_username() -> None:
     # zxcvbn keeps the username in a module-level dictionary during a rating.
     def rate(username: str) -> asyncio.Future[None]:
         return asyncio.ensure_future(
-            users.vet_password("grozbultarkenvy1", DEFAULTS, username=username)
+            users.vet_password("grozbultarkenvy1", AUTH, username=username)
         )
 
     # As many as the rating line holds: the one running and those waiting.
@@ -272,8 +275,14 @@ async def test_new_password_against_the_policy_is_refused(
     assert await is_logged_in(auth.client)
 
 
-async def test_policy_is_read_from_the_config(app: Quart, auth: AuthActions) -> None:
-    app.config["PASSWORD_MIN_LENGTH"] = 40
+@pytest.fixture
+def forty_characters_at_least(settings: dict[str, Any]) -> None:
+    settings["PASSWORD_MIN_LENGTH"] = 40
+
+
+async def test_policy_is_read_from_the_config(
+    forty_characters_at_least: None, auth: AuthActions
+) -> None:
     await auth.login()
 
     page = await body(await change_password(auth.client))
@@ -345,7 +354,7 @@ async def test_full_rating_line_answers_503_with_retry_after(
         # Held here, the lock stalls every rating: these fill the running place and
         # the line behind it.
         waiting = [
-            asyncio.ensure_future(users.vet_password(NEW_PASSWORD, DEFAULTS))
+            asyncio.ensure_future(users.vet_password(NEW_PASSWORD, AUTH))
             for _ in range(1 + ratings.RATING_QUEUE)
         ]
         await asyncio.sleep(0)
@@ -574,7 +583,7 @@ async def test_this_devices_own_id_cannot_be_ended_here(
 ) -> None:
     await auth.login()
     [(login_id,)] = query(settings, "SELECT id FROM logins")
-    own = login_list.public_id(app.config, login_id)
+    own = login_list.public_id(auth_settings.of(app), login_id)
 
     assert (await end_session(auth.client, own)).status_code == 404
     assert await is_logged_in(auth.client)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from quartapp.settings import reference
+from quartapp import reference
 
 ROOT = Path(__file__).parents[2]
 DOCS = ROOT / "docs"
@@ -30,15 +30,15 @@ def pages() -> list[Path]:
 def test_the_configuration_page_is_the_generators_output() -> None:
     page = (DOCS / "configuration.md").read_text()
 
-    assert page == reference.render(), (
+    assert page == reference.page(), (
         "docs/configuration.md is out of date: run "
-        "`.venv/bin/python -m quartapp.settings.reference > docs/configuration.md`"
+        "`.venv/bin/python -m quartapp.reference > docs/configuration.md`"
     )
 
 
 def test_the_generator_runs_as_a_module_and_prints_the_page() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "quartapp.settings.reference"],
+        [sys.executable, "-m", "quartapp.reference"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -49,7 +49,7 @@ def test_the_generator_runs_as_a_module_and_prints_the_page() -> None:
 
 
 def test_the_configuration_page_gives_each_settings_variable_and_default() -> None:
-    page = reference.render()
+    page = reference.page()
 
     assert "| `SECRET_KEY` (secret) | `QUARTAPP_SECRET_KEY`, `SECRET_KEY` |" in page
     assert "| `QUARTAPP_PASSWORD_MIN_LENGTH` | a positive integer | `15` |" in page

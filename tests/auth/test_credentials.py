@@ -13,6 +13,7 @@ from quart import Quart
 
 from quartapp import create_app
 from quartapp.auth import credentials
+from quartapp.auth import settings as auth_settings
 from quartapp.auth.passwords import passwords
 from quartapp.db import User, db
 from tests.conftest import PASSWORD, AuthActions, add_user, stored_hash
@@ -47,7 +48,7 @@ async def alice(app: Quart) -> None:
 async def authenticate(app: Quart, name: str, password: str) -> User | None:
     async with app.app_context():
         checked = await credentials.check(
-            app.config,
+            auth_settings.of(app),
             passwords(),
             username=name,
             password=password,
@@ -151,7 +152,12 @@ async def test_authenticate_holds_no_connection_while_hashing(
         hashing = passwords()
         hashing.hasher = watcher
         await credentials.check(
-            app.config, hashing, username=name, password=PASSWORD, address=None, cookies={}
+            auth_settings.of(app),
+            hashing,
+            username=name,
+            password=PASSWORD,
+            address=None,
+            cookies={},
         )
 
     # A burst of logins waits here for the hashing bound; holding a connection each

@@ -24,6 +24,7 @@ from werkzeug.datastructures import FileStorage
 
 from quartapp import create_app
 from quartapp.auth import devices
+from quartapp.auth import settings as auth_settings
 from tests.conftest import (
     BOTH_DATABASES,
     CSRF_INPUT,
@@ -208,18 +209,18 @@ async def test_a_validly_signed_unknown_nonce_is_ignored(app: Quart, auth: AuthA
     nonce = secrets.token_urlsafe(16)
     browser.set_cookie(
         "localhost",
-        devices.cookie_name(app.config, "alice"),
+        devices.cookie_name(auth_settings.of(app), "alice"),
         signed(TEST_SECRET_KEY, devices.SALT, nonce),
     )
 
     assert (
         devices.presented(
             {
-                devices.cookie_name(app.config, "alice"): signed(
+                devices.cookie_name(auth_settings.of(app), "alice"): signed(
                     TEST_SECRET_KEY, devices.SALT, nonce
                 )
             },
-            app.config,
+            auth_settings.of(app),
             "alice",
         )
         == nonce
@@ -236,7 +237,9 @@ async def test_another_users_device_cookie_is_ignored(app: Quart, auth: AuthActi
     browser = app.test_client()
     (bobs,) = device_cookies(bob.client)
     # Bob's valid nonce, presented under the name alice's cookie would have.
-    browser.set_cookie("localhost", devices.cookie_name(app.config, "alice"), bobs.value or "")
+    browser.set_cookie(
+        "localhost", devices.cookie_name(auth_settings.of(app), "alice"), bobs.value or ""
+    )
 
     assert (await AuthActions(browser).login()).status_code == 429
 
@@ -247,7 +250,7 @@ async def test_an_old_format_device_cookie_is_ignored(app: Quart, auth: AuthActi
     old_name = "device-" + hashlib.sha256(b"alice").hexdigest()[:16]
     old_value = signed(TEST_SECRET_KEY, "quartapp.device", ["alice", secrets.token_urlsafe(16)])
     browser.set_cookie("localhost", old_name, old_value)
-    browser.set_cookie("localhost", devices.cookie_name(app.config, "alice"), old_value)
+    browser.set_cookie("localhost", devices.cookie_name(auth_settings.of(app), "alice"), old_value)
 
     assert (await AuthActions(browser).login()).status_code == 429
 
@@ -270,8 +273,8 @@ async def test_the_cookie_name_and_value_do_not_reveal_the_username(
 
     assert "alice" not in cookie.name
     assert hashlib.sha256(b"alice").hexdigest()[:16] not in cookie.name
-    assert cookie.name != devices.cookie_name(other_key.config, "alice")
-    assert cookie.name != devices.cookie_name(app.config, "bob")
+    assert cookie.name != devices.cookie_name(auth_settings.of(other_key), "alice")
+    assert cookie.name != devices.cookie_name(auth_settings.of(app), "bob")
     assert b"alice" not in decoded_payload(cookie.value or "")
     assert "alice" not in (cookie.value or "")
 
@@ -616,7 +619,7 @@ async def test_a_device_cookie_named_under_a_fallback_key_is_still_trusted(
 
     assert response.status_code == 302
     # Renewed under the new key's name.
-    assert devices.cookie_name(rotated.config, "alice") in {
+    assert devices.cookie_name(auth_settings.of(rotated), "alice") in {
         c.name for c in device_cookies(browser)
     }
 

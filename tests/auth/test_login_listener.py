@@ -22,11 +22,11 @@ from quart import Quart
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
-from quartapp import create_app
+from quartapp import create_app, load_config
 from quartapp.auth import login_cache
 from quartapp.auth.login_listener import CHANNEL, notifications_for
 from quartapp.db import schema
-from quartapp.settings import ConfigError, load_config
+from quartapp.settings import ConfigError, Settings
 from tests.auth.test_round_trips import LOGIN_LOOKUP
 from tests.conftest import (
     POSTGRES_ONLY,
@@ -190,7 +190,9 @@ async def test_revision_0004_is_undone_by_its_downgrade(
         pytest.skip("PostgreSQL is not installed")
     name = postgres_server.new_database_name()
     postgres_server.psql(f"CREATE DATABASE {name}")
-    config = load_config(make_settings(tmp_path, DATABASE_URL=postgres_server.url(name)))
+    config = Settings.from_config(
+        load_config(make_settings(tmp_path, DATABASE_URL=postgres_server.url(name)))
+    )
     try:
         await schema.upgrade(config, "0004")
         added = postgres_server.psql(TRIGGERS_SQL, name).split()

@@ -13,6 +13,7 @@ from quart.testing import QuartCliRunner
 
 from quartapp import create_app
 from quartapp.auth import login_cache, logins, prune, users
+from quartapp.auth import settings as auth_settings
 from quartapp.db import db
 from tests.conftest import (
     AuthActions,
@@ -107,8 +108,8 @@ async def test_pruning_works_in_bounded_batches(app: Quart, settings: dict[str, 
     age_all_logins(settings, 13 * 3600)  # past the 12-hour absolute limit
 
     async with app.app_context():
-        first = await prune.prune_once(db.store.sessionmaker, app.config, batch=3)
-        second = await prune.prune_once(db.store.sessionmaker, app.config, batch=3)
+        first = await prune.prune_once(db.store.sessionmaker, auth_settings.of(app), batch=3)
+        second = await prune.prune_once(db.store.sessionmaker, auth_settings.of(app), batch=3)
 
     assert (first["logins"], second["logins"]) == (3, 2)
     assert login_count(settings) == 0
@@ -131,7 +132,7 @@ async def start_login(app: Quart) -> None:
     async with app.app_context(), db.session() as session:
         user = await users.get_user(session, "alice")
         await logins.start(
-            session, app.config, user.id, remember=False, address=None, user_agent=None
+            session, auth_settings.of(app), user.id, remember=False, address=None, user_agent=None
         )
         await session.commit()
 
@@ -147,7 +148,12 @@ async def start_logins(app: Quart, count: int) -> list[str]:
         for _ in range(count):
             async with db.session() as session:
                 token = await logins.start(
-                    session, app.config, user_id, remember=False, address=None, user_agent=None
+                    session,
+                    auth_settings.of(app),
+                    user_id,
+                    remember=False,
+                    address=None,
+                    user_agent=None,
                 )
                 await session.commit()
             ids.append(logins.digest(token))
@@ -168,17 +174,26 @@ async def test_fifty_first_login_ends_the_oldest(app: Quart, settings: dict[str,
 
     started = await start_logins(app, 51)
 
-    assert app.config["LOGINS_PER_USER_MAX"] == 50
+    assert auth_settings.of(app).logins_per_user_max == 50
     assert stored_login_ids(settings) == set(started[1:])
 
 
-async def test_the_cap_is_per_user(app: Quart, settings: dict[str, Any]) -> None:
-    app.config["LOGINS_PER_USER_MAX"] = 2
+@pytest.fixture
+def cap(request: pytest.FixtureRequest, settings: dict[str, Any]) -> int:
+    """``LOGINS_PER_USER_MAX`` for the app, from the test's parameter."""
+    settings["LOGINS_PER_USER_MAX"] = request.param
+    return int(request.param)
+
+
+@pytest.mark.parametrize("cap", [2], indirect=True)
+async def test_the_cap_is_per_user(cap: int, app: Quart, settings: dict[str, Any]) -> None:
     await add_user(app)
     await add_user(app, "bob")
     async with app.app_context(), db.session() as session:
         bob = (await user_ids(app))["bob"]
-        await logins.start(session, app.config, bob, remember=False, address=None, user_agent=None)
+        await logins.start(
+            session, auth_settings.of(app), bob, remember=False, address=None, user_agent=None
+        )
         await session.commit()
 
     started = await start_logins(app, 3)
@@ -187,10 +202,10 @@ async def test_the_cap_is_per_user(app: Quart, settings: dict[str, Any]) -> None
     assert started[0] not in stored_login_ids(settings)
 
 
+@pytest.mark.parametrize("cap", [3], indirect=True)
 async def test_the_cap_setting_ends_the_oldest_browser_at_login(
-    app: Quart, settings: dict[str, Any]
+    cap: int, app: Quart, settings: dict[str, Any]
 ) -> None:
-    app.config["LOGINS_PER_USER_MAX"] = 3
     await add_user(app)
     browsers = [AuthActions(app.test_client()) for _ in range(4)]
 
@@ -202,23 +217,25 @@ async def test_the_cap_setting_ends_the_oldest_browser_at_login(
     assert statuses == [302, 200, 200, 200]
 
 
+@pytest.mark.parametrize("cap", [3], indirect=True)
 async def test_rotating_a_login_at_the_cap_ends_no_other(
-    app: Quart, settings: dict[str, Any]
+    cap: int, app: Quart, settings: dict[str, Any]
 ) -> None:
-    app.config["LOGINS_PER_USER_MAX"] = 3
     await add_user(app)
     started = await start_logins(app, 3)
 
     async with app.app_context(), db.session() as session:
-        token = await logins.rotate(session, app.config, started[0], address=None, user_agent=None)
+        token = await logins.rotate(
+            session, auth_settings.of(app), started[0], address=None, user_agent=None
+        )
         await session.commit()
 
     assert token is not None
     assert stored_login_ids(settings) == {logins.digest(token), *started[1:]}
 
 
-async def test_sessions_page_states_the_cap(app: Quart, auth: AuthActions) -> None:
-    app.config["LOGINS_PER_USER_MAX"] = 7
+@pytest.mark.parametrize("cap", [7], indirect=True)
+async def test_sessions_page_states_the_cap(cap: int, auth: AuthActions) -> None:
     await auth.login()
 
     page = await (await auth.client.get("/account/sessions")).get_data(as_text=True)

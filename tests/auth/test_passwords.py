@@ -14,10 +14,15 @@ import pytest
 from argon2 import PasswordHasher
 from quart import Quart
 
-from quartapp.auth.passwords import Passwords, Verification, build, passwords
-from quartapp.settings import ARGON2_MINIMUM, DEFAULTS, read_toml
+from quartapp import setting_parts
+from quartapp.auth.passwords import Passwords, Verification, passwords
+from quartapp.auth.passwords import build as build_service
+from quartapp.auth.settings import ARGON2_MINIMUM
+from quartapp.settings import read_toml, table
 from quartapp.web.errors import Busy
 from tests.conftest import PASSWORD
+from tests.support.settings import DEFAULTS
+from tests.support.settings import auth as auth_settings
 
 ROOT = Path(__file__).parents[2]
 HASH_PARAMETERS = re.compile(r"\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$")
@@ -111,6 +116,11 @@ class PausingHasher(PasswordHasher):
         return super().verify(hash, password)
 
 
+def build(config: dict[str, Any]) -> Passwords:
+    """The hashing service of an app with these settings."""
+    return build_service(auth_settings(**config))
+
+
 def instrumented(config: dict[str, Any], hasher: PasswordHasher) -> Passwords:
     """``build(config)``, its bound included, with the argon2 work done by ``hasher``."""
     built = build(config)
@@ -156,7 +166,11 @@ async def test_hashing_the_same_password_twice_gives_different_salts() -> None:
 
 @pytest.mark.parametrize(
     "settings",
-    [DEFAULTS, {**DEFAULTS, **read_toml(ROOT / "config.toml", required=True)}, ARGON2_MINIMUM],
+    [
+        DEFAULTS,
+        {**DEFAULTS, **read_toml(ROOT / "config.toml", table(setting_parts()), required=True)},
+        ARGON2_MINIMUM,
+    ],
     ids=["settings.py-defaults", "config.toml", "validation-floor"],
 )
 def test_configured_cost_is_at_least_the_owasp_minimum(settings: dict[str, Any]) -> None:

@@ -8,7 +8,10 @@ import time
 import pytest
 
 from quartapp.auth import ratings, users
-from quartapp.settings import DEFAULTS
+from tests.support.settings import DEFAULTS
+from tests.support.settings import auth as load_auth_settings
+
+AUTH = load_auth_settings()
 
 L33T = "4@8(<{[3!1|0$5+7%2"
 # The case: 72 l33t characters cost plain zxcvbn 1.4-5 s of CPU.
@@ -76,14 +79,14 @@ async def test_ratings_past_the_line_are_turned_away_at_once() -> None:
         # Held here, the lock stalls every rating: these take the running place and
         # the whole line, and wait.
         waiting = [
-            asyncio.ensure_future(users.vet_password("another long passphrase", DEFAULTS))
+            asyncio.ensure_future(users.vet_password("another long passphrase", AUTH))
             for _ in range(1 + ratings.RATING_QUEUE)
         ]
         await asyncio.sleep(0)
 
         with pytest.raises(ratings.RatingBusy):
             await asyncio.wait_for(
-                users.vet_password("one more long passphrase", DEFAULTS), HANG_GUARD
+                users.vet_password("one more long passphrase", AUTH), HANG_GUARD
             )
     results = await asyncio.wait_for(asyncio.gather(*waiting), HANG_GUARD)
     assert results == [None] * (1 + ratings.RATING_QUEUE)
@@ -94,6 +97,6 @@ async def test_the_length_is_refused_without_a_rating() -> None:
     before = ratings.RATINGS.started
 
     with pytest.raises(users.AccountError, match="shorter than 15"):
-        await users.vet_password("short", DEFAULTS)
+        await users.vet_password("short", AUTH)
 
     assert ratings.RATINGS.started == before

@@ -10,8 +10,11 @@ from quart import Quart
 
 from quartapp.auth.current import login_required
 from quartapp.auth.reauth import fresh_login_required, is_fresh
-from quartapp.settings import DEFAULTS
 from tests.conftest import PASSWORD, AuthActions, body, csrf_token, query
+from tests.support.settings import DEFAULTS
+from tests.support.settings import auth as load_auth_settings
+
+AUTH = load_auth_settings()
 
 # Freshness lives on the login row (the rule: tests/conftest.py).
 pytestmark = pytest.mark.both_databases
@@ -53,11 +56,11 @@ async def confirm(client: TestClientProtocol, password: str = PASSWORD) -> Any:
 def test_a_login_is_fresh_for_the_window_only() -> None:
     now = 1_000_000.0
     window = DEFAULTS["REAUTH_MINUTES"] * 60
-    assert is_fresh(DEFAULTS, now - window, now)
-    assert not is_fresh(DEFAULTS, now - window - 1, now)
+    assert is_fresh(AUTH, now - window, now)
+    assert not is_fresh(AUTH, now - window - 1, now)
     # A login from before the column existed, or from a clock that went back.
-    assert not is_fresh(DEFAULTS, None, now)
-    assert not is_fresh(DEFAULTS, now + 5, now)
+    assert not is_fresh(AUTH, None, now)
+    assert not is_fresh(AUTH, now + 5, now)
 
 
 async def test_a_fresh_login_goes_straight_through(

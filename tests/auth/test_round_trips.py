@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from quart import Quart
 
-from quartapp import create_app
+from quartapp import create_app, load_config
 from quartapp.auth import login_cache
 from quartapp.db import schema
-from quartapp.settings import load_config
+from quartapp.settings import Settings
 from tests.conftest import AuthActions, add_user, make_settings
 from tests.support.pg import PostgresServer
 
@@ -44,7 +44,11 @@ def logged_postgres(own_postgres: PostgresServer, tmp_path: Path) -> PostgresSer
         own_postgres.psql(f"ALTER SYSTEM SET {setting}")
     own_postgres.psql("SELECT pg_reload_conf()")
     url = own_postgres.url()
-    asyncio.run(schema.upgrade(load_config(make_settings(tmp_path, DATABASE_URL=url))))
+    asyncio.run(
+        schema.upgrade(
+            Settings.from_config(load_config(make_settings(tmp_path, DATABASE_URL=url)))
+        )
+    )
     return own_postgres
 
 

@@ -16,6 +16,7 @@ from quart import Quart
 
 from quartapp import create_app
 from quartapp.auth import devices, prune, throttle
+from quartapp.auth import settings as auth_settings
 from quartapp.auth.passwords import passwords
 from quartapp.db import db
 from tests.conftest import (
@@ -29,6 +30,7 @@ from tests.conftest import (
     make_settings,
     query,
 )
+from tests.support.settings import auth as auth_settings_with
 
 # The outcomes here can depend on the database (the rule: tests/conftest.py).
 pytestmark = pytest.mark.both_databases
@@ -324,7 +326,7 @@ async def test_logins_turned_away_for_lack_of_room_are_not_counted(
     ],
 )
 def test_address_keys(address: str | None, prefix: int, key: str) -> None:
-    assert throttle.address_key(address, {"THROTTLE_IPV6_PREFIX": prefix}) == key
+    assert throttle.address_key(address, auth_settings_with(THROTTLE_IPV6_PREFIX=prefix)) == key
 
 
 async def test_rotating_ipv6_addresses_within_a_64_does_not_escape_the_limit(
@@ -400,7 +402,7 @@ async def test_a_forged_or_other_users_device_cookie_is_not_trusted(
     await bob.login("bob", PASSWORD + " too")  # bob's browser has bob's device cookie
     stranger = AuthActions(app.test_client())
     await fail(stranger, 5)
-    name = devices.cookie_name(app.config, "alice")
+    name = devices.cookie_name(auth_settings.of(app), "alice")
     jar = bob.client.cookie_jar or ()
     bob_cookie = next(c.value or "" for c in jar if c.name.startswith("device-"))
     for value in ("forged", bob_cookie):
@@ -609,7 +611,7 @@ async def test_a_flood_leaves_a_bounded_table_once_pruned(tmp_path: Path, databa
         query(settings, f"UPDATE throttle_counters SET window_end = {time.time() - 1}")
 
         async with app.app_context():
-            pruned = await prune.prune_pass(db.store.sessionmaker, app.config)
+            pruned = await prune.prune_pass(db.store.sessionmaker, auth_settings.of(app))
 
     assert one_address == 1 + 5
     assert flooded == one_address + 2 * 40 + 2
@@ -631,8 +633,12 @@ async def test_a_pass_prunes_in_bounded_batches_until_caught_up(
         query(settings, f"UPDATE throttle_counters SET window_end = {time.time() - 1}")
 
         async with app.app_context():
-            bounded = await prune.prune_pass(db.store.sessionmaker, app.config, batch=5, batches=3)
-            rest = await prune.prune_pass(db.store.sessionmaker, app.config, batch=5, batches=3)
+            bounded = await prune.prune_pass(
+                db.store.sessionmaker, auth_settings.of(app), batch=5, batches=3
+            )
+            rest = await prune.prune_pass(
+                db.store.sessionmaker, auth_settings.of(app), batch=5, batches=3
+            )
 
     assert (bounded["counters"], rest["counters"]) == (15, 9)
     assert query(settings, "SELECT count(*) FROM throttle_counters") == [(0,)]

@@ -16,7 +16,7 @@ from sqlalchemy.pool import NullPool
 
 from quartapp import create_app
 from quartapp.db import connect, engine_options, open_store
-from quartapp.settings import DEFAULTS, database_url
+from quartapp.settings import Settings
 from tests.conftest import (
     POSTGRES_ONLY,
     TEST_DATABASE,
@@ -27,13 +27,14 @@ from tests.conftest import (
     query,
 )
 from tests.support.pg import PgBouncer
+from tests.support.settings import site
 
 # The outcomes here can depend on the database (the rule: tests/conftest.py).
 pytestmark = pytest.mark.both_databases
 
 
-def config_for(url: str, **settings: Any) -> dict[str, Any]:
-    return {**DEFAULTS, "SQLALCHEMY_DATABASE_URL": database_url(url), **settings}
+def config_for(url: str, **settings: Any) -> Settings:
+    return site(DATABASE_URL=url, **settings)
 
 
 async def test_a_new_sqlite_file_and_its_folder_are_private(tmp_path: Path) -> None:

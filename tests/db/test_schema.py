@@ -14,9 +14,9 @@ from alembic.runtime.migration import MigrationContext
 from quart.testing import QuartCliRunner
 from sqlalchemy import Connection
 
-from quartapp import create_app
+from quartapp import create_app, load_config
 from quartapp.db import Base, schema
-from quartapp.settings import load_config
+from quartapp.settings import Settings, of
 from tests.conftest import DATABASES, make_settings, query, require_postgres, sqlite_url
 from tests.support.pg import PostgresServer
 
@@ -56,30 +56,35 @@ def tables(config: dict[str, Any]) -> set[str]:
     return {name for (name,) in rows}
 
 
+def typed(config: dict[str, Any]) -> Settings:
+    """The typed settings the schema's functions take."""
+    return Settings.from_config(config)
+
+
 def differences(connection: Connection) -> list[Any]:
     context = MigrationContext.configure(connection, opts={"compare_type": True})
     return list(compare_metadata(context, Base.metadata))
 
 
 async def test_migrations_match_the_models(empty: dict[str, Any]) -> None:
-    await schema.upgrade(empty)
+    await schema.upgrade(typed(empty))
 
     # Alembic's autogenerate check: what it would write for the models against the
     # migrated database. A model changed without a revision shows up here.
-    diff = await schema._run(empty, differences)
+    diff = await schema._run(typed(empty), differences)
 
     assert diff == []
 
 
 async def test_upgrade_downgrade_upgrade_round_trip(empty: dict[str, Any]) -> None:
-    assert await schema.upgrade(empty) == (None, schema.head())
+    assert await schema.upgrade(typed(empty)) == (None, schema.head())
     assert tables(empty) >= {"users", "logins", "throttle_counters", "alembic_version"}
 
-    assert await schema.downgrade(empty, "base") == (schema.head(), "base")
+    assert await schema.downgrade(typed(empty), "base") == (schema.head(), "base")
     assert tables(empty) <= {"alembic_version"}
 
-    assert await schema.upgrade(empty) == (None, schema.head())
-    assert await schema.current(empty) == schema.head()
+    assert await schema.upgrade(typed(empty)) == (None, schema.head())
+    assert await schema.current(typed(empty)) == schema.head()
 
 
 async def test_a_database_made_before_migrations_is_stamped_and_upgraded(
@@ -87,24 +92,24 @@ async def test_a_database_made_before_migrations_is_stamped_and_upgraded(
 ) -> None:
     # Revision 0001 is what create_all made (it was generated from those models);
     # without its version table the database looks exactly like an old deploy's.
-    await schema.upgrade(empty, schema.BASELINE)
+    await schema.upgrade(typed(empty), schema.BASELINE)
     query(empty, "DROP TABLE alembic_version")
     for statement in LEGACY_ROWS:
         query(empty, statement)
 
-    before, after = await schema.upgrade(empty)
+    before, after = await schema.upgrade(typed(empty))
 
     assert (before, after) == (schema.BASELINE, schema.head())
     assert query(empty, "SELECT username FROM users") == [("kept",)]
     # The old login survives with limits filled in from the defaults.
     assert [row[0] for row in query(empty, "SELECT id, expires_at FROM logins")] == ["abc"]
-    assert await schema._run(empty, differences) == []
+    assert await schema._run(typed(empty), differences) == []
 
 
 async def test_workers_upgrading_together_apply_each_revision_once(
     empty: dict[str, Any],
 ) -> None:
-    results = await asyncio.gather(*(schema.upgrade(empty) for _ in range(4)))
+    results = await asyncio.gather(*(schema.upgrade(typed(empty)) for _ in range(4)))
 
     # One of them did the work; the others found it done.
     assert sorted(results, key=str) == sorted(
@@ -156,7 +161,7 @@ async def test_development_server_upgrades_on_start(tmp_path: Path) -> None:
     async with app.test_app():
         pass
 
-    assert await schema.current(app.config) == schema.head()
+    assert await schema.current(of(app)) == schema.head()
 
 
 async def test_production_server_leaves_the_schema_to_the_release_step(tmp_path: Path) -> None:

@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from quart import Quart
 
+from quartapp import load_config
+from quartapp.auth import settings as auth_settings
 from quartapp.auth.prune import prune_pass
 from quartapp.db import db
-from quartapp.settings import ConfigError, load_config
+from quartapp.settings import ConfigError
 from tests.conftest import (
     BOTH_DATABASES,
     PASSWORD,
@@ -396,7 +398,7 @@ async def test_expired_challenges_are_pruned(
     query(settings, f"UPDATE passkey_challenges SET expires_at = {time.time() - 1} WHERE 1 = 1")
     assert (await post_json(client, NEW_OPTIONS, {}, token))[0] == 200
     async with app.app_context():
-        pruned = await prune_pass(db.store.sessionmaker, app.config)
+        pruned = await prune_pass(db.store.sessionmaker, auth_settings.of(app))
     assert pruned["challenges"] == 3
     assert query(settings, "SELECT count(*) FROM passkey_challenges") == [(1,)]
 

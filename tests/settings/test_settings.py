@@ -11,22 +11,39 @@ import sys
 import threading
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import FrozenInstanceError, fields
 from pathlib import Path
 
 import pytest
 
-from quartapp import create_app, serve
+from quartapp import create_app, load_config, serve, setting_parts
+from quartapp.auth import settings as auth_settings
+from quartapp.auth.settings import AuthSettings
 from quartapp.bootstrap import prepare_instance
 from quartapp.db import USERNAME_COLUMN
+from quartapp.metrics import settings as metrics_settings
+from quartapp.metrics.settings import MetricsSettings
+from quartapp.passkeys import settings as passkey_settings
+from quartapp.passkeys.settings import PasskeySettings
 from quartapp.settings import (
-    BY_NAME,
-    DEFAULTS,
     FRAMEWORK,
     SETTINGS,
     ConfigError,
+    Part,
+    Section,
+    Setting,
+    Settings,
+    current,
     database_url,
-    load_config,
+    of,
+    table,
 )
+from tests.support.settings import DEFAULTS
+
+PARTS = setting_parts()
+BY_NAME = table(PARTS)
+# Every row: the shared base's and each feature's.
+ROWS = SETTINGS + tuple(row for part in PARTS for row in part.rows)
 
 GOOD_KEY = "k" * 43
 
@@ -306,7 +323,7 @@ def test_workers_starting_together_share_one_generated_key(
 
     def start_worker(_: int) -> str:
         start.wait()
-        return str(prepare_instance()["SECRET_KEY"])
+        return str(prepare_instance(parts=PARTS)["SECRET_KEY"])
 
     with ThreadPoolExecutor(racers) as pool:
         keys = set(pool.map(start_worker, range(racers)))
@@ -771,7 +788,7 @@ def test_the_configuration_page_lists_every_setting_and_the_allow_list() -> None
     allowed = page.split("\n## The allow-list\n", 1)[1].split("\n## ", 1)[0]
 
     assert set(ALLOWED) == {row.name for row in FRAMEWORK}
-    for rows, section in ((SETTINGS, settings), (FRAMEWORK, allowed)):
+    for rows, section in ((ROWS, settings), (FRAMEWORK, allowed)):
         for row in rows:
             line = f"| `{row.name}`"
             assert line in section, f"{row.name} is not in docs/configuration.md"
@@ -863,10 +880,70 @@ def test_an_empty_environment_variable_counts_as_unset(monkeypatch: pytest.Monke
 
 
 def test_every_default_passes_its_own_check() -> None:
-    for row in SETTINGS:
+    for row in ROWS:
         assert row.kind.accepts(row.default), row.name
         assert row.meaning, row.name
         assert "\n" not in row.meaning, row.name
+
+
+def test_every_setting_is_declared_once_by_the_base_or_one_feature() -> None:
+    names = [row.name for row in SETTINGS + FRAMEWORK] + [
+        row.name for part in PARTS for row in part.rows
+    ]
+
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+    assert {part.section for part in PARTS} >= {AuthSettings, PasskeySettings, MetricsSettings}
+
+
+def test_a_feature_row_named_like_another_is_refused() -> None:
+    twice = Part("Twice", (BY_NAME["ENV"],), Settings)
+
+    with pytest.raises(ConfigError, match="setting ENV is declared twice"):
+        table([*PARTS, twice])
+
+
+@pytest.mark.parametrize(
+    ("rows", "section"),
+    [(SETTINGS, Settings), *((part.rows, part.section) for part in PARTS)],
+    ids=["base", *(part.section.__name__ for part in PARTS)],
+)
+def test_every_row_is_a_field_of_exactly_its_own_typed_section(
+    rows: tuple[Setting, ...], section: type[Section]
+) -> None:
+    sections: list[type[Section]] = [Settings, *(part.section for part in PARTS)]
+    for row in rows:
+        owners = [s for s in sections if row.name.lower() in {f.name for f in fields(s)}]
+        assert owners == [section], f"{row.name} is a field of {owners}, not of {section}"
+
+
+async def test_the_app_reads_each_section_built_once_from_its_settings(tmp_path: Path) -> None:
+    app = create_app(
+        {
+            "DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
+            "TRUSTED_HOSTS": ["localhost", "127.0.0.1"],
+            "SECRET_KEY_FALLBACKS": ["o" * 43],
+            "PASSWORD_MIN_LENGTH": 20,
+            "LOGIN_FAILURES_PER_ADDRESS": 10,
+            "PASSKEYS_PER_USER_MAX": 3,
+            "METRICS_TOKEN": "m" * 32,
+        }
+    )
+
+    site, auth = of(app), auth_settings.of(app)
+    assert site.trusted_hosts == ("localhost", "127.0.0.1")  # a tuple: frozen through
+    assert site.secret_key_fallbacks == ("o" * 43,)
+    assert site.sqlalchemy_database_url == f"sqlite+aiosqlite:///{tmp_path}/x.db"
+    assert site.session_cookie_name == "session"  # derived
+    assert auth.site == site
+    assert auth.password_min_length == 20
+    assert auth.login_failures_per_ipv6_56 == 40  # derived: 4 x the address limit
+    assert passkey_settings.of(app).passkeys_per_user_max == 3
+    assert metrics_settings.of(app).enabled
+    async with app.app_context():
+        assert current() is site
+        assert auth_settings.current() is auth
+    with pytest.raises(FrozenInstanceError):
+        site.env = "production"  # type: ignore[misc]
 
 
 def test_the_username_limit_is_the_columns_size() -> None:
@@ -901,15 +978,15 @@ def test_a_refused_production_start_writes_no_file(
     before = tree(tmp_path)
 
     with pytest.raises(ConfigError, match="SECRET_KEY is missing in production"):
-        prepare_instance()
+        prepare_instance(parts=PARTS)
 
     assert tree(tmp_path) == before
 
 
 def test_the_first_run_makes_keys_once_and_loads_them(instance: Path) -> None:
-    first = prepare_instance()
+    first = prepare_instance(parts=PARTS)
     written = (instance / "secrets.toml").read_text()
-    again = prepare_instance()
+    again = prepare_instance(parts=PARTS)
 
     assert first["SECRET_KEY"] == again["SECRET_KEY"]
     assert first["WTF_CSRF_SECRET_KEY"] != first["SECRET_KEY"]

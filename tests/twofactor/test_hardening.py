@@ -22,7 +22,6 @@ import pytest
 from quart import Quart
 from quart.testing import QuartCliRunner
 
-from quartapp.settings import DEFAULTS
 from tests.conftest import (
     BOTH_DATABASES,
     PASSWORD,
@@ -38,6 +37,7 @@ from tests.conftest import (
 from tests.passkeys.test_passkeys import register
 from tests.passkeys.test_passkeys import sign_in as passkey_sign_in
 from tests.support.passkey_authenticator import SoftAuthenticator
+from tests.support.settings import DEFAULTS
 from tests.support.twofactor import (
     SECOND_STEP,
     SETTINGS,

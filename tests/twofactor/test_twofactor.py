@@ -18,7 +18,6 @@ import pytest
 from quart import Quart
 
 from quartapp import create_app
-from quartapp.settings import DEFAULTS
 from quartapp.twofactor import recovery, totp
 from quartapp.twofactor.login import EXPIRED, WRONG_CODE
 from tests.conftest import (
@@ -31,6 +30,7 @@ from tests.conftest import (
     query,
     replay,
 )
+from tests.support.settings import DEFAULTS
 from tests.support.twofactor import (
     SECOND_STEP,
     SETTINGS,

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from quartapp import create_app
 from quartapp.auth import logins, users
+from quartapp.auth import settings as auth_settings
 from quartapp.db import Login, db
 from quartapp.settings import database_url as async_database_url
 from tests.conftest import PASSWORD, add_user, make_settings, query
@@ -312,7 +313,12 @@ class Sessions:
         async with self.app.app_context(), db.session() as session:
             user = await users.get_user(session, "alice")
             token = await logins.start(
-                session, self.app.config, user.id, remember=False, address=None, user_agent=None
+                session,
+                auth_settings.of(self.app),
+                user.id,
+                remember=False,
+                address=None,
+                user_agent=None,
             )
             await session.commit()
             if expired:

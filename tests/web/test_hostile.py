@@ -30,7 +30,6 @@ from quart.typing import ResponseReturnValue
 from quart.wrappers import Response
 
 from quartapp import create_app
-from quartapp.settings import DEFAULTS
 from quartapp.web.errors import PAGES
 from quartapp.web.messages import MAX_WAITING, flash
 from quartapp.web.navigation import safe_next
@@ -46,6 +45,7 @@ from tests.conftest import (
     make_settings,
     query,
 )
+from tests.support.settings import DEFAULTS
 
 if TYPE_CHECKING:
     # Only for annotations: a Test* class at module level would be collected by pytest.
@@ -898,8 +898,14 @@ async def test_form_rendered_before_a_key_rotation_gets_the_friendly_400_page(
 # -- cookie size ---------------------------------------------------------------------
 
 
-async def test_cookie_stays_small_after_many_failed_logins(app: Quart, auth: AuthActions) -> None:
-    app.config.update(LOGIN_FAILURES_PER_USER=100, LOGIN_FAILURES_PER_ADDRESS=100)
+@pytest.fixture
+def no_lockout(settings: dict[str, Any]) -> None:
+    settings.update(LOGIN_FAILURES_PER_USER=100, LOGIN_FAILURES_PER_ADDRESS=100)
+
+
+async def test_cookie_stays_small_after_many_failed_logins(
+    no_lockout: None, auth: AuthActions
+) -> None:
     token = await csrf_token(auth.client)
     sizes = []
     for attempt in range(20):
