@@ -281,11 +281,15 @@ def forty_characters_at_least(settings: dict[str, Any]) -> None:
 
 
 async def test_policy_is_read_from_the_config(
-    forty_characters_at_least: None, auth: AuthActions
+    forty_characters_at_least: None, app: Quart, client: TestClientProtocol
 ) -> None:
-    await auth.login()
+    # An account made under the policy: its password is long enough for it.
+    current = "a current passphrase long enough for forty characters"
+    await add_user(app, password=current)
+    auth = AuthActions(client)
+    await auth.login(password=current)
 
-    page = await body(await change_password(auth.client))
+    page = await body(await change_password(auth.client, current=current))
 
     assert "The password is shorter than 40 characters." in page
     assert "Use at least 40 characters." in page

@@ -487,7 +487,7 @@ def test_rotate_with_the_key_in_the_environment_prints_both_settings_and_writes_
         [
             sys.executable,
             "-c",
-            "import json; from quartapp.settings import load_config; c = load_config(); "
+            "import json; from quartapp import load_config; c = load_config(); "
             "print(json.dumps([c['SECRET_KEY'], c['SECRET_KEY_FALLBACKS']]))",
         ],
         cwd=ROOT,
