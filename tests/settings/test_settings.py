@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from quartapp import create_app, load_config, serve, setting_parts
+from quartapp import FEATURES, create_app, load_config, serve, setting_parts
 from quartapp.auth import settings as auth_settings
 from quartapp.auth.settings import AuthSettings
 from quartapp.bootstrap import prepare_instance
@@ -944,6 +944,16 @@ async def test_the_app_reads_each_section_built_once_from_its_settings(tmp_path:
         assert auth_settings.current() is auth
     with pytest.raises(FrozenInstanceError):
         site.env = "production"  # type: ignore[misc]
+
+
+def test_the_settings_package_names_no_feature() -> None:
+    # Neither an import nor a string that could select a feature's code: the parts are
+    # handed in by quartapp.setting_parts().
+    for path in (Path(__file__).parents[2] / "quartapp" / "settings").glob("*.py"):
+        text = path.read_text()
+        for name in FEATURES:
+            named = re.compile(rf"(quartapp\.|\.\.|from \.)({name})\b|[\"']{name}[.\"']")
+            assert not named.search(text), f"{path.name} names the feature {name}"
 
 
 def test_the_username_limit_is_the_columns_size() -> None:
