@@ -52,6 +52,7 @@ FEATURES = (
     "account",
     "twofactor",
     "passkeys",
+    "mail",
     "pages",
 )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 
-from .schema import FRAMEWORK, SETTINGS, Setting
+from .schema import FRAMEWORK, MAIL, SETTINGS, Setting
 from .sources import CONTROL, ENV_PREFIX
 
 # What a typo in a setting's name prints (too long a line to write in INTRO).
@@ -177,7 +177,7 @@ def render() -> str:
             INTRO.replace("{refusal}", REFUSAL),
             "\n",
             SETTINGS_HEAD,
-            *(setting_line(row) for row in SETTINGS),
+            *(setting_line(row) for row in SETTINGS + MAIL),
             "\n",
             CONTROL_HEAD,
             *(f"| {code(ENV_PREFIX + name)} | {meaning} |\n" for name, meaning in CONTROL.items()),
