@@ -244,10 +244,18 @@ async def attempt(
 
 
 async def count(
-    session: AsyncSession, config: Mapping[str, Any], wanted: list[Counter]
+    session: AsyncSession,
+    config: Mapping[str, Any],
+    wanted: list[Counter],
+    *,
+    window: int | None = None,
 ) -> Lockout | None:
-    """:func:`attempt` for a given list of counters, in their order (the caller commits)."""
-    window = config["LOGIN_FAILURE_WINDOW"]
+    """:func:`attempt` for a given list of counters, in their order (the caller commits).
+
+    ``window``: seconds a count lasts, ``LOGIN_FAILURE_WINDOW`` unless a feature's own
+    limit counts over another span (mail's reset requests: an hour).
+    """
+    window = config["LOGIN_FAILURE_WINDOW"] if window is None else window
     for counter in wanted:
         lockout = await _count(session, counter, window)
         if lockout is not None:
