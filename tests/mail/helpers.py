@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from email import message_from_string
 from email.message import EmailMessage
 from email.policy import default
-from typing import Any, cast
+from typing import Any
 
 from quart import Quart
 from sqlalchemy import select
@@ -36,20 +36,20 @@ class Mail:
     def text(self) -> str:
         part = self.message.get_body(preferencelist=("plain",))
         assert part is not None
-        return cast(EmailMessage, part).get_content()
+        return str(part.get_content())
 
     @property
     def html(self) -> str:
         part = self.message.get_body(preferencelist=("html",))
         assert part is not None
-        return cast(EmailMessage, part).get_content()
+        return str(part.get_content())
 
 
 def outbox(settings: dict[str, Any], kind: str | None = None) -> list[Mail]:
     """The outbox's messages, oldest first (of ``kind``, or all)."""
     rows = query(settings, "SELECT kind, recipient, message FROM mail_outbox ORDER BY id")
     return [
-        Mail(k, r, cast(EmailMessage, message_from_string(m, policy=default)))
+        Mail(k, r, message_from_string(m, policy=default))
         for k, r, m in rows
         if kind is None or k == kind
     ]

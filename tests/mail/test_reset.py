@@ -67,9 +67,7 @@ async def test_login_page_offers_reset(client: TestClientProtocol) -> None:
 
 
 @pytest.mark.parametrize("path", [REQUEST, "/reset_password", "/account/email"])
-async def test_no_pages_with_mail_off(
-    settings: dict[str, Any], path: str, tmp_path: Any
-) -> None:
+async def test_no_pages_with_mail_off(settings: dict[str, Any], path: str, tmp_path: Any) -> None:
     from quartapp import create_app
 
     app = create_app({**settings, "MAIL_URL": "none"})
@@ -93,7 +91,8 @@ async def test_reset_happy_path(alice: AuthActions, settings: dict[str, Any]) ->
 
     page = await follow(client, token)
     assert page.status_code == 200
-    assert 'name="password"' in await body(page) and 'name="password2"' in await body(page)
+    assert 'name="password"' in await body(page)
+    assert 'name="password2"' in await body(page)
     # Neither the link's GET nor the form's spends it.
     assert [used for _, _, used in tokens_of(settings)] == [None]
 
@@ -163,7 +162,9 @@ async def test_limit_per_address(alice: AuthActions, settings: dict[str, Any]) -
     # Unknown addresses are counted the same way.
     for _ in range(4):
         assert SENT_PAGE in await body(await ask(alice.client, "nobody@example.com"))
-    assert query(settings, "SELECT attempts FROM throttle_counters WHERE key = 'nobody@example.com'") == [(4,)]
+    assert query(
+        settings, "SELECT attempts FROM throttle_counters WHERE key = 'nobody@example.com'"
+    ) == [(4,)]
 
 
 async def test_limit_per_network(settings: dict[str, Any], alice: AuthActions) -> None:
@@ -249,9 +250,7 @@ async def test_reset_ends_logins(alice: AuthActions, app: Quart, settings: dict[
     assert query(settings, "SELECT count(*) FROM devices") == [(0,)]
 
 
-async def test_second_factor_still_required(
-    alice: AuthActions, settings: dict[str, Any]
-) -> None:
+async def test_second_factor_still_required(alice: AuthActions, settings: dict[str, Any]) -> None:
     await enrolled(alice)
     await ask(alice.client, "alice@example.com")
     await follow(alice.client, link_in(outbox(settings, "password-reset")[0]))
@@ -280,7 +279,9 @@ async def test_access_log_redacts_the_token(
 
 
 @BOTH_DATABASES
-async def test_one_link_spent_once_under_a_race(alice: AuthActions, app: Quart, settings: dict[str, Any]) -> None:
+async def test_one_link_spent_once_under_a_race(
+    alice: AuthActions, app: Quart, settings: dict[str, Any]
+) -> None:
     await ask(alice.client, "alice@example.com")
     token = link_in(outbox(settings)[0])
 
