@@ -40,6 +40,11 @@ log = logging.getLogger("quartapp.mail")
 RESET_SCOPE = "reset"
 RESET_NETWORK_SCOPE = "resetnet"
 RESET_WINDOW = 3600
+# Confirmation links from /account/email, counted apart from resets at the same limits:
+# per new address, and per client network, so the page cannot be used to flood a
+# stranger's mailbox (or get the site's domain blocked) any faster than resets can.
+EMAIL_SCOPE = "email"
+EMAIL_NETWORK_SCOPE = "emailnet"
 
 
 def reset_link(settings: MailSettings, token: str) -> str:
@@ -212,6 +217,7 @@ class Change(Enum):
     SENT = "sent"
     TAKEN = "taken"
     SAME = "same"
+    LIMITED = "limited"
 
 
 async def start_change(
@@ -221,6 +227,8 @@ async def start_change(
     user_id: int,
     username: str,
     normal: Normal,
+    config: Mapping[str, Any] | None = None,
+    client: str | None = None,
 ) -> Change:
     """Send a link that confirms ``normal`` as the user's address, and tell the old one
     (commits).
@@ -229,8 +237,22 @@ async def start_change(
     another account's gets the same answer on the page, but no link (so no one can
     learn which addresses have accounts, nor use this page to mail strangers); the old
     address is told either way, so even the owner's own mailbox does not tell the two
-    apart.
+    apart. From a page (``config`` given), links are limited per new address and per
+    client network, over an hour, at the reset limits (LIMITED: nothing is sent); an
+    admin's ``users set-email`` is not limited.
     """
+    if config is not None:
+        wanted = [
+            Counter(
+                EMAIL_NETWORK_SCOPE,
+                throttle.address_key(client, config),
+                settings.reset_requests_per_network,
+            ),
+            Counter(EMAIL_SCOPE, normal.key, settings.reset_requests_per_email),
+        ]
+        if await throttle.count(dbs, config, wanted, window=RESET_WINDOW) is not None:
+            await dbs.commit()
+            return Change.LIMITED
     current = await addresses.of_user(dbs, user_id)
     if (
         current is not None

@@ -44,6 +44,7 @@ REDACTED_PATHS = (
     (r"^/account/email/confirm/[^/]*", "/account/email/confirm/[redacted]"),
 )
 
+TOO_MANY_LINKS = "Too many links were sent from here or to that address. Try again in an hour."
 RESET_DONE = "Your password was reset, and every device was signed out. Sign in with it."
 LINK_DEAD = (
     "This link does not work: it was used already, a newer one was sent, the password"
@@ -174,10 +175,19 @@ async def email(form: EmailForm) -> ResponseReturnValue:
         else:
             async with db.session() as dbs:
                 done = await flows.start_change(
-                    dbs, current(), user_id=user.id, username=user.username, normal=normal
+                    dbs,
+                    current(),
+                    user_id=user.id,
+                    username=user.username,
+                    normal=normal,
+                    config=current_app.config,
+                    client=request.remote_addr,
                 )
             if done is flows.Change.SAME:
                 form.email.errors = ["That is your address already."]
+            elif done is flows.Change.LIMITED:
+                form.email.errors = [TOO_MANY_LINKS]
+                status = 429
             else:
                 await flash(
                     f"We sent a link to {normal.address}. Follow it within two hours to"
@@ -185,7 +195,7 @@ async def email(form: EmailForm) -> ResponseReturnValue:
                     "success",
                 )
                 return redirect(url_for("mail.email"))
-    if form.errors or form.email.errors:
+    if (form.errors or form.email.errors) and status == 200:
         status = 400
     async with db.session() as dbs:
         row = await addresses.of_user(dbs, user.id)

@@ -171,3 +171,12 @@ async def test_unique_whatever_the_case(app: Quart, auth: AuthActions) -> None:
         await dbs.commit()
         with pytest.raises(AddressError):
             await addresses.store(dbs, 2, addresses.normalise("ann@EXAMPLE.com"), confirmed=True)
+
+
+async def test_links_are_limited(alice: AuthActions, settings: dict[str, Any]) -> None:
+    for _ in range(3):
+        assert (await ask(alice.client, "new@example.org")).status_code == 302
+    response = await ask(alice.client, "new@example.org")
+    assert response.status_code == 429
+    assert "Too many links" in await body(response)
+    assert len(outbox(settings, "email-confirm")) == 3
