@@ -180,3 +180,26 @@ async def test_links_are_limited(alice: AuthActions, settings: dict[str, Any]) -
     assert response.status_code == 429
     assert "Too many links" in await body(response)
     assert len(outbox(settings, "email-confirm")) == 3
+
+
+@BOTH_DATABASES
+async def test_index_refuses_one_key_twice(app: Quart, auth: AuthActions) -> None:
+    """The unique index decides when two requests race past the SELECT of :func:`store`."""
+    from sqlalchemy.exc import IntegrityError
+
+    from quartapp.mail.models import EmailAddress
+
+    await add_user(app, "bob")
+    async with app.app_context(), db.session() as dbs:
+        for user_id, address in ((1, "Ann@example.com"), (2, "ann@example.com")):
+            dbs.add(
+                EmailAddress(
+                    user_id=user_id,
+                    address=address,
+                    address_key=address.lower(),
+                    created_at=0.0,
+                    confirmed_at=0.0,
+                )
+            )
+        with pytest.raises(IntegrityError):
+            await dbs.commit()
