@@ -41,9 +41,9 @@ def init_app(app: Quart) -> None:
     from .credentials import LockedOut
     from .signin import LOGIN_KEY, LOGIN_NAME_KEY
 
-    hooks = registry.registry(app)  # made before any feature registers with it
-    app.jinja_env.globals["login_links"] = hooks.login_links
-    app.jinja_env.globals["account_links"] = hooks.account_links
+    plugged = registry.registry(app)  # made before any feature registers with it
+    app.jinja_env.globals["login_links"] = plugged.login_links
+    app.jinja_env.globals["account_links"] = plugged.account_links
     current.init_app(app)
     login_cache.init_app(app)  # after the database: its file exists by then
     prune.init_app(app)
@@ -59,6 +59,6 @@ def init_app(app: Quart) -> None:
         name = session.get(LOGIN_NAME_KEY)
         return name if isinstance(name, str) else ""
 
-    pages = errors.page_hooks(app)
-    pages.identify = current.load_logged_in_user
-    pages.unchecked_name = unchecked_name
+    hooks = errors.page_hooks(app)
+    hooks.identify = current.load_logged_in_user
+    hooks.unchecked_name = unchecked_name
