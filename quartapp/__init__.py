@@ -54,6 +54,7 @@ FEATURES = (
     "account",
     "twofactor",
     "passkeys",
+    "mail",
     "pages",
 )
 

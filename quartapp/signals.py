@@ -18,7 +18,8 @@ from quart import current_app, has_app_context
 
 _signals = Namespace()
 
-# username, remember: a login succeeded and its session started.
+# username, remember, user_id, new_device (the browser had no trusted-device cookie of
+# this user's): a login succeeded and its session started.
 user_logged_in = _signals.signal("user-logged-in")
 # username (as typed, normalized): a login's password was wrong or the user unknown.
 login_failed = _signals.signal("login-failed")

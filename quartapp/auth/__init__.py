@@ -41,7 +41,9 @@ def init_app(app: Quart) -> None:
     from .credentials import LockedOut
     from .signin import LOGIN_KEY, LOGIN_NAME_KEY
 
-    registry.registry(app)  # made before any feature registers with it
+    plugged = registry.registry(app)  # made before any feature registers with it
+    app.jinja_env.globals["login_links"] = plugged.login_links
+    app.jinja_env.globals["account_links"] = plugged.account_links
     current.init_app(app)
     login_cache.init_app(app)  # after the database: its file exists by then
     prune.init_app(app)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .. import signals
-from . import devices, logins, users
+from . import devices, logins, registry, users
 from .passwords import Passwords
 from .settings import AuthSettings
 
@@ -68,7 +68,9 @@ async def change_password(
     password leaves behind, the throttle's reset), the new hash, the kept login rotated,
     every other login ended with what features end with them (half-done sign-ins,
     unconfirmed TOTP keys), every trusted device forgotten and, for a kept browser, a new
-    one minted. Then ``password_changed`` is sent.
+    one minted, and what features do with a new password (the registry's
+    ``password_changing``: mail ends reset links and writes its notice). Then
+    ``password_changed`` is sent.
     """
     await users.vet_password(new_password, config, username=username)
     new_hash = await hasher.hash(new_password)
@@ -85,6 +87,7 @@ async def change_password(
     # that just proved the password starts over with a new one.
     await devices.forget_all(dbs, user_id)
     nonce = await devices.mint(dbs, config, user_id) if keep is not None else None
+    await registry.password_changing(dbs, user_id)
     await dbs.commit()
     signals.send(signals.password_changed, username=username, sessions_ended=ended)
     return PasswordChanged(ended, token, nonce)

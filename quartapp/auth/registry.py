@@ -17,12 +17,18 @@ with, not on what happened to be imported.
   session cookie still says what it holds;
 - ``strong_proofs``: work done in the transaction of a proof with a factor beyond the
   password (a passkey);
-- ``pruners``: tables the background prune and ``db prune`` keep small.
+- ``pruners``: tables the background prune and ``db prune`` keep small;
+- ``password_changing``: work done in the transaction that sets a new password;
+- ``user_options``, ``user_commands``, ``user_columns``: what features add to the
+  ``users`` command group (an option of ``users create``, a command, a column of
+  ``users list``), which the CLI builds per app;
+- ``login_links``, ``account_links``: links under the sign-in form and on the account
+  page (the templates' ``login_links`` and ``account_links``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -30,11 +36,13 @@ from quart import current_app
 from sqlalchemy.ext.asyncio import AsyncSession
 
 if TYPE_CHECKING:
+    import click
     from flask.sansio.app import App
     from werkzeug.wrappers import Response as WerkzeugResponse
 
     from .credentials import Checked
     from .forms import ConfirmForm
+    from .passwords import Passwords
 
 EXTENSION = "quartapp.auth"
 
@@ -75,6 +83,45 @@ SignedOut = Callable[[], Awaitable[None]]
 StrongProof = Callable[[AsyncSession, int], Awaitable[None]]
 # (session, config, batch): deletes up to ``batch`` stale rows of one table; how many.
 Pruner = Callable[[AsyncSession, Any, int], Awaitable[int]]
+# (session, user_id): the user's password is being replaced, in this transaction.
+PasswordChanging = Callable[[AsyncSession, int], Awaitable[None]]
+# What a ``users`` command's work gets: the session, the hasher, the settings and the
+# command's parsed parameters by name.
+CommandWork = Callable[
+    [AsyncSession, "Passwords", Mapping[str, Any], Mapping[str, Any]], Awaitable[str]
+]
+
+
+@dataclass(frozen=True)
+class UserOption:
+    """Options a feature adds to ``users create``, and what it does with them.
+
+    ``check(session, config, values)`` runs before the password is asked for and raises
+    :class:`~.users.AccountError` (one ``Error:`` line, exit 1) to refuse; ``apply(session,
+    config, user_id, values)`` runs once the user exists and returns a line to print, or
+    None. ``values`` are the command's parsed parameters by name.
+    """
+
+    params: Sequence[click.Parameter]
+    check: Callable[[AsyncSession, Mapping[str, Any], Mapping[str, Any]], Awaitable[None]]
+    apply: Callable[
+        [AsyncSession, Mapping[str, Any], int, Mapping[str, Any]], Awaitable[str | None]
+    ]
+
+
+@dataclass(frozen=True)
+class UserCommand:
+    """A ``users`` subcommand of a feature's: ``work`` returns the line to print and
+    raises :class:`~.users.AccountError` to refuse (one ``Error:`` line, exit 1)."""
+
+    name: str
+    help: str
+    params: Sequence[click.Parameter]
+    work: CommandWork
+
+
+# (session, user ids): the column's text for each of those users (missing: empty).
+UserColumn = Callable[[AsyncSession, Sequence[int]], Awaitable[Mapping[int, str]]]
 
 
 @dataclass
@@ -91,6 +138,13 @@ class Registry:
     signed_out: list[SignedOut] = field(default_factory=list)
     strong_proofs: list[StrongProof] = field(default_factory=list)
     pruners: dict[str, Pruner] = field(default_factory=dict)
+    password_changing: list[PasswordChanging] = field(default_factory=list)
+    user_options: list[UserOption] = field(default_factory=list)
+    user_commands: list[UserCommand] = field(default_factory=list)
+    user_columns: list[UserColumn] = field(default_factory=list)
+    # (endpoint, text): links features add under the sign-in form and on the account page.
+    login_links: list[tuple[str, str]] = field(default_factory=list)
+    account_links: list[tuple[str, str]] = field(default_factory=list)
 
 
 def registry(app: App | None = None) -> Registry:
@@ -106,6 +160,12 @@ async def logins_ending(session: AsyncSession, user_id: int, login_id: str | Non
     """Run every feature's work for logins that end, in the caller's transaction."""
     for hook in registry().logins_ending:
         await hook(session, user_id, login_id)
+
+
+async def password_changing(session: AsyncSession, user_id: int) -> None:
+    """Run every feature's work for a new password, in the caller's transaction."""
+    for hook in registry().password_changing:
+        await hook(session, user_id)
 
 
 async def strong_proof(session: AsyncSession, user_id: int) -> None:

@@ -61,13 +61,8 @@ async def start_session(
             user_agent=request.headers.get("User-Agent"),
             method=method,
         )
-        nonce = await devices.remember(
-            dbs,
-            config,
-            user_id,
-            known=device,
-            nonce=devices.presented(request.cookies, config, username),
-        )
+        presented = devices.presented(request.cookies, config, username)
+        nonce = await devices.remember(dbs, config, user_id, known=device, nonce=presented)
         await dbs.commit()
     # A fresh session: the pre-login cookie and its CSRF token die here (fixation).
     session.clear()
@@ -76,7 +71,15 @@ async def start_session(
     session[LOGIN_UNTIL_KEY] = int(time.time() + logins.lifetime(config, remember=remember))
     session[LOGIN_NAME_KEY] = username
     session.permanent = remember
-    signals.send(signals.user_logged_in, username=username, remember=remember)
+    # A browser that kept its trusted-device cookie keeps its nonce; any other is new.
+    new_device = nonce is None or nonce != presented
+    signals.send(
+        signals.user_logged_in,
+        username=username,
+        remember=remember,
+        user_id=user_id,
+        new_device=new_device,
+    )
     await flash(f"You were signed in as {username}.", "success")
     return nonce
 

@@ -244,10 +244,18 @@ async def attempt(
 
 
 async def count(
-    session: AsyncSession, config: AuthSettings, wanted: list[Counter]
+    session: AsyncSession,
+    config: AuthSettings,
+    wanted: list[Counter],
+    *,
+    window: int | None = None,
 ) -> Lockout | None:
-    """:func:`attempt` for a given list of counters, in their order (the caller commits)."""
-    window = config.login_failure_window
+    """:func:`attempt` for a given list of counters, in their order (the caller commits).
+
+    ``window``: seconds a count lasts, ``LOGIN_FAILURE_WINDOW`` unless a feature's own
+    limit counts over another span (mail's reset requests: an hour).
+    """
+    window = config.login_failure_window if window is None else window
     for counter in wanted:
         lockout = await _count(session, counter, window)
         if lockout is not None:

@@ -14,13 +14,13 @@ from quart import Quart
 
 from .db import db_cli, init_db_command
 from .running import refuse
-from .users import users_cli
+from .users import for_app
 
 __all__ = ["init_app", "refuse"]
 
 
 def init_app(app: Quart) -> None:
     """Add the commands to ``quart --app quartapp``."""
-    app.cli.add_command(users_cli)
+    app.cli.add_command(for_app(app))
     app.cli.add_command(db_cli)
     app.cli.add_command(init_db_command)

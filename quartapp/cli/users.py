@@ -1,18 +1,26 @@
-"""``quart --app quartapp users ...``: create, list and manage user accounts."""
+"""``quart --app quartapp users ...``: create, list and manage user accounts.
+
+:func:`for_app` builds the group an app offers: these commands, plus what its features
+registered with auth (:class:`~quartapp.auth.registry.UserOption`, ``UserCommand``,
+``UserColumn``), so a feature adds to ``users`` without this module naming it.
+"""
 
 from __future__ import annotations
 
+import copy
 import sys
 
 import click
+from quart import Quart
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .. import bootstrap, signals
 from ..auth import flows, users
 from ..auth.passwords import Passwords
+from ..auth.registry import UserCommand, registry
 from ..auth.settings import AuthSettings
 from ..twofactor import flows as twofactor_flows
-from .running import load_settings, run
+from .running import load_app, load_settings, run
 
 users_cli = click.Group("users", help="Create, list and manage user accounts.")
 
@@ -57,14 +65,31 @@ password_stdin = click.option(
 @users_cli.command("create")
 @click.argument("name")
 @password_stdin
-def create_command(name: str, password_stdin: bool) -> None:
+def create_command(name: str, password_stdin: bool, **options: Any) -> None:
     """Create the user NAME."""
-    # Fail on a bad or taken name before asking for the password twice.
-    username = run(lambda session, _p, config: users.available_username(session, config, name))
+    extras = registry(load_app()).user_options
+
+    # Fail on a bad or taken name (or a feature's option) before asking for the password.
+    async def check(session: AsyncSession, _p: Passwords, config: Mapping[str, Any]) -> str:
+        username = await users.available_username(session, config, name)
+        for extra in extras:
+            await extra.check(session, config, options)
+        return username
+
+    username = run(check)
     password = read_password(password_stdin)
     run(lambda session, hasher, config: users.create_user(session, hasher, config, name, password))
     signals.send(signals.user_created, username=username)
     click.echo(f"created user {username!r}")
+
+    async def apply(session: AsyncSession, _p: Passwords, config: Mapping[str, Any]) -> list[str]:
+        user_id = (await users.get_user(session, name)).id
+        lines = [await extra.apply(session, config, user_id, options) for extra in extras]
+        return [line for line in lines if line]
+
+    if extras:
+        for line in run(apply):
+            click.echo(line)
 
 
 @users_cli.command("set-password")
@@ -112,9 +137,23 @@ def delete_command(name: str, yes: bool) -> None:
 @users_cli.command("list")
 def list_command() -> None:
     """List the users, one per line, with when they were created."""
-    everyone = run(lambda session, _p, _c: users.list_users(session))
-    for user in everyone:
-        click.echo(f"{user.username}\t{user.created_at:%Y-%m-%d %H:%M}")
+    columns = registry(load_app()).user_columns
+
+    async def listing(
+        session: AsyncSession, _p: Passwords, _c: Mapping[str, Any]
+    ) -> list[list[str]]:
+        found = await users.list_users(session)
+        ids = [user.id for user in found]
+        extra = [await column(session, ids) for column in columns]
+        return [
+            [user.username, f"{user.created_at:%Y-%m-%d %H:%M}"]
+            + [values.get(user.id, "") for values in extra]
+            for user in found
+        ]
+
+    everyone = run(listing)
+    for row in everyone:
+        click.echo("\t".join(row))
     if not everyone:
         click.echo("no users", err=True)
 
@@ -156,3 +195,32 @@ def reset_two_factor_command(name: str) -> None:
     username = users.normalize_username(name)
     state = "removed two-factor authentication" if removed else "no two-factor authentication"
     click.echo(f"{state} of {username!r}; ended {ended} login(s)")
+
+
+def for_app(app: Quart) -> click.Group:
+    """The ``users`` group of ``app``: these commands and what its features registered.
+
+    A copy per app, so that building one app (a test builds many) never changes the
+    commands of another.
+    """
+    found = registry(app)
+    create = copy.copy(create_command)
+    create.params = [
+        *create_command.params,
+        *(param for option in found.user_options for param in option.params),
+    ]
+    group = click.Group("users", help=users_cli.help)
+    for command in users_cli.commands.values():
+        group.add_command(create if command is create_command else command)
+    for extra in found.user_commands:
+        group.add_command(_feature_command(extra))
+    return group
+
+
+def _feature_command(extra: UserCommand) -> click.Command:
+    """A click command that runs a feature's work like the commands above."""
+
+    def callback(**values: Any) -> None:
+        click.echo(run(lambda dbs, hasher, config: extra.work(dbs, hasher, config, values)))
+
+    return click.Command(extra.name, callback=callback, params=list(extra.params), help=extra.help)

@@ -19,7 +19,9 @@ requests' lines look like another's. Either way the response carries it back as
 the client address the app sees, after ``TRUSTED_PROXY_HOPS``' proxy fix. ``user_id`` is
 the logged-in user's id, or null. The path (percent-decoded, as the app routes it) and
 the query string (as sent) are cut at 1024 characters and the User-Agent at 256, so no
-request can make a line much longer than a few KiB.
+request can make a line much longer than a few KiB. A path that carries a secret (a
+link sent by mail) is written with the secret replaced: a feature registers the
+pattern with :func:`redact_paths`.
 
 The app's own log (the audit log, errors) goes through :class:`SafeFormatter`, which
 escapes control characters in a message and indents a traceback's lines, so that no
@@ -56,6 +58,8 @@ REQUEST_ID_HEADER = b"x-request-id"
 VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9+/=-]{20,200}")
 # The per-request record the app fills in (the user id), carried in the ASGI scope.
 SCOPE_KEY = "quartapp.access"
+# The app's list of (pattern, replacement) applied to a path before it is logged.
+REDACTIONS = "quartapp.web.logs.redactions"
 MAX_PATH = 1024
 MAX_AGENT = 256
 
@@ -76,9 +80,17 @@ class AccessLog:
     ``trust_request_id``: take a well-formed ``X-Request-ID`` (only behind a trusted proxy).
     """
 
-    def __init__(self, app: ASGIFramework, *, trust_request_id: bool = False) -> None:
+    def __init__(
+        self,
+        app: ASGIFramework,
+        *,
+        trust_request_id: bool = False,
+        redactions: list[tuple[re.Pattern[str], str]] | None = None,
+    ) -> None:
         self.app = app
         self.trust_request_id = trust_request_id
+        # Shared with the app's extensions: features add to it after this is made.
+        self.redactions = redactions if redactions is not None else []
         self._second = -1
         self._stamp = ""
 
@@ -129,6 +141,10 @@ class AccessLog:
         client = scope.get("client")
         user_id = entry["user_id"]
         agent = _header(scope["headers"], b"user-agent")
+        path = scope["path"]
+        for pattern, replacement in self.redactions:
+            path = pattern.sub(replacement, path)
+        path = path[:MAX_PATH]
         # Built by hand with json's own string encoder (ASCII-only output): two to three
         # times cheaper than json.dumps of a dict, and the same text.
         line = (
@@ -137,7 +153,7 @@ class AccessLog:
             f'"addr": {json_string(client[0]) if client else "null"}, '
             f'"user_id": {"null" if user_id is None else int(user_id)}, '
             f'"method": {json_string(scope["method"])}, '
-            f'"path": {json_string(scope["path"][:MAX_PATH])}, '
+            f'"path": {json_string(path)}, '
             f'"query": {json_string(scope["query_string"][:MAX_PATH].decode("latin-1"))}, '
             f'"status": {status}, "bytes": {sent}, '
             f'"duration_ms": {(time.perf_counter() - started) * 1000:.2f}, '
@@ -231,5 +247,17 @@ def init_app(app: Quart) -> None:
         app.teardown_request(note_user)
         # Quart's documented way to add ASGI middleware; mypy forbids assigning to a method.
         app.asgi_app = AccessLog(  # type: ignore[method-assign]
-            app.asgi_app, trust_request_id=config.trusted_proxy_hops >= 1
+            app.asgi_app,
+            trust_request_id=config.trusted_proxy_hops >= 1,
+            redactions=app.extensions.setdefault(REDACTIONS, []),
         )
+
+
+def redact_paths(app: Quart, pattern: str, replacement: str) -> None:
+    """Log paths matching ``pattern`` with it replaced by ``replacement`` (``re.sub``).
+
+    For a feature whose URLs carry a secret; what matches is never written to the
+    access log (the whole path is redacted, then cut to length).
+    """
+    redactions: list[tuple[re.Pattern[str], str]] = app.extensions.setdefault(REDACTIONS, [])
+    redactions.append((re.compile(pattern), replacement))

@@ -56,7 +56,10 @@ async def test_login_flow_sends_its_signals_from_the_app(app: Quart, auth: AuthA
 
     assert [(name, fields) for name, _, fields in sent] == [
         ("login_failed", {"username": "alice"}),
-        ("user_logged_in", {"username": "alice", "remember": False}),
+        (
+            "user_logged_in",
+            {"username": "alice", "remember": False, "user_id": 1, "new_device": True},
+        ),
         ("user_logged_out", {"username": "alice"}),
         *[("login_failed", {"username": "alice"})] * 5,
         ("locked_out", {"username": "alice", "retry_after": sent[-1][2]["retry_after"]}),

@@ -34,6 +34,13 @@ PUBLIC_ENDPOINTS = frozenset(
         "health.healthz",
         # Behind its own bearer token (METRICS_TOKEN) instead of a login: a 404 without it.
         "metrics.metrics",
+        # A forgotten password: anyone may ask for a link, and the link is the proof.
+        "mail.reset_request",
+        "mail.reset_link",
+        "mail.reset_password",
+        # A new address's link: it proves the mailbox; asking for it took a strong login.
+        "mail.confirm_link",
+        "mail.confirm_email",
     }
 )
 

@@ -1,0 +1,378 @@
+"""The operations of mail that change an account, shared by the pages and the CLI.
+
+- :func:`request_reset`: a reset link by mail, or nothing, with the same answer and
+  the same work whether or not the address has an account;
+- :func:`reset_password`: spend a reset link and set the password through auth's one
+  password flow (:func:`quartapp.auth.flows.change_password`);
+- :func:`start_change` / :func:`confirm_change`: a new address, confirmed by a link
+  sent to it, while the old one stays in force;
+- :func:`set_by_admin`: ``users set-email`` and ``users create --email``.
+
+Each takes the database session it works in and commits it; every message is written
+to the outbox in the transaction of the change it reports.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import false, insert, literal, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..auth import flows as auth_flows
+from ..auth import throttle
+from ..auth.passwords import Passwords
+from ..auth.throttle import Counter
+from . import addresses, message, notify, outbox, tokens
+from .addresses import AddressError, Normal
+from .models import MailToken, OutboxMessage
+from .settings import MailSettings
+
+log = logging.getLogger("quartapp.mail")
+
+# The throttle's scopes (at most 8 characters): reset requests per address and per
+# client network, each counted over an hour.
+RESET_SCOPE = "reset"
+RESET_NETWORK_SCOPE = "resetnet"
+RESET_WINDOW = 3600
+# Confirmation links from /account/email, counted apart from resets at the same limits:
+# per new address, and per client network, so the page cannot be used to flood a
+# stranger's mailbox (or get the site's domain blocked) any faster than resets can.
+EMAIL_SCOPE = "email"
+EMAIL_NETWORK_SCOPE = "emailnet"
+
+
+def reset_link(settings: MailSettings, token: str) -> str:
+    """The absolute link a reset mail carries: from ``BASE_URL``, never a request's Host."""
+    return f"{settings.base_url}/reset_password/{token}"
+
+
+def confirm_link(settings: MailSettings, token: str) -> str:
+    """The absolute link that confirms a new address."""
+    return f"{settings.base_url}/account/email/confirm/{token}"
+
+
+class Requested(Enum):
+    """What :func:`request_reset` did; the page a client sees is the same for each."""
+
+    SENT = "sent"
+    UNKNOWN = "unknown"
+    LIMITED = "limited"
+
+
+async def request_reset(
+    dbs: AsyncSession,
+    settings: MailSettings,
+    config: Mapping[str, Any],
+    *,
+    normal: Normal,
+    client: str | None,
+) -> Requested:
+    """Write a reset link to the outbox if ``normal`` is an account's confirmed address
+    (commits).
+
+    In one transaction: the throttle's counts (per client network, then per address,
+    over an hour; over either limit nothing else is done), the account's lookup, then
+    either a new token (ending older ones) and its message, or the same work for
+    nothing: the same statements, matching no row, and the same message rendered and
+    dropped (or, with ``MAIL_UNKNOWN_ADDRESS_NOTICE``, a "no account uses this
+    address" message). So the two answers cost the same round trips and rendering.
+    """
+    wanted = [
+        Counter(
+            RESET_NETWORK_SCOPE,
+            throttle.address_key(client, config),
+            settings.reset_requests_per_network,
+        ),
+        Counter(RESET_SCOPE, normal.key, settings.reset_requests_per_email),
+    ]
+    if await throttle.count(dbs, config, wanted, window=RESET_WINDOW) is not None:
+        await dbs.commit()
+        return Requested.LIMITED
+    account = await addresses.account_for(dbs, normal.key)
+    if account is not None:
+        token = await tokens.issue(
+            dbs, user_id=account.user_id, purpose=tokens.RESET, address=account.address
+        )
+        await outbox.enqueue(
+            dbs,
+            settings,
+            kind="password-reset",
+            to=account.address,
+            subject="Reset your password",
+            template="reset_password",
+            user_id=account.user_id,
+            username=account.username,
+            link=reset_link(settings, token),
+            minutes=tokens.LIFETIMES[tokens.RESET] // 60,
+        )
+        await dbs.commit()
+        return Requested.SENT
+    await _same_work_for_nobody(dbs, settings, normal)
+    await dbs.commit()
+    return Requested.UNKNOWN
+
+
+async def _same_work_for_nobody(dbs: AsyncSession, settings: MailSettings, normal: Normal) -> None:
+    """What :func:`request_reset` does for a known address, with nothing to show for it.
+
+    :func:`tokens.issue`'s UPDATE (for user 0, whom no token has), an INSERT of a token
+    row that selects nothing (``INSERT ... SELECT ... WHERE false``), the reset message
+    rendered, and the same empty INSERT into the outbox (or, with
+    ``MAIL_UNKNOWN_ADDRESS_NOTICE``, the unknown-address notice, written for real): the
+    same statements on the same tables as the known path, in the same order.
+    """
+    await tokens.end(dbs, 0, tokens.RESET)
+    decoy = secrets.token_urlsafe(32)
+    await _insert_nothing(dbs, MailToken.__table__, MailToken.id, tokens.digest(decoy))
+    if settings.unknown_address_notice:
+        await outbox.enqueue(
+            dbs,
+            settings,
+            kind="reset-unknown",
+            to=normal.address,
+            subject="Reset your password",
+            template="unknown_address",
+            address=normal.address,
+            request_url=f"{settings.base_url}/reset_password_request",
+        )
+        return
+    await message.build(
+        settings,
+        to=normal.address,
+        subject="Reset your password",
+        template="reset_password",
+        username="",
+        link=reset_link(settings, decoy),
+        minutes=tokens.LIFETIMES[tokens.RESET] // 60,
+    )
+    await _insert_nothing(dbs, OutboxMessage.__table__, OutboxMessage.kind, "password-reset")
+
+
+async def _insert_nothing(dbs: AsyncSession, table: Any, column: Any, value: str) -> None:
+    """An INSERT into ``table`` that writes no row: the known path's INSERT, for timing."""
+    await dbs.execute(
+        insert(table).from_select([column.key], select(literal(value)).where(false()))
+    )
+
+
+class LinkRefused(Exception):
+    """A link that is not live: unknown, spent, ended or expired (all look alike)."""
+
+
+async def reset_password(
+    dbs: AsyncSession,
+    config: Mapping[str, Any],
+    hasher: Passwords,
+    *,
+    token: str,
+    new_password: str,
+) -> str:
+    """Spend a reset link and set the new password (commits); the account's username.
+
+    Raises :class:`LinkRefused` for a link that is not live, and
+    :class:`~quartapp.auth.users.AccountError` for a password the policy refuses (the
+    link stays live, to try another). The link is read first, so a dead one costs no
+    hashing; it is spent inside the password's transaction
+    (:func:`~quartapp.auth.flows.change_password`'s ``record``), so of two requests
+    with one link exactly one changes the password, and a failure spends nothing.
+    The flow ends every login and trusted device, and the ``password_changing`` hook
+    writes "your password was changed" and ends the user's other reset links.
+    """
+    found = await tokens.live(dbs, token, tokens.RESET)
+    if found is None:
+        raise LinkRefused
+    username = await dbs.scalar(
+        addresses.username_query(found.user_id)  # the account may have been renamed
+    )
+    await dbs.rollback()  # no connection held while argon2 runs
+    if username is None:
+        raise LinkRefused
+
+    async def spend(session: AsyncSession) -> None:
+        spent = await tokens.spend(session, token, tokens.RESET)
+        if spent is None or spent.user_id != found.user_id:
+            raise LinkRefused
+
+    await auth_flows.change_password(
+        dbs,
+        config,
+        hasher,
+        user_id=found.user_id,
+        username=username,
+        new_password=new_password,
+        record=spend,
+    )
+    return username
+
+
+class Change(Enum):
+    """What :func:`start_change` did; the page says the same for SENT and TAKEN."""
+
+    SENT = "sent"
+    TAKEN = "taken"
+    SAME = "same"
+    LIMITED = "limited"
+
+
+async def start_change(
+    dbs: AsyncSession,
+    settings: MailSettings,
+    *,
+    user_id: int,
+    username: str,
+    normal: Normal,
+    config: Mapping[str, Any] | None = None,
+    client: str | None = None,
+) -> Change:
+    """Send a link that confirms ``normal`` as the user's address, and tell the old one
+    (commits).
+
+    Until the link is followed the old address stays in force. An address that is
+    another account's gets the same answer on the page, but no link (so no one can
+    learn which addresses have accounts, nor use this page to mail strangers); the old
+    address is told either way, so even the owner's own mailbox does not tell the two
+    apart. From a page (``config`` given), links are limited per new address and per
+    client network, over an hour, at the reset limits (LIMITED: nothing is sent); an
+    admin's ``users set-email`` is not limited.
+    """
+    if config is not None:
+        wanted = [
+            Counter(
+                EMAIL_NETWORK_SCOPE,
+                throttle.address_key(client, config),
+                settings.reset_requests_per_network,
+            ),
+            Counter(EMAIL_SCOPE, normal.key, settings.reset_requests_per_email),
+        ]
+        if await throttle.count(dbs, config, wanted, window=RESET_WINDOW) is not None:
+            await dbs.commit()
+            return Change.LIMITED
+    current = await addresses.of_user(dbs, user_id)
+    if (
+        current is not None
+        and current.confirmed_at is not None
+        and current.address_key == (normal.key)
+    ):
+        return Change.SAME
+    owner = await addresses.owner(dbs, normal.key)
+    taken = owner is not None and owner != user_id
+    if not taken:
+        token = await tokens.issue(
+            dbs, user_id=user_id, purpose=tokens.EMAIL, address=normal.address
+        )
+        await outbox.enqueue(
+            dbs,
+            settings,
+            kind="email-confirm",
+            to=normal.address,
+            subject="Confirm your email address",
+            template="confirm_email",
+            user_id=user_id,
+            username=username,
+            link=confirm_link(settings, token),
+            minutes=tokens.LIFETIMES[tokens.EMAIL] // 60,
+        )
+    if current is not None and current.confirmed_at is not None and settings.notifies("EMAIL"):
+        await notify.notice(
+            dbs,
+            settings,
+            user_id=user_id,
+            username=username,
+            kind="email-change-requested",
+            subject="A change of your email address was requested",
+            what=f"A change of your account's email address to {normal.address} was"
+            " requested. This address stays in force until the new one is confirmed from"
+            " a link sent to it.",
+        )
+    await dbs.commit()
+    return Change.TAKEN if taken else Change.SENT
+
+
+@dataclass(frozen=True)
+class Confirmed:
+    """What :func:`confirm_change` did: whose address is now ``address``."""
+
+    user_id: int
+    address: str
+
+
+async def confirm_change(dbs: AsyncSession, settings: MailSettings, *, token: str) -> Confirmed:
+    """Spend a confirmation link and make its address the account's (commits).
+
+    Raises :class:`LinkRefused` for a link that is not live, and :class:`AddressError`
+    when another account confirmed the address first (nothing changes; the link is
+    not spent). Ends the user's reset links (they went to the old address) and tells
+    the old address.
+    """
+    spent = await tokens.spend(dbs, token, tokens.EMAIL)
+    if spent is None:
+        await dbs.rollback()
+        raise LinkRefused
+    old = await addresses.confirmed(dbs, spent.user_id)
+    normal = addresses.normalise(spent.address)
+    await addresses.store(dbs, spent.user_id, normal, confirmed=True)  # rolls back if taken
+    await _address_changed(dbs, settings, spent.user_id, old, normal.address)
+    await dbs.commit()
+    return Confirmed(spent.user_id, normal.address)
+
+
+async def _address_changed(
+    dbs: AsyncSession, settings: MailSettings, user_id: int, old: str | None, new: str
+) -> None:
+    """In the change's transaction: end the reset links, tell the old address."""
+    await tokens.end(dbs, user_id, tokens.RESET)
+    username = await dbs.scalar(addresses.username_query(user_id))
+    log.info("email address changed for %s", username)
+    if old is None or old.lower() == new.lower() or not settings.notifies("EMAIL"):
+        return
+    await notify.notice(
+        dbs,
+        settings,
+        user_id=user_id,
+        username=username or "",
+        kind="email-changed",
+        subject="Your email address was changed",
+        what=f"The email address of your account was changed to {new}. Mail about your"
+        " account no longer comes to this address.",
+        to=old,
+    )
+
+
+async def set_by_admin(
+    dbs: AsyncSession,
+    settings: MailSettings,
+    *,
+    user_id: int,
+    username: str,
+    text: str,
+    confirmed: bool,
+) -> str:
+    """``users set-email`` (and ``users create --email``): the line to print (commits).
+
+    ``confirmed``: the admin vouches for the address, which takes effect at once (the
+    old one is told). Otherwise a confirmation link goes to it, as from the account
+    page; a user without an address gets it stored unconfirmed meanwhile.
+    """
+    normal = addresses.normalise(text)
+    if confirmed:
+        old = await addresses.confirmed(dbs, user_id)
+        await addresses.store(dbs, user_id, normal, confirmed=True)
+        await tokens.end(dbs, user_id, tokens.EMAIL)
+        await _address_changed(dbs, settings, user_id, old, normal.address)
+        await dbs.commit()
+        return f"set the email address of {username!r} to {normal.address!r} (confirmed)"
+    if not settings.on:
+        raise AddressError("mail is off (MAIL_URL), so no confirmation link can be sent")
+    if await addresses.owner(dbs, normal.key) not in (None, user_id):
+        raise AddressError(f"{normal.address!r} is another account's address")
+    if await addresses.of_user(dbs, user_id) is None:
+        # Shown by `users list` as unconfirmed until the link is followed.
+        await addresses.store(dbs, user_id, normal, confirmed=False)
+    await start_change(dbs, settings, user_id=user_id, username=username, normal=normal)
+    return f"sent a confirmation link to {normal.address!r} for {username!r}"
