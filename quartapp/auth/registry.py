@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from .credentials import Checked
     from .forms import ConfirmForm
     from .passwords import Passwords
+    from .settings import AuthSettings
 
 EXTENSION = "quartapp.auth"
 
@@ -88,7 +89,7 @@ PasswordChanging = Callable[[AsyncSession, int], Awaitable[None]]
 # What a ``users`` command's work gets: the session, the hasher, the settings and the
 # command's parsed parameters by name.
 CommandWork = Callable[
-    [AsyncSession, "Passwords", Mapping[str, Any], Mapping[str, Any]], Awaitable[str]
+    [AsyncSession, "Passwords", "AuthSettings", Mapping[str, Any]], Awaitable[str]
 ]
 
 
@@ -103,10 +104,8 @@ class UserOption:
     """
 
     params: Sequence[click.Parameter]
-    check: Callable[[AsyncSession, Mapping[str, Any], Mapping[str, Any]], Awaitable[None]]
-    apply: Callable[
-        [AsyncSession, Mapping[str, Any], int, Mapping[str, Any]], Awaitable[str | None]
-    ]
+    check: Callable[[AsyncSession, AuthSettings, Mapping[str, Any]], Awaitable[None]]
+    apply: Callable[[AsyncSession, AuthSettings, int, Mapping[str, Any]], Awaitable[str | None]]
 
 
 @dataclass(frozen=True)

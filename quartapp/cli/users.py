@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import sys
+from typing import Any
 
 import click
 from quart import Quart
@@ -70,7 +71,7 @@ def create_command(name: str, password_stdin: bool, **options: Any) -> None:
     extras = registry(load_app()).user_options
 
     # Fail on a bad or taken name (or a feature's option) before asking for the password.
-    async def check(session: AsyncSession, _p: Passwords, config: Mapping[str, Any]) -> str:
+    async def check(session: AsyncSession, _p: Passwords, config: AuthSettings) -> str:
         username = await users.available_username(session, config, name)
         for extra in extras:
             await extra.check(session, config, options)
@@ -82,7 +83,7 @@ def create_command(name: str, password_stdin: bool, **options: Any) -> None:
     signals.send(signals.user_created, username=username)
     click.echo(f"created user {username!r}")
 
-    async def apply(session: AsyncSession, _p: Passwords, config: Mapping[str, Any]) -> list[str]:
+    async def apply(session: AsyncSession, _p: Passwords, config: AuthSettings) -> list[str]:
         user_id = (await users.get_user(session, name)).id
         lines = [await extra.apply(session, config, user_id, options) for extra in extras]
         return [line for line in lines if line]
@@ -139,9 +140,7 @@ def list_command() -> None:
     """List the users, one per line, with when they were created."""
     columns = registry(load_app()).user_columns
 
-    async def listing(
-        session: AsyncSession, _p: Passwords, _c: Mapping[str, Any]
-    ) -> list[list[str]]:
+    async def listing(session: AsyncSession, _p: Passwords, _c: AuthSettings) -> list[list[str]]:
         found = await users.list_users(session)
         ids = [user.id for user in found]
         extra = [await column(session, ids) for column in columns]

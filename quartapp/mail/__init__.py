@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
     from .settings import MailSettings
 
-EXTENSION = "quartapp.mail"
 # The app's signal receivers, kept alive here (blinker holds them weakly).
 RECEIVERS = "quartapp.mail.receivers"
 log = logging.getLogger("quartapp.mail")
@@ -35,10 +34,9 @@ def init_app(app: Quart) -> None:
     from ..auth.registry import registry
     from ..web import logs
     from . import cli, notify, tokens, views
-    from .settings import resolve
+    from . import settings as mail_settings
 
-    settings = resolve(app.config)
-    app.extensions[EXTENSION] = settings
+    settings = mail_settings.of(app)
     hooks = registry(app)
     # Addresses are managed whether or not mail is sent; links end with a password.
     cli.register(hooks)
@@ -62,8 +60,7 @@ def init_app(app: Quart) -> None:
 
 
 def current() -> MailSettings:
-    """This app's mail settings."""
-    from quart import current_app
+    """This app's mail settings (:func:`quartapp.mail.settings.current`)."""
+    from .settings import current as current_settings
 
-    settings: MailSettings = current_app.extensions[EXTENSION]
-    return settings
+    return current_settings()

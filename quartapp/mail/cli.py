@@ -20,13 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..auth import users
 from ..auth.passwords import Passwords
 from ..auth.registry import Registry, UserCommand, UserOption
+from ..auth.settings import AuthSettings
 from . import addresses, current, flows
 
 UNCONFIRMED_HELP = "Send a confirmation link to the address instead of vouching for it."
 
 
 async def _check_new(
-    session: AsyncSession, _config: Mapping[str, Any], values: Mapping[str, Any]
+    session: AsyncSession, _config: AuthSettings, values: Mapping[str, Any]
 ) -> None:
     """Before ``users create`` asks for the password: the address is usable."""
     text = values.get("email")
@@ -38,7 +39,7 @@ async def _check_new(
 
 
 async def _apply_new(
-    session: AsyncSession, _config: Mapping[str, Any], user_id: int, values: Mapping[str, Any]
+    session: AsyncSession, _config: AuthSettings, user_id: int, values: Mapping[str, Any]
 ) -> str | None:
     """Once the user exists: set the address as ``set-email`` would."""
     text = values.get("email")
@@ -56,7 +57,7 @@ async def _apply_new(
 
 
 async def _set_email(
-    session: AsyncSession, _p: Passwords, _c: Mapping[str, Any], values: Mapping[str, Any]
+    session: AsyncSession, _p: Passwords, _c: AuthSettings, values: Mapping[str, Any]
 ) -> str:
     user = await users.get_user(session, values["name"])
     return await flows.set_by_admin(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -27,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..auth import flows as auth_flows
 from ..auth import throttle
 from ..auth.passwords import Passwords
+from ..auth.settings import AuthSettings
 from ..auth.throttle import Counter
 from . import addresses, message, notify, outbox, tokens
 from .addresses import AddressError, Normal
@@ -68,7 +68,7 @@ class Requested(Enum):
 async def request_reset(
     dbs: AsyncSession,
     settings: MailSettings,
-    config: Mapping[str, Any],
+    config: AuthSettings,
     *,
     normal: Normal,
     client: str | None,
@@ -130,7 +130,7 @@ async def _same_work_for_nobody(dbs: AsyncSession, settings: MailSettings, norma
     await tokens.end(dbs, 0, tokens.RESET)
     decoy = secrets.token_urlsafe(32)
     await _insert_nothing(dbs, MailToken.__table__, MailToken.id, tokens.digest(decoy))
-    if settings.unknown_address_notice:
+    if settings.mail_unknown_address_notice:
         await outbox.enqueue(
             dbs,
             settings,
@@ -167,7 +167,7 @@ class LinkRefused(Exception):
 
 async def reset_password(
     dbs: AsyncSession,
-    config: Mapping[str, Any],
+    config: AuthSettings,
     hasher: Passwords,
     *,
     token: str,
@@ -227,7 +227,7 @@ async def start_change(
     user_id: int,
     username: str,
     normal: Normal,
-    config: Mapping[str, Any] | None = None,
+    config: AuthSettings | None = None,
     client: str | None = None,
 ) -> Change:
     """Send a link that confirms ``normal`` as the user's address, and tell the old one

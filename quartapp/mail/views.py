@@ -18,6 +18,7 @@ import re
 from quart import Blueprint, current_app, g, redirect, render_template, request, session, url_for
 from quart.typing import ResponseReturnValue
 
+from ..auth import settings as auth_settings
 from ..auth import users
 from ..auth.current import current_user, login_required, signed_in
 from ..auth.passwords import passwords
@@ -96,7 +97,11 @@ async def reset_request(form: ResetRequestForm) -> ResponseReturnValue:
         else:
             async with db.session() as dbs:
                 await flows.request_reset(
-                    dbs, current(), current_app.config, normal=normal, client=request.remote_addr
+                    dbs,
+                    current(),
+                    auth_settings.current(),
+                    normal=normal,
+                    client=request.remote_addr,
                 )
             return await render_template("mail/pages/reset_requested.html")
     if form.errors or form.email.errors:
@@ -133,11 +138,15 @@ async def reset_password(form: ResetPasswordForm) -> ResponseReturnValue:
     if await form.validate_on_submit():
         new_password = form.password.data or ""
         try:
-            users.check_length(new_password, current_app.config)
+            users.check_length(new_password, auth_settings.current())
             g.setdefault(notify.RESET_FLAG, True)
             async with db.session() as dbs:
                 username = await flows.reset_password(
-                    dbs, current_app.config, passwords(), token=token, new_password=new_password
+                    dbs,
+                    auth_settings.current(),
+                    passwords(),
+                    token=token,
+                    new_password=new_password,
                 )
         except flows.LinkRefused:
             session.pop(RESET_KEY, None)
@@ -180,7 +189,7 @@ async def email(form: EmailForm) -> ResponseReturnValue:
                     user_id=user.id,
                     username=user.username,
                     normal=normal,
-                    config=current_app.config,
+                    config=auth_settings.current(),
                     client=request.remote_addr,
                 )
             if done is flows.Change.SAME:

@@ -246,80 +246,6 @@ SETTINGS: tuple[Setting, ...] = (
     ),
 )
 
-# Email (quartapp/mail/). TEMPORARY HOME: these rows move to quartapp/mail/settings.py
-# when settings rows become a feature's own (the settings branch of issue 20).
-MAIL: tuple[Setting, ...] = (
-    _row(
-        "MAIL_URL",
-        text(),
-        None,
-        "where mail goes: `smtp://user:pass@host:587` (STARTTLS), `smtps://user:pass@host:465`,"
-        " `smtp://127.0.0.1:PORT` (plain, loopback only), `file:PATH` (one `.eml` each),"
-        " `console:` (the log), or `none`; unset: `file:instance/mail` in development, and"
-        " in production no mail at all, with a warning (the email page)",
-        secret=True,  # it may hold the SMTP password
-    ),
-    _row(
-        "MAIL_FROM",
-        text(),
-        None,
-        "the From of every message, like `Example <no-reply@example.com>`; unset:"
-        " `no-reply@` the host of `BASE_URL`",
-    ),
-    _row(
-        "BASE_URL",
-        text(),
-        None,
-        "the site's address for links in mail, like `https://app.example.com`; never taken"
-        " from a request; required in production when mail is on; unset in development:"
-        " `http://127.0.0.1:8000`",
-    ),
-    _row("MAIL_TIMEOUT", POSITIVE, 15, "seconds to connect to and talk with the mail server"),
-    _row(
-        "MAIL_MAX_ATTEMPTS",
-        POSITIVE,
-        8,
-        "tries per message, waiting longer each time (from 30 s, doubling); then it is marked"
-        " failed",
-    ),
-    _row(
-        "MAIL_SENDER_IN_WEB",
-        flag(),
-        True,
-        "each web process sends the outbox; `false` when a Procfile `worker:` line runs"
-        " `python -m quartapp.mail.worker` instead",
-    ),
-    _row(
-        "MAIL_UNKNOWN_ADDRESS_NOTICE",
-        flag(),
-        False,
-        "a reset request for an address no account uses sends a note saying so",
-    ),
-    _row(
-        "RESET_REQUESTS_PER_EMAIL",
-        POSITIVE,
-        3,
-        "password-reset emails per address per hour; past it the same page, and no email",
-    ),
-    _row(
-        "RESET_REQUESTS_PER_NETWORK",
-        POSITIVE,
-        20,
-        "password-reset requests per client address (IPv6: network) per hour",
-    ),
-    *(
-        _row(f"MAIL_NOTIFY_{name}", flag(), True, f"email the account's confirmed address {what}")
-        for name, what in (
-            ("PASSWORD", "when its password is changed or reset"),
-            ("EMAIL", "(the old one) when its address is changed"),
-            ("TWO_FACTOR", "when two-factor sign-in is turned on or off"),
-            ("RECOVERY_CODES", "when a recovery code is used or new ones are made"),
-            ("PASSKEYS", "when a passkey is added or removed"),
-            ("NEW_DEVICE", "when it signs in from a device not seen before"),
-        )
-    ),
-)
-
 # The allow-list: Quart's own settings an operator may set, passed to Quart as they are.
 # They have no default here (Quart's stands) and are checked for their type only. Any
 # other Quart or Quart-WTF name is refused like a typo: SERVER_NAME (host names are
@@ -371,8 +297,8 @@ FRAMEWORK: tuple[Setting, ...] = (
     ),
 )
 
-BY_NAME: dict[str, Setting] = {row.name: row for row in SETTINGS + MAIL + FRAMEWORK}
-DEFAULTS: dict[str, Any] = {row.name: row.default for row in SETTINGS + MAIL}
+BY_NAME: dict[str, Setting] = {row.name: row for row in SETTINGS + FRAMEWORK}
+DEFAULTS: dict[str, Any] = {row.name: row.default for row in SETTINGS}
 
 
 def table(parts: Iterable[Part]) -> dict[str, Setting]:
