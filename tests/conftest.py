@@ -45,8 +45,9 @@ from sqlalchemy.pool import NullPool, QueuePool
 from quartapp import create_app, load_config, load_models
 from quartapp.auth import settings as auth_settings
 from quartapp.auth import users
+from quartapp.auth.models import User
 from quartapp.auth.passwords import passwords
-from quartapp.db import Base, User, db, schema
+from quartapp.db import Base, db, schema
 from quartapp.settings import Settings
 from quartapp.settings import database_url as async_database_url
 from tests.support.pg import (

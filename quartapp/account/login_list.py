@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..auth import logins
 from ..auth.logins import idle_limit
+from ..auth.models import Login
 from ..auth.settings import AuthSettings
-from ..db import Login
 
 # Domain separation for the ids the sessions page shows (see public_id): the
 # SECRET_KEY also signs the session cookies.

@@ -19,9 +19,10 @@ from typing import NoReturn
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .. import signals
-from ..db import User, db
+from ..db import db
 from ..web.errors import Busy
 from . import devices, throttle, users
+from .models import User
 from .passwords import Passwords
 from .settings import AuthSettings
 

@@ -34,7 +34,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 # The base of werkzeug's and Quart's responses: a redirect or a JSON answer.
 from werkzeug.sansio.response import Response as WerkzeugResponse
 
-from ..db import Device, DeviceCode, User, db
+from ..db import db
+from .models import Device, DeviceCode, User
 from .settings import AuthSettings
 
 # A new salt for the nonce-only format: the old ``[username, nonce]`` cookies fail

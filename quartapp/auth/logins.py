@@ -19,8 +19,9 @@ from enum import Enum
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from ..db import ADDRESS_COLUMN, USER_AGENT_COLUMN, Login, User
+from ..db import ADDRESS_COLUMN, USER_AGENT_COLUMN
 from . import registry
+from .models import Login, User
 from .settings import AuthSettings
 
 # last_seen is written when it is at least this old, so a busy reader writes once a

@@ -39,7 +39,7 @@ from sqlalchemy import select, update
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from .. import signals
-from ..db import Login, db
+from ..db import db
 from ..web import errors
 from ..web.forms import form_post
 from ..web.messages import flash
@@ -47,6 +47,7 @@ from ..web.navigation import requested_path, safe_next
 from . import credentials, settings
 from .current import login_required, signed_in
 from .forms import ConfirmForm
+from .models import Login
 from .passwords import passwords
 from .registry import ConfirmStep, has_strong_factor, registry, strong_proof
 from .settings import AuthSettings

@@ -31,7 +31,7 @@ from sqlalchemy import and_, delete, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..db import ThrottleCounter
+from .models import ThrottleCounter
 from .settings import AuthSettings
 
 USER, ADDRESS, DEVICE = "user", "addr", "device"

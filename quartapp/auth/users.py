@@ -15,8 +15,8 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..db import Device, ThrottleCounter, User
 from . import devices, logins, ratings, throttle
+from .models import Device, ThrottleCounter, User
 from .passwords import Passwords
 from .settings import AuthSettings
 

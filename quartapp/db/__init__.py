@@ -4,7 +4,8 @@ The engine is opened when the app starts serving (hypercorn's lifespan, or
 ``app.test_app()``) and disposed when it stops, so it always belongs to the event loop
 that uses it. CLI commands open their own with :func:`connect`.
 
-- ``models``: the tables, re-exported here (``from quartapp.db import User``);
+- ``models``: the declarative ``Base`` every feature's tables use (``<feature>/models.py``),
+  and the sizes of shared columns;
 - ``passkeys``: the passkeys' tables (``Passkey``, ``PasskeyChallenge``);
 - ``schema``: Alembic migrations, run by ``db upgrade`` and, in development, at startup.
 """
@@ -39,11 +40,6 @@ from .models import (
     USER_AGENT_COLUMN,
     USERNAME_COLUMN,
     Base,
-    Device,
-    DeviceCode,
-    Login,
-    ThrottleCounter,
-    User,
     utcnow,
 )
 
@@ -54,12 +50,7 @@ __all__ = [
     "USER_AGENT_COLUMN",
     "Base",
     "Database",
-    "Device",
-    "DeviceCode",
-    "Login",
     "Store",
-    "ThrottleCounter",
-    "User",
     "connect",
     "db",
     "engine_options",

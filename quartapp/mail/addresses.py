@@ -17,8 +17,8 @@ from sqlalchemy import Select, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..auth.models import User
 from ..auth.users import AccountError
-from ..db import User
 from .models import ADDRESS_COLUMN, EmailAddress
 
 

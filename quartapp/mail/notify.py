@@ -34,7 +34,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from .. import signals
-from ..db import User, db
+from ..auth.models import User
+from ..db import db
 from ..web.display import browser_summary
 from . import addresses, outbox, tokens
 from .settings import MailSettings

@@ -23,7 +23,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..db import User
+from ..auth.models import User
 from .ceremony import CHALLENGE_LIFETIME, challenge_key
 from .models import Passkey, PasskeyChallenge
 

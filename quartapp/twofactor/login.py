@@ -43,9 +43,10 @@ from .. import signals
 from ..auth import credentials, devices, logins, throttle, users
 from ..auth import settings as auth_settings
 from ..auth.current import current_user
+from ..auth.models import User
 from ..auth.settings import AuthSettings
 from ..auth.signin import complete_login
-from ..db import User, db
+from ..db import db
 from ..web import errors
 from ..web.forms import form_post
 from ..web.messages import flash

@@ -14,8 +14,9 @@ from quart import Quart
 from quartapp import create_app
 from quartapp.auth import credentials
 from quartapp.auth import settings as auth_settings
+from quartapp.auth.models import User
 from quartapp.auth.passwords import passwords
-from quartapp.db import User, db
+from quartapp.db import db
 from tests.conftest import PASSWORD, AuthActions, add_user, stored_hash
 
 # The outcomes here can depend on the database (the rule: tests/conftest.py).

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
@@ -18,18 +17,9 @@ L33T = "4@8(<{[3!1|0$5+7%2"
 ISSUE_72 = (L33T * 4)[:72]
 # The slowest 32 characters a 90 s hill-climb found (docs/security.md, "Passwords").
 CLIMBED_WORST = "1@84!5+81c%|g+108(!0%4i1![+{0@57"
-# Generous for a loaded two-core machine: the worst measured here is about 23 ms.
-CPU_BOUND = 0.100
 # Only a guard against hanging forever when the code under test is broken.
 HANG_GUARD = 30
 INPUTS = [*users.SITE_WORDS, "alice"]
-
-
-def cpu_seconds_to_rate(password: str) -> float:
-    """The process CPU time one rating of ``password`` takes."""
-    started = time.process_time()
-    ratings.rate(password, INPUTS)
-    return time.process_time() - started
 
 
 @pytest.mark.parametrize(
@@ -37,10 +27,14 @@ def cpu_seconds_to_rate(password: str) -> float:
     [ISSUE_72, CLIMBED_WORST, *((L33T * 4)[:length] for length in (16, 32, 48, 64))],
     ids=["issue-72", "climbed-worst", "l33t-16", "l33t-32", "l33t-48", "l33t-64"],
 )
-def test_rating_the_worst_measured_inputs_takes_under_100_ms_of_cpu(password: str) -> None:
-    ratings.rate("warm up the dictionaries", INPUTS)
+def test_the_worst_measured_inputs_are_rated_in_bounded_pieces(password: str) -> None:
+    # What bounds a rating's CPU time is the l33t tables each piece makes zxcvbn try;
+    # the time itself is measured by `python -m bench.ratings`, not asserted here.
+    pieces = ratings.rated_pieces(password)
 
-    assert cpu_seconds_to_rate(password) < CPU_BOUND
+    assert "".join(pieces) == password[: ratings.RATED_PREFIX]
+    assert all(ratings.l33t_tables(piece) <= ratings.L33T_TABLES_MAX for piece in pieces)
+    assert ratings.rate(password, INPUTS)[0] in range(5)
 
 
 def test_l33t_heavy_text_is_rated_in_pieces_of_bounded_work() -> None:

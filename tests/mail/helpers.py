@@ -13,7 +13,8 @@ from typing import Any
 from quart import Quart
 from sqlalchemy import select
 
-from quartapp.db import User, db
+from quartapp.auth.models import User
+from quartapp.db import db
 from quartapp.mail.models import EmailAddress
 from tests.conftest import query
 

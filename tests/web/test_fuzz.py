@@ -29,7 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from quartapp import create_app
 from quartapp.auth import logins, users
 from quartapp.auth import settings as auth_settings
-from quartapp.db import Login, db
+from quartapp.auth.models import Login
+from quartapp.db import db
 from quartapp.settings import database_url as async_database_url
 from tests.conftest import PASSWORD, add_user, make_settings, query
 
