@@ -6,6 +6,8 @@ change of address, through a transactional outbox.
 - ``transport``: where ``MAIL_URL`` sends, and sending;
 - ``message``: multipart messages from ``templates/mail/``;
 - ``outbox``: writing a message in the transaction of its change;
+- ``sender``: delivering the outbox after commit, with retries (in each web process,
+  or in ``worker``: ``python -m quartapp.mail.worker``);
 
 :func:`init_app` plugs it in.
 """
@@ -26,10 +28,12 @@ log = logging.getLogger("quartapp.mail")
 
 def init_app(app: Quart) -> None:
     """Resolve the settings; with mail on, the pages, the sender and the notifications."""
+    from . import sender
     from .settings import resolve
 
     settings = resolve(app.config)
     app.extensions[EXTENSION] = settings
+    sender.init_app(app, settings)
     if settings.unconfigured:
         log.warning(
             "mail is off: QUARTAPP_MAIL_URL is not set, so no password reset or notification"
