@@ -119,6 +119,8 @@ class Sender:
         self.lease = settings.timeout * transport.STEPS + LEASE_MARGIN
         # Set by a commit that enqueued (outbox.wake_after_commit) and by stop().
         self.wake = asyncio.Event()
+        # Set after each turn of run(): what a test (or a health check) can wait on.
+        self.turned = asyncio.Event()
         self.stopping = False
 
     def stop(self) -> None:
@@ -144,6 +146,7 @@ class Sender:
             except Exception:
                 # A bug must not end sending for the life of the process: say it, go on.
                 log.exception("mail: the sender failed; trying again soon")
+            self.turned.set()
             await self._pause(POLL)
 
     async def _pause(self, seconds: float) -> None:
