@@ -8,7 +8,9 @@ relay. The :class:`Sink` records each accepted message whole and lets a test:
 - script refusals: ``sink.replies`` are answered, one each, to the next DATA commands
   (``"451 4.3.0 Try again later"``), and ``sink.recipient_replies`` to the next RCPT;
 - stall: with ``sink.stall`` set, DATA waits (``sink.data_started`` is set then) until
-  the test sets ``sink.release``, so a sender can be killed in the middle of a delivery;
+  the test sets ``sink.release``, then refuses with a 451 (the message is not taken),
+  so a sender can be killed in the middle of a delivery;
+- be slow: ``sink.delay`` seconds before each answer to DATA, as a loaded relay;
 - wait for mail without sleeping: :meth:`Sink.wait_for`.
 
 The certificates are made with ``cryptography`` (already a dependency of the app): a
@@ -71,6 +73,7 @@ class Sink:
     replies: list[str] = field(default_factory=list)
     recipient_replies: list[str] = field(default_factory=list)
     stall: bool = False
+    delay: float = 0.0
     data_started: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
     # Every DATA command, accepted or not.
@@ -93,6 +96,9 @@ class Sink:
             self.data_started.set()
             # Off aiosmtpd's loop, so other connections are still served meanwhile.
             await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 60)
+            return "451 4.4.2 Timed out"
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if self.replies:
             return self.replies.pop(0)
         content = envelope.original_content or envelope.content or b""
