@@ -58,12 +58,15 @@ async def enqueue(
 def wake_after_commit(dbs: AsyncSession) -> None:
     """Wake this process's sender when ``dbs``'s transaction commits (not on rollback)."""
     wake: asyncio.Event | None = current_app.extensions.get(WAKE) if has_app_context() else None
-    if wake is None:
-        return
+    session = dbs.sync_session
+    if wake is None or session.info.get(WAKE):
+        return  # no sender here, or this transaction will wake it already
+    session.info[WAKE] = True
 
-    def committed(_session: Session) -> None:
+    def committed(committed_session: Session) -> None:
+        committed_session.info.pop(WAKE, None)
         # Called on the event loop's thread (SQLAlchemy's asyncio runs sync code in a
         # greenlet there), so setting the event needs no thread hand-off.
         wake.set()
 
-    event.listen(dbs.sync_session, "after_commit", committed, once=True)
+    event.listen(session, "after_commit", committed, once=True)

@@ -119,6 +119,21 @@ async def test_a_committed_message_is_delivered_with_its_headers(
     assert '<a href="https://app.example.com"' in html.get_content()
 
 
+@pytest.fixture
+def no_polling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sender looks at the outbox only when woken (asked before ``app``)."""
+    monkeypatch.setattr(sender, "POLL", 3600.0)
+
+
+async def test_a_commit_wakes_the_sender_at_once(
+    no_polling: None, app: Quart, running: RunningSink
+) -> None:
+    await enqueue(app)
+
+    (received,) = await running.sink.wait_for(1)
+    assert received.recipients == [ADDRESS]
+
+
 async def test_a_message_rolled_back_is_never_sent(app: Quart, settings: dict[str, Any]) -> None:
     async with app.app_context(), db.session() as session:
         await outbox.enqueue(
