@@ -82,6 +82,16 @@ passkey_failed = _signals.signal("passkey-failed")
 passkey_clone_refused = _signals.signal("passkey-clone-refused")
 
 
+# Mail (quartapp.mail.sender), sent outside any request. kind (the message's, like
+# "reset"), attempts: a message was delivered (mail_sent), or given up (mail_failed,
+# with error: the last failure's class and SMTP code, never the address or the body).
+mail_sent = _signals.signal("mail-sent")
+mail_failed = _signals.signal("mail-failed")
+# depth: how many messages the outbox holds unsent (and not given up), as a sender
+# last counted them (all processes share the one table).
+mail_outbox_depth = _signals.signal("mail-outbox-depth")
+
+
 # The service itself (quartapp.web.errors). endpoint: a request got the 503 page because
 # a queue of work (password hashing, ratings) was full.
 queue_full = _signals.signal("queue-full")

@@ -6,6 +6,8 @@ change of address, through a transactional outbox.
 - ``transport``: where ``MAIL_URL`` sends, and sending;
 - ``message``: multipart messages from ``templates/mail/``;
 - ``outbox``: writing a message in the transaction of its change;
+- ``sender``: delivering the outbox after commit, with retries (in each web process,
+  or in ``worker``: ``quart --app quartapp mail worker``);
 - ``addresses`` (each account's address), ``tokens`` (links sent by mail), ``flows``
   (reset, change of address), ``notify`` (security notifications), ``views`` and
   ``forms`` (the pages), ``cli`` (what it adds to ``users``).
@@ -33,10 +35,12 @@ def init_app(app: Quart) -> None:
     """Resolve the settings; with mail on, the pages, the sender and the notifications."""
     from ..auth.registry import registry
     from ..web import logs
-    from . import cli, notify, tokens, views
+    from . import cli, notify, sender, tokens, views, worker
     from . import settings as mail_settings
 
     settings = mail_settings.of(app)
+    sender.init_app(app, settings)
+    worker.register(app)
     hooks = registry(app)
     # Addresses are managed whether or not mail is sent; links end with a password.
     cli.register(hooks)

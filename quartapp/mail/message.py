@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime, getaddresses, make_msgid
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,7 +29,9 @@ async def build(
     """Render ``templates/mail/<template>.txt`` and ``.html`` into one message to ``to``."""
     if "\r" in subject or "\n" in subject:
         raise ValueError("a subject is one line")
+    check_recipient(to)
     context.setdefault("base_url", settings.base_url)
+    context.setdefault("to", to)
     text = await render_template(f"mail/{template}.txt", **context)
     html = await render_template(f"mail/{template}.html", **context)
     message = EmailMessage(policy=SMTP)
@@ -42,3 +44,16 @@ async def build(
     message.set_content(text)
     message.add_alternative(html, subtype="html")
     return message
+
+
+def check_recipient(to: str) -> None:
+    """Refuse a ``to`` that is not exactly one address on one line (ValueError).
+
+    The header itself refuses a line break; this also refuses a list (``a@x, b@y``),
+    which would send one message, and its link, to several people.
+    """
+    if "\r" in to or "\n" in to:
+        raise ValueError("a recipient is one line")
+    found = getaddresses([to])
+    if len(found) != 1 or "@" not in found[0][1]:
+        raise ValueError("a message goes to exactly one address")

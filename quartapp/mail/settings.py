@@ -76,7 +76,7 @@ ROWS: tuple[Setting, ...] = (
         flag(),
         True,
         "each web process sends the outbox; `false` when a Procfile `worker:` line runs"
-        " `python -m quartapp.mail.worker` instead",
+        " `quart --app quartapp mail worker` instead",
     ),
     Setting(
         "MAIL_UNKNOWN_ADDRESS_NOTICE",

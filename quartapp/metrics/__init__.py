@@ -19,7 +19,9 @@ process counts alone: right for one worker, and a warning at startup otherwise.
 route template (``/account/sessions``, never a raw path, so the label set stays small)
 and status class (``2xx``); database errors and a full hashing queue from the 503
 handler (:mod:`.web.errors`). The hashing queue's depth is a per-process gauge, set whenever
-the line changes (a signal from the hashing service), summed over the live workers.
+the line changes (a signal from the hashing service), summed over the live workers. Mail
+comes from the sender's signals: messages sent and given up, and the outbox's depth,
+which every sender counts in the one shared table (the latest count is shown).
 """
 
 from __future__ import annotations
@@ -104,6 +106,24 @@ DB_ERRORS = Counter(
     "quartapp_db_errors",
     "Requests that got the 503 page because the database failed or timed out.",
     registry=REGISTRY,
+)
+MAIL_SENT = Counter(
+    "quartapp_mail_sent",
+    "Messages delivered from the outbox (SMTP accepted them, or file:/console: wrote them).",
+    registry=REGISTRY,
+)
+MAIL_FAILED = Counter(
+    "quartapp_mail_failed",
+    "Messages given up: refused for good (5xx) or out of attempts (MAIL_MAX_ATTEMPTS)."
+    " Attempts that will be retried are not counted; a growing outbox depth shows them.",
+    registry=REGISTRY,
+)
+MAIL_OUTBOX_DEPTH = Gauge(
+    "quartapp_mail_outbox_depth",
+    "Messages in the outbox not yet sent nor given up, as a sender last counted them.",
+    registry=REGISTRY,
+    # One table for every process: the latest count of any live one, not their sum.
+    multiprocess_mode="livemostrecent",
 )
 RESULTS = ("success", "failure", "throttled", "queue_full")
 for _result in RESULTS:  # every result shows from the first scrape, at 0
@@ -251,6 +271,24 @@ def _password_changed(sender: Any, **_: Any) -> None:
 def _second_factor_failed(sender: Any, **_: Any) -> None:
     if enabled(sender):
         SECOND_FACTOR_FAILURES.inc()
+
+
+@signals.mail_sent.connect
+def _mail_sent(sender: Any, **_: Any) -> None:
+    if enabled(sender):
+        MAIL_SENT.inc()
+
+
+@signals.mail_failed.connect
+def _mail_failed(sender: Any, **_: Any) -> None:
+    if enabled(sender):
+        MAIL_FAILED.inc()
+
+
+@signals.mail_outbox_depth.connect
+def _mail_outbox_depth(sender: Any, *, depth: int, **_: Any) -> None:
+    if enabled(sender):
+        MAIL_OUTBOX_DEPTH.set(depth)
 
 
 def init_app(app: Quart) -> None:
