@@ -341,18 +341,17 @@ def own_postgres(postgres_server: PostgresServer | None) -> Iterator[PostgresSer
 
 
 @pytest.fixture
-def database(
-    request: pytest.FixtureRequest,
-    tmp_path: Path,
-    sqlite_template: Path,
-    postgres_server: PostgresServer | None,
-) -> Iterator[str]:
-    """A fresh database at the newest revision: its URL, on SQLite or PostgreSQL."""
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database at the newest revision: its URL, on SQLite or PostgreSQL.
+
+    The session's PostgreSQL is asked for only here, by a test on it, so a run of
+    SQLite tests alone (``make test-quick``) never starts one.
+    """
     if request.param == "sqlite":
-        shutil.copy(sqlite_template, tmp_path / "test.db")
+        shutil.copy(request.getfixturevalue("sqlite_template"), tmp_path / "test.db")
         yield sqlite_url(tmp_path)
         return
-    server = require_postgres(postgres_server)
+    server = require_postgres(request.getfixturevalue("postgres_server"))
     # CREATE DATABASE costs most of a second; emptying the tables, a few milliseconds.
     # Tests run one at a time, so they can share one database emptied before each.
     server.psql(
@@ -640,9 +639,7 @@ def served_postgres_template(
 
 
 @pytest.fixture(params=DATABASES)
-def database_url(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres_server: PostgresServer | None
-) -> Iterator[str]:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database for the real servers of one test, a SQLite file or PostgreSQL.
 
     It is at the newest revision and holds alice (PASSWORD), hashed at the servers'
@@ -655,7 +652,7 @@ def database_url(
         shutil.copy(template, tmp_path / "quartapp.db")
         yield f"sqlite:///{tmp_path / 'quartapp.db'}"
         return
-    server = require_postgres(postgres_server)
+    server = require_postgres(request.getfixturevalue("postgres_server"))
     template = request.getfixturevalue("served_postgres_template")
     name = server.new_database_name()
     server.psql(f"CREATE DATABASE {name} TEMPLATE {template}")
