@@ -139,7 +139,12 @@ def main() -> None:
     until = started + args.seconds
     stop = threading.Event()
     if args.stop_on_eof:
-        threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+
+        def stop_at_eof() -> None:
+            sys.stdin.read()
+            stop.set()
+
+        threading.Thread(target=stop_at_eof, daemon=True).start()
     threads = [Flooder(args, until, statuses, lock, stop) for _ in range(args.connections)]
     for thread in threads:
         thread.start()
