@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from argon2 import PasswordHasher
@@ -35,6 +35,7 @@ from click.testing import Result
 from hypothesis import settings as hypothesis_settings
 from jinja2.bccache import Bucket, BytecodeCache
 from quart import Quart
+from quart.routing import QuartRule
 from quart.testing import QuartCliRunner
 from quart.typing import TestClientProtocol
 from quart.wrappers import Response
@@ -187,6 +188,38 @@ class SessionTemplateCode(BytecodeCache):
 Quart.jinja_options = {**Quart.jinja_options, "bytecode_cache": SessionTemplateCode()}
 
 
+class SessionRule(QuartRule):
+    """A URL rule whose URL builders are compiled once a session, shared by every app.
+
+    Werkzeug compiles two Python functions (through ``ast`` and ``compile``) for each
+    rule of each app it builds: three quarters of ``create_app``'s time, paid again by
+    every test. A builder depends only on the rule's text, its parts and defaults, so
+    apps with the same rule reuse one; it reads its converters from the rule it is
+    bound to (``self._converters``), so sharing it shares no state.
+    """
+
+    _builders: ClassVar[dict[tuple[Any, ...], Callable[..., tuple[str, str]]]] = {}
+
+    def _compile_builder(self, append_unknown: bool = True) -> Callable[..., tuple[str, str]]:
+        defaults = self.defaults or {}
+        # The parts werkzeug turns into code: each default is folded in as a constant.
+        parts = tuple(
+            (False, self._converters[data].to_url(defaults[data]))
+            if dynamic and data in defaults
+            else (dynamic, data)
+            for dynamic, data in self._trace
+        )
+        key = (self.rule, append_unknown, parts, tuple(map(str, defaults)))
+        builder = self._builders.get(key)
+        if builder is None:
+            builder = self._builders[key] = super()._compile_builder(append_unknown)
+        return builder
+
+
+# Quart's own hook for the rule class; production apps keep werkzeug's compile per rule.
+Quart.url_rule_class = SessionRule
+
+
 def _parametrizes_database(metafunc: pytest.Metafunc) -> bool:
     for marker in metafunc.definition.iter_markers("parametrize"):
         names = marker.args[0]
@@ -310,18 +343,17 @@ def own_postgres(postgres_server: PostgresServer | None) -> Iterator[PostgresSer
 
 
 @pytest.fixture
-def database(
-    request: pytest.FixtureRequest,
-    tmp_path: Path,
-    sqlite_template: Path,
-    postgres_server: PostgresServer | None,
-) -> Iterator[str]:
-    """A fresh database at the newest revision: its URL, on SQLite or PostgreSQL."""
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database at the newest revision: its URL, on SQLite or PostgreSQL.
+
+    The session's PostgreSQL is asked for only here, by a test on it, so a run of
+    SQLite tests alone (``make test-quick``) never starts one.
+    """
     if request.param == "sqlite":
-        shutil.copy(sqlite_template, tmp_path / "test.db")
+        shutil.copy(request.getfixturevalue("sqlite_template"), tmp_path / "test.db")
         yield sqlite_url(tmp_path)
         return
-    server = require_postgres(postgres_server)
+    server = require_postgres(request.getfixturevalue("postgres_server"))
     # CREATE DATABASE costs most of a second; emptying the tables, a few milliseconds.
     # Tests run one at a time, so they can share one database emptied before each.
     server.psql(
@@ -609,9 +641,7 @@ def served_postgres_template(
 
 
 @pytest.fixture(params=DATABASES)
-def database_url(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres_server: PostgresServer | None
-) -> Iterator[str]:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database for the real servers of one test, a SQLite file or PostgreSQL.
 
     It is at the newest revision and holds alice (PASSWORD), hashed at the servers'
@@ -624,7 +654,7 @@ def database_url(
         shutil.copy(template, tmp_path / "quartapp.db")
         yield f"sqlite:///{tmp_path / 'quartapp.db'}"
         return
-    server = require_postgres(postgres_server)
+    server = require_postgres(request.getfixturevalue("postgres_server"))
     template = request.getfixturevalue("served_postgres_template")
     name = server.new_database_name()
     server.psql(f"CREATE DATABASE {name} TEMPLATE {template}")

@@ -250,14 +250,23 @@ def test_without_javascript_the_login_page_works_the_same(
         context.close()
 
 
+@pytest.fixture(scope="module")
+def short_lived_server(
+    tmp_path_factory: pytest.TempPathFactory, served_sqlite_template: Path
+) -> Iterator[Server]:
+    """A server whose forms expire one second after they are rendered, for the module:
+    its tests each start from a new page and change nothing that another one reads."""
+    directory = tmp_path_factory.mktemp("short-lived-forms")
+    with served(directory, served_sqlite_template, QUARTAPP_WTF_CSRF_TIME_LIMIT="1") as started:
+        yield started
+
+
 @pytest.fixture
 def short_lived_forms(
-    page: Page, tmp_path: Path, request: pytest.FixtureRequest, served_sqlite_template: Path
+    page: Page, short_lived_server: Server, request: pytest.FixtureRequest
 ) -> Iterator[Visitor]:
-    """A visitor on a server whose forms expire one second after they are rendered."""
-    template = served_sqlite_template
-    with served(tmp_path, template, QUARTAPP_WTF_CSRF_TIME_LIMIT="1") as started:
-        yield from visit(page, started, request)
+    """A visitor on the server whose forms expire one second after they are rendered."""
+    yield from visit(page, short_lived_server, request)
 
 
 def test_expired_login_form_keeps_the_username_and_says_what_happened(

@@ -129,6 +129,7 @@ def device_cookies(server: Server, headers: dict[str, str]) -> list[Any]:
 
 
 def flood(server: Server, scenario: Scenario, seconds: float) -> subprocess.Popen[str]:
+    """The flood, in its own process, until ``seconds`` pass or its stdin is closed."""
     command = [
         sys.executable,
         "-m",
@@ -139,9 +140,12 @@ def flood(server: Server, scenario: Scenario, seconds: float) -> subprocess.Pope
         "50",
         "--seconds",
         str(seconds),
+        "--stop-on-eof",
         *scenario.flood,
     ]
-    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
 
 
 # Every scenario on SQLite. On PostgreSQL, the two whose floods write the most rows
@@ -165,6 +169,8 @@ def test_a_flood_from_one_client_keeps_no_one_else_out(
     # Where the guarantee is for known devices, a brand-new browser is measured too.
     stranger = Legitimate(server, scenario.legitimate) if scenario.device else None
 
+    # The flood ends a second after the legitimate tries were due, or when they are done
+    # (communicate closes its stdin), whichever comes first.
     flooder = flood(server, scenario, HEAD_START + TRIES * INTERVAL + 1)
     try:
         time.sleep(HEAD_START)

@@ -18,7 +18,6 @@ from quartapp import create_app, load_config
 from quartapp.db import Base, schema
 from quartapp.settings import Settings, of
 from tests.conftest import DATABASES, make_settings, query, require_postgres, sqlite_url
-from tests.support.pg import PostgresServer
 
 # Rows in the tables quartapp's create_all made before it had migrations.
 LEGACY_ROWS = [
@@ -30,14 +29,12 @@ LEGACY_ROWS = [
 
 
 @pytest.fixture(params=DATABASES)
-def empty(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres_server: PostgresServer | None
-) -> Iterator[dict[str, Any]]:
+def empty(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Any]]:
     """Settings for a database with no tables at all, on SQLite or PostgreSQL."""
     if request.param == "sqlite":
         yield load_config(make_settings(tmp_path, DATABASE_URL=sqlite_url(tmp_path)))
         return
-    server = require_postgres(postgres_server)
+    server = require_postgres(request.getfixturevalue("postgres_server"))
     name = server.new_database_name()
     server.psql(f"CREATE DATABASE {name}")
     try:

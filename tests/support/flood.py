@@ -3,7 +3,9 @@
 Each of ``--connections`` threads opens one keep-alive connection, reads the login
 form's CSRF token and session cookie from the page, then loops ``POST /login`` with a
 wrong password until ``--seconds`` have passed, as fast as the server answers. It
-prints one JSON line: the count of each status and the requests per second.
+prints one JSON line: the count of each status and the requests per second. With
+``--stop-on-eof`` it also stops when its standard input closes, so a test ends the flood
+the moment it has measured what it needs rather than waiting out a margin.
 
 It runs apart from the test that starts it, so its threads never hold the test's GIL
 while the test times the legitimate client. ``--source`` sends from another loopback
@@ -20,6 +22,7 @@ import ipaddress
 import json
 import random
 import secrets
+import sys
 import threading
 import time
 from collections import Counter
@@ -61,10 +64,12 @@ class Flooder(threading.Thread):
         until: float,
         statuses: Counter[int],
         lock: threading.Lock,
+        stop: threading.Event,
     ) -> None:
         super().__init__(daemon=True)
         self.args = args
         self.until = until
+        self.stop = stop
         self.statuses = statuses
         self.lock = lock
 
@@ -85,7 +90,7 @@ class Flooder(threading.Thread):
 
     def run(self) -> None:
         connection = None
-        while time.monotonic() < self.until:
+        while time.monotonic() < self.until and not self.stop.is_set():
             try:
                 if connection is None:
                     connection, cookie, token = self.connect()
@@ -126,12 +131,21 @@ def main() -> None:
     parser.add_argument("--source", default="")
     parser.add_argument("--forward", default="")
     parser.add_argument("--username", default="random", help="a name, or 'random'")
+    parser.add_argument("--stop-on-eof", action="store_true", help="stop early when stdin closes")
     args = parser.parse_args()
     statuses: Counter[int] = Counter()
     started = time.monotonic()
     lock = threading.Lock()
     until = started + args.seconds
-    threads = [Flooder(args, until, statuses, lock) for _ in range(args.connections)]
+    stop = threading.Event()
+    if args.stop_on_eof:
+
+        def stop_at_eof() -> None:
+            sys.stdin.read()
+            stop.set()
+
+        threading.Thread(target=stop_at_eof, daemon=True).start()
+    threads = [Flooder(args, until, statuses, lock, stop) for _ in range(args.connections)]
     for thread in threads:
         thread.start()
     for thread in threads:
