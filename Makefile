@@ -4,6 +4,11 @@
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
 	&& { echo $$p; break; }; done)
+# Some machines (containers, CI images) set PYTHONDONTWRITEBYTECODE; then every process
+# the tests start (hypercorn, the CLI, pytest's workers) compiles quartapp and the test
+# modules again, about half a second each. Python's default, a __pycache__, is kept.
+unexport PYTHONDONTWRITEBYTECODE
+
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
