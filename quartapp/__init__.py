@@ -12,15 +12,18 @@ were added: ``web.security.check_host`` (refuses an untrusted Host),
 ``web.security.require_https`` (in production behind a trusted proxy: plain HTTP gets a
 308 to HTTPS), ``web.security.refuse_unnamed_fields``, CSRFProtect's ``csrf_protect``
 (``web.csrf.SameOriginCSRFProtect``: where a POST came from, then its token),
-then ``auth.views.load_logged_in_user`` (sets ``g.user`` from the login record in
-``auth.logins``, through ``auth.login_cache``) -> the view in ``web.pages`` (/,
-/welcome, /hello), ``auth.views`` (/login, /logout), ``account.views``
-(/account/password, /account/sessions), ``auth.reauth`` (/login/confirm, before a
-sensitive change), ``twofactor.views`` (/account/two-factor), ``twofactor.login``
-(/login/two-factor, a login's second step), ``passkeys.views`` (/account/passkeys),
-``passkeys.signin`` (/login/passkey, /login/confirm/passkey), ``web.health``
-(/healthz) or ``metrics`` (/metrics). Every way of proving who one is ends in
-``auth.signin``, which starts the login. Errors of every kind end in ``web.errors``.
+then ``auth.current.load_logged_in_user`` (the login record in ``auth.logins``,
+through ``auth.login_cache``; read with ``auth.current.current_user()``) -> the view in
+``pages.views`` (/, /welcome, /hello), ``auth.views`` (/login, /logout),
+``account.views`` (/account/password, /account/sessions), ``auth.reauth``
+(/login/confirm, before a sensitive change), ``twofactor.views``
+(/account/two-factor), ``twofactor.login`` (/login/two-factor, a login's second step),
+``passkeys.views`` (/account/passkeys), ``passkeys.signin`` (/login/passkey,
+/login/confirm/passkey), ``mail.views`` (/reset_password_request, /reset_password,
+/account/email), ``web.health`` (/healthz) or ``metrics`` (/metrics). Every way of
+proving who one is ends in ``auth.signin``, which starts the login. Errors of every
+kind end in ``web.errors``. Mail is never sent in a request: a flow writes it to the
+outbox in its transaction, and ``mail.sender`` delivers it after commit.
 """
 
 from __future__ import annotations
