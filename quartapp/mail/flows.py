@@ -45,6 +45,33 @@ RESET_WINDOW = 3600
 # stranger's mailbox (or get the site's domain blocked) any faster than resets can.
 EMAIL_SCOPE = "email"
 EMAIL_NETWORK_SCOPE = "emailnet"
+# (per address, per network)
+RESET_SCOPES = (RESET_SCOPE, RESET_NETWORK_SCOPE)
+EMAIL_SCOPES = (EMAIL_SCOPE, EMAIL_NETWORK_SCOPE)
+
+
+async def over_limits(
+    dbs: AsyncSession,
+    settings: MailSettings,
+    config: AuthSettings,
+    scopes: tuple[str, str],
+    *,
+    client: str | None,
+    key: str,
+) -> bool:
+    """Count one more mail to ``key`` from ``client``'s network, over an hour; whether
+    either limit is past (then the count is committed and nothing else is done)."""
+    by_address, by_network = scopes
+    wanted = [
+        Counter(
+            by_network, throttle.address_key(client, config), settings.reset_requests_per_network
+        ),
+        Counter(by_address, key, settings.reset_requests_per_email),
+    ]
+    if await throttle.count(dbs, config, wanted, window=RESET_WINDOW) is None:
+        return False
+    await dbs.commit()
+    return True
 
 
 def reset_link(settings: MailSettings, token: str) -> str:
@@ -83,16 +110,7 @@ async def request_reset(
     dropped (or, with ``MAIL_UNKNOWN_ADDRESS_NOTICE``, a "no account uses this
     address" message). So the two answers cost the same round trips and rendering.
     """
-    wanted = [
-        Counter(
-            RESET_NETWORK_SCOPE,
-            throttle.address_key(client, config),
-            settings.reset_requests_per_network,
-        ),
-        Counter(RESET_SCOPE, normal.key, settings.reset_requests_per_email),
-    ]
-    if await throttle.count(dbs, config, wanted, window=RESET_WINDOW) is not None:
-        await dbs.commit()
+    if await over_limits(dbs, settings, config, RESET_SCOPES, client=client, key=normal.key):
         return Requested.LIMITED
     account = await addresses.account_for(dbs, normal.key)
     if account is not None:
@@ -241,18 +259,10 @@ async def start_change(
     client network, over an hour, at the reset limits (LIMITED: nothing is sent); an
     admin's ``users set-email`` is not limited.
     """
-    if config is not None:
-        wanted = [
-            Counter(
-                EMAIL_NETWORK_SCOPE,
-                throttle.address_key(client, config),
-                settings.reset_requests_per_network,
-            ),
-            Counter(EMAIL_SCOPE, normal.key, settings.reset_requests_per_email),
-        ]
-        if await throttle.count(dbs, config, wanted, window=RESET_WINDOW) is not None:
-            await dbs.commit()
-            return Change.LIMITED
+    if config is not None and await over_limits(
+        dbs, settings, config, EMAIL_SCOPES, client=client, key=normal.key
+    ):
+        return Change.LIMITED
     current = await addresses.of_user(dbs, user_id)
     if (
         current is not None

@@ -112,10 +112,7 @@ async def reset_request(form: ResetRequestForm) -> ResponseReturnValue:
 @bp.get("/reset_password/<token>")
 async def reset_link(token: str) -> ResponseReturnValue:
     """Keep the link's token server-side and go on to a URL without it (spends nothing)."""
-    if not TOKEN.fullmatch(token):
-        return await dead_link(410, reset=True)
-    session[RESET_KEY] = token
-    return redirect(url_for("mail.reset_password"))
+    return await keep_token(token, RESET_KEY, "mail.reset_password", reset=True)
 
 
 @bp.route("/reset_password", methods=["GET", "POST"])
@@ -220,10 +217,16 @@ async def email(form: EmailForm) -> ResponseReturnValue:
 @bp.get("/account/email/confirm/<token>")
 async def confirm_link(token: str) -> ResponseReturnValue:
     """Keep a confirmation link's token server-side; the next page asks for a POST."""
+    return await keep_token(token, EMAIL_KEY, "mail.confirm_email", reset=False)
+
+
+async def keep_token(token: str, key: str, endpoint: str, *, reset: bool) -> ResponseReturnValue:
+    """Put a link's token in the signed session and go on to ``endpoint``, whose URL
+    does not carry it; a token that cannot be one gets the dead-link page."""
     if not TOKEN.fullmatch(token):
-        return await dead_link(410, reset=False)
-    session[EMAIL_KEY] = token
-    return redirect(url_for("mail.confirm_email"))
+        return await dead_link(410, reset=reset)
+    session[key] = token
+    return redirect(url_for(endpoint))
 
 
 @bp.route("/account/email/confirm", methods=["GET", "POST"])
