@@ -103,12 +103,16 @@ def create_user(env: Mapping[str, str], name: str = USERNAME, password: str = PA
 
 
 @contextmanager
-def served(directory: Path, template: Path, **settings: str) -> Iterator[Server]:
+def served(
+    directory: Path, template: Path, port: int | None = None, **settings: str
+) -> Iterator[Server]:
     """A development hypercorn with ``alice``, on a copy of ``template`` in ``directory``.
 
     ``template`` is conftest's ``served_sqlite_template``: migrated, with alice in it.
+    ``port``: one the caller took from ``free_port`` already, when a setting must name
+    the server's own address (``QUARTAPP_BASE_URL``, for the links in its mail).
     """
-    port = free_port()
+    port = free_port() if port is None else port
     env = development_env(directory, **settings)
     shutil.copy(template, directory / "quartapp.db")
     with running(hypercorn_command(port), env, port, directory / "logs") as server:

@@ -121,12 +121,13 @@ class Sink:
 
     async def wait_for(self, count: int, seconds: float = 30.0) -> list[Received]:
         """Wait until ``count`` messages were accepted; all accepted so far."""
+        return await asyncio.to_thread(self.wait_for_blocking, count, seconds)
 
-        def wait() -> bool:
-            with self._changed:
-                return self._changed.wait_for(lambda: len(self.received) >= count, seconds)
-
-        if not await asyncio.to_thread(wait):
+    def wait_for_blocking(self, count: int, seconds: float = 30.0) -> list[Received]:
+        """:meth:`wait_for` for a test with no event loop of its own (a browser test)."""
+        with self._changed:
+            arrived = self._changed.wait_for(lambda: len(self.received) >= count, seconds)
+        if not arrived:
             raise AssertionError(
                 f"the SMTP sink got {len(self.received)} message(s), not {count}, "
                 f"in {seconds} s ({self.attempts} DATA command(s))"
