@@ -48,8 +48,8 @@ REDACTED_PATHS = (
 TOO_MANY_LINKS = "Too many links were sent from here or to that address. Try again in an hour."
 RESET_DONE = "Your password was reset, and every device was signed out. Sign in with it."
 LINK_DEAD = (
-    "This link does not work: it was used already, a newer one was sent, the password"
-    " or the address changed since, or it is older than {hours}."
+    "It was used already, a newer one was sent, the password or the address changed"
+    " since, or it is older than {hours}."
 )
 
 

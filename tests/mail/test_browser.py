@@ -27,7 +27,7 @@ ADDRESS = "alice@example.com"
 NEW_PASSWORD = "a brand new passphrase, also long"
 RESET_DONE = "Your password was reset, and every device was signed out. Sign in with it."
 INVALID = "Invalid Credentials. Please try again."
-LINK_DEAD = re.compile(r"^This link does not work: it was used already")
+LINK_DEAD = re.compile(r"^It was used already, a newer one was sent")
 MISMATCH = "Enter the same new password in both boxes."
 
 
