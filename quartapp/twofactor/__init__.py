@@ -5,12 +5,7 @@
 - ``misses``: wrong codes in a row, per user on every path, and the owner's list of them;
 - ``views``: /account/two-factor, where a user turns TOTP on and off and makes new
   recovery codes;
-- ``login``: /login/two-factor, the second step of a password login, and the code
-  that /login/confirm asks for (:mod:`quartapp.auth.reauth`);
-- ``confirm``: the code that /login/confirm asks for;
-- ``flows``: turning TOTP off, and an admin's reset;
-- ``forms``: their forms.
-
+- ``login``: /login/two-factor, the second step of a password login;
 - ``confirm``: the code that /login/confirm asks for;
 - ``flows``: turning TOTP off, and an admin's reset;
 - ``forms``: their forms.
