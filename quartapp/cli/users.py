@@ -125,12 +125,19 @@ async def _existing(session: AsyncSession, name: str) -> str:
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def delete_command(name: str, yes: bool) -> None:
-    """Delete the user NAME and end their logins."""
+    """Delete the user NAME and everything stored about them, and end their logins."""
     username = run(lambda session, _p, _c: _existing(session, name))
     if not yes:
         click.confirm(f"Delete user {username!r}?", abort=True)
-    run(lambda session, _p, _c: users.delete_user(session, name))
-    signals.send(signals.user_deleted, username=username)
+
+    async def delete(session: AsyncSession, _p: Passwords, config: AuthSettings) -> int:
+        # One flow with /account/delete (auth.flows).
+        user = await users.get_user(session, name)
+        return await flows.delete_account(
+            session, config, user_id=user.id, username=user.username, by="admin"
+        )
+
+    run(delete)
     bootstrap.discard_initial_password(load_settings(), username)
     click.echo(f"deleted user {username!r}")
 

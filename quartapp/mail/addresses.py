@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Select, delete, select
@@ -146,6 +147,23 @@ async def store(dbs: AsyncSession, user_id: int, normal: Normal, *, confirmed: b
 async def remove(dbs: AsyncSession, user_id: int) -> None:
     """Forget the user's address (no commit)."""
     await dbs.execute(delete(EmailAddress).where(EmailAddress.user_id == user_id))
+
+
+async def export(dbs: AsyncSession, user_id: int) -> dict[str, object] | None:
+    """The user's address for their data export (auth's ``exporters``), or None."""
+    row = await of_user(dbs, user_id)
+    if row is None:
+        return None
+    return {
+        "address": row.address,
+        "added_at": _iso(row.created_at),
+        "confirmed": row.confirmed_at is not None,
+        "confirmed_at": _iso(row.confirmed_at),
+    }
+
+
+def _iso(moment: float | None) -> str | None:
+    return None if moment is None else datetime.fromtimestamp(moment, UTC).isoformat()
 
 
 async def listing(dbs: AsyncSession, user_ids: Sequence[int]) -> dict[int, str]:
