@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Select, delete, select
@@ -20,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..auth.models import User
 from ..auth.users import AccountError
+from ..web.display import iso_utc
 from .models import ADDRESS_COLUMN, EmailAddress
 
 
@@ -156,14 +156,10 @@ async def export(dbs: AsyncSession, user_id: int) -> dict[str, object] | None:
         return None
     return {
         "address": row.address,
-        "added_at": _iso(row.created_at),
+        "added_at": iso_utc(row.created_at),
         "confirmed": row.confirmed_at is not None,
-        "confirmed_at": _iso(row.confirmed_at),
+        "confirmed_at": iso_utc(row.confirmed_at),
     }
-
-
-def _iso(moment: float | None) -> str | None:
-    return None if moment is None else datetime.fromtimestamp(moment, UTC).isoformat()
 
 
 async def listing(dbs: AsyncSession, user_ids: Sequence[int]) -> dict[int, str]:

@@ -142,16 +142,14 @@ async def account_deleting(
     settings: MailSettings, dbs: AsyncSession, user_id: int, username: str, by: str
 ) -> None:
     """Auth's ``account_deleting`` hook: in the deletion's transaction, delete the
-    person's unsent mail, links and address, and write the last email, "your account
-    was closed", to the confirmed address.
+    person's outbox rows (unsent mail included), links and address, and write the
+    last email, "your account was closed", to the confirmed address.
 
     The last email is written with no ``user_id``: it is about no account any more.
     """
-    await dbs.execute(
-        delete(OutboxMessage).where(
-            OutboxMessage.user_id == user_id, OutboxMessage.sent_at.is_(None)
-        )
-    )
+    # Sent and given-up rows too: their message is erased, but they keep the address
+    # and what was sent when. One being delivered right now still goes; its row does not.
+    await dbs.execute(delete(OutboxMessage).where(OutboxMessage.user_id == user_id))
     await dbs.execute(delete(MailToken).where(MailToken.user_id == user_id))
     recipient = await addresses.confirmed(dbs, user_id)
     if recipient is not None and settings.on:

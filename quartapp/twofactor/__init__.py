@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 def init_app(app: Quart) -> None:
     """Register the blueprints, and TOTP's parts of signing in with auth's registry."""
     from ..auth.registry import ConfirmStep, SecondStep, registry
-    from . import confirm, login, misses, totp, views
+    from . import confirm, export, login, misses, totp, views
 
     app.register_blueprint(views.bp)
     app.register_blueprint(login.bp)
@@ -61,3 +61,4 @@ def init_app(app: Quart) -> None:
     # A passkey is a factor the code guesser does not have: proving one gives TOTP codes
     # back to the owner.
     hooks.strong_proofs.append(misses.reset)
+    hooks.exporters["two_factor"] = export.export
