@@ -23,9 +23,9 @@ with, not on what happened to be imported.
   its row goes (a feature deletes what is its own, or writes a last message);
 - ``exporters``: each feature's part of a person's data export, by its key in the
   download;
-- ``user_options``, ``user_commands``, ``user_columns``: what features add to the
-  ``users`` command group (an option of ``users create``, a command, a column of
-  ``users list``), which the CLI builds per app;
+- ``user_options``, ``user_commands``, ``user_columns``, ``user_filters``: what features
+  add to the ``users`` command group (an option of ``users create``, a command, a column
+  or a filter flag of ``users list``), which the CLI builds per app;
 - ``login_links``, ``account_links``: links under the sign-in form and on the account
   page (the templates' ``login_links`` and ``account_links``).
 """
@@ -132,6 +132,17 @@ class UserCommand:
 UserColumn = Callable[[AsyncSession, Sequence[int]], Awaitable[Mapping[int, str]]]
 
 
+@dataclass(frozen=True)
+class UserFilter:
+    """A flag of ``users list`` that keeps only some users: ``name`` is the flag's
+    parameter name (``--totp`` is ``totp``), ``keep(session, user_ids)`` says which of
+    those users it keeps. Given several flags, a user must pass them all."""
+
+    name: str
+    help: str
+    keep: Callable[[AsyncSession, Sequence[int]], Awaitable[set[int]]]
+
+
 @dataclass
 class Registry:
     """Everything features have registered with auth (see the module docstring)."""
@@ -152,6 +163,7 @@ class Registry:
     user_options: list[UserOption] = field(default_factory=list)
     user_commands: list[UserCommand] = field(default_factory=list)
     user_columns: list[UserColumn] = field(default_factory=list)
+    user_filters: list[UserFilter] = field(default_factory=list)
     # (endpoint, text): links features add under the sign-in form and on the account page.
     login_links: list[tuple[str, str]] = field(default_factory=list)
     account_links: list[tuple[str, str]] = field(default_factory=list)
