@@ -54,9 +54,3 @@ class DeleteAccountForm(QuartForm):
         ],
     )
     submit = SubmitField("Close my account")
-
-
-class ExportForm(QuartForm):
-    """The data export's button: a POST, so a link elsewhere cannot start a download."""
-
-    submit = SubmitField("Download my data")

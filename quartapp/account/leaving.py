@@ -1,4 +1,5 @@
-"""Leaving: take one's data (/account/export) and close one's account (/account/delete).
+"""Leaving: take one's data (/account/export, a JSON download) and close one's account
+(/account/delete).
 
 Both need a fresh login (``auth.reauth``), proven with the second factor where the
 person has one: a stolen session cookie, or a browser left unlocked, neither downloads
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from quart import Response, redirect, render_template, request, session, url_for
+from quart import Response, abort, redirect, render_template, request, session, url_for
 from quart.typing import ResponseReturnValue
 
 from ..auth import flows, users
@@ -22,7 +23,7 @@ from ..web.forms import form_post
 from ..web.messages import flash
 from ..web.speedups import drop_csrf_token
 from . import export
-from .forms import DeleteAccountForm, ExportForm
+from .forms import DeleteAccountForm
 from .views import bp
 
 WRONG_NAME = "That is not your username. Type it exactly to close your account."
@@ -60,20 +61,22 @@ async def delete(form: DeleteAccountForm) -> ResponseReturnValue:
     return redirect(url_for("auth.login"))
 
 
-@bp.route("/export", methods=["GET", "POST"])
+@bp.get("/export")
 @login_required
 @fresh_login_required
 @strong_login_required
-@form_post(ExportForm)
-async def export_data(form: ExportForm) -> ResponseReturnValue:
-    """GET shows the button; its POST downloads everything stored about the person
-    as one JSON file."""
-    if not await form.validate_on_submit():
-        status = 400 if request.method == "POST" else 200
-        return await render_template("account/export.html", form=form), status
+async def export_data() -> ResponseReturnValue:
+    """Download everything stored about the person as one JSON file.
+
+    A GET that changes nothing, so a link downloads it (after the login is confirmed,
+    when it must be); another site can make a browser fetch it, but not read it.
+    """
     user = signed_in()
     async with db.session() as dbs:
-        data = await export.collect(dbs, user.id)
+        try:
+            data = await export.collect(dbs, user.id)
+        except LookupError:
+            abort(404)  # deleted since this request's login was read
     name = f"quartapp-{user.username}.json"
     return Response(
         json.dumps(data, indent=2, ensure_ascii=False) + "\n",
