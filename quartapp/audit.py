@@ -101,7 +101,8 @@ EVENTS: tuple[tuple[Signal, str, dict[str, str]], ...] = (
     (signals.passkey_failed, "passkey_login_failed", {}),
     (signals.passkey_clone_refused, "passkey_clone_refused", {"name": "passkey"}),
     (signals.user_created, "user_created", {}),
-    (signals.user_deleted, "user_deleted", {}),
+    # Only a keyed pseudonym of a deleted account's name (auth.flows.pseudonym) stays.
+    (signals.user_deleted, "user_deleted", {"pseudonym": "user"}),
     (signals.unlocked, "unlocked", {}),
     (signals.device_code_created, "device_code_created", {}),
     (signals.device_trusted, "device_trusted", {}),

@@ -18,6 +18,7 @@ from quart import Quart
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from . import keys, settings, signals
+from .auth import flows
 from .auth import settings as auth_settings
 from .auth.passwords import Passwords, passwords
 from .auth.settings import AuthSettings
@@ -120,6 +121,16 @@ def _password_changed(sender: object, *, username: str, **_: object) -> None:
     thread is worth it."""
     if username == INITIAL_ADMIN and isinstance(sender, Quart):
         discard_initial_password(settings.of(sender), username)
+
+
+@signals.user_deleted.connect
+def _user_deleted(sender: object, *, pseudonym: str, **_: object) -> None:
+    """Whoever deleted the admin (``/account/delete``, ``users delete``), the first-run
+    file goes. The signal carries only the name's pseudonym: the admin's is computed."""
+    if isinstance(sender, Quart) and pseudonym == flows.pseudonym(
+        auth_settings.of(sender), INITIAL_ADMIN
+    ):
+        discard_initial_password(settings.of(sender), INITIAL_ADMIN)
 
 
 async def create_initial_admin_for_app() -> None:

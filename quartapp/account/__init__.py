@@ -2,6 +2,8 @@
 
 - ``views``: change the password; list, end and trust sessions (logins) and devices;
 - ``login_list``: the sessions page's queries (live logins, their public ids);
+- ``leaving``: download one's data, close one's account; ``export``: what the download
+  holds;
 - ``forms``: their forms.
 """
 
@@ -15,6 +17,8 @@ if TYPE_CHECKING:
 
 def init_app(app: Quart) -> None:
     """Register the ``account`` blueprint."""
-    from . import views
+    from . import leaving, views
+
+    del leaving  # imported for its routes on views.bp
 
     app.register_blueprint(views.bp)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from quart_wtf import QuartForm
-from wtforms import HiddenField, PasswordField, SubmitField
+from wtforms import HiddenField, PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, EqualTo, Length
 
-from ..auth.forms import PlainText, SentOnce, password_checks
+from ..auth.forms import MaxLength, PlainText, SentOnce, password_checks
 
 
 class ChangePasswordForm(QuartForm):
@@ -39,3 +39,18 @@ class EndSessionForm(QuartForm):
     login = HiddenField(
         validators=[SentOnce(), PlainText(), DataRequired(), Length(min=32, max=32)],
     )
+
+
+class DeleteAccountForm(QuartForm):
+    """Closing the account: the person types their username to say they mean it."""
+
+    username = StringField(
+        "Your username",
+        validators=[
+            SentOnce(),
+            PlainText(),
+            DataRequired("Type your username to close your account."),
+            MaxLength(lambda config: config.username_max_length),
+        ],
+    )
+    submit = SubmitField("Close my account")

@@ -3,7 +3,8 @@
 Each is one function, so a security-critical sequence exists once: the account page
 and ``users set-password`` change a password through :func:`change_password`, and "log
 out everywhere else", ``users revoke-sessions`` and ``users reset-2fa`` end logins
-through :func:`end_logins`. A view parses the request, calls a flow and renders; a CLI
+through :func:`end_logins`, and ``/account/delete`` and ``users delete`` delete an
+account through :func:`delete_account`. A view parses the request, calls a flow and renders; a CLI
 command parses its arguments, calls the same flow and prints. A flow takes the
 database session it works in (the app's, or the CLI's own engine's), commits it, and
 announces what happened with a signal, which the audit log, the metrics and the
@@ -12,13 +13,17 @@ first-run clean-up receive.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .. import signals
 from . import devices, logins, registry, users
+from .models import DeviceCode, User
 from .passwords import Passwords
 from .settings import AuthSettings
 
@@ -111,4 +116,61 @@ async def end_logins(
     await devices.forget_all(dbs, user_id, keep=keep_device)
     await dbs.commit()
     signals.send(signals.session_ended, username=username, count=ended, everywhere=True)
+    return ended
+
+
+# Domain separation from the session cookie's signing key and the audit log's hash of
+# mistyped usernames, which are keyed with the same SECRET_KEY.
+_PSEUDONYM_CONTEXT = b"quartapp.account.deleted\0"
+
+
+def pseudonym(config: AuthSettings, username: str) -> str:
+    """What the audit log keeps of a deleted account's name: a keyed hash, not the name.
+
+    HMAC-SHA256 keyed with SECRET_KEY, the first 16 hex digits: whoever holds the key
+    (the operator, asked about one name) can tell whether that name's account was
+    deleted; a reader of the log alone cannot list the names, nor confirm a guess.
+    """
+    digest = hmac.new(
+        config.site.secret_key.encode(), _PSEUDONYM_CONTEXT + username.encode(), hashlib.sha256
+    ).hexdigest()
+    return f"hmac-sha256:{digest[:16]}"
+
+
+async def delete_account(
+    dbs: AsyncSession,
+    config: AuthSettings,
+    *,
+    user_id: int,
+    username: str,
+    by: str,
+) -> int:
+    """Delete an account and every row that is the person's (commits); how many logins
+    ended. ``by`` is who asked: ``"user"`` (the account page) or ``"admin"`` (the CLI).
+
+    One transaction: what features do first (the registry's ``account_deleting``: mail
+    writes the last email, to the confirmed address, and deletes the person's unsent
+    mail, links and address), every login ended (with what features end with them; on
+    PostgreSQL the delete notifies every process's login cache, so every other session
+    ends at once, everywhere), the throttle's counters of the name and its devices, the
+    trusted devices and their codes, then the user's row, which takes the rest (second
+    factors, passkeys) with it by ``ON DELETE CASCADE``. Raises
+    :class:`~.users.AccountError`, nothing changed, when the account is gone already.
+    Then ``user_deleted`` is sent with the name's :func:`pseudonym`, never the name.
+    """
+    await registry.account_deleting(dbs, user_id, username, by)
+    ended = await logins.end_all(dbs, user_id)
+    # Before the devices: their counters are found through them.
+    await users.clear_counters(dbs, user_id, username)
+    await devices.forget_all(dbs, user_id)
+    await dbs.execute(delete(DeviceCode).where(DeviceCode.user_id == user_id))
+    result = await dbs.execute(delete(User).where(User.id == user_id))
+    if not getattr(result, "rowcount", 0):
+        # Deleted meanwhile by another request or command: undo the features' work.
+        await dbs.rollback()
+        raise users.AccountError(f"no user named {username!r}")
+    await dbs.commit()
+    signals.send(
+        signals.user_deleted, pseudonym=pseudonym(config, username), by=by, sessions_ended=ended
+    )
     return ended

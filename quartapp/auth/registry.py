@@ -19,9 +19,13 @@ with, not on what happened to be imported.
   password (a passkey);
 - ``pruners``: tables the background prune and ``db prune`` keep small;
 - ``password_changing``: work done in the transaction that sets a new password;
-- ``user_options``, ``user_commands``, ``user_columns``: what features add to the
-  ``users`` command group (an option of ``users create``, a command, a column of
-  ``users list``), which the CLI builds per app;
+- ``account_deleting``: work done in the transaction that deletes an account, before
+  its row goes (a feature deletes what is its own, or writes a last message);
+- ``exporters``: each feature's part of a person's data export, by its key in the
+  download;
+- ``user_options``, ``user_commands``, ``user_columns``, ``user_filters``: what features
+  add to the ``users`` command group (an option of ``users create``, a command, a column
+  or a filter flag of ``users list``), which the CLI builds per app;
 - ``login_links``, ``account_links``: links under the sign-in form and on the account
   page (the templates' ``login_links`` and ``account_links``).
 """
@@ -86,6 +90,11 @@ StrongProof = Callable[[AsyncSession, int], Awaitable[None]]
 Pruner = Callable[[AsyncSession, Any, int], Awaitable[int]]
 # (session, user_id): the user's password is being replaced, in this transaction.
 PasswordChanging = Callable[[AsyncSession, int], Awaitable[None]]
+# (session, user_id, username, by): the account is being deleted, in this transaction;
+# ``by`` is who asked, "user" (its owner, on the account page) or "admin" (the CLI).
+AccountDeleting = Callable[[AsyncSession, int, str, str], Awaitable[None]]
+# (session, user_id): what a feature stores about the user, as JSON-ready values.
+Exporter = Callable[[AsyncSession, int], Awaitable[Any]]
 # What a ``users`` command's work gets: the session, the hasher, the settings and the
 # command's parsed parameters by name.
 CommandWork = Callable[
@@ -123,6 +132,17 @@ class UserCommand:
 UserColumn = Callable[[AsyncSession, Sequence[int]], Awaitable[Mapping[int, str]]]
 
 
+@dataclass(frozen=True)
+class UserFilter:
+    """A flag of ``users list`` that keeps only some users: ``name`` is the flag's
+    parameter name (``--totp`` is ``totp``), ``keep(session, user_ids)`` says which of
+    those users it keeps. Given several flags, a user must pass them all."""
+
+    name: str
+    help: str
+    keep: Callable[[AsyncSession, Sequence[int]], Awaitable[set[int]]]
+
+
 @dataclass
 class Registry:
     """Everything features have registered with auth (see the module docstring)."""
@@ -138,9 +158,12 @@ class Registry:
     strong_proofs: list[StrongProof] = field(default_factory=list)
     pruners: dict[str, Pruner] = field(default_factory=dict)
     password_changing: list[PasswordChanging] = field(default_factory=list)
+    account_deleting: list[AccountDeleting] = field(default_factory=list)
+    exporters: dict[str, Exporter] = field(default_factory=dict)
     user_options: list[UserOption] = field(default_factory=list)
     user_commands: list[UserCommand] = field(default_factory=list)
     user_columns: list[UserColumn] = field(default_factory=list)
+    user_filters: list[UserFilter] = field(default_factory=list)
     # (endpoint, text): links features add under the sign-in form and on the account page.
     login_links: list[tuple[str, str]] = field(default_factory=list)
     account_links: list[tuple[str, str]] = field(default_factory=list)
@@ -165,6 +188,12 @@ async def password_changing(session: AsyncSession, user_id: int) -> None:
     """Run every feature's work for a new password, in the caller's transaction."""
     for hook in registry().password_changing:
         await hook(session, user_id)
+
+
+async def account_deleting(session: AsyncSession, user_id: int, username: str, by: str) -> None:
+    """Run every feature's work for an account being deleted, in the caller's transaction."""
+    for hook in registry().account_deleting:
+        await hook(session, user_id, username, by)
 
 
 async def strong_proof(session: AsyncSession, user_id: int) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,6 +165,26 @@ async def refused(
     """
     wanted = counters(config, username=username, address=address, device=device)
     return await refused_by(session, wanted)
+
+
+async def locked_usernames(
+    session: AsyncSession, config: AuthSettings, usernames: Sequence[str]
+) -> set[str]:
+    """Which of ``usernames`` are locked now: their own counter has used up its limit in
+    a window that has not ended (what ``users list --locked`` shows). Their devices and
+    the addresses that tried them are not counted: those lock a browser, not the name."""
+    keys = {name[:KEY_LENGTH]: name for name in usernames}
+    if not keys:
+        return set()
+    rows = await session.execute(
+        select(ThrottleCounter.key).where(
+            ThrottleCounter.scope == USER,
+            ThrottleCounter.key.in_(list(keys)),
+            ThrottleCounter.window_end > time.time(),
+            ThrottleCounter.attempts >= config.login_failures_per_user,
+        )
+    )
+    return {keys[key] for (key,) in rows}
 
 
 async def refused_by(session: AsyncSession, wanted: list[Counter]) -> Lockout | None:

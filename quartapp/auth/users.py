@@ -1,9 +1,9 @@
 """Accounts: usernames, the password policy, and the operations on users.
 
 Functions take an open ``AsyncSession`` and commit their own work, so a view and a
-CLI command doing the same thing run the same code. Anything that changes who may log
-in (a new password, a deleted user) ends the user's logins and forgets their trusted
-devices in the same transaction.
+CLI command doing the same thing run the same code. What changes who may log in (a new
+password, a deleted account) is a flow of :mod:`.flows`, which ends the user's logins
+and forgets their trusted devices in the same transaction.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from . import devices, logins, ratings, throttle
+from . import ratings, throttle
 from .models import Device, ThrottleCounter, User
 from .passwords import Passwords
 from .settings import AuthSettings
@@ -148,17 +148,6 @@ async def create_user(
     return user
 
 
-async def delete_user(session: AsyncSession, name: str) -> None:
-    """Delete an account and, with it, every one of its logins."""
-    user = await get_user(session, name)
-    # Deleted explicitly as well as by ON DELETE CASCADE, for databases where the
-    # foreign key is not enforced.
-    await logins.end_all(session, user.id)
-    await devices.forget_all(session, user.id)
-    await session.delete(user)
-    await session.commit()
-
-
 async def unlock(session: AsyncSession, name: str) -> int:
     """Lift a lockout of a username: its throttle count and its devices' (commits).
 
@@ -167,13 +156,20 @@ async def unlock(session: AsyncSession, name: str) -> int:
     Returns how many counters were deleted.
     """
     user = await get_user(session, name)
-    own_devices = select(Device.id).where(Device.user_id == user.id)
+    cleared = await clear_counters(session, user.id, user.username)
+    await session.commit()
+    return cleared
+
+
+async def clear_counters(session: AsyncSession, user_id: int, username: str) -> int:
+    """Delete the throttle counters of a username and of its devices (no commit); how many."""
+    own_devices = select(Device.id).where(Device.user_id == user_id)
     result = await session.execute(
         delete(ThrottleCounter).where(
             or_(
                 and_(
                     ThrottleCounter.scope == throttle.USER,
-                    ThrottleCounter.key == user.username[: throttle.KEY_LENGTH],
+                    ThrottleCounter.key == username[: throttle.KEY_LENGTH],
                 ),
                 and_(
                     ThrottleCounter.scope == throttle.DEVICE,
@@ -182,7 +178,6 @@ async def unlock(session: AsyncSession, name: str) -> int:
             )
         )
     )
-    await session.commit()
     return int(getattr(result, "rowcount", 0) or 0)
 
 

@@ -16,7 +16,7 @@ from quart import Quart
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .. import bootstrap, signals
-from ..auth import flows, users
+from ..auth import flows, throttle, users
 from ..auth.passwords import Passwords
 from ..auth.registry import UserCommand, registry
 from ..auth.settings import AuthSettings
@@ -125,23 +125,41 @@ async def _existing(session: AsyncSession, name: str) -> str:
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def delete_command(name: str, yes: bool) -> None:
-    """Delete the user NAME and end their logins."""
+    """Delete the user NAME and everything stored about them, and end their logins."""
     username = run(lambda session, _p, _c: _existing(session, name))
     if not yes:
         click.confirm(f"Delete user {username!r}?", abort=True)
-    run(lambda session, _p, _c: users.delete_user(session, name))
-    signals.send(signals.user_deleted, username=username)
+
+    async def delete(session: AsyncSession, _p: Passwords, config: AuthSettings) -> int:
+        # One flow with /account/delete (auth.flows).
+        user = await users.get_user(session, name)
+        return await flows.delete_account(
+            session, config, user_id=user.id, username=user.username, by="admin"
+        )
+
+    run(delete)
     bootstrap.discard_initial_password(load_settings(), username)
     click.echo(f"deleted user {username!r}")
 
 
 @users_cli.command("list")
-def list_command() -> None:
+@click.option("--locked", is_flag=True, help="Only users whose name is locked out now.")
+def list_command(locked: bool, **flags: bool) -> None:
     """List the users, one per line, with when they were created."""
-    columns = registry(load_app()).user_columns
+    found_hooks = registry(load_app())
+    columns = found_hooks.user_columns
+    filters = [extra for extra in found_hooks.user_filters if flags.get(extra.name)]
 
-    async def listing(session: AsyncSession, _p: Passwords, _c: AuthSettings) -> list[list[str]]:
-        found = await users.list_users(session)
+    async def listing(
+        session: AsyncSession, _p: Passwords, config: AuthSettings
+    ) -> list[list[str]]:
+        found = list(await users.list_users(session))
+        if locked:
+            names = await throttle.locked_usernames(session, config, [u.username for u in found])
+            found = [user for user in found if user.username in names]
+        for only in filters:
+            kept = await only.keep(session, [user.id for user in found])
+            found = [user for user in found if user.id in kept]
         ids = [user.id for user in found]
         extra = [await column(session, ids) for column in columns]
         return [
@@ -154,7 +172,7 @@ def list_command() -> None:
     for row in everyone:
         click.echo("\t".join(row))
     if not everyone:
-        click.echo("no users", err=True)
+        click.echo("no users" if not (locked or filters) else "no users match", err=True)
 
 
 @users_cli.command("revoke-sessions")
@@ -208,9 +226,20 @@ def for_app(app: Quart) -> click.Group:
         *create_command.params,
         *(param for option in found.user_options for param in option.params),
     ]
+    listing = copy.copy(list_command)
+    listing.params = [
+        *list_command.params,
+        *(
+            click.Option(
+                [f"--{extra.name.replace('_', '-')}", extra.name], is_flag=True, help=extra.help
+            )
+            for extra in found.user_filters
+        ),
+    ]
+    swapped = {create_command: create, list_command: listing}
     group = click.Group("users", help=users_cli.help)
     for command in users_cli.commands.values():
-        group.add_command(create if command is create_command else command)
+        group.add_command(swapped.get(command, command))
     for extra in found.user_commands:
         group.add_command(_feature_command(extra))
     return group

@@ -35,7 +35,7 @@ def init_app(app: Quart) -> None:
     """Resolve the settings; with mail on, the pages, the sender and the notifications."""
     from ..auth.registry import registry
     from ..web import logs
-    from . import cli, notify, sender, tokens, views, worker
+    from . import addresses, cli, notify, sender, tokens, views, worker
     from . import settings as mail_settings
 
     settings = mail_settings.of(app)
@@ -46,6 +46,8 @@ def init_app(app: Quart) -> None:
     cli.register(hooks)
     hooks.pruners["mail_tokens"] = tokens.prune
     hooks.password_changing.append(functools.partial(notify.password_changing, settings))
+    hooks.account_deleting.append(functools.partial(notify.account_deleting, settings))
+    hooks.exporters["email"] = addresses.export
     if settings.unconfigured:
         log.warning(
             "mail is off: QUARTAPP_MAIL_URL is not set, so no password reset or notification"

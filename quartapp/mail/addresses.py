@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..auth.models import User
 from ..auth.users import AccountError
+from ..web.display import iso_utc
 from .models import ADDRESS_COLUMN, EmailAddress
 
 
@@ -146,6 +147,19 @@ async def store(dbs: AsyncSession, user_id: int, normal: Normal, *, confirmed: b
 async def remove(dbs: AsyncSession, user_id: int) -> None:
     """Forget the user's address (no commit)."""
     await dbs.execute(delete(EmailAddress).where(EmailAddress.user_id == user_id))
+
+
+async def export(dbs: AsyncSession, user_id: int) -> dict[str, object] | None:
+    """The user's address for their data export (auth's ``exporters``), or None."""
+    row = await of_user(dbs, user_id)
+    if row is None:
+        return None
+    return {
+        "address": row.address,
+        "added_at": iso_utc(row.created_at),
+        "confirmed": row.confirmed_at is not None,
+        "confirmed_at": iso_utc(row.confirmed_at),
+    }
 
 
 async def listing(dbs: AsyncSession, user_ids: Sequence[int]) -> dict[int, str]:

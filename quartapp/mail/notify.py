@@ -28,7 +28,7 @@ from typing import Any
 
 from quart import after_this_request, g, has_request_context, request
 from quart.wrappers import Response
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from werkzeug.wrappers import Response as WerkzeugResponse
@@ -38,6 +38,7 @@ from ..auth.models import User
 from ..db import db
 from ..web.display import browser_summary
 from . import addresses, outbox, tokens
+from .models import MailToken, OutboxMessage
 from .settings import MailSettings
 
 log = logging.getLogger("quartapp.mail")
@@ -135,6 +136,40 @@ async def password_changing(settings: MailSettings, dbs: AsyncSession, user_id: 
         subject="Your password was changed",
         what=what,
     )
+
+
+async def account_deleting(
+    settings: MailSettings, dbs: AsyncSession, user_id: int, username: str, by: str
+) -> None:
+    """Auth's ``account_deleting`` hook: in the deletion's transaction, delete the
+    person's outbox rows (unsent mail included), links and address, and write the
+    last email, "your account was closed", to the confirmed address.
+
+    The last email is written with no ``user_id``: it is about no account any more.
+    """
+    # Sent and given-up rows too: their message is erased, but they keep the address
+    # and what was sent when. One being delivered right now still goes; its row does not.
+    await dbs.execute(delete(OutboxMessage).where(OutboxMessage.user_id == user_id))
+    await dbs.execute(delete(MailToken).where(MailToken.user_id == user_id))
+    recipient = await addresses.confirmed(dbs, user_id)
+    if recipient is not None and settings.on:
+        where = Where.now()
+        await outbox.enqueue(
+            dbs,
+            settings,
+            kind="account-closed",
+            user_id=None,
+            to=recipient,
+            subject="Your account was closed",
+            template="account_closed",
+            heading="Your account was closed",
+            username=username,
+            by=by,
+            when=where.when,
+            from_address=where.address,
+            browser=where.browser,
+        )
+    await addresses.remove(dbs, user_id)
 
 
 # Signal -> (setting, kind, subject, what the notice says). ``{name}`` is a passkey's.

@@ -37,3 +37,4 @@ def init_app(app: Quart) -> None:
         return await store.prune(session, batch=batch)
 
     hooks.pruners["challenges"] = prune_challenges
+    hooks.exporters["passkeys"] = store.export

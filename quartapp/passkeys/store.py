@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..auth.models import User
+from ..web.display import iso_utc
 from .ceremony import CHALLENGE_LIFETIME, challenge_key
 from .models import Passkey, PasskeyChallenge
 
@@ -166,6 +167,19 @@ async def for_user(session: AsyncSession, user_id: int) -> Sequence[Passkey]:
         select(Passkey).where(Passkey.user_id == user_id).order_by(Passkey.id)
     )
     return rows.all()
+
+
+async def export(session: AsyncSession, user_id: int) -> list[dict[str, str | None]]:
+    """The user's passkeys for their data export (auth's ``exporters``): names and
+    dates, never the credential or its key."""
+    return [
+        {
+            "name": passkey.name,
+            "added_at": iso_utc(passkey.created_at),
+            "last_used_at": iso_utc(passkey.last_used),
+        }
+        for passkey in await for_user(session, user_id)
+    ]
 
 
 async def count(session: AsyncSession, user_id: int) -> int:

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 
 def init_app(app: Quart) -> None:
     """Register the blueprints, and TOTP's parts of signing in with auth's registry."""
-    from ..auth.registry import ConfirmStep, SecondStep, registry
-    from . import confirm, login, misses, totp, views
+    from ..auth.registry import ConfirmStep, SecondStep, UserFilter, registry
+    from . import confirm, export, login, misses, totp, views
 
     app.register_blueprint(views.bp)
     app.register_blueprint(login.bp)
@@ -56,3 +56,7 @@ def init_app(app: Quart) -> None:
     # A passkey is a factor the code guesser does not have: proving one gives TOTP codes
     # back to the owner.
     hooks.strong_proofs.append(misses.reset)
+    hooks.exporters["two_factor"] = export.export
+    hooks.user_filters.append(
+        UserFilter("totp", "Only users with two-factor authentication (TOTP) on.", totp.in_force)
+    )

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hmac
 import io
 import time
+from collections.abc import Sequence
 
 import pyotp
 import segno
@@ -87,6 +88,18 @@ async def is_enabled(session: AsyncSession, user_id: int) -> bool:
         TotpFactor.user_id == user_id, TotpFactor.confirmed_at.is_not(None)
     )
     return (await session.execute(query)).first() is not None
+
+
+async def in_force(session: AsyncSession, user_ids: Sequence[int]) -> set[int]:
+    """Which of ``user_ids`` have TOTP in force (``users list --totp``)."""
+    if not user_ids:
+        return set()
+    rows = await session.scalars(
+        select(TotpFactor.user_id).where(
+            TotpFactor.user_id.in_(list(user_ids)), TotpFactor.confirmed_at.is_not(None)
+        )
+    )
+    return set(rows)
 
 
 def is_pending_for(factor: TotpFactor, login_id: str, now: float) -> bool:

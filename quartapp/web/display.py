@@ -50,3 +50,13 @@ def utc_minute(moment: datetime | float) -> datetime:
     else:
         aware = datetime.fromtimestamp(moment, UTC)
     return aware.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+def iso_utc(moment: datetime | float | None) -> str | None:
+    """A stored time (a datetime or Unix seconds) as ISO 8601 in UTC, for a data export."""
+    if moment is None:
+        return None
+    if isinstance(moment, datetime):
+        aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return aware.astimezone(UTC).isoformat()
+    return datetime.fromtimestamp(moment, UTC).isoformat()

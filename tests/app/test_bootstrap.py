@@ -189,6 +189,21 @@ async def test_changing_the_admin_password_on_the_web_deletes_the_file(
     assert not admin_password_file(first_run).exists()
 
 
+async def test_the_admin_closing_their_account_on_the_web_deletes_the_file(
+    first_run: dict[str, Any],
+) -> None:
+    async with serving(first_run) as app:
+        password = admin_password_file(first_run).read_text().removesuffix("\n")
+        browser = app.test_client()
+        await AuthActions(browser).login("admin", password)
+        form = {"username": "admin", "csrf_token": await csrf_token(browser, "/account/delete")}
+
+        response = await browser.post("/account/delete", form=form)
+
+    assert response.status_code == 302
+    assert not admin_password_file(first_run).exists()
+
+
 async def test_a_refused_change_keeps_the_file(first_run: dict[str, Any]) -> None:
     async with serving(first_run) as app:
         password = admin_password_file(first_run).read_text().removesuffix("\n")
