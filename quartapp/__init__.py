@@ -58,6 +58,7 @@ FEATURES = (
     "twofactor",
     "passkeys",
     "mail",
+    "signup",  # after mail: it sends through mail's outbox
     "pages",
 )
 

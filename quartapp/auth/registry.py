@@ -22,8 +22,11 @@ with, not on what happened to be imported.
 - ``user_options``, ``user_commands``, ``user_columns``: what features add to the
   ``users`` command group (an option of ``users create``, a command, a column of
   ``users list``), which the CLI builds per app;
+- ``user_filters``: options of ``users list`` that keep only some users;
 - ``login_links``, ``account_links``: links under the sign-in form and on the account
-  page (the templates' ``login_links`` and ``account_links``).
+  page (the templates' ``login_links`` and ``account_links``);
+- ``login_gates``: what a login must still do before ``login_required`` pages let it in
+  (confirm its address): each returns the URL to send it to, or None.
 """
 
 from __future__ import annotations
@@ -121,6 +124,18 @@ class UserCommand:
 
 # (session, user ids): the column's text for each of those users (missing: empty).
 UserColumn = Callable[[AsyncSession, Sequence[int]], Awaitable[Mapping[int, str]]]
+# (user id, login id): where a login must go before it may see a login_required page,
+# or None to let it in. Asked on every such page: keep it cheap (cache what passed).
+LoginGate = Callable[[int, str], Awaitable[str | None]]
+
+
+@dataclass(frozen=True)
+class UserFilter:
+    """A flag of ``users list`` that keeps only some users: ``keep(session, user ids)``
+    returns those of the ids to list."""
+
+    option: click.Option
+    keep: Callable[[AsyncSession, Sequence[int]], Awaitable[set[int]]]
 
 
 @dataclass
@@ -141,6 +156,8 @@ class Registry:
     user_options: list[UserOption] = field(default_factory=list)
     user_commands: list[UserCommand] = field(default_factory=list)
     user_columns: list[UserColumn] = field(default_factory=list)
+    user_filters: list[UserFilter] = field(default_factory=list)
+    login_gates: list[LoginGate] = field(default_factory=list)
     # (endpoint, text): links features add under the sign-in form and on the account page.
     login_links: list[tuple[str, str]] = field(default_factory=list)
     account_links: list[tuple[str, str]] = field(default_factory=list)

@@ -79,8 +79,11 @@ def create_command(name: str, password_stdin: bool, **options: Any) -> None:
 
     username = run(check)
     password = read_password(password_stdin)
-    run(lambda session, hasher, config: users.create_user(session, hasher, config, name, password))
-    signals.send(signals.user_created, username=username)
+    run(
+        lambda session, hasher, config: flows.create_account(
+            session, config, hasher, name=name, password=password
+        )
+    )
     click.echo(f"created user {username!r}")
 
     async def apply(session: AsyncSession, _p: Passwords, config: AuthSettings) -> list[str]:
@@ -136,12 +139,18 @@ def delete_command(name: str, yes: bool) -> None:
 
 
 @users_cli.command("list")
-def list_command() -> None:
+def list_command(**options: Any) -> None:
     """List the users, one per line, with when they were created."""
-    columns = registry(load_app()).user_columns
+    found_hooks = registry(load_app())
+    columns = found_hooks.user_columns
+    # The flags features add (``--unconfirmed``): each one set keeps only its users.
+    filters = [f for f in found_hooks.user_filters if options.get(str(f.option.name))]
 
     async def listing(session: AsyncSession, _p: Passwords, _c: AuthSettings) -> list[list[str]]:
-        found = await users.list_users(session)
+        found = list(await users.list_users(session))
+        for chosen in filters:
+            kept = await chosen.keep(session, [user.id for user in found])
+            found = [user for user in found if user.id in kept]
         ids = [user.id for user in found]
         extra = [await column(session, ids) for column in columns]
         return [
@@ -208,9 +217,12 @@ def for_app(app: Quart) -> click.Group:
         *create_command.params,
         *(param for option in found.user_options for param in option.params),
     ]
+    listing = copy.copy(list_command)
+    listing.params = [*list_command.params, *(f.option for f in found.user_filters)]
     group = click.Group("users", help=users_cli.help)
+    swapped = {id(create_command): create, id(list_command): listing}
     for command in users_cli.commands.values():
-        group.add_command(create if command is create_command else command)
+        group.add_command(swapped.get(id(command), command))
     for extra in found.user_commands:
         group.add_command(_feature_command(extra))
     return group
