@@ -26,7 +26,7 @@ with, not on what happened to be imported.
 - ``login_links``, ``account_links``: links under the sign-in form and on the account
   page (the templates' ``login_links`` and ``account_links``);
 - ``login_gates``: what a login must still do before ``login_required`` pages let it in
-  (confirm its address): each returns the URL to send it to, or None.
+  (confirm its address), decided when the login starts.
 """
 
 from __future__ import annotations
@@ -124,9 +124,20 @@ class UserCommand:
 
 # (session, user ids): the column's text for each of those users (missing: empty).
 UserColumn = Callable[[AsyncSession, Sequence[int]], Awaitable[Mapping[int, str]]]
-# (user id, login id): where a login must go before it may see a login_required page,
-# or None to let it in. Asked on every such page: keep it cheap (cache what passed).
-LoginGate = Callable[[int, str], Awaitable[str | None]]
+
+
+@dataclass(frozen=True)
+class LoginGate:
+    """What a login must still do before ``login_required`` pages let it in.
+
+    ``holds(session, user_id)`` is asked once, in the transaction that starts a login;
+    a login it holds is sent to ``endpoint`` by every ``login_required`` page (the
+    session cookie says so, so a page view costs no query), until the feature's own
+    page lets it go (:func:`~.signin.release_login`).
+    """
+
+    holds: Callable[[AsyncSession, int], Awaitable[bool]]
+    endpoint: str
 
 
 @dataclass(frozen=True)

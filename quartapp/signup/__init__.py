@@ -24,19 +24,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("quartapp.signup")
 
-# app.extensions key of the logins the gate has let through (a dict used as an
-# ordered set): once confirmed, an account never goes back, so each login is looked
-# up until it passes and then never again.
-PASSED = "quartapp.signup.passed"
-PASSED_MAX = 10000
-
 
 def init_app(app: Quart) -> None:
     """The gate, the pruner, the CLI and the pages; ``/register`` only while open."""
-    from quart import url_for
-
-    from ..auth.registry import registry
-    from ..db import db
+    from ..auth.registry import LoginGate, registry
     from ..mail import settings as mail_settings
     from ..web import logs
     from . import cli, flows, views
@@ -51,22 +42,7 @@ def init_app(app: Quart) -> None:
         return await flows.prune(dbs, settings, batch)
 
     hooks.pruners["registrations"] = prune
-    passed: dict[str, None] = {}
-    app.extensions[PASSED] = passed
-
-    async def gate(user_id: int, login_id: str) -> str | None:
-        if login_id in passed:
-            return None
-        async with db.session() as dbs:
-            held = await flows.unconfirmed(dbs, user_id)
-        if held:
-            return url_for("signup.confirm_needed")
-        if len(passed) >= PASSED_MAX:
-            passed.clear()
-        passed[login_id] = None
-        return None
-
-    hooks.login_gates.append(gate)
+    hooks.login_gates.append(LoginGate(flows.unconfirmed, "signup.confirm_needed"))
     # The confirmation pages stay while registration is closed: accounts made while it
     # was open still confirm from their links.
     app.register_blueprint(views.bp)

@@ -20,6 +20,7 @@ from ..auth import settings as auth_settings
 from ..auth import users
 from ..auth.current import current_user
 from ..auth.passwords import passwords
+from ..auth.signin import release_login
 from ..db import db
 from ..mail import addresses, tokens
 from ..mail import settings as mail_settings
@@ -142,6 +143,7 @@ async def confirm_needed(form: ResendForm) -> ResponseReturnValue:
     async with db.session() as dbs:
         held = await flows.unconfirmed(dbs, user.id)
     if not held:
+        release_login()  # confirmed meanwhile (from another browser, or by an admin)
         return redirect(url_for("pages.hello"))
     if await form.validate_on_submit():
         async with db.session() as dbs:
