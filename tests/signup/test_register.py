@@ -167,3 +167,28 @@ async def test_cli_confirm_and_list_unconfirmed(
 async def test_dead_and_malformed_links(client: TestClientProtocol) -> None:
     assert (await client.get("/confirm_email/" + "x" * 43)).status_code == 410
     assert (await client.get("/confirm_email/bad!")).status_code == 404
+
+
+async def test_open_registration_without_mail_warns_and_stays_closed(
+    settings: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app({**settings, "MAIL_URL": "none"})
+    warnings = [r for r in caplog.records if r.name == "quartapp.signup"]
+    assert len(warnings) == 1
+    assert "REGISTRATION_OPEN" in warnings[0].getMessage()
+    async with app.test_app():
+        assert (await app.test_client().get("/register")).status_code == 404
+
+
+async def test_signed_in_person_confirmed_elsewhere_is_let_go(
+    app: Quart, client: TestClientProtocol, runner: Any, settings: dict[str, Any]
+) -> None:
+    from tests.conftest import invoke
+
+    await register(client)
+    await AuthActions(client).login("bob", NEW_PASSWORD)
+    assert (await client.get("/hello")).headers["Location"] == "/confirm_email"
+    await invoke(runner, "users", "confirm", "bob")
+    page = await client.get("/confirm_email")
+    assert page.headers["Location"] == "/hello"
+    assert (await client.get("/hello")).status_code == 200
