@@ -26,7 +26,7 @@ from ..mail import addresses, tokens
 from ..mail import settings as mail_settings
 from ..mail.addresses import AddressError
 from ..web import errors
-from ..web.forms import form_post
+from ..web.forms import form_post, make_form
 from ..web.messages import flash
 from . import flows, settings
 from .forms import ConfirmForm, RegistrationForm, ResendForm
@@ -134,12 +134,16 @@ async def register(form: RegistrationForm) -> ResponseReturnValue:
 
 
 @bp.route("/confirm_email", methods=["GET", "POST"])
-@form_post(ResendForm)
-async def confirm_needed(form: ResendForm) -> ResponseReturnValue:
-    """What a signed-in, unconfirmed account sees, and its one action: a new link."""
+async def confirm_needed() -> ResponseReturnValue:
+    """What a signed-in, unconfirmed account sees, and its one action: a new link.
+
+    Not ``login_required`` (that would send the held login here again), but the same
+    for an anonymous visitor, before any form is read.
+    """
     user = current_user()
     if user is None:
-        return redirect(url_for("auth.login"))
+        return redirect(url_for("auth.login", next=url_for("signup.confirm_needed")))
+    form = await make_form(ResendForm)
     async with db.session() as dbs:
         held = await flows.unconfirmed(dbs, user.id)
     if not held:
