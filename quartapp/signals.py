@@ -35,7 +35,8 @@ session_ended = _signals.signal("session-ended")
 password_changed = _signals.signal("password-changed")
 # username: the current password given to change it was wrong.
 password_change_failed = _signals.signal("password-change-failed")
-# username: an account was created (by an admin, with `users create`) or deleted.
+# username: an account was created (by an admin with `users create`, or at /register)
+# or deleted.
 user_created = _signals.signal("user-created")
 user_deleted = _signals.signal("user-deleted")
 # username, counters_cleared: an admin lifted a lockout (`users unlock`).
