@@ -21,10 +21,11 @@ through ``auth.login_cache``; read with ``auth.current.current_user()``) -> the 
 (/account/two-factor), ``twofactor.login`` (/login/two-factor, a login's second step),
 ``passkeys.views`` (/account/passkeys), ``passkeys.signin`` (/login/passkey,
 /login/confirm/passkey), ``mail.views`` (/reset_password_request, /reset_password,
-/account/email), ``web.health`` (/healthz) or ``metrics`` (/metrics). Every way of
-proving who one is ends in ``auth.signin``, which starts the login. Errors of every
-kind end in ``web.errors``. Mail is never sent in a request: a flow writes it to the
-outbox in its transaction, and ``mail.sender`` delivers it after commit.
+/account/email), ``signup.views`` (/register, /confirm_email), ``web.health``
+(/healthz) or ``metrics`` (/metrics). Every way of proving who one is ends in
+``auth.signin``, which starts the login. Errors of every kind end in ``web.errors``.
+Mail is never sent in a request: a flow writes it to the outbox in its transaction,
+and ``mail.sender`` delivers it after commit.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ FEATURES = (
     "twofactor",
     "passkeys",
     "mail",
+    "signup",  # after mail: it sends through mail's outbox
     "pages",
 )
 

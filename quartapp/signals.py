@@ -35,7 +35,7 @@ session_ended = _signals.signal("session-ended")
 password_changed = _signals.signal("password-changed")
 # username: the current password given to change it was wrong.
 password_change_failed = _signals.signal("password-change-failed")
-# username: an account was created (by an admin, with `users create`).
+# username: an account was created (by an admin with `users create`, or at /register).
 user_created = _signals.signal("user-created")
 # pseudonym (a keyed hash of the name, never the name), by ("user" or "admin"),
 # sessions_ended: an account was deleted (/account/delete, `users delete`).

@@ -30,7 +30,7 @@ from ..web.navigation import requested_path
 from ..web.speedups import CSRF_FIELD, renew_csrf_token
 from . import login_cache, logins, settings
 from .logins import CurrentUser
-from .signin import LOGIN_KEY, LOGIN_NAME_KEY, LOGIN_UNTIL_KEY
+from .signin import LOGIN_HELD_KEY, LOGIN_KEY, LOGIN_NAME_KEY, LOGIN_UNTIL_KEY
 
 P = ParamSpec("P")
 
@@ -62,6 +62,9 @@ def login_required(
 ) -> Callable[P, Awaitable[ResponseReturnValue]]:
     """Send anonymous visitors to the login page, then back here once logged in.
 
+    A login that a feature's gate (the registry's ``login_gates``) held when it started,
+    such as an account whose address is not confirmed, is sent to the gate's page.
+
     Put it *under* the route decorator, so the route registers the wrapped view::
 
         @bp.get("/hello")
@@ -77,6 +80,9 @@ def login_required(
             if not g.get("login_ended"):
                 await flash(LOGIN_FIRST, "warning")
             return redirect(url_for("auth.login", next=requested_path()))
+        held = session.get(LOGIN_HELD_KEY)
+        if isinstance(held, str):
+            return redirect(url_for(held))
         return await current_app.ensure_async(view)(*args, **kwargs)
 
     return wrapper
@@ -132,7 +138,7 @@ def ended_message(status: logins.Status, until: object, now: float) -> str | Non
 
 
 def _forget_login() -> None:
-    for key in (LOGIN_KEY, LOGIN_UNTIL_KEY, LOGIN_NAME_KEY):
+    for key in (LOGIN_KEY, LOGIN_UNTIL_KEY, LOGIN_NAME_KEY, LOGIN_HELD_KEY):
         session.pop(key, None)
 
 

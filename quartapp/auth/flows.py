@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .. import signals
@@ -26,6 +27,45 @@ from . import devices, logins, registry, users
 from .models import DeviceCode, User
 from .passwords import Passwords
 from .settings import AuthSettings
+
+# (session, the new user): what a caller writes in the new account's transaction.
+AccountMade = Callable[[AsyncSession, User], Awaitable[None]]
+
+
+async def create_account(
+    dbs: AsyncSession,
+    config: AuthSettings,
+    hasher: Passwords,
+    *,
+    name: str,
+    password: str,
+    then: AccountMade | None = None,
+) -> User:
+    """Create an account (commits): ``users create`` and ``/register`` alike.
+
+    In order: the username's rules and whether it is free, the password policy (both
+    raise :class:`~.users.AccountError`, nothing written), the hash (no connection held
+    while argon2 runs), then one transaction: the user and what ``then`` writes with
+    it (sign-up's unconfirmed registration, its address and its link). The unique
+    index decides a race for the name: the loser gets the same AccountError and
+    nothing of it is kept. ``user_created`` is sent.
+    """
+    username = await users.available_username(dbs, config, name)
+    await users.vet_password(password, config, username=username)
+    await dbs.rollback()  # no connection held while argon2 runs
+    password_hash = await hasher.hash(password)
+    user = User(username=username, password_hash=password_hash)
+    dbs.add(user)
+    try:
+        await dbs.flush()
+        if then is not None:
+            await then(dbs, user)
+        await dbs.commit()
+    except IntegrityError:
+        await dbs.rollback()
+        raise users.AccountError(f"a user named {username!r} already exists") from None
+    signals.send(signals.user_created, username=username)
+    return user
 
 
 @dataclass(frozen=True)

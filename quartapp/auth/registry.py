@@ -26,8 +26,12 @@ with, not on what happened to be imported.
 - ``user_options``, ``user_commands``, ``user_columns``, ``user_filters``: what features
   add to the ``users`` command group (an option of ``users create``, a command, a column
   or a filter flag of ``users list``), which the CLI builds per app;
+- ``login_gates``: what a new login must still do before ``login_required`` pages
+  let it in (decided when the login starts);
 - ``login_links``, ``account_links``: links under the sign-in form and on the account
-  page (the templates' ``login_links`` and ``account_links``).
+  page (the templates' ``login_links`` and ``account_links``);
+- ``login_gates``: what a login must still do before ``login_required`` pages let it in
+  (confirm its address), decided when the login starts.
 """
 
 from __future__ import annotations
@@ -133,6 +137,20 @@ UserColumn = Callable[[AsyncSession, Sequence[int]], Awaitable[Mapping[int, str]
 
 
 @dataclass(frozen=True)
+class LoginGate:
+    """What a login must still do before ``login_required`` pages let it in.
+
+    ``holds(session, user_id)`` is asked once, in the transaction that starts a login;
+    a login it holds is sent to ``endpoint`` by every ``login_required`` page (the
+    session cookie says so, so a page view costs no query), until the feature's own
+    page lets it go (:func:`~.signin.release_login`).
+    """
+
+    holds: Callable[[AsyncSession, int], Awaitable[bool]]
+    endpoint: str
+
+
+@dataclass(frozen=True)
 class UserFilter:
     """A flag of ``users list`` that keeps only some users: ``name`` is the flag's
     parameter name (``--totp`` is ``totp``), ``keep(session, user_ids)`` says which of
@@ -164,6 +182,7 @@ class Registry:
     user_commands: list[UserCommand] = field(default_factory=list)
     user_columns: list[UserColumn] = field(default_factory=list)
     user_filters: list[UserFilter] = field(default_factory=list)
+    login_gates: list[LoginGate] = field(default_factory=list)
     # (endpoint, text): links features add under the sign-in form and on the account page.
     login_links: list[tuple[str, str]] = field(default_factory=list)
     account_links: list[tuple[str, str]] = field(default_factory=list)

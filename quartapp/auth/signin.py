@@ -29,6 +29,8 @@ LOGIN_KEY = "login"
 # (ended elsewhere) from one past its limit, and name the user on the 503 page.
 LOGIN_UNTIL_KEY = "login_until"
 LOGIN_NAME_KEY = "login_name"
+# The endpoint a feature's gate holds this login on (registry ``login_gates``), if any.
+LOGIN_HELD_KEY = "login_held"
 
 
 async def start_session(
@@ -61,6 +63,11 @@ async def start_session(
             user_agent=request.headers.get("User-Agent"),
             method=method,
         )
+        held = None
+        for gate in registry().login_gates:
+            if await gate.holds(dbs, user_id):
+                held = gate.endpoint
+                break
         presented = devices.presented(request.cookies, config, username)
         nonce = await devices.remember(dbs, config, user_id, known=device, nonce=presented)
         await dbs.commit()
@@ -70,6 +77,8 @@ async def start_session(
     # The row's own limit, give or take the milliseconds since logins.start.
     session[LOGIN_UNTIL_KEY] = int(time.time() + logins.lifetime(config, remember=remember))
     session[LOGIN_NAME_KEY] = username
+    if held is not None:
+        session[LOGIN_HELD_KEY] = held
     session.permanent = remember
     # A browser that kept its trusted-device cookie keeps its nonce; any other is new.
     new_device = nonce is None or nonce != presented
@@ -110,3 +119,8 @@ async def complete_login(
     if nonce is not None:
         devices.set_cookie(response, settings.current(), user.username, nonce)
     return response
+
+
+def release_login() -> None:
+    """Let this browser's login past the gate that held it (its feature's page decides)."""
+    session.pop(LOGIN_HELD_KEY, None)

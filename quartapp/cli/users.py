@@ -79,8 +79,11 @@ def create_command(name: str, password_stdin: bool, **options: Any) -> None:
 
     username = run(check)
     password = read_password(password_stdin)
-    run(lambda session, hasher, config: users.create_user(session, hasher, config, name, password))
-    signals.send(signals.user_created, username=username)
+    run(
+        lambda session, hasher, config: flows.create_account(
+            session, config, hasher, name=name, password=password
+        )
+    )
     click.echo(f"created user {username!r}")
 
     async def apply(session: AsyncSession, _p: Passwords, config: AuthSettings) -> list[str]:
@@ -236,10 +239,10 @@ def for_app(app: Quart) -> click.Group:
             for extra in found.user_filters
         ),
     ]
-    swapped = {create_command: create, list_command: listing}
     group = click.Group("users", help=users_cli.help)
+    swapped = {id(create_command): create, id(list_command): listing}
     for command in users_cli.commands.values():
-        group.add_command(swapped.get(command, command))
+        group.add_command(swapped.get(id(command), command))
     for extra in found.user_commands:
         group.add_command(_feature_command(extra))
     return group

@@ -45,8 +45,19 @@ class Spent:
     address: str
 
 
-async def issue(dbs: AsyncSession, *, user_id: int, purpose: str, address: str) -> str:
-    """A new link of ``purpose`` for the user, ending their older ones (no commit)."""
+async def issue(
+    dbs: AsyncSession,
+    *,
+    user_id: int,
+    purpose: str,
+    address: str,
+    lifetime: float | None = None,
+) -> str:
+    """A new link of ``purpose`` for the user, ending their older ones (no commit).
+
+    ``lifetime``: seconds it lasts; ``LIFETIMES[purpose]`` unless a feature's own
+    purpose (sign-up's) says.
+    """
     await end(dbs, user_id, purpose)
     token = secrets.token_urlsafe(32)
     now = time.time()
@@ -57,7 +68,7 @@ async def issue(dbs: AsyncSession, *, user_id: int, purpose: str, address: str) 
             purpose=purpose,
             address=address,
             created_at=now,
-            expires_at=now + LIFETIMES[purpose],
+            expires_at=now + (LIFETIMES[purpose] if lifetime is None else lifetime),
         )
     )
     await dbs.flush()

@@ -41,6 +41,9 @@ PUBLIC_ENDPOINTS = frozenset(
         # A new address's link: it proves the mailbox; asking for it took a strong login.
         "mail.confirm_link",
         "mail.confirm_email",
+        # Sign-up (a 404 unless REGISTRATION_OPEN), and its link: the link is the proof.
+        "signup.register",
+        "signup.confirm",
     }
 )
 
