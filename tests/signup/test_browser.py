@@ -1,14 +1,16 @@
-"""Sign-up in a real Chromium, against a real hypercorn and SMTP server.
+"""Sign-up to leaving, in a real Chromium, against a real hypercorn and SMTP server.
 
 Bob registers from the login page's link, is held on "Confirm your email address"
 when he signs in before confirming, reads the mail the app's own sender delivers to
-an aiosmtpd sink, opens its link, presses its one button, and signs in. Each page
-gets ``visitor.check``: screenshots at desktop and phone sizes, and no axe-core
-violations.
+an aiosmtpd sink, opens its link, presses its one button, and signs in. Then, from
+the account page, he downloads his data, closes his account, gets the last email,
+and his old password no longer signs in. Each page gets ``visitor.check``:
+screenshots at desktop and phone sizes, and no axe-core violations.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,7 @@ from playwright.sync_api import expect
 
 from tests.support.browser import Visitor, served
 from tests.support.server import Server, free_port
-from tests.support.smtp import RunningSink, smtp_sink
+from tests.support.smtp import Received, RunningSink, smtp_sink
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
@@ -61,7 +63,32 @@ def sign_in(visitor: Visitor) -> None:
     page.get_by_role("button", name="Sign in").click()
 
 
-def test_register_confirm_then_sign_in(visitor: Visitor, running: RunningSink) -> None:
+def wait_for_subject(running: RunningSink, subject: str) -> Received:
+    """The first message with ``subject`` the sink accepted, waiting for more until one
+    comes (other notices may arrive before it); the sink's timeout bounds the wait."""
+    count = 1
+    while True:
+        received = running.sink.wait_for_blocking(count)
+        for message in received:
+            if message.message["Subject"] == subject:
+                return message
+        count = len(received) + 1
+
+
+def keys(value: object) -> Iterator[str]:
+    """Every key in a JSON value, at any depth."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from keys(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from keys(item)
+
+
+def test_register_confirm_sign_in_export_then_close(
+    visitor: Visitor, running: RunningSink
+) -> None:
     page = visitor.page
     visitor.goto("/login")
     page.get_by_role("link", name="New user? Register").click()
@@ -109,3 +136,48 @@ def test_register_confirm_then_sign_in(visitor: Visitor, running: RunningSink) -
     expect(page).to_have_url(re.compile(re.escape(visitor.base_url) + r"/login\?next="))
     sign_in(visitor)
     expect(page).to_have_url(visitor.base_url + "/hello")
+
+    # The account page's "Your data" links: first the download. A just-started login
+    # is fresh enough for it.
+    page.get_by_role("link", name="Account").click()
+    expect(page).to_have_url(visitor.base_url + "/account/sessions")
+    expect(page.get_by_role("heading", name="Your data")).to_be_visible()
+    visitor.check("signup-account")
+    export_url = visitor.base_url + "/account/export"
+    with (
+        page.expect_response(export_url) as answered,
+        page.expect_download() as started,
+    ):
+        page.get_by_role("link", name="Download your data").click()
+    headers = answered.value.headers
+    assert headers["content-type"] == "application/json"
+    assert headers["content-disposition"].startswith("attachment;")
+    download = started.value
+    assert download.suggested_filename == f"quartapp-{USERNAME}.json"
+    path = download.path()
+    raw = Path(path).read_text(encoding="utf-8")
+    exported = json.loads(raw)
+    assert exported["account"]["username"] == USERNAME
+    assert exported["email"]["address"] == ADDRESS
+    assert exported["email"]["confirmed"] is True
+    # No password hash: not argon2's output anywhere, nor a key that would hold one
+    # ("password" is a value: the login method).
+    assert "$argon2" not in raw
+    assert not [key for key in keys(exported) if "password" in key or "hash" in key]
+
+    page.get_by_role("link", name="Close your account").click()
+    expect(page).to_have_url(visitor.base_url + "/account/delete")
+    expect(page).to_have_title("Close your account · quartapp")
+    visitor.check("signup-close-account")
+    page.get_by_label("Your username").fill(USERNAME)
+    page.get_by_role("button", name="Close my account").click()
+    expect(page).to_have_url(visitor.base_url + "/login")
+    expect(page.locator("main [role=status]")).to_contain_text("Your account was closed")
+    visitor.check("signup-account-closed")
+
+    closed = wait_for_subject(running, "Your account was closed")
+    assert closed.recipients == [ADDRESS]
+
+    sign_in(visitor)
+    expect(page).to_have_url(visitor.base_url + "/login")
+    expect(page.locator("main")).to_contain_text("Invalid Credentials. Please try again.")
