@@ -8,8 +8,8 @@ change of address, through a transactional outbox.
 - ``outbox``: writing a message in the transaction of its change;
 - ``sender``: delivering the outbox after commit, with retries (in each web process,
   or in ``worker``: ``quart --app quartapp mail worker``);
-- ``addresses`` (each account's address), ``tokens`` (links sent by mail), ``flows``
-  (reset, change of address), ``notify`` (security notifications), ``views`` and
+- ``addresses`` (each account's address), ``tokens`` (links sent by mail), ``reset``
+  (password reset), ``flows`` (change of address), ``notify`` (security notifications), ``views`` and
   ``forms`` (the pages), ``cli`` (what it adds to ``users``).
 
 :func:`init_app` plugs it in.

@@ -17,12 +17,15 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .models import MailToken
+
+if TYPE_CHECKING:
+    from .settings import MailSettings
 
 RESET = "reset"
 EMAIL = "email"
@@ -30,6 +33,16 @@ LIFETIMES = {RESET: 3600, EMAIL: 7200}
 # A spent or expired token is kept this long, so a second click still gets "used" or
 # "expired" rather than "unknown" (the same page either way), then pruned.
 KEPT = 86400
+
+
+class LinkRefused(Exception):
+    """A link that is not live: unknown, spent, ended or expired (all look alike)."""
+
+
+def link(settings: MailSettings, path: str, token: str) -> str:
+    """The absolute link a message carries, ``BASE_URL`` + ``path`` + ``/<token>``: never
+    built from a request's Host or ``X-Forwarded-Host``."""
+    return f"{settings.base_url}{path}/{token}"
 
 
 def digest(token: str) -> str:

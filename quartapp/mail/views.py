@@ -27,7 +27,7 @@ from ..db import db
 from ..web import errors
 from ..web.forms import form_post
 from ..web.messages import flash
-from . import addresses, current, flows, notify, tokens
+from . import addresses, current, flows, notify, reset, tokens
 from .addresses import AddressError
 from .forms import ConfirmEmailForm, EmailForm, ResetPasswordForm, ResetRequestForm
 
@@ -96,7 +96,7 @@ async def reset_request(form: ResetRequestForm) -> ResponseReturnValue:
             form.email.errors = [sentence(error)]
         else:
             async with db.session() as dbs:
-                await flows.request_reset(
+                await reset.request_reset(
                     dbs,
                     current(),
                     auth_settings.current(),
@@ -138,14 +138,14 @@ async def reset_password(form: ResetPasswordForm) -> ResponseReturnValue:
             users.check_length(new_password, auth_settings.current())
             g.setdefault(notify.RESET_FLAG, True)
             async with db.session() as dbs:
-                username = await flows.reset_password(
+                username = await reset.reset_password(
                     dbs,
                     auth_settings.current(),
                     passwords(),
                     token=token,
                     new_password=new_password,
                 )
-        except flows.LinkRefused:
+        except tokens.LinkRefused:
             session.pop(RESET_KEY, None)
             return await dead_link(410, reset=True)
         except users.AccountError as error:
@@ -250,7 +250,7 @@ async def confirm_email(form: ConfirmEmailForm) -> ResponseReturnValue:
         try:
             async with db.session() as dbs:
                 done = await flows.confirm_change(dbs, current(), token=token)
-        except flows.LinkRefused:
+        except tokens.LinkRefused:
             session.pop(EMAIL_KEY, None)
             return await dead_link(410, reset=False)
         except AddressError:

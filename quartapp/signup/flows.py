@@ -26,7 +26,7 @@ from ..auth import throttle, users
 from ..auth.models import User
 from ..auth.passwords import Passwords
 from ..auth.settings import AuthSettings
-from ..auth.throttle import Counter, Lockout
+from ..auth.throttle import Counter
 from ..mail import addresses, outbox, tokens
 from ..mail.addresses import AddressError, Normal
 from ..mail.models import EmailAddress, MailToken, OutboxMessage
@@ -48,9 +48,8 @@ RESEND_DAY = "resendd"  # ... per day
 RESEND_NETWORK = "resendnt"  # resends per network, per day
 
 
-def confirm_link(settings: MailSettings, token: str) -> str:
-    """The absolute link a confirmation mail carries: from ``BASE_URL``, never a Host."""
-    return f"{settings.base_url}/confirm_email/{token}"
+# Where a confirmation link opens (views.confirm).
+CONFIRM_PATH = "/confirm_email"
 
 
 def network_counters(
@@ -63,12 +62,6 @@ def network_counters(
         *(Counter(scope, wide, limit) for _, wide in throttle.networks(key)),
         Counter(scope, key, limit),
     ]
-
-
-async def _count(
-    dbs: AsyncSession, config: AuthSettings, wanted: list[Counter], window: int
-) -> Lockout | None:
-    return await throttle.count(dbs, config, wanted, window=window)
 
 
 class Outcome(Enum):
@@ -122,12 +115,12 @@ async def register(
         *network_counters(config, client, NETWORK_HOUR, signup.registrations_per_network_per_hour),
         Counter(EVERYONE, "all", signup.registrations_per_hour),
     ]
-    lockout = await _count(dbs, config, wanted, HOUR)
+    lockout = await throttle.count(dbs, config, wanted, window=HOUR)
     if lockout is None:
         daily = network_counters(
             config, client, NETWORK_DAY, signup.registrations_per_network_per_day
         )
-        lockout = await _count(dbs, config, daily, DAY)
+        lockout = await throttle.count(dbs, config, daily, window=DAY)
     if lockout is None and await users.find_user(dbs, username) is not None:
         await dbs.commit()
         return Registered(Outcome.TAKEN_NAME)
@@ -135,7 +128,7 @@ async def register(
         per_address = [
             Counter(DESTINATION, normal.key, signup.registration_emails_per_address_per_day)
         ]
-        lockout = await _count(dbs, config, per_address, DAY)
+        lockout = await throttle.count(dbs, config, per_address, window=DAY)
     await dbs.commit()
     if lockout is not None:
         return Registered(Outcome.LIMITED, lockout.retry_after)
@@ -188,7 +181,7 @@ async def _write_link(
         template="signup_confirm",
         user_id=user_id,
         username=username,
-        link=confirm_link(mail, token),
+        link=tokens.link(mail, CONFIRM_PATH, token),
         days=LIFETIME // DAY,
     )
 
@@ -257,7 +250,7 @@ async def resend(
         ([Counter(RESEND_DAY, key, signup.confirmation_resends_per_day)], DAY),
     ]
     for wanted, window in checks:
-        lockout = await _count(dbs, config, wanted, window)
+        lockout = await throttle.count(dbs, config, wanted, window=window)
         if lockout is not None:
             await dbs.commit()
             return Resent.LIMITED, lockout.retry_after
@@ -270,26 +263,23 @@ async def resend(
     return Resent.SENT, 0
 
 
-class LinkRefused(Exception):
-    """A link that is not live: unknown, spent, ended or expired (all look alike)."""
-
-
 async def confirm(dbs: AsyncSession, *, token: str) -> int:
     """Spend a sign-up link; mark the account and its address confirmed (commits).
 
     The token is spent by one conditional UPDATE, so of two requests with one link
-    exactly one confirms; the other gets :class:`LinkRefused`, as does a dead link, or
-    one whose address another account confirmed meanwhile (then nothing changes).
+    exactly one confirms; the other gets :class:`~quartapp.mail.tokens.LinkRefused`, as
+    does a dead link, or one whose address another account confirmed meanwhile (then
+    nothing changes).
     Returns the user's id. Nobody is signed in.
     """
     spent = await tokens.spend(dbs, token, PURPOSE)
     if spent is None:
         await dbs.rollback()
-        raise LinkRefused
+        raise tokens.LinkRefused
     try:
         await _mark_confirmed(dbs, spent.user_id, addresses.normalise(spent.address))
     except AddressError:
-        raise LinkRefused from None  # store() rolled the spend back
+        raise tokens.LinkRefused from None  # store() rolled the spend back
     await dbs.commit()
     return spent.user_id
 

@@ -196,7 +196,7 @@ async def confirm(form: ConfirmForm, token: str) -> ResponseReturnValue:
         try:
             async with db.session() as dbs:
                 await flows.confirm(dbs, token=token)
-        except flows.LinkRefused:
+        except tokens.LinkRefused:
             return await dead_link(410)
         await flash(CONFIRMED, "success")
         return redirect(url_for("auth.login"))
