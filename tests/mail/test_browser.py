@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.support.browser import PASSWORD, USERNAME, Visitor, served
-from tests.support.server import ROOT, Server, free_port
+from tests.support.browser import PASSWORD, USERNAME, Visitor, served_with_mail
+from tests.support.server import ROOT, Server
 from tests.support.smtp import RunningSink, smtp_sink
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
@@ -44,18 +44,9 @@ def server(
     served_sqlite_template: Path,
     running: RunningSink,
 ) -> Iterator[Server]:
-    """A server per test (each resets alice's password) that sends its mail to the sink.
-
-    Its port is taken first: the links in its mail must open on this server. The
-    sender runs in the web process, as in development by default.
-    """
-    port = free_port()
-    with served(
-        tmp_path_factory.mktemp("browser-mail"),
-        served_sqlite_template,
-        port=port,
-        QUARTAPP_MAIL_URL=f"smtp://127.0.0.1:{running.port}",
-        QUARTAPP_BASE_URL=f"http://127.0.0.1:{port}",
+    """A server per test (each resets alice's password) that sends its mail to the sink."""
+    with served_with_mail(
+        tmp_path_factory.mktemp("browser-mail"), served_sqlite_template, running.port
     ) as started:
         set_email(started)
         yield started

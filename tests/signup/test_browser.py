@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.support.browser import Visitor, served
-from tests.support.server import Server, free_port
+from tests.support.browser import Visitor, served_with_mail
+from tests.support.server import Server
 from tests.support.smtp import Received, RunningSink, smtp_sink
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
@@ -43,14 +43,11 @@ def server(
     running: RunningSink,
 ) -> Iterator[Server]:
     """A server with registration open that sends its mail to the sink."""
-    port = free_port()
-    with served(
+    with served_with_mail(
         tmp_path_factory.mktemp("browser-signup"),
         served_sqlite_template,
-        port=port,
+        running.port,
         QUARTAPP_REGISTRATION_OPEN="true",
-        QUARTAPP_MAIL_URL=f"smtp://127.0.0.1:{running.port}",
-        QUARTAPP_BASE_URL=f"http://127.0.0.1:{port}",
     ) as started:
         yield started
 

@@ -120,6 +120,27 @@ def served(
         yield server
 
 
+@contextmanager
+def served_with_mail(
+    directory: Path, template: Path, smtp_port: int, **settings: str
+) -> Iterator[Server]:
+    """:func:`served`, sending its mail over SMTP to ``127.0.0.1:smtp_port``.
+
+    Its port is taken first, so ``BASE_URL`` (the links in its mail) opens on this
+    server; the sender runs in the web process, as in development by default.
+    """
+    port = free_port()
+    with served(
+        directory,
+        template,
+        port=port,
+        QUARTAPP_MAIL_URL=f"smtp://127.0.0.1:{smtp_port}",
+        QUARTAPP_BASE_URL=f"http://127.0.0.1:{port}",
+        **settings,
+    ) as started:
+        yield started
+
+
 @dataclass
 class Visitor:
     """A Playwright page on the test server, with the checks every page gets."""
