@@ -9,8 +9,8 @@ change of address, through a transactional outbox.
 - ``sender``: delivering the outbox after commit, with retries (in each web process,
   or in ``worker``: ``quart --app quartapp mail worker``);
 - ``addresses`` (each account's address), ``tokens`` (links sent by mail), ``reset``
-  (password reset), ``flows`` (change of address), ``notify`` (security notifications), ``views`` and
-  ``forms`` (the pages), ``cli`` (what it adds to ``users``).
+  (password reset), ``flows`` (change of address), ``notify`` (security notifications),
+  ``views`` and ``forms`` (the pages), ``cli`` (what it adds to ``users``).
 
 :func:`init_app` plugs it in.
 """
