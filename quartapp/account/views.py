@@ -54,6 +54,13 @@ async def locked_out(error: LockedOut) -> ResponseReturnValue:
     )
 
 
+@bp.get("")
+@login_required
+async def overview() -> ResponseReturnValue:
+    """The account's front page, where the header's "Account" leads."""
+    return await render_template("account/overview.html")
+
+
 @bp.route("/password", methods=["GET", "POST"])
 @login_required
 @strong_login_required

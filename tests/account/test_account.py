@@ -662,12 +662,12 @@ async def test_log_out_everywhere_else_ends_every_other_login(
 async def test_nav_links_to_the_account_only_when_logged_in(
     client: TestClientProtocol, auth: AuthActions
 ) -> None:
-    assert 'href="/account/sessions"' not in await body(await client.get("/"))
+    assert 'href="/account"' not in await body(await client.get("/"))
 
     await auth.login()
 
     page = await body(await client.get("/"))
-    assert '<a href="/account/sessions">Account</a>' in page
+    assert '<a href="/account">Account</a>' in page
 
 
 # A device whose login was ended elsewhere is told why
