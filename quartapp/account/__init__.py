@@ -1,6 +1,9 @@
 """A logged-in user's own pages: the ``account`` blueprint under ``/account``.
 
-- ``views``: change the password; list, end and trust sessions (logins) and devices;
+- ``views``: the overview (``/account``); change the password; list, end and trust
+  sessions (logins) and devices;
+- ``overview``: the overview's rows that are the account's own (password, sessions,
+  trusted devices), registered with auth's ``overview_rows`` like every feature's;
 - ``login_list``: the sessions page's queries (live logins, their public ids);
 - ``leaving``: download one's data, close one's account; ``export``: what the download
   holds;
@@ -16,9 +19,13 @@ if TYPE_CHECKING:
 
 
 def init_app(app: Quart) -> None:
-    """Register the ``account`` blueprint."""
-    from . import leaving, views
+    """Register the ``account`` blueprint, and its rows of the overview."""
+    from ..auth.registry import registry
+    from . import leaving, overview, views
 
     del leaving  # imported for its routes on views.bp
 
     app.register_blueprint(views.bp)
+    registry(app).overview_rows.extend(
+        [overview.password_row, overview.sessions_row, overview.devices_row]
+    )

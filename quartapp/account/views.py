@@ -1,5 +1,7 @@
 """The pages where people manage their own account: the ``account`` blueprint.
 
+/account is the overview: the password, second factors, sessions and recent security
+activity, each with its status and a link to where it is changed.
 /account/password changes the password (checked through the same throttle as the
 login form) and ends every other login; /account/sessions lists the live logins and
 ends other ones, one at a time or all at once.
@@ -26,7 +28,7 @@ from ..auth.credentials import LockedOut
 from ..auth.current import login_required, signed_in
 from ..auth.passwords import passwords
 from ..auth.reauth import strong_login_required
-from ..auth.registry import registry
+from ..auth.registry import overview_rows, registry
 from ..auth.signin import LOGIN_KEY
 from ..db import db
 from ..web import errors
@@ -57,8 +59,15 @@ async def locked_out(error: LockedOut) -> ResponseReturnValue:
 @bp.get("")
 @login_required
 async def overview() -> ResponseReturnValue:
-    """The account's front page, where the header's "Account" leads."""
-    return await render_template("account/overview.html")
+    """The account's front page, where the header's "Account" leads: a row per part of
+    signing in (each feature's, auth's ``overview_rows``) with its status and a link."""
+    async with db.session() as dbs:
+        rows = await overview_rows(dbs, signed_in().id)
+    return await render_template(
+        "account/overview.html",
+        rows=[row for row in rows if row.items is None],
+        lists=[row for row in rows if row.items is not None],
+    )
 
 
 @bp.route("/password", methods=["GET", "POST"])

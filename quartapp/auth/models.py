@@ -26,6 +26,10 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(USERNAME_COLUMN), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # When the password was last replaced (the account page, a reset, `users
+    # set-password`); NULL while it is the one the account was made with. A column, not
+    # the newest "password changed" security event: those are pruned, this is not.
+    password_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Login(Base):

@@ -30,6 +30,10 @@ with, not on what happened to be imported.
   let it in (decided when the login starts);
 - ``login_links``, ``account_links``: links under the sign-in form and on the account
   page (the templates' ``login_links`` and ``account_links``);
+- ``overview_rows``: the rows of the account's overview (``/account``), each a status
+  and a link, in the order of their ``order``: the password (10), two-factor (20),
+  passkeys (30), the email address (40), sessions (50), trusted devices (60), recent
+  security activity (70);
 - ``login_gates``: what a login must still do before ``login_required`` pages let it in
   (confirm its address), decided when the login starts.
 """
@@ -38,6 +42,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from quart import current_app
@@ -161,6 +166,36 @@ class UserFilter:
     keep: Callable[[AsyncSession, Sequence[int]], Awaitable[set[int]]]
 
 
+@dataclass(frozen=True)
+class OverviewItem:
+    """One line of an overview row's list (a security event): what, when (UTC, to the
+    minute), from which address and browser."""
+
+    text: str
+    at: datetime
+    address: str
+    browser: str
+
+
+@dataclass(frozen=True)
+class OverviewRow:
+    """One row of the account overview: a title, the account's status in words, and a
+    link (``endpoint``, ``action``: "Change" or "Manage"; none when there is nothing to
+    do). A row with ``items`` (recent security activity) lists them under its status.
+    Rows are shown by ``order``, lowest first."""
+
+    order: int
+    title: str
+    status: str
+    endpoint: str | None = None
+    action: str = "Manage"
+    items: Sequence[OverviewItem] | None = None
+
+
+# (session, user_id): the feature's row of this user's overview, or None for no row.
+OverviewRowSource = Callable[[AsyncSession, int], Awaitable[OverviewRow | None]]
+
+
 @dataclass
 class Registry:
     """Everything features have registered with auth (see the module docstring)."""
@@ -186,6 +221,7 @@ class Registry:
     # (endpoint, text): links features add under the sign-in form and on the account page.
     login_links: list[tuple[str, str]] = field(default_factory=list)
     account_links: list[tuple[str, str]] = field(default_factory=list)
+    overview_rows: list[OverviewRowSource] = field(default_factory=list)
 
 
 def registry(app: App | None = None) -> Registry:
@@ -219,6 +255,16 @@ async def strong_proof(session: AsyncSession, user_id: int) -> None:
     """Run every feature's work for a proof beyond the password, in the caller's transaction."""
     for hook in registry().strong_proofs:
         await hook(session, user_id)
+
+
+async def overview_rows(session: AsyncSession, user_id: int) -> list[OverviewRow]:
+    """Every feature's row of the user's overview, in order."""
+    rows = [
+        row
+        for source in registry().overview_rows
+        if (row := await source(session, user_id)) is not None
+    ]
+    return sorted(rows, key=lambda row: row.order)
 
 
 async def has_strong_factor(user_id: int) -> bool:

@@ -15,6 +15,7 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..db import utcnow
 from . import ratings, throttle
 from .models import Device, ThrottleCounter, User
 from .passwords import Passwords
@@ -182,9 +183,14 @@ async def clear_counters(session: AsyncSession, user_id: int, username: str) -> 
 
 
 async def store_password_hash(session: AsyncSession, user_id: int, password_hash: str) -> None:
-    """Replace a user's password hash (no commit): the caller ends the logins with it."""
+    """Replace a user's password hash (no commit): the caller ends the logins with it.
+
+    Also when it changed, for the account's overview (a rehash at login is no change).
+    """
     await session.execute(
-        update(User).where(User.id == user_id).values(password_hash=password_hash)
+        update(User)
+        .where(User.id == user_id)
+        .values(password_hash=password_hash, password_changed_at=utcnow())
     )
 
 

@@ -35,7 +35,7 @@ def init_app(app: Quart) -> None:
     """Resolve the settings; with mail on, the pages, the sender and the notifications."""
     from ..auth.registry import registry
     from ..web import logs
-    from . import addresses, cli, notify, sender, tokens, views, worker
+    from . import addresses, cli, notify, overview, sender, tokens, views, worker
     from . import settings as mail_settings
 
     settings = mail_settings.of(app)
@@ -60,6 +60,7 @@ def init_app(app: Quart) -> None:
         logs.redact_paths(app, pattern, replacement)
     hooks.login_links.append(("mail.reset_request", "Forgot your password?"))
     hooks.account_links.append(("mail.email", "Your email address"))
+    hooks.overview_rows.append(overview.row)
     receivers: list[object] = []
     app.extensions[RECEIVERS] = receivers
     notify.connect(receivers, settings, app)

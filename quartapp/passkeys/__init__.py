@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 def init_app(app: Quart) -> None:
     """Register the blueprints, and the passkey's parts of signing in with auth's registry."""
     from ..auth.registry import registry
-    from . import signin, store, views
+    from . import overview, signin, store, views
 
     app.register_blueprint(views.bp)
     app.register_blueprint(signin.bp)
@@ -38,3 +38,4 @@ def init_app(app: Quart) -> None:
 
     hooks.pruners["challenges"] = prune_challenges
     hooks.exporters["passkeys"] = store.export
+    hooks.overview_rows.append(overview.row)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 def init_app(app: Quart) -> None:
     """Register the blueprints, and TOTP's parts of signing in with auth's registry."""
     from ..auth.registry import ConfirmStep, SecondStep, UserFilter, registry
-    from . import confirm, export, login, misses, totp, views
+    from . import confirm, export, login, misses, overview, totp, views
 
     app.register_blueprint(views.bp)
     app.register_blueprint(login.bp)
@@ -57,6 +57,7 @@ def init_app(app: Quart) -> None:
     # back to the owner.
     hooks.strong_proofs.append(misses.reset)
     hooks.exporters["two_factor"] = export.export
+    hooks.overview_rows.append(overview.row)
     hooks.user_filters.append(
         UserFilter("totp", "Only users with two-factor authentication (TOTP) on.", totp.in_force)
     )

@@ -1,11 +1,17 @@
-"""The audit log: one structured line per authentication event.
+"""The audit: one structured log line per authentication event, and each account's
+security activity.
 
 Lines go to the ``quartapp.audit`` logger as JSON, with the event, the username and
 the client address, and never a password. A typed username that could not be one (a
 password typed into the wrong box, say) is recorded only as a keyed hash.
 
-The log subscribes to the account signals (:mod:`.signals`); events that have no
-signal (a user created or deleted, a failed password change) call :func:`log`.
+Most events are also stored for the account's owner (``events``: the
+``security_events`` table of ``models``), which the account overview shows and the data
+export includes.
+
+The audit subscribes to the account signals (:mod:`quartapp.signals`), and nothing
+calls it: :func:`init_app` registers its overview row, its pruner and its part of the
+export with auth's registry.
 """
 
 from __future__ import annotations
@@ -21,9 +27,10 @@ from typing import TYPE_CHECKING
 from blinker import Signal
 from quart import has_app_context, has_request_context, request
 
-from . import signals
-from .auth import settings as auth_settings
-from .auth.users import USERNAME_PATTERN
+from .. import signals
+from ..auth import settings as auth_settings
+from ..auth.users import USERNAME_PATTERN
+from . import events
 
 if TYPE_CHECKING:
     from quart import Quart
@@ -110,11 +117,46 @@ EVENTS: tuple[tuple[Signal, str, dict[str, str]], ...] = (
 )
 
 
+# The log's events that are stored for the account's owner, by the kind stored
+# (events.TEXTS). Not lockouts: one row per refused request would let a flood fill the
+# table. Not a passkey or second step's success: its login is stored already.
+STORED = {
+    "user_created": "account_created",
+    "login_ok": "signed_in",
+    "login_failed": "sign_in_failed",
+    "logout": "signed_out",
+    "session_ended": "session_ended",
+    "sessions_revoked": "sessions_ended",
+    "password_changed": "password_changed",
+    "password_change_failed": "password_change_failed",
+    "reauthenticated": "reauthenticated",
+    "two_factor_enabled": "two_factor_enabled",
+    "two_factor_disabled": "two_factor_disabled",
+    "two_factor_failed": "second_factor_failed",
+    "recovery_code_used": "recovery_code_used",
+    "recovery_codes_created": "recovery_codes_renewed",
+    "passkey_added": "passkey_added",
+    "passkey_removed": "passkey_removed",
+    "passkey_renamed": "passkey_renamed",
+    "passkey_login_failed": "passkey_failed",
+    "passkey_clone_refused": "passkey_clone_refused",
+    "device_code_created": "device_code_created",
+    "device_trusted": "device_trusted",
+}
+
+
 def _receiver(event: str, names: dict[str, str]) -> Callable[..., None]:
     def receive(_sender: object, *, username: str | None = None, **fields: object) -> None:
         log(event, username, **{names.get(name, name): value for name, value in fields.items()})
+        _store(event, username)
 
     return receive
+
+
+def _store(event: str, username: str | None) -> None:
+    kind = STORED.get(event)
+    if kind is not None:
+        events.record(kind, username)
 
 
 # Kept alive here: blinker holds receivers weakly.
@@ -127,11 +169,24 @@ for _row, _receive in zip(EVENTS, _RECEIVERS, strict=True):
 def _session_ended(_sender: object, *, username: str, count: int, everywhere: bool) -> None:
     if everywhere:
         log("sessions_revoked", username, sessions_ended=count)
+        _store("sessions_revoked", username)
     else:
         log("session_ended", username)
+        _store("session_ended", username)
 
 
 def init_app(app: Quart) -> None:
-    """Nothing to register per app: the receivers above are connected when this module
-    is imported, so the CLI (which sends the same signals without an app) logs too.
-    ``create_app`` imports it through ``FEATURES``."""
+    """Store security events in this app, and plug them into auth's registry: the
+    overview's "Recent security activity" row, their pruner and their part of the export.
+
+    The receivers above are connected when this module is imported, so the CLI (which
+    sends the same signals without an app) logs too.
+    """
+    from ..auth.registry import registry
+    from . import overview
+
+    app.extensions[events.EXTENSION] = True
+    hooks = registry(app)
+    hooks.overview_rows.append(overview.activity_row)
+    hooks.pruners["security_events"] = events.prune
+    hooks.exporters["security_activity"] = events.export
