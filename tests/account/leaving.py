@@ -30,6 +30,7 @@ OWNED = (
     "email_addresses",
     "mail_tokens",
     "mail_outbox",
+    "security_events",
 )
 SECRET = "NRSWC5TJNZTS25DFON2C223FPEWTAMJSGM2DKNQ"  # the seeded TOTP key (base32)
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
