@@ -17,7 +17,7 @@ async def activity_row(dbs: AsyncSession, user_id: int) -> OverviewRow:
         order=ORDER,
         title="Recent security activity",
         status=(
-            f"The last {events.RECENT} events on your account, kept for "
+            f"Newest first, up to {events.RECENT}. Events are kept for "
             f"{events.RETENTION_DAYS} days."
             if items
             else "Nothing recorded yet."

@@ -1,8 +1,9 @@
 """The tables of :mod:`quartapp.mail`: each account's address, the outbox, and the links.
 
 On ``db.Base``; migration 0009 creates them. Times are Unix seconds, as on ``logins``.
-None of them is read on a page view: a sign-in reads ``email_addresses`` only to tell
-a person of a new device, and the sender reads the outbox outside any request.
+None of them is read on every page view: a sign-in reads ``email_addresses`` only to
+tell a person of a new device, the account's overview and email pages to show the
+address, and the sender reads the outbox outside any request.
 """
 
 from __future__ import annotations

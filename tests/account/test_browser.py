@@ -64,8 +64,11 @@ def test_change_password_with_the_keyboard_only(visitor: Visitor) -> None:
     page = visitor.page
     log_in(visitor)
     page.get_by_role("navigation").get_by_role("link", name="Account").click()
-    expect(page).to_have_url(visitor.base_url + "/account/sessions")
-    page.get_by_role("link", name="change your password").click()
+    expect(page).to_have_url(visitor.base_url + "/account")
+    expect(page).to_have_title("Your account · quartapp")
+    expect(page.locator(".activity-text").first).to_have_text("Signed in")
+    visitor.check("account-overview")
+    page.get_by_role("link", name="Change password").click()
     expect(page).to_have_title("Change your password · quartapp")
     expect(page.locator("#current_password")).to_be_focused()
     visitor.check("account-password")

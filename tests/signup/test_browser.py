@@ -137,7 +137,7 @@ def test_register_confirm_sign_in_export_then_close(
     # The account page's "Your data" links: first the download. A just-started login
     # is fresh enough for it.
     page.get_by_role("link", name="Account").click()
-    expect(page).to_have_url(visitor.base_url + "/account/sessions")
+    expect(page).to_have_url(visitor.base_url + "/account")
     expect(page.get_by_role("heading", name="Your data")).to_be_visible()
     visitor.check("signup-account")
     export_url = visitor.base_url + "/account/export"

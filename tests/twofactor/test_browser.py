@@ -58,7 +58,8 @@ def test_turn_on_sign_in_refuse_reuse_recover_and_turn_off(
 
     # Turning it on, from the account page.
     page.get_by_role("navigation").get_by_role("link", name="Account").click()
-    page.get_by_role("link", name="two-factor authentication").click()
+    expect(page).to_have_url(visitor.base_url + "/account")
+    page.get_by_role("link", name="Manage two-factor authentication").click()
     expect(page).to_have_title("Set up two-factor authentication · quartapp")
     qr = page.get_by_role("img", name=re.compile("^QR code for your authenticator app"))
     expect(qr).to_be_visible()
