@@ -59,7 +59,7 @@ from quart.wrappers import Response
 
 from .. import signals
 from ..web import security
-from . import instance, settings
+from . import instance, process, settings
 from .process import REFRESH, ProcessGauges
 from .push import Pusher
 
@@ -194,7 +194,8 @@ async def metrics() -> ResponseReturnValue:
         abort(404)
     PROCESS.refresh()
     name = instance.of(settings.current().metrics_instance, request.scope.get("server"))
-    registry = instance.labelled(instance.aggregated(REGISTRY, multiprocess_dir()), name)
+    read = process.exposed(instance.aggregated(REGISTRY, multiprocess_dir()))
+    registry = instance.labelled(read, name)
     return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 
@@ -379,7 +380,7 @@ async def _serving() -> AsyncGenerator[None, None]:
 
         def read() -> CollectorRegistry:
             PROCESS.refresh()
-            return instance.aggregated(REGISTRY, folder)
+            return process.exposed(instance.aggregated(REGISTRY, folder))
 
         # No request here to name the address: the host name stands in.
         name = instance.of(config.metrics_instance)
