@@ -4,13 +4,15 @@ Two dynos are two Procfile web lines with two workers each, with ``DYNO`` set to
 ``web.1`` and ``web.2`` and ``METRICS_PUSH_URL`` naming a real Pushgateway, which a real
 Prometheus scrapes (tests/support/prometheus.py). After logins on each, Prometheus
 shows each dyno's counts under its own ``instance``, and each worker's process
-figures. Without ``DYNO``, a scrape of ``/metrics`` names the address and port it
-reached.
+figures; Prometheus reads the Pushgateway with the deploy page's configuration, as
+printed, and ``promtool`` checks every configuration the page prints. Without ``DYNO``,
+a scrape of ``/metrics`` names the address and port it reached.
 """
 
 from __future__ import annotations
 
 import http.client
+import re
 import secrets
 import subprocess
 import sys
@@ -18,11 +20,17 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.prometheus import prometheus, pushgateway
+from tests.support.prometheus import (
+    SCRAPE_INTERVAL,
+    check_config,
+    prometheus,
+    pushgateway,
+)
 from tests.support.server import (
     REQUEST_TIMEOUT,
     ROOT,
@@ -41,6 +49,32 @@ pytestmark = pytest.mark.server
 
 PASSWORD = "correct horse battery staple"
 TOKEN = secrets.token_urlsafe(32)
+
+
+SECTION = "### Metrics on several dynos"
+YAML_BLOCK = re.compile(r"^```yaml\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+
+
+def scrape_configs() -> list[str]:
+    """The Prometheus configurations that the deploy page's section prints."""
+    page = (ROOT / "docs" / "deploy.md").read_text()
+    start = page.index(SECTION + "\n")
+    end = page.index("\n## ", start)
+    return YAML_BLOCK.findall(page[start:end])
+
+
+def test_every_printed_scrape_configuration_is_valid(tmp_path: Path) -> None:
+    blocks = scrape_configs()
+    assert len(blocks) == 3
+    for block in blocks:
+        result = check_config(block, tmp_path)
+        if "kubernetes_sd_configs" in result.stdout + result.stderr:
+            # Debian builds Prometheus without Kubernetes discovery: check the rest.
+            block = block.replace(
+                "kubernetes_sd_configs: [{role: pod}]", "static_configs: [{targets: ['pod:8000']}]"
+            )
+            result = check_config(block, tmp_path)
+        assert result.returncode == 0, result.stdout + result.stderr
 
 
 def run(command: list[str], env: Mapping[str, str], stdin: str = "") -> None:
@@ -154,9 +188,13 @@ def test_without_dyno_the_instance_is_the_address_and_every_worker_shows(
 def test_two_dynos_push_and_prometheus_tells_them_apart(tmp_path: Path, stack: ExitStack) -> None:
     prepare(tmp_path)
     gateway = stack.enter_context(pushgateway(tmp_path / "pushgateway"))
-    reader = stack.enter_context(
-        prometheus(tmp_path / "prometheus", {"pushgateway": f"127.0.0.1:{gateway.port}"})
-    )
+    # The deploy page's scrape configuration, as printed, but for the gateway's address
+    # and a scrape every second.
+    (printed,) = [block for block in scrape_configs() if "job_name: pushgateway" in block]
+    config = printed.replace("push.example.com:9091", f"127.0.0.1:{gateway.port}")
+    assert config != printed
+    config = f"global: {{scrape_interval: {SCRAPE_INTERVAL}}}\n" + config
+    reader = stack.enter_context(prometheus(tmp_path / "prometheus", config))
     push = {"QUARTAPP_METRICS_PUSH_URL": gateway.url, "QUARTAPP_METRICS_PUSH_INTERVAL": "1"}
     one = serve(stack, tmp_path, "web.1", DYNO="web.1", **push)
     two = serve(stack, tmp_path, "web.2", DYNO="web.2", **push)
@@ -169,11 +207,12 @@ def test_two_dynos_push_and_prometheus_tells_them_apart(tmp_path: Path, stack: E
 
     wanted = {("web.1", "success"): 3, ("web.2", "success"): 2, ("web.2", "failure"): 1}
 
-    def counted(rows: list[dict[str, object]]) -> dict[tuple[str, str], float]:
+    def counted(rows: list[dict[str, Any]]) -> dict[tuple[str, str], float]:
+        """Each dyno's non-zero counts by result."""
         return {
-            (row["labels"]["instance"], row["labels"]["result"]): row["value"]  # type: ignore[index]
+            (row["labels"]["instance"], row["labels"]["result"]): row["value"]
             for row in rows
-            if row["value"]  # type: ignore[comparison-overlap]
+            if row["value"]
         }
 
     rows = reader.wait_for(

@@ -167,12 +167,15 @@ def scrape_config(targets: Mapping[str, str]) -> str:
 
 
 @contextmanager
-def prometheus(folder: Path, targets: Mapping[str, str]) -> Iterator[Prometheus]:
-    """A Prometheus on a free port scraping ``targets`` (job name: ``host:port``)."""
+def prometheus(folder: Path, targets: Mapping[str, str] | str) -> Iterator[Prometheus]:
+    """A Prometheus on a free port scraping ``targets`` (job name: ``host:port``).
+
+    ``targets`` may instead be a whole ``prometheus.yml``, given as it is.
+    """
     command = binary("prometheus", PROMETHEUS_HINT)
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "prometheus.yml"
-    config.write_text(scrape_config(targets))
+    config.write_text(targets if isinstance(targets, str) else scrape_config(targets))
     port = free_port()
     arguments = [
         command,
@@ -182,3 +185,18 @@ def prometheus(folder: Path, targets: Mapping[str, str]) -> Iterator[Prometheus]
     ]
     with started(arguments, port, folder / "prometheus.log") as process:
         yield Prometheus(process.process, process.port, process.log)
+
+
+def check_config(text: str, folder: Path) -> subprocess.CompletedProcess[str]:
+    """``promtool check config`` of ``text``: its exit status and output."""
+    command = binary("promtool", PROMETHEUS_HINT)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "check.yml"
+    config.write_text(text)
+    return subprocess.run(
+        [command, "check", "config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT,
+        check=False,
+    )
