@@ -59,10 +59,12 @@ two_factor_enabled = _signals.signal("two-factor-enabled")
 # username, by ("user" from the account page, "admin" from `users reset-2fa`): TOTP and
 # the recovery codes were removed.
 two_factor_disabled = _signals.signal("two-factor-disabled")
-# username, method ("totp" or "recovery-code"): a login's second step was right.
+# username, method ("totp" or "recovery-code"), step ("login" or "confirm"): a
+# second-factor code was right, at a login's second step or at /login/confirm.
 second_factor_succeeded = _signals.signal("second-factor-succeeded")
-# username: a second-factor code was wrong or used, at a login's second step or at
-# /login/confirm (a code refused unchecked after too many misses is not sent).
+# username, method (what the code was taken for: "totp" for six digits, else
+# "recovery-code"), step: a second-factor code was wrong or used, at a login's second
+# step or at /login/confirm (a code refused unchecked after too many misses is not sent).
 second_factor_failed = _signals.signal("second-factor-failed")
 # username, remaining: a recovery code was spent (at login or to confirm a change).
 recovery_code_used = _signals.signal("recovery-code-used")
@@ -77,7 +79,11 @@ passkey_removed = _signals.signal("passkey-removed")
 passkey_renamed = _signals.signal("passkey-renamed")
 # username, name: a sign-in with a passkey succeeded (user_logged_in is sent too).
 passkey_signed_in = _signals.signal("passkey-signed-in")
-# username (None when the passkey is unknown), reason: a passkey sign-in was refused.
+# username, reason: a new passkey was refused (its challenge expired, the
+# authenticator's answer did not verify, it is registered already, or one too many).
+passkey_registration_failed = _signals.signal("passkey-registration-failed")
+# username (None when the passkey is unknown), reason: a passkey sign-in, or a
+# confirmation with one, was refused.
 passkey_failed = _signals.signal("passkey-failed")
 # username, name, stored, received: a passkey's signature count did not go up, so the
 # credential may have been copied; the sign-in was refused.

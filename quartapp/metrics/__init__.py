@@ -21,17 +21,25 @@ and status class (``2xx``); database errors and a full hashing queue from the 50
 handler (:mod:`.web.errors`). The hashing queue's depth is a per-process gauge, set whenever
 the line changes (a signal from the hashing service), summed over the live workers. Mail
 comes from the sender's signals: messages sent and given up, and the outbox's depth,
-which every sender counts in the one shared table (the latest count is shown).
+which every sender counts in the one shared table (the latest count is shown). Second
+factors and passkeys are counted by method or ceremony and result, and every worker's
+process figures are shown with its ``pid`` (:mod:`.process`).
+
+**Several instances.** Every series carries an ``instance`` label (:mod:`.instance`):
+``METRICS_INSTANCE`` or Heroku's ``DYNO``, else the address the scrape reached. Where
+Prometheus reaches each instance, it scrapes ``/metrics``; where only a router is
+reachable, one worker per instance pushes to a Pushgateway (:mod:`.push`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any
 
@@ -45,13 +53,15 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import multiprocess as prometheus_multiprocess
-from quart import Blueprint, Quart, abort, has_request_context, request
+from quart import Blueprint, Quart, abort, current_app, has_request_context, request
 from quart.typing import ResponseReturnValue
 from quart.wrappers import Response
 
 from .. import signals
 from ..web import security
-from . import settings
+from . import instance, process, settings
+from .process import REFRESH, ProcessGauges
+from .push import Pusher
 
 bp = Blueprint("metrics", __name__)
 # No "_created" series: multiprocess mode has none, so one mode shows what the other does.
@@ -125,9 +135,30 @@ MAIL_OUTBOX_DEPTH = Gauge(
     # One table for every process: the latest count of any live one, not their sum.
     multiprocess_mode="livemostrecent",
 )
+SECOND_FACTOR = Counter(
+    "quartapp_second_factor",
+    "Second-factor codes checked, at a login's code step or to confirm a login (re-auth),"
+    " by method (totp, recovery-code) and result (ok, failed).",
+    ["method", "result"],
+    registry=REGISTRY,
+)
+PASSKEY = Counter(
+    "quartapp_passkey",
+    "Passkey ceremonies by ceremony (registration, authentication: a sign-in or a"
+    " confirmation) and result (ok, failed).",
+    ["ceremony", "result"],
+    registry=REGISTRY,
+)
+PROCESS = ProcessGauges(REGISTRY)
 RESULTS = ("success", "failure", "throttled", "queue_full")
 for _result in RESULTS:  # every result shows from the first scrape, at 0
     LOGINS.labels(_result)
+OUTCOMES = ("ok", "failed")
+for _outcome in OUTCOMES:
+    for _method in ("totp", "recovery-code"):
+        SECOND_FACTOR.labels(_method, _outcome)
+    for _ceremony in ("registration", "authentication"):
+        PASSKEY.labels(_ceremony, _outcome)
 
 
 def enabled(app: Any) -> bool:
@@ -161,12 +192,10 @@ async def metrics() -> ResponseReturnValue:
             "scrape it over https://, since the token must not cross the network in clear"
         )
         abort(404)
-    registry = REGISTRY
-    if multiprocess_dir():
-        # A fresh registry per scrape that reads every process's files, as
-        # prometheus-client's multiprocess mode prescribes.
-        registry = CollectorRegistry()
-        prometheus_multiprocess.MultiProcessCollector(registry)
+    PROCESS.refresh()
+    name = instance.of(settings.current().metrics_instance, request.scope.get("server"))
+    read = process.exposed(instance.aggregated(REGISTRY, multiprocess_dir()))
+    registry = instance.labelled(read, name)
     return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 
@@ -273,6 +302,49 @@ def _second_factor_failed(sender: Any, **_: Any) -> None:
         SECOND_FACTOR_FAILURES.inc()
 
 
+@signals.second_factor_succeeded.connect
+def _second_factor_succeeded(sender: Any, *, method: str, **_: Any) -> None:
+    if enabled(sender):
+        SECOND_FACTOR.labels(method, "ok").inc()
+
+
+@signals.second_factor_failed.connect
+def _second_factor_tried(sender: Any, *, method: str, **_: Any) -> None:
+    if enabled(sender):
+        SECOND_FACTOR.labels(method, "failed").inc()
+
+
+@signals.passkey_added.connect
+def _passkey_added(sender: Any, **_: Any) -> None:
+    if enabled(sender):
+        PASSKEY.labels("registration", "ok").inc()
+
+
+@signals.passkey_registration_failed.connect
+def _passkey_registration_failed(sender: Any, **_: Any) -> None:
+    if enabled(sender):
+        PASSKEY.labels("registration", "failed").inc()
+
+
+@signals.passkey_signed_in.connect
+def _passkey_signed_in(sender: Any, **_: Any) -> None:
+    if enabled(sender):
+        PASSKEY.labels("authentication", "ok").inc()
+
+
+@signals.reauthenticated.connect
+def _reauthenticated(sender: Any, *, method: str, **_: Any) -> None:
+    # A passkey sign-in sends passkey_signed_in; a confirmation with one, only this.
+    if enabled(sender) and method == "passkey":
+        PASSKEY.labels("authentication", "ok").inc()
+
+
+@signals.passkey_failed.connect
+def _passkey_failed(sender: Any, **_: Any) -> None:
+    if enabled(sender):
+        PASSKEY.labels("authentication", "failed").inc()
+
+
 @signals.mail_sent.connect
 def _mail_sent(sender: Any, **_: Any) -> None:
     if enabled(sender):
@@ -291,6 +363,39 @@ def _mail_outbox_depth(sender: Any, *, depth: int, **_: Any) -> None:
         MAIL_OUTBOX_DEPTH.set(depth)
 
 
+async def _refreshing() -> None:
+    """Keep this worker's process figures current for whichever worker is scraped."""
+    while True:
+        PROCESS.refresh()
+        await asyncio.sleep(REFRESH)
+
+
+async def _serving() -> AsyncGenerator[None, None]:
+    """While serving: refresh the process figures, and push if ``METRICS_PUSH_URL`` is set."""
+    config = settings.of(current_app)
+    folder = multiprocess_dir()
+    tasks = [asyncio.create_task(_refreshing())]
+    pusher = None
+    if config.metrics_push_url:
+
+        def read() -> CollectorRegistry:
+            PROCESS.refresh()
+            return process.exposed(instance.aggregated(REGISTRY, folder))
+
+        # No request here to name the address: the host name stands in.
+        name = instance.of(config.metrics_instance)
+        pusher = Pusher(config.metrics_push_url, name, read, folder)
+        tasks.append(asyncio.create_task(pusher.run(config.metrics_push_interval)))
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if pusher is not None:
+            await pusher.stop()
+
+
 def init_app(app: Quart) -> None:
     """Serve ``/metrics`` (404 while off) and, when on, time every request."""
     app.register_blueprint(bp)
@@ -300,6 +405,7 @@ def init_app(app: Quart) -> None:
     app.before_request_funcs.setdefault(None, []).insert(0, start_timer)
     # Quart runs after-request hooks last-registered first: at the front, this runs last.
     app.after_request_funcs.setdefault(None, []).insert(0, observer())
+    app.while_serving(_serving)
     app.after_serving(forget_this_process)
     if not multiprocess_dir() and multiprocessing.parent_process() is not None:
         log.warning(

@@ -113,18 +113,24 @@ async def register() -> ResponseReturnValue:
         credential = ceremony.parse_registration(data.get("credential"))
         challenge = ceremony.challenge_of(credential)
     except Refused as error:
+        # As at sign-in, a body that is not JSON held no authenticator's answer to refuse.
+        if error.reason != "not json":
+            _registration_failed(error.reason)
         return refusal(error)
     async with db.session() as dbs:
         claimed = await store.claim_challenge(dbs, challenge, "register", signed_in().id)
     if claimed is None or claimed.handle is None:
+        _registration_failed("challenge")
         return answer(400, error=EXPIRED)
     try:
         made = ceremony.verify_registration(relying, credential, challenge)
     except Refused as error:
         current_app.logger.info("passkey registration refused: %s", error.reason)
+        _registration_failed(error.reason)
         return refusal(error)
     async with db.session() as dbs:
         if await store.credential_taken(dbs, made.credential_id):
+            _registration_failed("taken")
             return answer(409, error=TAKEN)
         try:
             added = await store.add(
@@ -138,12 +144,18 @@ async def register() -> ResponseReturnValue:
                 most=settings.current().passkeys_per_user_max,
             )
         except IntegrityError:  # registered by a request racing this one
+            _registration_failed("taken")
             return answer(409, error=TAKEN)
     if added is None:
+        _registration_failed("too many")
         return answer(409, error=TOO_MANY)
     signals.send(signals.passkey_added, username=signed_in().username, name=added.name)
     await flash(f"Your passkey “{added.name}” was added.", "success")
     return answer(redirect=url_for("passkeys.index"))
+
+
+def _registration_failed(reason: str) -> None:
+    signals.send(signals.passkey_registration_failed, username=signed_in().username, reason=reason)
 
 
 def passkey_name(value: object) -> str:

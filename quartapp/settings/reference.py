@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable
 
 from .schema import FRAMEWORK, SETTINGS, Part, Setting
-from .sources import CONTROL, ENV_PREFIX
+from .sources import CONTROL, ENV_PREFIX, other_names
 
 # What a typo in a setting's name prints (too long a line to write in INTRO).
 REFUSAL = (
@@ -160,7 +160,7 @@ def default(row: Setting) -> str:
 
 def variables(row: Setting) -> str:
     """The environment variables that set ``row``."""
-    names = [ENV_PREFIX + row.name, *([row.name] if row.unprefixed else [])]
+    names = [ENV_PREFIX + row.name, *other_names(row)]
     return ", ".join(code(name) for name in names)
 
 

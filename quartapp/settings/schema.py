@@ -46,6 +46,8 @@ class Setting:
     meaning: str  # one line of Markdown, the configuration page's "meaning" column
     secret: bool = False  # its value is never shown in a message
     unprefixed: bool = False  # also read from the environment without QUARTAPP_
+    # Also read from this variable, which a platform sets itself (Heroku's DYNO).
+    platform: str | None = None
 
 
 @dataclass(frozen=True)

@@ -144,8 +144,9 @@ def from_environment(
     ``QUARTAPP_DEBUG=false`` is a bool), the text as it is for strings (so a numeric
     token stays a string). An empty variable counts as unset. ``SECRET_KEY``,
     ``SECRET_KEY_FALLBACKS`` and ``DATABASE_URL`` are read unprefixed too, because that
-    is what PaaS add-ons and ``config:set`` habits provide; both forms with different
-    values are refused.
+    is what PaaS add-ons and ``config:set`` habits provide, and a row may name a
+    variable the platform sets itself (``DYNO`` for ``METRICS_INSTANCE``); two of these
+    with different values are refused.
     """
     prefixed = {
         name.removeprefix(ENV_PREFIX): raw
@@ -160,15 +161,22 @@ def from_environment(
             values[name] = known[name].kind.parse(raw)
             origins[name] = ENV_PREFIX + name
     for row in known.values():
-        plain = environ.get(row.name)
-        if not row.unprefixed or not plain:
-            continue
-        value = row.kind.parse(plain)
-        if row.name in values and values[row.name] != value:
-            # Which one would win is a guess the operator should not have to make.
-            raise ConfigError(
-                f"{row.name} and {ENV_PREFIX}{row.name} are both set and differ; unset one of them"
-            )
-        values[row.name] = value
-        origins[row.name] = row.name
+        for variable in other_names(row):
+            plain = environ.get(variable)
+            if not plain:
+                continue
+            value = row.kind.parse(plain)
+            if row.name in values and values[row.name] != value:
+                # Which one would win is a guess the operator should not have to make.
+                raise ConfigError(
+                    f"{variable} and {origins[row.name]} are both set and differ;"
+                    " unset one of them"
+                )
+            values[row.name] = value
+            origins[row.name] = variable
     return values, origins
+
+
+def other_names(row: Setting) -> list[str]:
+    """The variables besides ``QUARTAPP_<NAME>`` that set ``row``."""
+    return [*([row.name] if row.unprefixed else []), *([row.platform] if row.platform else [])]

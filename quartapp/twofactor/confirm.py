@@ -38,8 +38,16 @@ async def confirm_code(form: ConfirmForm, user_id: int) -> str | None:
         await dbs.commit()
     if outcome.method is None:
         if outcome.refusal is None:
-            signals.send(signals.second_factor_failed, username=username)
+            signals.send(
+                signals.second_factor_failed,
+                username=username,
+                method=outcome.tried,
+                step="confirm",
+            )
         return outcome.error
+    signals.send(
+        signals.second_factor_succeeded, username=username, method=outcome.method, step="confirm"
+    )
     if outcome.method == RECOVERY_CODE:
         signals.send(signals.recovery_code_used, username=username, remaining=left)
         await flash_remaining(left, "confirmed")

@@ -117,6 +117,8 @@ class Outcome:
     """What a typed code did: the method it proved, or why it was refused."""
 
     method: str | None = None
+    # What the typed text was taken for: TOTP (six digits) or else a recovery code.
+    tried: str = ""
     # Set when a TOTP code was refused unchecked (:mod:`.misses`).
     refusal: misses.Refusal | None = None
 
@@ -141,7 +143,7 @@ async def use_code(
     if code is not None:
         refusal = await misses.claim(dbs, user_id, now)
         if refusal is not None:
-            return Outcome(refusal=refusal)
+            return Outcome(tried=TOTP, refusal=refusal)
         if await totp.accept(dbs, user_id, code):
             method = TOTP
     else:
@@ -150,7 +152,7 @@ async def use_code(
             method = RECOVERY_CODE
     if method is not None:
         await misses.reset(dbs, user_id)
-        return Outcome(method)
+        return Outcome(method, tried=method)
     await misses.missed(
         dbs,
         auth_settings.current(),
@@ -161,7 +163,7 @@ async def use_code(
         user_agent=request.headers.get("User-Agent"),
         now=now,
     )
-    return Outcome()
+    return Outcome(tried=TOTP if code is not None else RECOVERY_CODE)
 
 
 async def count_attempt(config: AuthSettings, username: str) -> tuple[str, str | None]:
@@ -260,10 +262,17 @@ async def _complete(
     if method is None:
         form.code.errors = [outcome.error]
         if outcome.refusal is None:
-            signals.send(signals.second_factor_failed, username=user.username)
+            signals.send(
+                signals.second_factor_failed,
+                username=user.username,
+                method=outcome.tried,
+                step="login",
+            )
             return None
         return await _refused(form, next_url, outcome.refusal)
-    signals.send(signals.second_factor_succeeded, username=user.username, method=method)
+    signals.send(
+        signals.second_factor_succeeded, username=user.username, method=method, step="login"
+    )
     # As the password form's own check would say: the throttle's reset goes with the
     # login (complete_login), against the counters this code was counted under.
     checked = credentials.Checked(user.username, address, device, user)

@@ -36,9 +36,20 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 def parse(text: str) -> Samples:
-    """Every sample of a scrape by name and labels."""
+    """Every sample of a scrape by name and labels, but ``instance``, which each must have."""
+    samples: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = dict(sample.labels)
+            assert labels.pop("instance"), f"{sample.name} has no instance label"
+            samples[(sample.name, tuple(sorted(labels.items())))] = sample.value
+    return samples
+
+
+def instances(text: str) -> set[str]:
+    """The ``instance`` labels in a scrape."""
     return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        sample.labels["instance"]
         for family in text_string_to_metric_families(text)
         for sample in family.samples
     }

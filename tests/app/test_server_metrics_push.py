@@ -1,0 +1,242 @@
+"""Metrics of several instances, served by real hypercorn and read by a real Prometheus.
+
+Two dynos are two Procfile web lines with two workers each, with ``DYNO`` set to
+``web.1`` and ``web.2`` and ``METRICS_PUSH_URL`` naming a real Pushgateway, which a real
+Prometheus scrapes (tests/support/prometheus.py). After logins on each, Prometheus
+shows each dyno's counts under its own ``instance``, and each worker's process
+figures; Prometheus reads the Pushgateway with the deploy page's configuration, as
+printed, and ``promtool`` checks every configuration the page prints. Without ``DYNO``,
+a scrape of ``/metrics`` names the address and port it reached.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.prometheus import (
+    SCRAPE_INTERVAL,
+    check_config,
+    prometheus,
+    pushgateway,
+)
+from tests.support.server import (
+    REQUEST_TIMEOUT,
+    ROOT,
+    START_TIMEOUT,
+    Browser,
+    Server,
+    database_url,
+    free_port,
+    procfile,
+    procfile_web_on_loopback,
+    running,
+    server_env,
+)
+
+pytestmark = pytest.mark.server
+
+PASSWORD = "correct horse battery staple"
+TOKEN = secrets.token_urlsafe(32)
+
+
+SECTION = "### Metrics on several dynos"
+YAML_BLOCK = re.compile(r"^```yaml\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+
+
+def scrape_configs() -> list[str]:
+    """The Prometheus configurations that the deploy page's section prints."""
+    page = (ROOT / "docs" / "deploy.md").read_text()
+    start = page.index(SECTION + "\n")
+    end = page.index("\n## ", start)
+    return YAML_BLOCK.findall(page[start:end])
+
+
+def test_every_printed_scrape_configuration_is_valid(tmp_path: Path) -> None:
+    blocks = scrape_configs()
+    assert len(blocks) == 3
+    for block in blocks:
+        result = check_config(block, tmp_path)
+        if "kubernetes_sd_configs" in result.stdout + result.stderr:
+            # Debian builds Prometheus without Kubernetes discovery: check the rest.
+            block = block.replace(
+                "kubernetes_sd_configs: [{role: pod}]", "static_configs: [{targets: ['pod:8000']}]"
+            )
+            result = check_config(block, tmp_path)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def run(command: list[str], env: Mapping[str, str], stdin: str = "") -> None:
+    result = subprocess.run(
+        command,
+        cwd=ROOT,
+        env=dict(env),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def web_env(tmp_path: Path, port: int, **settings: str) -> dict[str, str]:
+    """The Procfile's environment for a dyno with two workers, on the shared database."""
+    return server_env(
+        tmp_path / "instance",
+        PORT=str(port),
+        WEB_CONCURRENCY="2",
+        SECRET_KEY="metrics-test-" + "k" * 40,
+        QUARTAPP_TRUSTED_HOSTS='["127.0.0.1"]',
+        QUARTAPP_SESSION_COOKIE_SECURE="false",
+        QUARTAPP_METRICS_TOKEN=TOKEN,
+        DATABASE_URL=database_url(tmp_path),
+        **settings,
+    )
+
+
+def prepare(tmp_path: Path) -> None:
+    """The release step and one account, as an operator would, on the shared database."""
+    env = web_env(tmp_path, 0)
+    run(["bash", "-c", procfile()["release"]], env)
+    quart = [sys.executable, "-m", "quart", "--app", "quartapp"]
+    run([*quart, "users", "create", "alice", "--password-stdin"], env, stdin=f"{PASSWORD}\n")
+
+
+def log_in(server: Server, password: str = PASSWORD) -> int:
+    browser = Browser(server.base_url)
+    token = browser.csrf_token("/login")
+    form = {"username": "alice", "password": password, "csrf_token": token}
+    return browser.post("/login", form).status
+
+
+def scrape(server: Server) -> str:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=REQUEST_TIMEOUT)
+    try:
+        connection.request("GET", "/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+        response = connection.getresponse()
+        assert response.status == 200
+        return response.read().decode()
+    finally:
+        connection.close()
+
+
+def pids(text: str, name: str) -> dict[str, float]:
+    """``name``'s value by ``pid`` in a scrape."""
+    return {
+        sample.labels["pid"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    }
+
+
+def serve(stack: ExitStack, tmp_path: Path, name: str, **settings: str) -> Server:
+    port = free_port()
+    env = web_env(tmp_path, port, **settings)
+    server = stack.enter_context(
+        running(procfile_web_on_loopback(), env, port, tmp_path / "logs" / name)
+    )
+    server.wait_healthy()
+    server.wait_workers(2)
+    return server
+
+
+@pytest.fixture
+def stack() -> Iterator[ExitStack]:
+    with ExitStack() as servers:
+        yield servers
+
+
+def test_without_dyno_the_instance_is_the_address_and_every_worker_shows(
+    tmp_path: Path, stack: ExitStack
+) -> None:
+    prepare(tmp_path)
+    server = serve(stack, tmp_path, "web")
+
+    # Each worker refreshes its figures every few seconds; the two show within that.
+    deadline = time.monotonic() + 15
+    while len(pids(text := scrape(server), "process_resident_memory_bytes")) < 2:
+        assert time.monotonic() < deadline, text
+        time.sleep(0.5)
+
+    instances = {
+        sample.labels["instance"]
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    assert instances == {f"127.0.0.1:{server.port}"}
+    memory = pids(text, "process_resident_memory_bytes")
+    assert all(value > 10_000_000 for value in memory.values()), memory
+    started = pids(text, "process_start_time_seconds")
+    assert all(abs(value - time.time()) < 600 for value in started.values()), started
+    assert set(pids(text, "process_cpu_seconds_total")) == set(memory)
+    assert set(pids(text, "process_open_fds")) == set(memory)
+
+
+def test_two_dynos_push_and_prometheus_tells_them_apart(tmp_path: Path, stack: ExitStack) -> None:
+    prepare(tmp_path)
+    gateway = stack.enter_context(pushgateway(tmp_path / "pushgateway"))
+    # The deploy page's scrape configuration, as printed, but for the gateway's address
+    # and a scrape every second.
+    (printed,) = [block for block in scrape_configs() if "job_name: pushgateway" in block]
+    config = printed.replace("push.example.com:9091", f"127.0.0.1:{gateway.port}")
+    assert config != printed
+    config = f"global: {{scrape_interval: {SCRAPE_INTERVAL}}}\n" + config
+    reader = stack.enter_context(prometheus(tmp_path / "prometheus", config))
+    push = {"QUARTAPP_METRICS_PUSH_URL": gateway.url, "QUARTAPP_METRICS_PUSH_INTERVAL": "1"}
+    one = serve(stack, tmp_path, "web.1", DYNO="web.1", **push)
+    two = serve(stack, tmp_path, "web.2", DYNO="web.2", **push)
+
+    for _ in range(3):
+        assert log_in(one) == 302
+    for _ in range(2):
+        assert log_in(two) == 302
+    assert log_in(two, "a wrong password, long enough") == 200
+
+    wanted = {("web.1", "success"): 3, ("web.2", "success"): 2, ("web.2", "failure"): 1}
+
+    def counted(rows: list[dict[str, Any]]) -> dict[tuple[str, str], float]:
+        """Each dyno's non-zero counts by result."""
+        return {
+            (row["labels"]["instance"], row["labels"]["result"]): row["value"]
+            for row in rows
+            if row["value"]
+        }
+
+    rows = reader.wait_for(
+        'quartapp_logins_total{job="quartapp"}', lambda rows: counted(rows) == wanted
+    )
+    assert counted(rows) == wanted
+    # Each dyno's two workers, each with its own process figures.
+    memory = reader.wait_for(
+        'process_resident_memory_bytes{job="quartapp"}',
+        lambda rows: len(rows) == 4 and all(row["value"] > 10_000_000 for row in rows),
+    )
+    by_dyno = {
+        dyno: {r["labels"]["pid"] for r in memory if r["labels"]["instance"] == dyno}
+        for dyno in ("web.1", "web.2")
+    }
+    assert all(len(workers) == 2 for workers in by_dyno.values()), by_dyno
+    # One group per dyno: one worker of each pushes.
+    groups = reader.query('push_time_seconds{job="quartapp"}')
+    assert sorted(row["labels"]["instance"] for row in groups) == ["web.1", "web.2"]
+
+    # A dyno that stops takes its group away, so no stale series are left behind.
+    two.stop()
+    reader.wait_for(
+        'push_time_seconds{job="quartapp"}',
+        lambda rows: [row["labels"]["instance"] for row in rows] == ["web.1"],
+    )
+    assert "metrics push" not in one.stderr, one.stderr
