@@ -555,7 +555,7 @@ async def test_turning_off_needs_a_fresh_login_with_a_code(
     assert form.status_code == 200
     assert "Turn off two-factor authentication" in await body(form)
     done = await post_form(client, "/account/two-factor/disable")
-    assert done.headers["Location"] == SETTINGS
+    assert done.headers["Location"] == "/account"
     assert factor_row(settings) == []
     assert query(settings, "SELECT count(*) FROM recovery_codes") == [(0,)]
     await auth.logout()
