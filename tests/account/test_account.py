@@ -784,3 +784,122 @@ async def test_password_page_marks_each_box_for_a_show_button(auth: AuthActions)
         assert 'class="password-input"' in field.group(0)
         assert f'data-show-name="{words}"' in field.group(0)
     assert '<script src="/static/login.js" defer></script>' in page
+
+
+# Ending logins asks first: a confirmation page (GET) says what will end, and its form
+# posts to the same endpoint as before, with the page's CSRF token.
+
+
+async def test_the_end_session_page_names_the_login_it_ends(app: Quart, auth: AuthActions) -> None:
+    await auth.login()
+    other = await second_device(app, SAFARI_IPHONE)
+    [other_id] = await end_ids(auth.client)
+
+    response = await auth.client.get(f"/account/sessions/end?login={other_id}")
+
+    page = await body(response)
+    assert response.status_code == 200
+    assert "<h1>End the session on Safari on iPhone?</h1>" in page
+    assert "The sign-in on <strong>Safari on iPhone</strong>" in page
+    assert '<form class="form confirm-form" method="post" action="/account/sessions/end">' in page
+    assert f'<input name="login" type="hidden" value="{other_id}">' in page
+    assert '<button type="submit" class="button-warning">End this session</button>' in page
+    assert await is_logged_in(other)
+
+
+@pytest.mark.parametrize("login", ["0" * 32, "not-an-id"])
+async def test_the_end_session_page_is_404_for_a_login_not_shown(
+    auth: AuthActions, login: str
+) -> None:
+    await auth.login()
+
+    response = await auth.client.get(f"/account/sessions/end?login={login}")
+
+    assert response.status_code == 404
+
+
+async def test_this_login_has_no_end_session_page(
+    app: Quart, auth: AuthActions, settings: dict[str, Any]
+) -> None:
+    """The page ends only other logins; this one logs out with the header's button."""
+    await auth.login()
+    [(row_id,)] = query(settings, "SELECT id FROM logins")
+    public = login_list.public_id(auth_settings.of(app), row_id)
+
+    response = await auth.client.get(f"/account/sessions/end?login={public}")
+
+    assert response.status_code == 404
+
+
+async def test_the_sessions_page_links_to_the_confirmations(app: Quart, auth: AuthActions) -> None:
+    await auth.login()
+    await second_device(app)
+
+    page = await body(await auth.client.get("/account/sessions"))
+
+    assert 'href="/account/sessions/end-others">Log out everywhere else</a>' in page
+    assert 'class="button-secondary button-warning-secondary"' in page
+    assert '<form class="session-end"' not in page
+    assert '<a href="/account">Back to your account</a>' in page
+
+
+async def test_the_log_out_everywhere_else_page_lists_what_ends(
+    app: Quart, auth: AuthActions
+) -> None:
+    await auth.login()
+    others = [await second_device(app), await second_device(app, SAFARI_IPHONE)]
+
+    page = await body(await auth.client.get("/account/sessions/end-others"))
+
+    assert "<h1>Log out everywhere else?</h1>" in page
+    assert "The sign-in on <strong>Firefox on Windows</strong>" in page
+    assert "The sign-in on <strong>Safari on iPhone</strong>" in page
+    assert "This device stays signed in" in page
+    assert '<button type="submit" class="button-warning">Log out everywhere else</button>' in page
+    assert [await is_logged_in(other) for other in others] == [True, True]
+
+
+async def test_with_no_other_login_the_page_has_nothing_to_end(auth: AuthActions) -> None:
+    await auth.login()
+
+    page = await body(await auth.client.get("/account/sessions/end-others"))
+
+    assert "there is no other session to end." in page
+    assert "button-warning" not in page
+
+
+async def test_log_out_everywhere_else_with_nothing_else_says_so(auth: AuthActions) -> None:
+    await auth.login()
+    token = await csrf_token(auth.client, "/account/sessions/end-others")
+
+    response = await auth.client.post("/account/sessions/end-others", form={"csrf_token": token})
+
+    assert response.headers["Location"] == "/account/sessions"
+    page = await body(await auth.client.get("/account/sessions"))
+    assert '<div class="notice notice-info" role="status">' in page
+    assert "There were no other sessions to end." in page
+    assert "everywhere else." not in page
+    assert "were ended" not in page
+
+
+async def test_log_out_everywhere_else_without_csrf_token_is_refused(
+    app: Quart, auth: AuthActions
+) -> None:
+    await auth.login()
+    other = await second_device(app)
+
+    response = await auth.client.post("/account/sessions/end-others", form={})
+
+    assert response.status_code == 400
+    assert await is_logged_in(other)
+
+
+async def test_a_password_change_with_no_other_login_says_only_that(auth: AuthActions) -> None:
+    await auth.login()
+
+    response = await change_password(auth.client)
+
+    assert response.headers["Location"] == "/account/sessions"
+    page = await body(await auth.client.get("/account/sessions"))
+    assert "<p>Your password was changed.</p>" in page
+    assert "ended" not in page.split("<main", 1)[1].split("</div>", 1)[0]
