@@ -256,6 +256,16 @@ def test_the_signed_in_header_is_one_row_on_a_phone(visitor: Visitor) -> None:
     box = header.bounding_box()
     assert box is not None
     assert header_rows(page) == 1
+    # Nor does any link or button take two lines (44 px is one line's tap target).
+    heights = (
+        page.locator(".site-header")
+        .locator("a, button")
+        .evaluate_all(
+            "items => items.filter(item => item.offsetParent !== null)"
+            ".map(item => item.getBoundingClientRect().height)"
+        )
+    )
+    assert max(heights) <= 44, heights
     assert box["height"] <= 60, f"the header is {box['height']} px high at 390 px wide"
     # Nothing is cut off or scrolls sideways, and the name is still there for screen readers.
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
