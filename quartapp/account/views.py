@@ -4,10 +4,14 @@
 activity, each with its status and a link to where it is changed.
 /account/password changes the password (checked through the same throttle as the
 login form) and ends every other login; /account/sessions lists the live logins and
-ends other ones, one at a time or all at once.
+ends other ones, one at a time or all at once. Ending logins is destructive, so each
+has a confirmation page (a GET saying what will end) in front of its POST, which is
+unchanged: a client that posts the form's CSRF token still ends them in one request.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from quart import (
     Blueprint,
@@ -19,6 +23,7 @@ from quart import (
     url_for,
 )
 from quart.typing import ResponseReturnValue
+from sqlalchemy.ext.asyncio import AsyncSession
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from .. import signals
@@ -33,7 +38,7 @@ from ..auth.signin import LOGIN_KEY
 from ..db import db
 from ..web import errors
 from ..web.display import browser_summary, utc_minute
-from ..web.forms import form_post
+from ..web.forms import ConfirmForm, form_post, make_form
 from ..web.messages import flash
 from ..web.speedups import drop_csrf_token
 from . import login_list
@@ -42,7 +47,15 @@ from .forms import ChangePasswordForm, EndSessionForm
 bp = Blueprint("account", __name__, url_prefix="/account")
 
 WRONG_PASSWORD = "Your current password is wrong."  # noqa: S105 (a message)
-CHANGED_MESSAGE = "Your password was changed. You were logged out everywhere else."
+CHANGED_MESSAGE = "Your password was changed."
+NOTHING_ELSE = "There were no other sessions to end."
+
+
+def ended_message(count: int) -> str:
+    """What ending ``count`` other logins did, in a sentence; only what happened."""
+    if count == 1:
+        return "1 other session was ended."
+    return f"{count} other sessions were ended."
 
 
 @bp.errorhandler(LockedOut)
@@ -150,7 +163,10 @@ async def _change_password(form: ChangePasswordForm) -> WerkzeugResponse | None:
         response = redirect(url_for("auth.login"))
     else:
         session[LOGIN_KEY] = token
-        await flash(CHANGED_MESSAGE, "success")
+        message = CHANGED_MESSAGE
+        if changed.ended:
+            message = f"{message} {ended_message(changed.ended)}"
+        await flash(message, "success")
         response = redirect(url_for("account.sessions"))
     if nonce is not None:
         devices.set_cookie(response, config, user.username, nonce)
@@ -169,8 +185,15 @@ async def sessions() -> ResponseReturnValue:
     """List the user's live logins, this one marked, with a way to end the others."""
     config = auth_settings.current()
     async with db.session() as dbs:
-        rows = await login_list.live_for_user(dbs, config, signed_in().id)
+        entries = await _entries(dbs)
         trusted = await devices.count(dbs, config, signed_in().id)
+    return await render_template("account/sessions.html", entries=entries, trusted_devices=trusted)
+
+
+async def _entries(dbs: AsyncSession) -> list[dict[str, Any]]:
+    """The user's live logins as the pages show them: this device first, then newest."""
+    config = auth_settings.current()
+    rows = await login_list.live_for_user(dbs, config, signed_in().id)
     methods = registry().login_methods
     entries = [
         {
@@ -185,22 +208,32 @@ async def sessions() -> ResponseReturnValue:
         }
         for row in rows
     ]
-    # This device first, then the others newest first.
     entries.sort(key=lambda entry: not entry["current"])
-    return await render_template("account/sessions.html", entries=entries, trusted_devices=trusted)
+    return entries
 
 
 @bp.route("/sessions/end", methods=["GET", "POST"])
 @login_required
 @form_post(EndSessionForm)
 async def end_session(form: EndSessionForm) -> ResponseReturnValue:
-    """End one other login of this user; 404 for any id that is not one of them.
+    """GET ``?login=<id>`` asks, naming the login; POST ends it. 404 for any id that is
+    not one of this user's other live logins.
 
-    A GET (the "Open the form again" link of an expired form's page) goes back to
-    the list.
+    A GET without an id (the "Open the form again" link of an expired form's page)
+    goes back to the list.
     """
     if request.method == "GET":
-        return redirect(url_for("account.sessions"))
+        public = request.args.get("login", "")
+        if not public:
+            return redirect(url_for("account.sessions"))
+        async with db.session() as dbs:
+            others = [entry for entry in await _entries(dbs) if not entry["current"]]
+        entry = next((entry for entry in others if entry["id"] == public), None)
+        if entry is None:
+            abort(404)
+        return await render_template(
+            "account/end_session.html", form=await make_form(ConfirmForm), entry=entry
+        )
     if not await form.validate_on_submit():
         abort(400)
     async with db.session() as dbs:
@@ -220,23 +253,35 @@ async def end_session(form: EndSessionForm) -> ResponseReturnValue:
 
 @bp.route("/sessions/end-others", methods=["GET", "POST"])
 @login_required
-async def end_other_sessions() -> ResponseReturnValue:
-    """End every login of this user but this one (a GET goes back to the list)."""
-    if request.method == "GET":
-        return redirect(url_for("account.sessions"))
+@form_post(ConfirmForm)
+async def end_other_sessions(form: ConfirmForm) -> ResponseReturnValue:
+    """GET asks, listing what will end; POST ends every login of this user but this one.
+
+    The POST needs only the page's CSRF token (checked for every POST), as before the
+    confirmation page existed.
+    """
+    config = auth_settings.current()
     # The devices logged out here lose their trust too; this browser keeps its own.
-    this_device = await devices.trusted(
-        auth_settings.current(), request.cookies, signed_in().username
-    )
+    this_device = await devices.trusted(config, request.cookies, signed_in().username)
+    if request.method == "GET":
+        async with db.session() as dbs:
+            others = [entry for entry in await _entries(dbs) if not entry["current"]]
+            trusted = await devices.count(dbs, config, signed_in().id)
+        return await render_template(
+            "account/end_others.html",
+            form=form,
+            others=others,
+            other_devices=max(0, trusted - (1 if this_device else 0)),
+        )
     async with db.session() as dbs:
-        await flows.end_logins(
+        ended = await flows.end_logins(
             dbs,
             user_id=signed_in().id,
             username=signed_in().username,
             keep_login=signed_in().login_id,
             keep_device=this_device,
         )
-    await flash("You were logged out everywhere else.", "success")
+    await flash(ended_message(ended) if ended else NOTHING_ELSE, "success" if ended else "info")
     return redirect(url_for("account.sessions"))
 
 

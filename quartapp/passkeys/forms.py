@@ -37,9 +37,3 @@ class RenamePasskeyForm(QuartForm):
 
     name = StringField("Name", validators=name_checks(required=True))
     submit = SubmitField("Save the name")
-
-
-class RemovePasskeyForm(QuartForm):
-    """Confirms removing a passkey: the CSRF field and a button."""
-
-    submit = SubmitField("Remove the passkey")

@@ -18,12 +18,12 @@ from ..auth.current import login_required, signed_in
 from ..auth.reauth import fresh_login_required
 from ..db import db
 from ..web.display import browser_summary, utc_minute
-from ..web.forms import form_post
+from ..web.forms import ConfirmForm, form_post
 from ..web.messages import flash
 from . import ceremony, settings, store
 from .answers import answer, body, party, refusal
 from .ceremony import Refused
-from .forms import NewPasskeyForm, RemovePasskeyForm, RenamePasskeyForm
+from .forms import NewPasskeyForm, RenamePasskeyForm
 from .models import PASSKEY_NAME_COLUMN, Passkey
 
 bp = Blueprint("passkeys", __name__, url_prefix="/account/passkeys")
@@ -217,8 +217,8 @@ async def rename(form: RenamePasskeyForm, passkey_id: int) -> ResponseReturnValu
 @bp.route("/<int:passkey_id>/remove", methods=["GET", "POST"])
 @login_required
 @fresh_login_required
-@form_post(RemovePasskeyForm)
-async def remove(form: RemovePasskeyForm, passkey_id: int) -> ResponseReturnValue:
+@form_post(ConfirmForm)
+async def remove(form: ConfirmForm, passkey_id: int) -> ResponseReturnValue:
     """Ask, then remove one of the user's passkeys; 404 for anyone else's."""
     passkey = await _own_passkey(passkey_id)
     if await form.validate_on_submit():

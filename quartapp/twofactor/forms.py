@@ -1,4 +1,7 @@
-"""The second factor's forms: a code (TOTP or recovery) and the plain confirm buttons."""
+"""The second factor's forms: a code (TOTP or recovery).
+
+Its confirmations (new recovery codes, turning it off) use ``web.forms.ConfirmForm``.
+"""
 
 from __future__ import annotations
 
@@ -36,15 +39,3 @@ class EnrolForm(QuartForm):
 
     code = code_field("Enter the 6-digit code your authenticator app shows.")
     submit = SubmitField("Turn on two-factor authentication")
-
-
-class NewCodesForm(QuartForm):
-    """Make new recovery codes (a button; the CSRF token is the form)."""
-
-    submit = SubmitField("Make new recovery codes")
-
-
-class DisableForm(QuartForm):
-    """Turn TOTP off (a button; the CSRF token is the form)."""
-
-    submit = SubmitField("Turn off two-factor authentication")

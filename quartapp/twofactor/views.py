@@ -19,10 +19,10 @@ from ..auth.current import login_required, signed_in
 from ..auth.reauth import fresh_login_required, unless_fresh
 from ..db import db
 from ..web.display import browser_summary, utc_minute
-from ..web.forms import form_post
+from ..web.forms import ConfirmForm, form_post
 from ..web.messages import flash
 from . import flows, misses, recovery, totp
-from .forms import DisableForm, EnrolForm, NewCodesForm
+from .forms import EnrolForm
 from .login import WRONG_CODE
 
 bp = Blueprint("twofactor", __name__, url_prefix="/account/two-factor")
@@ -119,8 +119,8 @@ async def qr_code() -> ResponseReturnValue:
 @bp.route("/recovery-codes", methods=["GET", "POST"])
 @login_required
 @fresh_login_required
-@form_post(NewCodesForm)
-async def new_codes(form: NewCodesForm) -> ResponseReturnValue:
+@form_post(ConfirmForm)
+async def new_codes(form: ConfirmForm) -> ResponseReturnValue:
     """GET asks; POST replaces the recovery codes with ten new ones and shows them once."""
     async with db.session() as dbs:
         if not await totp.is_enabled(dbs, signed_in().id):
@@ -139,18 +139,23 @@ async def new_codes(form: NewCodesForm) -> ResponseReturnValue:
 @bp.route("/disable", methods=["GET", "POST"])
 @login_required
 @fresh_login_required
-@form_post(DisableForm)
-async def disable(form: DisableForm) -> ResponseReturnValue:
-    """GET asks; POST removes the TOTP key, the recovery codes and any half-done logins."""
+@form_post(ConfirmForm)
+async def disable(form: ConfirmForm) -> ResponseReturnValue:
+    """GET asks; POST removes the TOTP key, the recovery codes and any half-done logins.
+
+    Then the account's front page, with a neutral note: nothing was set up, so no
+    new key and no success banner.
+    """
     if await form.validate_on_submit():
         user = signed_in()
         async with db.session() as dbs:
             await flows.turn_off(dbs, user_id=user.id, username=user.username, by="user")
-        await flash(TURNED_OFF, "success")
-        return redirect(url("twofactor.settings"))
+        await flash(TURNED_OFF, "info")
+        return redirect(url("account.overview"))
     async with db.session() as dbs:
         enabled = await totp.is_enabled(dbs, signed_in().id)
+        left = await recovery.remaining(dbs, signed_in().id) if enabled else 0
     if not enabled:
         return redirect(url("twofactor.settings"))
     status = 400 if form.errors else 200
-    return await render_template("twofactor/disable.html", form=form), status
+    return await render_template("twofactor/disable.html", form=form, left=left), status

@@ -11,6 +11,10 @@ form is built. :func:`form_post` does both for a view, in one decorator::
 
 It goes under ``login_required`` (an anonymous visitor is sent to sign in first) and
 passes the form as the view's first argument, typed as the class it was given.
+
+:class:`ConfirmForm` is the one form of every confirmation step (ending logins, turning
+two-factor off, removing a passkey, new recovery codes): the page's CSRF token and
+nothing else; each page words its own button (``_macros.html``'s ``confirm``).
 """
 
 from __future__ import annotations
@@ -27,6 +31,10 @@ P = ParamSpec("P")
 F = TypeVar("F", bound=QuartForm)
 
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+
+
+class ConfirmForm(QuartForm):
+    """A confirmation: the CSRF token from the page that asked, and a button."""
 
 
 def is_form_post() -> bool:

@@ -45,10 +45,10 @@ if TYPE_CHECKING:
 
 NEW_PASSWORD = "a brand new passphrase, also long"
 WRONG = "not the password at all, sorry"
-CHANGED = "Your password was changed. You were logged out everywhere else."
+CHANGED = "Your password was changed. 1 other session was ended."
 WRONG_CURRENT = "Your current password is wrong."
 REPEATS = "Repeats like &#34;abcabcabc&#34; are only slightly harder to guess than &#34;abc&#34;."
-END_ID = re.compile(r'<input name="login" type="hidden" value="([0-9a-f]+)">')
+END_ID = re.compile(r'href="/account/sessions/end\?login=([0-9a-f]+)"')
 CHROME_LINUX = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/131.0.0.0 Safari/537.36"
@@ -111,12 +111,17 @@ def audit_events(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
 
 
 async def end_ids(client: TestClientProtocol) -> list[str]:
-    """The ids of the "End this session" forms on the sessions page."""
+    """The ids of the "End this session" links on the sessions page."""
     return END_ID.findall(await body(await client.get("/account/sessions")))
 
 
 async def end_session(client: TestClientProtocol, login: str) -> Response:
-    token = await csrf_token(client, "/account/sessions")
+    """Post the confirmation form, with the token of the page that asks (the sessions
+    page's, for an id no confirmation page would show)."""
+    page = f"/account/sessions/end?login={login}"
+    if (await client.get(page)).status_code != 200:
+        page = "/account/sessions"
+    token = await csrf_token(client, page)
     return await client.post("/account/sessions/end", form={"login": login, "csrf_token": token})
 
 
@@ -620,10 +625,13 @@ async def test_ending_a_session_without_csrf_token_is_refused(
     assert await is_logged_in(other)
 
 
-@pytest.mark.parametrize("path", ["/account/sessions/end", "/account/sessions/end-others"])
-async def test_expired_end_forms_link_back_to_the_list(
-    app: Quart, auth: AuthActions, path: str
+@pytest.mark.parametrize(
+    ("path", "status"), [("/account/sessions/end", 302), ("/account/sessions/end-others", 200)]
+)
+async def test_expired_end_forms_link_back_to_their_page(
+    app: Quart, auth: AuthActions, path: str, status: int
 ) -> None:
+    """The expired form's link opens the list (one login's) or the confirmation (all)."""
     await auth.login()
     other = await second_device(app)
 
@@ -632,7 +640,9 @@ async def test_expired_end_forms_link_back_to_the_list(
 
     assert refused.status_code == 400
     assert f'href="{path}"' in await body(refused)
-    assert (again.status_code, again.headers["Location"]) == (302, "/account/sessions")
+    assert again.status_code == status
+    if status == 302:
+        assert again.headers["Location"] == "/account/sessions"
     assert await is_logged_in(other)
 
 
@@ -642,7 +652,7 @@ async def test_log_out_everywhere_else_ends_every_other_login(
 ) -> None:
     await auth.login()
     others = [await second_device(app), await second_device(app, SAFARI_IPHONE)]
-    token = await csrf_token(auth.client, "/account/sessions")
+    token = await csrf_token(auth.client, "/account/sessions/end-others")
 
     with caplog.at_level("INFO", logger="quartapp.audit"):
         response = await auth.client.post(
@@ -651,7 +661,7 @@ async def test_log_out_everywhere_else_ends_every_other_login(
 
     assert response.status_code == 302
     page = await body(await auth.client.get("/account/sessions"))
-    assert "You were logged out everywhere else." in page
+    assert "2 other sessions were ended." in page
     assert [await is_logged_in(other) for other in others] == [False, False]
     assert await is_logged_in(auth.client)
     assert login_count(settings) == 1
@@ -684,7 +694,7 @@ async def end_from_the_sessions_page(auth: AuthActions, _other: TestClientProtoc
 
 
 async def log_out_everywhere_else(auth: AuthActions, _other: TestClientProtocol) -> None:
-    token = await csrf_token(auth.client, "/account/sessions")
+    token = await csrf_token(auth.client, "/account/sessions/end-others")
     response = await auth.client.post("/account/sessions/end-others", form={"csrf_token": token})
     assert response.status_code == 302
 
@@ -774,3 +784,122 @@ async def test_password_page_marks_each_box_for_a_show_button(auth: AuthActions)
         assert 'class="password-input"' in field.group(0)
         assert f'data-show-name="{words}"' in field.group(0)
     assert '<script src="/static/login.js" defer></script>' in page
+
+
+# Ending logins asks first: a confirmation page (GET) says what will end, and its form
+# posts to the same endpoint as before, with the page's CSRF token.
+
+
+async def test_the_end_session_page_names_the_login_it_ends(app: Quart, auth: AuthActions) -> None:
+    await auth.login()
+    other = await second_device(app, SAFARI_IPHONE)
+    [other_id] = await end_ids(auth.client)
+
+    response = await auth.client.get(f"/account/sessions/end?login={other_id}")
+
+    page = await body(response)
+    assert response.status_code == 200
+    assert "<h1>End the session on Safari on iPhone?</h1>" in page
+    assert "The sign-in on <strong>Safari on iPhone</strong>" in page
+    assert '<form class="form confirm-form" method="post" action="/account/sessions/end">' in page
+    assert f'<input name="login" type="hidden" value="{other_id}">' in page
+    assert '<button type="submit" class="button-warning">End this session</button>' in page
+    assert await is_logged_in(other)
+
+
+@pytest.mark.parametrize("login", ["0" * 32, "not-an-id"])
+async def test_the_end_session_page_is_404_for_a_login_not_shown(
+    auth: AuthActions, login: str
+) -> None:
+    await auth.login()
+
+    response = await auth.client.get(f"/account/sessions/end?login={login}")
+
+    assert response.status_code == 404
+
+
+async def test_this_login_has_no_end_session_page(
+    app: Quart, auth: AuthActions, settings: dict[str, Any]
+) -> None:
+    """The page ends only other logins; this one logs out with the header's button."""
+    await auth.login()
+    [(row_id,)] = query(settings, "SELECT id FROM logins")
+    public = login_list.public_id(auth_settings.of(app), row_id)
+
+    response = await auth.client.get(f"/account/sessions/end?login={public}")
+
+    assert response.status_code == 404
+
+
+async def test_the_sessions_page_links_to_the_confirmations(app: Quart, auth: AuthActions) -> None:
+    await auth.login()
+    await second_device(app)
+
+    page = await body(await auth.client.get("/account/sessions"))
+
+    assert 'href="/account/sessions/end-others">Log out everywhere else</a>' in page
+    assert 'class="button-secondary button-warning-secondary"' in page
+    assert '<form class="session-end"' not in page
+    assert '<a href="/account">Back to your account</a>' in page
+
+
+async def test_the_log_out_everywhere_else_page_lists_what_ends(
+    app: Quart, auth: AuthActions
+) -> None:
+    await auth.login()
+    others = [await second_device(app), await second_device(app, SAFARI_IPHONE)]
+
+    page = await body(await auth.client.get("/account/sessions/end-others"))
+
+    assert "<h1>Log out everywhere else?</h1>" in page
+    assert "The sign-in on <strong>Firefox on Windows</strong>" in page
+    assert "The sign-in on <strong>Safari on iPhone</strong>" in page
+    assert "This device stays signed in" in page
+    assert '<button type="submit" class="button-warning">Log out everywhere else</button>' in page
+    assert [await is_logged_in(other) for other in others] == [True, True]
+
+
+async def test_with_no_other_login_the_page_has_nothing_to_end(auth: AuthActions) -> None:
+    await auth.login()
+
+    page = await body(await auth.client.get("/account/sessions/end-others"))
+
+    assert "there is no other session to end." in page
+    assert "button-warning" not in page
+
+
+async def test_log_out_everywhere_else_with_nothing_else_says_so(auth: AuthActions) -> None:
+    await auth.login()
+    token = await csrf_token(auth.client, "/account/sessions/end-others")
+
+    response = await auth.client.post("/account/sessions/end-others", form={"csrf_token": token})
+
+    assert response.headers["Location"] == "/account/sessions"
+    page = await body(await auth.client.get("/account/sessions"))
+    assert '<div class="notice notice-info" role="status">' in page
+    assert "There were no other sessions to end." in page
+    assert "everywhere else." not in page
+    assert "were ended" not in page
+
+
+async def test_log_out_everywhere_else_without_csrf_token_is_refused(
+    app: Quart, auth: AuthActions
+) -> None:
+    await auth.login()
+    other = await second_device(app)
+
+    response = await auth.client.post("/account/sessions/end-others", form={})
+
+    assert response.status_code == 400
+    assert await is_logged_in(other)
+
+
+async def test_a_password_change_with_no_other_login_says_only_that(auth: AuthActions) -> None:
+    await auth.login()
+
+    response = await change_password(auth.client)
+
+    assert response.headers["Location"] == "/account/sessions"
+    page = await body(await auth.client.get("/account/sessions"))
+    assert "<p>Your password was changed.</p>" in page
+    assert "ended" not in page.split("<main", 1)[1].split("</div>", 1)[0]

@@ -186,6 +186,9 @@ async def test_rename_then_remove_with_a_fresh_login(
     query(settings, f"UPDATE logins SET verified_at = {time.time()}")
     page = await body(await client.get(remove))
     assert "Remove the passkey “Old phone”?" in page
+    # The confirmation says what ends, and its button is the warning one.
+    assert "<li>Signing in with “Old phone”: it no longer works here.</li>" in page
+    assert '<button type="submit" class="button-warning">Remove the passkey</button>' in page
     response = await client.post(remove, form={"csrf_token": await csrf_token(client, remove)})
     assert response.headers["Location"] == "/account/passkeys"
     assert passkey_ids(settings, "alice") == []

@@ -12,9 +12,10 @@ import contextlib
 import re
 import sqlite3
 import time
+from typing import Any
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
 from tests.support.browser import PASSWORD, USERNAME, Visitor
 from tests.support.server import Server
@@ -40,6 +41,24 @@ def enter_code(visitor: Visitor, code: str) -> None:
 def log_out(visitor: Visitor) -> None:
     visitor.page.get_by_role("navigation").get_by_role("button", name="Log out").click()
     expect(visitor.page).to_have_url(visitor.base_url + "/login")
+
+
+def group_heights(page: Page) -> list[float]:
+    """The rendered height of each group of the key: one line each, none split."""
+    return page.locator(".totp-key .totp-group").evaluate_all(
+        "groups => groups.map(group => group.getBoundingClientRect().height)"
+    )
+
+
+def clipboard(page: Page) -> str:
+    """What the page put on the clipboard (the context may read it: see the fixture)."""
+    return str(page.evaluate("navigator.clipboard.readText()"))
+
+
+@pytest.fixture
+def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
+    """pytest-playwright's context, allowed to read the clipboard the page writes."""
+    return {**browser_context_args, "permissions": ["clipboard-read", "clipboard-write"]}
 
 
 def age_logins(server: Server, seconds: float) -> None:
@@ -71,8 +90,24 @@ def test_turn_on_sign_in_refuse_reuse_recover_and_turn_off(
     expect(page.get_by_label("Code")).to_be_focused()
     visitor.check("twofactor-enrol")
 
-    phone = Phone(page.locator("#totp-secret").inner_text())
+    phone = Phone(page.locator("#totp-secret").text_content() or "")
     assert re.fullmatch(r"[A-Z2-7]{32}", phone.secret)
+    # Shown in groups of four, each on one line even on a phone.
+    groups = page.locator(".totp-key .totp-group")
+    expect(groups).to_have_count(8)
+    assert "".join(groups.all_text_contents()) == phone.secret
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert all(height < 30 for height in group_heights(page))
+    # Copy, with the keyboard: the clipboard gets the key without spaces.
+    expect(page.get_by_role("button", name="Copy the key")).to_be_visible()
+    copy = page.locator("#copy-key")
+    copy.focus()
+    page.keyboard.press("Enter")
+    expect(copy).to_have_text("Copied")
+    expect(page.locator("#totp-copy-status")).to_have_text("The key was copied.")
+    assert clipboard(page) == phone.secret
+    visitor.check("twofactor-enrol-copied")
+    page.set_viewport_size({"width": 1280, "height": 800})
     wrong = f"{(int(phone.code()) + 1) % 1_000_000:06d}"
     page.get_by_label("Code").fill(wrong)
     page.get_by_role("button", name="Turn on two-factor authentication").click()
@@ -95,6 +130,12 @@ def test_turn_on_sign_in_refuse_reuse_recover_and_turn_off(
     codes = [text.strip() for text in items.all_inner_texts()]
     assert all(re.fullmatch(r"([A-Z2-9]{4}-){5}[A-Z2-9]{4}", code) for code in codes)
     expect(page.get_by_role("button", name="Print")).to_be_visible()
+    page.get_by_role("button", name="Copy", exact=True).click()
+    copy_codes = page.locator("#copy-codes")
+    expect(copy_codes).to_have_text("Copied")
+    expect(page.locator("#codes-copy-status")).to_have_text("The ten codes were copied.")
+    assert clipboard(page) == "\n".join(codes)
+    visitor.check("twofactor-recovery-codes-copied")
     with page.expect_download() as download:
         page.get_by_role("button", name="Download as text").click()
     assert download.value.suggested_filename == "quartapp-recovery-codes.txt"
@@ -141,6 +182,7 @@ def test_turn_on_sign_in_refuse_reuse_recover_and_turn_off(
     expect(page.locator("#recovery-left")).to_have_text("You have 8 unused recovery codes.")
     page.get_by_role("link", name="Make new recovery codes").click()
     expect(page).to_have_title("Make new recovery codes · quartapp")
+    expect(page.locator(".confirm-ends")).to_contain_text("Your 8 unused recovery codes")
     visitor.check("twofactor-new-codes")
     page.get_by_role("link", name="Cancel").click()
     # Ten minutes on, turning it off asks for the password and a code first.
@@ -154,9 +196,14 @@ def test_turn_on_sign_in_refuse_reuse_recover_and_turn_off(
     page.get_by_label("Code").fill(phone.code(1))  # later than any used, within the window
     page.get_by_role("button", name="Confirm").click()
     expect(page).to_have_title("Turn off two-factor authentication · quartapp")
+    expect(page.locator(".confirm-ends")).to_contain_text("Your 8 unused recovery codes")
     visitor.check("twofactor-disable")
     page.get_by_role("button", name="Turn off two-factor authentication").click()
-    expect(page.locator("main")).to_contain_text("Two-factor authentication is off.")
+    # The account's front page, with a neutral note, not a new key.
+    expect(page).to_have_url(visitor.base_url + "/account")
+    expect(page.locator("main .notice-info")).to_contain_text("Two-factor authentication is off.")
+    expect(page.locator(".notice-success")).to_have_count(0)
+    visitor.check("twofactor-turned-off")
     log_out(visitor)
     enter_password(visitor)
     expect(page).to_have_url(visitor.base_url + "/hello")

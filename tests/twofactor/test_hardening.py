@@ -193,7 +193,7 @@ async def test_logging_out_everywhere_else_deletes_pending_keys(
     app: Quart, auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
     await key_made_by_another_login(app, auth)
-    token = await csrf_token(client, "/account/sessions")
+    token = await csrf_token(client, "/account/sessions/end-others")
     done = await client.post("/account/sessions/end-others", form={"csrf_token": token})
     assert done.headers["Location"] == "/account/sessions"
     assert pending_keys(settings) == 0
@@ -205,9 +205,9 @@ async def test_ending_one_login_deletes_its_pending_key(
 ) -> None:
     await key_made_by_another_login(app, auth)
     page = await body(await client.get("/account/sessions"))
-    public = re.search(r'name="login" type="hidden" value="([0-9a-f]+)"', page)
+    public = re.search(r'href="/account/sessions/end\?login=([0-9a-f]+)"', page)
     assert public, page
-    token = await csrf_token(client, "/account/sessions")
+    token = await csrf_token(client, f"/account/sessions/end?login={public.group(1)}")
     ended = await client.post(
         "/account/sessions/end", form={"login": public.group(1), "csrf_token": token}
     )

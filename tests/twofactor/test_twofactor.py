@@ -20,6 +20,7 @@ from quart import Quart
 from quartapp import create_app
 from quartapp.twofactor import recovery, totp
 from quartapp.twofactor.login import EXPIRED, WRONG_CODE
+from quartapp.twofactor.views import TURNED_OFF
 from tests.conftest import (
     BOTH_DATABASES,
     PASSWORD,
@@ -513,7 +514,12 @@ async def test_new_recovery_codes_replace_the_old_ones(
     await sign_in(auth, phone.code())
     form = await client.get("/account/two-factor/recovery-codes")
     assert form.status_code == 200
-    assert "Make new recovery codes" in await body(form)
+    page = await body(form)
+    assert "<h1>Make new recovery codes?</h1>" in page
+    assert "<li>Your 10 unused recovery codes: they stop working at once.</li>" in page
+    assert '<button type="submit" class="button-warning">Make new recovery codes</button>' in page
+    refused = await client.post("/account/two-factor/recovery-codes", form={})
+    assert refused.status_code == 400  # no CSRF token: nothing replaced
     response = await post_form(client, "/account/two-factor/recovery-codes")
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
@@ -553,9 +559,24 @@ async def test_turning_off_needs_a_fresh_login_with_a_code(
 
     form = await client.get("/account/two-factor/disable")
     assert form.status_code == 200
-    assert "Turn off two-factor authentication" in await body(form)
+    page = await body(form)
+    assert "<h1>Turn off two-factor authentication?</h1>" in page
+    assert "<li>Your 10 unused recovery codes: they stop working.</li>" in page
+    assert (
+        '<button type="submit" class="button-warning">Turn off two-factor authentication</button>'
+        in page
+    )
+    # The POST needs the page's CSRF token.
+    assert (await client.post("/account/two-factor/disable", form={})).status_code == 400
+    assert factor_row(settings) != []
     done = await post_form(client, "/account/two-factor/disable")
-    assert done.headers["Location"] == SETTINGS
+    # The account's front page, with a neutral note: no new key, no success banner.
+    assert done.headers["Location"] == "/account"
+    overview = await body(await client.get("/account"))
+    assert '<div class="notice notice-info" role="status">' in overview
+    assert TURNED_OFF in overview
+    assert "notice-success" not in overview
+    assert "totp-secret" not in overview
     assert factor_row(settings) == []
     assert query(settings, "SELECT count(*) FROM recovery_codes") == [(0,)]
     await auth.logout()
