@@ -15,7 +15,7 @@ were added: ``web.security.check_host`` (refuses an untrusted Host),
 then ``auth.current.load_logged_in_user`` (the login record in ``auth.logins``,
 through ``auth.login_cache``; read with ``auth.current.current_user()``) -> the view in
 ``pages.views`` (/, /welcome, /hello), ``auth.views`` (/login, /logout),
-``account.views`` (/account/password, /account/sessions), ``account.leaving``
+``account.views`` (/account, /account/password, /account/sessions), ``account.leaving``
 (/account/export, /account/delete), ``auth.reauth``
 (/login/confirm, before a sensitive change), ``twofactor.views``
 (/account/two-factor), ``twofactor.login`` (/login/two-factor, a login's second step),

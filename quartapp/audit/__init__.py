@@ -186,6 +186,7 @@ def init_app(app: Quart) -> None:
     from . import overview
 
     app.extensions[events.EXTENSION] = True
+    app.teardown_appcontext(events.write_outside_requests)
     hooks = registry(app)
     hooks.overview_rows.append(overview.activity_row)
     hooks.pruners["security_events"] = events.prune

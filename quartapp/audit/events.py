@@ -1,12 +1,14 @@
 """Each account's security activity: the events its owner sees on the account overview.
 
 The audit's signal receivers (:mod:`quartapp.audit`) hand an event here with
-:func:`record`. In a request, the request's events are written together once its
-response is made (``after_this_request``), in one transaction, so the overview shown
-next already has them; a signal's receiver itself runs synchronously and never touches
-the database. The row is found by the username the signal names (``INSERT ... SELECT``
-from ``users``): a name that is no account's (a failed login for an unknown name)
-writes nothing. Events outside a request (the CLI's) are in the log only.
+:func:`record`; a receiver runs synchronously and never touches the database. In a
+request, the request's events are written together once its response is made
+(``after_this_request``), in one transaction, so the overview shown next already has
+them. Outside a request (a ``users`` command, which runs in an app context with its
+own engine), they are written when the app context ends, through an engine of their
+own, with "Command line" for the browser and no address. The row is found by the
+username the signal names (``INSERT ... SELECT`` from ``users``): a name that is no
+account's (a failed login for an unknown name, a deleted account) writes nothing.
 
 Not every audit line becomes an event: a refused attempt while locked out
 (``locked_out``) is left out, since each such request would add a row and a flood would
@@ -23,15 +25,23 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from quart import after_this_request, current_app, g, has_request_context, request
+from quart import (
+    after_this_request,
+    current_app,
+    g,
+    has_app_context,
+    has_request_context,
+    request,
+)
 from quart.typing import ResponseTypes
 from sqlalchemy import Float, String, delete, insert, literal, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from .. import settings
 from ..auth.models import User
 from ..auth.registry import OverviewItem
-from ..db import db
+from ..db import connect, db
 from ..web.display import browser_summary, iso_utc, utc_minute
 from .models import BROWSER_COLUMN, SecurityEvent
 
@@ -40,8 +50,12 @@ log = logging.getLogger("quartapp.audit")
 # Set in app.extensions by audit's init_app: this app stores events (a receiver is
 # connected once per process and serves every app, tests' too).
 EXTENSION = "quartapp.audit.events"
-# What the request holds until its response is made.
+# What a request holds until its response is made; what an app context outside a
+# request (the CLI) holds until it ends.
 PENDING = "quartapp_security_events"
+PENDING_OUTSIDE = "quartapp_security_events_outside"
+# The browser of an event outside a request: an admin's `users` command.
+COMMAND_LINE = "Command line"
 RETENTION_DAYS = 90
 # How many the overview shows.
 RECENT = 10
@@ -84,49 +98,70 @@ class Pending:
 
 
 def record(kind: str, username: str | None) -> None:
-    """Keep ``kind`` for the account named ``username``, if this is a request of an app
-    that stores events; written once the response is made (:func:`_write`)."""
-    if username is None or not has_request_context() or EXTENSION not in current_app.extensions:
+    """Keep ``kind`` for the account named ``username``, in an app that stores events:
+    written once the request's response is made, or once a command's app context ends."""
+    if username is None or not has_app_context() or EXTENSION not in current_app.extensions:
         return
-    pending: list[Pending] | None = g.get(PENDING)
+    in_request = has_request_context()
+    key = PENDING if in_request else PENDING_OUTSIDE
+    pending: list[Pending] | None = g.get(key)
     if pending is None:
         pending = []
-        setattr(g, PENDING, pending)
-        after_this_request(_write)
-    pending.append(
-        Pending(
-            username=username,
-            kind=kind,
-            at=time.time(),
-            address=request.remote_addr,
-            browser=browser_summary(request.headers.get("User-Agent"))[:BROWSER_COLUMN],
-        )
-    )
+        setattr(g, key, pending)
+        if in_request:
+            after_this_request(_write_request)
+    if in_request:
+        address = request.remote_addr
+        browser = browser_summary(request.headers.get("User-Agent"))[:BROWSER_COLUMN]
+    else:
+        address, browser = None, COMMAND_LINE
+    pending.append(Pending(username, kind, time.time(), address, browser))
 
 
-async def _write(response: ResponseTypes) -> ResponseTypes:
-    """Write the request's events in one transaction; a failure costs the events only."""
+async def _write_request(response: ResponseTypes) -> ResponseTypes:
+    """Write the request's events with the app's engine."""
     pending: list[Pending] = g.pop(PENDING, [])
     try:
         async with db.session() as dbs:
-            for event in pending:
-                await dbs.execute(
-                    insert(SecurityEvent).from_select(
-                        ["user_id", "kind", "at", "address", "browser"],
-                        select(
-                            User.id,
-                            literal(event.kind, String),
-                            literal(event.at, Float),
-                            literal(event.address, String),
-                            literal(event.browser, String),
-                        ).where(User.username == event.username),
-                    )
-                )
-            await dbs.commit()
+            await _insert(dbs, pending)
     except (SQLAlchemyError, OSError, TimeoutError) as error:
         # The page was made; the database went away since. The log line stands.
         log.warning("security events not stored: %s", type(error).__name__)
     return response
+
+
+async def write_outside_requests(_error: BaseException | None) -> None:
+    """Write a command's events as its app context ends (``teardown_appcontext``).
+
+    Through an engine of its own: a command opens its own (``cli.running``), and has
+    closed it by now.
+    """
+    pending: list[Pending] = g.pop(PENDING_OUTSIDE, [])
+    if not pending:
+        return
+    try:
+        async with connect(settings.current()) as store, store.sessionmaker() as dbs:
+            await _insert(dbs, pending)
+    except (SQLAlchemyError, OSError, TimeoutError) as error:
+        log.warning("security events not stored: %s", type(error).__name__)
+
+
+async def _insert(dbs: AsyncSession, pending: list[Pending]) -> None:
+    """Write ``pending`` in one transaction; a failure costs the events only."""
+    for event in pending:
+        await dbs.execute(
+            insert(SecurityEvent).from_select(
+                ["user_id", "kind", "at", "address", "browser"],
+                select(
+                    User.id,
+                    literal(event.kind, String),
+                    literal(event.at, Float),
+                    literal(event.address, String),
+                    literal(event.browser, String),
+                ).where(User.username == event.username),
+            )
+        )
+    await dbs.commit()
 
 
 async def recent(dbs: AsyncSession, user_id: int, limit: int = RECENT) -> list[OverviewItem]:
@@ -141,7 +176,8 @@ async def recent(dbs: AsyncSession, user_id: int, limit: int = RECENT) -> list[O
         OverviewItem(
             text=TEXTS.get(row.kind, row.kind),
             at=utc_minute(row.at),
-            address=row.address or "Unknown address",
+            # A command's event has no address to show.
+            address=row.address or ("" if row.browser == COMMAND_LINE else "Unknown address"),
             browser=row.browser or "Unknown browser",
         )
         for row in rows

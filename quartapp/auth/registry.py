@@ -169,7 +169,7 @@ class UserFilter:
 @dataclass(frozen=True)
 class OverviewItem:
     """One line of an overview row's list (a security event): what, when (UTC, to the
-    minute), from which address and browser."""
+    minute), from which browser and address ("" when there is none to show)."""
 
     text: str
     at: datetime

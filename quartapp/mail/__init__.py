@@ -10,6 +10,7 @@ change of address, through a transactional outbox.
   or in ``worker``: ``quart --app quartapp mail worker``);
 - ``addresses`` (each account's address), ``tokens`` (links sent by mail), ``reset``
   (password reset), ``flows`` (change of address), ``notify`` (security notifications),
+  ``overview`` (the address's row of the account overview),
   ``views`` and ``forms`` (the pages), ``cli`` (what it adds to ``users``).
 
 :func:`init_app` plugs it in.

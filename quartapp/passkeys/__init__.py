@@ -4,7 +4,8 @@
 - ``store``: the credentials and challenges in the database;
 - ``answers``: the JSON that static/passkeys.js and the endpoints exchange;
 - ``views``: the account's passkey pages (``/account/passkeys``);
-- ``signin``: signing in with a passkey, and confirming a login with one.
+- ``signin``: signing in with a passkey, and confirming a login with one;
+- ``overview``: its row of the account overview (how many).
 
 
 :func:`init_app` plugs it in: its blueprints, and what it adds to signing in through

@@ -8,6 +8,7 @@
 - ``login``: /login/two-factor, the second step of a password login;
 - ``confirm``: the code that /login/confirm asks for;
 - ``flows``: turning TOTP off, and an admin's reset;
+- ``overview``: its row of the account overview (on or off, recovery codes left);
 - ``forms``: their forms.
 
 :func:`init_app` plugs it in: its blueprints, and what it adds to signing in through

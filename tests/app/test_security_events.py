@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from blinker import Signal
 from quart import Quart, Response, request
+from quart.testing import QuartCliRunner
 
 from quartapp import audit, signals
 from quartapp.audit import events
@@ -21,12 +22,13 @@ from quartapp.auth import flows, prune
 from quartapp.auth import settings as auth_settings
 from quartapp.db import db
 from tests.account.leaving import UA
-from tests.conftest import BOTH_DATABASES, AuthActions, add_user, body, query
+from tests.conftest import BOTH_DATABASES, AuthActions, add_user, body, invoke, query
 
 pytestmark = BOTH_DATABASES
 
 DAY = 86400
 ADDRESS = "192.0.2.9"
+NEW_PASSWORD = "a brand new password, long enough"
 
 # Every signal whose event is stored, with its other fields, and the kind stored.
 STORED: list[tuple[Signal, dict[str, Any], str]] = [
@@ -105,16 +107,26 @@ async def test_a_name_that_is_no_account_stores_nothing(
     assert query(settings, "SELECT count(*) FROM security_events") == [(0,)]
 
 
-async def test_a_signal_outside_a_request_stores_nothing(
-    app: Quart, settings: dict[str, Any]
+async def test_an_admins_commands_store_their_events_as_the_command_lines(
+    auth: AuthActions, runner: QuartCliRunner, settings: dict[str, Any]
 ) -> None:
-    await add_user(app)
+    await auth.login()
     query(settings, "DELETE FROM security_events")
 
-    async with app.app_context():
-        signals.send(signals.password_changed, username="alice", sessions_ended=0)
+    for args, stdin in (
+        (["users", "revoke-sessions", "alice"], None),
+        (["users", "set-password", "alice", "--password-stdin"], NEW_PASSWORD + "\n"),
+    ):
+        result = await invoke(runner, *args, stdin=stdin)
+        assert result.exit_code == 0, result.output
 
-    assert stored(settings) == []
+    assert stored(settings) == [
+        ("alice", "sessions_ended", None, events.COMMAND_LINE),
+        ("alice", "password_changed", None, events.COMMAND_LINE),
+    ]
+    await auth.login(password=NEW_PASSWORD)
+    page = await body(await auth.client.get("/account"))
+    assert "Command line</span>" in page
 
 
 async def test_a_real_sign_in_and_out_store_their_events(
