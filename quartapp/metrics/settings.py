@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -48,7 +49,8 @@ ROWS: tuple[Setting, ...] = (
         None,
         "a Prometheus Pushgateway (`https://user:pass@push.example.com`), where one worker"
         " per instance pushes every worker's metrics, grouped by `instance`; for platforms"
-        " where only a router is reachable; unset: no push",
+        " where only a router is reachable (a password needs `https://`, but to this"
+        " machine); unset: no push",
         secret=True,  # it may hold the gateway's password
     ),
     Setting(
@@ -76,6 +78,22 @@ def check(config: Mapping[str, Any]) -> None:
             "METRICS_PUSH_URL must be an http:// or https:// URL of a Pushgateway,"
             " like https://push.example.com"
         )
+    if parts.scheme == "http" and parts.password and not _is_loopback(parts.hostname):
+        # As MAIL_URL refuses plain SMTP with a password to another machine.
+        raise ConfigError(
+            "METRICS_PUSH_URL holds a password but is http://, which would send it in"
+            " clear to another machine; use https://"
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine, where plain HTTP crosses no network."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True, slots=True)

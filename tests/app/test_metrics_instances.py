@@ -123,6 +123,22 @@ def test_a_push_url_that_is_not_http_is_refused(tmp_path: Path, url: str) -> Non
     assert "s3cret" not in refused.value.message
 
 
+def test_a_push_password_over_plain_http_to_another_machine_is_refused(tmp_path: Path) -> None:
+    def load(url: str) -> dict[str, Any]:
+        return load_config(
+            {"INSTANCE_PATH": str(tmp_path), "METRICS_PUSH_URL": url}, parts=_parts()
+        )
+
+    with pytest.raises(ConfigError) as refused:
+        load("http://user:s3cret@push.example.com")
+    assert "use https://" in refused.value.message
+    assert "s3cret" not in refused.value.message
+    # Over TLS, or to this machine, or without a password, it is accepted.
+    assert load("https://user:s3cret@push.example.com")["METRICS_PUSH_URL"]
+    assert load("http://user:s3cret@127.0.0.1:9091")["METRICS_PUSH_URL"]
+    assert load("http://push.internal:9091")["METRICS_PUSH_URL"]
+
+
 def _parts() -> Any:
     from quartapp import setting_parts
 
