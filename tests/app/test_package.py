@@ -82,6 +82,7 @@ def test_keys_tool_imports_no_third_party_module() -> None:
         "quartapp.files",
         "quartapp.keys",
         "quartapp.keys.command",
+        "quartapp.keys.retire",
         "quartapp.keys.toml",
     ]
 
