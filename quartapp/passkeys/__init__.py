@@ -4,7 +4,9 @@
 - ``store``: the credentials and challenges in the database;
 - ``answers``: the JSON that static/passkeys.js and the endpoints exchange;
 - ``views``: the account's passkey pages (``/account/passkeys``);
-- ``signin``: signing in with a passkey, and confirming a login with one.
+- ``signin``: signing in with a passkey, and confirming a login with one;
+- ``localhost``: in development, a link from 127.0.0.1 to ``localhost``, where
+  browsers offer passkeys.
 
 
 :func:`init_app` plugs it in: its blueprints, and what it adds to signing in through
@@ -23,9 +25,10 @@ if TYPE_CHECKING:
 def init_app(app: Quart) -> None:
     """Register the blueprints, and the passkey's parts of signing in with auth's registry."""
     from ..auth.registry import registry
-    from . import signin, store, views
+    from . import localhost, signin, store, views
 
     app.register_blueprint(views.bp)
+    localhost.init_app(app)
     app.register_blueprint(signin.bp)
     hooks = registry(app)
     hooks.login_methods["passkey"] = "Passkey"
