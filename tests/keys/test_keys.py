@@ -283,6 +283,25 @@ def test_rotate_reads_the_session_lifetime_from_the_environment(
     assert "dropped 1 retired more than 2 days ago" in out
 
 
+def test_rotate_reads_the_session_lifetime_from_the_config_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / SECRETS_FILENAME
+    record = {fingerprint("old"): _ago(days=3)}
+    path.write_text(
+        f'{COMMENT_PREFIX}{json.dumps(record)}\nSECRET_KEY = "k"\nSECRET_KEY_FALLBACKS = ["old"]\n'
+    )
+    path.chmod(0o600)
+    config = tmp_path / "site.toml"
+    config.write_text("REMEMBER_ME_DAYS = 2\n")
+    monkeypatch.setenv("QUARTAPP_CONFIG", str(config))
+
+    code, out, _ = _run(capsys, "-d", str(tmp_path), "--rotate")
+
+    assert code == 0
+    assert "dropped 1 retired more than 2 days ago" in out
+
+
 def test_the_tools_default_session_lifetime_is_the_settings_default() -> None:
     row = next(row for row in SETTINGS if row.name == "REMEMBER_ME_DAYS")
 
