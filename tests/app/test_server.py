@@ -351,6 +351,7 @@ def test_production_session_cookie_is_host_only_and_secure(
 ) -> None:
     port = free_port()
     env = production_env(tmp_path, SECRET_KEY=secrets.token_urlsafe(32), **settings)
+    quart(env, "db", "upgrade")  # the release step: production refuses an older schema
     server = launch(hypercorn_command(port), env, port)
     server.wait_healthy()
 
