@@ -44,7 +44,10 @@ $(VENV)/.installed-bench: $(VENV)/.installed requirements-bench.txt
 
 install-bench: $(VENV)/.installed-bench
 
+# Browsers offer passkeys at localhost but never at 127.0.0.1, so the address to open is
+# localhost's (hypercorn's own line names the address it binds).
 run: $(VENV)/.installed-run
+	@echo "quartapp: open http://$(if $(filter 127.0.0.1 0.0.0.0,$(HOST)),localhost,$(HOST)):$(PORT)/ (passkeys need localhost, not 127.0.0.1)"
 	$(BIN)/python -m quartapp.serve --config hypercorn.toml --bind $(HOST):$(PORT) quartapp:app
 
 # The bench group too: tests/app/test_bench.py runs the bench for a second. The browser

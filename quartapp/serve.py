@@ -64,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
         config = prepare_instance(parts=setting_parts())
         # The workers would each fail on an instance folder they cannot create.
         make_instance_folder(config["INSTANCE_PATH"])
+        # Imported only once the settings are good: it loads SQLAlchemy and Alembic.
+        from .db.schema import check_on_start
+        from .settings import Settings
+
+        # In production, a schema behind the code: one line naming the release step.
+        check_on_start(Settings.from_config(config))
     except ConfigError as error:
         # The same line the app prints when it refuses, so one grep finds both.
         print(f"quartapp: refusing to start: {error.message}", file=sys.stderr)

@@ -5,10 +5,16 @@
 Upgrades take a lock first, so workers starting together, or a release step racing a
 developer's server, apply each revision once: PostgreSQL's advisory lock, or SQLite's
 ``BEGIN IMMEDIATE``, which also makes SQLite's DDL transactional.
+
+Where the web never migrates (production), it checks instead: a database whose
+revision is behind the code's would serve 500s on every page that needs a newer table,
+so the web line refuses to start, in one line naming the release step
+(:func:`check_on_start`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from functools import cache
@@ -20,10 +26,11 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from quart import Quart
 from sqlalchemy import Connection, event, inspect, text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from .. import settings
-from ..settings import ROOT, Settings
+from ..settings import ROOT, ConfigError, Settings
 from . import engine_options, prepare_sqlite_file
 
 log = logging.getLogger("quartapp.schema")  # the pre-move name, kept for log filters
@@ -35,6 +42,11 @@ BASELINE = "0001"
 LEGACY_TABLES = frozenset({"users", "logins", "login_failures"})
 # Any fixed number will do; it only has to be the same in every process.
 ADVISORY_LOCK = 0x71756172
+# The release step, as the Procfile's release line runs it.
+RELEASE_STEP = "quart --app quartapp db upgrade"
+# A database that does not answer within this is not checked: the app serves 503s until
+# it answers, as it always has, and /healthz reports the revision then.
+CHECK_TIMEOUT = 15.0
 T = TypeVar("T")
 
 
@@ -159,14 +171,81 @@ async def current(config: Settings) -> str | None:
     return await _run(config, current_revision)
 
 
+async def read_revision(connection: AsyncConnection) -> str | None:
+    """The database's revision on an open connection: for ``/healthz``."""
+    return await connection.run_sync(current_revision)
+
+
+def behind(revision: str | None) -> str | None:
+    """Why a database at ``revision`` is too old for this code, or None when it is not.
+
+    Behind means a revision of ours older than the head, or none at all. A revision this
+    code does not know is newer code's (a rollback after a release): the release steps
+    add tables and columns, which older code does not read, so it serves.
+    """
+    code = head()
+    if revision == code:
+        return None
+    known = {script.revision for script in scripts().walk_revisions()}
+    if revision is not None and revision not in known:
+        log.warning(
+            "the database is at revision %s, which this code does not know (its newest is %s)",
+            revision,
+            code,
+        )
+        return None
+    state = (
+        f"the database's schema is at revision {revision}"
+        if revision
+        else "the database has no schema yet"
+    )
+    return (
+        f"{state}, behind this code's {code}; run the release step first: "
+        f"`{RELEASE_STEP}` (the Procfile's release line)"
+    )
+
+
+async def check_revision(config: Settings) -> None:
+    """Refuse (``ConfigError``) a schema behind the code where the web does not migrate.
+
+    Only in production with ``DATABASE_AUTO_UPGRADE`` off: development upgrades at
+    start instead. A database that does not answer is not refused here: the app serves
+    503s until it does, as during any outage.
+    """
+    if config.database_auto_upgrade or not config.production:
+        return
+    # An engine for one read: no lock (a release may hold it), no pool kept.
+    url, options = engine_options(config)
+    options.pop("poolclass", None)
+    engine = create_async_engine(url, **options)
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT), engine.connect() as connection:
+            revision = await read_revision(connection)
+    except (SQLAlchemyError, OSError, TimeoutError) as error:
+        log.warning("could not read the database's schema revision at start: %s", error)
+        return
+    finally:
+        await engine.dispose()
+    reason = behind(revision)
+    if reason is not None:
+        raise ConfigError(reason)
+
+
+def check_on_start(config: Settings) -> None:
+    """:func:`check_revision` outside an event loop: the web line's startup check."""
+    asyncio.run(check_revision(config))
+
+
 async def upgrade_on_start() -> None:
     """``before_serving``: apply pending migrations when ``DATABASE_AUTO_UPGRADE`` is on.
 
     It is on in development, so ``make run`` needs no migration step; production runs
-    ``db upgrade`` in the Procfile's release phase instead, once per deploy.
+    ``db upgrade`` in the Procfile's release phase instead, once per deploy, and a
+    worker refuses to start on a schema behind the code (:func:`check_revision`).
     """
     config = settings.current()
     if not config.database_auto_upgrade:
+        await check_revision(config)
         return
     before, after = await upgrade(config)
     if before != after:

@@ -11,7 +11,9 @@ write: anyone who can plant a file there could otherwise choose the keys.
 
 The file it writes holds ``SECRET_KEY`` (signs session cookies), ``WTF_CSRF_SECRET_KEY``
 (signs CSRF tokens) and, after ``--rotate``, ``SECRET_KEY_FALLBACKS`` (older keys still
-accepted when verifying sessions, so rotating does not log everyone out).
+accepted when verifying sessions, so rotating does not log everyone out), with a comment
+line recording when each was retired (:mod:`.retire`), so that a later rotation drops
+only those no live cookie can still be signed with.
 """
 
 from __future__ import annotations
@@ -23,29 +25,27 @@ import secrets
 import stat
 import tomllib
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 
 from .. import files
+from . import retire
 from .toml import Scalar as _Scalar
 from .toml import Value as _Value
 from .toml import document
 
 __all__ = [
-    "MAX_FALLBACKS",
     "MIN_ENTROPY_BYTES",
     "SECRETS_FILENAME",
     "KeyFileError",
     "ensure_secrets",
     "generate_key",
+    "rotate_secrets",
     "write_secrets",
 ]
 
 SECRETS_FILENAME = "secrets.toml"
 MIN_ENTROPY_BYTES = 32
-# Each fallback is tried on every request whose cookie fails the current key, and a
-# leaked old key stays useful to an attacker for as long as it is listed, so old keys
-# age out after a few rotations instead of piling up.
-MAX_FALLBACKS = 3
 
 
 # Keys this module owns; anything else in an existing file belongs to the user.
@@ -83,9 +83,8 @@ def write_secrets(
     """Write fresh keys to ``directory/secrets.toml`` (mode 0600) and return its path.
 
     Creates ``directory`` (mode 0700) if it is missing. An existing file is left alone
-    unless ``force`` (replace it outright, ending every session) or ``rotate`` (keep the
-    old ``SECRET_KEY`` as the first of at most ``MAX_FALLBACKS`` fallbacks, and keep any
-    keys this module does not own). The file is written whole under a temporary name
+    unless ``force`` (replace it outright, ending every session) or ``rotate`` (see
+    :func:`rotate_secrets`). The file is written whole under a temporary name
     first and then put in place, so a reader or a crash sees the old file or the new
     one, never a torn one.
 
@@ -95,7 +94,9 @@ def write_secrets(
     """
     if force and rotate:
         raise ValueError("force and rotate are mutually exclusive")
-    if not (force or rotate):
+    if rotate:
+        return rotate_secrets(directory, nbytes=nbytes)[0]
+    if not force:
         path, created = ensure_secrets(directory, nbytes=nbytes)
         if not created:
             raise KeyFileError(
@@ -106,44 +107,80 @@ def write_secrets(
     # Fail on a bad nbytes before touching the filesystem.
     new_values = _fresh_keys(nbytes)
     path = Path(directory) / SECRETS_FILENAME
-    # --rotate needs an existing file, so it has no folder to create.
-    dir_fd = _open_directory(path, create=not rotate)
+    dir_fd = _open_directory(path, create=True)
     try:
-        if rotate:
-            new_values.update(_rotated(path, _read_existing(path, dir_fd)))
-        else:
-            _refuse_symlink(path, dir_fd)
-        try:
-            files.write_whole(dir_fd, SECRETS_FILENAME, _render(new_values), replace=True)
-        except OSError as exc:
-            raise _write_error(path, exc) from exc
+        _refuse_symlink(path, dir_fd)
+        _replace(path, dir_fd, _render(new_values))
     finally:
         os.close(dir_fd)
     return path
 
 
-def _rotated(path: Path, old: Mapping[str, object]) -> dict[str, _Value]:
-    """What --rotate keeps of the old file: its key as a fallback, and others' keys."""
+def rotate_secrets(
+    directory: Path,
+    *,
+    nbytes: int = MIN_ENTROPY_BYTES,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[Path, retire.Rotation]:
+    """Rotate the keys in ``directory/secrets.toml``; its path, and what was kept.
+
+    The old ``SECRET_KEY`` becomes the first fallback. The fallbacks already there are
+    kept unless they were retired more than ``REMEMBER_ME_DAYS`` ago (as ``environ``,
+    the file or the config file sets it: :func:`.retire.session_days`), and keys this
+    module does not own are kept as they are. Raises ``KeyFileError`` as
+    :func:`write_secrets` does, and for a retirement record or ``REMEMBER_ME_DAYS`` it
+    cannot read.
+    """
+    new_values = _fresh_keys(nbytes)
+    path = Path(directory) / SECRETS_FILENAME
+    # --rotate needs an existing file, so it has no folder to create.
+    dir_fd = _open_directory(path, create=False)
+    try:
+        old, text = _read_existing(path, dir_fd)
+        try:
+            record = retire.from_comment(text, f"the {retire.RETIRED_VARIABLE} line of {path}")
+            days = retire.session_days(os.environ if environ is None else environ, old)
+        except ValueError as exc:
+            raise KeyFileError(str(exc)) from None
+        rotation = retire.rotate(_old_key(path, old), _old_fallbacks(path, old), record, days=days)
+        fallbacks: list[_Scalar] = list(rotation.fallbacks)
+        new_values["SECRET_KEY_FALLBACKS"] = fallbacks
+        for key, value in old.items():
+            if key not in _GENERATED_KEYS:
+                new_values[key] = _check_value(path, key, value)
+        _replace(path, dir_fd, _render(new_values, rotation.retired))
+    finally:
+        os.close(dir_fd)
+    return path, rotation
+
+
+def _replace(path: Path, dir_fd: int, text: str) -> None:
+    try:
+        files.write_whole(dir_fd, SECRETS_FILENAME, text, replace=True)
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
+
+
+def _old_key(path: Path, old: Mapping[str, object]) -> str:
+    """The file's ``SECRET_KEY``, which --rotate retires."""
     old_key = old.get("SECRET_KEY")
     if not isinstance(old_key, str) or not old_key:
         raise KeyFileError(
             f"{path} has no SECRET_KEY string to rotate; "
             "use --force to replace it (sessions signed with the old key end)"
         )
+    return old_key
+
+
+def _old_fallbacks(path: Path, old: Mapping[str, object]) -> list[str]:
+    """The file's ``SECRET_KEY_FALLBACKS``, checked to be a list of strings."""
     old_fallbacks = old.get("SECRET_KEY_FALLBACKS", [])
     if not isinstance(old_fallbacks, list) or not all(isinstance(k, str) for k in old_fallbacks):
         raise KeyFileError(
             f"{path}: SECRET_KEY_FALLBACKS must be a list of strings; "
             "fix it by hand or use --force to replace the file"
         )
-    # Most recent first, because that is the order they are tried in; dict.fromkeys
-    # drops a repeat without reordering.
-    fallbacks: list[_Scalar] = list(dict.fromkeys([old_key, *old_fallbacks]))
-    kept: dict[str, _Value] = {"SECRET_KEY_FALLBACKS": fallbacks[:MAX_FALLBACKS]}
-    for key, value in old.items():
-        if key not in _GENERATED_KEYS:
-            kept[key] = _check_value(path, key, value)
-    return kept
+    return old_fallbacks
 
 
 def ensure_secrets(directory: Path, *, nbytes: int = MIN_ENTROPY_BYTES) -> tuple[Path, bool]:
@@ -206,8 +243,8 @@ def _write_error(path: Path, exc: OSError) -> KeyFileError:
     )
 
 
-def _read_existing(path: Path, dir_fd: int) -> dict[str, object]:
-    """Parse the current secrets file for --rotate, if it is a file only we control."""
+def _read_existing(path: Path, dir_fd: int) -> tuple[dict[str, object], str]:
+    """The current secrets file for --rotate, parsed and as text, if only we control it."""
     try:
         fd = os.open(SECRETS_FILENAME, os.O_RDONLY | files.NO_FOLLOW, dir_fd=dir_fd)
     except FileNotFoundError:
@@ -235,7 +272,8 @@ def _read_existing(path: Path, dir_fd: int) -> dict[str, object]:
         raise _read_error(path, exc) from exc
     try:
         with os.fdopen(fd, "rb") as f:
-            return tomllib.load(f)
+            text = f.read().decode()
+        return tomllib.loads(text), text
     except OSError as exc:
         raise _read_error(path, exc) from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -267,6 +305,12 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def _render(values: Mapping[str, _Value]) -> str:
-    """Serialise ``values`` as the secrets file: TOML under the "generated, secret" header."""
-    return document(_HEADER, values)
+def _render(values: Mapping[str, _Value], retired: Mapping[str, datetime] | None = None) -> str:
+    """Serialise ``values`` as the secrets file: TOML under the "generated, secret" header.
+
+    ``retired``, when given, goes in a comment line: see :mod:`.retire` for why.
+    """
+    header: tuple[str, ...] = _HEADER
+    if retired:
+        header = (*header, retire.COMMENT_PREFIX + retire.render_retired(retired))
+    return document(header, values)

@@ -14,11 +14,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from . import (
-    MAX_FALLBACKS,
     MIN_ENTROPY_BYTES,
     SECRETS_FILENAME,
     KeyFileError,
     generate_key,
+    retire,
+    rotate_secrets,
     write_secrets,
 )
 
@@ -70,9 +71,9 @@ def _build_parser() -> argparse.ArgumentParser:
     mode.add_argument(
         "--rotate",
         action="store_true",
-        help="replace the keys but keep the old SECRET_KEY as a fallback so sessions survive; "
-        "with SECRET_KEY in the environment, print the two values to set there instead "
-        "and write nothing",
+        help="replace the keys but keep the old SECRET_KEY as a fallback so sessions survive, "
+        "with every fallback retired less than REMEMBER_ME_DAYS ago; with SECRET_KEY in the "
+        "environment, print the values to set there instead and write nothing",
     )
     mode.add_argument(
         "--print",
@@ -88,14 +89,19 @@ def environment_key(environ: Mapping[str, str]) -> str | None:
     return environ.get("SECRET_KEY") or environ.get("QUARTAPP_SECRET_KEY") or None
 
 
-def rotated_environment(environ: Mapping[str, str], *, nbytes: int = MIN_ENTROPY_BYTES) -> str:
-    """The two settings to set for a rotation of an environment-configured key.
+def rotated_environment(
+    environ: Mapping[str, str], *, nbytes: int = MIN_ENTROPY_BYTES
+) -> tuple[str, retire.Rotation]:
+    """The settings to set for a rotation of an environment-configured key.
 
-    Returns ``SECRET_KEY=<new>`` and ``SECRET_KEY_FALLBACKS='[<old>, ...]'`` as two lines
-    a shell accepts as they are (after ``export`` or a PaaS's ``config:set``): the old
-    key first, then the fallbacks already set, at most ``MAX_FALLBACKS`` of them.
+    Returns three lines a shell accepts as they are (after ``export`` or a PaaS's
+    ``config:set``), ``SECRET_KEY=<new>``, ``SECRET_KEY_FALLBACKS='[<old>, ...]'`` and
+    ``SECRET_KEY_FALLBACKS_RETIRED='{...}'``: the old key first, then every fallback
+    already set that was retired within ``REMEMBER_ME_DAYS`` (or whose retirement is
+    not recorded), and when each was retired. Also returns what was kept and dropped.
     Raises ``KeyFileError`` when the environment's fallbacks are not a JSON list of
-    strings, since the app would refuse them too.
+    strings (the app would refuse them too), or its record or REMEMBER_ME_DAYS cannot
+    be read.
     """
     old_key = environment_key(environ)
     if old_key is None:
@@ -110,13 +116,20 @@ def rotated_environment(environ: Mapping[str, str], *, nbytes: int = MIN_ENTROPY
             'SECRET_KEY_FALLBACKS in the environment is not a JSON list of strings like ["k"]; '
             "fix or unset it first"
         )
-    fallbacks = list(dict.fromkeys([old_key, *old_fallbacks]))[:MAX_FALLBACKS]
+    try:
+        record = retire.environment_record(environ)
+        days = retire.session_days(environ)
+    except ValueError as exc:
+        raise KeyFileError(str(exc)) from None
+    rotation = retire.rotate(old_key, old_fallbacks, record, days=days)
     # Compact JSON: no spaces, so the value is one shell word once quoted.
-    listed = json.dumps(fallbacks, separators=(",", ":"))
-    return (
+    listed = json.dumps(rotation.fallbacks, separators=(",", ":"))
+    lines = (
         f"SECRET_KEY={shlex.quote(generate_key(nbytes))}\n"
-        f"SECRET_KEY_FALLBACKS={shlex.quote(listed)}"
+        f"SECRET_KEY_FALLBACKS={shlex.quote(listed)}\n"
+        f"{retire.RETIRED_VARIABLE}={shlex.quote(retire.render_retired(rotation.retired))}"
     )
+    return lines, rotation
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,21 +142,24 @@ def main(argv: list[str] | None = None) -> int:
         # The environment's key wins over any file, so a file would change nothing:
         # print what to set instead, and write nothing.
         try:
-            print(rotated_environment(os.environ, nbytes=args.randomness))
+            lines, change = rotated_environment(os.environ, nbytes=args.randomness)
         except KeyFileError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
+        print(lines)
         print(
-            "SECRET_KEY is set in the environment: set both values above there (for "
-            "example `heroku config:set` with both lines), restart, and unset "
-            "SECRET_KEY_FALLBACKS once REMEMBER_ME_DAYS have passed; nothing was written",
+            "SECRET_KEY is set in the environment: set the three values above there (for "
+            "example `heroku config:set` with the three lines) in one change, and restart; "
+            f"nothing was written. {change.report()}",
             file=sys.stderr,
         )
         return 0
+    rotation: retire.Rotation | None = None
     try:
-        path = write_secrets(
-            args.dir, nbytes=args.randomness, force=args.force, rotate=args.rotate
-        )
+        if args.rotate:
+            path, rotation = rotate_secrets(args.dir, nbytes=args.randomness)
+        else:
+            path = write_secrets(args.dir, nbytes=args.randomness, force=args.force)
     except KeyFileError as exc:
         # One actionable line, no traceback: the reader is fixing a broken deploy.
         print(f"error: {exc}", file=sys.stderr)
@@ -153,10 +169,10 @@ def main(argv: list[str] | None = None) -> int:
             f"note: SECRET_KEY is set in the environment and overrides {path}",
             file=sys.stderr,
         )
-    if args.rotate:
+    if rotation is not None:
         print(
             f"wrote new SECRET_KEY and WTF_CSRF_SECRET_KEY to {path} (mode 0600); "
-            "the old SECRET_KEY moved to SECRET_KEY_FALLBACKS"
+            f"the old SECRET_KEY moved to SECRET_KEY_FALLBACKS; {rotation.report()}"
         )
     else:
         print(f"wrote SECRET_KEY and WTF_CSRF_SECRET_KEY to {path} (mode 0600)")

@@ -6,6 +6,8 @@
 - ``views``: the account's passkey pages (``/account/passkeys``);
 - ``signin``: signing in with a passkey, and confirming a login with one;
 - ``overview``: its row of the account overview (how many).
+- ``localhost``: in development, a link from 127.0.0.1 to ``localhost``, where
+  browsers offer passkeys.
 
 
 :func:`init_app` plugs it in: its blueprints, and what it adds to signing in through
@@ -24,9 +26,10 @@ if TYPE_CHECKING:
 def init_app(app: Quart) -> None:
     """Register the blueprints, and the passkey's parts of signing in with auth's registry."""
     from ..auth.registry import registry
-    from . import overview, signin, store, views
+    from . import localhost, overview, signin, store, views
 
     app.register_blueprint(views.bp)
+    localhost.init_app(app)
     app.register_blueprint(signin.bp)
     hooks = registry(app)
     hooks.login_methods["passkey"] = "Passkey"

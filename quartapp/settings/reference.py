@@ -19,7 +19,7 @@ from .sources import CONTROL, ENV_PREFIX, other_names
 # What a typo in a setting's name prints (too long a line to write in INTRO).
 REFUSAL = (
     "quartapp: refusing to start: unknown setting QUARTAPP_PASWORD_MIN_LENGTH;"
-    " did you mean PASSWORD_MIN_LENGTH?"
+    " did you mean QUARTAPP_PASSWORD_MIN_LENGTH?"
 )
 
 INTRO = """\

@@ -37,7 +37,9 @@ def check_names(
     """Refuse a name that is not a setting (in ``known``), suggesting the closest one.
 
     ``where`` says which file the names are from; ``prefix`` is how the environment
-    spells them. The value is never shown: a misspelled SECRET_KEY is still a secret.
+    spells them, and the suggestion carries it too: a variable is refused with the
+    variable to set, not the setting's bare name, which the environment would ignore.
+    The value is never shown: a misspelled SECRET_KEY is still a secret.
     """
     for name in names:
         if name in known:
@@ -45,7 +47,9 @@ def check_names(
         label = f"{prefix}{name}" + (f" in {where}" if where else "")
         if name in INSTEAD:
             raise ConfigError(f"setting {label} is not supported; {INSTEAD[name]}")
-        close = closest(name, [*known, *(prefix + n for n in CONTROL if prefix)])
+        close = closest(
+            name, [*(prefix + k for k in known), *(prefix + n for n in CONTROL if prefix)]
+        )
         advice = (
             f"did you mean {close}?"
             if close

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import pytest
 
+from quartapp.keys.retire import RETIRED_VARIABLE, fingerprint
 from tests.conftest import PASSWORD, require_postgres
 from tests.support.pg import PostgresServer
 from tests.support.server import (
@@ -310,6 +311,8 @@ def test_the_deploy_section_works_as_printed(database: str, web: Web, tmp_path: 
             rotated_from = before["SECRET_KEY"]
             assert settings["SECRET_KEY"] != rotated_from
             assert json.loads(settings["SECRET_KEY_FALLBACKS"]) == [rotated_from]
+            # The keys tool's record of when it retired the old key, for the next rotation.
+            assert list(json.loads(shell.env[RETIRED_VARIABLE])) == [fingerprint(rotated_from)]
             assert not (tmp_path / "instance" / "secrets.toml").exists()
 
         if "db upgrade" in block or web.server is not None:

@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 from hypercorn.app_wrappers import ASGIWrapper
@@ -81,6 +82,7 @@ def test_keys_tool_imports_no_third_party_module() -> None:
         "quartapp.files",
         "quartapp.keys",
         "quartapp.keys.command",
+        "quartapp.keys.retire",
         "quartapp.keys.toml",
     ]
 
@@ -98,3 +100,15 @@ def test_hypercorn_finds_the_lazy_app_by_its_module_path() -> None:
     assert isinstance(wrapper, ASGIWrapper)
     assert wrapper.app is quartapp.app
     assert quartapp.app._app is None
+
+
+def test_python_version_file_is_the_floor_the_project_declares_and_locks_for() -> None:
+    # Buildpacks (Heroku's, Fly's, Render's) pick the interpreter from .python-version;
+    # it must be one the project supports, and the one its lock files were resolved for.
+    pinned = (ROOT / ".python-version").read_text()
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    locked = set(re.findall(r"--python-version (\S+)", (ROOT / "Makefile").read_text()))
+
+    assert re.fullmatch(r"3\.\d+\n", pinned), "one line, major.minor: the newest patch release"
+    assert declared == f">={pinned.strip()}"
+    assert locked == {pinned.strip()}

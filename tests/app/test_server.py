@@ -6,6 +6,8 @@ always stops it; the login-flow tests share one development server to stay fast.
 
 from __future__ import annotations
 
+import http.client
+import json
 import re
 import secrets
 import sqlite3
@@ -19,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from quartapp.bootstrap import INITIAL_ADMIN_FILE
+from quartapp.db import schema
 from tests.conftest import query
 from tests.support.server import (
     ROOT,
@@ -348,6 +351,7 @@ def test_production_session_cookie_is_host_only_and_secure(
 ) -> None:
     port = free_port()
     env = production_env(tmp_path, SECRET_KEY=secrets.token_urlsafe(32), **settings)
+    quart(env, "db", "upgrade")  # the release step: production refuses an older schema
     server = launch(hypercorn_command(port), env, port)
     server.wait_healthy()
 
@@ -383,12 +387,82 @@ def test_procfile_web_command_serves_healthz_and_logs_access_to_stdout(
         SECRET_KEY=secrets.token_urlsafe(32),
         DATABASE_URL=database_url(tmp_path),
     )
+    quart(env, "db", "upgrade")  # the release line: production refuses an older schema
     server = launch(command, env, port)
 
     server.wait_healthy()
 
     # One JSON line per request, written by the app (hypercorn's own access log is off).
     assert server.access_entries(method="GET", path="/healthz", status=200)
+
+
+def test_procfile_web_line_refuses_a_schema_behind_the_code_then_serves_after_release(
+    launch: Launch, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = server_env(
+        tmp_path / "instance",
+        PORT=str(port),
+        WEB_CONCURRENCY="2",
+        QUARTAPP_TRUSTED_HOSTS=LOCAL_HOSTS,
+        SECRET_KEY=secrets.token_urlsafe(32),
+        DATABASE_URL=database_url(tmp_path),
+    )
+    # A database the release step has not reached: an older revision.
+    quart(env, "db", "upgrade", "0006")
+    server = launch(procfile_web_on_loopback(), env, port)
+
+    status = server.wait_exit(LOUD_FAILURE_SECONDS)
+
+    assert status != 0
+    assert server.stderr.splitlines() == [
+        f"quartapp: refusing to start: the database's schema is at revision 0006, behind "
+        f"this code's {schema.head()}; run the release step first: `quart --app quartapp db "
+        "upgrade` (the Procfile's release line)"
+    ]
+    assert "quart --app quartapp db upgrade" in procfile()["release"]
+
+    # The release line, then the same web line serves, and /healthz names the revision.
+    quart(env, "db", "upgrade")
+    port = free_port()
+    server = launch(procfile_web_on_loopback(), {**env, "PORT": str(port)}, port)
+    server.wait_healthy()
+    with closing(http.client.HTTPConnection("127.0.0.1", port, timeout=10)) as connection:
+        connection.request("GET", "/healthz")
+        health = json.loads(connection.getresponse().read())
+    assert health["revision"] == health["head"] == schema.head()
+
+
+def test_make_run_names_the_localhost_address_and_its_sign_in_page_links_there(
+    launch: Launch, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {k: v for k, v in development_env(tmp_path).items() if not k.startswith("MAKE")}
+    # `make run` as printed; -o: this virtualenv is installed already, skip that step.
+    command = ["make", "-o", ".venv/.installed-run", "run", f"PORT={port}"]
+    server = launch(command, env, port)
+    server.wait_healthy()
+
+    # The address to open is localhost's; the server still listens on 127.0.0.1 only.
+    assert server.stdout.startswith(f"quartapp: open http://localhost:{port}/ (passkeys need")
+    assert f"--bind 127.0.0.1:{port}" in server.stdout
+    page = Browser(server.base_url).get("/login")
+    assert page.status == 200
+    assert f'<a href="http://localhost:{port}/login">' in page.text
+
+
+def quart(env: Mapping[str, str], *arguments: str) -> None:
+    """``quart --app quartapp ...`` as a release step or an operator runs it."""
+    result = subprocess.run(
+        [sys.executable, "-m", "quart", "--app", "quartapp", *arguments],
+        cwd=ROOT,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
 
 
 def release_env(directory: Path, key: str) -> dict[str, str]:

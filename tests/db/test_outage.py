@@ -90,6 +90,7 @@ async def test_stopped_postgres_gives_503s_then_recovers(
     assert '<a href="/login">Sign in</a>' not in hello_text
     assert '<a href="/hello">Try again</a>' in hello_text
     assert health.status_code == 503
+    assert health.headers["Retry-After"].isdigit()  # a router or monitor knows when to ask
     assert_unavailable(login, login_text)
     # One line per failure, never a traceback.
     warnings = database_warnings(caplog)

@@ -12,11 +12,12 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from quart.testing import QuartCliRunner
+from quart.testing.app import LifespanError
 from sqlalchemy import Connection
 
 from quartapp import create_app, load_config
 from quartapp.db import Base, schema
-from quartapp.settings import Settings, of
+from quartapp.settings import ConfigError, Settings, of
 from tests.conftest import DATABASES, make_settings, query, require_postgres, sqlite_url
 
 # Rows in the tables quartapp's create_all made before it had migrations.
@@ -163,10 +164,56 @@ async def test_development_server_upgrades_on_start(tmp_path: Path) -> None:
 
 async def test_production_server_leaves_the_schema_to_the_release_step(tmp_path: Path) -> None:
     app = create_app(make_settings(tmp_path, ENV="production", TESTING=False))
+
+    # It does not migrate: it refuses an empty database, naming the release step.
+    with pytest.raises(LifespanError, match=r"no schema yet, .*`quart --app quartapp db upgrade`"):
+        async with app.test_app():
+            pass
+
+    assert "users" not in tables(dict(app.config))
+
+
+async def test_production_server_refuses_a_schema_behind_the_code(
+    empty: dict[str, Any], tmp_path: Path
+) -> None:
+    await schema.upgrade(typed(empty), "0006")
+    production = make_settings(
+        tmp_path, DATABASE_URL=empty["DATABASE_URL"], ENV="production", TESTING=False
+    )
+
+    # What a worker's startup raises (the web line's parent refuses first: test_server.py).
+    with pytest.raises(ConfigError) as refused:
+        await schema.check_revision(Settings.from_config(load_config(production)))
+
+    assert refused.value.message == (
+        f"the database's schema is at revision 0006, behind this code's {schema.head()}; "
+        "run the release step first: `quart --app quartapp db upgrade` (the Procfile's "
+        "release line)"
+    )
+    assert await schema.current(typed(empty)) == "0006"
+
+
+async def test_production_server_starts_on_a_schema_at_the_codes_head(
+    empty: dict[str, Any], tmp_path: Path
+) -> None:
+    await schema.upgrade(typed(empty))
+    app = create_app(
+        make_settings(
+            tmp_path, DATABASE_URL=empty["DATABASE_URL"], ENV="production", TESTING=False
+        )
+    )
+
     async with app.test_app():
         pass
 
-    assert "users" not in tables(dict(app.config))
+    assert await schema.current(typed(empty)) == schema.head()
+
+
+def test_a_revision_newer_than_the_code_is_not_behind() -> None:
+    # A rollback after a release: the newer revision only added what old code ignores.
+    assert schema.behind("9999") is None
+    assert schema.behind(schema.head()) is None
+    assert schema.behind(None) is not None
 
 
 def test_migration_scripts_render_offline_is_refused() -> None:

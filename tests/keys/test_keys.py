@@ -12,6 +12,7 @@ import sys
 import threading
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from quartapp.keys import (
-    MAX_FALLBACKS,
     MIN_ENTROPY_BYTES,
     SECRETS_FILENAME,
     KeyFileError,
@@ -31,7 +31,14 @@ from quartapp.keys import (
     write_secrets,
 )
 from quartapp.keys.command import main
+from quartapp.keys.retire import (
+    COMMENT_PREFIX,
+    DEFAULT_SESSION_DAYS,
+    RETIRED_VARIABLE,
+    fingerprint,
+)
 from quartapp.keys.toml import Value
+from quartapp.settings.schema import SETTINGS
 from tests.support.server import (
     CSRF_INPUT,
     INPUT_VALUE,
@@ -207,19 +214,103 @@ def test_rotate_moves_old_key_to_fallbacks_and_keeps_other_keys(
     assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
 
 
-def test_rotate_keeps_at_most_three_fallbacks_newest_first(
+def test_rotate_keeps_every_fallback_retired_within_the_session_lifetime(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert MAX_FALLBACKS == 3
     path = tmp_path / SECRETS_FILENAME
     _run(capsys, "-d", str(tmp_path))
     history = [_load(path)["SECRET_KEY"]]
 
-    for _ in range(MAX_FALLBACKS + 2):
-        assert _run(capsys, "-d", str(tmp_path), "--rotate")[0] == 0
+    # Five rotations in a row: every old key may still sign a live cookie.
+    for _ in range(5):
+        code, out, _ = _run(capsys, "-d", str(tmp_path), "--rotate")
+        assert code == 0
+        assert "dropped" not in out
         data = _load(path)
-        assert data["SECRET_KEY_FALLBACKS"] == history[::-1][:MAX_FALLBACKS]
+        assert data["SECRET_KEY_FALLBACKS"] == history[::-1]
         history.append(data["SECRET_KEY"])
+    record = _retired_line(path)
+    assert set(record) == {fingerprint(key) for key in history[:-1]}
+
+
+def _retired_line(path: Path) -> dict[str, str]:
+    """The secrets file's record of when each fallback was retired."""
+    lines = [line for line in path.read_text().splitlines() if line.startswith(COMMENT_PREFIX)]
+    assert len(lines) == 1
+    return dict(json.loads(lines[0].removeprefix(COMMENT_PREFIX)))
+
+
+def test_rotate_drops_only_the_fallbacks_retired_before_the_session_lifetime(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / SECRETS_FILENAME
+    record = {fingerprint("expired"): "2020-01-01T00:00:00Z", fingerprint("recent"): _ago(days=2)}
+    path.write_text(
+        f"{COMMENT_PREFIX}{json.dumps(record)}\n"
+        'SECRET_KEY = "current"\n'
+        'SECRET_KEY_FALLBACKS = ["recent", "expired", "unrecorded"]\n'
+    )
+    path.chmod(0o600)
+
+    code, out, _ = _run(capsys, "-d", str(tmp_path), "--rotate")
+
+    assert code == 0
+    # Unrecorded: retired at the latest now, so kept a full lifetime more.
+    assert _load(path)["SECRET_KEY_FALLBACKS"] == ["current", "recent", "unrecorded"]
+    assert "dropped 1 retired more than 30 days ago (REMEMBER_ME_DAYS)" in out
+    assert fingerprint("expired") in out
+    assert "expired" not in out.replace(fingerprint("expired"), "")
+    kept = _retired_line(path)
+    assert set(kept) == {fingerprint(k) for k in ("current", "recent", "unrecorded")}
+    assert kept[fingerprint("recent")] == record[fingerprint("recent")]
+
+
+def test_rotate_reads_the_session_lifetime_from_the_environment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / SECRETS_FILENAME
+    record = {fingerprint("old"): _ago(days=3)}
+    path.write_text(
+        f'{COMMENT_PREFIX}{json.dumps(record)}\nSECRET_KEY = "k"\nSECRET_KEY_FALLBACKS = ["old"]\n'
+    )
+    path.chmod(0o600)
+    monkeypatch.setenv("QUARTAPP_REMEMBER_ME_DAYS", "2")
+
+    code, out, _ = _run(capsys, "-d", str(tmp_path), "--rotate")
+
+    assert code == 0
+    assert _load(path)["SECRET_KEY_FALLBACKS"] == ["k"]
+    assert "dropped 1 retired more than 2 days ago" in out
+
+
+def test_rotate_reads_the_session_lifetime_from_the_config_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / SECRETS_FILENAME
+    record = {fingerprint("old"): _ago(days=3)}
+    path.write_text(
+        f'{COMMENT_PREFIX}{json.dumps(record)}\nSECRET_KEY = "k"\nSECRET_KEY_FALLBACKS = ["old"]\n'
+    )
+    path.chmod(0o600)
+    config = tmp_path / "site.toml"
+    config.write_text("REMEMBER_ME_DAYS = 2\n")
+    monkeypatch.setenv("QUARTAPP_CONFIG", str(config))
+
+    code, out, _ = _run(capsys, "-d", str(tmp_path), "--rotate")
+
+    assert code == 0
+    assert "dropped 1 retired more than 2 days ago" in out
+
+
+def test_the_tools_default_session_lifetime_is_the_settings_default() -> None:
+    row = next(row for row in SETTINGS if row.name == "REMEMBER_ME_DAYS")
+
+    assert row.default == DEFAULT_SESSION_DAYS
+
+
+def _ago(*, days: int) -> str:
+    moment = datetime.now(UTC) - timedelta(days=days)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @pytest.mark.parametrize(
@@ -441,7 +532,8 @@ def _rotate_in_environment(tmp_path: Path, **settings: str) -> subprocess.Comple
     env = {
         name: value
         for name, value in os.environ.items()
-        if not name.startswith("QUARTAPP_") and name not in ("SECRET_KEY", "SECRET_KEY_FALLBACKS")
+        if not name.startswith("QUARTAPP_")
+        and name not in ("SECRET_KEY", "SECRET_KEY_FALLBACKS", RETIRED_VARIABLE)
     }
     return subprocess.run(
         [sys.executable, "-m", "quartapp.keys", "--rotate", "-d", str(tmp_path / "inst")],
@@ -457,7 +549,8 @@ def _exported(tmp_path: Path, assignments: str) -> dict[str, str]:
     """What a shell sets from the printed lines, as the app then reads them."""
     script = f"export {assignments.replace(chr(10), ' ')}\n" + (
         f"{sys.executable} -c 'import json, os; print(json.dumps("
-        '{k: os.environ.get(k) for k in ("SECRET_KEY", "SECRET_KEY_FALLBACKS")}))\''
+        '{k: os.environ.get(k) for k in ("SECRET_KEY", "SECRET_KEY_FALLBACKS", '
+        f'"{RETIRED_VARIABLE}")}}))\''
     )
     result = subprocess.run(
         ["bash", "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path
@@ -474,7 +567,11 @@ def test_rotate_with_the_key_in_the_environment_prints_both_settings_and_writes_
 
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert [line.split("=", 1)[0] for line in lines] == ["SECRET_KEY", "SECRET_KEY_FALLBACKS"]
+    assert [line.split("=", 1)[0] for line in lines] == [
+        "SECRET_KEY",
+        "SECRET_KEY_FALLBACKS",
+        RETIRED_VARIABLE,
+    ]
     assert "restart" in result.stderr
     assert "REMEMBER_ME_DAYS" in result.stderr
     assert not (tmp_path / "inst").exists()
@@ -504,16 +601,56 @@ def test_rotate_with_the_key_in_the_environment_prints_both_settings_and_writes_
     assert json.loads(config.stdout) == [exported["SECRET_KEY"], [old]]
 
 
-def test_rotate_in_the_environment_keeps_older_fallbacks_up_to_the_limit(
+def test_a_second_rotation_in_the_environment_keeps_the_first_fallback(
     tmp_path: Path,
 ) -> None:
+    # The deploy page's rotation, twice within REMEMBER_ME_DAYS, with the real CLI.
+    first = _rotate_in_environment(tmp_path, SECRET_KEY="k1" * 22)
+    assert first.returncode == 0, first.stderr
+    settings = _exported(tmp_path, first.stdout)
+
+    second = _rotate_in_environment(tmp_path, **settings)
+
+    assert second.returncode == 0, second.stderr
+    after = _exported(tmp_path, second.stdout)
+    assert json.loads(after["SECRET_KEY_FALLBACKS"]) == [settings["SECRET_KEY"], "k1" * 22]
+    assert "dropped" not in second.stderr
+    assert "kept 2 fallback key(s)" in second.stderr
+
+
+def test_rotate_in_the_environment_drops_an_expired_fallback_and_says_which(
+    tmp_path: Path,
+) -> None:
+    record = {fingerprint("k1"): "2020-01-01T00:00:00Z", fingerprint("k2"): _ago(days=29)}
     result = _rotate_in_environment(
-        tmp_path, SECRET_KEY="k3", SECRET_KEY_FALLBACKS='["k2", "k1", "k0"]'
+        tmp_path,
+        SECRET_KEY="k3",
+        SECRET_KEY_FALLBACKS='["k2", "k1", "k0"]',
+        **{RETIRED_VARIABLE: json.dumps(record)},
     )
 
     assert result.returncode == 0, result.stderr
     exported = _exported(tmp_path, result.stdout)
-    assert json.loads(exported["SECRET_KEY_FALLBACKS"]) == ["k3", "k2", "k1"][:MAX_FALLBACKS]
+    assert json.loads(exported["SECRET_KEY_FALLBACKS"]) == ["k3", "k2", "k0"]
+    assert "dropped 1 retired more than 30 days ago (REMEMBER_ME_DAYS)" in result.stderr
+    assert f"{fingerprint('k1')} (retired 2020-01-01T00:00:00Z)" in result.stderr
+    retired = json.loads(exported[RETIRED_VARIABLE])
+    assert set(retired) == {fingerprint(k) for k in ("k3", "k2", "k0")}
+    assert retired[fingerprint("k2")] == record[fingerprint("k2")]
+
+
+@pytest.mark.parametrize("record", ["[]", '{"nothex": "2020-01-01T00:00:00Z"}', '{"%s": "soon"}'])
+def test_rotate_in_the_environment_refuses_a_record_it_cannot_read(
+    tmp_path: Path, record: str
+) -> None:
+    result = _rotate_in_environment(
+        tmp_path,
+        SECRET_KEY="o" * 43,
+        **{RETIRED_VARIABLE: record.replace("%s", fingerprint("x"))},
+    )
+
+    assert (result.returncode, result.stdout) == (1, "")
+    _one_error_line(result.stderr, RETIRED_VARIABLE, "JSON object")
 
 
 @pytest.mark.parametrize("fallbacks", ["old-key", '{"a": 1}', "[1]"])

@@ -639,12 +639,12 @@ def test_ipv6_network_limits_default_to_4x_and_16x_the_address_limit() -> None:
 @pytest.mark.parametrize(
     ("variable", "suggestion"),
     [
-        ("QUARTAPP_PASWORD_MIN_LENGTH", "PASSWORD_MIN_LENGTH"),
-        ("QUARTAPP_LOGIN_FAILURE_PER_USER", "LOGIN_FAILURES_PER_USER"),
-        ("QUARTAPP_SECRETKEY", "SECRET_KEY"),
-        ("QUARTAPP_TRUSTED_HOST", "TRUSTED_HOSTS"),
-        ("QUARTAPP_SESSION_COOKIE_SECURED", "SESSION_COOKIE_SECURE"),
-        ("QUARTAPP_ENVIRONMENT", "ENV"),
+        ("QUARTAPP_PASWORD_MIN_LENGTH", "QUARTAPP_PASSWORD_MIN_LENGTH"),
+        ("QUARTAPP_LOGIN_FAILURE_PER_USER", "QUARTAPP_LOGIN_FAILURES_PER_USER"),
+        ("QUARTAPP_SECRETKEY", "QUARTAPP_SECRET_KEY"),
+        ("QUARTAPP_TRUSTED_HOST", "QUARTAPP_TRUSTED_HOSTS"),
+        ("QUARTAPP_SESSION_COOKIE_SECURED", "QUARTAPP_SESSION_COOKIE_SECURE"),
+        ("QUARTAPP_ENVIRONMENT", "QUARTAPP_ENV"),
         ("QUARTAPP_INSTANCE_DIR", "QUARTAPP_INSTANCE_PATH"),
         ("QUARTAPP_CONFIG_FILE", "QUARTAPP_CONFIG"),
     ],
@@ -658,6 +658,19 @@ def test_an_unknown_environment_variable_is_refused_with_the_closest_name(
         load_config()
 
     assert caught.value.message == f"unknown setting {variable}; did you mean {suggestion}?"
+
+
+def test_following_the_hint_sets_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QUARTAPP_PASWORD_MIN_LENGTH", "40")
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+    suggestion = caught.value.message.rpartition("did you mean ")[2].rstrip("?")
+
+    # The hint names the variable as it must be set: setting it takes effect.
+    monkeypatch.delenv("QUARTAPP_PASWORD_MIN_LENGTH")
+    monkeypatch.setenv(suggestion, "40")
+
+    assert load_config()["PASSWORD_MIN_LENGTH"] == 40
 
 
 @pytest.mark.parametrize(
@@ -1017,7 +1030,7 @@ def test_the_server_refuses_an_unknown_name_in_one_line(
     assert status == 1
     assert capsys.readouterr().err == (
         "quartapp: refusing to start: unknown setting QUARTAPP_PASWORD_MIN_LENGTH; "
-        "did you mean PASSWORD_MIN_LENGTH?\n"
+        "did you mean QUARTAPP_PASSWORD_MIN_LENGTH?\n"
     )
 
 
@@ -1037,5 +1050,5 @@ def test_the_cli_refuses_an_unknown_name_in_one_error_line(tmp_path: Path) -> No
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr == (
         "Error: unknown setting QUARTAPP_LOGIN_FAILURE_PER_USER; "
-        "did you mean LOGIN_FAILURES_PER_USER?\n"
+        "did you mean QUARTAPP_LOGIN_FAILURES_PER_USER?\n"
     )

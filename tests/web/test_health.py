@@ -1,4 +1,4 @@
-"""GET /healthz: 200 while the database answers, 503 when it does not."""
+"""GET /healthz: 200 and the schema's revision while the database answers, else 503."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from quart import Quart
 
-from quartapp.db import db
+from quartapp.db import db, schema
+from quartapp.web.errors import RETRY_AFTER
 from tests.conftest import BOTH_DATABASES, SQLITE_ONLY
 
 if TYPE_CHECKING:
@@ -20,7 +21,12 @@ async def test_healthz_is_ok_when_database_answers(client: TestClientProtocol) -
     response = await client.get("/healthz")
 
     assert response.status_code == 200
-    assert await response.get_json() == {"status": "ok", "database": "up"}
+    assert await response.get_json() == {
+        "status": "ok",
+        "database": "up",
+        "revision": schema.head(),
+        "head": schema.head(),
+    }
 
 
 # A SQLite file can be taken away in-process; PostgreSQL is stopped for real in
@@ -40,4 +46,5 @@ async def test_healthz_is_503_when_database_is_gone(
     response = await client.get("/healthz")
 
     assert response.status_code == 503
+    assert response.headers["Retry-After"] == str(RETRY_AFTER)
     assert await response.get_json() == {"status": "unavailable", "database": "down"}
