@@ -178,7 +178,9 @@ def measure(requests: int, folder: Path) -> dict[str, Any]:
 
 def targets(figures: Mapping[str, Any]) -> list[tuple[str, float, float]]:
     """(name, value, bound) of each target, all of them "at most"."""
-    rows = [("web line's parent RSS MiB", figures["parent_mib"], PARENT_TARGET_MIB)]
+    rows: list[tuple[str, float, float]] = [
+        ("web line's parent RSS MiB", figures["parent_mib"], PARENT_TARGET_MIB)
+    ]
     for number, worker in enumerate(figures["workers"], 1):
         rows.append((f"worker {number} RSS MiB, idle", worker["idle_mib"], WORKER_TARGET_MIB))
         rows.append(
@@ -207,8 +209,8 @@ def print_report(figures: Mapping[str, Any]) -> None:
         )
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     print()
-    for title, value, bound in rows:
-        print(f"{title.ljust(widths[0])}  {value.rjust(widths[1])}  {bound}".rstrip())
+    for title, cell, limit in rows:
+        print(f"{title.ljust(widths[0])}  {cell.rjust(widths[1])}  {limit}".rstrip())
     print()
     for name, value, bound in targets(figures):
         verdict = "PASS" if value <= bound else "MISS"
