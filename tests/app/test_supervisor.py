@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -187,9 +188,27 @@ def test_a_worker_killed_while_requests_flow_is_replaced_and_the_server_keeps_an
 def test_sigterm_to_the_parent_stops_every_worker_gracefully_with_status_0(web: Server) -> None:
     parent = supervisor_pid(web)
     workers = wait_for_workers(parent, 2, START_TIMEOUT)
+    # A request in flight when the signal comes: a login form whose body is half sent.
+    # (A connection still sending its head is idle to hypercorn, and closed at once.)
+    body = b"username=admin&password=not-the-password"
+    in_flight = socket.create_connection(("127.0.0.1", web.port), timeout=START_TIMEOUT)
+    in_flight.sendall(
+        b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body[:10])
+    )
+    time.sleep(0.5)  # the request reaches the app, which waits for the rest
 
     os.kill(parent, signal.SIGTERM)
+    time.sleep(0.5)  # the shutdown event is polled every 0.1 s; let it reach the workers
+    in_flight.sendall(body[10:])
+    answer = b""
+    while chunk := in_flight.recv(65536):
+        answer += chunk
+    in_flight.close()
 
+    # Answered in full (the form refused: it carries no CSRF token), not cut off.
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
     assert web.wait_exit(START_TIMEOUT) == 0
     assert not workers & set(processes())
     # hypercorn's graceful shutdown ran in each worker: the app's shutdown logged nothing
