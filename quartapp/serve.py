@@ -2,26 +2,29 @@
 
 The Procfile's web line and ``make run`` start hypercorn through this, with
 hypercorn's own arguments unchanged (``--config hypercorn.toml ... quartapp:app``). It
-does two things in hypercorn's parent process, before any worker exists:
+does three things in hypercorn's parent process:
 
-1. **Refuse bad settings loudly.** It loads and validates the settings exactly as the
-   app will (on a fresh development checkout, after generating the keys that the
-   workers then read: :func:`.bootstrap.prepare_instance`). A bad ``SECRET_KEY``, a
-   missing ``DATABASE_URL`` in production and the like end here with the app's one
-   ``quartapp: refusing to start: ...`` line and exit status 1, within a second and
-   with no traceback. Started directly, hypercorn 0.18
-   spawns its workers first; each prints the line plus a traceback, and the parent then
-   exits 0 (its final ``_join_exited()`` runs on an emptied worker list and overwrites
-   the failing status: pgjones/hypercorn#269), so a PaaS that restarts a dyno after a
-   config change would crash-loop with nothing to show.
+1. **Refuse bad settings loudly, before any worker exists.** A child process loads and
+   validates the settings exactly as the app will (on a fresh development checkout,
+   after generating the keys that the workers then read:
+   :func:`.bootstrap.prepare_instance`). A bad ``SECRET_KEY``, a missing
+   ``DATABASE_URL`` in production and the like end here with the app's one
+   ``quartapp: refusing to start: ...`` line and exit status 1, with no traceback.
+   Started directly, hypercorn 0.18 spawns its workers first; each prints the line plus
+   a traceback, and the parent then exits 0 (its final ``_join_exited()`` runs on an
+   emptied worker list and overwrites the failing status: pgjones/hypercorn#269), so a
+   PaaS that restarts a dyno after a config change would crash-loop with nothing to
+   show. The check runs in a child so that this parent, which lives as long as the
+   dyno, never imports the app's frameworks: it stays a small fraction of a worker.
 2. **Give the workers one metrics folder.** With ``METRICS_TOKEN`` set it creates a
    fresh folder for this run, names it in ``PROMETHEUS_MULTIPROC_DIR`` for the workers
    (they are spawned, so they inherit the environment) and removes it when hypercorn
    returns; see :mod:`.metrics`. A ``PROMETHEUS_MULTIPROC_DIR`` already set is the
    folder the per-run folder is made in.
+3. **Replace a worker that dies** instead of stopping them all: hypercorn's command line
+   parses the arguments, and :mod:`.supervisor` runs its workers.
 
-Then it runs hypercorn's own command line in this same process, so signals, exit
-status and every option behave as with ``hypercorn`` itself.
+Signals, exit status and every option otherwise behave as with ``hypercorn`` itself.
 """
 
 from __future__ import annotations
@@ -32,19 +35,16 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
-
-from . import make_instance_folder, setting_parts
-from .bootstrap import prepare_instance
-from .metrics.settings import MetricsSettings
-from .settings import ConfigError
+from multiprocessing import get_context
+from multiprocessing.connection import Connection
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 @contextlib.contextmanager
-def metrics_folder(config: MetricsSettings) -> Iterator[str | None]:
+def metrics_folder(enabled: bool) -> Iterator[str | None]:
     """A fresh folder for this run's metrics, named in the environment, then removed."""
-    if not config.enabled:
+    if not enabled:
         yield None
         return
     # A folder of this run only: files left by an earlier run would add its counts.
@@ -56,9 +56,17 @@ def metrics_folder(config: MetricsSettings) -> Iterator[str | None]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Validate the settings, then run hypercorn with ``argv``; the exit status."""
-    arguments = sys.argv[1:] if argv is None else argv
+def check_settings(answer: Connection) -> None:
+    """In a child process: send back why the settings are refused, or whether metrics are on.
+
+    It sends ``(refusal, metrics_enabled)``: ``refusal`` is the one line to print, or
+    None when the settings are good.
+    """
+    from . import make_instance_folder, setting_parts
+    from .bootstrap import prepare_instance
+    from .metrics.settings import MetricsSettings
+    from .settings import ConfigError
+
     try:
         # Here, before any worker exists, a fresh checkout gets its development keys.
         config = prepare_instance(parts=setting_parts())
@@ -72,14 +80,55 @@ def main(argv: list[str] | None = None) -> int:
         check_on_start(Settings.from_config(config))
     except ConfigError as error:
         # The same line the app prints when it refuses, so one grep finds both.
-        print(f"quartapp: refusing to start: {error.message}", file=sys.stderr)
+        answer.send((f"quartapp: refusing to start: {error.message}", False))
+        return
+    answer.send((None, MetricsSettings.from_config(config).enabled))
+
+
+def checked_settings() -> tuple[str | None, bool]:
+    """``check_settings`` run in a spawned child: ``(refusal, metrics_enabled)``."""
+    context = get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=check_settings, args=(sender,))
+    child.start()
+    sender.close()  # so that a child that dies unheard ends the read below
+    try:
+        refusal, metrics_enabled = receiver.recv()
+    except EOFError:
+        child.join()
+        return f"quartapp: refusing to start: the settings check {_ended(child.exitcode)}", False
+    finally:
+        receiver.close()
+    child.join()
+    return refusal, metrics_enabled
+
+
+def _ended(exitcode: int | None) -> str:
+    from .supervisor import describe
+
+    return describe(exitcode)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Validate the settings, then run hypercorn with ``argv``; the exit status."""
+    arguments = sys.argv[1:] if argv is None else argv
+    refusal, metrics_enabled = checked_settings()
+    if refusal is not None:
+        print(refusal, file=sys.stderr)
         return 1
     # Imported here: the settings are checked first, however hypercorn's import fares.
-    from hypercorn.__main__ import main as hypercorn_main
+    import hypercorn.__main__ as hypercorn_cli
 
-    with metrics_folder(MetricsSettings.from_config(config)):
+    from . import supervisor
+
+    # hypercorn's command line builds the Config from the arguments and the file, then
+    # calls ``run``: its run stops every worker when one dies, the supervisor replaces
+    # it. (Upstream, a ``run`` that restarts dead workers would let this line go.)
+    # hypercorn's __main__ imports run without re-exporting it; the name is what main calls.
+    hypercorn_cli.run = supervisor.serve  # type: ignore[attr-defined]
+    with metrics_folder(metrics_enabled):
         # hypercorn reads sys.argv when given an empty list, so give it what it parses.
-        return hypercorn_main(arguments or ["--help"])
+        return hypercorn_cli.main(arguments or ["--help"])
 
 
 if __name__ == "__main__":

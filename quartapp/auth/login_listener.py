@@ -24,7 +24,6 @@ import logging
 import random
 from typing import TYPE_CHECKING, Any
 
-import asyncpg
 from quart import Quart
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
@@ -36,6 +35,8 @@ from ..settings import Settings, database_url
 from . import logins
 
 if TYPE_CHECKING:
+    import asyncpg
+
     from .login_cache import Cache
 
 log = logging.getLogger("quartapp.login_listener")  # the pre-move name, kept for log filters
@@ -96,6 +97,10 @@ class Listener:
 
     async def _listen(self) -> bool:
         """One connection's life; returns whether the cache was trusted during it."""
+        # Imported here: only PostgreSQL listens, and asyncpg would weigh on every
+        # worker on SQLite too.
+        import asyncpg
+
         connection = await asyncpg.connect(**self._connect_args)
         self._connection = connection
         lost = asyncio.Event()

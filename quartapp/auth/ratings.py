@@ -8,14 +8,13 @@ policy itself (what score is needed) is in :mod:`.users`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ParamSpec, TypeVar
-
-from zxcvbn import matching, time_estimates, zxcvbn
 
 from ..web.errors import Busy
 
@@ -32,7 +31,6 @@ RATED_PREFIX = 32
 L33T_TABLES_MAX = 16
 # Ratings waiting for the one running per process; past that, 503 at once.
 RATING_QUEUE = 4
-_L33T_CHARACTERS = frozenset(c for subs in matching.L33T_TABLE.values() for c in subs)
 # zxcvbn keeps the user inputs of the call in a module-level dictionary while it runs,
 # so two threads rating at once could see each other's usernames.
 _RATING = threading.Lock()
@@ -77,11 +75,12 @@ def rated_pieces(password: str) -> list[str]:
     are one piece.
     """
     prefix = password[:RATED_PREFIX]
+    l33t_characters = _l33t_characters()
     pieces: list[str] = []
     start = 0
     seen: set[str] = set()
     for index, character in enumerate(prefix):
-        if character not in _L33T_CHARACTERS or character in seen:
+        if character not in l33t_characters or character in seen:
             continue
         if l33t_tables("".join(seen) + character) > L33T_TABLES_MAX:
             pieces.append(prefix[start:index])
@@ -91,8 +90,18 @@ def rated_pieces(password: str) -> list[str]:
     return pieces
 
 
+@functools.cache
+def _l33t_characters() -> frozenset[str]:
+    """Every character zxcvbn's l33t matcher reads as another."""
+    from zxcvbn import matching
+
+    return frozenset(c for subs in matching.L33T_TABLE.values() for c in subs)
+
+
 def l33t_tables(text: str) -> int:
     """How many substitution tables zxcvbn's l33t matcher tries for ``text``."""
+    from zxcvbn import matching
+
     table = matching.relevant_l33t_subtable(text, matching.L33T_TABLE)
     return len(matching.enumerate_l33t_subs(table))
 
@@ -104,6 +113,10 @@ def rate(password: str, inputs: Sequence[str]) -> tuple[int, Mapping[str, Any]]:
     (see :func:`rated_pieces`) are rated alone and their guesses multiplied, as zxcvbn
     multiplies the guesses of the parts it finds; the feedback is the weakest piece's.
     """
+    # zxcvbn is imported on first use: its dictionaries are about 14 MiB of every
+    # worker, and most workers rate no password for hours (only new passwords are rated).
+    from zxcvbn import time_estimates, zxcvbn
+
     with _RATING:
         RATINGS.started += 1
         results = [zxcvbn(piece, user_inputs=list(inputs)) for piece in rated_pieces(password)]

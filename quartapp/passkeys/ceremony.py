@@ -8,35 +8,17 @@ whose message is safe to show, so no input reaches a 500.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from webauthn import (
-    generate_authentication_options,
-    generate_registration_options,
-    verify_authentication_response,
-    verify_registration_response,
-)
-from webauthn.helpers import (
-    base64url_to_bytes,
-    bytes_to_base64url,
-    options_to_json_dict,
-    parse_authentication_credential_json,
-    parse_client_data_json,
-    parse_registration_credential_json,
-)
-from webauthn.helpers.exceptions import WebAuthnException
-from webauthn.helpers.structs import (
-    AuthenticationCredential,
-    AuthenticatorSelectionCriteria,
-    PublicKeyCredentialDescriptor,
-    RegistrationCredential,
-    ResidentKeyRequirement,
-    UserVerificationRequirement,
-)
+# py_webauthn, with cryptography, cbor2 and pyOpenSSL under it, is about 20 MiB of a
+# worker: it is imported by the functions that use it, on the first passkey ceremony.
+if TYPE_CHECKING:
+    from webauthn.helpers.structs import AuthenticationCredential, RegistrationCredential
 
 from ..web.security import HOST
 from .models import CREDENTIAL_ID_COLUMN
@@ -114,6 +96,15 @@ def registration_options(
     with user verification required, and none of the user's existing credentials, so
     one authenticator does not hold two passkeys for one account.
     """
+    from webauthn import generate_registration_options
+    from webauthn.helpers import options_to_json_dict
+    from webauthn.helpers.structs import (
+        AuthenticatorSelectionCriteria,
+        PublicKeyCredentialDescriptor,
+        ResidentKeyRequirement,
+        UserVerificationRequirement,
+    )
+
     options = generate_registration_options(
         rp_id=party.rp_id,
         rp_name=RP_NAME,
@@ -141,6 +132,13 @@ def authentication_options(
     holds for this site (discoverable credentials); to confirm a login it lists the
     user's own.
     """
+    from webauthn import generate_authentication_options
+    from webauthn.helpers import options_to_json_dict
+    from webauthn.helpers.structs import (
+        PublicKeyCredentialDescriptor,
+        UserVerificationRequirement,
+    )
+
     options = generate_authentication_options(
         rp_id=party.rp_id,
         challenge=challenge,
@@ -157,8 +155,21 @@ def _decode(credential_id: str) -> bytes:
     return base64url_to_bytes(credential_id)
 
 
+def base64url_to_bytes(text: str) -> bytes:
+    """Unpadded base64url to bytes, as WebAuthn writes ids and challenges."""
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def bytes_to_base64url(data: bytes) -> str:
+    """Bytes to unpadded base64url, as WebAuthn writes ids and challenges."""
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
+
+
 def parse_registration(data: object) -> RegistrationCredential:
     """A registration response from its JSON form; :class:`Refused` if malformed."""
+    from webauthn.helpers import parse_registration_credential_json
+    from webauthn.helpers.exceptions import WebAuthnException
+
     if not isinstance(data, dict):
         raise Refused(MALFORMED, "malformed")
     try:
@@ -169,6 +180,9 @@ def parse_registration(data: object) -> RegistrationCredential:
 
 def parse_assertion(data: object) -> AuthenticationCredential:
     """An assertion from its JSON form; :class:`Refused` if malformed."""
+    from webauthn.helpers import parse_authentication_credential_json
+    from webauthn.helpers.exceptions import WebAuthnException
+
     if not isinstance(data, dict):
         raise Refused(MALFORMED, "malformed")
     try:
@@ -189,6 +203,9 @@ def challenge_of(credential: RegistrationCredential | AuthenticationCredential) 
 
     Only to find the challenge's row: verification then checks it was signed over.
     """
+    from webauthn.helpers import parse_client_data_json
+    from webauthn.helpers.exceptions import WebAuthnException
+
     try:
         client_data = parse_client_data_json(credential.response.client_data_json)
     except (WebAuthnException, ValueError, TypeError) as error:
@@ -210,6 +227,9 @@ def verify_registration(
 ) -> NewCredential:
     """Check a registration: challenge, origin, RP ID, user presence and verification,
     that the id named is the attested one, and that it was not made across origins."""
+    from webauthn import verify_registration_response
+    from webauthn.helpers.exceptions import WebAuthnException
+
     try:
         verified = verify_registration_response(
             credential=credential,
@@ -235,6 +255,9 @@ def refuse_cross_origin(credential: RegistrationCredential | AuthenticationCrede
     The origin is ours either way; a page of ours never frames itself (the headers
     forbid it), so an answer made across origins was asked for by someone else.
     """
+    from webauthn.helpers import parse_client_data_json
+    from webauthn.helpers.exceptions import WebAuthnException
+
     try:
         client_data = parse_client_data_json(credential.response.client_data_json)
     except (WebAuthnException, ValueError, TypeError) as error:
@@ -256,6 +279,9 @@ def verify_assertion(
     library would refuse a clone with the same words as a bad signature): the caller
     compares it with the stored one, once the signature is known to be genuine.
     """
+    from webauthn import verify_authentication_response
+    from webauthn.helpers.exceptions import WebAuthnException
+
     try:
         verified = verify_authentication_response(
             credential=credential,

@@ -33,7 +33,6 @@ from collections.abc import Mapping
 from quart import Blueprint, has_request_context, request, session, url_for
 from quart.typing import ResponseReturnValue
 from sqlalchemy.ext.asyncio import AsyncSession
-from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
 
 from .. import signals
 from ..auth import devices, reauth, throttle
@@ -45,7 +44,7 @@ from ..db import db
 from ..web.navigation import safe_next
 from . import ceremony, store
 from .answers import answer, body, flag, party, refusal
-from .ceremony import Refused
+from .ceremony import Refused, base64url_to_bytes, bytes_to_base64url
 from .models import Passkey
 
 bp = Blueprint("passkey_signin", __name__)

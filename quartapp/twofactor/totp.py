@@ -22,7 +22,6 @@ import time
 from collections.abc import Sequence
 
 import pyotp
-import segno
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -50,6 +49,10 @@ def provisioning_uri(secret: str, username: str) -> str:
 def qr_svg(uri: str) -> bytes:
     """The QR code of ``uri`` as a standalone SVG document (no inline styles or scripts)."""
     buffer = io.BytesIO()
+    # Imported on first use: only the enrolment page draws a code, and segno's tables
+    # would otherwise sit in every worker.
+    import segno
+
     segno.make(uri, error="m").save(
         buffer, kind="svg", scale=5, border=4, title="QR code of your authenticator key"
     )

@@ -156,3 +156,27 @@ async def test_proxy_delays_each_way_and_overlaps_chunks_in_flight(tmp_path: Pat
     # ... but the delays overlapped: a proxy that held each chunk in turn would take at
     # least messages x DELAY_MS each way (1 s); overlapped, it is about 0.2 s.
     assert elapsed < messages * DELAY_MS / 1000
+
+
+@pytest.mark.server
+def test_memory_bench_weighs_the_web_lines_parent_and_each_worker(tmp_path: Path) -> None:
+    output = tmp_path / "latest.json"
+
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.memory", "--quick", "--output", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    figures = json.loads((tmp_path / "latest-memory.json").read_text())
+    assert figures["failures"] == 0
+    assert figures["parent_mib"] > 0
+    assert len(figures["workers"]) == 2
+    for worker in figures["workers"]:
+        assert worker["idle_mib"] > 0
+        assert worker["after_mib"] > 0
+    assert "parent (python -m quartapp.serve)" in result.stdout

@@ -112,3 +112,78 @@ def test_python_version_file_is_the_floor_the_project_declares_and_locks_for() -
     assert re.fullmatch(r"3\.\d+\n", pinned), "one line, major.minor: the newest patch release"
     assert declared == f">={pinned.strip()}"
     assert locked == {pinned.strip()}
+# Libraries a worker imports on first use only: together about a third of a worker.
+HEAVY = ("zxcvbn", "webauthn", "segno", "asyncpg", "cryptography")
+# Builds the app and serves the pages every visitor sees, then lists the HEAVY
+# libraries imported so far.
+SERVE_PAGES = """
+import asyncio, json, sys
+import quartapp
+
+app = quartapp.create_app()
+
+async def serve():
+    async with app.test_app() as test_app:
+        client = test_app.test_client()
+        for path in ("/", "/login", "/healthz"):
+            response = await client.get(path)
+            assert response.status_code == 200, (path, response.status_code)
+
+asyncio.run(serve())
+print(json.dumps([name for name in HEAVY if name in sys.modules]))
+"""
+# The web line's parent, up to the point where it starts hypercorn's workers: which
+# frameworks it has imported.
+SERVE_PARENT = """
+import json, sys
+import hypercorn.__main__
+from quartapp import serve, supervisor
+
+refusal, metrics_enabled = serve.checked_settings()
+assert refusal is None, refusal
+print(json.dumps([name for name in FRAMEWORKS if name in sys.modules]))
+"""
+FRAMEWORKS = ("quart", "flask", "jinja2", "sqlalchemy", "wtforms", *HEAVY)
+
+
+def app_env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "PATH": "/usr/bin:/bin",
+        "QUARTAPP_INSTANCE_PATH": str(tmp_path / "instance"),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'quartapp.db'}",
+        "SECRET_KEY": "k" * 43,
+    }
+
+
+def test_serving_the_pages_every_visitor_sees_imports_no_heavy_library(tmp_path: Path) -> None:
+    # The second start, as every worker's after the first: the first run's initial admin
+    # had its generated password rated, which takes zxcvbn, as any new password does.
+    for _ in range(2):
+        result = subprocess.run(
+            [sys.executable, "-c", f"HEAVY = {HEAVY!r}\n{SERVE_PAGES}"],
+            cwd=ROOT,
+            env=app_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == []
+
+
+def test_the_web_lines_parent_checks_the_settings_without_importing_the_app(
+    tmp_path: Path,
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", f"FRAMEWORKS = {FRAMEWORKS!r}\n{SERVE_PARENT}"],
+        cwd=ROOT,
+        env=app_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == []

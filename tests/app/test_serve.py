@@ -55,7 +55,7 @@ def test_metrics_folder_is_made_per_run_named_for_the_workers_and_removed(
     monkeypatch.setenv(serve.MULTIPROCESS_DIR, str(tmp_path))
     (tmp_path / "counter_1.db").write_bytes(b"left by an earlier run")
 
-    with serve.metrics_folder(MetricsSettings.from_config(load_config())) as folder:
+    with serve.metrics_folder(MetricsSettings.from_config(load_config()).enabled) as folder:
         assert folder is not None
         assert os.environ[serve.MULTIPROCESS_DIR] == folder
         assert Path(folder).parent == tmp_path
@@ -68,6 +68,6 @@ def test_metrics_folder_is_made_per_run_named_for_the_workers_and_removed(
 def test_no_metrics_folder_without_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(serve.MULTIPROCESS_DIR, raising=False)
 
-    with serve.metrics_folder(MetricsSettings.from_config(load_config())) as folder:
+    with serve.metrics_folder(MetricsSettings.from_config(load_config()).enabled) as folder:
         assert folder is None
         assert serve.MULTIPROCESS_DIR not in os.environ

@@ -1,0 +1,238 @@
+"""The web line's parent replaces a worker that dies (``quartapp.supervisor``).
+
+Real servers: the Procfile's web line with two hypercorn workers, a worker killed with
+SIGKILL (what the OOM killer sends) while requests flow, and workers that cannot start.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.app.test_server import LOCAL_HOSTS, run_release
+from tests.support.server import (
+    HYPERCORN_CONFIG,
+    START_TIMEOUT,
+    Server,
+    database_url,
+    development_env,
+    free_port,
+    procfile_web_on_loopback,
+    running,
+    server_env,
+)
+
+pytestmark = pytest.mark.server
+
+Launch = Callable[[Sequence[str], Mapping[str, str], int], Server]
+
+# How soon a killed worker must be back: its replacement builds the app (about a
+# second here) after the supervisor's first backoff (half a second).
+REPLACED_WITHIN = 15.0
+# Requests that may fail when a worker is killed: the ones it had accepted and not yet
+# answered. With one client sending one request at a time, that is one; a second allows
+# for a connection the kernel handed it just before the kill.
+IN_FLIGHT = 2
+# Requests kept flowing once two workers are back, to see the server still answers.
+AFTER_REPLACEMENT = 20
+
+
+@pytest.fixture
+def launch(tmp_path: Path) -> Iterator[Launch]:
+    """Start servers for one test; every one of them is stopped when the test ends."""
+    with ExitStack() as started:
+
+        def start(command: Sequence[str], env: Mapping[str, str], port: int) -> Server:
+            logs = tmp_path / f"logs-{port}"
+            return started.enter_context(running(command, env, port, logs))
+
+        yield start
+
+
+def processes() -> dict[int, tuple[int, str]]:
+    """Every process on the machine: its parent's pid and its command line."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue  # it ended while we looked
+        # The second field, the name, is in parentheses and may hold spaces.
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        found[int(entry.name)] = (parent, command)
+    return found
+
+
+def supervisor_pid(server: Server) -> int:
+    """The ``quartapp.serve`` process: the web line's ``bash`` may have exec'd into it."""
+    table = processes()
+    tree = {server.process.pid}
+    while True:
+        grown = tree | {pid for pid, (parent, _) in table.items() if parent in tree}
+        if grown == tree:
+            break
+        tree = grown
+    (pid,) = [pid for pid in tree if "quartapp.serve" in table.get(pid, (0, ""))[1]]
+    return pid
+
+
+def worker_pids(parent: int) -> set[int]:
+    """The hypercorn workers ``parent`` runs (not multiprocessing's resource tracker)."""
+    return {
+        pid
+        for pid, (ppid, command) in processes().items()
+        if ppid == parent and "spawn_main" in command
+    }
+
+
+def wait_for_workers(parent: int, count: int, timeout: float) -> set[int]:
+    """The workers once there are ``count`` of them; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = worker_pids(parent)
+        if len(pids) == count:
+            return pids
+        if time.monotonic() > deadline:
+            pytest.fail(f"{len(pids)} workers, not {count}, after {timeout}s")
+        time.sleep(0.05)
+
+
+@dataclass
+class Traffic:
+    """One client sending ``GET /`` on a fresh connection, again and again, in a thread."""
+
+    port: int
+    results: list[tuple[float, bool]] = field(default_factory=list)
+    running: bool = True
+
+    def run(self) -> None:
+        while self.running:
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+            try:
+                connection.request("GET", "/")
+                ok = connection.getresponse().status == 200
+            except OSError:
+                ok = False
+            finally:
+                connection.close()
+            self.results.append((time.monotonic(), ok))
+
+    def after(self, moment: float) -> list[bool]:
+        return [ok for at, ok in list(self.results) if at > moment]
+
+
+@pytest.fixture
+def web(launch: Launch, tmp_path: Path) -> Server:
+    """The Procfile's web line with two workers, in production, after its release step."""
+    port = free_port()
+    env = server_env(
+        tmp_path / "instance",
+        PORT=str(port),
+        WEB_CONCURRENCY="2",
+        QUARTAPP_TRUSTED_HOSTS=LOCAL_HOSTS,
+        SECRET_KEY="s" * 43,
+        DATABASE_URL=database_url(tmp_path),
+    )
+    release = run_release(env)
+    assert release.returncode == 0, release.stderr
+    server = launch(procfile_web_on_loopback(), env, port)
+    server.wait_healthy()
+    server.wait_workers(2)
+    return server
+
+
+def test_a_worker_killed_while_requests_flow_is_replaced_and_the_server_keeps_answering(
+    web: Server,
+) -> None:
+    parent = supervisor_pid(web)
+    first, second = sorted(wait_for_workers(parent, 2, START_TIMEOUT))
+    traffic = Traffic(web.port)
+    client = threading.Thread(target=traffic.run)
+    client.start()
+    try:
+        while len(traffic.results) < 20:
+            time.sleep(0.01)
+
+        killed_at = time.monotonic()
+        os.kill(first, signal.SIGKILL)
+        workers = wait_for_workers(parent, 2, REPLACED_WITHIN) - {second}
+        replaced_at = time.monotonic()
+        while len(traffic.after(replaced_at)) < AFTER_REPLACEMENT:
+            time.sleep(0.01)
+    finally:
+        traffic.running = False
+        client.join()
+
+    assert len(workers) == 1  # a new worker, beside the one that lived
+    assert first not in workers
+    assert second in worker_pids(parent)
+    answered = traffic.after(killed_at)
+    assert answered.count(False) <= IN_FLIGHT, answered
+    assert all(answered[-AFTER_REPLACEMENT:])
+    assert f"quartapp: worker {first} was killed by SIGKILL" in web.stderr
+
+
+def test_sigterm_to_the_parent_stops_every_worker_gracefully_with_status_0(web: Server) -> None:
+    parent = supervisor_pid(web)
+    workers = wait_for_workers(parent, 2, START_TIMEOUT)
+    # A request in flight when the signal comes: a login form whose body is half sent.
+    # (A connection still sending its head is idle to hypercorn, and closed at once.)
+    body = b"username=admin&password=not-the-password"
+    in_flight = socket.create_connection(("127.0.0.1", web.port), timeout=START_TIMEOUT)
+    in_flight.sendall(
+        b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body[:10])
+    )
+    time.sleep(0.5)  # the request reaches the app, which waits for the rest
+
+    os.kill(parent, signal.SIGTERM)
+    time.sleep(0.5)  # the shutdown event is polled every 0.1 s; let it reach the workers
+    in_flight.sendall(body[10:])
+    answer = b""
+    while chunk := in_flight.recv(65536):
+        answer += chunk
+    in_flight.close()
+
+    # Answered in full (the form refused: it carries no CSRF token), not cut off.
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert web.wait_exit(START_TIMEOUT) == 0
+    assert not workers & set(processes())
+    # hypercorn's graceful shutdown ran in each worker: the app's shutdown logged nothing
+    # of a crash, and no worker was killed for outstaying the graceful timeout.
+    assert "did not stop in time" not in web.stderr
+    assert "Traceback" not in web.stderr
+
+
+def test_workers_that_keep_dying_at_start_end_the_server_with_one_line(
+    launch: Launch, tmp_path: Path
+) -> None:
+    port = free_port()
+    # A name the app module does not have: every worker fails as it loads the app.
+    command = [
+        *("python", "-m", "quartapp.serve", "--config", HYPERCORN_CONFIG),
+        *("--bind", f"127.0.0.1:{port}", "--workers", "2", "quartapp:no_such_app"),
+    ]
+    server = launch(command, development_env(tmp_path), port)
+
+    status = server.wait_exit(START_TIMEOUT)
+
+    assert status == 1
+    lines = [line for line in server.stderr.splitlines() if line.startswith("quartapp: ")]
+    assert lines[-1].startswith("quartapp: workers keep dying at start (5 in a row")
+    assert lines[-1].endswith("exited with status 1); stopping")
+    assert len(lines) == 5  # one line for each worker that died, the last one saying why
+    assert server.healthz_status() is None
