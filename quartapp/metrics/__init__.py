@@ -51,7 +51,7 @@ from quart.wrappers import Response
 
 from .. import signals
 from ..web import security
-from . import settings
+from . import looplag, settings
 
 bp = Blueprint("metrics", __name__)
 # No "_created" series: multiprocess mode has none, so one mode shows what the other does.
@@ -125,6 +125,7 @@ MAIL_OUTBOX_DEPTH = Gauge(
     # One table for every process: the latest count of any live one, not their sum.
     multiprocess_mode="livemostrecent",
 )
+REGISTRY.register(looplag.LOOP_LAG)
 RESULTS = ("success", "failure", "throttled", "queue_full")
 for _result in RESULTS:  # every result shows from the first scrape, at 0
     LOGINS.labels(_result)
@@ -301,6 +302,7 @@ def init_app(app: Quart) -> None:
     # Quart runs after-request hooks last-registered first: at the front, this runs last.
     app.after_request_funcs.setdefault(None, []).insert(0, observer())
     app.after_serving(forget_this_process)
+    looplag.init_app(app)
     if not multiprocess_dir() and multiprocessing.parent_process() is not None:
         log.warning(
             "METRICS_TOKEN is set but %s is not: /metrics counts only the worker that "
