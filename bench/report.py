@@ -12,7 +12,7 @@ import statistics
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from bench import pg, wrk
+from bench import many, pg, wrk
 from bench.scenarios import FLASK_LOGIN, FLASK_WTF, MINIMAL_QUART, QUARTAPP, QUARTAPP_2W, TUTORIAL
 
 if TYPE_CHECKING:
@@ -27,6 +27,8 @@ TITLES = {
     **{pg.scenario(delay): pg.title(delay) for delay in pg.DELAYS_MS},
     "storm": "/hello under login storm",
     "workers": "/hello, 2 workers",
+    many.scenario(None): many.title(None),
+    **{many.scenario(delay): many.title(delay) for delay in pg.DELAYS_MS},
 }
 # (scenario, app, anchor): the app's req/s over the anchor's, at least.
 RATIO_TARGETS = {
@@ -39,9 +41,16 @@ RATIO_TARGETS = {
     # figures: gthread 4-5x sync at +1 ms), so half of that.
     (pg.scenario(1), pg.QUARTAPP_PG, pg.FLASK_SYNC): 5.0,
     (pg.scenario(0), pg.QUARTAPP_PG, pg.FLASK_SYNC): 1.2,
+    (many.scenario(None), QUARTAPP, FLASK_LOGIN): 2.0,
+    (many.scenario(1), pg.QUARTAPP_PG, pg.FLASK_GTHREAD): 3.0,
 }
 # (scenario, app): /hello's p99 over its p50, at most, on both databases.
-TAIL_TARGETS = [("hello", QUARTAPP), *((pg.scenario(d), pg.QUARTAPP_PG) for d in pg.DELAYS_MS)]
+TAIL_TARGETS = [
+    ("hello", QUARTAPP),
+    *((pg.scenario(d), pg.QUARTAPP_PG) for d in pg.DELAYS_MS),
+    (many.scenario(None), QUARTAPP),
+    *((many.scenario(d), pg.QUARTAPP_PG) for d in pg.DELAYS_MS),
+]
 TAIL_FACTOR = 3.0
 STORM_P99_FACTOR = 2.0
 
@@ -61,6 +70,11 @@ def build(bench: Bench) -> dict[str, Any]:
             "python": platform.python_version(),
             "workers_per_app": 1,
             "pg_delays_ms_each_way": list(pg.DELAYS_MS),
+            "many_users": {
+                "users": bench.settings.many_users,
+                "seconds": bench.settings.many_seconds,
+                "sign_in_seconds": {app: round(s, 1) for app, s in bench.many_sign_in.items()},
+            },
             # Other work on the machine skews every figure: a busy machine shows here.
             "load_average_1min": {
                 "before": round(bench.load_before, 2),
@@ -195,6 +209,13 @@ def print_report(report: dict[str, Any]) -> None:
     print()
     for line in details(scenarios):
         print(line)
+    if any(name.startswith(many.SQLITE) for name in scenarios):
+        users = report["settings"]["many_users"]
+        took = ", ".join(f"{app} {s:.0f} s" for app, s in users["sign_in_seconds"].items())
+        print(
+            f"many users: {users['users']} signed in through each app's form ({took}), "
+            f"each request with the next one's cookie, {users['seconds']} s per run"
+        )
     for name, why in report["skipped"].items():
         print(f"skipped {name}: {why}")
     load = report["settings"]["load_average_1min"]

@@ -13,8 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-from bench import pg, report, wrk
-from bench.scenarios import ALL_SCENARIOS, QUARTAPP, TUTORIAL, Bench, Settings
+from bench import many, pg, report, wrk
+from bench.scenarios import ALL_SCENARIOS, FLASK_LOGIN, QUARTAPP, TUTORIAL, Bench, Settings
 from bench.servers import BenchError
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -25,7 +25,19 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser.add_argument(
         "--rounds", type=int, default=3, help="rounds, at least 2; the median is reported"
     )
-    parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
+    parser.add_argument(
+        "--duration",
+        type=int,
+        default=None,
+        help=f"seconds per wrk run (default: 8, and {many.SECONDS} for the many-users "
+        "scenario, so that every login's last_seen falls due within it)",
+    )
+    parser.add_argument(
+        "--users",
+        type=int,
+        default=many.USERS,
+        help="users signed in for the many-users scenario",
+    )
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (-t)")
     parser.add_argument("--connections", type=int, default=50, help="wrk connections (-c)")
     parser.add_argument(
@@ -47,20 +59,26 @@ def parse_args(argv: list[str] | None) -> Settings:
     if unknown or not scenarios:
         parser.error(f"unknown scenario(s) {', '.join(unknown)}; pick from {ALL_SCENARIOS}")
     if args.quick:
-        apps = frozenset({QUARTAPP, TUTORIAL, *pg.APPS})
-        return Settings(1, wrk.Load(1, 10, 1), scenarios, apps, args.output)
+        # Flask-Login is the many-users scenario's anchor: started only when it runs.
+        many_apps = {FLASK_LOGIN} if "many" in scenarios else set()
+        apps = frozenset({QUARTAPP, TUTORIAL, *many_apps, *pg.APPS})
+        return Settings(1, wrk.Load(1, 10, 1), scenarios, apps, args.output, 1, args.users)
     if args.rounds < 2:
         parser.error("--rounds must be at least 2 (a median of one is no median); see --quick")
-    if args.duration < 1 or args.threads < 1:
+    if (args.duration is not None and args.duration < 1) or args.threads < 1:
         parser.error("--duration and --threads must be at least 1")
+    if args.users < 1:
+        parser.error("--users must be at least 1")
     if args.connections < args.threads:
         parser.error("--connections must be at least --threads")
     return Settings(
         args.rounds,
-        wrk.Load(args.threads, args.connections, args.duration),
+        wrk.Load(args.threads, args.connections, args.duration or 8),
         scenarios,
         None,
         args.output,
+        args.duration or many.SECONDS,
+        args.users,
     )
 
 

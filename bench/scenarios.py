@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from bench import measures, pg, servers, wrk
+from bench import many, measures, pg, servers, wrk
 from bench.measures import Hashing
 from bench.servers import BenchError, Server
 
@@ -43,7 +43,9 @@ SCENARIOS = {
     "home": GetScenario("/", [QUARTAPP, MINIMAL_QUART], logged_in=False),
     "login": GetScenario("/login", [QUARTAPP, FLASK_WTF], logged_in=False),
 }
-ALL_SCENARIOS = ("hello", "home", "login", "storm", "flood", "workers", "pg")
+ALL_SCENARIOS = ("hello", "home", "login", "storm", "flood", "workers", "pg", "many")
+# The many-users scenario on PostgreSQL, skipped alone when PostgreSQL is not here.
+MANY_PG = "many-pg"
 # The status of a successful login: a redirect to /hello.
 LOGGED_IN = 302
 
@@ -57,6 +59,9 @@ class Settings:
     scenarios: tuple[str, ...]
     apps: frozenset[str] | None  # None: every app
     output: Path
+    # The many-users scenario's wrk runs: as long as load.seconds, or longer.
+    many_seconds: int = many.SECONDS
+    many_users: int = many.USERS
 
 
 class Bench:
@@ -79,6 +84,8 @@ class Bench:
         self.load_before = 0.0
         self.pg: pg.Cluster | None = None
         self.skipped: dict[str, str] = {}  # scenario: why it did not run
+        self.many_cookies: dict[str, Path] = {}  # app: its many users' cookie file
+        self.many_sign_in: dict[str, float] = {}  # app: seconds the sign-ins took
 
     def wanted(self, app: str) -> bool:
         return self.settings.apps is None or app in self.settings.apps
@@ -101,6 +108,10 @@ class Bench:
                 needed += [app for app in SCENARIOS[name].apps if self.wanted(app)]
             elif name == "pg":
                 needed += list(pg.APPS)
+            elif name == "many":
+                needed += [app for app in (QUARTAPP, FLASK_LOGIN) if self.wanted(app)]
+                if MANY_PG not in self.skipped:
+                    needed += list(pg.APPS)
             else:
                 needed.append(QUARTAPP)
             if name == "workers":
@@ -114,6 +125,9 @@ class Bench:
         if "pg" in settings.scenarios and (why := pg.unavailable()):
             self.skipped["pg"] = why
             print(f"pg: skipped, the PostgreSQL scenario cannot run here: {why}", flush=True)
+        if "many" in settings.scenarios and (why := pg.unavailable()):
+            self.skipped[MANY_PG] = why
+            print(f"many: on SQLite only, PostgreSQL cannot run here: {why}", flush=True)
         print(
             f"bench: {settings.rounds} round(s) of wrk -t{load.threads} -c{load.connections} "
             f"-d{load.seconds}s, 1 worker per app, {os.cpu_count()} cores, "
@@ -153,6 +167,8 @@ class Bench:
                     self.log_in(app)
                 if QUARTAPP in self.servers:
                     self.idle_rss = self.servers[QUARTAPP].rss_bytes()
+                if "many" in self.scenarios():
+                    self.sign_in_many(tmp)
                 yield
             except BaseException:
                 for server in self.servers.values():
@@ -312,6 +328,45 @@ class Bench:
             )
         self.flood_logins.append(result)
         self.rss.append({"before": before, "peak": max(samples)})
+
+    def sign_in_many(self, tmp: Path) -> None:
+        """Add the many users to each app of the scenario and sign them all in."""
+        names = many.usernames(self.settings.many_users)
+        apps = [app for app in (QUARTAPP, FLASK_LOGIN, *pg.APPS) if app in self.servers]
+        for app in apps:
+            source, password = self.credentials[app]
+            if app in pg.APPS:
+                assert self.pg is not None
+                many.seed_postgres(self.pg, app, source, count=len(names))
+            else:
+                slug = app.replace(" ", "").replace("-", "_")
+                path = tmp / slug / "quartapp.db" if app == QUARTAPP else tmp / f"{slug}.db"
+                many.seed_sqlite(path, source, created_at=app == QUARTAPP, count=len(names))
+            self.many_cookies[app], took = many.sign_in_all(
+                self.servers[app], password, names, tmp
+            )
+            self.many_sign_in[app] = took
+            print(f"many: {len(names)} users signed in to {app} in {took:.0f} s", flush=True)
+
+    def round_many(self) -> None:
+        """Logged-in /hello, each request as the next of the many users."""
+        load = self.settings.load
+        load = wrk.Load(load.threads, load.connections, self.settings.many_seconds)
+
+        def run(app: str) -> wrk.Result:
+            url = self.servers[app].url + "/hello"
+            return wrk.run(url, load, cookies=self.many_cookies[app])
+
+        for app in (QUARTAPP, FLASK_LOGIN):
+            if app in self.many_cookies:
+                self.record(many.scenario(None), app, run(app))
+        if self.pg is None or MANY_PG in self.skipped:
+            return
+        for delay in pg.DELAYS_MS:
+            self.pg.proxy.set_delay(delay)
+            for app in pg.APPS:
+                self.record(many.scenario(delay), app, run(app))
+        self.pg.proxy.set_delay(0)
 
     def round_workers(self) -> None:
         """quartapp's /hello with two workers, to set against one."""

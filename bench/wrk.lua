@@ -5,6 +5,8 @@
 -- status as unexpected: a /hello that redirects to /login, or a login that fails,
 -- is a 2xx or 3xx that wrk alone would count as a success. done() prints one line,
 -- BENCH_RESULT {...}, with the counts and latency percentiles in microseconds.
+-- WRK_COOKIES, when set, names a file of Cookie headers, one a line (many users): each
+-- request carries the next line's, each thread starting at another place in the file.
 
 local form = os.getenv("WRK_FORM")
 if form and form ~= "" then
@@ -17,6 +19,24 @@ local threads = {}
 
 function setup(thread)
   table.insert(threads, thread)
+  -- Threads start far apart in the file, so no two send the same cookie together.
+  thread:set("position", (#threads - 1) * 997)
+end
+
+local cookie_file = os.getenv("WRK_COOKIES")
+if cookie_file and cookie_file ~= "" then
+  local cookies = {}
+  for line in io.lines(cookie_file) do
+    if line ~= "" then
+      table.insert(cookies, line)
+    end
+  end
+  position = 0
+  function request()
+    position = position % #cookies + 1
+    wrk.headers["Cookie"] = cookies[position]
+    return wrk.format()
+  end
 end
 
 local expect = tonumber(os.getenv("WRK_EXPECT_STATUS") or "")

@@ -83,15 +83,19 @@ def start(
     headers: Mapping[str, str] | None = None,
     form: str | None = None,
     expect: int = 200,
+    cookies: Path | None = None,
 ) -> subprocess.Popen[str]:
     """Start wrk on ``url``; ``form`` makes every request a POST of that body.
 
-    A response whose status is not ``expect`` counts as an error.
+    A response whose status is not ``expect`` counts as an error. ``cookies``: a file
+    of Cookie headers, one a line; each request sends the next.
     """
     env = {name: value for name, value in os.environ.items() if not name.startswith("WRK_")}
     env["WRK_EXPECT_STATUS"] = str(expect)
     if form is not None:
         env["WRK_FORM"] = form
+    if cookies is not None:
+        env["WRK_COOKIES"] = str(cookies)
     return subprocess.Popen(
         command(url, load, headers or {}),
         env=env,
@@ -118,9 +122,10 @@ def run(
     headers: Mapping[str, str] | None = None,
     form: str | None = None,
     expect: int = 200,
+    cookies: Path | None = None,
 ) -> Result:
     """Run wrk on ``url`` and return what it measured."""
-    return finish(start(url, load, headers, form, expect), load)
+    return finish(start(url, load, headers, form, expect, cookies), load)
 
 
 def parse(out: str, err: str, code: int, args: Sequence[str] | object) -> Result:

@@ -9,7 +9,8 @@
 - ``registry``: what other features plug into signing in (second steps, confirmations,
   strong factors, login methods, what ends with a login, pruners);
 - ``logins`` (the login record: one row per logged-in browser), ``login_cache`` and
-  ``login_listener`` (its per-process cache, kept fresh on PostgreSQL by NOTIFY);
+  ``login_listener`` (its per-process cache, kept fresh on PostgreSQL by NOTIFY),
+  ``last_seen`` (its ``last_seen`` times, written in background batches);
 - ``credentials`` (checking a username and password, throttled), ``throttle``,
   ``devices`` (trusted-device cookies and codes), ``passwords`` (argon2 off the event
   loop), ``ratings`` (zxcvbn, bounded), ``users`` (user records and the password
@@ -36,7 +37,7 @@ def init_app(app: Quart) -> None:
     from quart import session
 
     from ..web import errors
-    from . import current, forms, login_cache, passwords, prune, reauth, registry, views
+    from . import current, forms, last_seen, login_cache, passwords, prune, reauth, registry, views
     from . import errors as auth_errors
     from .credentials import LockedOut
     from .signin import LOGIN_KEY, LOGIN_NAME_KEY
@@ -46,6 +47,7 @@ def init_app(app: Quart) -> None:
     app.jinja_env.globals["account_links"] = plugged.account_links
     current.init_app(app)
     login_cache.init_app(app)  # after the database: its file exists by then
+    last_seen.init_app(app)
     prune.init_app(app)
     passwords.init_app(app)
     app.jinja_env.globals["csrf_token"] = forms.csrf_token  # reuses signatures (forms.py)

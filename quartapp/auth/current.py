@@ -28,7 +28,7 @@ from ..db import db
 from ..web.messages import flash
 from ..web.navigation import requested_path
 from ..web.speedups import CSRF_FIELD, renew_csrf_token
-from . import login_cache, logins, settings
+from . import last_seen, login_cache, logins, settings
 from .logins import CurrentUser
 from .signin import LOGIN_HELD_KEY, LOGIN_KEY, LOGIN_NAME_KEY, LOGIN_UNTIL_KEY
 
@@ -109,6 +109,7 @@ async def load_logged_in_user() -> None:
         login_cache.cache(),
         settings.current(),
         token,
+        last_seen.pending(),
         fresh=request.method not in SAFE_METHODS,
     )
     if status is not logins.Status.VALID:

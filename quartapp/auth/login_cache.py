@@ -9,7 +9,9 @@ every change to the rows, and each change drops what it made stale.
 
 - SQLite: ``PRAGMA data_version`` on a probe connection of our own moves whenever any
   other connection commits; every lookup reads it (a few microseconds, the WAL index
-  in shared memory) and a move empties the cache (:class:`SqliteVersion`).
+  in shared memory). A move makes the probe read a counter that triggers bump only
+  when a login ends or changes (revision 0012), and only a moved counter empties the
+  cache (:class:`SqliteVersion`).
 - PostgreSQL: triggers on ``logins`` (revision 0004) ``NOTIFY`` the ids of ended rows
   in the transaction that ends them; one listening connection per process drops those
   ids, and while it is not connected the cache is empty and bypassed
@@ -21,6 +23,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any, cast
 
 from quart import Quart, current_app
@@ -29,6 +32,7 @@ from sqlalchemy.engine import make_url
 from .. import settings
 from ..db import Store
 from . import login_listener
+from .last_seen import Pending
 from .logins import CurrentUser, Record, Status, digest, find_record
 from .settings import AuthSettings
 
@@ -135,18 +139,27 @@ class Cache:
 
 
 class SqliteVersion:
-    """Keeps a cache in step with a SQLite file through ``PRAGMA data_version``.
+    """Keeps a cache in step with a SQLite file: ``PRAGMA data_version``, then a counter.
 
-    Any commit by another connection, in this process or another (a logout,
-    ``users revoke-sessions``, a password change, a deleted user, but also a
-    ``last_seen`` write), moves the version, and a move empties the cache. The probe
-    has no busy timeout: should it ever meet a lock it raises at once, and the cache
-    is bypassed for that lookup rather than stall the event loop.
+    Any commit by another connection, in this process or another, moves the file's
+    ``data_version``: a logout or ``users revoke-sessions``, but also a ``last_seen``
+    write, a throttle counter, mail. A move alone empties nothing: the probe then reads
+    ``login_changes.counter``, which triggers (revision 0012) bump only for changes that
+    can end or alter a cached login (a deleted row, a changed user, "remember me" or
+    expiry), and the cache is emptied only when that moved. So the batched ``last_seen``
+    writes of every process leave every cache warm, whatever the number of users.
+
+    The probe has no busy timeout: should it ever meet a lock it raises at once, and
+    the cache is bypassed for that lookup rather than stall the event loop. A database
+    without the counter (not yet upgraded) bypasses the cache the same way.
     """
+
+    COUNTER = "SELECT counter FROM login_changes WHERE id = 1"
 
     def __init__(self, cache: Cache, path: str) -> None:
         self._cache = cache
         self._version: int | None = None
+        self._changes: int | None = None
         # Autocommit (isolation_level=None): the probe never holds a read transaction
         # open, which would freeze what data_version sees.
         self._probe: sqlite3.Connection | None = sqlite3.connect(
@@ -155,17 +168,28 @@ class SqliteVersion:
         cache.poll = self.poll
 
     def poll(self) -> None:
-        """Read the version; empty the cache if it moved, distrust it if unreadable."""
+        """Read the version, and the counter when it moved; empty the cache if that moved.
+
+        The version is read before the counter: a change committed between the two
+        reads moves the version again, so the next poll reads the counter again.
+        """
         if self._probe is None:
             return
         try:
             version = self._probe.execute("PRAGMA data_version").fetchone()[0]
+            if version == self._version:
+                return
+            row = self._probe.execute(self.COUNTER).fetchone()
         except sqlite3.Error:
-            self._version = None
+            row = None
+        if row is None:
+            # Locked, or no counter to read: distrust, and read both again next time.
+            self._version = self._changes = None
             self._cache.trust(False)
             return
-        if version != self._version:
-            self._version = version
+        self._version = version
+        if row[0] != self._changes or not self._cache.trusted:
+            self._changes = row[0]
             self._cache.trust(True)
 
     def close(self) -> None:
@@ -176,13 +200,21 @@ class SqliteVersion:
 
 
 async def lookup(
-    store: Store, cache: Cache, config: AuthSettings, token: str, *, fresh: bool = False
+    store: Store,
+    cache: Cache,
+    config: AuthSettings,
+    token: str,
+    seen: Pending,
+    *,
+    fresh: bool = False,
 ) -> tuple[Status, CurrentUser | None]:
     """:func:`.logins.find_record`, answered from ``cache`` while it can be trusted.
 
     ``fresh``: read the row whatever the cache holds (a request that changes state).
     A cached record is judged against the limits here, as a fresh row would be; one
-    that has expired, or whose ``last_seen`` is due to be written, goes to the database.
+    that has expired goes to the database. A ``last_seen`` due to be written (a minute
+    old) is noted in ``seen`` for the next background batch, and the cached record
+    moves forward with it: no request waits on that write.
     """
     login_id = digest(token)
     stamp = cache.stamp()
@@ -190,23 +222,28 @@ async def lookup(
         record = cache.get(login_id)
         if record is not None:
             now = time.time()
-            if not record.expired(config, now) and not record.stale(now):
+            if not record.expired(config, now):
                 cache.hits += 1
+                if record.stale(now):
+                    seen.note(login_id, now)
+                    cache.put(stamp, login_id, replace(record, last_seen=now))
                 return Status.VALID, record.user
     cache.misses += 1
 
     async def read(connection: Any) -> tuple[Status, Record | None, bool]:
-        return await find_record(connection, config, login_id)
+        return await find_record(connection, config, login_id, seen=seen.get(login_id))
 
     status, record, _wrote = await store.read(read)
     if record is None:
         cache.forget(login_id)
-    elif stamp is not None:
-        # On SQLite our own last_seen write moves data_version, so the next stamp()
-        # empties the cache anyway; on PostgreSQL that write notifies nobody and the
-        # record, as written, stays good.
+        return status, None
+    now = time.time()
+    if record.stale(now):
+        seen.note(login_id, now)
+        record = replace(record, last_seen=now)
+    if stamp is not None:
         cache.put(stamp, login_id, record)
-    return status, record.user if record is not None else None
+    return status, record.user
 
 
 EXTENSION = "quartapp.login_cache"

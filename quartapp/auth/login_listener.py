@@ -32,7 +32,7 @@ from sqlalchemy.engine.default import DefaultExecutionContext
 from .. import settings
 from ..db import db
 from ..settings import Settings, database_url
-from . import logins
+from . import last_seen
 
 if TYPE_CHECKING:
     import asyncpg
@@ -147,11 +147,11 @@ class Listener:
         A DELETE of logins (or of users, whose logins go with them) sends its
         notification at commit, which reaches this process's listener a moment after
         the request that made it has answered. Until then the cache is not used, so
-        the next request here cannot beat it. The last_seen write sends none.
+        the next request here cannot beat it. The batched last_seen write sends none.
         """
         statement = getattr(context.compiled, "statement", None)
         table = getattr(getattr(statement, "table", None), "name", None)
-        if table not in ("logins", "users") or statement is logins.TOUCH:
+        if table not in ("logins", "users") or context.execution_options.get(last_seen.OPTION):
             return
         if not (context.isdelete or (context.isupdate and table == "logins")):
             return

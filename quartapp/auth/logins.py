@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from enum import Enum
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ..db import ADDRESS_COLUMN, USER_AGENT_COLUMN
@@ -24,8 +24,9 @@ from . import registry
 from .models import Login, User
 from .settings import AuthSettings
 
-# last_seen is written when it is at least this old, so a busy reader writes once a
-# minute rather than on every request; a 30-minute idle limit loses nothing by it.
+# last_seen is noted when it is at least this old, so a busy reader is written once a
+# minute rather than on every request (in the background, in batches: .last_seen); a
+# 30-minute idle limit loses nothing by it.
 SEEN_RESOLUTION = 60
 PRUNE_BATCH = 500
 
@@ -141,14 +142,12 @@ async def make_room(session: AsyncSession, config: AuthSettings, user_id: int) -
 
 
 # Built once: SQLAlchemy caches the compiled form of a statement object, and this one
-# runs on every logged-in request that the cache cannot answer. TOUCH is public: the
-# login cache knows it as the one write to logins that notifies no one.
+# runs on every logged-in request that the cache cannot answer.
 _FIND = (
     select(User.id, User.username, Login.remember, Login.last_seen, Login.expires_at)
     .join(User, User.id == Login.user_id)
     .where(Login.id == bindparam("login_id"))
 )
-TOUCH = update(Login).where(Login.id == bindparam("login_id")).values(last_seen=bindparam("now"))
 _DELETE = delete(Login).where(Login.id == bindparam("login_id"))
 
 
@@ -172,28 +171,27 @@ class Record:
 
 
 async def find_record(
-    connection: AsyncConnection, config: AuthSettings, login_id: str
+    connection: AsyncConnection, config: AuthSettings, login_id: str, *, seen: float | None = None
 ) -> tuple[Status, Record | None, bool]:
     """Look a login up by its id: its status, its record when live, and whether this
     wrote to the database.
 
-    An expired row is deleted on the spot; ``last_seen`` is refreshed when it is a
-    minute old. Both writes are committed here.
+    ``seen``: when this process last saw the login use, if that is not written yet
+    (:mod:`.last_seen`); the row's ``last_seen`` may lag it. An expired row is deleted
+    on the spot (committed here); ``last_seen`` is never written here: the caller notes
+    a stale one for the next batch.
     """
     row = (await connection.execute(_FIND, {"login_id": login_id})).first()
     if row is None:
         return Status.UNKNOWN, None, False
     user_id, username, remember, last_seen, expires_at = row
+    if seen is not None and seen > last_seen:
+        last_seen = seen
     record = Record(CurrentUser(user_id, username, login_id), remember, last_seen, expires_at)
-    now = time.time()
-    if record.expired(config, now):
+    if record.expired(config, time.time()):
         await connection.execute(_DELETE, {"login_id": login_id})
         await connection.commit()
         return Status.EXPIRED, None, True
-    if record.stale(now):
-        await connection.execute(TOUCH, {"login_id": login_id, "now": now})
-        await connection.commit()
-        return Status.VALID, Record(record.user, remember, now, expires_at), True
     return Status.VALID, record, False
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ..db import ADDRESS_COLUMN, USER_AGENT_COLUMN, USERNAME_COLUMN, Base, utcnow
 
-__all__ = ["Device", "DeviceCode", "Login", "ThrottleCounter", "User"]
+__all__ = ["Device", "DeviceCode", "Login", "LoginChanges", "ThrottleCounter", "User"]
 
 
 class User(Base):
@@ -61,6 +61,23 @@ class Login(Base):
     # How that last proof was made: a login method (auth's registry) or a confirmation's
     # ("password", "password+code", "passkey"). NULL on logins older than migration 0008.
     verified_method: Mapped[str | None] = mapped_column(String(32))
+
+
+class LoginChanges(Base):
+    """One row counting the changes to ``logins`` that can end a cached login, on SQLite.
+
+    Triggers (revision 0012) add one when a login row goes, or its user, "remember me",
+    expiry or id change, or its ``last_seen`` goes back; never for a ``last_seen``
+    moving forward or a new row. Each process's login cache reads it when the file's
+    ``PRAGMA data_version`` moves, and empties itself only when this moved too
+    (:mod:`.login_cache`). PostgreSQL's NOTIFY triggers (revision 0004) carry the same
+    news, so the table exists there too but nothing writes it.
+    """
+
+    __tablename__ = "login_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    counter: Mapped[int] = mapped_column(Integer)
 
 
 class ThrottleCounter(Base):

@@ -59,7 +59,7 @@ from quart.wrappers import Response
 
 from .. import signals
 from ..web import security
-from . import instance, process, settings
+from . import instance, looplag, process, settings
 from .process import REFRESH, ProcessGauges
 from .push import Pusher
 
@@ -150,6 +150,7 @@ PASSKEY = Counter(
     registry=REGISTRY,
 )
 PROCESS = ProcessGauges(REGISTRY)
+REGISTRY.register(looplag.LOOP_LAG)
 RESULTS = ("success", "failure", "throttled", "queue_full")
 for _result in RESULTS:  # every result shows from the first scrape, at 0
     LOGINS.labels(_result)
@@ -407,6 +408,7 @@ def init_app(app: Quart) -> None:
     app.after_request_funcs.setdefault(None, []).insert(0, observer())
     app.while_serving(_serving)
     app.after_serving(forget_this_process)
+    looplag.init_app(app)
     if not multiprocess_dir() and multiprocessing.parent_process() is not None:
         log.warning(
             "METRICS_TOKEN is set but %s is not: /metrics counts only the worker that "

@@ -11,6 +11,7 @@ import asyncio
 import importlib.util
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import pg
+from bench import many, pg
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH_PACKAGES = ("flask_login", "flask_sqlalchemy", "flask_wtf", "gunicorn")
@@ -88,6 +89,65 @@ def test_quick_bench_measures_the_postgresql_scenario(tmp_path: Path) -> None:
     assert f"PostgreSQL +1 ms, /hello: {pg.QUARTAPP_PG} / {pg.FLASK_GTHREAD}" in targets
     assert f"PostgreSQL +0 ms, /hello: {pg.QUARTAPP_PG} / {pg.FLASK_SYNC}" in targets
     assert f"PostgreSQL +1 ms, /hello: {pg.QUARTAPP_PG} p99 / p50" in targets
+
+
+@pytest.mark.server
+@pytest.mark.postgres
+def test_quick_bench_measures_many_users_each_with_its_own_cookie(tmp_path: Path) -> None:
+    bench_or_skip()
+    why = pg.unavailable()
+    if why is not None:
+        pytest.skip(why)
+    output = tmp_path / "latest.json"
+    command = ["--quick", "--scenarios", "many", "--users", "4", "--output", str(output)]
+
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", *command],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads(output.read_text())
+    expected = {
+        many.scenario(None): ["quartapp", "flask-login-sqlalchemy"],
+        **{many.scenario(delay): list(pg.APPS) for delay in pg.DELAYS_MS},
+    }
+    for name, apps in expected.items():
+        measured = report["scenarios"][name]["apps"]
+        assert sorted(measured) == sorted(apps)
+        for app, figures in measured.items():
+            # Every request had a 200: each of the cookies wrk rotated through is live.
+            assert figures["rps"] > 0, (name, app, figures)
+            assert figures["errors"] == 0, (name, app, figures)
+    assert sorted(report["settings"]["many_users"]["sign_in_seconds"]) == sorted(
+        ["quartapp", "flask-login-sqlalchemy", *pg.APPS]
+    )
+    targets = {item["name"] for item in report["targets"]}
+    assert f"{many.title(None)}: quartapp / flask-login-sqlalchemy" in targets
+    assert f"{many.title(1)}: {pg.QUARTAPP_PG} / {pg.FLASK_GTHREAD}" in targets
+    assert "many users: 4 signed in through each app's form" in result.stdout
+
+
+def test_the_many_users_seed_copies_one_account_under_new_names(tmp_path: Path) -> None:
+    path = tmp_path / "users.db"
+    connection = sqlite3.connect(path)
+    connection.execute(
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, username TEXT UNIQUE, password_hash TEXT)"
+    )
+    connection.execute("INSERT INTO users (username, password_hash) VALUES ('admin', 'h')")
+    connection.commit()
+    connection.close()
+
+    many.seed_sqlite(path, "admin", created_at=False, count=3)
+
+    connection = sqlite3.connect(path)
+    rows = connection.execute("SELECT username, password_hash FROM users ORDER BY id").fetchall()
+    connection.close()
+    assert rows == [("admin", "h"), *((name, "h") for name in many.usernames(3))]
 
 
 # The delay proxy, against an echo server in this process.
