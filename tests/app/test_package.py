@@ -112,6 +112,8 @@ def test_python_version_file_is_the_floor_the_project_declares_and_locks_for() -
     assert re.fullmatch(r"3\.\d+\n", pinned), "one line, major.minor: the newest patch release"
     assert declared == f">={pinned.strip()}"
     assert locked == {pinned.strip()}
+
+
 # Libraries a worker imports on first use only: together about a third of a worker.
 HEAVY = ("zxcvbn", "webauthn", "segno", "asyncpg", "cryptography")
 # Builds the app and serves the pages every visitor sees, then lists the HEAVY
