@@ -5,14 +5,18 @@ exited non-zero, stops all the others and returns. A worker killed by the OOM ki
 (``kill -9``) therefore took the whole dyno down, and a PaaS backs off restarting a
 crashing dyno (on Heroku for up to 20 minutes). This runs the same workers the same
 way (``multiprocessing`` spawn, hypercorn's worker function, the listening sockets made
-once here and inherited, one shared shutdown event), but:
+once here and inherited), but:
 
 - a worker that dies is replaced, and its exit status or signal is logged on one line;
   the other workers keep serving meanwhile;
 - only workers that keep dying at start (within ``START_WINDOW`` of starting,
   ``FAILED_STARTS`` times in a row) end it, after backing off, with exit status 1;
-- SIGTERM or SIGINT sets the shutdown event, which gives every worker hypercorn's
-  graceful shutdown (``graceful_timeout``); then the status is 0.
+- SIGTERM or SIGINT gives every worker hypercorn's graceful shutdown
+  (``graceful_timeout``); then the status is 0;
+- the workers' shutdown event is the end of a pipe only the parent holds
+  (:class:`ParentGone`), not a ``multiprocessing.Event``: a parent that is killed
+  outright stops its workers gracefully too, instead of leaving them serving with no
+  one to replace them.
 
 The upstream change that would remove this: ``hypercorn.run``'s loop already starts a
 new worker for one that exits with status 0 (``max_requests``); starting one for any
@@ -34,14 +38,15 @@ import sys
 import time
 from dataclasses import dataclass
 from multiprocessing import get_context
-from multiprocessing.connection import wait
+from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
-from multiprocessing.synchronize import Event
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
+    from multiprocessing.synchronize import Event
+
     from hypercorn.config import Config, Sockets
 
 # A worker that dies sooner than this after starting has failed to start: the app takes
@@ -91,8 +96,25 @@ def release_closed_connections() -> None:
     TCPServer._read_data = _read_data  # type: ignore[method-assign]
 
 
-def work(config: Config, sockets: Sockets, shutdown_event: Event) -> None:
+class ParentGone:
+    """The shutdown event hypercorn's workers poll: set once the parent's end is closed.
+
+    The parent closes its end to stop the workers; the kernel closes it when the parent
+    dies in any way. hypercorn only calls ``is_set()`` (every 0.1 s).
+    """
+
+    def __init__(self, reader: Connection) -> None:
+        self.reader = reader
+
+    def is_set(self) -> bool:
+        """Whether the parent's end is closed (the pipe then reads as at its end)."""
+        return self.reader.poll()
+
+
+def work(config: Config, sockets: Sockets, shutdown: ParentGone) -> None:
     """A worker process: hypercorn's own worker function for ``config.worker_class``."""
+    # hypercorn types the event as multiprocessing's, and calls only its is_set().
+    shutdown_event = cast("Event", shutdown)
     if config.worker_class != "trio":
         release_closed_connections()
     # The parent alone decides when to stop, through the shutdown event. A terminal's
@@ -141,7 +163,8 @@ class Supervisor:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.context = get_context("spawn")
-        self.shutdown_event = self.context.Event()
+        reader, self.stop_writer = self.context.Pipe(duplex=False)
+        self.shutdown = ParentGone(reader)
         self.workers: list[Worker] = []
         self.stopping = False
         self.failed_starts = 0
@@ -196,7 +219,7 @@ class Supervisor:
                 kwargs={
                     "config": self.config,
                     "sockets": sockets,
-                    "shutdown_event": self.shutdown_event,
+                    "shutdown": self.shutdown,
                 },
             )
             process.daemon = self.config.daemon
@@ -235,7 +258,7 @@ class Supervisor:
 
     def _stop_workers(self) -> None:
         """hypercorn's graceful shutdown for every worker; a kill for any that outstays it."""
-        self.shutdown_event.set()
+        self.stop_writer.close()
         deadline = time.monotonic() + self.config.graceful_timeout + STOP_MARGIN
         for worker in self.workers:
             worker.process.join(max(0.0, deadline - time.monotonic()))

@@ -217,6 +217,19 @@ def test_sigterm_to_the_parent_stops_every_worker_gracefully_with_status_0(web: 
     assert "Traceback" not in web.stderr
 
 
+def test_workers_stop_when_their_parent_is_killed_outright(web: Server) -> None:
+    parent = supervisor_pid(web)
+    workers = wait_for_workers(parent, 2, START_TIMEOUT)
+
+    os.kill(parent, signal.SIGKILL)
+
+    # No one would replace them: they see the parent's end of the pipe close and stop.
+    deadline = time.monotonic() + START_TIMEOUT
+    while workers & set(processes()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not workers & set(processes())
+
+
 def test_workers_that_keep_dying_at_start_end_the_server_with_one_line(
     launch: Launch, tmp_path: Path
 ) -> None:
