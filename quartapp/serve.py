@@ -30,6 +30,7 @@ Signals, exit status and every option otherwise behave as with ``hypercorn`` its
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import sys
@@ -37,6 +38,7 @@ import tempfile
 from collections.abc import Iterator
 from multiprocessing import get_context
 from multiprocessing.connection import Connection
+from pathlib import Path
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -54,6 +56,18 @@ def metrics_folder(enabled: bool) -> Iterator[str | None]:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def forget_worker(folder: str, pid: int) -> None:
+    """Drop a dead worker's live gauges (its process figures, its share of the queues).
+
+    What ``prometheus_client.multiprocess.mark_process_dead`` does, without importing
+    prometheus_client into this long-lived parent: a worker killed outright never
+    removes its own files, so its ``pid`` series would stay until the server restarts.
+    Counters and histograms stay: their counts still add up.
+    """
+    for path in Path(folder).glob(f"gauge_live*_{pid}.db"):
+        path.unlink(missing_ok=True)
 
 
 def check_settings(answer: Connection) -> None:
@@ -126,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     # it. (Upstream, a ``run`` that restarts dead workers would let this line go.)
     # hypercorn's __main__ imports run without re-exporting it; the name is what main calls.
     hypercorn_cli.run = supervisor.serve  # type: ignore[attr-defined]
-    with metrics_folder(metrics_enabled):
+    with metrics_folder(metrics_enabled) as folder:
+        if folder is not None:
+            supervisor.worker_ended.append(functools.partial(forget_worker, folder))
         # hypercorn reads sys.argv when given an empty list, so give it what it parses.
         return hypercorn_cli.main(arguments or ["--help"])
 

@@ -36,6 +36,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing import get_context
 from multiprocessing.connection import Connection, wait
@@ -157,6 +158,11 @@ class Worker:
     started: float
 
 
+# Called with the pid of each worker that ended, once it is reaped: the web line adds
+# the metrics' clean-up here (serve.py), so this module names no feature.
+worker_ended: list[Callable[[int], None]] = []
+
+
 class Supervisor:
     """Keeps ``config.workers`` of hypercorn's workers running until told to stop."""
 
@@ -232,6 +238,8 @@ class Supervisor:
         for worker in [worker for worker in self.workers if worker.process.exitcode is not None]:
             worker.process.join()
             self.workers.remove(worker)
+            for hook in worker_ended:
+                hook(worker.process.pid or 0)
             if self.stopping:
                 continue
             ending = describe(worker.process.exitcode)

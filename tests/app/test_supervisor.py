@@ -145,6 +145,9 @@ def web(launch: Launch, tmp_path: Path) -> Server:
         QUARTAPP_TRUSTED_HOSTS=LOCAL_HOSTS,
         SECRET_KEY="s" * 43,
         DATABASE_URL=database_url(tmp_path),
+        # Metrics on, in a folder the tests can look into (serve makes one per run in it).
+        QUARTAPP_METRICS_TOKEN="m" * 32,
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_parent(tmp_path)),
     )
     release = run_release(env)
     assert release.returncode == 0, release.stderr
@@ -154,11 +157,27 @@ def web(launch: Launch, tmp_path: Path) -> Server:
     return server
 
 
+def metrics_parent(tmp_path: Path) -> Path:
+    """Where the web line makes its per-run metrics folder."""
+    folder = tmp_path / "metrics"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def live_gauges(tmp_path: Path, pid: int) -> list[Path]:
+    """The worker's live gauge files (its process figures), in the run's folder."""
+    return list(metrics_parent(tmp_path).glob(f"*/gauge_live*_{pid}.db"))
+
+
 def test_a_worker_killed_while_requests_flow_is_replaced_and_the_server_keeps_answering(
-    web: Server,
+    web: Server, tmp_path: Path
 ) -> None:
     parent = supervisor_pid(web)
     first, second = sorted(wait_for_workers(parent, 2, START_TIMEOUT))
+    deadline = time.monotonic() + START_TIMEOUT
+    while not live_gauges(tmp_path, first) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert live_gauges(tmp_path, first), "the worker writes its process figures"
     traffic = Traffic(web.port)
     client = threading.Thread(target=traffic.run)
     client.start()
@@ -183,6 +202,9 @@ def test_a_worker_killed_while_requests_flow_is_replaced_and_the_server_keeps_an
     assert answered.count(False) <= IN_FLIGHT, answered
     assert all(answered[-AFTER_REPLACEMENT:])
     assert f"quartapp: worker {first} was killed by SIGKILL" in web.stderr
+    # Its process figures went with it: no series for a pid that is gone.
+    assert live_gauges(tmp_path, first) == []
+    assert live_gauges(tmp_path, second)
 
 
 def test_sigterm_to_the_parent_stops_every_worker_gracefully_with_status_0(web: Server) -> None:
