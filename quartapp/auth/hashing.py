@@ -3,7 +3,7 @@
 argon2 releases the GIL, so a hash in a thread does not stop the event loop; but two
 hashes at once on a two-core machine take both cores, and the loop then waits for the
 kernel's scheduler like any other thread. The hashing threads run at
-:data:`HASHING_NICE` (Linux gives each thread its own nice value), so whenever the loop
+``HASHING_NICE`` (10 by default; Linux gives each thread its own nice value), so whenever the loop
 has work the scheduler gives it the core first: pages keep being served during a burst
 of logins, and the hashes use whatever the loop leaves, which on an idle worker is all
 of it, so a login alone is as fast as before.
@@ -25,9 +25,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-# A nice value above the loop's 0: the scheduler's weight for nice 10 is about a tenth
-# of nice 0's, so a busy loop thread gets most of a shared core, and the hashes get the
-# rest. Not 19: on a machine where other work is also busy, logins must still finish.
+# HASHING_NICE's default, above the loop's 0: the scheduler's weight for nice 10 is about
+# a tenth of nice 0's, so a busy loop thread gets most of a shared core, and the hashes
+# get the rest. Not 19: on a machine where other work is also busy, logins must finish.
 HASHING_NICE = 10
 # The most hashes at once when HASHING_CONCURRENCY is unset, whatever the core count:
 # each holds ARGON2_MEMORY_COST (32 MiB by default).
@@ -111,8 +111,8 @@ def default_concurrency() -> int:
     return min(usable_cores(), MOST_HASHES)
 
 
-def lower_priority() -> None:
-    """Run the calling thread at :data:`HASHING_NICE` (the executor's initializer).
+def lower_priority(nice: int = HASHING_NICE) -> None:
+    """Run the calling thread at ``nice`` (the executor's initializer).
 
     On Linux ``PRIO_PROCESS`` with a thread id sets that thread alone. Raising one's own
     nice value needs no privilege; where it is refused, hashing still works, at the
@@ -123,14 +123,16 @@ def lower_priority() -> None:
     try:
         thread = threading.get_native_id()
         # Never lower than it is: a worker started under nice keeps its hashes below it.
-        nice = max(os.getpriority(os.PRIO_PROCESS, thread), HASHING_NICE)
-        os.setpriority(os.PRIO_PROCESS, thread, nice)
+        os.setpriority(os.PRIO_PROCESS, thread, max(os.getpriority(os.PRIO_PROCESS, thread), nice))
     except OSError as error:
         log.warning("hashing threads run at the loop's priority: %s", error)
 
 
-def executor(threads: int) -> ThreadPoolExecutor:
-    """A pool of ``threads`` hashing threads, each at :data:`HASHING_NICE`."""
+def executor(threads: int, nice: int = HASHING_NICE) -> ThreadPoolExecutor:
+    """A pool of ``threads`` hashing threads, each at ``nice`` (at least the process's)."""
     return ThreadPoolExecutor(
-        max_workers=threads, thread_name_prefix="quartapp-hashing", initializer=lower_priority
+        max_workers=threads,
+        thread_name_prefix="quartapp-hashing",
+        initializer=lower_priority,
+        initargs=(nice,),
     )

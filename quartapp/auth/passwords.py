@@ -220,7 +220,7 @@ def build(config: AuthSettings) -> Passwords:
         limit=asyncio.Semaphore(config.hashing_concurrency),
         slots=config.hashing_concurrency,
         queue=config.hashing_queue,
-        pool=hashing.executor(config.hashing_concurrency),
+        pool=hashing.executor(config.hashing_concurrency, config.hashing_nice),
         share=share,
         reserve=reserve,
     )

@@ -73,6 +73,14 @@ ROWS: tuple[Setting, ...] = (
         "hashes computed at once per process; unset: the cores this process may use"
         " (affinity, cgroup quota), at most 4",
     ),
+    # Above the event loop's 0, so that pages keep being served while hashes run (hashing.py).
+    Setting(
+        "HASHING_NICE",
+        integer(0, 19),
+        hashing.HASHING_NICE,
+        "the hashing threads' nice value (Linux): above the event loop's, so pages keep"
+        " being served during a burst of logins; 0: the loop's priority",
+    ),
     # Logins that may wait for a hashing slot per process; past that, 503 at once.
     Setting(
         "HASHING_QUEUE",
@@ -208,6 +216,7 @@ class AuthSettings(Section):
     argon2_time_cost: int
     argon2_parallelism: int
     hashing_concurrency: int
+    hashing_nice: int
     hashing_queue: int
     hashing_places_per_client: int
     initial_admin: bool

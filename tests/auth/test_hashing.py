@@ -28,8 +28,11 @@ def affinity() -> int:
     return len(os.sched_getaffinity(0))
 
 
-async def test_hashes_run_at_nice_10_and_the_loop_does_not() -> None:
-    service = build(CONFIG)
+@pytest.mark.parametrize("configured", [None, 5, 0])
+async def test_hashes_run_at_nice_10_and_the_loop_does_not(configured: int | None) -> None:
+    config = CONFIG if configured is None else {**CONFIG, "HASHING_NICE": configured}
+    wanted = hashing.HASHING_NICE if configured is None else configured
+    service = build(config)
     loop_thread = threading.get_native_id()
     loop_nice = os.getpriority(os.PRIO_PROCESS, loop_thread)
 
@@ -48,7 +51,7 @@ async def test_hashes_run_at_nice_10_and_the_loop_does_not() -> None:
 
     assert thread != loop_thread
     assert name.startswith("quartapp-hashing")
-    assert nice == max(loop_nice, hashing.HASHING_NICE)
+    assert nice == max(loop_nice, wanted)  # never below the process's own
     assert kernel_nice == nice
     assert os.getpriority(os.PRIO_PROCESS, loop_thread) == loop_nice
     assert nice_in_stat(loop_thread) == loop_nice
