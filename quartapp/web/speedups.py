@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from itsdangerous import URLSafeTimedSerializer
+from markupsafe import Markup, escape
 from quart import Quart, g, has_request_context, request, session
 from quart.sessions import SecureCookieSessionInterface
 from quart_wtf.utils import generate_csrf
@@ -90,6 +91,33 @@ def cache_fixed_urls(app: Quart) -> None:
         return url
 
     app.jinja_env.globals["url_for"] = url_for
+    links: dict[tuple[str, str, str, bool], Markup] = {}
+
+    def nav_link(target: str, text: str, current: str | None) -> Markup:
+        """A nav link to ``target``, marked as the current page when it is ``current``.
+
+        The whole link is kept like the URL: ``base.html`` has four on every page, and
+        as a Jinja macro each cost more than the URL did (a macro call in an async
+        template is a new context and a coroutine).
+        """
+        here = target == current
+        if not has_request_context():
+            return _nav_link(url_for(target), text, here)
+        key = (request.root_path, target, text, here)
+        link = links.get(key)
+        if link is None:
+            if len(links) >= FIXED_URLS:
+                links.clear()
+            link = links[key] = _nav_link(url_for(target), text, here)
+        return link
+
+    app.jinja_env.globals["nav_link"] = nav_link
+
+
+def _nav_link(url: str, text: str, here: bool) -> Markup:
+    current = ' aria-current="page"' if here else ""
+    # Safe: the URL and the text are escaped; the rest is this literal.
+    return Markup(f'<a href="{escape(url)}"{current}>{escape(text)}</a>')  # noqa: S704
 
 
 def run_context_processors_inline(app: Quart) -> None:

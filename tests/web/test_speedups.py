@@ -224,3 +224,21 @@ async def test_remembered_coroutine_functions_stay_bounded() -> None:
         assert app.ensure_async(hook) is hook
     # Still answers correctly after the memory was emptied.
     assert await app.ensure_async(hook)() == speedups.KNOWN_ASYNC + 9
+
+
+async def test_nav_links_are_kept_and_mark_the_current_page() -> None:
+    app = bare_app()
+    calls = counting_builder(app)
+    speedups.cache_fixed_urls(app)
+    page = "{{ nav_link('index', 'Home & away', current) }}"
+
+    async with app.test_request_context("/"):
+        here = [await render_template_string(page, current="index") for _ in range(2)]
+        elsewhere = await render_template_string(page, current="other")
+    async with app.test_request_context("/", root_path="/mounted"):
+        mounted = await render_template_string(page, current=None)
+
+    assert here == ['<a href="/" aria-current="page">Home &amp; away</a>'] * 2
+    assert elsewhere == '<a href="/">Home &amp; away</a>'
+    assert mounted == '<a href="/mounted/">Home &amp; away</a>'
+    assert calls == ["index", "index"]  # once per root path
