@@ -68,8 +68,10 @@ class Passwords:
     # pair to check the padding exactly, where a real clock on a busy machine is noise.
     clock: Callable[[], float] = time.perf_counter
     sleep: Callable[[float], Awaitable[object]] = asyncio.sleep
-    # The hashing threads (hashing.executor); None: asyncio's default threads.
+    # The hashing threads (hashing.executor, ``slots`` of them at ``nice``); None:
+    # asyncio's default threads.
     pool: ThreadPoolExecutor | None = None
+    nice: int = hashing.HASHING_NICE
     _dummy_hash: str | None = field(default=None, repr=False)
 
     def has_room(self, keys: Collection[str] = (), *, trusted: bool = False) -> bool:
@@ -121,9 +123,14 @@ class Passwords:
             return await asyncio.get_running_loop().run_in_executor(self.pool, work)
 
     def close(self) -> None:
-        """Let the hashing threads end (when the app stops serving)."""
+        """Let the hashing threads end (when the app stops serving).
+
+        A fresh pool takes the old one's place, with no thread until a hash needs one,
+        so an app served again (tests do) still hashes.
+        """
         if self.pool is not None:
-            self.pool.shutdown(wait=False, cancel_futures=True)
+            old, self.pool = self.pool, hashing.executor(self.slots, self.nice)
+            old.shutdown(wait=False, cancel_futures=True)
 
     async def hash(self, password: str) -> str:
         """Hash a new password with the configured parameters."""
@@ -221,6 +228,7 @@ def build(config: AuthSettings) -> Passwords:
         slots=config.hashing_concurrency,
         queue=config.hashing_queue,
         pool=hashing.executor(config.hashing_concurrency, config.hashing_nice),
+        nice=config.hashing_nice,
         share=share,
         reserve=reserve,
     )

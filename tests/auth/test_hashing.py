@@ -57,6 +57,16 @@ async def test_hashes_run_at_nice_10_and_the_loop_does_not(configured: int | Non
     assert nice_in_stat(loop_thread) == loop_nice
 
 
+async def test_a_closed_service_still_hashes_when_served_again() -> None:
+    service = build(CONFIG)
+    stored = await service.hash(PASSWORD)
+    service.close()
+    try:
+        assert (await service.verify(stored, PASSWORD)).ok
+    finally:
+        service.close()
+
+
 async def test_the_pool_has_as_many_threads_as_hashing_slots() -> None:
     service = build({**CONFIG, "HASHING_CONCURRENCY": 3})
     try:
