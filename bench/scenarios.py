@@ -18,12 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from bench import many, measures, pg, servers, wrk
+from bench import many, measures, pg, servers, signins, wrk
 from bench.measures import Hashing
 from bench.servers import BenchError, Server
 
 QUARTAPP = "quartapp"
 QUARTAPP_2W = "quartapp --workers 2"
+# quartapp with its hashing threads at the event loop's priority, as before HASHING_NICE:
+# the sign-in storm's anchor, measured beside quartapp as shipped in the same round.
+QUARTAPP_NICE0 = "quartapp HASHING_NICE=0"
 TUTORIAL = "flask-tutorial"
 FLASK_LOGIN = "flask-login-sqlalchemy"
 FLASK_WTF = "flask-wtf"
@@ -43,9 +46,12 @@ SCENARIOS = {
     "home": GetScenario("/", [QUARTAPP, MINIMAL_QUART], logged_in=False),
     "login": GetScenario("/login", [QUARTAPP, FLASK_WTF], logged_in=False),
 }
-ALL_SCENARIOS = ("hello", "home", "login", "storm", "flood", "workers", "pg", "many")
+ALL_SCENARIOS = ("hello", "home", "login", "storm", "signins", "flood", "workers", "pg", "many")
 # The many-users scenario on PostgreSQL, skipped alone when PostgreSQL is not here.
 MANY_PG = "many-pg"
+# The sign-in storm's users, one per client: not the bench user, since each login past
+# LOGINS_PER_USER_MAX ends the user's oldest, which must not be the one wrk measures.
+STORM_USERS = [f"storm{number}" for number in range(1, signins.CLIENTS + 1)]
 # The status of a successful login: a redirect to /hello.
 LOGGED_IN = 302
 
@@ -80,6 +86,9 @@ class Bench:
         self.storm_logins: list[wrk.Result] = []
         self.flood_logins: list[wrk.Result] = []
         self.storm_form: servers.PreLogin | None = None
+        # The sign-in storm's tallies, per app one per round, and its users per app.
+        self.signins: dict[str, list[signins.Tally]] = {}
+        self.storm_users: dict[str, list[tuple[str, str]]] = {}
         self.hashing: Hashing | None = None
         self.load_before = 0.0
         self.pg: pg.Cluster | None = None
@@ -97,7 +106,7 @@ class Bench:
         """The scenarios of one round, with quartapp's idle /hello first if they need it
         and the hello scenario is not there to give it."""
         scenarios = self.scenarios()
-        if {"storm", "workers"} & set(scenarios) and "hello" not in scenarios:
+        if {"storm", "signins", "workers"} & set(scenarios) and "hello" not in scenarios:
             scenarios.insert(0, "idle")
         return scenarios
 
@@ -116,6 +125,8 @@ class Bench:
                 needed.append(QUARTAPP)
             if name == "workers":
                 needed.append(QUARTAPP_2W)
+            if name == "signins":
+                needed.append(QUARTAPP_NICE0)
         return list(dict.fromkeys(needed))
 
     def measure(self) -> None:
@@ -226,6 +237,11 @@ class Bench:
         )
         password = servers.create_user(env, servers.BENCH_USER)
         self.credentials[app] = (servers.BENCH_USER, password)
+        if app == QUARTAPP_NICE0:
+            env["QUARTAPP_HASHING_NICE"] = "0"
+        if app in (QUARTAPP, QUARTAPP_NICE0) and "signins" in self.settings.scenarios:
+            users = [(name, servers.create_user(env, name)) for name in STORM_USERS]
+            self.storm_users[app] = users
         return env
 
     def log_in(self, app: str) -> dict[str, str]:
@@ -316,6 +332,24 @@ class Bench:
         finally:
             self.storm_logins.append(wrk.finish(storm, logins))
         self.record("storm", QUARTAPP, hello)
+
+    def round_signins(self) -> None:
+        """/hello measured by wrk while 8 clients sign in through the form over and over,
+        on quartapp as shipped and on quartapp with its hashes at the loop's priority.
+
+        The clients start half a second before wrk and stop when it ends, and their
+        logins per second are counted over wrk's run only.
+        """
+        for app in (QUARTAPP, QUARTAPP_NICE0):
+            server = self.servers[app]
+            hello_headers = {"Cookie": servers.cookie_header(self.log_in(app))}
+            with signins.SignIns(server.url, self.storm_users[app]) as storm:
+                time.sleep(0.5)
+                started = time.monotonic()
+                hello = wrk.run(server.url + "/hello", self.settings.load, hello_headers)
+                storm.tally.window = (started, time.monotonic())
+            self.signins.setdefault(app, []).append(storm.tally)
+            self.record("signins", app, hello)
 
     def round_flood(self) -> None:
         """A flood of logins on every connection, with the server's memory sampled."""

@@ -74,7 +74,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
 
     from . import bootstrap, cli, settings
     from .db import db, schema
-    from .web import csrf, errors, health, logs, security, sessions, speedups
+    from .web import csrf, errors, fields, health, logs, security, sessions, speedups
 
     parts = setting_parts()
     try:
@@ -107,6 +107,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
     csrf.SameOriginCSRFProtect(app)  # checks every POST, before the features' hooks
     sessions.init_app(app)
     errors.init_app(app)
+    fields.init_app(app)  # the form macros' field writers
     app.register_blueprint(health.bp)
 
     for name in FEATURES:

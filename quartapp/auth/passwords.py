@@ -2,8 +2,10 @@
 
 Each hash holds ``ARGON2_MEMORY_COST`` KiB for tens of milliseconds. Running it on the
 event loop would stall every other request; running an unbounded number in threads
-would let a burst of logins take all memory. So hashing happens in worker threads, at
-most ``HASHING_CONCURRENCY`` at a time per process, with at most ``HASHING_QUEUE`` more
+would let a burst of logins take all memory. So hashing happens in the app's own
+hashing threads (:mod:`.hashing`: at a lower OS priority than the event loop, so pages
+keep being served during a burst of logins), at most ``HASHING_CONCURRENCY`` at a time
+per process, with at most ``HASHING_QUEUE`` more
 waiting. Those places are shared fairly: one client holds at most
 ``HASHING_PLACES_PER_CLIENT`` of them, and some are kept for trusted devices.
 """
@@ -14,6 +16,7 @@ import asyncio
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar, cast
@@ -24,7 +27,7 @@ from quart import Quart, current_app
 
 from .. import signals
 from ..web.errors import Busy
-from . import settings
+from . import hashing, settings
 from .settings import AuthSettings
 
 EXTENSION = "quartapp.passwords"
@@ -65,6 +68,10 @@ class Passwords:
     # pair to check the padding exactly, where a real clock on a busy machine is noise.
     clock: Callable[[], float] = time.perf_counter
     sleep: Callable[[float], Awaitable[object]] = asyncio.sleep
+    # The hashing threads (hashing.executor, ``slots`` of them at ``nice``); None:
+    # asyncio's default threads.
+    pool: ThreadPoolExecutor | None = None
+    nice: int = hashing.HASHING_NICE
     _dummy_hash: str | None = field(default=None, repr=False)
 
     def has_room(self, keys: Collection[str] = (), *, trusted: bool = False) -> bool:
@@ -111,9 +118,19 @@ class Passwords:
                     del self.holding[key]
 
     async def _bounded(self, work: Callable[[], T]) -> T:
-        """Run ``work`` in a thread, at most ``slots`` at a time."""
+        """Run ``work`` in a hashing thread, at most ``slots`` at a time."""
         async with self.limit:
-            return await asyncio.to_thread(work)
+            return await asyncio.get_running_loop().run_in_executor(self.pool, work)
+
+    def close(self) -> None:
+        """Let the hashing threads end (when the app stops serving).
+
+        A fresh pool takes the old one's place, with no thread until a hash needs one,
+        so an app served again (tests do) still hashes.
+        """
+        if self.pool is not None:
+            old, self.pool = self.pool, hashing.executor(self.slots, self.nice)
+            old.shutdown(wait=False, cancel_futures=True)
 
     async def hash(self, password: str) -> str:
         """Hash a new password with the configured parameters."""
@@ -210,6 +227,8 @@ def build(config: AuthSettings) -> Passwords:
         limit=asyncio.Semaphore(config.hashing_concurrency),
         slots=config.hashing_concurrency,
         queue=config.hashing_queue,
+        pool=hashing.executor(config.hashing_concurrency, config.hashing_nice),
+        nice=config.hashing_nice,
         share=share,
         reserve=reserve,
     )
@@ -219,6 +238,7 @@ def init_app(app: Quart) -> None:
     """Give the app its hashing service, with the dummy hash made at startup."""
     service = app.extensions[EXTENSION] = build(settings.of(app))
     app.before_serving(service.warm_up)
+    app.after_serving(service.close)
 
 
 def passwords(app: Quart | None = None) -> Passwords:

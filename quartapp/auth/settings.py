@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Self
 from ..db.models import USERNAME_COLUMN
 from ..settings import ConfigError, Part, Section, Setting, Settings, section
 from ..settings.kinds import flag, integer
+from . import hashing
 
 if TYPE_CHECKING:
     from quart import Quart
@@ -64,7 +65,22 @@ ROWS: tuple[Setting, ...] = (
             strict=True,
         )
     ),
-    Setting("HASHING_CONCURRENCY", POSITIVE, 2, "hashes computed at once per process"),
+    # Unset: the cores the process may use, at most 4 (hashing.default_concurrency).
+    Setting(
+        "HASHING_CONCURRENCY",
+        integer(1, optional=True),
+        None,
+        "hashes computed at once per process; unset: the cores this process may use"
+        " (affinity, cgroup quota), at most 4",
+    ),
+    # Above the event loop's 0, so that pages keep being served while hashes run (hashing.py).
+    Setting(
+        "HASHING_NICE",
+        integer(0, 19),
+        hashing.HASHING_NICE,
+        "the hashing threads' nice value (Linux): above the event loop's, so pages keep"
+        " being served during a burst of logins; 0: the loop's priority",
+    ),
     # Logins that may wait for a hashing slot per process; past that, 503 at once.
     Setting(
         "HASHING_QUEUE",
@@ -155,7 +171,7 @@ def check(config: Mapping[str, Any]) -> None:
             f"PASSWORD_MIN_LENGTH ({config['PASSWORD_MIN_LENGTH']}) is larger than "
             f"PASSWORD_MAX_LENGTH ({config['PASSWORD_MAX_LENGTH']})"
         )
-    places = config["HASHING_CONCURRENCY"] + config["HASHING_QUEUE"]
+    places = hashing_concurrency(config) + config["HASHING_QUEUE"]
     if config["HASHING_PLACES_PER_CLIENT"] > places:
         raise ConfigError(
             f"HASHING_PLACES_PER_CLIENT may be at most HASHING_CONCURRENCY + HASHING_QUEUE "
@@ -171,8 +187,16 @@ def check(config: Mapping[str, Any]) -> None:
             )
 
 
+def hashing_concurrency(config: Mapping[str, Any]) -> int:
+    """``HASHING_CONCURRENCY``, or when unset the cores this process may use (at most 4)."""
+    value = config["HASHING_CONCURRENCY"]
+    return hashing.default_concurrency() if value is None else int(value)
+
+
 def derive(config: dict[str, Any]) -> None:
-    """Unset IPv6 aggregates count their multiple of the per-address limit."""
+    """Unset IPv6 aggregates count their multiple of the per-address limit; an unset
+    ``HASHING_CONCURRENCY`` is sized from the cores."""
+    config["HASHING_CONCURRENCY"] = hashing_concurrency(config)
     for name, times in IPV6_AGGREGATES.items():
         if config[name] is None:
             config[name] = times * config["LOGIN_FAILURES_PER_ADDRESS"]
@@ -192,6 +216,7 @@ class AuthSettings(Section):
     argon2_time_cost: int
     argon2_parallelism: int
     hashing_concurrency: int
+    hashing_nice: int
     hashing_queue: int
     hashing_places_per_client: int
     initial_admin: bool

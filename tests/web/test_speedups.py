@@ -15,6 +15,7 @@ from typing import Any, cast
 import pytest
 from itsdangerous import BadSignature
 from quart import Quart, g, get_flashed_messages, render_template_string, session
+from quart import app as quart_app
 from quart_wtf.utils import generate_csrf, validate_csrf
 from wtforms import ValidationError
 
@@ -181,3 +182,63 @@ async def test_flashes_are_queued_where_quart_reads_them() -> None:
         assert get_flashed_messages(with_categories=True) == [
             ("warning", "You need to login first.")
         ]
+
+
+async def test_ensure_async_asks_once_per_coroutine_function(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = bare_app()
+    asked: list[object] = []
+    real = quart_app.iscoroutinefunction
+
+    def counting(func: object) -> bool:
+        asked.append(func)
+        return real(func)
+
+    monkeypatch.setattr(quart_app, "iscoroutinefunction", counting)
+    speedups.remember_coroutine_functions(app)
+
+    async def hook() -> str:
+        return "async"
+
+    def sync_hook() -> str:
+        return "sync"
+
+    for _ in range(3):
+        assert app.ensure_async(hook) is hook
+    assert asked == [hook]
+    # A sync function is still run in a thread, as Quart does, and asked about each time.
+    for _ in range(2):
+        assert await app.ensure_async(sync_hook)() == "sync"
+    assert asked == [hook, sync_hook, sync_hook]
+
+
+async def test_remembered_coroutine_functions_stay_bounded() -> None:
+    app = bare_app()
+    speedups.remember_coroutine_functions(app)
+    for number in range(speedups.KNOWN_ASYNC + 10):
+
+        async def hook(number: int = number) -> int:
+            return number
+
+        assert app.ensure_async(hook) is hook
+    # Still answers correctly after the memory was emptied.
+    assert await app.ensure_async(hook)() == speedups.KNOWN_ASYNC + 9
+
+
+async def test_nav_links_are_kept_and_mark_the_current_page() -> None:
+    app = bare_app()
+    calls = counting_builder(app)
+    speedups.cache_fixed_urls(app)
+    page = "{{ nav_link('index', 'Home & away', current) }}"
+
+    async with app.test_request_context("/"):
+        here = [await render_template_string(page, current="index") for _ in range(2)]
+        elsewhere = await render_template_string(page, current="other")
+    async with app.test_request_context("/", root_path="/mounted"):
+        mounted = await render_template_string(page, current=None)
+
+    assert here == ['<a href="/" aria-current="page">Home &amp; away</a>'] * 2
+    assert elsewhere == '<a href="/">Home &amp; away</a>'
+    assert mounted == '<a href="/mounted/">Home &amp; away</a>'
+    assert calls == ["index", "index"]  # once per root path
