@@ -29,7 +29,8 @@ from tests.support.server import (
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
 NEW_PASSWORD = "a brand new passphrase, also long"
-CHANGED = "Your password was changed. You were logged out everywhere else."
+# The only login: nothing else ended, and the message says no more.
+CHANGED = "Your password was changed."
 ENDED_ELSEWHERE = (
     "You were logged out because this session was ended from another device or the "
     "password changed."
@@ -63,8 +64,7 @@ def next_box(page: Page) -> None:
 def test_change_password_with_the_keyboard_only(visitor: Visitor) -> None:
     page = visitor.page
     log_in(visitor)
-    page.get_by_role("navigation").get_by_role("link", name="Account").click()
-    expect(page).to_have_url(visitor.base_url + "/account/sessions")
+    visitor.goto("/account/sessions")
     page.get_by_role("link", name="change your password").click()
     expect(page).to_have_title("Change your password · quartapp")
     expect(page.locator("#current_password")).to_be_focused()
@@ -141,7 +141,26 @@ def test_end_another_devices_login_from_the_sessions_page(
         )
         visitor.check("account-sessions")
 
-        sessions.nth(1).get_by_role("button", name="End this session").click()
+        # Log out everywhere else asks first, naming what ends; Cancel ends nothing.
+        page.get_by_role("link", name="Log out everywhere else").click()
+        expect(page).to_have_title("Log out everywhere else · quartapp")
+        expect(page.locator(".confirm-ends li")).to_have_text(
+            [re.compile("Safari on iPhone"), re.compile("The trust of 1 other browser")]
+        )
+        visitor.check("account-end-others-confirm")
+        page.get_by_role("link", name="Cancel").click()
+        expect(sessions).to_have_count(2)
+
+        # So does ending one, from its own link, with the keyboard.
+        sessions.nth(1).get_by_role("link", name=re.compile("^End this session")).focus()
+        page.keyboard.press("Enter")
+        expect(page.get_by_role("heading", level=1)).to_have_text(
+            "End the session on Safari on iPhone?"
+        )
+        confirm = page.get_by_role("button", name="End this session")
+        expect(confirm).to_have_class("button-warning")
+        visitor.check("account-end-session-confirm")
+        confirm.click()
 
         expect(page.locator("main [role=status]")).to_have_text("That session was ended.")
         expect(sessions).to_have_count(1)
