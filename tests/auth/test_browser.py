@@ -121,6 +121,14 @@ def test_the_signed_in_header_is_one_row_on_a_phone(visitor: Visitor) -> None:
         )
     )
     assert max(heights) <= 44, heights
+    # And the last of them ends inside the page's side margin, not at the screen's edge.
+    right = page.locator(".site-header").evaluate(
+        "header => Math.max(...[...header.querySelectorAll('a, button')]"
+        ".filter(item => item.offsetParent !== null)"
+        ".map(item => item.getBoundingClientRect().right))"
+    )
+    assert right <= 390 - 8, right
+    visitor.check("header-signed-in")
     assert box["height"] <= 60, f"the header is {box['height']} px high at 390 px wide"
     # Nothing is cut off or scrolls sideways, and the name is still there for screen readers.
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
