@@ -189,6 +189,8 @@
       }
       var controller = new AbortController();
       pending = controller;
+      // Whether the person chose a passkey in this run (a click, or a suggestion).
+      var picked = !quiet;
       if (!quiet) {
         say(container, "");
       }
@@ -213,6 +215,7 @@
           if (!credential) {
             return null;
           }
+          picked = true;
           var data = Object.assign({ credential: assertionJSON(credential) }, extra());
           return post(container.dataset.url, data).then(function (done) {
             if (done.ok && done.body.redirect) {
@@ -226,8 +229,15 @@
           if (controller.signal.aborted) {
             return;
           }
+          // The browser's suggestions were armed without the person asking for a
+          // passkey: until they pick one, a failure (the server down, the options
+          // refused, the browser declining) is theirs to never hear about. The
+          // password form works as always.
+          if (quiet && !picked) {
+            return;
+          }
           var message = error && error.server ? error.server : browserMessage(error);
-          if (message && !(quiet && !(error && error.server))) {
+          if (message) {
             say(container, message);
           }
         })

@@ -216,6 +216,18 @@ async def test_the_sessions_page_links_to_export_and_delete(auth: AuthActions) -
     assert 'href="/account/export"' in page
 
 
+async def test_the_close_button_has_the_warning_style(auth: AuthActions) -> None:
+    await auth.login()
+
+    page = await body(await auth.client.get("/account/delete"))
+
+    assert (
+        'class="button-warning" id="submit" name="submit" type="submit" value="Close my account"'
+        in page
+    )
+    assert '<a class="button-secondary" href="/account">Cancel</a>' in page
+
+
 async def test_the_audit_log_keeps_a_keyed_pseudonym_not_the_name(
     app: Quart, auth: AuthActions, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -87,6 +87,57 @@ def test_the_header_is_one_row_at_desktop_width_and_the_current_link_moves_nothi
     assert max(middles) - min(middles) < 2, middles
 
 
+def header_rows(page: Page) -> int:
+    """How many rows the header's links and buttons sit on (their distinct tops)."""
+    tops = page.locator(".site-header").evaluate(
+        """header => [...header.querySelectorAll("a, button")]
+            .filter(element => element.offsetParent !== null)
+            .map(element => Math.round(element.getBoundingClientRect().top))"""
+    )
+    rows: list[int] = []
+    for top in sorted(tops):
+        if not rows or top - rows[-1] > 4:
+            rows.append(top)
+    return len(rows)
+
+
+def test_the_signed_in_header_is_one_row_on_a_phone(visitor: Visitor) -> None:
+    page = visitor.page
+    log_in(visitor)
+    page.set_viewport_size({"width": 390, "height": 844})
+    visitor.goto("/account/sessions")
+
+    header = page.locator(".site-header")
+    box = header.bounding_box()
+    assert box is not None
+    assert header_rows(page) == 1
+    # Nor does any link or button take two lines (44 px is one line's tap target).
+    heights = (
+        page.locator(".site-header")
+        .locator("a, button")
+        .evaluate_all(
+            "items => items.filter(item => item.offsetParent !== null)"
+            ".map(item => item.getBoundingClientRect().height)"
+        )
+    )
+    assert max(heights) <= 44, heights
+    # And the last of them ends inside the page's side margin, not at the screen's edge.
+    right = page.locator(".site-header").evaluate(
+        "header => Math.max(...[...header.querySelectorAll('a, button')]"
+        ".filter(item => item.offsetParent !== null)"
+        ".map(item => item.getBoundingClientRect().right))"
+    )
+    assert right <= 390 - 8, right
+    visitor.check("header-signed-in")
+    assert box["height"] <= 60, f"the header is {box['height']} px high at 390 px wide"
+    # Nothing is cut off or scrolls sideways, and the name is still there for screen readers.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    expect(header).to_contain_text(f"Signed in as {USERNAME}")
+    for name in ("quartapp", "Welcome", "Hello", "Account"):
+        expect(header.get_by_role("link", name=name, exact=True)).to_be_visible()
+    expect(header.get_by_role("button", name="Log out")).to_be_visible()
+
+
 def test_keyboard_only_login_from_a_protected_page(visitor: Visitor) -> None:
     page = visitor.page
     visitor.goto("/hello")

@@ -58,6 +58,15 @@ async def test_flash_is_shown_once(auth: AuthActions) -> None:
     assert "You were signed in as alice." not in second
 
 
+async def test_hello_does_not_repeat_the_sign_in_message(auth: AuthActions) -> None:
+    await auth.login()
+
+    page = await body(await auth.client.get("/hello"))
+
+    assert "You were signed in as alice." in page
+    assert "You are signed in." not in page
+
+
 async def test_stylesheet_is_served(client: TestClientProtocol) -> None:
     response = await client.get("/static/style.css")
 

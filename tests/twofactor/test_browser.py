@@ -45,9 +45,10 @@ def log_out(visitor: Visitor) -> None:
 
 def group_heights(page: Page) -> list[float]:
     """The rendered height of each group of the key: one line each, none split."""
-    return page.locator(".totp-key .totp-group").evaluate_all(
+    heights = page.locator(".totp-key .totp-group").evaluate_all(
         "groups => groups.map(group => group.getBoundingClientRect().height)"
     )
+    return [float(height) for height in heights]
 
 
 def clipboard(page: Page) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +79,10 @@ async def test_the_enrolment_page_shows_a_new_key_and_its_qr_code(
     assert len(secret) == 32
     assert '<img class="totp-qr" src="/account/two-factor/qr.svg"' in page
     assert secret not in page.split('id="totp-secret"')[0]  # not in the QR code's URL
+    # Shown in groups of four; #totp-secret keeps it whole for tools and the Copy button.
+    groups = re.findall(r'<span class="totp-group">([A-Z2-7]{4})</span>', page)
+    assert groups == [secret[i : i + 4] for i in range(0, 32, 4)]
+    assert 'data-copy-from="totp-secret"' in page
     # The key is kept on the server, pending: the same one on every visit.
     assert factor_row(settings) == [(secret, None, None)]
     assert secret_on(await body(await client.get(SETTINGS))) == secret
