@@ -37,6 +37,19 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("quartapp.audit")
 
+
+def _named_audit(record: logging.LogRecord) -> bool:
+    """Keep the lines' ``INFO in audit:`` now that the code is a package's ``__init__``.
+
+    Quart's handler writes ``%(module)s``, which would now read ``__init__``; tools that
+    pick the audit lines out of the log match on ``in audit:``.
+    """
+    record.module = "audit"
+    return True
+
+
+logger.addFilter(_named_audit)
+
 # Keeps hashes of this process's log lines comparable when there is no app to take
 # a key from (the app always has one; this only keeps the function total).
 _PROCESS_KEY = secrets.token_bytes(32)

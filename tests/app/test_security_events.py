@@ -43,7 +43,7 @@ STORED: list[tuple[Signal, dict[str, Any], str]] = [
     (signals.reauthenticated, {"method": "password"}, "reauthenticated"),
     (signals.two_factor_enabled, {}, "two_factor_enabled"),
     (signals.two_factor_disabled, {"by": "user"}, "two_factor_disabled"),
-    (signals.second_factor_failed, {}, "second_factor_failed"),
+    (signals.second_factor_failed, {"method": "totp", "step": "login"}, "second_factor_failed"),
     (signals.recovery_code_used, {"remaining": 9}, "recovery_code_used"),
     (signals.recovery_codes_renewed, {}, "recovery_codes_renewed"),
     (signals.passkey_added, {"name": "Laptop"}, "passkey_added"),
