@@ -305,10 +305,10 @@ def test_without_javascript_the_login_page_works_the_same(
 def short_lived_server(
     tmp_path_factory: pytest.TempPathFactory, served_sqlite_template: Path
 ) -> Iterator[Server]:
-    """A server whose forms expire one second after they are rendered, for the module:
+    """A server whose forms expire three seconds after they are rendered, for the module:
     its tests each start from a new page and change nothing that another one reads."""
     directory = tmp_path_factory.mktemp("short-lived-forms")
-    with served(directory, served_sqlite_template, QUARTAPP_WTF_CSRF_TIME_LIMIT="1") as started:
+    with served(directory, served_sqlite_template, QUARTAPP_WTF_CSRF_TIME_LIMIT="3") as started:
         yield started
 
 
@@ -316,7 +316,11 @@ def short_lived_server(
 def short_lived_forms(
     page: Page, short_lived_server: Server, request: pytest.FixtureRequest
 ) -> Iterator[Visitor]:
-    """A visitor on the server whose forms expire one second after they are rendered."""
+    """A visitor on the server whose forms expire three seconds after they are rendered.
+
+    Three, not one: itsdangerous counts whole seconds, so with one a login form filled
+    and sent within a second of its page could already be refused on a busy machine.
+    """
     yield from visit(page, short_lived_server, request)
 
 
@@ -327,8 +331,8 @@ def test_expired_login_form_keeps_the_username_and_says_what_happened(
     visitor.goto("/login")
     page.get_by_label("Username").fill(USERNAME)
     page.get_by_label("Password", exact=True).fill(PASSWORD)
-    # Past the one-second limit: itsdangerous counts whole seconds.
-    page.wait_for_timeout(2500)
+    # Past the three-second limit: itsdangerous counts whole seconds.
+    page.wait_for_timeout(4500)
 
     with page.expect_response(lambda response: response.request.method == "POST") as sent:
         page.get_by_role("button", name="Sign in").click()
@@ -347,7 +351,7 @@ def test_expired_logout_form_says_so_and_links_back(short_lived_forms: Visitor) 
     visitor, page = short_lived_forms, short_lived_forms.page
     log_in(visitor)
     visitor.goto("/logout")
-    page.wait_for_timeout(2500)
+    page.wait_for_timeout(4500)
 
     with page.expect_response(lambda response: response.request.method == "POST") as sent:
         page.get_by_role("main").get_by_role("button", name="Log out").click()
