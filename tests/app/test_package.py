@@ -157,28 +157,10 @@ def app_env(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def test_serving_the_pages_every_visitor_sees_imports_no_heavy_library(tmp_path: Path) -> None:
-    # The second start, as every worker's after the first: the first run's initial admin
-    # had its generated password rated, which takes zxcvbn, as any new password does.
-    for _ in range(2):
-        result = subprocess.run(
-            [sys.executable, "-c", f"HEAVY = {HEAVY!r}\n{SERVE_PAGES}"],
-            cwd=ROOT,
-            env=app_env(tmp_path),
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-            check=False,
-        )
-        assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout.splitlines()[-1]) == []
-
-
-def test_the_web_lines_parent_checks_the_settings_without_importing_the_app(
-    tmp_path: Path,
-) -> None:
+def imported_after(code: str, tmp_path: Path) -> list[str]:
+    """Run ``code`` in a fresh Python with the app's environment; the names it printed last."""
     result = subprocess.run(
-        [sys.executable, "-c", f"FRAMEWORKS = {FRAMEWORKS!r}\n{SERVE_PARENT}"],
+        [sys.executable, "-c", code],
         cwd=ROOT,
         env=app_env(tmp_path),
         capture_output=True,
@@ -186,6 +168,19 @@ def test_the_web_lines_parent_checks_the_settings_without_importing_the_app(
         timeout=TIMEOUT,
         check=False,
     )
-
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout.splitlines()[-1]) == []
+    names: list[str] = json.loads(result.stdout.splitlines()[-1])
+    return names
+
+
+def test_serving_the_pages_every_visitor_sees_imports_no_heavy_library(tmp_path: Path) -> None:
+    # The second start, as every worker's after the first: the first run's initial admin
+    # had its generated password rated, which takes zxcvbn, as any new password does.
+    imported = [imported_after(f"HEAVY = {HEAVY!r}\n{SERVE_PAGES}", tmp_path) for _ in range(2)]
+    assert imported[-1] == []
+
+
+def test_the_web_lines_parent_checks_the_settings_without_importing_the_app(
+    tmp_path: Path,
+) -> None:
+    assert imported_after(f"FRAMEWORKS = {FRAMEWORKS!r}\n{SERVE_PARENT}", tmp_path) == []
