@@ -5,8 +5,11 @@ on a SQLite file. It runs on a real PostgreSQL too (marked ``postgres``) when it
 marked ``both_databases``: the rule is that a test runs on both only when its outcome
 can depend on the database, i.e. it touches SQL, transactions, the throttle, logins,
 devices, migrations or outages. Pure rendering, headers, forms, host checks, settings,
-keys, CSRF mechanics and parser fuzzing run on SQLite alone. Mark a whole module with
-``pytestmark = BOTH_DATABASES`` or one test with ``@BOTH_DATABASES``.
+keys, CSRF mechanics, messages, redirects and parser fuzzing run on SQLite alone. Mark
+each test with ``@BOTH_DATABASES``, one for each distinct statement or race (a whole
+module with ``pytestmark = BOTH_DATABASES`` only when every test in it is about the
+database); ``both_databases_for`` runs a parametrized test's cases on SQLite and a
+named few on PostgreSQL too, when its SQL is the same for every case.
 
 Both databases start at the newest migration without paying for a schema build:
 SQLite from a copy of a migrated file, PostgreSQL from one migrated database emptied
