@@ -25,13 +25,14 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import asyncpg
 import pytest
 from argon2 import PasswordHasher
 from click.testing import Result
@@ -384,8 +385,60 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     server = require_postgres(request.getfixturevalue("postgres_server"))
     # CREATE DATABASE costs most of a second; emptying the tables, a few milliseconds.
     # Tests run one at a time, so they can share one database emptied before each.
-    server.psql(EMPTY_THE_TEST_DATABASE, TEST_DATABASE)
+    request.getfixturevalue("test_database_emptier").empty()
     yield server.url(TEST_DATABASE)
+
+
+class Emptier:
+    """A connection to the test database, on a thread and event loop of its own, that
+    empties it before each test: a round trip of ~3 ms instead of a psql process (~30 ms).
+
+    Its own loop, because the ``database`` fixture is set up outside or inside a test's
+    (Playwright's) loop alike. A test that ends every backend ends this one too: it
+    connects again.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(
+            target=self.loop.run_forever, name="test-db-emptier", daemon=True
+        )
+        self.thread.start()
+        self.connection: asyncpg.Connection[asyncpg.Record] | None = None
+
+    def _run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(60)
+
+    def empty(self) -> None:
+        for attempt in range(2):
+            try:
+                if self.connection is None or self.connection.is_closed():
+                    self.connection = self._run(asyncpg.connect(self.url))
+                self._run(self.connection.execute(EMPTY_THE_TEST_DATABASE))
+                return
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                self.connection = None
+                if attempt:
+                    raise
+
+    def close(self) -> None:
+        if self.connection is not None:
+            with suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                self._run(self.connection.close(timeout=10))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+        self.loop.close()
+
+
+@pytest.fixture(scope="session")
+def test_database_emptier(postgres_server: PostgresServer | None) -> Iterator[Emptier]:
+    """The session's :class:`Emptier` of the test database."""
+    emptier = Emptier(require_postgres(postgres_server).url(TEST_DATABASE))
+    try:
+        yield emptier
+    finally:
+        emptier.close()
 
 
 # What the PostgreSQL of a test is emptied with: the last test's connections ended, every
