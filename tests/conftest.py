@@ -68,6 +68,9 @@ from tests.support.server import (
     server_env,
 )
 
+# The server tests' ``launch`` fixture: real servers, stopped when the test ends.
+from tests.support.server import launch as launch
+
 DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 # A test whose outcome can depend on the database runs on both (see the module docstring).
 BOTH_DATABASES = pytest.mark.both_databases
