@@ -9,24 +9,23 @@ a cache of login rows that another process's commit must empty at once.
 from __future__ import annotations
 
 import secrets
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import PASSWORD, require_postgres
-from tests.support.pg import PostgresServer
+from tests.support.pg import PostgresServer, find_bin_dir, make_server
 from tests.support.server import (
     ROOT,
     Browser,
+    Launcher,
     Server,
-    free_port,
     procfile,
-    procfile_web_on_loopback,
-    running,
     server_env,
 )
 
@@ -64,14 +63,9 @@ def two_dynos(
     run(env, ["bash", "-c", procfile()["release"]])
     for name in users:
         create_user(env, name)
-    with ExitStack() as stack:
-        started = []
-        for index in range(2):
-            port = free_port()
-            dyno = {**env, "PORT": str(port), "WEB_CONCURRENCY": "2"}
-            logs = tmp_path / f"logs-{index}"
-            command = procfile_web_on_loopback()
-            started.append(stack.enter_context(running(command, dyno, port, logs)))
+    with Launcher(tmp_path) as launch:
+        # Both start at once, as a deploy starts its dynos, then both must serve.
+        started = [launch.web(env, workers=2, wait=False) for _ in range(2)]
         for each in started:
             each.wait_healthy()
         yield started
@@ -88,18 +82,31 @@ def sqlite_dynos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Serv
 
 
 @pytest.fixture(scope="module")
-def dynos(
-    tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer | None
-) -> Iterator[list[Server]]:
-    """Two production servers of two workers each, sharing a fresh PostgreSQL database."""
-    server = require_postgres(postgres_server)
-    name = server.new_database_name()
-    server.psql(f"CREATE DATABASE {name}")
+def cluster(postgres_server: PostgresServer | None) -> Iterator[PostgresServer]:
+    """A PostgreSQL of this module's own: the outage test stops it, leaving others alone."""
+    require_postgres(postgres_server)
+    bin_dir = find_bin_dir()
+    assert bin_dir is not None
+    server = make_server(bin_dir)
+    server.start()
     try:
-        with two_dynos(tmp_path_factory.mktemp("dynos"), server.url(name), USERS) as started:
-            yield started
+        yield server
     finally:
-        server.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        server.stop("immediate")
+        shutil.rmtree(server.root.parent, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def dynos(
+    tmp_path_factory: pytest.TempPathFactory, cluster: PostgresServer
+) -> Iterator[list[Server]]:
+    """Two production servers of two workers each, sharing the module's PostgreSQL.
+
+    The outage test stops and restarts that PostgreSQL under them, and checks that they
+    recover, so the tests before or after it find them serving.
+    """
+    with two_dynos(tmp_path_factory.mktemp("dynos"), cluster.url(), USERS) as started:
+        yield started
 
 
 def create_user(env: dict[str, str], name: str = "alice") -> None:
@@ -201,22 +208,23 @@ def test_ending_a_login_is_seen_at_once_by_another_process_on_sqlite(
 
 @pytest.mark.postgres
 def test_stopping_the_database_gives_503s_then_both_dynos_recover(
-    own_postgres: PostgresServer, tmp_path: Path
+    cluster: PostgresServer, dynos: list[Server]
 ) -> None:
-    with two_dynos(tmp_path, own_postgres.url()) as started:
-        browser = Browser(started[0].base_url)
-        assert log_in(browser) == 302
-        other = Browser(started[1].base_url, browser.cookies)
+    browser = Browser(dynos[0].base_url)
+    assert log_in(browser) == 302
+    other = Browser(dynos[1].base_url, browser.cookies)
 
-        own_postgres.stop("fast")
+    cluster.stop("fast")
+    try:
         during = [browser.get("/hello"), other.get("/hello")]
-        health = [dyno.healthz_status() for dyno in started]
-        own_postgres.start()
-        after = [browser.get("/hello").status, other.get("/hello").status]
+        health = [dyno.healthz_status() for dyno in dynos]
+    finally:
+        cluster.start()
+    after = [browser.get("/hello").status, other.get("/hello").status]
 
     assert [page.status for page in during] == [503, 503]
     assert all(page.headers["Retry-After"] for page in during)
     assert health == [503, 503]
     assert after == [200, 200]
-    for dyno in started:
+    for dyno in dynos:
         assert "Traceback" not in dyno.stderr

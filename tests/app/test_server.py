@@ -11,10 +11,11 @@ import http.client
 import json
 import re
 import secrets
+import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -320,10 +321,14 @@ def test_server_refuses_a_secrets_file_others_can_write_in_one_line(
     ids=["derived", "configured"],
 )
 def test_production_session_cookie_is_host_only_and_secure(
-    launch: Launcher, tmp_path: Path, settings: dict[str, str], name: str
+    launch: Launcher,
+    upgraded: Callable[[Path], None],
+    tmp_path: Path,
+    settings: dict[str, str],
+    name: str,
 ) -> None:
     env = production_env(tmp_path, SECRET_KEY=secrets.token_urlsafe(32), **settings)
-    quart(env, "db", "upgrade")  # the release step: production refuses an older schema
+    upgraded(tmp_path)  # as after the release step: production refuses an older schema
     server = launch.hypercorn(env)
 
     request = raw_request("GET", "/login", "127.0.0.1", [("Connection", "close")])
@@ -345,7 +350,7 @@ def test_procfile_web_binds_every_interface_on_the_platform_port() -> None:
 
 
 def test_procfile_web_command_serves_healthz_and_logs_access_to_stdout(
-    launch: Launcher, tmp_path: Path
+    launch: Launcher, upgraded: Callable[[Path], None], tmp_path: Path
 ) -> None:
     # Same command, but listening on loopback only: tests never open other interfaces.
     env = server_env(
@@ -354,7 +359,7 @@ def test_procfile_web_command_serves_healthz_and_logs_access_to_stdout(
         SECRET_KEY=secrets.token_urlsafe(32),
         DATABASE_URL=database_url(tmp_path),
     )
-    quart(env, "db", "upgrade")  # the release line: production refuses an older schema
+    upgraded(tmp_path)  # as after the release line: production refuses an older schema
     server = launch.web(env, wait=False)
 
     server.wait_healthy()
@@ -388,7 +393,8 @@ def test_procfile_web_line_refuses_a_schema_behind_the_code_then_serves_after_re
 
     # The release line, then the same web line serves, and /healthz names the revision.
     quart(env, "db", "upgrade")
-    server = launch.web(env, workers=2, wait=False)
+    # One worker this time: the check that refused ran before any worker, in the parent.
+    server = launch.web(env, wait=False)
     server.wait_healthy()
     with closing(http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)) as connection:
         connection.request("GET", "/healthz")
@@ -412,6 +418,28 @@ def test_make_run_names_the_localhost_address_and_its_sign_in_page_links_there(
     page = Browser(server.base_url).get("/login")
     assert page.status == 200
     assert f'<a href="http://localhost:{port}/login">' in page.text
+
+
+@pytest.fixture(scope="module")
+def upgraded_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database ``quart --app quartapp db upgrade`` brought to the newest revision once."""
+    directory = tmp_path_factory.mktemp("upgraded")
+    quart(production_env(directory, SECRET_KEY=secrets.token_urlsafe(32)), "db", "upgrade")
+    return directory / "quartapp.db"
+
+
+@pytest.fixture
+def upgraded(upgraded_database: Path) -> Callable[[Path], None]:
+    """Put a copy of the upgraded database where ``database_url(directory)`` points.
+
+    The servers that need a current schema start on a copy: one upgrade, not one each.
+    """
+
+    def copy(directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(upgraded_database, directory / "quartapp.db")
+
+    return copy
 
 
 def quart(env: Mapping[str, str], *arguments: str) -> None:

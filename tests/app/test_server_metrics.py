@@ -28,12 +28,10 @@ from tests.support.server import (
     ROOT,
     START_TIMEOUT,
     Browser,
+    Launcher,
     Server,
     database_url,
-    free_port,
     procfile,
-    procfile_web_on_loopback,
-    running,
     server_env,
 )
 
@@ -108,11 +106,8 @@ def log_in(server: Server, username: str, password: str) -> int:
 def test_metrics_add_up_over_two_workers_and_need_the_token(tmp_path: Path) -> None:
     base = tmp_path / "metrics"
     base.mkdir()
-    port = free_port()
     env = server_env(
         tmp_path / "instance",
-        PORT=str(port),
-        WEB_CONCURRENCY="2",
         SECRET_KEY=secrets.token_urlsafe(32),
         QUARTAPP_TRUSTED_HOSTS='["127.0.0.1"]',
         QUARTAPP_SESSION_COOKIE_SECURE="false",
@@ -129,9 +124,8 @@ def test_metrics_add_up_over_two_workers_and_need_the_token(tmp_path: Path) -> N
     # Set, the variable names the folder in which the web line makes the run's own.
     web_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(base)}
 
-    with running(procfile_web_on_loopback(), web_env, port, tmp_path / "logs") as server:
-        server.wait_healthy()
-        server.wait_workers(2)
+    with Launcher(tmp_path) as launch:
+        server = launch.web(web_env, workers=2)
         (folder,) = [path for path in base.iterdir() if path.is_dir()]
         assert folder.name.startswith("quartapp-metrics-")
 
