@@ -1,7 +1,9 @@
 """Two app servers on one database, as two dynos are: one site to a browser.
 
 The Procfile's own lines run here: its release step (migrate, prune) once on a fresh
-database, then its web line twice (production, two workers each), with the same keys.
+database, then its web line twice (production), with the same keys: two workers each on
+SQLite, whose test is about each worker's cache; one each on PostgreSQL, where the two
+dynos are the processes that must agree.
 PostgreSQL is the PaaS case; SQLite is two processes on one machine, where each keeps
 a cache of login rows that another process's commit must empty at once.
 """
@@ -56,16 +58,16 @@ def production_env(tmp_path: Path, database_url: str) -> dict[str, str]:
 
 @contextmanager
 def two_dynos(
-    tmp_path: Path, database_url: str, users: tuple[str, ...] = ("alice",)
+    tmp_path: Path, database_url: str, users: tuple[str, ...], workers: int
 ) -> Iterator[list[Server]]:
-    """The release step on ``database_url``, then two web processes of two workers each."""
+    """The release step on ``database_url``, then two web processes of ``workers`` each."""
     env = production_env(tmp_path, database_url)
     run(env, ["bash", "-c", procfile()["release"]])
     for name in users:
         create_user(env, name)
     with Launcher(tmp_path) as launch:
         # Both start at once, as a deploy starts its dynos, then both must serve.
-        started = [launch.web(env, workers=2, wait=False) for _ in range(2)]
+        started = [launch.web(env, workers=workers, wait=False) for _ in range(2)]
         for each in started:
             each.wait_healthy()
         yield started
@@ -77,7 +79,8 @@ def two_dynos(
 def sqlite_dynos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Server]]:
     """Two production servers of two workers each on one SQLite file."""
     directory = tmp_path_factory.mktemp("sqlite-dynos")
-    with two_dynos(directory, f"sqlite:///{directory / 'quartapp.db'}") as started:
+    url = f"sqlite:///{directory / 'quartapp.db'}"
+    with two_dynos(directory, url, ("alice",), workers=2) as started:
         yield started
 
 
@@ -100,12 +103,12 @@ def cluster(postgres_server: PostgresServer | None) -> Iterator[PostgresServer]:
 def dynos(
     tmp_path_factory: pytest.TempPathFactory, cluster: PostgresServer
 ) -> Iterator[list[Server]]:
-    """Two production servers of two workers each, sharing the module's PostgreSQL.
+    """Two production servers of one worker each, sharing the module's PostgreSQL.
 
     The outage test stops and restarts that PostgreSQL under them, and checks that they
     recover, so the tests before or after it find them serving.
     """
-    with two_dynos(tmp_path_factory.mktemp("dynos"), cluster.url(), USERS) as started:
+    with two_dynos(tmp_path_factory.mktemp("dynos"), cluster.url(), USERS, workers=1) as started:
         yield started
 
 
