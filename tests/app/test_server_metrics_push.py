@@ -14,6 +14,7 @@ from __future__ import annotations
 import http.client
 import re
 import secrets
+import shutil
 import subprocess
 import sys
 import time
@@ -101,15 +102,20 @@ def web_env(tmp_path: Path, **settings: str) -> dict[str, str]:
     )
 
 
-def prepare(tmp_path: Path, account: bool = True) -> None:
-    """The release step and (unless not needed) one account, as an operator would, on the
-    shared database."""
-    env = web_env(tmp_path)
+@pytest.fixture(scope="module")
+def released(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The release step and one account, as an operator would, once for the module."""
+    directory = tmp_path_factory.mktemp("released")
+    env = web_env(directory)
     run(["bash", "-c", procfile()["release"]], env)
-    if not account:
-        return
     quart = [sys.executable, "-m", "quart", "--app", "quartapp"]
     run([*quart, "users", "create", "alice", "--password-stdin"], env, stdin=f"{PASSWORD}\n")
+    return directory / "quartapp.db"
+
+
+def prepare(tmp_path: Path, released: Path) -> None:
+    """The database the test's dynos share: a copy of the released one."""
+    shutil.copyfile(released, tmp_path / "quartapp.db")
 
 
 def log_in(server: Server, password: str = PASSWORD) -> int:
@@ -146,9 +152,9 @@ def serve(launch: Launcher, tmp_path: Path, wait: bool = True, **settings: str) 
 
 
 def test_without_dyno_the_instance_is_the_address_and_every_worker_shows(
-    tmp_path: Path, launch: Launcher
+    tmp_path: Path, launch: Launcher, released: Path
 ) -> None:
-    prepare(tmp_path, account=False)  # nobody signs in
+    prepare(tmp_path, released)
     server = serve(launch, tmp_path)
 
     # Each worker refreshes its figures every few seconds; the two show within that.
@@ -171,8 +177,10 @@ def test_without_dyno_the_instance_is_the_address_and_every_worker_shows(
     assert set(pids(text, "process_open_fds")) == set(memory)
 
 
-def test_two_dynos_push_and_prometheus_tells_them_apart(tmp_path: Path, launch: Launcher) -> None:
-    prepare(tmp_path)
+def test_two_dynos_push_and_prometheus_tells_them_apart(
+    tmp_path: Path, launch: Launcher, released: Path
+) -> None:
+    prepare(tmp_path, released)
     stack = launch.stack
     gateway = stack.enter_context(pushgateway(tmp_path / "pushgateway"))
     # The deploy page's scrape configuration, as printed, but for the gateway's address
