@@ -420,24 +420,17 @@ def test_make_run_names_the_localhost_address_and_its_sign_in_page_links_there(
     assert f'<a href="http://localhost:{port}/login">' in page.text
 
 
-@pytest.fixture(scope="module")
-def upgraded_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A database ``quart --app quartapp db upgrade`` brought to the newest revision once."""
-    directory = tmp_path_factory.mktemp("upgraded")
-    quart(production_env(directory, SECRET_KEY=secrets.token_urlsafe(32)), "db", "upgrade")
-    return directory / "quartapp.db"
-
-
 @pytest.fixture
-def upgraded(upgraded_database: Path) -> Callable[[Path], None]:
-    """Put a copy of the upgraded database where ``database_url(directory)`` points.
+def upgraded(sqlite_template: Path) -> Callable[[Path], None]:
+    """Put a database at the newest revision where ``database_url(directory)`` points.
 
-    The servers that need a current schema start on a copy: one upgrade, not one each.
+    A copy of the suite's migrated template: what ``db upgrade`` leaves, without a
+    command run for each server (test_procfile_release_creates_the_tables runs it).
     """
 
     def copy(directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(upgraded_database, directory / "quartapp.db")
+        shutil.copyfile(sqlite_template, directory / "quartapp.db")
 
     return copy
 

@@ -39,7 +39,6 @@ from tests.support.server import (
     Launcher,
     Server,
     database_url,
-    procfile,
     server_env,
 )
 
@@ -103,11 +102,12 @@ def web_env(tmp_path: Path, **settings: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def released(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The release step and one account, as an operator would, once for the module."""
+def released(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Path:
+    """A migrated database (what the release step leaves: test_server.py runs that) and
+    one account, made as an operator would, once for the module."""
     directory = tmp_path_factory.mktemp("released")
+    shutil.copyfile(sqlite_template, directory / "quartapp.db")
     env = web_env(directory)
-    run(["bash", "-c", procfile()["release"]], env)
     quart = [sys.executable, "-m", "quart", "--app", "quartapp"]
     run([*quart, "users", "create", "alice", "--password-stdin"], env, stdin=f"{PASSWORD}\n")
     return directory / "quartapp.db"

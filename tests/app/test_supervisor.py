@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.app.test_server import LOCAL_HOSTS, run_release
+from tests.app.test_server import LOCAL_HOSTS
 from tests.support.server import (
     HYPERCORN_CONFIG,
     START_TIMEOUT,
@@ -131,23 +131,14 @@ def web_env(directory: Path) -> dict[str, str]:
     )
 
 
-@pytest.fixture(scope="module")
-def released(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A database after the Procfile's release step, run once for the module's servers."""
-    directory = tmp_path_factory.mktemp("released")
-    release = run_release(web_env(directory))
-    assert release.returncode == 0, release.stderr
-    return directory / "quartapp.db"
-
-
 @pytest.fixture
-def web(launch: Launcher, tmp_path: Path, released: Path) -> Server:
-    """The Procfile's web line with two workers, in production, after its release step.
+def web(launch: Launcher, tmp_path: Path, sqlite_template: Path) -> Server:
+    """The Procfile's web line with two workers, in production, on a migrated database.
 
     Each test stops or kills its server, so each has its own, on its own copy of the
-    released database.
+    suite's migrated template (what the release step leaves: test_server.py runs that).
     """
-    shutil.copyfile(released, tmp_path / "quartapp.db")
+    shutil.copyfile(sqlite_template, tmp_path / "quartapp.db")
     return launch.web(web_env(tmp_path), workers=2)
 
 
