@@ -11,10 +11,7 @@ from __future__ import annotations
 import http.client
 import secrets
 import shutil
-import subprocess
-import sys
 import time
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,10 +20,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import PASSWORD
 from tests.support.server import (
     REQUEST_TIMEOUT,
-    ROOT,
-    START_TIMEOUT,
     Browser,
     Launcher,
     Server,
@@ -36,23 +32,8 @@ from tests.support.server import (
 
 pytestmark = pytest.mark.server
 
-PASSWORD = "correct horse battery staple"
 TOKEN = secrets.token_urlsafe(32)
 ROUNDS = 6
-
-
-def run(command: list[str], env: Mapping[str, str], stdin: str = "") -> None:
-    result = subprocess.run(
-        command,
-        cwd=ROOT,
-        env=dict(env),
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=START_TIMEOUT,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
 
 
 def get_metrics(server: Server, authorization: str | None) -> tuple[int, str]:
@@ -103,7 +84,7 @@ def log_in(server: Server, username: str, password: str) -> int:
 
 
 def test_metrics_add_up_over_two_workers_and_need_the_token(
-    tmp_path: Path, sqlite_template: Path
+    tmp_path: Path, served_sqlite_template: Path
 ) -> None:
     base = tmp_path / "metrics"
     base.mkdir()
@@ -119,10 +100,9 @@ def test_metrics_add_up_over_two_workers_and_need_the_token(
         QUARTAPP_HASHING_PLACES_PER_CLIENT="10",
         DATABASE_URL=database_url(tmp_path),
     )
-    # A migrated database, as the release step leaves it (test_server.py runs that).
-    shutil.copyfile(sqlite_template, tmp_path / "quartapp.db")
-    quart = [sys.executable, "-m", "quart", "--app", "quartapp"]
-    run([*quart, "users", "create", "alice", "--password-stdin"], env, stdin=f"{PASSWORD}\n")
+    # A migrated database holding alice (PASSWORD), as the release step and `users create`
+    # leave it (test_server.py and test_cli.py run those).
+    shutil.copyfile(served_sqlite_template, tmp_path / "quartapp.db")
     # Set, the variable names the folder in which the web line makes the run's own.
     web_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(base)}
 

@@ -15,16 +15,14 @@ import http.client
 import re
 import secrets
 import shutil
-import subprocess
-import sys
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import PASSWORD
 from tests.support.prometheus import (
     SCRAPE_INTERVAL,
     check_config,
@@ -34,7 +32,6 @@ from tests.support.prometheus import (
 from tests.support.server import (
     REQUEST_TIMEOUT,
     ROOT,
-    START_TIMEOUT,
     Browser,
     Launcher,
     Server,
@@ -44,7 +41,6 @@ from tests.support.server import (
 
 pytestmark = pytest.mark.server
 
-PASSWORD = "correct horse battery staple"
 TOKEN = secrets.token_urlsafe(32)
 
 
@@ -74,20 +70,6 @@ def test_every_printed_scrape_configuration_is_valid(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stdout + result.stderr
 
 
-def run(command: list[str], env: Mapping[str, str], stdin: str = "") -> None:
-    result = subprocess.run(
-        command,
-        cwd=ROOT,
-        env=dict(env),
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=START_TIMEOUT,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-
-
 def web_env(tmp_path: Path, **settings: str) -> dict[str, str]:
     """The Procfile's environment for a dyno, on the shared database."""
     return server_env(
@@ -101,21 +83,10 @@ def web_env(tmp_path: Path, **settings: str) -> dict[str, str]:
     )
 
 
-@pytest.fixture(scope="module")
-def released(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Path:
-    """A migrated database (what the release step leaves: test_server.py runs that) and
-    one account, made as an operator would, once for the module."""
-    directory = tmp_path_factory.mktemp("released")
-    shutil.copyfile(sqlite_template, directory / "quartapp.db")
-    env = web_env(directory)
-    quart = [sys.executable, "-m", "quart", "--app", "quartapp"]
-    run([*quart, "users", "create", "alice", "--password-stdin"], env, stdin=f"{PASSWORD}\n")
-    return directory / "quartapp.db"
-
-
-def prepare(tmp_path: Path, released: Path) -> None:
-    """The database the test's dynos share: a copy of the released one."""
-    shutil.copyfile(released, tmp_path / "quartapp.db")
+def prepare(tmp_path: Path, template: Path) -> None:
+    """The database the test's dynos share: migrated and holding alice (PASSWORD), as the
+    release step and `users create` leave it (test_server.py and test_cli.py run those)."""
+    shutil.copyfile(template, tmp_path / "quartapp.db")
 
 
 def log_in(server: Server, password: str = PASSWORD) -> int:
@@ -152,9 +123,9 @@ def serve(launch: Launcher, tmp_path: Path, wait: bool = True, **settings: str) 
 
 
 def test_without_dyno_the_instance_is_the_address_and_every_worker_shows(
-    tmp_path: Path, launch: Launcher, released: Path
+    tmp_path: Path, launch: Launcher, served_sqlite_template: Path
 ) -> None:
-    prepare(tmp_path, released)
+    prepare(tmp_path, served_sqlite_template)
     server = serve(launch, tmp_path)
 
     # Each worker refreshes its figures every few seconds; the two show within that.
@@ -178,9 +149,9 @@ def test_without_dyno_the_instance_is_the_address_and_every_worker_shows(
 
 
 def test_two_dynos_push_and_prometheus_tells_them_apart(
-    tmp_path: Path, launch: Launcher, released: Path
+    tmp_path: Path, launch: Launcher, served_sqlite_template: Path
 ) -> None:
-    prepare(tmp_path, released)
+    prepare(tmp_path, served_sqlite_template)
     stack = launch.stack
     gateway = stack.enter_context(pushgateway(tmp_path / "pushgateway"))
     # The deploy page's scrape configuration, as printed, but for the gateway's address

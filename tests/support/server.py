@@ -292,7 +292,8 @@ class Launcher:
     def start(self, command: Sequence[str], env: Mapping[str, str], port: int) -> Server:
         """Run ``command`` from the repository root; it is stopped with the launcher."""
         self.starts += 1
-        logs = self.directory / f"logs-{self.starts}"
+        # A name of its own: a test may keep other servers' logs in the same folder.
+        logs = self.directory / f"launched-{self.starts}"
         return self.stack.enter_context(running(command, env, port, logs))
 
     def web(self, env: Mapping[str, str], workers: int = 1, *, wait: bool = True) -> Server:

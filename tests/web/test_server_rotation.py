@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import PASSWORD
 from tests.support.server import (
     REQUEST_TIMEOUT,
     ROOT,
@@ -33,8 +34,6 @@ from tests.support.server import (
 from tests.web.test_sessions import verifies_under
 
 pytestmark = pytest.mark.server
-
-PASSWORD = "correct horse battery staple"
 
 
 def settings(directory: Path, **keys: str) -> dict[str, str]:
@@ -116,14 +115,13 @@ def rotated(env: Mapping[str, str]) -> dict[str, str]:
 
 
 def test_rotating_the_environment_key_keeps_cookies_and_resigns_them(
-    deploy: Deploy, tmp_path: Path, sqlite_template: Path
+    deploy: Deploy, tmp_path: Path, served_sqlite_template: Path
 ) -> None:
     old_key = secrets.token_urlsafe(32)
     env = settings(tmp_path, SECRET_KEY=old_key)
-    # A migrated database, as the release step leaves it (test_server.py runs that).
-    shutil.copyfile(sqlite_template, tmp_path / "quartapp.db")
-    quart = [sys.executable, "-m", "quart", "--app", "quartapp"]
-    run([*quart, "users", "create", "alice", "--password-stdin"], env, stdin=f"{PASSWORD}\n")
+    # A migrated database holding alice (PASSWORD), as the release step and `users create`
+    # leave it (test_server.py and test_cli.py run those).
+    shutil.copyfile(served_sqlite_template, tmp_path / "quartapp.db")
 
     first, second = deploy.start(env)
     browser = Browser(first.base_url)
