@@ -1,9 +1,10 @@
 """Two app servers on one database, as two dynos are: one site to a browser.
 
 The Procfile's own lines run here: its release step (migrate, prune) once on a fresh
-database, then its web line twice (production), with the same keys: two workers each on
-SQLite, whose test is about each worker's cache; one each on PostgreSQL, where the two
-dynos are the processes that must agree.
+PostgreSQL database, then its web line twice (production), with the same keys: one
+worker each on PostgreSQL, where the two dynos are the processes that must agree; two
+each on SQLite, whose test is about each worker's cache, on a copy of the suite's
+migrated template with alice (test_server.py runs the release line on SQLite).
 PostgreSQL is the PaaS case; SQLite is two processes on one machine, where each keeps
 a cache of login rows that another process's commit must empty at once.
 """
@@ -58,13 +59,15 @@ def production_env(tmp_path: Path, database_url: str) -> dict[str, str]:
 
 @contextmanager
 def two_dynos(
-    tmp_path: Path, database_url: str, users: tuple[str, ...], workers: int
+    tmp_path: Path, database_url: str, workers: int, users: tuple[str, ...] | None
 ) -> Iterator[list[Server]]:
-    """The release step on ``database_url``, then two web processes of ``workers`` each."""
+    """The release step on ``database_url`` and ``users`` made (None: they are there
+    already), then two web processes of ``workers`` each."""
     env = production_env(tmp_path, database_url)
-    run(env, ["bash", "-c", procfile()["release"]])
-    for name in users:
-        create_user(env, name)
+    if users is not None:
+        run(env, ["bash", "-c", procfile()["release"]])
+        for name in users:
+            create_user(env, name)
     with Launcher(tmp_path) as launch:
         # Both start at once, as a deploy starts its dynos, then both must serve.
         started = [launch.web(env, workers=workers, wait=False) for _ in range(2)]
@@ -76,11 +79,14 @@ def two_dynos(
 # The dynos are shared by the tests of this module, which change no setting: each test
 # uses its own account where it changes one (a lockout), so the order does not matter.
 @pytest.fixture(scope="module")
-def sqlite_dynos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Server]]:
-    """Two production servers of two workers each on one SQLite file."""
+def sqlite_dynos(
+    tmp_path_factory: pytest.TempPathFactory, served_sqlite_template: Path
+) -> Iterator[list[Server]]:
+    """Two production servers of two workers each on one SQLite file, holding alice."""
     directory = tmp_path_factory.mktemp("sqlite-dynos")
+    shutil.copyfile(served_sqlite_template, directory / "quartapp.db")
     url = f"sqlite:///{directory / 'quartapp.db'}"
-    with two_dynos(directory, url, ("alice",), workers=2) as started:
+    with two_dynos(directory, url, workers=2, users=None) as started:
         yield started
 
 
@@ -108,7 +114,9 @@ def dynos(
     The outage test stops and restarts that PostgreSQL under them, and checks that they
     recover, so the tests before or after it find them serving.
     """
-    with two_dynos(tmp_path_factory.mktemp("dynos"), cluster.url(), USERS, workers=1) as started:
+    with two_dynos(
+        tmp_path_factory.mktemp("dynos"), cluster.url(), workers=1, users=USERS
+    ) as started:
         yield started
 
 
