@@ -37,7 +37,8 @@ from tests.support.settings import auth as load_auth_settings
 AUTH = load_auth_settings()
 
 # The tests marked BOTH_DATABASES are those whose outcome can depend on the database
-# (the rule: tests/conftest.py); the rest run on SQLite alone.
+# (the rule: tests/conftest.py); the rest run on SQLite alone, among them the wrong
+# current passwords, whose counters' statements are tested in tests/auth/test_throttle.py.
 
 if TYPE_CHECKING:
     # Only for annotations: a Test* class at module level would be collected by pytest.
@@ -233,7 +234,6 @@ async def test_wrong_current_password_is_refused_on_the_field(
     assert stored_hash(settings) == original
 
 
-@BOTH_DATABASES
 async def test_wrong_current_passwords_count_toward_the_login_throttle(
     auth: AuthActions, settings: dict[str, Any]
 ) -> None:
@@ -487,7 +487,6 @@ async def test_sessions_page_lists_both_logins_and_marks_this_device(
     assert re.search(r'<time datetime="\d{4}-\d\d-\d\dT\d\d:\d\dZ">', page)
 
 
-@BOTH_DATABASES
 async def test_sessions_page_says_which_logins_are_remembered(
     app: Quart, auth: AuthActions
 ) -> None:

@@ -1,8 +1,9 @@
 """The account overview (/account): a row per part of signing in with its status and
 link, and the account's recent security activity.
 
-Rows and events are read from the database, so those tests run on both; the page's
-rules run on SQLite.
+Rows and events are read from the database: one test of each row's statements and of
+the events' read runs on both; the page's rules, and tests that read the same
+statements again (more sessions, more events), run on SQLite.
 """
 
 from __future__ import annotations
@@ -129,7 +130,6 @@ async def test_two_factor_on_shows_the_recovery_codes_left_and_the_counts(
     assert found["Trusted devices"][0] == "2 trusted browsers"
 
 
-@BOTH_DATABASES
 async def test_the_sessions_row_counts_live_logins(app: Quart, auth: AuthActions) -> None:
     await auth.login()
     await AuthActions(app.test_client()).login()
@@ -194,7 +194,6 @@ async def test_recent_activity_lists_this_accounts_events_newest_first(
     assert "&lt;local&gt;" in page  # the test client's address
 
 
-@BOTH_DATABASES
 async def test_recent_activity_shows_at_most_ten(
     auth: AuthActions, settings: dict[str, Any]
 ) -> None:

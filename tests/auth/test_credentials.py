@@ -17,10 +17,19 @@ from quartapp.auth import settings as auth_settings
 from quartapp.auth.models import User
 from quartapp.auth.passwords import passwords
 from quartapp.db import db
-from tests.conftest import PASSWORD, AuthActions, add_user, stored_hash
+from tests.conftest import (
+    BOTH_DATABASES,
+    PASSWORD,
+    AuthActions,
+    add_user,
+    both_databases_for,
+    stored_hash,
+)
 
-# The outcomes here can depend on the database (the rule: tests/conftest.py).
-pytestmark = pytest.mark.both_databases
+# The tests on both databases are those whose outcome can depend on the database (the
+# rule: tests/conftest.py): the user's lookup, found or not, the rehash's UPDATE and the
+# pool while hashing. A name is lower-cased and a password checked in Python, so the
+# other cases of a parametrized test run on SQLite alone.
 
 HASH_PARAMETERS = re.compile(r"\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$")
 
@@ -62,9 +71,10 @@ async def authenticate(app: Quart, name: str, password: str) -> User | None:
 # authenticate
 
 
+# One SELECT by name for every case: a missing row and a wrong password on PostgreSQL.
 @pytest.mark.usefixtures("alice")
-@pytest.mark.parametrize(
-    ("name", "password"),
+@both_databases_for(
+    "name, password",
     [
         ("nobody", PASSWORD),
         ("alice", "not the right password"),
@@ -75,7 +85,7 @@ async def authenticate(app: Quart, name: str, password: str) -> User | None:
         ("alice", PASSWORD.upper()),
         ("alice", PASSWORD.capitalize()),
     ],
-    ids=[
+    [
         "unknown-user",
         "wrong-password",
         "empty-password",
@@ -85,13 +95,17 @@ async def authenticate(app: Quart, name: str, password: str) -> User | None:
         "upper-case",
         "capitalized",
     ],
+    postgres=["unknown-user", "wrong-password"],
 )
 async def test_authenticate_refuses(app: Quart, name: str, password: str) -> None:
     assert await authenticate(app, name, password) is None
 
 
+# The name is lower-cased before the one SELECT: one case on PostgreSQL.
 @pytest.mark.usefixtures("alice")
-@pytest.mark.parametrize("name", ["alice", "ALICE", "aLiCe"])
+@both_databases_for(
+    "name", ["alice", "ALICE", "aLiCe"], ["alice", "ALICE", "aLiCe"], postgres=["aLiCe"]
+)
 async def test_authenticate_finds_the_username_in_any_case(app: Quart, name: str) -> None:
     user = await authenticate(app, name, PASSWORD)
 
@@ -102,6 +116,7 @@ async def test_authenticate_finds_the_username_in_any_case(app: Quart, name: str
 # Rehashing when the argon2 parameters change
 
 
+@BOTH_DATABASES
 async def test_login_upgrades_a_hash_made_with_older_parameters(
     settings: dict[str, Any],
 ) -> None:
@@ -144,6 +159,7 @@ class PoolWatchingHasher(PasswordHasher):
         return super().verify(hash, password)
 
 
+@BOTH_DATABASES
 @pytest.mark.parametrize("name", ["alice", "nobody"])
 async def test_authenticate_holds_no_connection_while_hashing(
     app: Quart, alice: None, name: str

@@ -1,6 +1,8 @@
 """Device cookies backed by a ``devices`` row, and trusting a new device with a code.
 
-Each test runs on SQLite and PostgreSQL: what is trusted is decided by the database.
+What is trusted is decided by the database: one test of each of its statements (the
+lookup, the mint and its caps, forgetting, a code used or kept) and the races run on
+PostgreSQL too.
 A name is locked by a "stranger" browser's five wrong passwords; whether another
 browser then logs in (302) or is refused (429) shows whether its device cookie counted.
 """
@@ -34,6 +36,7 @@ from tests.conftest import (
     AuthActions,
     add_user,
     body,
+    both_databases_for,
     csrf_token,
     invoke,
     make_settings,
@@ -138,11 +141,14 @@ async def _cli_delete_and_recreate(app: Quart, runner: Any) -> str:
     return PASSWORD
 
 
-@BOTH_DATABASES
-@pytest.mark.parametrize(
+# One case of each flow on PostgreSQL: change_password (the page's, which mints anew),
+# end_logins (revoke-sessions) and delete_account. set-password is the page's flow
+# without the new device, and test_flows.py runs it on PostgreSQL.
+@both_databases_for(
     "invalidate",
     [_web_password_change, _cli_set_password, _cli_revoke_sessions, _cli_delete_and_recreate],
-    ids=["password-page", "set-password", "revoke-sessions", "delete"],
+    ["password-page", "set-password", "revoke-sessions", "delete"],
+    postgres=["password-page", "revoke-sessions", "delete"],
 )
 async def test_old_device_cookies_stop_being_trusted(
     app: Quart, auth: AuthActions, runner: Any, settings: dict[str, Any], invalidate: Any
@@ -159,7 +165,6 @@ async def test_old_device_cookies_stop_being_trusted(
     assert device_rows(settings) == (1 if invalidate is _web_password_change else 0)
 
 
-@BOTH_DATABASES
 async def test_the_browser_that_changed_its_password_gets_a_fresh_trusted_device(
     app: Quart, auth: AuthActions
 ) -> None:
@@ -201,7 +206,6 @@ def signed(secret_key: str, salt: str, value: Any) -> str:
     return URLSafeTimedSerializer(secret_key, salt=salt).dumps(value)
 
 
-@BOTH_DATABASES
 async def test_a_validly_signed_unknown_nonce_is_ignored(app: Quart, auth: AuthActions) -> None:
     await owners_browser(app)  # alice has a device record, just not this one
     await lock(app)
@@ -228,7 +232,6 @@ async def test_a_validly_signed_unknown_nonce_is_ignored(app: Quart, auth: AuthA
     assert (await AuthActions(browser).login()).status_code == 429
 
 
-@BOTH_DATABASES
 async def test_another_users_device_cookie_is_ignored(app: Quart, auth: AuthActions) -> None:
     await add_user(app, "bob", PASSWORD + " too")
     bob = AuthActions(app.test_client())
@@ -366,7 +369,6 @@ async def test_a_code_from_a_logged_in_browser_lets_a_new_browser_in_while_locke
     assert strangers_login.status_code == 429
 
 
-@BOTH_DATABASES
 async def test_a_code_works_once(app: Quart, auth: AuthActions) -> None:
     assert (await auth.login()).status_code == 302
     code = await make_code(auth.client)
@@ -378,7 +380,6 @@ async def test_a_code_works_once(app: Quart, auth: AuthActions) -> None:
     assert "That code is wrong, used or expired." in await body(again)
 
 
-@BOTH_DATABASES
 async def test_a_new_code_replaces_the_last_one(app: Quart, auth: AuthActions) -> None:
     assert (await auth.login()).status_code == 302
     first = await make_code(auth.client)
@@ -390,7 +391,6 @@ async def test_a_new_code_replaces_the_last_one(app: Quart, auth: AuthActions) -
     ).status_code == 302
 
 
-@BOTH_DATABASES
 async def test_an_expired_code_is_refused(
     app: Quart, auth: AuthActions, settings: dict[str, Any]
 ) -> None:
@@ -479,7 +479,6 @@ async def enter_code_from(
     return await client.post("/login/device", form=form, scope_base={"client": peer})
 
 
-@BOTH_DATABASES
 async def test_wrong_codes_from_one_address_are_throttled_and_others_are_not(
     tmp_path: Any, database: str
 ) -> None:
@@ -517,7 +516,6 @@ async def test_wrong_codes_from_one_address_are_throttled_and_others_are_not(
     assert neighbour.headers["Location"] == "/login"
 
 
-@BOTH_DATABASES
 async def test_the_sessions_page_counts_trusted_devices(app: Quart, auth: AuthActions) -> None:
     await owners_browser(app)
     assert (await auth.login()).status_code == 302
@@ -531,7 +529,6 @@ async def test_the_sessions_page_counts_trusted_devices(app: Quart, auth: AuthAc
 # users unlock
 
 
-@BOTH_DATABASES
 async def test_users_unlock_lets_a_new_browser_in_at_once(
     app: Quart, auth: AuthActions, runner: Any
 ) -> None:

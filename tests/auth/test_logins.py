@@ -16,6 +16,7 @@ from quartapp.auth import login_cache, logins, prune, users
 from quartapp.auth import settings as auth_settings
 from quartapp.db import db
 from tests.conftest import (
+    BOTH_DATABASES,
     AuthActions,
     add_user,
     body,
@@ -26,8 +27,11 @@ from tests.conftest import (
     replay,
 )
 
-# The outcomes here can depend on the database (the rule: tests/conftest.py).
-pytestmark = pytest.mark.both_databases
+# The tests marked BOTH_DATABASES are those whose outcome can depend on the database
+# (the rule: tests/conftest.py): one for each statement on logins (the delete at logout,
+# the prunes, the lookup that deletes an expired row, the cap per user, the rotation)
+# and the news of ended logins between apps (NOTIFY on PostgreSQL). What the row holds
+# and what a cached record decides are worked out in Python: SQLite alone.
 
 if TYPE_CHECKING:
     # Only for annotations: a Test* class at module level would be collected by pytest.
@@ -36,6 +40,7 @@ if TYPE_CHECKING:
 # Logins
 
 
+@BOTH_DATABASES
 @pytest.mark.usefixtures("app")
 async def test_logout_deletes_the_login_row(auth: AuthActions, settings: dict[str, Any]) -> None:
     await auth.login()
@@ -69,6 +74,7 @@ def age_all_logins(settings: dict[str, Any], seconds: int) -> None:
     )
 
 
+@BOTH_DATABASES
 async def test_db_prune_deletes_abandoned_logins_and_keeps_live_ones(
     app: Quart, auth: AuthActions, settings: dict[str, Any], runner: QuartCliRunner
 ) -> None:
@@ -83,6 +89,7 @@ async def test_db_prune_deletes_abandoned_logins_and_keeps_live_ones(
     assert query(settings, "SELECT remember FROM logins") == [(True,)]
 
 
+@BOTH_DATABASES
 async def test_an_idle_login_is_kept_until_its_absolute_limit_and_told_it_expired(
     auth: AuthActions, settings: dict[str, Any], runner: QuartCliRunner
 ) -> None:
@@ -101,6 +108,7 @@ async def test_an_idle_login_is_kept_until_its_absolute_limit_and_told_it_expire
     assert login_count(settings) == 0  # the lookup deleted it
 
 
+@BOTH_DATABASES
 async def test_pruning_works_in_bounded_batches(app: Quart, settings: dict[str, Any]) -> None:
     await add_user(app)
     for _ in range(5):
@@ -185,6 +193,7 @@ def cap(request: pytest.FixtureRequest, settings: dict[str, Any]) -> int:
     return int(request.param)
 
 
+@BOTH_DATABASES
 @pytest.mark.parametrize("cap", [2], indirect=True)
 async def test_the_cap_is_per_user(cap: int, app: Quart, settings: dict[str, Any]) -> None:
     await add_user(app)
@@ -217,6 +226,7 @@ async def test_the_cap_setting_ends_the_oldest_browser_at_login(
     assert statuses == [302, 200, 200, 200]
 
 
+@BOTH_DATABASES
 @pytest.mark.parametrize("cap", [3], indirect=True)
 async def test_rotating_a_login_at_the_cap_ends_no_other(
     cap: int, app: Quart, settings: dict[str, Any]
@@ -284,6 +294,7 @@ async def cached_hello(
     return cache
 
 
+@BOTH_DATABASES
 async def test_cached_login_is_refused_after_revoke_through_the_cli(
     app: Quart, auth: AuthActions, runner: QuartCliRunner
 ) -> None:
@@ -300,6 +311,7 @@ async def test_cached_login_is_refused_after_revoke_through_the_cli(
     assert (cache.hits - hits, cache.misses - misses) == (0, 1)
 
 
+@BOTH_DATABASES
 async def test_logout_in_one_app_is_refused_by_another_on_the_same_database(
     app: Quart, auth: AuthActions, settings: dict[str, Any]
 ) -> None:

@@ -10,14 +10,15 @@ from quart import Quart
 
 from quartapp.auth.current import login_required
 from quartapp.auth.reauth import fresh_login_required, is_fresh
-from tests.conftest import PASSWORD, AuthActions, body, csrf_token, query
+from tests.conftest import BOTH_DATABASES, PASSWORD, AuthActions, body, csrf_token, query
 from tests.support.settings import DEFAULTS
 from tests.support.settings import auth as load_auth_settings
 
 AUTH = load_auth_settings()
 
-# Freshness lives on the login row (the rule: tests/conftest.py).
-pytestmark = pytest.mark.both_databases
+# Freshness lives on the login row: the test that writes it again at /login/confirm runs
+# on PostgreSQL too (the rule: tests/conftest.py). The rest are redirects, pages, the
+# throttle's statements (test_throttle.py) and Python's reading of the column.
 
 if TYPE_CHECKING:
     from quart.typing import ResponseReturnValue, TestClientProtocol
@@ -82,6 +83,7 @@ async def test_anonymous_visitors_are_sent_to_log_in_first(
     assert (await client.get("/login/confirm")).status_code == 302
 
 
+@BOTH_DATABASES
 async def test_a_stale_login_confirms_with_its_password_then_comes_back(
     guarded: None, auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:

@@ -20,6 +20,7 @@ from quartapp.auth import settings as auth_settings
 from quartapp.auth.passwords import passwords
 from quartapp.db import db
 from tests.conftest import (
+    BOTH_DATABASES,
     CSRF_INPUT,
     PASSWORD,
     VALUE,
@@ -32,8 +33,12 @@ from tests.conftest import (
 )
 from tests.support.settings import auth as auth_settings_with
 
-# The outcomes here can depend on the database (the rule: tests/conftest.py).
-pytestmark = pytest.mark.both_databases
+# The tests marked BOTH_DATABASES are those whose outcome can depend on the database
+# (the rule: tests/conftest.py): one for each of the counters' statements (the upsert
+# and the lockout's read, the new window, the longer one, the refused attempt that
+# writes nothing, a success taken back, the prune), and the races. Which counters an
+# attempt counts against (addresses, networks, devices, names) is decided in Python
+# before any SQL, so those tests run on SQLite alone.
 
 if TYPE_CHECKING:
     # Only for annotations: a Test* class at module level would be collected by pytest.
@@ -51,6 +56,7 @@ async def fail(auth: AuthActions, times: int, username: str = "alice") -> None:
         assert response.status_code == 200
 
 
+@BOTH_DATABASES
 async def test_account_locks_after_five_failures_with_retry_after(auth: AuthActions) -> None:
     await fail(auth, 5)
 
@@ -102,6 +108,7 @@ async def test_unknown_username_is_throttled_like_a_real_one(auth: AuthActions) 
     assert await body(real) == await body(unknown)
 
 
+@BOTH_DATABASES
 async def test_success_resets_the_account_count(auth: AuthActions) -> None:
     await fail(auth, 4)
     assert (await auth.login()).status_code == 302
@@ -201,6 +208,7 @@ async def test_behind_a_trusted_proxy_the_address_it_appends_is_limited(
     assert other_client == 302
 
 
+@BOTH_DATABASES
 async def test_lockout_ends_when_failures_leave_the_window(
     auth: AuthActions, settings: dict[str, Any]
 ) -> None:
@@ -213,6 +221,7 @@ async def test_lockout_ends_when_failures_leave_the_window(
     assert response.status_code == 302
 
 
+@BOTH_DATABASES
 async def test_counts_are_shared_between_workers(tmp_path: Path, database: str) -> None:
     settings = make_settings(tmp_path, DATABASE_URL=database)
     first, second = create_app(settings), create_app(settings)
@@ -240,6 +249,7 @@ class CountingHasher(PasswordHasher):
         return super().verify(hash, password)
 
 
+@BOTH_DATABASES
 async def test_a_parallel_burst_verifies_no_more_than_the_limit(app: Quart) -> None:
     await add_user(app)
     clients = [app.test_client() for _ in range(30)]
@@ -289,6 +299,7 @@ async def test_a_full_hashing_queue_answers_503_at_once(tmp_path: Path, database
     assert all(r.headers["Retry-After"] == "1" for r in responses if r.status_code == 503)
 
 
+@BOTH_DATABASES
 async def test_logins_turned_away_for_lack_of_room_are_not_counted(
     tmp_path: Path, database: str
 ) -> None:
@@ -432,6 +443,7 @@ async def test_the_lockout_page_is_the_same_with_or_without_a_trusted_device(
     assert first.keys() == second.keys()
 
 
+@BOTH_DATABASES
 async def test_repeated_lockouts_without_a_device_grow_longer(
     auth: AuthActions, settings: dict[str, Any]
 ) -> None:
@@ -450,6 +462,7 @@ async def test_repeated_lockouts_without_a_device_grow_longer(
 # Refused attempts cost nothing lasting: no count, no row, no place in line (issue 12)
 
 
+@BOTH_DATABASES
 async def test_refused_attempts_are_answered_without_counting(
     auth: AuthActions, settings: dict[str, Any]
 ) -> None:
@@ -619,6 +632,7 @@ async def test_a_flood_leaves_a_bounded_table_once_pruned(tmp_path: Path, databa
     assert query(settings, "SELECT scope, key FROM throttle_counters") == [("user", "victim")]
 
 
+@BOTH_DATABASES
 async def test_a_pass_prunes_in_bounded_batches_until_caught_up(
     tmp_path: Path, database: str
 ) -> None:

@@ -40,7 +40,10 @@ from tests.conftest import (
 )
 
 # The tests marked BOTH_DATABASES are those whose outcome can depend on the database
-# (the rule: tests/conftest.py); the rest run on SQLite alone.
+# (the rule: tests/conftest.py): the list's ORDER BY (a collation), news of a login the
+# command ended reaching a warm cache, and the schema. The commands' flows run on
+# PostgreSQL in tests/auth/test_flows.py and tests/account/test_delete.py; names are
+# checked and lower-cased in Python.
 
 if TYPE_CHECKING:
     # Only for annotations: a Test* class at module level would be collected by pytest.
@@ -90,7 +93,6 @@ def test_create_reads_the_password_from_stdin(
     assert verifies(stored_hash(settings, "bob"), PASSWORD)
 
 
-@BOTH_DATABASES
 def test_create_stores_the_username_lower_cased(
     runner: QuartCliRunner, settings: dict[str, Any]
 ) -> None:
@@ -273,7 +275,6 @@ def test_no_terminal_in_a_real_process_is_one_line_without_a_warning(
     assert usernames(settings) == []
 
 
-@BOTH_DATABASES
 @pytest.mark.parametrize("name", ["alice", "ALICE", "Alice"])
 def test_create_refuses_a_taken_name_in_any_case(
     runner: QuartCliRunner, settings: dict[str, Any], name: str
@@ -406,7 +407,6 @@ def test_create_refuses_a_password_that_is_not_utf8(
 # users set-password
 
 
-@BOTH_DATABASES
 def test_set_password_replaces_the_stored_hash(
     runner: QuartCliRunner, settings: dict[str, Any]
 ) -> None:
@@ -441,7 +441,6 @@ async def test_set_password_decides_which_password_logs_in(
         assert "Invalid Credentials" in await body(response)
 
 
-@BOTH_DATABASES
 async def test_set_password_ends_logins_made_before_the_change(
     app: Quart, auth: AuthActions, client: TestClientProtocol, runner: QuartCliRunner
 ) -> None:
@@ -541,7 +540,6 @@ async def test_cli_and_page_accept_and_refuse_the_same_passwords(
 # users delete
 
 
-@BOTH_DATABASES
 def test_delete_with_yes_removes_the_user(
     runner: QuartCliRunner, settings: dict[str, Any]
 ) -> None:
@@ -575,7 +573,6 @@ def test_delete_without_yes_asks_first(
     assert usernames(settings) == remaining
 
 
-@BOTH_DATABASES
 async def test_delete_ends_the_users_logins_at_once(
     app: Quart,
     auth: AuthActions,
@@ -635,7 +632,6 @@ async def test_revoke_sessions_refuses_a_replayed_cookie(
     assert_sent_to_login(response)
 
 
-@BOTH_DATABASES
 async def test_revoke_sessions_ends_logins_on_every_device(
     app: Quart, auth: AuthActions, runner: QuartCliRunner, settings: dict[str, Any]
 ) -> None:
@@ -648,7 +644,6 @@ async def test_revoke_sessions_ends_logins_on_every_device(
     assert login_count(settings) == 0
 
 
-@BOTH_DATABASES
 async def test_revoke_sessions_leaves_other_users_logged_in(
     app: Quart, auth: AuthActions, runner: QuartCliRunner
 ) -> None:

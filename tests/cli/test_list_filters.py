@@ -1,5 +1,6 @@
 """``users list --locked`` and ``--totp``: the admin's views of who is locked out now and
-who has two-factor authentication on. Both read rows, so they run on both databases."""
+who has two-factor authentication on. Each filter is a statement of its own, so its test
+runs on both databases; flags are combined, and the list made, in Python."""
 
 from __future__ import annotations
 
@@ -11,8 +12,6 @@ from quart import Quart
 from quart.testing import QuartCliRunner
 
 from tests.conftest import BOTH_DATABASES, add_user, invoke, query
-
-pytestmark = BOTH_DATABASES
 
 
 async def names(runner: QuartCliRunner, *flags: str) -> tuple[list[str], str]:
@@ -42,10 +41,12 @@ async def three(app: Quart, settings: dict[str, Any]) -> None:
     )
 
 
+@BOTH_DATABASES
 async def test_locked_lists_only_names_locked_now(runner: QuartCliRunner, three: None) -> None:
     assert await names(runner, "--locked") == (["alice"], "")
 
 
+@BOTH_DATABASES
 async def test_totp_lists_only_users_with_totp_in_force(
     runner: QuartCliRunner, three: None
 ) -> None:

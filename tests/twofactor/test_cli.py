@@ -11,6 +11,7 @@ from quart import Quart
 from quart.testing import QuartCliRunner
 
 from tests.conftest import (
+    BOTH_DATABASES,
     SQLITE_ONLY,
     AuthActions,
     add_user,
@@ -22,13 +23,15 @@ from tests.conftest import (
 )
 from tests.support.twofactor import enrolled, sign_in
 
-# The command deletes rows (the rule: tests/conftest.py).
-pytestmark = pytest.mark.both_databases
+# The command deletes rows: its test runs on PostgreSQL too (the rule: tests/conftest.py).
+# The other tests send the same statements for another user, or none; the logins' hook
+# that ends a sign-in waiting for its code runs on PostgreSQL in tests/auth/test_flows.py.
 
 if TYPE_CHECKING:
     from quart.typing import TestClientProtocol
 
 
+@BOTH_DATABASES
 async def test_reset_removes_totp_and_ends_every_login(
     app: Quart,
     auth: AuthActions,

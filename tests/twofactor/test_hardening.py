@@ -7,8 +7,11 @@
   or a passkey signs in.
 - Logging out, or starting again, during the code step ends the pending login.
 
-The tests whose outcome rows in the database decide run on SQLite and PostgreSQL
-(marked BOTH_DATABASES, the rule: tests/conftest.py).
+One test of each statement that rows in the database decide runs on SQLite and
+PostgreSQL (marked BOTH_DATABASES, the rule: tests/conftest.py): a key kept per login
+and its age, the hooks that delete keys and pending logins, the run of wrong codes and
+the prune of their record. Tests that send other requests down the same statements
+run on SQLite alone.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import pyotp
-import pytest
 from quart import Quart
 from quart.testing import QuartCliRunner
 
@@ -27,6 +29,7 @@ from tests.conftest import (
     PASSWORD,
     AuthActions,
     body,
+    both_databases_for,
     cookie_value,
     csrf_token,
     invoke,
@@ -133,7 +136,6 @@ async def test_a_pending_key_older_than_fifteen_minutes_is_replaced_and_confirms
     assert secret_on(await body(await client.get(SETTINGS))) == new
 
 
-@BOTH_DATABASES
 async def test_a_planted_key_does_not_survive_a_password_change(
     app: Quart, auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
@@ -156,13 +158,16 @@ async def test_a_planted_key_does_not_survive_a_password_change(
     assert (await thief.client.get("/hello")).status_code == 302
 
 
-@BOTH_DATABASES
-@pytest.mark.parametrize(
+# Both commands end logins through the same hook; set-password's flow also runs on
+# PostgreSQL in tests/auth/test_flows.py, which counts the keys it deletes.
+@both_databases_for(
     "command",
     [
         ["users", "set-password", "alice", "--password-stdin"],
         ["users", "revoke-sessions", "alice"],
     ],
+    ["command0", "command1"],
+    postgres=["command1"],
 )
 async def test_the_cli_ending_logins_deletes_pending_keys(
     auth: AuthActions,
@@ -188,7 +193,6 @@ async def key_made_by_another_login(app: Quart, auth: AuthActions) -> None:
     await auth.login()
 
 
-@BOTH_DATABASES
 async def test_logging_out_everywhere_else_deletes_pending_keys(
     app: Quart, auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
@@ -303,7 +307,6 @@ async def test_ten_wrong_codes_in_a_row_leave_only_a_recovery_code(
     assert query(settings, "SELECT misses FROM totp_factors") == [(0,)]
 
 
-@BOTH_DATABASES
 async def test_a_passkey_sign_in_ends_the_run_of_wrong_codes(
     auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
@@ -323,7 +326,6 @@ async def test_a_passkey_sign_in_ends_the_run_of_wrong_codes(
     assert query(settings, "SELECT misses FROM totp_factors") == [(0,)]
 
 
-@BOTH_DATABASES
 async def test_wrong_codes_wait_longer_and_longer(
     auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
@@ -347,7 +349,6 @@ async def test_wrong_codes_wait_longer_and_longer(
     assert "recovery code" in await body(refused)
 
 
-@BOTH_DATABASES
 async def test_wrong_codes_at_confirm_and_at_sign_in_count_together(
     auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
@@ -441,7 +442,6 @@ async def test_logging_out_during_the_code_step_ends_the_pending_login(
     await assert_replay_refused(app, copied, phone)
 
 
-@BOTH_DATABASES
 async def test_starting_again_ends_the_pending_login(
     app: Quart, auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
@@ -460,7 +460,6 @@ async def test_starting_again_ends_the_pending_login(
     await assert_replay_refused(app, copied, phone)
 
 
-@BOTH_DATABASES
 async def test_a_new_password_step_ends_the_earlier_pending_login(
     app: Quart, auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:

@@ -1,8 +1,10 @@
 """TOTP through the real forms: enrolling, the second step of a login, and its rules.
 
-Codes come from pyotp with the key read off the enrolment page. The tests whose outcome
-the factor's rows, the logins or the throttle decide run on SQLite and PostgreSQL
-(marked BOTH_DATABASES, the rule: tests/conftest.py); pages and forms run on SQLite.
+Codes come from pyotp with the key read off the enrolment page. One test of each
+statement the factor's rows decide (turning on, a code used once and under a race, the
+pending login's age and end, a recovery code, turning off) runs on SQLite and
+PostgreSQL (marked BOTH_DATABASES, the rule: tests/conftest.py). Pages, forms, and the
+throttle's part (its statements are tested in tests/auth/test_throttle.py) run on SQLite.
 """
 
 from __future__ import annotations
@@ -288,7 +290,6 @@ async def test_two_requests_with_one_code_log_in_once(
     assert unpack(query(settings, "SELECT count(*) FROM logins")) == 1
 
 
-@BOTH_DATABASES
 async def test_a_code_used_on_one_instance_is_refused_by_another(
     app: Quart, auth: AuthActions, settings: dict[str, Any]
 ) -> None:
@@ -328,7 +329,6 @@ async def test_the_pending_login_expires(
     assert (await sign_in(auth, phone.code())).headers["Location"] == "/hello"
 
 
-@BOTH_DATABASES
 async def test_the_pending_login_lasts_five_minutes(
     auth: AuthActions, settings: dict[str, Any]
 ) -> None:
@@ -408,7 +408,6 @@ async def test_a_json_body_gets_a_415(auth: AuthActions, client: TestClientProto
 # The throttle
 
 
-@BOTH_DATABASES
 async def test_wrong_codes_count_with_the_password_and_lock_out(
     auth: AuthActions, client: TestClientProtocol
 ) -> None:
@@ -427,7 +426,6 @@ async def test_wrong_codes_count_with_the_password_and_lock_out(
     await assert_logged_out(client)
 
 
-@BOTH_DATABASES
 async def test_a_trusted_device_completes_its_login_while_the_username_is_locked(
     app: Quart, auth: AuthActions, client: TestClientProtocol
 ) -> None:
@@ -443,7 +441,6 @@ async def test_a_trusted_device_completes_its_login_while_the_username_is_locked
     assert response.headers["Location"] == "/hello"
 
 
-@BOTH_DATABASES
 async def test_a_right_code_clears_the_count(
     auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
@@ -455,7 +452,6 @@ async def test_a_right_code_clears_the_count(
     assert query(settings, "SELECT count(*) FROM throttle_counters WHERE scope = 'user'") == [(0,)]
 
 
-@BOTH_DATABASES
 async def test_a_right_password_does_not_reset_the_count_for_codes(
     auth: AuthActions, client: TestClientProtocol
 ) -> None:
@@ -511,7 +507,6 @@ async def test_the_last_recovery_codes_warn(
     assert "You have no recovery codes left" in settings_page
 
 
-@BOTH_DATABASES
 async def test_new_recovery_codes_replace_the_old_ones(
     auth: AuthActions, client: TestClientProtocol
 ) -> None:

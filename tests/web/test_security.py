@@ -18,7 +18,7 @@ from quart import Quart
 
 import quartapp
 from quartapp import create_app
-from quartapp.web.security import RefusedHosts, host_is_trusted
+from quartapp.web.security import KNOWN_HOSTS, HostGuard, RefusedHosts, host_is_trusted
 from tests.conftest import AuthActions, body, csrf_token, make_settings
 from tests.support.server import (
     Server,
@@ -210,6 +210,28 @@ async def test_configured_host_is_served(app: Quart, host: str) -> None:
     response = await app.test_client().get("/", headers={"Host": host})
 
     assert response.status_code == 200
+
+
+def middlewares(app: Quart) -> Iterator[object]:
+    """The ASGI layers around the app, outermost first."""
+    layer: object = app.asgi_app
+    while layer is not None:
+        yield layer
+        layer = getattr(layer, "app", None)
+
+
+async def test_trusted_hosts_are_remembered_and_refused_ones_never_are(app: Quart) -> None:
+    client = app.test_client()
+    guard = next(m for m in middlewares(app) if isinstance(m, HostGuard))
+
+    for _ in range(2):
+        assert (await client.get("/", headers={"Host": "localhost:8000"})).status_code == 200
+        assert (await client.get("/", headers={"Host": "evil.example"})).status_code == 400
+
+    assert guard.known == {"localhost:8000"}
+    for number in range(KNOWN_HOSTS + 1):  # bounded, whatever the ports a client tries
+        guard.remember(f"localhost:{number + 1}")
+    assert len(guard.known) <= KNOWN_HOSTS
 
 
 async def test_subdomain_wildcard_host_is_served(tmp_path: Path, database: str) -> None:

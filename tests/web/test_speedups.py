@@ -122,6 +122,38 @@ async def test_the_app_inlines_its_context_processors(tmp_path: Path) -> None:
     assert all(inspect.iscoroutinefunction(p) for p in processors)
 
 
+async def test_templates_are_compiled_for_jinja_sync_path(tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path))
+    environment = app.jinja_env
+
+    assert not environment.is_async
+    # Every template compiles for the sync path, and nothing a template can call (a
+    # global, or a value the context processors add) is a coroutine function, whose
+    # call would render as a coroutine's repr instead of being awaited.
+    for name in environment.list_templates():
+        assert isinstance(environment.get_template(name), speedups.SyncTemplate), name
+    async with app.test_request_context("/"):
+        context: dict[str, Any] = {}
+        await app.update_template_context(context)
+    values = {**environment.globals, **context}
+    assert not [name for name, value in values.items() if inspect.iscoroutinefunction(value)]
+
+
+async def test_sync_templates_still_render_through_quart(tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path))
+
+    async with app.test_request_context("/"):
+        await flash("Saved.")
+        page = await render_template_string(
+            "{% for m in get_flashed_messages() %}<p>{{ m }}</p>{% endfor %}{{ csrf_token() }}"
+        )
+        token = page.removeprefix("<p>Saved.</p>")
+
+        assert page.startswith("<p>Saved.</p>")
+        assert "coroutine" not in page
+        validate_csrf(token)  # raises if the token is not this session's
+
+
 async def test_session_signer_is_built_once_per_set_of_keys() -> None:
     app = bare_app()
     app.config["SECRET_KEY_FALLBACKS"] = []
