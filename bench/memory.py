@@ -31,7 +31,9 @@ MIB = 1024 * 1024
 PARENT_TARGET_MIB = 30
 WORKER_TARGET_MIB = 90
 REQUESTS = 10_000
-QUICK_REQUESTS = 1_000
+# A smoke run (--quick, as the test suite runs it): enough requests that both workers
+# answer some, and a short settle, since its figures are checked for being there, not read.
+QUICK_REQUESTS = 400
 # Clients at once; each opens a new connection now and then, so that both workers
 # (which share one listening socket) get a share of the requests.
 CLIENTS = 8
@@ -39,6 +41,7 @@ PER_CONNECTION = 100
 WORKERS = 2
 # Idle means the startup work is done: the workers have built the app and answered.
 SETTLE_SECONDS = 2.0
+QUICK_SETTLE_SECONDS = 0.3
 
 
 @dataclass
@@ -116,8 +119,11 @@ def rss_mib(pid: int) -> float:
     return servers.rss_of(pid) / MIB
 
 
-def measure(requests: int, folder: Path) -> dict[str, Any]:
-    """Run the web line in ``folder`` and weigh its processes; the figures."""
+def measure(requests: int, folder: Path, settle: float = SETTLE_SECONDS) -> dict[str, Any]:
+    """Run the web line in ``folder`` and weigh its processes; the figures.
+
+    ``settle`` is how long it waits before each weighing, for the workers to go quiet.
+    """
     env = servers.clean_env(
         QUARTAPP_TRUSTED_HOSTS='["127.0.0.1"]',
         QUARTAPP_INSTANCE_PATH=str(folder / "instance"),
@@ -150,12 +156,12 @@ def measure(requests: int, folder: Path) -> dict[str, Any]:
                 raise servers.BenchError(f"{WORKERS} workers did not start:\n{server.log_tail()}")
             time.sleep(0.1)
         cookies = servers.log_in(server, servers.BENCH_USER, password)
-        time.sleep(SETTLE_SECONDS)
+        time.sleep(settle)
         found = processes(server)
         idle = {pid: rss_mib(pid) for pid in found.workers}
         parent_idle = rss_mib(found.parent)
         failures = hammer(server, cookies, requests)
-        time.sleep(SETTLE_SECONDS)
+        time.sleep(settle)
         after = {pid: rss_mib(pid) for pid in processes(server).workers}
         return {
             "requests": requests,
@@ -230,7 +236,10 @@ def main(argv: list[str] | None = None) -> int:
     """Measure and print the memory figures; 0 when measured, whatever the targets say."""
     parser = argparse.ArgumentParser(prog="python -m bench.memory", description=__doc__)
     parser.add_argument(
-        "--quick", action="store_true", help=f"{QUICK_REQUESTS:,} requests instead of {REQUESTS:,}"
+        "--quick",
+        action="store_true",
+        help=f"{QUICK_REQUESTS:,} requests instead of {REQUESTS:,}, {QUICK_SETTLE_SECONDS} s "
+        f"settling instead of {SETTLE_SECONDS}",
     )
     parser.add_argument(
         "--output",
@@ -242,7 +251,10 @@ def main(argv: list[str] | None = None) -> int:
     args, _ = parser.parse_known_args(argv)
     with TemporaryDirectory(prefix="bench-memory-") as tmp:
         try:
-            figures = measure(QUICK_REQUESTS if args.quick else REQUESTS, Path(tmp))
+            if args.quick:
+                figures = measure(QUICK_REQUESTS, Path(tmp), QUICK_SETTLE_SECONDS)
+            else:
+                figures = measure(REQUESTS, Path(tmp))
         except servers.BenchError as error:
             print(f"error: {error}", file=sys.stderr)
             return 1

@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -65,12 +65,13 @@ from tests.support.pg import (
     make_server,
 )
 from tests.support.server import (
+    Launcher,
     Server,
-    free_port,
-    hypercorn_command,
-    running,
     server_env,
 )
+
+# The server tests' ``launch`` fixture: real servers, stopped when the test ends.
+from tests.support.server import launch as launch
 
 DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 # A test whose outcome can depend on the database runs on both (see the module docstring).
@@ -763,7 +764,7 @@ def start(tmp_path: Path, database_url: str) -> Iterator[Start]:
     Keyword arguments are environment variables for the server.
     """
     key = secrets.token_urlsafe(32)
-    with ExitStack() as stack:
+    with Launcher(tmp_path) as launcher:
 
         def start_server(workers: int = 2, **settings: str) -> Server:
             env = server_env(
@@ -773,10 +774,6 @@ def start(tmp_path: Path, database_url: str) -> Iterator[Start]:
                 QUARTAPP_TRUSTED_HOSTS='["127.0.0.1"]',
                 **{"SECRET_KEY": key, "QUARTAPP_SESSION_COOKIE_SECURE": "false", **settings},
             )
-            port = free_port()
-            command = hypercorn_command(port, "--workers", str(workers))
-            server = stack.enter_context(running(command, env, port, tmp_path / f"logs-{port}"))
-            server.wait_healthy()
-            return server
+            return launcher.hypercorn(env, "--workers", str(workers))
 
         yield start_server

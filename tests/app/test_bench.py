@@ -1,5 +1,6 @@
 """The benchmark's smoke tests: ``python -m bench --quick`` runs and measures something,
 on SQLite and on PostgreSQL behind the delay proxy, and the proxy does what it says.
+One quick run of every scenario checked here serves all of this module's bench tests.
 
 No throughput is asserted: the bench reports figures, it does not judge them here. The
 proxy's tests check its delay is there and that chunks in flight overlap.
@@ -17,7 +18,9 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,79 +30,28 @@ ROOT = Path(__file__).resolve().parents[2]
 BENCH_PACKAGES = ("flask_login", "flask_sqlalchemy", "flask_wtf", "gunicorn")
 
 
-@pytest.mark.server
-def test_quick_bench_measures_quartapp_and_the_flask_tutorial(tmp_path: Path) -> None:
-    bench_or_skip()
-    output = tmp_path / "latest.json"
+@dataclass
+class QuickRun:
+    """One ``python -m bench --quick`` run: its exit, its output and its JSON report."""
 
-    result = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--output", str(output)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-    assert result.returncode == 0, result.stderr
-    apps = json.loads(output.read_text())["scenarios"]["hello"]["apps"]
-    for app in ("quartapp", "flask-tutorial"):
-        assert apps[app]["rps"] > 0, (app, apps[app])
-        assert apps[app]["errors"] == 0, (app, apps[app])
-    assert "authenticated /hello" in result.stdout
+    result: subprocess.CompletedProcess[str]
+    report: dict[str, Any]
+    # Why the PostgreSQL scenarios were left out, or None when they ran.
+    no_postgres: str | None
 
 
-def bench_or_skip() -> None:
-    """Skip, saying what to install, when the bench cannot run here."""
-    if shutil.which("wrk") is None:
-        pytest.skip("wrk is not installed: apt-get install wrk")
-    missing = [name for name in BENCH_PACKAGES if importlib.util.find_spec(name) is None]
-    if missing:
-        pytest.skip(f"the bench group is not installed ({', '.join(missing)}): make install-bench")
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> QuickRun:
+    """The quick bench of /hello, PostgreSQL and many users, run once for this module's tests.
 
-
-@pytest.mark.server
-@pytest.mark.postgres
-def test_quick_bench_measures_the_postgresql_scenario(tmp_path: Path) -> None:
+    One run with every scenario the tests check starts PostgreSQL and each app once; run
+    apart, each scenario started its own cluster and servers (a run is mostly start-up).
+    """
     bench_or_skip()
     why = pg.unavailable()
-    if why is not None:
-        pytest.skip(why)
-    output = tmp_path / "latest.json"
-
-    result = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--scenarios", "pg", "--output", str(output)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-    assert result.returncode == 0, result.stderr
-    report = json.loads(output.read_text())
-    for delay in pg.DELAYS_MS:
-        apps = report["scenarios"][pg.scenario(delay)]["apps"]
-        assert sorted(apps) == sorted(pg.APPS)
-        for app, figures in apps.items():
-            assert figures["rps"] > 0, (delay, app, figures)
-            assert figures["errors"] == 0, (delay, app, figures)
-        assert pg.title(delay) in result.stdout
-    targets = {item["name"] for item in report["targets"]}
-    assert f"PostgreSQL +1 ms, /hello: {pg.QUARTAPP_PG} / {pg.FLASK_GTHREAD}" in targets
-    assert f"PostgreSQL +0 ms, /hello: {pg.QUARTAPP_PG} / {pg.FLASK_SYNC}" in targets
-    assert f"PostgreSQL +1 ms, /hello: {pg.QUARTAPP_PG} p99 / p50" in targets
-
-
-@pytest.mark.server
-@pytest.mark.postgres
-def test_quick_bench_measures_many_users_each_with_its_own_cookie(tmp_path: Path) -> None:
-    bench_or_skip()
-    why = pg.unavailable()
-    if why is not None:
-        pytest.skip(why)
-    output = tmp_path / "latest.json"
-    command = ["--quick", "--scenarios", "many", "--users", "4", "--output", str(output)]
+    scenarios = "hello" if why else "hello,pg,many"
+    output = tmp_path_factory.mktemp("bench") / "latest.json"
+    command = ["--quick", "--scenarios", scenarios, "--users", "4", "--output", str(output)]
 
     result = subprocess.run(
         [sys.executable, "-m", "bench", *command],
@@ -111,7 +63,57 @@ def test_quick_bench_measures_many_users_each_with_its_own_cookie(tmp_path: Path
     )
 
     assert result.returncode == 0, result.stderr
-    report = json.loads(output.read_text())
+    return QuickRun(result, json.loads(output.read_text()), why)
+
+
+@pytest.mark.server
+def test_quick_bench_measures_quartapp_and_the_flask_tutorial(quick_run: QuickRun) -> None:
+    apps = quick_run.report["scenarios"]["hello"]["apps"]
+    for app in ("quartapp", "flask-tutorial"):
+        assert apps[app]["rps"] > 0, (app, apps[app])
+        assert apps[app]["errors"] == 0, (app, apps[app])
+    assert "authenticated /hello" in quick_run.result.stdout
+
+
+def bench_or_skip() -> None:
+    """Skip, saying what to install, when the bench cannot run here."""
+    if shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed: apt-get install wrk")
+    missing = [name for name in BENCH_PACKAGES if importlib.util.find_spec(name) is None]
+    if missing:
+        pytest.skip(f"the bench group is not installed ({', '.join(missing)}): make install-bench")
+
+
+def with_postgres(run: QuickRun) -> QuickRun:
+    """The run, for a test of a PostgreSQL scenario: skip it when those could not run."""
+    if run.no_postgres is not None:
+        pytest.skip(run.no_postgres)
+    return run
+
+
+@pytest.mark.server
+@pytest.mark.postgres
+def test_quick_bench_measures_the_postgresql_scenario(quick_run: QuickRun) -> None:
+    run = with_postgres(quick_run)
+    report = run.report
+    for delay in pg.DELAYS_MS:
+        apps = report["scenarios"][pg.scenario(delay)]["apps"]
+        assert sorted(apps) == sorted(pg.APPS)
+        for app, figures in apps.items():
+            assert figures["rps"] > 0, (delay, app, figures)
+            assert figures["errors"] == 0, (delay, app, figures)
+        assert pg.title(delay) in run.result.stdout
+    targets = {item["name"] for item in report["targets"]}
+    assert f"PostgreSQL +1 ms, /hello: {pg.QUARTAPP_PG} / {pg.FLASK_GTHREAD}" in targets
+    assert f"PostgreSQL +0 ms, /hello: {pg.QUARTAPP_PG} / {pg.FLASK_SYNC}" in targets
+    assert f"PostgreSQL +1 ms, /hello: {pg.QUARTAPP_PG} p99 / p50" in targets
+
+
+@pytest.mark.server
+@pytest.mark.postgres
+def test_quick_bench_measures_many_users_each_with_its_own_cookie(quick_run: QuickRun) -> None:
+    run = with_postgres(quick_run)
+    report = run.report
     expected = {
         many.scenario(None): ["quartapp", "flask-login-sqlalchemy"],
         **{many.scenario(delay): list(pg.APPS) for delay in pg.DELAYS_MS},
@@ -129,7 +131,7 @@ def test_quick_bench_measures_many_users_each_with_its_own_cookie(tmp_path: Path
     targets = {item["name"] for item in report["targets"]}
     assert f"{many.title(None)}: quartapp / flask-login-sqlalchemy" in targets
     assert f"{many.title(1)}: {pg.QUARTAPP_PG} / {pg.FLASK_GTHREAD}" in targets
-    assert "many users: 4 signed in through each app's form" in result.stdout
+    assert "many users: 4 signed in through each app's form" in run.result.stdout
 
 
 def test_the_many_users_seed_copies_one_account_under_new_names(tmp_path: Path) -> None:

@@ -27,8 +27,7 @@ import shlex
 import subprocess
 import time
 import urllib.parse
-from collections.abc import Iterator, Mapping
-from contextlib import ExitStack
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,11 +43,9 @@ from tests.support.server import (
     REQUEST_TIMEOUT,
     ROOT,
     START_TIMEOUT,
+    Launcher,
     Server,
-    free_port,
     procfile,
-    procfile_web_on_loopback,
-    running,
     server_env,
 )
 
@@ -181,26 +178,23 @@ class Router:
 class Web:
     """The Procfile's web line, restarted whenever the settings change."""
 
-    def __init__(self, directory: Path, stack: ExitStack) -> None:
-        self.directory = directory
-        self.stack = stack
+    def __init__(self, launch: Launcher) -> None:
+        self.launch = launch
         self.server: Server | None = None
         self.settings: dict[str, str] = {}
-        self.starts = 0
+
+    @property
+    def starts(self) -> int:
+        return self.launch.starts
 
     def serve(self, settings: dict[str, str]) -> Server:
         if self.server is not None and settings == self.settings:
             return self.server
         if self.server is not None:
             self.server.stop()
-        port = free_port()
-        self.starts += 1
-        env = server_env(self.directory / "instance")
+        env = server_env(self.launch.directory / "instance")
         env.update(settings)
-        env.update(PORT=str(port), WEB_CONCURRENCY="1")
-        self.server = self.stack.enter_context(
-            running(procfile_web_on_loopback(), env, port, self.directory / f"web-{self.starts}")
-        )
+        self.server = self.launch.web(env, wait=False)
         wait_healthy(self.server)
         self.settings = dict(settings)
         return self.server
@@ -231,9 +225,8 @@ def database(postgres_server: PostgresServer | None) -> str:
 
 
 @pytest.fixture
-def web(tmp_path: Path) -> Iterator[Web]:
-    with ExitStack() as stack:
-        yield Web(tmp_path, stack)
+def web(launch: Launcher) -> Web:
+    return Web(launch)
 
 
 def test_the_section_covers_every_step() -> None:

@@ -1,7 +1,10 @@
 """Two app servers on one database, as two dynos are: one site to a browser.
 
 The Procfile's own lines run here: its release step (migrate, prune) once on a fresh
-database, then its web line twice (production, two workers each), with the same keys.
+PostgreSQL database, then its web line twice (production), with the same keys: one
+worker each on PostgreSQL, where the two dynos are the processes that must agree; two
+each on SQLite, whose test is about each worker's cache, on a copy of the suite's
+migrated template with alice (test_server.py runs the release line on SQLite).
 PostgreSQL is the PaaS case; SQLite is two processes on one machine, where each keeps
 a cache of login rows that another process's commit must empty at once.
 """
@@ -9,24 +12,23 @@ a cache of login rows that another process's commit must empty at once.
 from __future__ import annotations
 
 import secrets
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import PASSWORD, require_postgres
-from tests.support.pg import PostgresServer
+from tests.support.pg import PostgresServer, find_bin_dir, make_server
 from tests.support.server import (
     ROOT,
     Browser,
+    Launcher,
     Server,
-    free_port,
     procfile,
-    procfile_web_on_loopback,
-    running,
     server_env,
 )
 
@@ -57,21 +59,18 @@ def production_env(tmp_path: Path, database_url: str) -> dict[str, str]:
 
 @contextmanager
 def two_dynos(
-    tmp_path: Path, database_url: str, users: tuple[str, ...] = ("alice",)
+    tmp_path: Path, database_url: str, workers: int, users: tuple[str, ...] | None
 ) -> Iterator[list[Server]]:
-    """The release step on ``database_url``, then two web processes of two workers each."""
+    """The release step on ``database_url`` and ``users`` made (None: they are there
+    already), then two web processes of ``workers`` each."""
     env = production_env(tmp_path, database_url)
-    run(env, ["bash", "-c", procfile()["release"]])
-    for name in users:
-        create_user(env, name)
-    with ExitStack() as stack:
-        started = []
-        for index in range(2):
-            port = free_port()
-            dyno = {**env, "PORT": str(port), "WEB_CONCURRENCY": "2"}
-            logs = tmp_path / f"logs-{index}"
-            command = procfile_web_on_loopback()
-            started.append(stack.enter_context(running(command, dyno, port, logs)))
+    if users is not None:
+        run(env, ["bash", "-c", procfile()["release"]])
+        for name in users:
+            create_user(env, name)
+    with Launcher(tmp_path) as launch:
+        # Both start at once, as a deploy starts its dynos, then both must serve.
+        started = [launch.web(env, workers=workers, wait=False) for _ in range(2)]
         for each in started:
             each.wait_healthy()
         yield started
@@ -80,26 +79,45 @@ def two_dynos(
 # The dynos are shared by the tests of this module, which change no setting: each test
 # uses its own account where it changes one (a lockout), so the order does not matter.
 @pytest.fixture(scope="module")
-def sqlite_dynos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Server]]:
-    """Two production servers of two workers each on one SQLite file."""
+def sqlite_dynos(
+    tmp_path_factory: pytest.TempPathFactory, served_sqlite_template: Path
+) -> Iterator[list[Server]]:
+    """Two production servers of two workers each on one SQLite file, holding alice."""
     directory = tmp_path_factory.mktemp("sqlite-dynos")
-    with two_dynos(directory, f"sqlite:///{directory / 'quartapp.db'}") as started:
+    shutil.copyfile(served_sqlite_template, directory / "quartapp.db")
+    url = f"sqlite:///{directory / 'quartapp.db'}"
+    with two_dynos(directory, url, workers=2, users=None) as started:
         yield started
 
 
 @pytest.fixture(scope="module")
-def dynos(
-    tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer | None
-) -> Iterator[list[Server]]:
-    """Two production servers of two workers each, sharing a fresh PostgreSQL database."""
-    server = require_postgres(postgres_server)
-    name = server.new_database_name()
-    server.psql(f"CREATE DATABASE {name}")
+def cluster(postgres_server: PostgresServer | None) -> Iterator[PostgresServer]:
+    """A PostgreSQL of this module's own: the outage test stops it, leaving others alone."""
+    require_postgres(postgres_server)
+    bin_dir = find_bin_dir()
+    assert bin_dir is not None
+    server = make_server(bin_dir)
+    server.start()
     try:
-        with two_dynos(tmp_path_factory.mktemp("dynos"), server.url(name), USERS) as started:
-            yield started
+        yield server
     finally:
-        server.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        server.stop("immediate")
+        shutil.rmtree(server.root.parent, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def dynos(
+    tmp_path_factory: pytest.TempPathFactory, cluster: PostgresServer
+) -> Iterator[list[Server]]:
+    """Two production servers of one worker each, sharing the module's PostgreSQL.
+
+    The outage test stops and restarts that PostgreSQL under them, and checks that they
+    recover, so the tests before or after it find them serving.
+    """
+    with two_dynos(
+        tmp_path_factory.mktemp("dynos"), cluster.url(), workers=1, users=USERS
+    ) as started:
+        yield started
 
 
 def create_user(env: dict[str, str], name: str = "alice") -> None:
@@ -201,22 +219,23 @@ def test_ending_a_login_is_seen_at_once_by_another_process_on_sqlite(
 
 @pytest.mark.postgres
 def test_stopping_the_database_gives_503s_then_both_dynos_recover(
-    own_postgres: PostgresServer, tmp_path: Path
+    cluster: PostgresServer, dynos: list[Server]
 ) -> None:
-    with two_dynos(tmp_path, own_postgres.url()) as started:
-        browser = Browser(started[0].base_url)
-        assert log_in(browser) == 302
-        other = Browser(started[1].base_url, browser.cookies)
+    browser = Browser(dynos[0].base_url)
+    assert log_in(browser) == 302
+    other = Browser(dynos[1].base_url, browser.cookies)
 
-        own_postgres.stop("fast")
+    cluster.stop("fast")
+    try:
         during = [browser.get("/hello"), other.get("/hello")]
-        health = [dyno.healthz_status() for dyno in started]
-        own_postgres.start()
-        after = [browser.get("/hello").status, other.get("/hello").status]
+        health = [dyno.healthz_status() for dyno in dynos]
+    finally:
+        cluster.start()
+    after = [browser.get("/hello").status, other.get("/hello").status]
 
     assert [page.status for page in during] == [503, 503]
     assert all(page.headers["Retry-After"] for page in during)
     assert health == [503, 503]
     assert after == [200, 200]
-    for dyno in started:
+    for dyno in dynos:
         assert "Traceback" not in dyno.stderr

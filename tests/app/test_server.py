@@ -1,7 +1,8 @@
 """The real thing: ``hypercorn --config hypercorn.toml quartapp:app`` and the Procfile.
 
-Each test that needs its own server starts one through the ``launch`` fixture, which
-always stops it; the login-flow tests share one development server to stay fast.
+Each test that needs its own server starts one through the ``launch`` fixture
+(tests/support/server.py), which always stops it; the login-flow tests share one
+development server to stay fast.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ import http.client
 import json
 import re
 import secrets
+import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, closing
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import closing
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -27,22 +29,18 @@ from tests.support.server import (
     ROOT,
     START_TIMEOUT,
     Browser,
+    Launcher,
     Server,
     database_url,
     development_env,
     exchange,
     free_port,
-    hypercorn_command,
     procfile,
-    procfile_web_on_loopback,
     raw_request,
-    running,
     server_env,
 )
 
 pytestmark = pytest.mark.server
-
-Launch = Callable[[Sequence[str], Mapping[str, str], int], Server]
 
 INVALID = "Invalid Credentials. Please try again."
 NOT_VERIFIED = "The form could not be verified. Please try again."
@@ -51,27 +49,12 @@ PLACEHOLDER_KEY = "my precious"
 LOCAL_HOSTS = '["127.0.0.1"]'
 
 
-@pytest.fixture
-def launch(tmp_path: Path) -> Iterator[Launch]:
-    """Start servers for one test; every one of them is stopped when the test ends."""
-    with ExitStack() as started:
-
-        def start(command: Sequence[str], env: Mapping[str, str], port: int) -> Server:
-            logs = tmp_path / f"logs-{port}"
-            return started.enter_context(running(command, env, port, logs))
-
-        yield start
-
-
 @pytest.fixture(scope="module")
 def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One development server, with its first-run ``admin``, for the login-flow tests."""
     directory = tmp_path_factory.mktemp("dev-server")
-    port = free_port()
-    env = development_env(directory)
-    with running(hypercorn_command(port), env, port, directory / "logs") as server:
-        server.wait_healthy()
-        yield server
+    with Launcher(directory) as launch:
+        yield launch.hypercorn(development_env(directory))
 
 
 @pytest.fixture
@@ -159,13 +142,11 @@ def test_login_gives_the_session_a_new_csrf_token(browser: Browser, admin_passwo
 
 
 def test_password_change_gives_the_session_a_new_csrf_token(
-    launch: Launch, tmp_path: Path
+    launch: Launcher, tmp_path: Path
 ) -> None:
     # A server of its own: the shared one's admin keeps its password.
-    port = free_port()
     env = development_env(tmp_path)
-    server = launch(hypercorn_command(port), env, port)
-    server.wait_healthy()
+    server = launch.hypercorn(env)
     password = (Path(env["QUARTAPP_INSTANCE_PATH"]) / INITIAL_ADMIN_FILE).read_text().strip()
     browser = Browser(server.base_url)
     log_in(browser, password)
@@ -197,14 +178,12 @@ def fail_login(browser: Browser, username: str, forwarded_for: str) -> int:
     ids=["proxy-headers-ignored", "one-trusted-proxy"],
 )
 def test_forwarded_for_decides_the_client_address_only_behind_a_trusted_proxy(
-    launch: Launch, tmp_path: Path, hops: dict[str, str], other_client_status: int
+    launch: Launcher, tmp_path: Path, hops: dict[str, str], other_client_status: int
 ) -> None:
     # The per-address login limit shows which address the app saw: with the header
     # ignored, every "client" is 127.0.0.1 and shares one count.
-    port = free_port()
     env = development_env(tmp_path, QUARTAPP_LOGIN_FAILURES_PER_ADDRESS="2", **hops)
-    server = launch(hypercorn_command(port), env, port)
-    server.wait_healthy()
+    server = launch.hypercorn(env)
     browser = Browser(server.base_url)
     assert fail_login(browser, "nobody-1", "203.0.113.1") == 200
     assert fail_login(browser, "nobody-2", "203.0.113.1") == 200
@@ -230,10 +209,9 @@ def production_env(directory: Path, **settings: str) -> dict[str, str]:
     ids=["missing-key", "placeholder-key"],
 )
 def test_production_server_without_a_safe_key_stops_with_one_line_saying_why(
-    launch: Launch, tmp_path: Path, settings: dict[str, str]
+    launch: Launcher, tmp_path: Path, settings: dict[str, str]
 ) -> None:
-    port = free_port()
-    server = launch(hypercorn_command(port), production_env(tmp_path, **settings), port)
+    server = launch.hypercorn(production_env(tmp_path, **settings), wait=False)
 
     server.wait_exit(START_TIMEOUT)
 
@@ -266,18 +244,15 @@ LOUD_FAILURE_SECONDS = 10
     ids=["placeholder", "readme-placeholder", "short-key", "missing-key", "no-database-url"],
 )
 def test_procfile_web_line_exits_non_zero_at_once_with_one_line_on_bad_settings(
-    launch: Launch, tmp_path: Path, settings: dict[str, str], named: str
+    launch: Launcher, tmp_path: Path, settings: dict[str, str], named: str
 ) -> None:
-    port = free_port()
     env = server_env(
         tmp_path / "instance",
-        PORT=str(port),
-        WEB_CONCURRENCY="2",
         QUARTAPP_TRUSTED_HOSTS=LOCAL_HOSTS,
         DATABASE_URL=database_url(tmp_path),
     )
     env.update(settings)
-    server = launch(procfile_web_on_loopback(), env, port)
+    server = launch.web(env, workers=2, wait=False)
 
     status = server.wait_exit(LOUD_FAILURE_SECONDS)
 
@@ -324,12 +299,11 @@ def test_cli_refuses_a_secrets_file_others_can_write_in_one_error_line(tmp_path:
 
 
 def test_server_refuses_a_secrets_file_others_can_write_in_one_line(
-    launch: Launch, tmp_path: Path
+    launch: Launcher, tmp_path: Path
 ) -> None:
     env = development_env(tmp_path)
     path = writable_secrets(Path(env["QUARTAPP_INSTANCE_PATH"]))
-    port = free_port()
-    server = launch(hypercorn_command(port), env, port)
+    server = launch.hypercorn(env, wait=False)
 
     server.wait_exit(START_TIMEOUT)
 
@@ -347,16 +321,18 @@ def test_server_refuses_a_secrets_file_others_can_write_in_one_line(
     ids=["derived", "configured"],
 )
 def test_production_session_cookie_is_host_only_and_secure(
-    launch: Launch, tmp_path: Path, settings: dict[str, str], name: str
+    launch: Launcher,
+    upgraded: Callable[[Path], None],
+    tmp_path: Path,
+    settings: dict[str, str],
+    name: str,
 ) -> None:
-    port = free_port()
     env = production_env(tmp_path, SECRET_KEY=secrets.token_urlsafe(32), **settings)
-    quart(env, "db", "upgrade")  # the release step: production refuses an older schema
-    server = launch(hypercorn_command(port), env, port)
-    server.wait_healthy()
+    upgraded(tmp_path)  # as after the release step: production refuses an older schema
+    server = launch.hypercorn(env)
 
     request = raw_request("GET", "/login", "127.0.0.1", [("Connection", "close")])
-    (response,) = exchange(port, request).responses
+    (response,) = exchange(server.port, request).responses
 
     assert response.status == 200
     (cookie,) = response.headers.get_all("Set-Cookie") or []
@@ -374,21 +350,17 @@ def test_procfile_web_binds_every_interface_on_the_platform_port() -> None:
 
 
 def test_procfile_web_command_serves_healthz_and_logs_access_to_stdout(
-    launch: Launch, tmp_path: Path
+    launch: Launcher, upgraded: Callable[[Path], None], tmp_path: Path
 ) -> None:
     # Same command, but listening on loopback only: tests never open other interfaces.
-    command = procfile_web_on_loopback()
-    port = free_port()
     env = server_env(
         tmp_path / "instance",
-        PORT=str(port),
-        WEB_CONCURRENCY="1",
         QUARTAPP_TRUSTED_HOSTS=LOCAL_HOSTS,
         SECRET_KEY=secrets.token_urlsafe(32),
         DATABASE_URL=database_url(tmp_path),
     )
-    quart(env, "db", "upgrade")  # the release line: production refuses an older schema
-    server = launch(command, env, port)
+    upgraded(tmp_path)  # as after the release line: production refuses an older schema
+    server = launch.web(env, wait=False)
 
     server.wait_healthy()
 
@@ -397,20 +369,17 @@ def test_procfile_web_command_serves_healthz_and_logs_access_to_stdout(
 
 
 def test_procfile_web_line_refuses_a_schema_behind_the_code_then_serves_after_release(
-    launch: Launch, tmp_path: Path
+    launch: Launcher, tmp_path: Path
 ) -> None:
-    port = free_port()
     env = server_env(
         tmp_path / "instance",
-        PORT=str(port),
-        WEB_CONCURRENCY="2",
         QUARTAPP_TRUSTED_HOSTS=LOCAL_HOSTS,
         SECRET_KEY=secrets.token_urlsafe(32),
         DATABASE_URL=database_url(tmp_path),
     )
     # A database the release step has not reached: an older revision.
     quart(env, "db", "upgrade", "0006")
-    server = launch(procfile_web_on_loopback(), env, port)
+    server = launch.web(env, workers=2, wait=False)
 
     status = server.wait_exit(LOUD_FAILURE_SECONDS)
 
@@ -424,23 +393,23 @@ def test_procfile_web_line_refuses_a_schema_behind_the_code_then_serves_after_re
 
     # The release line, then the same web line serves, and /healthz names the revision.
     quart(env, "db", "upgrade")
-    port = free_port()
-    server = launch(procfile_web_on_loopback(), {**env, "PORT": str(port)}, port)
+    # One worker this time: the check that refused ran before any worker, in the parent.
+    server = launch.web(env, wait=False)
     server.wait_healthy()
-    with closing(http.client.HTTPConnection("127.0.0.1", port, timeout=10)) as connection:
+    with closing(http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)) as connection:
         connection.request("GET", "/healthz")
         health = json.loads(connection.getresponse().read())
     assert health["revision"] == health["head"] == schema.head()
 
 
 def test_make_run_names_the_localhost_address_and_its_sign_in_page_links_there(
-    launch: Launch, tmp_path: Path
+    launch: Launcher, tmp_path: Path
 ) -> None:
     port = free_port()
     env = {k: v for k, v in development_env(tmp_path).items() if not k.startswith("MAKE")}
     # `make run` as printed; -o: this virtualenv is installed already, skip that step.
     command = ["make", "-o", ".venv/.installed-run", "run", f"PORT={port}"]
-    server = launch(command, env, port)
+    server = launch.start(command, env, port)
     server.wait_healthy()
 
     # The address to open is localhost's; the server still listens on 127.0.0.1 only.
@@ -449,6 +418,21 @@ def test_make_run_names_the_localhost_address_and_its_sign_in_page_links_there(
     page = Browser(server.base_url).get("/login")
     assert page.status == 200
     assert f'<a href="http://localhost:{port}/login">' in page.text
+
+
+@pytest.fixture
+def upgraded(sqlite_template: Path) -> Callable[[Path], None]:
+    """Put a database at the newest revision where ``database_url(directory)`` points.
+
+    A copy of the suite's migrated template: what ``db upgrade`` leaves, without a
+    command run for each server (test_procfile_release_creates_the_tables runs it).
+    """
+
+    def copy(directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(sqlite_template, directory / "quartapp.db")
+
+    return copy
 
 
 def quart(env: Mapping[str, str], *arguments: str) -> None:

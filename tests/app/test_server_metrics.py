@@ -11,10 +11,7 @@ from __future__ import annotations
 import http.client
 import secrets
 import shutil
-import subprocess
-import sys
 import time
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,39 +20,20 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import PASSWORD
 from tests.support.server import (
     REQUEST_TIMEOUT,
-    ROOT,
-    START_TIMEOUT,
     Browser,
+    Launcher,
     Server,
     database_url,
-    free_port,
-    procfile,
-    procfile_web_on_loopback,
-    running,
     server_env,
 )
 
 pytestmark = pytest.mark.server
 
-PASSWORD = "correct horse battery staple"
 TOKEN = secrets.token_urlsafe(32)
 ROUNDS = 6
-
-
-def run(command: list[str], env: Mapping[str, str], stdin: str = "") -> None:
-    result = subprocess.run(
-        command,
-        cwd=ROOT,
-        env=dict(env),
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=START_TIMEOUT,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
 
 
 def get_metrics(server: Server, authorization: str | None) -> tuple[int, str]:
@@ -105,14 +83,13 @@ def log_in(server: Server, username: str, password: str) -> int:
     return browser.post("/login", form).status
 
 
-def test_metrics_add_up_over_two_workers_and_need_the_token(tmp_path: Path) -> None:
+def test_metrics_add_up_over_two_workers_and_need_the_token(
+    tmp_path: Path, served_sqlite_template: Path
+) -> None:
     base = tmp_path / "metrics"
     base.mkdir()
-    port = free_port()
     env = server_env(
         tmp_path / "instance",
-        PORT=str(port),
-        WEB_CONCURRENCY="2",
         SECRET_KEY=secrets.token_urlsafe(32),
         QUARTAPP_TRUSTED_HOSTS='["127.0.0.1"]',
         QUARTAPP_SESSION_COOKIE_SECURE="false",
@@ -123,15 +100,14 @@ def test_metrics_add_up_over_two_workers_and_need_the_token(tmp_path: Path) -> N
         QUARTAPP_HASHING_PLACES_PER_CLIENT="10",
         DATABASE_URL=database_url(tmp_path),
     )
-    run(["bash", "-c", procfile()["release"]], env)
-    quart = [sys.executable, "-m", "quart", "--app", "quartapp"]
-    run([*quart, "users", "create", "alice", "--password-stdin"], env, stdin=f"{PASSWORD}\n")
+    # A migrated database holding alice (PASSWORD), as the release step and `users create`
+    # leave it (test_server.py and test_cli.py run those).
+    shutil.copyfile(served_sqlite_template, tmp_path / "quartapp.db")
     # Set, the variable names the folder in which the web line makes the run's own.
     web_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(base)}
 
-    with running(procfile_web_on_loopback(), web_env, port, tmp_path / "logs") as server:
-        server.wait_healthy()
-        server.wait_workers(2)
+    with Launcher(tmp_path) as launch:
+        server = launch.web(web_env, workers=2)
         (folder,) = [path for path in base.iterdir() if path.is_dir()]
         assert folder.name.startswith("quartapp-metrics-")
 

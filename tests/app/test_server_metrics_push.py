@@ -14,17 +14,15 @@ from __future__ import annotations
 import http.client
 import re
 import secrets
-import subprocess
-import sys
+import shutil
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import PASSWORD
 from tests.support.prometheus import (
     SCRAPE_INTERVAL,
     check_config,
@@ -34,20 +32,15 @@ from tests.support.prometheus import (
 from tests.support.server import (
     REQUEST_TIMEOUT,
     ROOT,
-    START_TIMEOUT,
     Browser,
+    Launcher,
     Server,
     database_url,
-    free_port,
-    procfile,
-    procfile_web_on_loopback,
-    running,
     server_env,
 )
 
 pytestmark = pytest.mark.server
 
-PASSWORD = "correct horse battery staple"
 TOKEN = secrets.token_urlsafe(32)
 
 
@@ -77,26 +70,10 @@ def test_every_printed_scrape_configuration_is_valid(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stdout + result.stderr
 
 
-def run(command: list[str], env: Mapping[str, str], stdin: str = "") -> None:
-    result = subprocess.run(
-        command,
-        cwd=ROOT,
-        env=dict(env),
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=START_TIMEOUT,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-
-
-def web_env(tmp_path: Path, port: int, **settings: str) -> dict[str, str]:
-    """The Procfile's environment for a dyno with two workers, on the shared database."""
+def web_env(tmp_path: Path, **settings: str) -> dict[str, str]:
+    """The Procfile's environment for a dyno, on the shared database."""
     return server_env(
         tmp_path / "instance",
-        PORT=str(port),
-        WEB_CONCURRENCY="2",
         SECRET_KEY="metrics-test-" + "k" * 40,
         QUARTAPP_TRUSTED_HOSTS='["127.0.0.1"]',
         QUARTAPP_SESSION_COOKIE_SECURE="false",
@@ -106,12 +83,10 @@ def web_env(tmp_path: Path, port: int, **settings: str) -> dict[str, str]:
     )
 
 
-def prepare(tmp_path: Path) -> None:
-    """The release step and one account, as an operator would, on the shared database."""
-    env = web_env(tmp_path, 0)
-    run(["bash", "-c", procfile()["release"]], env)
-    quart = [sys.executable, "-m", "quart", "--app", "quartapp"]
-    run([*quart, "users", "create", "alice", "--password-stdin"], env, stdin=f"{PASSWORD}\n")
+def prepare(tmp_path: Path, template: Path) -> None:
+    """The database the test's dynos share: migrated and holding alice (PASSWORD), as the
+    release step and `users create` leave it (test_server.py and test_cli.py run those)."""
+    shutil.copyfile(template, tmp_path / "quartapp.db")
 
 
 def log_in(server: Server, password: str = PASSWORD) -> int:
@@ -142,28 +117,16 @@ def pids(text: str, name: str) -> dict[str, float]:
     }
 
 
-def serve(stack: ExitStack, tmp_path: Path, name: str, **settings: str) -> Server:
-    port = free_port()
-    env = web_env(tmp_path, port, **settings)
-    server = stack.enter_context(
-        running(procfile_web_on_loopback(), env, port, tmp_path / "logs" / name)
-    )
-    server.wait_healthy()
-    server.wait_workers(2)
-    return server
-
-
-@pytest.fixture
-def stack() -> Iterator[ExitStack]:
-    with ExitStack() as servers:
-        yield servers
+def serve(launch: Launcher, tmp_path: Path, wait: bool = True, **settings: str) -> Server:
+    """A dyno: the Procfile's web line with two workers."""
+    return launch.web(web_env(tmp_path, **settings), workers=2, wait=wait)
 
 
 def test_without_dyno_the_instance_is_the_address_and_every_worker_shows(
-    tmp_path: Path, stack: ExitStack
+    tmp_path: Path, launch: Launcher, served_sqlite_template: Path
 ) -> None:
-    prepare(tmp_path)
-    server = serve(stack, tmp_path, "web")
+    prepare(tmp_path, served_sqlite_template)
+    server = serve(launch, tmp_path)
 
     # Each worker refreshes its figures every few seconds; the two show within that.
     deadline = time.monotonic() + 15
@@ -185,8 +148,11 @@ def test_without_dyno_the_instance_is_the_address_and_every_worker_shows(
     assert set(pids(text, "process_open_fds")) == set(memory)
 
 
-def test_two_dynos_push_and_prometheus_tells_them_apart(tmp_path: Path, stack: ExitStack) -> None:
-    prepare(tmp_path)
+def test_two_dynos_push_and_prometheus_tells_them_apart(
+    tmp_path: Path, launch: Launcher, served_sqlite_template: Path
+) -> None:
+    prepare(tmp_path, served_sqlite_template)
+    stack = launch.stack
     gateway = stack.enter_context(pushgateway(tmp_path / "pushgateway"))
     # The deploy page's scrape configuration, as printed, but for the gateway's address
     # and a scrape every second.
@@ -196,8 +162,11 @@ def test_two_dynos_push_and_prometheus_tells_them_apart(tmp_path: Path, stack: E
     config = f"global: {{scrape_interval: {SCRAPE_INTERVAL}}}\n" + config
     reader = stack.enter_context(prometheus(tmp_path / "prometheus", config))
     push = {"QUARTAPP_METRICS_PUSH_URL": gateway.url, "QUARTAPP_METRICS_PUSH_INTERVAL": "1"}
-    one = serve(stack, tmp_path, "web.1", DYNO="web.1", **push)
-    two = serve(stack, tmp_path, "web.2", DYNO="web.2", **push)
+    # Both dynos start at once, as a deploy starts them.
+    one = serve(launch, tmp_path, wait=False, DYNO="web.1", **push)
+    two = serve(launch, tmp_path, wait=False, DYNO="web.2", **push)
+    for dyno in (one, two):
+        dyno.wait_serving(workers=2)
 
     for _ in range(3):
         assert log_in(one) == 302

@@ -8,33 +8,29 @@ from __future__ import annotations
 
 import http.client
 import os
+import shutil
 import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from tests.app.test_server import LOCAL_HOSTS, run_release
+from tests.app.test_server import LOCAL_HOSTS
 from tests.support.server import (
     HYPERCORN_CONFIG,
     START_TIMEOUT,
+    Launcher,
     Server,
     database_url,
     development_env,
     free_port,
-    procfile_web_on_loopback,
-    running,
     server_env,
 )
 
 pytestmark = pytest.mark.server
-
-Launch = Callable[[Sequence[str], Mapping[str, str], int], Server]
 
 # How soon a killed worker must be back: its replacement builds the app (about a
 # second here) after the supervisor's first backoff (half a second).
@@ -45,18 +41,6 @@ REPLACED_WITHIN = 15.0
 IN_FLIGHT = 2
 # Requests kept flowing once two workers are back, to see the server still answers.
 AFTER_REPLACEMENT = 20
-
-
-@pytest.fixture
-def launch(tmp_path: Path) -> Iterator[Launch]:
-    """Start servers for one test; every one of them is stopped when the test ends."""
-    with ExitStack() as started:
-
-        def start(command: Sequence[str], env: Mapping[str, str], port: int) -> Server:
-            logs = tmp_path / f"logs-{port}"
-            return started.enter_context(running(command, env, port, logs))
-
-        yield start
 
 
 def processes() -> dict[int, tuple[int, str]]:
@@ -134,27 +118,28 @@ class Traffic:
         return [ok for at, ok in list(self.results) if at > moment]
 
 
-@pytest.fixture
-def web(launch: Launch, tmp_path: Path) -> Server:
-    """The Procfile's web line with two workers, in production, after its release step."""
-    port = free_port()
-    env = server_env(
-        tmp_path / "instance",
-        PORT=str(port),
-        WEB_CONCURRENCY="2",
+def web_env(directory: Path) -> dict[str, str]:
+    """Production settings on ``directory``'s database, with metrics on."""
+    return server_env(
+        directory / "instance",
         QUARTAPP_TRUSTED_HOSTS=LOCAL_HOSTS,
         SECRET_KEY="s" * 43,
-        DATABASE_URL=database_url(tmp_path),
+        DATABASE_URL=database_url(directory),
         # Metrics on, in a folder the tests can look into (serve makes one per run in it).
         QUARTAPP_METRICS_TOKEN="m" * 32,
-        PROMETHEUS_MULTIPROC_DIR=str(metrics_parent(tmp_path)),
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_parent(directory)),
     )
-    release = run_release(env)
-    assert release.returncode == 0, release.stderr
-    server = launch(procfile_web_on_loopback(), env, port)
-    server.wait_healthy()
-    server.wait_workers(2)
-    return server
+
+
+@pytest.fixture
+def web(launch: Launcher, tmp_path: Path, sqlite_template: Path) -> Server:
+    """The Procfile's web line with two workers, in production, on a migrated database.
+
+    Each test stops or kills its server, so each has its own, on its own copy of the
+    suite's migrated template (what the release step leaves: test_server.py runs that).
+    """
+    shutil.copyfile(sqlite_template, tmp_path / "quartapp.db")
+    return launch.web(web_env(tmp_path), workers=2)
 
 
 def metrics_parent(tmp_path: Path) -> Path:
@@ -253,7 +238,7 @@ def test_workers_stop_when_their_parent_is_killed_outright(web: Server) -> None:
 
 
 def test_workers_that_keep_dying_at_start_end_the_server_with_one_line(
-    launch: Launch, tmp_path: Path
+    launch: Launcher, tmp_path: Path
 ) -> None:
     port = free_port()
     # A name the app module does not have: every worker fails as it loads the app.
@@ -261,7 +246,7 @@ def test_workers_that_keep_dying_at_start_end_the_server_with_one_line(
         *("python", "-m", "quartapp.serve", "--config", HYPERCORN_CONFIG),
         *("--bind", f"127.0.0.1:{port}", "--workers", "2", "quartapp:no_such_app"),
     ]
-    server = launch(command, development_env(tmp_path), port)
+    server = launch.start(command, development_env(tmp_path), port)
 
     status = server.wait_exit(START_TIMEOUT)
 

@@ -43,12 +43,10 @@ from tests.support.server import (
     CSRF_INPUT,
     INPUT_VALUE,
     REQUEST_TIMEOUT,
+    Launcher,
     Server,
     development_env,
-    free_port,
-    hypercorn_command,
     init_db,
-    running,
 )
 
 ROOT = Path(__file__).parents[2]
@@ -834,10 +832,9 @@ def test_workers_starting_on_an_empty_instance_share_one_generated_key(
     # command keeps it from generating the file the workers are meant to race for.
     init_db({**env, "SECRET_KEY": "k" * 43})
     assert not (instance / SECRETS_FILENAME).exists()
-    port = free_port()
 
-    command = hypercorn_command(port, "--workers", "4")
-    with running(command, env, port, tmp_path / "logs") as server:
+    with Launcher(tmp_path) as launch:
+        server = launch.hypercorn(env, "--workers", "4", wait=False)
         server.wait_workers(4)
         server.wait_healthy()
         cookie, token = _csrf_form(server)

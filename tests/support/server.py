@@ -1,5 +1,9 @@
 """A real hypercorn for the server tests: start it on a free port, reach it, stop it.
 
+``Launcher`` (the ``launch`` fixture, or one a module keeps for a shared server) starts
+the Procfile's web line or hypercorn on a free loopback port, waits until it serves and
+stops everything it started when its block ends.
+
 The server runs in its own process group, so stopping it also stops hypercorn's
 workers and, for the Procfile commands, the ``bash`` that runs them. Its output goes to
 files rather than pipes, so a chatty access log can never block it.
@@ -24,7 +28,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from email.message import Message
 from http.cookiejar import CookieJar
@@ -194,6 +198,11 @@ class Server:
                 pytest.fail(f"{count} workers did not start:\n{self.stderr}")
             time.sleep(0.1)
 
+    def wait_serving(self, workers: int = 1) -> None:
+        """Return once ``/healthz`` answers and ``workers`` workers have said they serve."""
+        self.wait_healthy()
+        self.wait_workers(workers)
+
     def healthz_status(self) -> int | None:
         """The status of ``GET /healthz``, or None when the server cannot be reached."""
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
@@ -258,6 +267,59 @@ def running(
         yield server
     finally:
         server.stop()
+
+
+class Launcher:
+    """Starts servers, each on its own logs folder, and stops them all when its block ends.
+
+    ``web`` and ``hypercorn`` pick a free loopback port and, unless told not to, wait
+    until the server answers ``/healthz`` with all its workers up; ``start`` runs any
+    command on a given port and waits for nothing.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.starts = 0
+        # Anything else to close with the servers (a Prometheus, say) may go on it too.
+        self.stack = ExitStack()
+
+    def __enter__(self) -> Launcher:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stack.close()
+
+    def start(self, command: Sequence[str], env: Mapping[str, str], port: int) -> Server:
+        """Run ``command`` from the repository root; it is stopped with the launcher."""
+        self.starts += 1
+        # A name of its own: a test may keep other servers' logs in the same folder.
+        logs = self.directory / f"launched-{self.starts}"
+        return self.stack.enter_context(running(command, env, port, logs))
+
+    def web(self, env: Mapping[str, str], workers: int = 1, *, wait: bool = True) -> Server:
+        """The Procfile's web line with ``workers`` workers (``PORT`` and
+        ``WEB_CONCURRENCY`` set here), on loopback."""
+        port = free_port()
+        settings = {**env, "PORT": str(port), "WEB_CONCURRENCY": str(workers)}
+        server = self.start(procfile_web_on_loopback(), settings, port)
+        if wait:
+            server.wait_serving(workers)
+        return server
+
+    def hypercorn(self, env: Mapping[str, str], *options: str, wait: bool = True) -> Server:
+        """``hypercorn --config hypercorn.toml quartapp:app`` with ``options``, on loopback."""
+        port = free_port()
+        server = self.start(hypercorn_command(port, *options), env, port)
+        if wait:
+            server.wait_healthy()
+        return server
+
+
+@pytest.fixture
+def launch(tmp_path: Path) -> Iterator[Launcher]:
+    """A launcher for one test: every server it started is stopped when the test ends."""
+    with Launcher(tmp_path) as launcher:
+        yield launcher
 
 
 @dataclass

@@ -12,32 +12,28 @@ from __future__ import annotations
 import http.client
 import json
 import secrets
+import shutil
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import ExitStack
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import PASSWORD
 from tests.support.server import (
     REQUEST_TIMEOUT,
     ROOT,
     START_TIMEOUT,
     Browser,
+    Launcher,
     Server,
     database_url,
-    free_port,
-    procfile,
-    procfile_web_on_loopback,
-    running,
     server_env,
 )
 from tests.web.test_sessions import verifies_under
 
 pytestmark = pytest.mark.server
-
-PASSWORD = "correct horse battery staple"
 
 
 def settings(directory: Path, **keys: str) -> dict[str, str]:
@@ -48,7 +44,6 @@ def settings(directory: Path, **keys: str) -> dict[str, str]:
         # The test speaks plain HTTP; a real deploy keeps Secure cookies behind HTTPS.
         QUARTAPP_SESSION_COOKIE_SECURE="false",
         DATABASE_URL=database_url(directory),
-        WEB_CONCURRENCY="1",
     )
     env.update(keys)
     return env
@@ -72,33 +67,23 @@ def run(command: list[str], env: Mapping[str, str], stdin: str = "") -> str:
 class Deploy:
     """Two instances of the web line on one database, restarted with new settings."""
 
-    def __init__(self, directory: Path, stack: ExitStack) -> None:
-        self.directory = directory
-        self.stack = stack
+    def __init__(self, launch: Launcher) -> None:
+        self.launch = launch
         self.instances: list[Server] = []
-        self.starts = 0
 
     def start(self, env: Mapping[str, str]) -> list[Server]:
         for server in self.instances:
             server.stop()
-        self.instances = []
-        for _ in range(2):
-            port = free_port()
-            self.starts += 1
-            logs = self.directory / f"logs-{self.starts}"
-            server = self.stack.enter_context(
-                running(procfile_web_on_loopback(), {**env, "PORT": str(port)}, port, logs)
-            )
-            self.instances.append(server)
+        # Both start at once, as a platform restarts its dynos, then both must serve.
+        self.instances = [self.launch.web(env, wait=False) for _ in range(2)]
         for server in self.instances:
             server.wait_healthy()
         return self.instances
 
 
 @pytest.fixture
-def deploy(tmp_path: Path) -> Iterator[Deploy]:
-    with ExitStack() as stack:
-        yield Deploy(tmp_path, stack)
+def deploy(launch: Launcher) -> Deploy:
+    return Deploy(launch)
 
 
 def hello(server: Server, cookie: str) -> tuple[int, str | None]:
@@ -130,13 +115,13 @@ def rotated(env: Mapping[str, str]) -> dict[str, str]:
 
 
 def test_rotating_the_environment_key_keeps_cookies_and_resigns_them(
-    deploy: Deploy, tmp_path: Path
+    deploy: Deploy, tmp_path: Path, served_sqlite_template: Path
 ) -> None:
     old_key = secrets.token_urlsafe(32)
     env = settings(tmp_path, SECRET_KEY=old_key)
-    run(["bash", "-c", procfile()["release"]], env)
-    quart = [sys.executable, "-m", "quart", "--app", "quartapp"]
-    run([*quart, "users", "create", "alice", "--password-stdin"], env, stdin=f"{PASSWORD}\n")
+    # A migrated database holding alice (PASSWORD), as the release step and `users create`
+    # leave it (test_server.py and test_cli.py run those).
+    shutil.copyfile(served_sqlite_template, tmp_path / "quartapp.db")
 
     first, second = deploy.start(env)
     browser = Browser(first.base_url)
