@@ -8,23 +8,15 @@ another device (a second browser context) from the sessions page. Each page gets
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.support.browser import PASSWORD, USERNAME, Visitor, create_user, served, visit
-from tests.support.pg import INSTALL_HINT, PostgresServer, find_bin_dir, make_server
-from tests.support.server import (
-    Server,
-    development_env,
-    free_port,
-    hypercorn_command,
-    init_db,
-    running,
-)
+from tests.support.browser import PASSWORD, USERNAME, Visitor, served, served_on, visit
+from tests.support.pg import PostgresServer
+from tests.support.server import Server
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
@@ -181,43 +173,12 @@ def test_end_another_devices_login_from_the_sessions_page(
         phone_context.close()
 
 
-@pytest.fixture
-def stoppable_postgres() -> Iterator[PostgresServer]:
-    """A PostgreSQL of this test's own, to stop and start again.
-
-    Not conftest's ``stoppable_postgres``: that needs the session's server, which migrates
-    with ``asyncio.run``, and that cannot run once Playwright's loop is open. The
-    app's own ``init-db`` migrates this one.
-    """
-    bin_dir = find_bin_dir()
-    if bin_dir is None:
-        pytest.skip(INSTALL_HINT)
-    server = make_server(bin_dir)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop("immediate")
-        shutil.rmtree(server.root.parent, ignore_errors=True)
-
-
 @pytest.mark.postgres
 def test_an_outage_keeps_the_header_and_the_typed_username(
     stoppable_postgres: PostgresServer, page: Page, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """PostgreSQL stopped under a development server: the 503 pages, as people see them."""
-    port = free_port()
-    env = development_env(tmp_path)
-    env.update(
-        DATABASE_URL=stoppable_postgres.url(),
-        QUARTAPP_DATABASE_CONNECT_TIMEOUT="1",
-        QUARTAPP_DATABASE_POOL_TIMEOUT="1",
-        QUARTAPP_DATABASE_STATEMENT_TIMEOUT="1",
-    )
-    init_db(env)
-    create_user(env)
-    with running(hypercorn_command(port), env, port, tmp_path / "logs") as server:
-        server.wait_healthy()
+    with served_on(stoppable_postgres, tmp_path) as server:
         visitor = next(visit(page, server, request))
         log_in(visitor)
         anonymous_context = page.context.browser.new_context()  # type: ignore[union-attr]
