@@ -8,13 +8,12 @@ another device (a second browser context) from the sessions page. Each page gets
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.support.browser import PASSWORD, USERNAME, Visitor, served, served_on, visit
+from tests.support.browser import PASSWORD, USERNAME, Visitor, restore, served_on, visit
 from tests.support.pg import PostgresServer
 from tests.support.server import Server
 
@@ -30,12 +29,11 @@ ENDED_ELSEWHERE = (
 
 
 @pytest.fixture
-def server(
-    tmp_path_factory: pytest.TempPathFactory, served_sqlite_template: Path
-) -> Iterator[Server]:
-    """A server per test: these tests change alice's password and end her logins."""
-    with served(tmp_path_factory.mktemp("browser-account"), served_sqlite_template) as started:
-        yield started
+def server(server: Server, served_sqlite_template: Path) -> Server:
+    """The module's server, its database put back before each test: these tests change
+    alice's password and end her logins."""
+    restore(server, served_sqlite_template)
+    return server
 
 
 def log_in(visitor: Visitor, password: str = PASSWORD) -> None:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from itsdangerous.encoding import base64_decode, bytes_to_int
 from playwright.sync_api import Browser, Locator, Page, expect
 from playwright.sync_api import Error as PlaywrightError
 
@@ -28,6 +30,10 @@ EXPIRED = "The form expired. Please try again."
 # The CSS custom property --error, as getComputedStyle reports it.
 ERROR_RED = "rgb(176, 0, 32)"
 TAP = 44
+# The short-lived server's form lifetime, in seconds (see short_lived_forms).
+FORM_LIFETIME = 3
+# Past the moment a form's token expires: the server reads the clock after the click.
+EXPIRY_MARGIN = 0.2
 
 
 def log_in(visitor: Visitor) -> None:
@@ -308,7 +314,9 @@ def short_lived_server(
     """A server whose forms expire three seconds after they are rendered, for the module:
     its tests each start from a new page and change nothing that another one reads."""
     directory = tmp_path_factory.mktemp("short-lived-forms")
-    with served(directory, served_sqlite_template, QUARTAPP_WTF_CSRF_TIME_LIMIT="3") as started:
+    with served(
+        directory, served_sqlite_template, QUARTAPP_WTF_CSRF_TIME_LIMIT=str(FORM_LIFETIME)
+    ) as started:
         yield started
 
 
@@ -324,6 +332,21 @@ def short_lived_forms(
     yield from visit(page, short_lived_server, request)
 
 
+def wait_until_the_form_expires(page: Page) -> None:
+    """Wait until the page's form is past its lifetime, and no longer.
+
+    Its CSRF token carries the whole second it was signed in, and itsdangerous refuses
+    it once the whole seconds since then exceed the lifetime: from that second plus
+    the lifetime plus one. A fixed wait long enough for the worst case (a form signed
+    at the end of its second) waits a second too long for most.
+    """
+    token = page.locator("input[name=csrf_token]").first.get_attribute("value")
+    assert token is not None
+    signed = bytes_to_int(base64_decode(token.rsplit(".", 2)[1]))
+    expires = signed + FORM_LIFETIME + 1 + EXPIRY_MARGIN
+    page.wait_for_timeout(max(0.0, expires - time.time()) * 1000)
+
+
 def test_expired_login_form_keeps_the_username_and_says_what_happened(
     short_lived_forms: Visitor,
 ) -> None:
@@ -331,8 +354,7 @@ def test_expired_login_form_keeps_the_username_and_says_what_happened(
     visitor.goto("/login")
     page.get_by_label("Username").fill(USERNAME)
     page.get_by_label("Password", exact=True).fill(PASSWORD)
-    # Past the three-second limit: itsdangerous counts whole seconds.
-    page.wait_for_timeout(4500)
+    wait_until_the_form_expires(page)
 
     with page.expect_response(lambda response: response.request.method == "POST") as sent:
         page.get_by_role("button", name="Sign in").click()
@@ -351,7 +373,7 @@ def test_expired_logout_form_says_so_and_links_back(short_lived_forms: Visitor) 
     visitor, page = short_lived_forms, short_lived_forms.page
     log_in(visitor)
     visitor.goto("/logout")
-    page.wait_for_timeout(4500)
+    wait_until_the_form_expires(page)
 
     with page.expect_response(lambda response: response.request.method == "POST") as sent:
         page.get_by_role("main").get_by_role("button", name="Log out").click()

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, CDPSession, Page, expect
 
-from tests.support.browser import PASSWORD, USERNAME, Visitor, served, served_on
+from tests.support.browser import PASSWORD, USERNAME, Visitor, restore, served, served_on
 from tests.support.pg import PostgresServer
 from tests.support.server import Server
 
@@ -56,13 +56,22 @@ class Served:
         return rows
 
 
-@pytest.fixture
-def served_app(
+@pytest.fixture(scope="module")
+def module_app(
     tmp_path_factory: pytest.TempPathFactory, served_sqlite_template: Path
 ) -> Iterator[Served]:
+    """One server for the module's tests."""
     directory = tmp_path_factory.mktemp("browser-passkeys")
     with served(directory, served_sqlite_template) as server:
         yield Served(server, directory)
+
+
+@pytest.fixture
+def served_app(module_app: Served, served_sqlite_template: Path) -> Served:
+    """The module's server, its database put back before each test: the tests add
+    passkeys and count the logins and passkeys in it."""
+    restore(module_app.server, served_sqlite_template)
+    return module_app
 
 
 @pytest.fixture

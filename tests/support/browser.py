@@ -21,8 +21,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -143,6 +144,36 @@ def served_with_mail(
         **settings,
     ) as started:
         yield started
+
+
+# Tables a restore leaves alone: the schema's revision, and the counter the servers'
+# login caches watch, which must only ever move on (quartapp/auth/login_cache.py).
+NOT_RESTORED = ("alembic_version", "login_changes")
+
+
+def restore(server: Server, template: Path) -> None:
+    """Put every table of ``server``'s SQLite file back as it is in ``template``.
+
+    For a module's tests that change alice (her password, her logins, her passkeys) on
+    one server: a restore between them costs milliseconds, a server of their own
+    seconds. The server runs on meanwhile; deleting its logins' rows moves the counter
+    its login cache watches, as any other ended login does, so it reads them afresh.
+    """
+    path = server.env["DATABASE_URL"].removeprefix("sqlite:///")
+    with closing(sqlite3.connect(path, timeout=10)) as connection:
+        connection.execute("ATTACH DATABASE ? AS template", (str(template),))
+        tables = [
+            name
+            for (name,) in connection.execute(
+                "SELECT name FROM template.sqlite_master "
+                "WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+            if name not in NOT_RESTORED
+        ]
+        with connection:  # one transaction: the server sees all of it or none
+            for name in tables:
+                connection.execute(f'DELETE FROM main."{name}"')
+                connection.execute(f'INSERT INTO main."{name}" SELECT * FROM template."{name}"')
 
 
 @dataclass
