@@ -41,6 +41,7 @@ from tests.support.server import (
     running,
 )
 from tests.support.server import create_user as create_account
+from tests.support.smtp import Received, RunningSink, smtp_sink
 
 if TYPE_CHECKING:
     from axe_playwright_python.base import AxeResults
@@ -174,6 +175,36 @@ def restore(server: Server, template: Path) -> None:
             for name in tables:
                 connection.execute(f'DELETE FROM main."{name}"')
                 connection.execute(f'INSERT INTO main."{name}" SELECT * FROM template."{name}"')
+
+
+@pytest.fixture(scope="module")
+def mail_sink() -> Iterator[RunningSink]:
+    """The SMTP server a module's servers deliver to (:func:`served_with_mail`)."""
+    with smtp_sink() as started:
+        yield started
+
+
+def wait_for_subject(sink: RunningSink, subject: str) -> Received:
+    """The first message with ``subject`` the sink accepted, waiting for more until one
+    comes (other notices may arrive before it); the sink's timeout bounds the wait."""
+    count = 1
+    while True:
+        received = sink.sink.wait_for_blocking(count)
+        for message in received:
+            if message.message["Subject"] == subject:
+                return message
+        count = len(received) + 1
+
+
+def snapshot(server: Server, target: Path) -> Path:
+    """A consistent copy of ``server``'s SQLite file as it is now, for :func:`restore`."""
+    path = server.env["DATABASE_URL"].removeprefix("sqlite:///")
+    with (
+        closing(sqlite3.connect(path, timeout=10)) as source,
+        closing(sqlite3.connect(target)) as copy,
+    ):
+        source.backup(copy)
+    return target
 
 
 @dataclass
