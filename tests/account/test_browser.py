@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.support.browser import PASSWORD, USERNAME, Visitor, restore, served_on, visit
+from tests.support.browser import PASSWORD, USERNAME, Visitor, log_in, restore, served_on, visit
 from tests.support.pg import PostgresServer
 from tests.support.server import Server
 
@@ -34,14 +34,6 @@ def server(server: Server, served_sqlite_template: Path) -> Server:
     alice's password and end her logins."""
     restore(server, served_sqlite_template)
     return server
-
-
-def log_in(visitor: Visitor, password: str = PASSWORD) -> None:
-    visitor.goto("/login")
-    visitor.page.get_by_label("Username").fill(USERNAME)
-    visitor.page.get_by_label("Password", exact=True).fill(password)
-    visitor.page.get_by_role("button", name="Sign in").click()
-    expect(visitor.page).to_have_url(visitor.base_url + "/hello")
 
 
 def next_box(page: Page) -> None:

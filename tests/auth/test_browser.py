@@ -18,7 +18,7 @@ from itsdangerous.encoding import base64_decode, bytes_to_int
 from playwright.sync_api import Browser, Locator, Page, expect
 from playwright.sync_api import Error as PlaywrightError
 
-from tests.support.browser import PASSWORD, USERNAME, Visitor, served, visit
+from tests.support.browser import PASSWORD, USERNAME, Visitor, log_in, served, visit
 from tests.support.server import Server
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
@@ -34,15 +34,6 @@ TAP = 44
 FORM_LIFETIME = 3
 # Past the moment a form's token expires: the server reads the clock after the click.
 EXPIRY_MARGIN = 0.2
-
-
-def log_in(visitor: Visitor) -> None:
-    """Fill and send the login form with the mouse, as most people do."""
-    visitor.goto("/login")
-    visitor.page.get_by_label("Username").fill(USERNAME)
-    visitor.page.get_by_label("Password", exact=True).fill(PASSWORD)
-    visitor.page.get_by_role("button", name="Sign in").click()
-    expect(visitor.page).to_have_url(visitor.base_url + "/hello")
 
 
 def test_public_pages_and_not_found(visitor: Visitor) -> None:

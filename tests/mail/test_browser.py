@@ -23,6 +23,7 @@ from tests.support.browser import (
     USERNAME,
     Visitor,
     restore,
+    send_login,
     served_with_mail,
     snapshot,
     wait_for_subject,
@@ -93,14 +94,6 @@ def set_email(server: Server) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def log_in(visitor: Visitor, password: str) -> None:
-    page = visitor.page
-    visitor.goto("/login")
-    page.get_by_label("Username").fill(USERNAME)
-    page.get_by_label("Password", exact=True).fill(password)
-    page.get_by_role("button", name="Sign in").click()
-
-
 def request_link(visitor: Visitor, running: RunningSink) -> str:
     """From the login page to the link in the mail, checking each page on the way."""
     page = visitor.page
@@ -160,9 +153,9 @@ def test_forgotten_password_reset_by_mail_then_the_link_is_spent(
     visitor.check("mail-reset-done")
 
     # The old password no longer works; the new one does.
-    log_in(visitor, PASSWORD)
+    send_login(visitor, PASSWORD)
     expect(page.locator("main [role=alert]")).to_have_text(INVALID)
-    log_in(visitor, NEW_PASSWORD)
+    send_login(visitor, NEW_PASSWORD)
     expect(page).to_have_url(visitor.base_url + "/hello")
 
     # The same link a second time: refused, with the way to a new one.
@@ -196,5 +189,5 @@ def test_a_mismatched_repeat_is_shown_and_keeps_the_link(
     set_password(visitor, NEW_PASSWORD, NEW_PASSWORD)
     expect(page).to_have_url(visitor.base_url + "/login")
     expect(page.locator("main [role=status]")).to_have_text(RESET_DONE)
-    log_in(visitor, NEW_PASSWORD)
+    send_login(visitor, NEW_PASSWORD)
     expect(page).to_have_url(visitor.base_url + "/hello")

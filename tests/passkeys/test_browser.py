@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, CDPSession, Page, expect
 
-from tests.support.browser import PASSWORD, USERNAME, Visitor, restore, served, served_on
+from tests.support.browser import PASSWORD, USERNAME, Visitor, log_in, restore, served, served_on
 from tests.support.pg import PostgresServer
 from tests.support.server import Server
 
@@ -119,14 +119,6 @@ def authenticator(page: Page) -> Authenticator:
         },
     )
     return Authenticator(cdp, added["authenticatorId"])
-
-
-def log_in(visitor: Visitor) -> None:
-    visitor.goto("/login")
-    visitor.page.get_by_label("Username").fill(USERNAME)
-    visitor.page.get_by_label("Password", exact=True).fill(PASSWORD)
-    visitor.page.get_by_role("button", name="Sign in", exact=True).click()
-    expect(visitor.page).to_have_url(visitor.base_url + "/hello")
 
 
 def log_out(visitor: Visitor) -> None:

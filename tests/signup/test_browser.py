@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.support.browser import Visitor, served_with_mail, wait_for_subject
+from tests.support.browser import Visitor, send_login, served_with_mail, wait_for_subject
 from tests.support.server import Server
 from tests.support.smtp import RunningSink
 
@@ -43,14 +43,6 @@ def server(
         QUARTAPP_REGISTRATION_OPEN="true",
     ) as started:
         yield started
-
-
-def sign_in(visitor: Visitor) -> None:
-    page = visitor.page
-    visitor.goto("/login")
-    page.get_by_label("Username").fill(USERNAME)
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
 
 
 def keys(value: object) -> Iterator[str]:
@@ -83,7 +75,7 @@ def test_register_confirm_sign_in_export_then_close(
     expect(page.locator("main [role=status]")).to_contain_text("Check your email")
 
     # Before confirming: signing in leads only to the page that asks for it.
-    sign_in(visitor)
+    send_login(visitor, PASSWORD, USERNAME)
     expect(page).to_have_url(visitor.base_url + "/confirm_email")
     expect(page.get_by_role("heading", level=1)).to_have_text("Confirm your email address")
     expect(page.get_by_role("button", name="Send the email again")).to_be_visible()
@@ -112,7 +104,7 @@ def test_register_confirm_sign_in_export_then_close(
     visitor.check("signup-confirmed")
     visitor.goto("/hello")
     expect(page).to_have_url(re.compile(re.escape(visitor.base_url) + r"/login\?next="))
-    sign_in(visitor)
+    send_login(visitor, PASSWORD, USERNAME)
     expect(page).to_have_url(visitor.base_url + "/hello")
 
     # The account page's "Your data" links: first the download. A just-started login
@@ -156,6 +148,6 @@ def test_register_confirm_sign_in_export_then_close(
     closed = wait_for_subject(mail_sink, "Your account was closed")
     assert closed.recipients == [ADDRESS]
 
-    sign_in(visitor)
+    send_login(visitor, PASSWORD, USERNAME)
     expect(page).to_have_url(visitor.base_url + "/login")
     expect(page.locator("main")).to_contain_text("Invalid Credentials. Please try again.")

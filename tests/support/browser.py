@@ -177,6 +177,23 @@ def restore(server: Server, template: Path) -> None:
                 connection.execute(f'INSERT INTO main."{name}" SELECT * FROM template."{name}"')
 
 
+def send_login(visitor: Visitor, password: str = PASSWORD, name: str = USERNAME) -> None:
+    """Fill and send the login form with the mouse, as most people do."""
+    visitor.goto("/login")
+    visitor.page.get_by_label("Username").fill(name)
+    visitor.page.get_by_label("Password", exact=True).fill(password)
+    # Exactly: where passkeys are on, another button says "Sign in with a passkey".
+    visitor.page.get_by_role("button", name="Sign in", exact=True).click()
+
+
+def log_in(visitor: Visitor, password: str = PASSWORD) -> None:
+    """Sign alice in through the form (:func:`send_login`): she lands on /hello."""
+    from playwright.sync_api import expect
+
+    send_login(visitor, password)
+    expect(visitor.page).to_have_url(visitor.base_url + "/hello")
+
+
 @pytest.fixture(scope="module")
 def mail_sink() -> Iterator[RunningSink]:
     """The SMTP server a module's servers deliver to (:func:`served_with_mail`)."""
