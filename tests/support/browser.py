@@ -37,7 +37,6 @@ from tests.support.server import (
     development_env,
     free_port,
     hypercorn_command,
-    init_db,
     running,
 )
 from tests.support.server import create_user as create_account
@@ -339,22 +338,25 @@ OUTAGE_SETTINGS = {
 def stoppable_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
     """A PostgreSQL of the browser tests' own, to stop under a server and start again.
 
-    Its ``postgres`` database is migrated by the app's own ``init-db`` and holds alice,
-    once for the worker: ``initdb``, the migrations and the hashing are a few seconds
-    that each outage test paid again. A test that stops it starts it again in its
-    ``finally``. Not conftest's ``own_postgres``: that is a cluster per test, and it
-    starts the session's PostgreSQL too, which these tests never use.
+    Its ``postgres`` database is migrated and holds alice, once for the worker:
+    ``initdb`` and the set-up are seconds that each outage test paid again. They are
+    done in this process, as for the session's templates (``init-db`` and ``users
+    create`` in processes of their own took seconds more; both are tested elsewhere).
+    A test that stops it starts it again in its ``finally``. Not conftest's
+    ``own_postgres``: that is a cluster per test, and it starts the session's
+    PostgreSQL too, which these tests never use.
     """
+    from tests.conftest import _add_alice, _migrate
+
     bin_dir = find_bin_dir()
     if bin_dir is None:
         pytest.skip(INSTALL_HINT)
     server = make_server(bin_dir)
     server.start()
     try:
-        env = development_env(tmp_path_factory.mktemp("stoppable-postgres"))
-        env["DATABASE_URL"] = server.url()
-        init_db(env)
-        create_user(env)
+        directory = tmp_path_factory.mktemp("stoppable-postgres")
+        _migrate(server.url(), directory)
+        _add_alice(server.url(), directory)
         yield server
     finally:
         server.stop("immediate")
