@@ -22,7 +22,7 @@ import json
 import os
 import shutil
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +39,6 @@ from tests.support.server import (
     hypercorn_command,
     running,
 )
-from tests.support.server import create_user as create_account
 from tests.support.smtp import Received, RunningSink, smtp_sink
 
 if TYPE_CHECKING:
@@ -100,11 +99,6 @@ def browser_type_launch_args(
         extra.append("--no-sandbox")  # Chromium refuses to start as root with its sandbox
     args["args"] = [*args.get("args", []), *extra]
     return args
-
-
-def create_user(env: Mapping[str, str], name: str = USERNAME, password: str = PASSWORD) -> None:
-    """Make an account with the project's own CLI, as an operator would."""
-    create_account(env, name, password)
 
 
 @contextmanager
