@@ -26,7 +26,15 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, CDPSession, Page, expect
 
-from tests.support.browser import PASSWORD, USERNAME, Visitor, log_in, restore, served, served_on
+from tests.support.browser import (
+    PASSWORD,
+    USERNAME,
+    Visitor,
+    database_path,
+    log_in,
+    restore,
+    served_on,
+)
 from tests.support.pg import PostgresServer
 from tests.support.server import Server
 
@@ -44,34 +52,23 @@ NO_CONDITIONAL_UI = (
 
 @dataclass
 class Served:
-    """The test's server and the folder holding its SQLite database."""
+    """The test's server, and SQL on its SQLite database."""
 
     server: Server
-    directory: Path
 
     def sql(self, statement: str) -> list[tuple[Any, ...]]:
-        with closing(sqlite3.connect(self.directory / "quartapp.db")) as connection:
+        with closing(sqlite3.connect(database_path(self.server))) as connection:
             rows = connection.execute(statement).fetchall()
             connection.commit()
         return rows
 
 
-@pytest.fixture(scope="module")
-def module_app(
-    tmp_path_factory: pytest.TempPathFactory, served_sqlite_template: Path
-) -> Iterator[Served]:
-    """One server for the module's tests."""
-    directory = tmp_path_factory.mktemp("browser-passkeys")
-    with served(directory, served_sqlite_template) as server:
-        yield Served(server, directory)
-
-
 @pytest.fixture
-def served_app(module_app: Served, served_sqlite_template: Path) -> Served:
+def served_app(server: Server, served_sqlite_template: Path) -> Served:
     """The module's server, its database put back before each test: the tests add
     passkeys and count the logins and passkeys in it."""
-    restore(module_app.server, served_sqlite_template)
-    return module_app
+    restore(server, served_sqlite_template)
+    return Served(server)
 
 
 @pytest.fixture

@@ -145,6 +145,11 @@ def served_with_mail(
 NOT_RESTORED = ("alembic_version", "login_changes")
 
 
+def database_path(server: Server) -> Path:
+    """The SQLite file ``server`` serves from."""
+    return Path(server.env["DATABASE_URL"].removeprefix("sqlite:///"))
+
+
 def restore(server: Server, template: Path) -> None:
     """Put every table of ``server``'s SQLite file back as it is in ``template``.
 
@@ -153,8 +158,7 @@ def restore(server: Server, template: Path) -> None:
     seconds. The server runs on meanwhile; deleting its logins' rows moves the counter
     its login cache watches, as any other ended login does, so it reads them afresh.
     """
-    path = server.env["DATABASE_URL"].removeprefix("sqlite:///")
-    with closing(sqlite3.connect(path, timeout=10)) as connection:
+    with closing(sqlite3.connect(database_path(server), timeout=10)) as connection:
         connection.execute("ATTACH DATABASE ? AS template", (str(template),))
         tables = [
             name
@@ -208,9 +212,8 @@ def wait_for_subject(sink: RunningSink, subject: str) -> Received:
 
 def snapshot(server: Server, target: Path) -> Path:
     """A consistent copy of ``server``'s SQLite file as it is now, for :func:`restore`."""
-    path = server.env["DATABASE_URL"].removeprefix("sqlite:///")
     with (
-        closing(sqlite3.connect(path, timeout=10)) as source,
+        closing(sqlite3.connect(database_path(server), timeout=10)) as source,
         closing(sqlite3.connect(target)) as copy,
     ):
         source.backup(copy)
@@ -306,17 +309,26 @@ def visit(page: Page, server: Server, request: pytest.FixtureRequest) -> Iterato
     visitor.assert_no_errors()
 
 
-@pytest.fixture(scope="module")
-def server(
+@pytest.fixture(scope="session")
+def development_server(
     tmp_path_factory: pytest.TempPathFactory, served_sqlite_template: Path
 ) -> Iterator[Server]:
-    """One development server with ``alice`` for a module's browser tests.
-
-    A module whose tests change alice (her password, her logins) overrides it with a
-    server per test.
-    """
+    """One development server with ``alice`` for the worker's browser tests (see
+    :func:`server`): its start is seconds, which each module paid again."""
     with served(tmp_path_factory.mktemp("browser-server"), served_sqlite_template) as started:
         yield started
+
+
+@pytest.fixture(scope="module")
+def server(development_server: Server, served_sqlite_template: Path) -> Server:
+    """The development server with ``alice``, its database as the template has it when
+    a module starts: another module's changes (alice's second factor, say) are gone.
+
+    A module's tests share what they leave (a locked-out name, say); a module whose
+    tests change alice (her password, her logins) restores it before each test.
+    """
+    restore(development_server, served_sqlite_template)
+    return development_server
 
 
 # The database settings of a server whose PostgreSQL is stopped under it: each request
