@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.support.browser import PASSWORD, USERNAME, Visitor, log_in, restore, served_on, visit
+from tests.support.browser import PASSWORD, USERNAME, Visitor, log_in, restore, visit
 from tests.support.pg import PostgresServer
 from tests.support.server import Server
 
@@ -165,42 +165,44 @@ def test_end_another_devices_login_from_the_sessions_page(
 
 @pytest.mark.postgres
 def test_an_outage_keeps_the_header_and_the_typed_username(
-    stoppable_postgres: PostgresServer, page: Page, tmp_path: Path, request: pytest.FixtureRequest
+    stoppable_postgres: PostgresServer,
+    outage_server: Server,
+    page: Page,
+    request: pytest.FixtureRequest,
 ) -> None:
     """PostgreSQL stopped under a development server: the 503 pages, as people see them."""
-    with served_on(stoppable_postgres, tmp_path) as server:
-        visitor = next(visit(page, server, request))
-        log_in(visitor)
-        anonymous_context = page.context.browser.new_context()  # type: ignore[union-attr]
+    visitor = next(visit(page, outage_server, request))
+    log_in(visitor)
+    anonymous_context = page.context.browser.new_context()  # type: ignore[union-attr]
+    try:
+        anonymous = Visitor(
+            anonymous_context.new_page(), outage_server.base_url, request.node.name
+        )
+        anonymous.goto("/login")
+        stoppable_postgres.stop("fast")
         try:
-            anonymous = Visitor(anonymous_context.new_page(), server.base_url, request.node.name)
-            anonymous.goto("/login")
-            stoppable_postgres.stop("fast")
-            try:
-                response = visitor.goto("/hello")
-                assert response.status == 503
-                banner = page.get_by_role("banner")
-                expect(banner).to_contain_text(f"Signed in as {USERNAME}")
-                expect(banner.get_by_role("link", name="Sign in")).to_have_count(0)
-                expect(page.get_by_role("link", name="Try again")).to_be_visible()
-                visitor.check("outage-signed-in")
+            response = visitor.goto("/hello")
+            assert response.status == 503
+            banner = page.get_by_role("banner")
+            expect(banner).to_contain_text(f"Signed in as {USERNAME}")
+            expect(banner.get_by_role("link", name="Sign in")).to_have_count(0)
+            expect(page.get_by_role("link", name="Try again")).to_be_visible()
+            visitor.check("outage-signed-in")
 
-                anonymous.page.get_by_label("Username").fill(USERNAME)
-                anonymous.page.get_by_label("Password", exact=True).fill(PASSWORD)
-                anonymous.page.get_by_role("button", name="Sign in").click()
-                expect(anonymous.page).to_have_title(
-                    "Temporarily unavailable · Sign in · quartapp"
-                )
-                expect(anonymous.page.get_by_label("Username")).to_have_value(USERNAME)
-                expect(anonymous.page.get_by_label("Password", exact=True)).to_have_value("")
-                anonymous.check("outage-sign-in")
-            finally:
-                stoppable_postgres.start()
-            # The same form, sent again once the database is back, signs in.
+            anonymous.page.get_by_label("Username").fill(USERNAME)
             anonymous.page.get_by_label("Password", exact=True).fill(PASSWORD)
             anonymous.page.get_by_role("button", name="Sign in").click()
-            expect(anonymous.page).to_have_url(server.base_url + "/hello")
-            anonymous.assert_no_errors()
-            visitor.assert_no_errors()
+            expect(anonymous.page).to_have_title("Temporarily unavailable · Sign in · quartapp")
+            expect(anonymous.page.get_by_label("Username")).to_have_value(USERNAME)
+            expect(anonymous.page.get_by_label("Password", exact=True)).to_have_value("")
+            anonymous.check("outage-sign-in")
         finally:
-            anonymous_context.close()
+            stoppable_postgres.start()
+        # The same form, sent again once the database is back, signs in.
+        anonymous.page.get_by_label("Password", exact=True).fill(PASSWORD)
+        anonymous.page.get_by_role("button", name="Sign in").click()
+        expect(anonymous.page).to_have_url(outage_server.base_url + "/hello")
+        anonymous.assert_no_errors()
+        visitor.assert_no_errors()
+    finally:
+        anonymous_context.close()

@@ -33,7 +33,6 @@ from tests.support.browser import (
     database_path,
     log_in,
     restore,
-    served_on,
 )
 from tests.support.pg import PostgresServer
 from tests.support.server import Server
@@ -274,39 +273,38 @@ def test_an_outage_says_nothing_until_the_passkey_button_is_used(
     page: Page,
     authenticator: Authenticator,
     stoppable_postgres: PostgresServer,
-    tmp_path: Path,
+    outage_server: Server,
     request: pytest.FixtureRequest,
 ) -> None:
     """PostgreSQL stopped under the server: typing a username arms the browser's passkey
     suggestions, whose options request gets a 503, and the page stays quiet; the
     passkey button's own failure is said."""
-    with served_on(stoppable_postgres, tmp_path) as server:
-        base = server.base_url.replace("127.0.0.1", "localhost")
-        visitor = Visitor(page, base, request.node.name)
-        page.set_default_timeout(10_000)
-        options = base + "/login/passkey/options"
-        # The 503s are the outage this test makes; asserted here, not on the console.
-        visitor.documents.add(options)
-        visitor.goto("/login")
-        status = page.locator("[data-passkey-status]")
-        stoppable_postgres.stop("fast")
-        try:
-            # A click in the box arms them (one request); filling it types no key.
-            with page.expect_response(options) as armed:
-                page.get_by_label("Username").click()
-            assert armed.value.status == 503
-            page.get_by_label("Username").fill(USERNAME)
-            # The page has read the answer once its own tasks after it have run.
-            page.evaluate("() => new Promise(done => setTimeout(done, 50))")
-            expect(status).to_be_hidden()
-            expect(page.get_by_role("alert")).to_have_count(0)
-            visitor.check("login-passkey-outage-quiet")
+    base = outage_server.base_url.replace("127.0.0.1", "localhost")
+    visitor = Visitor(page, base, request.node.name)
+    page.set_default_timeout(10_000)
+    options = base + "/login/passkey/options"
+    # The 503s are the outage this test makes; asserted here, not on the console.
+    visitor.documents.add(options)
+    visitor.goto("/login")
+    status = page.locator("[data-passkey-status]")
+    stoppable_postgres.stop("fast")
+    try:
+        # A click in the box arms them (one request); filling it types no key.
+        with page.expect_response(options) as armed:
+            page.get_by_label("Username").click()
+        assert armed.value.status == 503
+        page.get_by_label("Username").fill(USERNAME)
+        # The page has read the answer once its own tasks after it have run.
+        page.evaluate("() => new Promise(done => setTimeout(done, 50))")
+        expect(status).to_be_hidden()
+        expect(page.get_by_role("alert")).to_have_count(0)
+        visitor.check("login-passkey-outage-quiet")
 
-            with page.expect_response(options) as clicked:
-                page.get_by_role("button", name="Sign in with a passkey").click()
-            assert clicked.value.status == 503
-            expect(status).to_have_text(GENERIC)
-            expect(status).to_have_attribute("role", "alert")
-        finally:
-            stoppable_postgres.start()
-        visitor.assert_no_errors()
+        with page.expect_response(options) as clicked:
+            page.get_by_role("button", name="Sign in with a passkey").click()
+        assert clicked.value.status == 503
+        expect(status).to_have_text(GENERIC)
+        expect(status).to_have_attribute("role", "alert")
+    finally:
+        stoppable_postgres.start()
+    visitor.assert_no_errors()

@@ -369,12 +369,17 @@ def stoppable_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pos
         shutil.rmtree(server.root.parent, ignore_errors=True)
 
 
-@contextmanager
-def served_on(postgres: PostgresServer, directory: Path) -> Iterator[Server]:
-    """A development hypercorn on ``postgres``, its requests quick to give up."""
+@pytest.fixture(scope="session")
+def outage_server(
+    stoppable_postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A development hypercorn on :func:`stoppable_postgres`, its requests quick to give
+    up, for the worker's outage tests: each stops PostgreSQL under it and starts it again,
+    after which it serves as before (what those tests check last)."""
+    directory = tmp_path_factory.mktemp("outage-server")
     port = free_port()
     env = development_env(directory, **OUTAGE_SETTINGS)
-    env["DATABASE_URL"] = postgres.url()
+    env["DATABASE_URL"] = stoppable_postgres.url()
     with running(hypercorn_command(port), env, port, directory / "logs") as server:
         server.wait_healthy()
         yield server
