@@ -11,8 +11,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,7 +22,6 @@ from tests.support.browser import (
     Visitor,
     restore,
     send_login,
-    served_with_mail,
     snapshot,
     wait_for_subject,
 )
@@ -41,34 +38,23 @@ LINK_DEAD = re.compile(r"^It was used already, a newer one was sent")
 MISMATCH = "Enter the same new password in both boxes."
 
 
-@dataclass
-class MailServer:
-    """The module's server, and its database as it was once alice had her address."""
-
-    server: Server
-    template: Path
-
-
 @pytest.fixture(scope="module")
-def mail_server(
-    tmp_path_factory: pytest.TempPathFactory,
-    served_sqlite_template: Path,
-    mail_sink: RunningSink,
-) -> Iterator[MailServer]:
-    """One server for the module, sending its mail to the sink; alice's address is set
-    with the CLI once, and the database as it then is kept for :func:`restore`."""
-    directory = tmp_path_factory.mktemp("browser-mail")
-    with served_with_mail(directory, served_sqlite_template, mail_sink.port) as started:
-        set_email(started)
-        yield MailServer(started, snapshot(started, directory / "with-address.db"))
+def with_address(
+    mail_server: Server, served_sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The worker's mail server's database with alice's address set by the CLI, once
+    for the module, kept for :func:`restore`."""
+    restore(mail_server, served_sqlite_template)
+    set_email(mail_server)
+    return snapshot(mail_server, tmp_path_factory.mktemp("browser-mail") / "with-address.db")
 
 
 @pytest.fixture
-def server(mail_server: MailServer) -> Server:
-    """The module's server, put back before each test: each resets alice's password and
-    spends its link."""
-    restore(mail_server.server, mail_server.template)
-    return mail_server.server
+def server(mail_server: Server, with_address: Path) -> Server:
+    """The worker's mail server, put back before each test: each resets alice's password
+    and spends its link."""
+    restore(mail_server, with_address)
+    return mail_server
 
 
 @pytest.fixture

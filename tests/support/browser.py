@@ -191,10 +191,28 @@ def log_in(visitor: Visitor, password: str = PASSWORD) -> None:
     expect(visitor.page).to_have_url(visitor.base_url + "/hello")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def mail_sink() -> Iterator[RunningSink]:
-    """The SMTP server a module's servers deliver to (:func:`served_with_mail`)."""
+    """The SMTP server :func:`mail_server` delivers to; a module empties it first."""
     with smtp_sink() as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def mail_server(
+    tmp_path_factory: pytest.TempPathFactory,
+    served_sqlite_template: Path,
+    mail_sink: RunningSink,
+) -> Iterator[Server]:
+    """A development server with alice that sends its mail to :func:`mail_sink` and
+    takes registrations, for the worker's mail and sign-up tests; each module restores
+    its database (:func:`restore`) to what it starts from."""
+    with served_with_mail(
+        tmp_path_factory.mktemp("browser-mail-server"),
+        served_sqlite_template,
+        mail_sink.port,
+        QUARTAPP_REGISTRATION_OPEN="true",
+    ) as started:
         yield started
 
 
