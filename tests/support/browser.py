@@ -184,11 +184,14 @@ def send_login(visitor: Visitor, password: str = PASSWORD, name: str = USERNAME)
 
 
 def log_in(visitor: Visitor, password: str = PASSWORD) -> None:
-    """Sign alice in through the form (:func:`send_login`): she lands on /hello."""
-    from playwright.sync_api import expect
+    """Sign alice in through the form (:func:`send_login`): she lands on /hello.
 
+    ``wait_for_url`` fails the same way ``expect(page).to_have_url`` would, but hears
+    the navigation at once, where ``expect`` polls (the first retry 0.1 s later, then
+    0.25 s): a tenth of a second or more saved on each sign-in.
+    """
     send_login(visitor, password)
-    expect(visitor.page).to_have_url(visitor.base_url + "/hello")
+    visitor.page.wait_for_url(visitor.base_url + "/hello")
 
 
 @pytest.fixture(scope="session")
