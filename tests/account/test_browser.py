@@ -8,23 +8,14 @@ another device (a second browser context) from the sessions page. Each page gets
 from __future__ import annotations
 
 import re
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.support.browser import PASSWORD, USERNAME, Visitor, create_user, served, visit
-from tests.support.pg import INSTALL_HINT, PostgresServer, find_bin_dir, make_server
-from tests.support.server import (
-    Server,
-    development_env,
-    free_port,
-    hypercorn_command,
-    init_db,
-    running,
-)
+from tests.support.browser import PASSWORD, USERNAME, Visitor, log_in, restore, visit
+from tests.support.pg import PostgresServer
+from tests.support.server import Server
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
@@ -38,20 +29,11 @@ ENDED_ELSEWHERE = (
 
 
 @pytest.fixture
-def server(
-    tmp_path_factory: pytest.TempPathFactory, served_sqlite_template: Path
-) -> Iterator[Server]:
-    """A server per test: these tests change alice's password and end her logins."""
-    with served(tmp_path_factory.mktemp("browser-account"), served_sqlite_template) as started:
-        yield started
-
-
-def log_in(visitor: Visitor, password: str = PASSWORD) -> None:
-    visitor.goto("/login")
-    visitor.page.get_by_label("Username").fill(USERNAME)
-    visitor.page.get_by_label("Password", exact=True).fill(password)
-    visitor.page.get_by_role("button", name="Sign in").click()
-    expect(visitor.page).to_have_url(visitor.base_url + "/hello")
+def server(server: Server, served_sqlite_template: Path) -> Server:
+    """The module's server, its database put back before each test: these tests change
+    alice's password and end her logins."""
+    restore(server, served_sqlite_template)
+    return server
 
 
 def next_box(page: Page) -> None:
@@ -181,75 +163,46 @@ def test_end_another_devices_login_from_the_sessions_page(
         phone_context.close()
 
 
-@pytest.fixture
-def stoppable_postgres() -> Iterator[PostgresServer]:
-    """A PostgreSQL of this test's own, to stop and start again.
-
-    Not conftest's ``stoppable_postgres``: that needs the session's server, which migrates
-    with ``asyncio.run``, and that cannot run once Playwright's loop is open. The
-    app's own ``init-db`` migrates this one.
-    """
-    bin_dir = find_bin_dir()
-    if bin_dir is None:
-        pytest.skip(INSTALL_HINT)
-    server = make_server(bin_dir)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop("immediate")
-        shutil.rmtree(server.root.parent, ignore_errors=True)
-
-
 @pytest.mark.postgres
 def test_an_outage_keeps_the_header_and_the_typed_username(
-    stoppable_postgres: PostgresServer, page: Page, tmp_path: Path, request: pytest.FixtureRequest
+    stoppable_postgres: PostgresServer,
+    outage_server: Server,
+    page: Page,
+    request: pytest.FixtureRequest,
 ) -> None:
     """PostgreSQL stopped under a development server: the 503 pages, as people see them."""
-    port = free_port()
-    env = development_env(tmp_path)
-    env.update(
-        DATABASE_URL=stoppable_postgres.url(),
-        QUARTAPP_DATABASE_CONNECT_TIMEOUT="1",
-        QUARTAPP_DATABASE_POOL_TIMEOUT="1",
-        QUARTAPP_DATABASE_STATEMENT_TIMEOUT="1",
-    )
-    init_db(env)
-    create_user(env)
-    with running(hypercorn_command(port), env, port, tmp_path / "logs") as server:
-        server.wait_healthy()
-        visitor = next(visit(page, server, request))
-        log_in(visitor)
-        anonymous_context = page.context.browser.new_context()  # type: ignore[union-attr]
+    visitor = next(visit(page, outage_server, request))
+    log_in(visitor)
+    anonymous_context = page.context.browser.new_context()  # type: ignore[union-attr]
+    try:
+        anonymous = Visitor(
+            anonymous_context.new_page(), outage_server.base_url, request.node.name
+        )
+        anonymous.goto("/login")
+        stoppable_postgres.stop("fast")
         try:
-            anonymous = Visitor(anonymous_context.new_page(), server.base_url, request.node.name)
-            anonymous.goto("/login")
-            stoppable_postgres.stop("fast")
-            try:
-                response = visitor.goto("/hello")
-                assert response.status == 503
-                banner = page.get_by_role("banner")
-                expect(banner).to_contain_text(f"Signed in as {USERNAME}")
-                expect(banner.get_by_role("link", name="Sign in")).to_have_count(0)
-                expect(page.get_by_role("link", name="Try again")).to_be_visible()
-                visitor.check("outage-signed-in")
+            response = visitor.goto("/hello")
+            assert response.status == 503
+            banner = page.get_by_role("banner")
+            expect(banner).to_contain_text(f"Signed in as {USERNAME}")
+            expect(banner.get_by_role("link", name="Sign in")).to_have_count(0)
+            expect(page.get_by_role("link", name="Try again")).to_be_visible()
+            visitor.check("outage-signed-in")
 
-                anonymous.page.get_by_label("Username").fill(USERNAME)
-                anonymous.page.get_by_label("Password", exact=True).fill(PASSWORD)
-                anonymous.page.get_by_role("button", name="Sign in").click()
-                expect(anonymous.page).to_have_title(
-                    "Temporarily unavailable · Sign in · quartapp"
-                )
-                expect(anonymous.page.get_by_label("Username")).to_have_value(USERNAME)
-                expect(anonymous.page.get_by_label("Password", exact=True)).to_have_value("")
-                anonymous.check("outage-sign-in")
-            finally:
-                stoppable_postgres.start()
-            # The same form, sent again once the database is back, signs in.
+            anonymous.page.get_by_label("Username").fill(USERNAME)
             anonymous.page.get_by_label("Password", exact=True).fill(PASSWORD)
             anonymous.page.get_by_role("button", name="Sign in").click()
-            expect(anonymous.page).to_have_url(server.base_url + "/hello")
-            anonymous.assert_no_errors()
-            visitor.assert_no_errors()
+            expect(anonymous.page).to_have_title("Temporarily unavailable · Sign in · quartapp")
+            expect(anonymous.page.get_by_label("Username")).to_have_value(USERNAME)
+            expect(anonymous.page.get_by_label("Password", exact=True)).to_have_value("")
+            anonymous.check("outage-sign-in")
         finally:
-            anonymous_context.close()
+            stoppable_postgres.start()
+        # The same form, sent again once the database is back, signs in.
+        anonymous.page.get_by_label("Password", exact=True).fill(PASSWORD)
+        anonymous.page.get_by_role("button", name="Sign in").click()
+        expect(anonymous.page).to_have_url(outage_server.base_url + "/hello")
+        anonymous.assert_no_errors()
+        visitor.assert_no_errors()
+    finally:
+        anonymous_context.close()

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from itsdangerous.encoding import base64_decode, bytes_to_int
 from playwright.sync_api import Browser, Locator, Page, expect
 from playwright.sync_api import Error as PlaywrightError
 
-from tests.support.browser import PASSWORD, USERNAME, Visitor, served, visit
-from tests.support.server import Server
+from tests.support.browser import PASSWORD, USERNAME, Visitor, log_in, visit
+from tests.support.server import Server, free_port, hypercorn_command, running
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
@@ -28,15 +29,10 @@ EXPIRED = "The form expired. Please try again."
 # The CSS custom property --error, as getComputedStyle reports it.
 ERROR_RED = "rgb(176, 0, 32)"
 TAP = 44
-
-
-def log_in(visitor: Visitor) -> None:
-    """Fill and send the login form with the mouse, as most people do."""
-    visitor.goto("/login")
-    visitor.page.get_by_label("Username").fill(USERNAME)
-    visitor.page.get_by_label("Password", exact=True).fill(PASSWORD)
-    visitor.page.get_by_role("button", name="Sign in").click()
-    expect(visitor.page).to_have_url(visitor.base_url + "/hello")
+# The short-lived server's form lifetime, in seconds (see short_lived_forms).
+FORM_LIFETIME = 1
+# Past the moment a form's token expires: the server reads the clock after the click.
+EXPIRY_MARGIN = 0.2
 
 
 def test_public_pages_and_not_found(visitor: Visitor) -> None:
@@ -303,12 +299,22 @@ def test_without_javascript_the_login_page_works_the_same(
 
 @pytest.fixture(scope="module")
 def short_lived_server(
-    tmp_path_factory: pytest.TempPathFactory, served_sqlite_template: Path
+    server: Server, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    """A server whose forms expire three seconds after they are rendered, for the module:
-    its tests each start from a new page and change nothing that another one reads."""
-    directory = tmp_path_factory.mktemp("short-lived-forms")
-    with served(directory, served_sqlite_template, QUARTAPP_WTF_CSRF_TIME_LIMIT="3") as started:
+    """A second server on the module server's database and keys, whose forms expire a
+    second after they are rendered; its tests each start from a new page and change
+    nothing that another one reads.
+
+    No form on it must succeed (itsdangerous counts whole seconds, so a form filled and
+    sent within a second of its page could already be refused on a busy machine): a
+    test that needs alice signed in signs in on the module's server, whose session the
+    cookie carries here (cookies go to every port of 127.0.0.1).
+    """
+    logs = tmp_path_factory.mktemp("short-lived-forms")
+    env = {**server.env, "QUARTAPP_WTF_CSRF_TIME_LIMIT": str(FORM_LIFETIME)}
+    port = free_port()
+    with running(hypercorn_command(port), env, port, logs) as started:
+        started.wait_healthy()
         yield started
 
 
@@ -316,12 +322,23 @@ def short_lived_server(
 def short_lived_forms(
     page: Page, short_lived_server: Server, request: pytest.FixtureRequest
 ) -> Iterator[Visitor]:
-    """A visitor on the server whose forms expire three seconds after they are rendered.
-
-    Three, not one: itsdangerous counts whole seconds, so with one a login form filled
-    and sent within a second of its page could already be refused on a busy machine.
-    """
+    """A visitor on the server whose forms expire a second after they are rendered."""
     yield from visit(page, short_lived_server, request)
+
+
+def wait_until_the_form_expires(page: Page) -> None:
+    """Wait until the page's form is past its lifetime, and no longer.
+
+    Its CSRF token carries the whole second it was signed in, and itsdangerous refuses
+    it once the whole seconds since then exceed the lifetime: from that second plus
+    the lifetime plus one. A fixed wait long enough for the worst case (a form signed
+    at the end of its second) waits a second too long for most.
+    """
+    token = page.locator("input[name=csrf_token]").first.get_attribute("value")
+    assert token is not None
+    signed = bytes_to_int(base64_decode(token.rsplit(".", 2)[1]))
+    expires = signed + FORM_LIFETIME + 1 + EXPIRY_MARGIN
+    page.wait_for_timeout(max(0.0, expires - time.time()) * 1000)
 
 
 def test_expired_login_form_keeps_the_username_and_says_what_happened(
@@ -331,8 +348,7 @@ def test_expired_login_form_keeps_the_username_and_says_what_happened(
     visitor.goto("/login")
     page.get_by_label("Username").fill(USERNAME)
     page.get_by_label("Password", exact=True).fill(PASSWORD)
-    # Past the three-second limit: itsdangerous counts whole seconds.
-    page.wait_for_timeout(4500)
+    wait_until_the_form_expires(page)
 
     with page.expect_response(lambda response: response.request.method == "POST") as sent:
         page.get_by_role("button", name="Sign in").click()
@@ -347,11 +363,15 @@ def test_expired_login_form_keeps_the_username_and_says_what_happened(
     visitor.check("expired-form")
 
 
-def test_expired_logout_form_says_so_and_links_back(short_lived_forms: Visitor) -> None:
+def test_expired_logout_form_says_so_and_links_back(
+    short_lived_forms: Visitor, server: Server, request: pytest.FixtureRequest
+) -> None:
     visitor, page = short_lived_forms, short_lived_forms.page
-    log_in(visitor)
+    # On the module's server, whose forms last: see short_lived_server. The page is the
+    # same, so the fixture's visitor still hears its console.
+    log_in(Visitor(page, server.base_url, request.node.name))
     visitor.goto("/logout")
-    page.wait_for_timeout(4500)
+    wait_until_the_form_expires(page)
 
     with page.expect_response(lambda response: response.request.method == "POST") as sent:
         page.get_by_role("main").get_by_role("button", name="Log out").click()

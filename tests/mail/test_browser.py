@@ -11,15 +11,22 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.support.browser import PASSWORD, USERNAME, Visitor, served_with_mail
+from tests.support.browser import (
+    PASSWORD,
+    USERNAME,
+    Visitor,
+    restore,
+    send_login,
+    snapshot,
+    wait_for_subject,
+)
 from tests.support.server import ROOT, Server
-from tests.support.smtp import RunningSink, smtp_sink
+from tests.support.smtp import RunningSink
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
@@ -31,25 +38,31 @@ LINK_DEAD = re.compile(r"^It was used already, a newer one was sent")
 MISMATCH = "Enter the same new password in both boxes."
 
 
-@pytest.fixture
-def running() -> Iterator[RunningSink]:
-    """The SMTP server the app delivers to."""
-    with smtp_sink() as started:
-        yield started
+@pytest.fixture(scope="module")
+def with_address(
+    mail_server: Server, served_sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The worker's mail server's database with alice's address set by the CLI, once
+    for the module, kept for :func:`restore`."""
+    restore(mail_server, served_sqlite_template)
+    set_email(mail_server)
+    return snapshot(mail_server, tmp_path_factory.mktemp("browser-mail") / "with-address.db")
 
 
 @pytest.fixture
-def server(
-    tmp_path_factory: pytest.TempPathFactory,
-    served_sqlite_template: Path,
-    running: RunningSink,
-) -> Iterator[Server]:
-    """A server per test (each resets alice's password) that sends its mail to the sink."""
-    with served_with_mail(
-        tmp_path_factory.mktemp("browser-mail"), served_sqlite_template, running.port
-    ) as started:
-        set_email(started)
-        yield started
+def server(mail_server: Server, with_address: Path) -> Server:
+    """The worker's mail server, put back before each test: each resets alice's password
+    and spends its link."""
+    restore(mail_server, with_address)
+    return mail_server
+
+
+@pytest.fixture
+def running(mail_sink: RunningSink, server: Server) -> RunningSink:
+    """The sink, emptied of the mail of the tests before (after the restore, which
+    drops what their server had still to send)."""
+    mail_sink.sink.clear()
+    return mail_sink
 
 
 def set_email(server: Server) -> None:
@@ -67,14 +80,6 @@ def set_email(server: Server) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def log_in(visitor: Visitor, password: str) -> None:
-    page = visitor.page
-    visitor.goto("/login")
-    page.get_by_label("Username").fill(USERNAME)
-    page.get_by_label("Password", exact=True).fill(password)
-    page.get_by_role("button", name="Sign in").click()
-
-
 def request_link(visitor: Visitor, running: RunningSink) -> str:
     """From the login page to the link in the mail, checking each page on the way."""
     page = visitor.page
@@ -90,7 +95,8 @@ def request_link(visitor: Visitor, running: RunningSink) -> str:
     expect(page).to_have_title("Check your email · quartapp")
     visitor.check("mail-reset-requested")
 
-    received = running.sink.wait_for_blocking(1)[0]
+    # A notice of an earlier test may still come in: the reset mail is the one asked for.
+    received = wait_for_subject(running, "Reset your password")
     assert received.recipients == [ADDRESS]
     text = received.message.get_body(("plain",))
     assert text is not None
@@ -133,9 +139,9 @@ def test_forgotten_password_reset_by_mail_then_the_link_is_spent(
     visitor.check("mail-reset-done")
 
     # The old password no longer works; the new one does.
-    log_in(visitor, PASSWORD)
+    send_login(visitor, PASSWORD)
     expect(page.locator("main [role=alert]")).to_have_text(INVALID)
-    log_in(visitor, NEW_PASSWORD)
+    send_login(visitor, NEW_PASSWORD)
     expect(page).to_have_url(visitor.base_url + "/hello")
 
     # The same link a second time: refused, with the way to a new one.
@@ -169,5 +175,5 @@ def test_a_mismatched_repeat_is_shown_and_keeps_the_link(
     set_password(visitor, NEW_PASSWORD, NEW_PASSWORD)
     expect(page).to_have_url(visitor.base_url + "/login")
     expect(page.locator("main [role=status]")).to_have_text(RESET_DONE)
-    log_in(visitor, NEW_PASSWORD)
+    send_login(visitor, NEW_PASSWORD)
     expect(page).to_have_url(visitor.base_url + "/hello")

@@ -15,7 +15,6 @@ WebAuthn refuses an IP address as a relying party, so the pages are visited at
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -27,16 +26,16 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, CDPSession, Page, expect
 
-from tests.support.browser import PASSWORD, USERNAME, Visitor, create_user, served
-from tests.support.pg import INSTALL_HINT, find_bin_dir, make_server
-from tests.support.server import (
-    Server,
-    development_env,
-    free_port,
-    hypercorn_command,
-    init_db,
-    running,
+from tests.support.browser import (
+    PASSWORD,
+    USERNAME,
+    Visitor,
+    database_path,
+    log_in,
+    restore,
 )
+from tests.support.pg import PostgresServer
+from tests.support.server import Server
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
@@ -52,25 +51,23 @@ NO_CONDITIONAL_UI = (
 
 @dataclass
 class Served:
-    """The test's server and the folder holding its SQLite database."""
+    """The test's server, and SQL on its SQLite database."""
 
     server: Server
-    directory: Path
 
     def sql(self, statement: str) -> list[tuple[Any, ...]]:
-        with closing(sqlite3.connect(self.directory / "quartapp.db")) as connection:
+        with closing(sqlite3.connect(database_path(self.server))) as connection:
             rows = connection.execute(statement).fetchall()
             connection.commit()
         return rows
 
 
 @pytest.fixture
-def served_app(
-    tmp_path_factory: pytest.TempPathFactory, served_sqlite_template: Path
-) -> Iterator[Served]:
-    directory = tmp_path_factory.mktemp("browser-passkeys")
-    with served(directory, served_sqlite_template) as server:
-        yield Served(server, directory)
+def served_app(server: Server, served_sqlite_template: Path) -> Served:
+    """The module's server, its database put back before each test: the tests add
+    passkeys and count the logins and passkeys in it."""
+    restore(server, served_sqlite_template)
+    return Served(server)
 
 
 @pytest.fixture
@@ -118,14 +115,6 @@ def authenticator(page: Page) -> Authenticator:
         },
     )
     return Authenticator(cdp, added["authenticatorId"])
-
-
-def log_in(visitor: Visitor) -> None:
-    visitor.goto("/login")
-    visitor.page.get_by_label("Username").fill(USERNAME)
-    visitor.page.get_by_label("Password", exact=True).fill(PASSWORD)
-    visitor.page.get_by_role("button", name="Sign in", exact=True).click()
-    expect(visitor.page).to_have_url(visitor.base_url + "/hello")
 
 
 def log_out(visitor: Visitor) -> None:
@@ -281,58 +270,41 @@ GENERIC = "Something went wrong with the passkey. Please try again."
 
 @pytest.mark.postgres
 def test_an_outage_says_nothing_until_the_passkey_button_is_used(
-    page: Page, authenticator: Authenticator, tmp_path: Path, request: pytest.FixtureRequest
+    page: Page,
+    authenticator: Authenticator,
+    stoppable_postgres: PostgresServer,
+    outage_server: Server,
+    request: pytest.FixtureRequest,
 ) -> None:
     """PostgreSQL stopped under the server: typing a username arms the browser's passkey
     suggestions, whose options request gets a 503, and the page stays quiet; the
     passkey button's own failure is said."""
-    bin_dir = find_bin_dir()
-    if bin_dir is None:
-        pytest.skip(INSTALL_HINT)
-    postgres = make_server(bin_dir)
-    postgres.start()
+    base = outage_server.base_url.replace("127.0.0.1", "localhost")
+    visitor = Visitor(page, base, request.node.name)
+    page.set_default_timeout(10_000)
+    options = base + "/login/passkey/options"
+    # The 503s are the outage this test makes; asserted here, not on the console.
+    visitor.documents.add(options)
+    visitor.goto("/login")
+    status = page.locator("[data-passkey-status]")
+    stoppable_postgres.stop("fast")
     try:
-        port = free_port()
-        env = development_env(tmp_path)
-        env.update(
-            DATABASE_URL=postgres.url(),
-            QUARTAPP_DATABASE_CONNECT_TIMEOUT="1",
-            QUARTAPP_DATABASE_POOL_TIMEOUT="1",
-            QUARTAPP_DATABASE_STATEMENT_TIMEOUT="1",
-        )
-        init_db(env)
-        create_user(env)
-        with running(hypercorn_command(port), env, port, tmp_path / "logs") as server:
-            server.wait_healthy()
-            base = server.base_url.replace("127.0.0.1", "localhost")
-            visitor = Visitor(page, base, request.node.name)
-            page.set_default_timeout(10_000)
-            options = base + "/login/passkey/options"
-            # The 503s are the outage this test makes; asserted here, not on the console.
-            visitor.documents.add(options)
-            visitor.goto("/login")
-            status = page.locator("[data-passkey-status]")
-            postgres.stop("fast")
-            try:
-                # A click in the box arms them (one request); filling it types no key.
-                with page.expect_response(options) as armed:
-                    page.get_by_label("Username").click()
-                assert armed.value.status == 503
-                page.get_by_label("Username").fill(USERNAME)
-                # The page has read the answer once its own tasks after it have run.
-                page.evaluate("() => new Promise(done => setTimeout(done, 50))")
-                expect(status).to_be_hidden()
-                expect(page.get_by_role("alert")).to_have_count(0)
-                visitor.check("login-passkey-outage-quiet")
+        # A click in the box arms them (one request); filling it types no key.
+        with page.expect_response(options) as armed:
+            page.get_by_label("Username").click()
+        assert armed.value.status == 503
+        page.get_by_label("Username").fill(USERNAME)
+        # The page has read the answer once its own tasks after it have run.
+        page.evaluate("() => new Promise(done => setTimeout(done, 50))")
+        expect(status).to_be_hidden()
+        expect(page.get_by_role("alert")).to_have_count(0)
+        visitor.check("login-passkey-outage-quiet")
 
-                with page.expect_response(options) as clicked:
-                    page.get_by_role("button", name="Sign in with a passkey").click()
-                assert clicked.value.status == 503
-                expect(status).to_have_text(GENERIC)
-                expect(status).to_have_attribute("role", "alert")
-            finally:
-                postgres.start()
-            visitor.assert_no_errors()
+        with page.expect_response(options) as clicked:
+            page.get_by_role("button", name="Sign in with a passkey").click()
+        assert clicked.value.status == 503
+        expect(status).to_have_text(GENERIC)
+        expect(status).to_have_attribute("role", "alert")
     finally:
-        postgres.stop("immediate")
-        shutil.rmtree(postgres.root.parent, ignore_errors=True)
+        stoppable_postgres.start()
+    visitor.assert_no_errors()

@@ -18,16 +18,19 @@ run after all others (see :func:`pytest_collection_modifyitems`).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.support.pg import INSTALL_HINT, PostgresServer, find_bin_dir, make_server
 from tests.support.server import (
     ROOT,
     Server,
@@ -36,9 +39,10 @@ from tests.support.server import (
     hypercorn_command,
     running,
 )
-from tests.support.server import create_user as create_account
+from tests.support.smtp import Received, RunningSink, smtp_sink
 
 if TYPE_CHECKING:
+    from axe_playwright_python.base import AxeResults
     from playwright.sync_api import BrowserType, ConsoleMessage, Page, Response
 
 # Where the screenshots go; `make test` prints it, and .gitignore keeps it out of git.
@@ -97,11 +101,6 @@ def browser_type_launch_args(
     return args
 
 
-def create_user(env: Mapping[str, str], name: str = USERNAME, password: str = PASSWORD) -> None:
-    """Make an account with the project's own CLI, as an operator would."""
-    create_account(env, name, password)
-
-
 @contextmanager
 def served(
     directory: Path, template: Path, port: int | None = None, **settings: str
@@ -139,6 +138,107 @@ def served_with_mail(
         **settings,
     ) as started:
         yield started
+
+
+# Tables a restore leaves alone: the schema's revision, and the counter the servers'
+# login caches watch, which must only ever move on (quartapp/auth/login_cache.py).
+NOT_RESTORED = ("alembic_version", "login_changes")
+
+
+def database_path(server: Server) -> Path:
+    """The SQLite file ``server`` serves from."""
+    return Path(server.env["DATABASE_URL"].removeprefix("sqlite:///"))
+
+
+def restore(server: Server, template: Path) -> None:
+    """Put every table of ``server``'s SQLite file back as it is in ``template``.
+
+    For a module's tests that change alice (her password, her logins, her passkeys) on
+    one server: a restore between them costs milliseconds, a server of their own
+    seconds. The server runs on meanwhile; deleting its logins' rows moves the counter
+    its login cache watches, as any other ended login does, so it reads them afresh.
+    """
+    with closing(sqlite3.connect(database_path(server), timeout=10)) as connection:
+        connection.execute("ATTACH DATABASE ? AS template", (str(template),))
+        tables = [
+            name
+            for (name,) in connection.execute(
+                "SELECT name FROM template.sqlite_master "
+                "WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+            if name not in NOT_RESTORED
+        ]
+        with connection:  # one transaction: the server sees all of it or none
+            for name in tables:
+                connection.execute(f'DELETE FROM main."{name}"')
+                connection.execute(f'INSERT INTO main."{name}" SELECT * FROM template."{name}"')
+
+
+def send_login(visitor: Visitor, password: str = PASSWORD, name: str = USERNAME) -> None:
+    """Fill and send the login form with the mouse, as most people do."""
+    visitor.goto("/login")
+    visitor.page.get_by_label("Username").fill(name)
+    visitor.page.get_by_label("Password", exact=True).fill(password)
+    # Exactly: where passkeys are on, another button says "Sign in with a passkey".
+    visitor.page.get_by_role("button", name="Sign in", exact=True).click()
+
+
+def log_in(visitor: Visitor, password: str = PASSWORD) -> None:
+    """Sign alice in through the form (:func:`send_login`): she lands on /hello.
+
+    ``wait_for_url`` fails the same way ``expect(page).to_have_url`` would, but hears
+    the navigation at once, where ``expect`` polls (the first retry 0.1 s later, then
+    0.25 s): a tenth of a second or more saved on each sign-in.
+    """
+    send_login(visitor, password)
+    visitor.page.wait_for_url(visitor.base_url + "/hello")
+
+
+@pytest.fixture(scope="session")
+def mail_sink() -> Iterator[RunningSink]:
+    """The SMTP server :func:`mail_server` delivers to; a module empties it first."""
+    with smtp_sink() as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def mail_server(
+    tmp_path_factory: pytest.TempPathFactory,
+    served_sqlite_template: Path,
+    mail_sink: RunningSink,
+) -> Iterator[Server]:
+    """A development server with alice that sends its mail to :func:`mail_sink` and
+    takes registrations, for the worker's mail and sign-up tests; each module restores
+    its database (:func:`restore`) to what it starts from."""
+    with served_with_mail(
+        tmp_path_factory.mktemp("browser-mail-server"),
+        served_sqlite_template,
+        mail_sink.port,
+        QUARTAPP_REGISTRATION_OPEN="true",
+    ) as started:
+        yield started
+
+
+def wait_for_subject(sink: RunningSink, subject: str) -> Received:
+    """The first message with ``subject`` the sink accepted, waiting for more until one
+    comes (other notices may arrive before it); the sink's timeout bounds the wait."""
+    count = 1
+    while True:
+        received = sink.sink.wait_for_blocking(count)
+        for message in received:
+            if message.message["Subject"] == subject:
+                return message
+        count = len(received) + 1
+
+
+def snapshot(server: Server, target: Path) -> Path:
+    """A consistent copy of ``server``'s SQLite file as it is now, for :func:`restore`."""
+    with (
+        closing(sqlite3.connect(database_path(server), timeout=10)) as source,
+        closing(sqlite3.connect(target)) as copy,
+    ):
+        source.backup(copy)
+    return target
 
 
 @dataclass
@@ -186,8 +286,6 @@ class Visitor:
         The page is not reloaded between sizes: what is checked is the page as the
         test left it (errors shown, focus where it moved).
         """
-        from axe_playwright_python.sync_playwright import Axe
-
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         original = self.page.viewport_size
         reports = []
@@ -197,7 +295,7 @@ class Visitor:
                 shot = SCREENSHOTS / f"{name}-{label}-{width}x{height}.png"
                 self.page.screenshot(path=str(shot), full_page=True)
                 TAKEN.append(shot)
-                results = Axe().run(self.page)
+                results = self._axe()
                 if results.violations_count:
                     reports.append(f"{label}: {results.generate_report()}")
         finally:
@@ -205,6 +303,20 @@ class Visitor:
                 self.page.set_viewport_size(original)
         self.checked.append(name)
         assert not reports, f"axe-core found violations on {name}:\n" + "\n".join(reports)
+
+    def _axe(self) -> AxeResults:
+        """axe-core's findings on the page, injecting axe-core only if it is not there.
+
+        The library's own ``Axe().run`` sends the whole script (half a megabyte) again
+        on every call; once per document is enough, and costs a tenth of a second less
+        per size checked.
+        """
+        from axe_playwright_python.base import AXE_SCRIPT, AxeResults
+        from axe_playwright_python.sync_playwright import DEFAULT_OPTIONS
+
+        if not self.page.evaluate("() => typeof window.axe === 'object'"):
+            self.page.evaluate(AXE_SCRIPT)
+        return AxeResults(self.page.evaluate(f"axe.run({json.dumps(DEFAULT_OPTIONS)})"))
 
     def assert_no_errors(self) -> None:
         assert not self.errors, "the browser reported errors:\n" + "\n".join(self.errors)
@@ -218,17 +330,80 @@ def visit(page: Page, server: Server, request: pytest.FixtureRequest) -> Iterato
     visitor.assert_no_errors()
 
 
-@pytest.fixture(scope="module")
-def server(
+@pytest.fixture(scope="session")
+def development_server(
     tmp_path_factory: pytest.TempPathFactory, served_sqlite_template: Path
 ) -> Iterator[Server]:
-    """One development server with ``alice`` for a module's browser tests.
-
-    A module whose tests change alice (her password, her logins) overrides it with a
-    server per test.
-    """
+    """One development server with ``alice`` for the worker's browser tests (see
+    :func:`server`): its start is seconds, which each module paid again."""
     with served(tmp_path_factory.mktemp("browser-server"), served_sqlite_template) as started:
         yield started
+
+
+@pytest.fixture(scope="module")
+def server(development_server: Server, served_sqlite_template: Path) -> Server:
+    """The development server with ``alice``, its database as the template has it when
+    a module starts: another module's changes (alice's second factor, say) are gone.
+
+    A module's tests share what they leave (a locked-out name, say); a module whose
+    tests change alice (her password, her logins) restores it before each test.
+    """
+    restore(development_server, served_sqlite_template)
+    return development_server
+
+
+# The database settings of a server whose PostgreSQL is stopped under it: each request
+# gives up after a second, so the outage pages come at once.
+OUTAGE_SETTINGS = {
+    "QUARTAPP_DATABASE_CONNECT_TIMEOUT": "1",
+    "QUARTAPP_DATABASE_POOL_TIMEOUT": "1",
+    "QUARTAPP_DATABASE_STATEMENT_TIMEOUT": "1",
+}
+
+
+@pytest.fixture(scope="session")
+def stoppable_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """A PostgreSQL of the browser tests' own, to stop under a server and start again.
+
+    Its ``postgres`` database is migrated and holds alice, once for the worker:
+    ``initdb`` and the set-up are seconds that each outage test paid again. They are
+    done in this process, as for the session's templates (``init-db`` and ``users
+    create`` in processes of their own took seconds more; both are tested elsewhere).
+    A test that stops it starts it again in its ``finally``. Not conftest's
+    ``own_postgres``: that is a cluster per test, and it starts the session's
+    PostgreSQL too, which these tests never use.
+    """
+    from tests.conftest import _add_alice, _migrate
+
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        pytest.skip(INSTALL_HINT)
+    server = make_server(bin_dir)
+    server.start()
+    try:
+        directory = tmp_path_factory.mktemp("stoppable-postgres")
+        _migrate(server.url(), directory)
+        _add_alice(server.url(), directory)
+        yield server
+    finally:
+        server.stop("immediate")
+        shutil.rmtree(server.root.parent, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def outage_server(
+    stoppable_postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A development hypercorn on :func:`stoppable_postgres`, its requests quick to give
+    up, for the worker's outage tests: each stops PostgreSQL under it and starts it again,
+    after which it serves as before (what those tests check last)."""
+    directory = tmp_path_factory.mktemp("outage-server")
+    port = free_port()
+    env = development_env(directory, **OUTAGE_SETTINGS)
+    env["DATABASE_URL"] = stoppable_postgres.url()
+    with running(hypercorn_command(port), env, port, directory / "logs") as server:
+        server.wait_healthy()
+        yield server
 
 
 @pytest.fixture

@@ -115,6 +115,12 @@ class Sink:
             self._changed.notify_all()
         return "250 Message accepted for delivery"
 
+    def clear(self) -> None:
+        """Forget the messages accepted so far (a module's tests sharing one sink)."""
+        with self._changed:
+            self.received.clear()
+            self.attempts = 0
+
     def message_ids(self) -> list[str]:
         """The Message-ID of every accepted message, in order (repeats included)."""
         return [str(r.message["Message-ID"]) for r in list(self.received)]

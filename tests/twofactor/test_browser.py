@@ -17,20 +17,13 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.support.browser import PASSWORD, USERNAME, Visitor
+from tests.support.browser import PASSWORD, USERNAME, Visitor, send_login
 from tests.support.server import Server
 from tests.support.twofactor import Phone, steady
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
 WRONG_CODE = "That code is wrong or was used already."
-
-
-def enter_password(visitor: Visitor) -> None:
-    visitor.goto("/login")
-    visitor.page.get_by_label("Username").fill(USERNAME)
-    visitor.page.get_by_label("Password", exact=True).fill(PASSWORD)
-    visitor.page.get_by_role("button", name="Sign in").click()
 
 
 def enter_code(visitor: Visitor, code: str) -> None:
@@ -73,7 +66,7 @@ def test_turn_on_sign_in_refuse_reuse_recover_and_turn_off(
     visitor: Visitor, server: Server
 ) -> None:
     page = visitor.page
-    enter_password(visitor)
+    send_login(visitor)
     expect(page).to_have_url(visitor.base_url + "/hello")
 
     # Turning it on, from the account page.
@@ -150,20 +143,20 @@ def test_turn_on_sign_in_refuse_reuse_recover_and_turn_off(
     log_out(visitor)
 
     # Signing in takes the password, then a code.
-    enter_password(visitor)
+    send_login(visitor)
     expect(page).to_have_url(visitor.base_url + "/login/two-factor")
     expect(page.get_by_label("Code")).to_be_focused()
     visitor.check("twofactor-login")
     visitor.goto("/hello")  # not signed in yet
     expect(page).to_have_url(re.compile(r"/login\?next="))
-    enter_password(visitor)
+    send_login(visitor)
     enter_code(visitor, phone.code())
     expect(page).to_have_url(visitor.base_url + "/hello")
     expect(page.get_by_role("banner")).to_contain_text(f"Signed in as {USERNAME}")
     log_out(visitor)
 
     # The same code again is refused; a recovery code gets in, once.
-    enter_password(visitor)
+    send_login(visitor)
     enter_code(visitor, phone.code())
     expect(page).to_have_title("Error: Enter your code · quartapp")
     expect(page.locator(".error-summary")).to_contain_text(WRONG_CODE)
@@ -172,7 +165,7 @@ def test_turn_on_sign_in_refuse_reuse_recover_and_turn_off(
     expect(page).to_have_url(visitor.base_url + "/hello")
     expect(page.locator("main")).to_contain_text("You signed in with a recovery code; 9 left.")
     log_out(visitor)
-    enter_password(visitor)
+    send_login(visitor)
     enter_code(visitor, codes[0])
     expect(page.locator(".error-summary")).to_contain_text(WRONG_CODE)
     enter_code(visitor, codes[1])
@@ -206,5 +199,5 @@ def test_turn_on_sign_in_refuse_reuse_recover_and_turn_off(
     expect(page.locator(".notice-success")).to_have_count(0)
     visitor.check("twofactor-turned-off")
     log_out(visitor)
-    enter_password(visitor)
+    send_login(visitor)
     expect(page).to_have_url(visitor.base_url + "/hello")
