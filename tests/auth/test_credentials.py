@@ -144,6 +144,7 @@ class PoolWatchingHasher(PasswordHasher):
         return super().verify(hash, password)
 
 
+@pytest.mark.real_hashing
 @pytest.mark.parametrize("name", ["alice", "nobody"])
 async def test_authenticate_holds_no_connection_while_hashing(
     app: Quart, alice: None, name: str

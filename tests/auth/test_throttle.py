@@ -240,6 +240,7 @@ class CountingHasher(PasswordHasher):
         return super().verify(hash, password)
 
 
+@pytest.mark.real_hashing
 async def test_a_parallel_burst_verifies_no_more_than_the_limit(app: Quart) -> None:
     await add_user(app)
     clients = [app.test_client() for _ in range(30)]
