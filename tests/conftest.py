@@ -379,7 +379,7 @@ def settings(tmp_path: Path, database: str) -> dict[str, Any]:
 # argon2's cheapest parameters, for the tests' apps and CLI: a check costs ~0.1 ms instead
 # of ~26 ms. Settings refuse parameters under the OWASP floor (auth/settings.py), so this
 # is no setting: the fixtures below swap the hasher of the hashing service they build.
-CHEAP_HASHING = {"time_cost": 1, "memory_cost": 8, "parallelism": 1}
+CHEAP_HASHING = (1, 8, 1)  # time_cost, memory_cost (KiB), parallelism
 
 
 @pytest.fixture
@@ -396,7 +396,8 @@ def cheap_hashing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
 
     def cheap_build(config: auth_settings.AuthSettings) -> password_service.Passwords:
         service = build(config)
-        service.hasher = PasswordHasher(**CHEAP_HASHING)
+        time_cost, memory_cost, parallelism = CHEAP_HASHING
+        service.hasher = PasswordHasher(time_cost, memory_cost, parallelism)
         return service
 
     monkeypatch.setattr(password_service, "build", cheap_build)

@@ -166,8 +166,7 @@ async def test_rotating_forwarded_for_does_not_escape_the_limit(
 
 
 async def test_behind_a_trusted_proxy_the_address_it_appends_is_limited(
-    tmp_path: Path,
-    database: str,
+    tmp_path: Path, database: str, cheap_hashing: None
 ) -> None:
     app = create_app(
         make_settings(
@@ -213,7 +212,9 @@ async def test_lockout_ends_when_failures_leave_the_window(
     assert response.status_code == 302
 
 
-async def test_counts_are_shared_between_workers(tmp_path: Path, database: str) -> None:
+async def test_counts_are_shared_between_workers(
+    tmp_path: Path, database: str, cheap_hashing: None
+) -> None:
     settings = make_settings(tmp_path, DATABASE_URL=database)
     first, second = create_app(settings), create_app(settings)
     async with first.test_app(), second.test_app():
@@ -331,7 +332,7 @@ def test_address_keys(address: str | None, prefix: int, key: str) -> None:
 
 
 async def test_rotating_ipv6_addresses_within_a_64_does_not_escape_the_limit(
-    tmp_path: Path, database: str
+    tmp_path: Path, database: str, cheap_hashing: None
 ) -> None:
     settings = make_settings(
         tmp_path,
@@ -546,7 +547,7 @@ def test_ipv6_networks_around_an_address_key(address: str, networks: list[str]) 
 
 
 async def test_rotating_64s_inside_one_56_meets_the_56s_limit(
-    tmp_path: Path, database: str
+    tmp_path: Path, database: str, cheap_hashing: None
 ) -> None:
     app = ipv6_app(tmp_path, database)  # 3 per /64, so 12 per /56 and 48 per /48
     async with app.test_app():
@@ -564,7 +565,7 @@ async def test_rotating_64s_inside_one_56_meets_the_56s_limit(
 
 
 async def test_rotating_56s_inside_one_48_meets_the_48s_limit(
-    tmp_path: Path, database: str
+    tmp_path: Path, database: str, cheap_hashing: None
 ) -> None:
     app = ipv6_app(tmp_path, database, LOGIN_FAILURES_PER_IPV6_48=20)
     async with app.test_app():
@@ -589,7 +590,9 @@ async def test_rotating_56s_inside_one_48_meets_the_48s_limit(
 # Pruning: what a flood writes goes when its window ends, and a pass catches up
 
 
-async def test_a_flood_leaves_a_bounded_table_once_pruned(tmp_path: Path, database: str) -> None:
+async def test_a_flood_leaves_a_bounded_table_once_pruned(
+    tmp_path: Path, database: str, cheap_hashing: None
+) -> None:
     settings = make_settings(
         tmp_path, DATABASE_URL=database, TRUSTED_PROXY_HOPS=1, LOGIN_FAILURES_PER_ADDRESS=5
     )
@@ -621,7 +624,7 @@ async def test_a_flood_leaves_a_bounded_table_once_pruned(tmp_path: Path, databa
 
 
 async def test_a_pass_prunes_in_bounded_batches_until_caught_up(
-    tmp_path: Path, database: str
+    tmp_path: Path, database: str, cheap_hashing: None
 ) -> None:
     settings = make_settings(tmp_path, DATABASE_URL=database, TRUSTED_PROXY_HOPS=1)
     app = create_app(settings)
@@ -646,7 +649,7 @@ async def test_a_pass_prunes_in_bounded_batches_until_caught_up(
 
 
 async def test_right_passwords_are_taken_back_from_the_56_and_48_too(
-    tmp_path: Path, database: str
+    tmp_path: Path, database: str, cheap_hashing: None
 ) -> None:
     app = ipv6_app(tmp_path, database)  # 3 per /64, 12 per /56
     async with app.test_app():
