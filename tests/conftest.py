@@ -48,6 +48,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool, QueuePool
 
 from quartapp import create_app, load_config, load_models
+from quartapp.auth import passwords as password_service
 from quartapp.auth import settings as auth_settings
 from quartapp.auth import users
 from quartapp.auth.models import User
@@ -467,8 +468,35 @@ def settings(tmp_path: Path, database: str) -> dict[str, Any]:
     return make_settings(tmp_path, DATABASE_URL=database, DATABASE_AUTO_UPGRADE=False)
 
 
+# argon2's cheapest parameters, for the tests' apps and CLI: a check costs ~0.1 ms instead
+# of ~26 ms. Settings refuse parameters under the OWASP floor (auth/settings.py), so this
+# is no setting: the fixtures below swap the hasher of the hashing service they build.
+CHEAP_HASHING = (1, 8, 1)  # time_cost, memory_cost (KiB), parallelism
+
+
 @pytest.fixture
-async def app(settings: dict[str, Any]) -> AsyncIterator[Quart]:
+def cheap_hashing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every hashing service this test builds (its apps', its CLI commands') hashes cheaply.
+
+    Hashing is not what most tests are about; the tests about it (parameters, rehashing,
+    timing, the dummy hash, the bounds) are marked ``real_hashing`` and keep the
+    configured parameters.
+    """
+    if request.node.get_closest_marker("real_hashing") is not None:
+        return
+    build = password_service.build
+
+    def cheap_build(config: auth_settings.AuthSettings) -> password_service.Passwords:
+        service = build(config)
+        time_cost, memory_cost, parallelism = CHEAP_HASHING
+        service.hasher = PasswordHasher(time_cost, memory_cost, parallelism)
+        return service
+
+    monkeypatch.setattr(password_service, "build", cheap_build)
+
+
+@pytest.fixture
+async def app(settings: dict[str, Any], cheap_hashing: None) -> AsyncIterator[Quart]:
     """A started app (database open, startup hooks run) on a fresh SQLite file."""
     application = create_app(settings)
     # Startup makes the dummy hash an unknown user is checked against: a real one with
@@ -529,8 +557,9 @@ def client(app: Quart) -> TestClientProtocol:
 
 
 @pytest.fixture
-def runner(settings: dict[str, Any]) -> QuartCliRunner:
-    """A CLI runner for an app on the same database as the ``app`` fixture."""
+def runner(settings: dict[str, Any], cheap_hashing: None) -> QuartCliRunner:
+    """A CLI runner for an app on the same database as the ``app`` fixture, hashing as
+    cheaply: an account made by one is current for the other (no rehash at login)."""
     return create_app(settings).test_cli_runner()
 
 
@@ -598,6 +627,10 @@ async def _seeded_hash(hasher: PasswordHasher, password: str) -> str:
     return _SEEDED_HASHES[key]
 
 
+# The (password, username, settings) that passed the password policy this session.
+_VETTED: set[tuple[str, str, auth_settings.AuthSettings]] = set()
+
+
 async def add_user(app: Quart, name: str = "alice", password: str = PASSWORD) -> None:
     """Create an account directly in the app's database, with a hash made once a session.
 
@@ -606,9 +639,14 @@ async def add_user(app: Quart, name: str = "alice", password: str = PASSWORD) ->
     login verifies it like any other. A test about hashing calls ``users.create_user`` itself.
     """
     password_hash = await _seeded_hash(passwords(app).hasher, password)
+    config = auth_settings.of(app)
     async with app.app_context(), db.session() as session:
-        username = await users.available_username(session, auth_settings.of(app), name)
-        await users.vet_password(password, auth_settings.of(app), username=username)
+        username = await users.available_username(session, config, name)
+        # The rating (zxcvbn, milliseconds of CPU) depends on these three alone; one
+        # that passed passes again.
+        if (password, username, config) not in _VETTED:
+            await users.vet_password(password, config, username=username)
+            _VETTED.add((password, username, config))
         session.add(User(username=username, password_hash=password_hash))
         await session.commit()
 

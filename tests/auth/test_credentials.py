@@ -160,6 +160,7 @@ class PoolWatchingHasher(PasswordHasher):
 
 
 @BOTH_DATABASES
+@pytest.mark.real_hashing
 @pytest.mark.parametrize("name", ["alice", "nobody"])
 async def test_authenticate_holds_no_connection_while_hashing(
     app: Quart, alice: None, name: str

@@ -283,7 +283,7 @@ async def test_the_cookie_name_and_value_do_not_reveal_the_username(
 
 
 async def test_with_secure_cookies_the_device_cookie_is_a_host_cookie(
-    tmp_path: Any, database: str
+    tmp_path: Any, database: str, cheap_hashing: None
 ) -> None:
     app = create_app(make_settings(tmp_path, DATABASE_URL=database, SESSION_COOKIE_SECURE=True))
     async with app.test_app():
@@ -315,7 +315,9 @@ async def test_logins_beyond_the_mint_cap_succeed_without_a_device_cookie(
 
 
 @BOTH_DATABASES
-async def test_a_user_keeps_the_most_recently_used_devices(tmp_path: Any, database: str) -> None:
+async def test_a_user_keeps_the_most_recently_used_devices(
+    tmp_path: Any, database: str, cheap_hashing: None
+) -> None:
     settings = make_settings(
         tmp_path, DATABASE_URL=database, DEVICES_MINTED_PER_WINDOW=100, DEVICES_PER_USER=3
     )
@@ -480,7 +482,7 @@ async def enter_code_from(
 
 
 async def test_wrong_codes_from_one_address_are_throttled_and_others_are_not(
-    tmp_path: Any, database: str
+    tmp_path: Any, database: str, cheap_hashing: None
 ) -> None:
     settings = make_settings(tmp_path, DATABASE_URL=database, LOGIN_FAILURES_PER_ADDRESS=3)
     app = create_app(settings)
@@ -594,7 +596,7 @@ async def test_parallel_logins_of_one_user_mint_no_more_than_the_cap(
 
 
 async def test_a_device_cookie_named_under_a_fallback_key_is_still_trusted(
-    tmp_path: Any, database: str
+    tmp_path: Any, database: str, cheap_hashing: None
 ) -> None:
     settings = make_settings(tmp_path, DATABASE_URL=database)
     old = create_app(settings)

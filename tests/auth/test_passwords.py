@@ -152,6 +152,7 @@ async def test_hash_is_argon2id_with_the_configured_parameters(
     assert parameters(password_hash) == (memory, time, lanes)
 
 
+@pytest.mark.real_hashing
 async def test_app_hashes_with_its_settings(app: Quart) -> None:
     password_hash = await passwords(app).hash(PASSWORD)
 

@@ -173,8 +173,7 @@ async def test_rotating_forwarded_for_does_not_escape_the_limit(
 
 
 async def test_behind_a_trusted_proxy_the_address_it_appends_is_limited(
-    tmp_path: Path,
-    database: str,
+    tmp_path: Path, database: str, cheap_hashing: None
 ) -> None:
     app = create_app(
         make_settings(
@@ -222,7 +221,9 @@ async def test_lockout_ends_when_failures_leave_the_window(
 
 
 @BOTH_DATABASES
-async def test_counts_are_shared_between_workers(tmp_path: Path, database: str) -> None:
+async def test_counts_are_shared_between_workers(
+    tmp_path: Path, database: str, cheap_hashing: None
+) -> None:
     settings = make_settings(tmp_path, DATABASE_URL=database)
     first, second = create_app(settings), create_app(settings)
     async with first.test_app(), second.test_app():
@@ -250,6 +251,7 @@ class CountingHasher(PasswordHasher):
 
 
 @BOTH_DATABASES
+@pytest.mark.real_hashing
 async def test_a_parallel_burst_verifies_no_more_than_the_limit(app: Quart) -> None:
     await add_user(app)
     clients = [app.test_client() for _ in range(30)]
@@ -341,7 +343,7 @@ def test_address_keys(address: str | None, prefix: int, key: str) -> None:
 
 
 async def test_rotating_ipv6_addresses_within_a_64_does_not_escape_the_limit(
-    tmp_path: Path, database: str
+    tmp_path: Path, database: str, cheap_hashing: None
 ) -> None:
     settings = make_settings(
         tmp_path,
@@ -558,7 +560,7 @@ def test_ipv6_networks_around_an_address_key(address: str, networks: list[str]) 
 
 
 async def test_rotating_64s_inside_one_56_meets_the_56s_limit(
-    tmp_path: Path, database: str
+    tmp_path: Path, database: str, cheap_hashing: None
 ) -> None:
     app = ipv6_app(tmp_path, database)  # 3 per /64, so 12 per /56 and 48 per /48
     async with app.test_app():
@@ -576,7 +578,7 @@ async def test_rotating_64s_inside_one_56_meets_the_56s_limit(
 
 
 async def test_rotating_56s_inside_one_48_meets_the_48s_limit(
-    tmp_path: Path, database: str
+    tmp_path: Path, database: str, cheap_hashing: None
 ) -> None:
     app = ipv6_app(tmp_path, database, LOGIN_FAILURES_PER_IPV6_48=20)
     async with app.test_app():
@@ -601,7 +603,9 @@ async def test_rotating_56s_inside_one_48_meets_the_48s_limit(
 # Pruning: what a flood writes goes when its window ends, and a pass catches up
 
 
-async def test_a_flood_leaves_a_bounded_table_once_pruned(tmp_path: Path, database: str) -> None:
+async def test_a_flood_leaves_a_bounded_table_once_pruned(
+    tmp_path: Path, database: str, cheap_hashing: None
+) -> None:
     settings = make_settings(
         tmp_path, DATABASE_URL=database, TRUSTED_PROXY_HOPS=1, LOGIN_FAILURES_PER_ADDRESS=5
     )
@@ -634,7 +638,7 @@ async def test_a_flood_leaves_a_bounded_table_once_pruned(tmp_path: Path, databa
 
 @BOTH_DATABASES
 async def test_a_pass_prunes_in_bounded_batches_until_caught_up(
-    tmp_path: Path, database: str
+    tmp_path: Path, database: str, cheap_hashing: None
 ) -> None:
     settings = make_settings(tmp_path, DATABASE_URL=database, TRUSTED_PROXY_HOPS=1)
     app = create_app(settings)
@@ -659,7 +663,7 @@ async def test_a_pass_prunes_in_bounded_batches_until_caught_up(
 
 
 async def test_right_passwords_are_taken_back_from_the_56_and_48_too(
-    tmp_path: Path, database: str
+    tmp_path: Path, database: str, cheap_hashing: None
 ) -> None:
     app = ipv6_app(tmp_path, database)  # 3 per /64, 12 per /56
     async with app.test_app():

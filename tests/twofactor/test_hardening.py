@@ -47,6 +47,7 @@ from tests.support.twofactor import (
     Phone,
     enrol,
     enrolled,
+    now,
     post_form,
     second_step,
     secret_on,
@@ -69,7 +70,7 @@ def pending_keys(settings: dict[str, Any]) -> int:
 
 
 def code_of(secret: str) -> str:
-    return pyotp.TOTP(secret).now()
+    return pyotp.TOTP(secret).at(now())
 
 
 async def change_password(client: TestClientProtocol, current: str = PASSWORD) -> Any:
