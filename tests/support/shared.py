@@ -48,8 +48,8 @@ def served_database(
 ) -> Iterator[str]:
     """A database at the newest revision holding alice: a copy of the session's template."""
     if database == "sqlite":
-        template = cast(Path, request.getfixturevalue("served_sqlite_template"))
-        shutil.copy(template, directory / "quartapp.db")
+        copied = cast(Path, request.getfixturevalue("served_sqlite_template"))
+        shutil.copy(copied, directory / "quartapp.db")
         yield f"sqlite:///{directory / 'quartapp.db'}"
         return
     postgres = cast(PostgresServer | None, request.getfixturevalue("postgres_server"))
