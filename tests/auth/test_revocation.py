@@ -1,8 +1,9 @@
 """How soon a login ended on one server is refused by another that had it cached.
 
-Two real servers (the Procfile's web line, one worker each) on one PostgreSQL, as
-two dynos. Each caches login rows and hears of ended ones through LISTEN/NOTIFY
-(quartapp/auth/login_listener.py). "Immediate" means:
+Two real servers (hypercorn, one worker each) on one PostgreSQL, as two dynos (the
+Procfile's own web line is started in tests/app/test_scaleout.py). Each caches login
+rows and hears of ended ones through LISTEN/NOTIFY (quartapp/auth/login_listener.py).
+"Immediate" means:
 
 - a logout on A is refused by B within 100 ms (p99 over 50 logouts, measured from
   A's answer to the logout to B's first refusal);
@@ -32,7 +33,7 @@ from tests.support.server import (
     Browser,
     Server,
     free_port,
-    procfile_web_on_loopback,
+    hypercorn_command,
     running,
 )
 
@@ -91,10 +92,9 @@ def pair(
             started = []
             for index in range(2):
                 port = free_port()
-                dyno = {**env, "PORT": str(port), "WEB_CONCURRENCY": "1"}
+                command = hypercorn_command(port, "--workers", "1")
                 logs = tmp_path / f"logs-{index}"
-                command = procfile_web_on_loopback()
-                started.append(stack.enter_context(running(command, dyno, port, logs)))
+                started.append(stack.enter_context(running(command, env, port, logs)))
             for each in started:
                 each.wait_healthy()
             pair = Pair(started[0], started[1], server, name)
