@@ -6,25 +6,38 @@ how a lockout grows run on SQLite alone: that is the app's own arithmetic, and
 tests/auth/test_throttle.py runs the same limits on both databases. The audit log
 (stderr) says how many passwords were actually verified: one ``login_failed`` or
 ``login_ok`` line per verification.
+
+The tests with the default settings share one server per database (tests/support/shared.py),
+each as a user of its own, its requests told apart in the access log by their User-Agent.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 import statistics
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.conftest import PASSWORD, TIMING, Start, query
+from tests.conftest import DATABASES, PASSWORD, TIMING, Start, query
 from tests.support.server import PLAIN_HTTP_PROXY, Browser, Server
+from tests.support.shared import Shared, shared_server
 
 pytestmark = pytest.mark.server
 WRONG = "wrong password, quite long"
 # Address keys and lockout arithmetic, whatever the database (the module's docstring).
 SQLITE_SERVER = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-VERIFIED = re.compile(r'"event": "login_(?:failed|ok)"')
+SQLITE_SHARED = pytest.mark.parametrize("shared", ["sqlite"], indirect=True)
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def shared(request: pytest.FixtureRequest) -> Iterator[Shared]:
+    """One server (two workers, the default settings) per database."""
+    with shared_server(request, request.param) as started:
+        yield started
 
 
 def post_login(browser: Browser, token: str, username: str, password: str, **headers: str) -> int:
@@ -32,37 +45,46 @@ def post_login(browser: Browser, token: str, username: str, password: str, **hea
     return browser.post("/login", form, headers=headers).status
 
 
-def verifications(server: Server, logins: int) -> int:
-    """Passwords verified, once the access log holds all ``logins`` POSTs to /login sent.
+def verifications(server: Server, user: str, agent: str, logins: int) -> int:
+    """``user``'s passwords verified, once the access log holds all ``logins`` POSTs to
+    /login sent with the User-Agent ``agent``.
 
     A request's audit line is written before its access line, which follows the response.
     """
-    logged = server.access_entries(logins, method="POST", path="/login")
+    logged = server.access_entries(logins, method="POST", path="/login", agent=agent)
     assert len(logged) == logins, f"{len(logged)} of {logins} logins logged"
-    return len(VERIFIED.findall(server.stderr))
+    return sum(f'"user": "{user}"' in line for line in VERIFIED.findall(server.stderr))
 
 
-def test_a_parallel_burst_over_two_workers_verifies_at_most_the_limit(start: Start) -> None:
-    server = start()
+# An audit line, up to the user it names (its keys are sorted: "event" comes before "user").
+VERIFIED = re.compile(r'"event": "login_(?:failed|ok)".*"user": "[^"]*"')
+
+
+def test_a_parallel_burst_over_two_workers_verifies_at_most_the_limit(shared: Shared) -> None:
+    server, user = shared.server, shared.new_user()
+    agent = {"User-Agent": f"burst-{secrets.token_hex(4)}"}
     browsers = [Browser(server.base_url) for _ in range(100)]
     tokens = [browser.csrf_token("/login") for browser in browsers]
 
     with ThreadPoolExecutor(len(browsers)) as pool:
-        statuses = list(pool.map(lambda b, t: post_login(b, t, "alice", WRONG), browsers, tokens))
+        statuses = list(
+            pool.map(lambda b, t: post_login(b, t, user, WRONG, **agent), browsers, tokens)
+        )
 
-    assert verifications(server, logins=100) <= 5  # LOGIN_FAILURES_PER_USER, not 100
+    # LOGIN_FAILURES_PER_USER, not 100
+    assert verifications(server, user, agent["User-Agent"], logins=100) <= 5
     assert set(statuses) <= {200, 429, 503}
     assert statuses.count(200) <= 5
     # The hashing line's fair share turns most of a one-address burst away with 503,
     # uncounted, so how many were counted depends on timing. Guessing on one at a time
     # reaches the lockout, and the burst and the guesses together verify at most 5.
     more = 0
-    while post_login(browsers[0], tokens[0], "alice", WRONG) != 429:
+    while post_login(browsers[0], tokens[0], user, WRONG, **agent) != 429:
         more += 1
         assert more <= 5
-    assert verifications(server, logins=100 + more + 1) <= 5
+    assert verifications(server, user, agent["User-Agent"], logins=100 + more + 1) <= 5
     # Past that the name stays locked, even for the right password.
-    assert post_login(browsers[0], tokens[0], "alice", PASSWORD) == 429
+    assert post_login(browsers[0], tokens[0], user, PASSWORD) == 429
 
 
 @SQLITE_SERVER
@@ -82,22 +104,20 @@ def test_rotating_ipv6_addresses_in_one_64_meets_the_address_limit(start: Start)
     assert statuses[20:] == [429, 429]
 
 
-def test_strangers_cannot_lock_the_owner_out_of_their_own_browser(start: Start) -> None:
-    server = start()
+def test_strangers_cannot_lock_the_owner_out_of_their_own_browser(shared: Shared) -> None:
+    server, user = shared.server, shared.new_user()
     owner = Browser(server.base_url)
-    assert post_login(owner, owner.csrf_token("/login"), "alice", PASSWORD) == 302
+    assert post_login(owner, owner.csrf_token("/login"), user, PASSWORD) == 302
     owner.post("/logout", {"csrf_token": owner.csrf_token("/logout")})
     stranger = Browser(server.base_url)
     token = stranger.csrf_token("/login")
     for _ in range(5):
-        post_login(stranger, token, "alice", WRONG)
-    locked = stranger.post(
-        "/login", {"username": "alice", "password": PASSWORD, "csrf_token": token}
-    )
+        post_login(stranger, token, user, WRONG)
+    locked = stranger.post("/login", {"username": user, "password": PASSWORD, "csrf_token": token})
     new_browser = Browser(server.base_url)
 
-    owners_login = post_login(owner, owner.csrf_token("/login"), "alice", PASSWORD)
-    strangers_login = post_login(new_browser, new_browser.csrf_token("/login"), "alice", PASSWORD)
+    owners_login = post_login(owner, owner.csrf_token("/login"), user, PASSWORD)
+    strangers_login = post_login(new_browser, new_browser.csrf_token("/login"), user, PASSWORD)
 
     assert locked.status == 429
     assert owners_login == 302
@@ -161,25 +181,23 @@ def test_rotating_64s_inside_one_56_meets_the_56s_limit(start: Start) -> None:
     assert other_56 == 302
 
 
-@SQLITE_SERVER
-def test_a_stranger_cannot_stretch_a_lockout_past_4_hours(start: Start, database_url: str) -> None:
-    server = start()
+@SQLITE_SHARED
+def test_a_stranger_cannot_stretch_a_lockout_past_4_hours(shared: Shared) -> None:
+    server, user = shared.server, shared.new_user()
     stranger = Browser(server.base_url)
     token = stranger.csrf_token("/login")
     for _ in range(8):  # more windows than the doubling's cap
-        statuses = [post_login(stranger, token, "alice", WRONG) for _ in range(6)]
+        statuses = [post_login(stranger, token, user, WRONG) for _ in range(6)]
         assert statuses == [200] * 5 + [429]
         # The window ends while the name is locked; the next one doubles.
         query(
-            {"DATABASE_URL": database_url},
+            {"DATABASE_URL": shared.database_url},
             f"UPDATE throttle_counters SET window_end = {time.time() - 1}",
         )
     for _ in range(5):
-        post_login(stranger, token, "alice", WRONG)
+        post_login(stranger, token, user, WRONG)
 
-    locked = stranger.post(
-        "/login", {"username": "alice", "password": PASSWORD, "csrf_token": token}
-    )
+    locked = stranger.post("/login", {"username": user, "password": PASSWORD, "csrf_token": token})
 
     assert locked.status == 429
     assert 8 * 15 * 60 < int(locked.headers["Retry-After"]) <= 16 * 15 * 60

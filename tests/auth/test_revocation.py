@@ -1,8 +1,9 @@
 """How soon a login ended on one server is refused by another that had it cached.
 
-Two real servers (the Procfile's web line, one worker each) on one PostgreSQL, as
-two dynos. Each caches login rows and hears of ended ones through LISTEN/NOTIFY
-(quartapp/auth/login_listener.py). "Immediate" means:
+Two real servers (hypercorn, one worker each) on one PostgreSQL, as two dynos (the
+Procfile's own web line is started in tests/app/test_scaleout.py). Each caches login
+rows and hears of ended ones through LISTEN/NOTIFY (quartapp/auth/login_listener.py).
+"Immediate" means:
 
 - a logout on A is refused by B within 100 ms (p99 over 50 logouts, measured from
   A's answer to the logout to B's first refusal);
@@ -24,7 +25,7 @@ import asyncpg
 import pytest
 
 from quartapp.auth.login_listener import APPLICATION_NAME
-from tests.app.test_scaleout import create_user, log_in, production_env, run
+from tests.app.test_scaleout import log_in, production_env
 from tests.auth.test_round_trips import LOGIN_LOOKUP, ServerLog
 from tests.conftest import TIMING, require_postgres
 from tests.support.pg import PostgresServer
@@ -32,8 +33,7 @@ from tests.support.server import (
     Browser,
     Server,
     free_port,
-    procfile,
-    procfile_web_on_loopback,
+    hypercorn_command,
     running,
 )
 
@@ -70,27 +70,31 @@ class Pair:
 
 @pytest.fixture(scope="module")
 def pair(
-    postgres_server: PostgresServer | None, tmp_path_factory: pytest.TempPathFactory
+    postgres_server: PostgresServer | None,
+    served_postgres_template: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Pair]:
-    """Two production servers of one worker each, on a fresh database."""
+    """Two production servers of one worker each, on a fresh database.
+
+    The database is a clone of the migrated one with alice in it (the conftest's
+    template), not a release step and a ``users create`` of its own: those are
+    tested with two dynos in tests/app/test_scaleout.py.
+    """
     server = require_postgres(postgres_server)
     tmp_path = tmp_path_factory.mktemp("revocation")
     name = server.new_database_name()
-    server.psql(f"CREATE DATABASE {name}")
+    server.psql(f"CREATE DATABASE {name} TEMPLATE {served_postgres_template}")
     # Statements on this database go to the server's log, to see what B reads.
     server.psql(f"ALTER DATABASE {name} SET log_statement = 'all'")
     env = production_env(tmp_path, server.url(name))
     try:
-        run(env, ["bash", "-c", procfile()["release"]])
-        create_user(env)
         with ExitStack() as stack:
             started = []
             for index in range(2):
                 port = free_port()
-                dyno = {**env, "PORT": str(port), "WEB_CONCURRENCY": "1"}
+                command = hypercorn_command(port, "--workers", "1")
                 logs = tmp_path / f"logs-{index}"
-                command = procfile_web_on_loopback()
-                started.append(stack.enter_context(running(command, dyno, port, logs)))
+                started.append(stack.enter_context(running(command, env, port, logs)))
             for each in started:
                 each.wait_healthy()
             pair = Pair(started[0], started[1], server, name)

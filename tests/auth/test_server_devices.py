@@ -4,6 +4,10 @@ The security review's findings 4 and 8 replayed: old device cookies kept their g
 after a password change, anyone could mint them without limit, and their name and
 value revealed the username. Then the way in for an owner locked out on a new browser.
 The audit log (stderr) says how many passwords were verified.
+
+All but one share one server per database (tests/support/shared.py), each as a user
+of its own; the one that counts verifications counts its own user's, once the access
+log holds its own requests (sent with a User-Agent of their own).
 """
 
 from __future__ import annotations
@@ -11,26 +15,40 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import secrets
+from collections.abc import Iterator
 from http.cookiejar import Cookie, CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import pytest
 
-from tests.conftest import PASSWORD, Start
+from tests.conftest import DATABASES, PASSWORD, Start
 from tests.support.server import Browser, Server
+from tests.support.shared import Shared, shared_server
 
 pytestmark = pytest.mark.server
 WRONG = "wrong password, quite long"
 NEW_PASSWORD = "plum tractor seventeen lagoon"
-VERIFIED = re.compile(r'"event": "login_(?:failed|ok)"')
+# An audit line, up to the user it names (its keys are sorted: "event" comes before "user").
+VERIFIED = re.compile(r'"event": "login_(?:failed|ok)".*"user": "[^"]*"')
 CODE = re.compile(r'<code id="device-code">([A-Z0-9-]+)</code>')
 # Cookie mechanics, whatever the database behind them (tests/conftest.py's rule).
 SQLITE_SERVER = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+SQLITE_SHARED = pytest.mark.parametrize("shared", ["sqlite"], indirect=True)
 
 
-def login(browser: Browser, password: str = PASSWORD, username: str = "alice") -> int:
-    form = {"username": username, "password": password}
-    return browser.post("/login", {**form, "csrf_token": browser.csrf_token("/login")}).status
+@pytest.fixture(scope="module", params=DATABASES)
+def shared(request: pytest.FixtureRequest) -> Iterator[Shared]:
+    """One server (two workers) per database for the tests that need no logs of their own."""
+    with shared_server(request, request.param) as started:
+        yield started
+
+
+def login(
+    browser: Browser, password: str = PASSWORD, username: str = "alice", agent: str = ""
+) -> int:
+    form = {"username": username, "password": password, "csrf_token": browser.csrf_token("/login")}
+    return browser.post("/login", form, {"User-Agent": agent} if agent else None).status
 
 
 def logout(browser: Browser) -> None:
@@ -41,33 +59,35 @@ def device_cookies(browser: Browser) -> list[Cookie]:
     return [cookie for cookie in browser.cookies if "device-" in cookie.name]
 
 
-def lock(server: Server) -> None:
+def lock(server: Server, username: str = "alice", agent: str = "") -> None:
     stranger = Browser(server.base_url)
     for _ in range(5):
-        assert login(stranger, WRONG) == 200
-    assert login(stranger, PASSWORD) == 429
+        assert login(stranger, WRONG, username, agent) == 200
+    assert login(stranger, PASSWORD, username, agent) == 429
 
 
-def verifications(server: Server, logins: int) -> int:
-    """Passwords verified, once the access log holds all ``logins`` POSTs to /login sent.
+def verifications(server: Server, user: str, agent: str, logins: int) -> int:
+    """``user``'s passwords verified, once the access log holds all ``logins`` POSTs to
+    /login sent with the User-Agent ``agent``.
 
     A request's audit line is written before its access line, which follows the response.
     """
-    logged = server.access_entries(logins, method="POST", path="/login")
+    logged = server.access_entries(logins, method="POST", path="/login", agent=agent)
     assert len(logged) == logins, f"{len(logged)} of {logins} logins logged"
-    return len(VERIFIED.findall(server.stderr))
+    return sum(f'"user": "{user}"' in line for line in VERIFIED.findall(server.stderr))
 
 
-def test_old_device_cookies_get_no_guesses_after_a_password_change(start: Start) -> None:
-    server = start()
+def test_old_device_cookies_get_no_guesses_after_a_password_change(shared: Shared) -> None:
+    server, user = shared.server, shared.new_user()
+    agent = f"old-devices-{secrets.token_hex(4)}"
     old_devices = []
     for _ in range(4):
         browser = Browser(server.base_url)
-        assert login(browser) == 302
+        assert login(browser, PASSWORD, user, agent) == 302
         logout(browser)
         old_devices.append(browser)
     changer = Browser(server.base_url)
-    assert login(changer) == 302
+    assert login(changer, PASSWORD, user, agent) == 302
     form = {
         "current_password": PASSWORD,
         "new_password": NEW_PASSWORD,
@@ -76,24 +96,25 @@ def test_old_device_cookies_get_no_guesses_after_a_password_change(start: Start)
     }
     assert changer.post("/account/password", form).status == 302
     logout(changer)
-    lock(server)
-    before = verifications(server, logins=11)
+    lock(server, user, agent)
+    before = verifications(server, user, agent, logins=11)
 
-    guesses = [login(browser, WRONG) for browser in old_devices for _ in range(5)]
-    with_the_new_password = [login(browser, NEW_PASSWORD) for browser in old_devices]
+    guesses = [login(browser, WRONG, user, agent) for browser in old_devices for _ in range(5)]
+    with_the_new_password = [login(browser, NEW_PASSWORD, user, agent) for browser in old_devices]
 
     assert set(guesses) == {429}
     assert set(with_the_new_password) == {429}
-    assert verifications(server, logins=35) == before  # not one of the 24 was checked
+    # Not one of the 24 was checked.
+    assert verifications(server, user, agent, logins=35) == before
     # The browser that changed the password was given a fresh device of its own.
-    assert login(changer, NEW_PASSWORD) == 302
+    assert login(changer, NEW_PASSWORD, user) == 302
 
 
-def test_a_login_beyond_the_mint_cap_gets_no_device_cookie(start: Start) -> None:
-    server = start()
+def test_a_login_beyond_the_mint_cap_gets_no_device_cookie(shared: Shared) -> None:
+    server, user = shared.server, shared.new_user()
     browsers = [Browser(server.base_url) for _ in range(7)]
 
-    statuses = [login(browser) for browser in browsers]
+    statuses = [login(browser, username=user) for browser in browsers]
 
     assert statuses == [302] * 7
     assert [len(device_cookies(browser)) for browser in browsers] == [1] * 5 + [0] * 2
@@ -105,18 +126,18 @@ def readable(value: str) -> bytes:
     return base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
 
 
-@SQLITE_SERVER
-def test_the_device_cookie_reveals_no_username(start: Start) -> None:
-    server = start()
+@SQLITE_SHARED
+def test_the_device_cookie_reveals_no_username(shared: Shared) -> None:
+    server, user = shared.server, shared.new_user()
     browser = Browser(server.base_url)
-    assert login(browser) == 302
+    assert login(browser, username=user) == 302
 
     (cookie,) = device_cookies(browser)
 
-    assert "alice" not in cookie.name
-    assert hashlib.sha256(b"alice").hexdigest()[:16] not in cookie.name
-    assert "alice" not in (cookie.value or "")
-    assert b"alice" not in readable(cookie.value or "")
+    assert user not in cookie.name
+    assert hashlib.sha256(user.encode()).hexdigest()[:16] not in cookie.name
+    assert user not in (cookie.value or "")
+    assert user.encode() not in readable(cookie.value or "")
 
 
 class LoopbackPolicy(DefaultCookiePolicy):
@@ -143,11 +164,11 @@ def test_in_production_the_device_cookie_is_a_host_cookie(start: Start) -> None:
     assert not any(part.startswith("domain=") for part in attributes)
 
 
-def test_a_code_from_the_owners_phone_lets_a_new_laptop_in_while_locked(start: Start) -> None:
-    server = start()
+def test_a_code_from_the_owners_phone_lets_a_new_laptop_in_while_locked(shared: Shared) -> None:
+    server, user = shared.server, shared.new_user()
     phone = Browser(server.base_url)
-    assert login(phone) == 302
-    lock(server)
+    assert login(phone, username=user) == 302
+    lock(server, user)
 
     token = phone.csrf_token("/account/sessions")
     shown = phone.post("/account/devices/new", {"csrf_token": token})
@@ -159,8 +180,8 @@ def test_a_code_from_the_owners_phone_lets_a_new_laptop_in_while_locked(start: S
     )
 
     assert entered.status == 302
-    assert login(laptop) == 302
-    assert login(Browser(server.base_url)) == 429
+    assert login(laptop, username=user) == 302
+    assert login(Browser(server.base_url), username=user) == 429
     # The code was used up: a stranger who saw it later gets nothing.
     late = Browser(server.base_url)
     again = late.post(

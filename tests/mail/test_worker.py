@@ -108,7 +108,7 @@ async def test_two_workers_drain_the_outbox_without_a_double_send(
 ) -> None:
     await enqueue(app, MESSAGES)
     # A relay slow enough that one worker cannot drain it all before the other starts.
-    running.sink.delay = 0.1
+    running.sink.delay = 0.05
     env = worker_env(settings, tmp_path)
     with ExitStack() as stack:
         workers = [stack.enter_context(worker(env, tmp_path / f"w{n}.log")) for n in (1, 2)]

@@ -3,7 +3,8 @@
 Each of ``--connections`` threads opens one keep-alive connection, reads the login
 form's CSRF token and session cookie from the page, then loops ``POST /login`` with a
 wrong password until ``--seconds`` have passed, as fast as the server answers. It
-prints one JSON line: the count of each status and the requests per second. With
+prints one JSON line: the count of each status and the requests per second (with
+``--ready``, after a line ``ready`` once every connection has sent its first login). With
 ``--stop-on-eof`` it also stops when its standard input closes, so a test ends the flood
 the moment it has measured what it needs rather than waiting out a margin.
 
@@ -67,6 +68,8 @@ class Flooder(threading.Thread):
         stop: threading.Event,
     ) -> None:
         super().__init__(daemon=True)
+        # Set once this connection has sent its first login (or failed to).
+        self.started = threading.Event()
         self.args = args
         self.until = until
         self.stop = stop
@@ -105,6 +108,7 @@ class Flooder(threading.Thread):
                     **forwarded_for(self.args.forward),
                 }
                 connection.request("POST", "/login", urlencode(form), headers)
+                self.started.set()
                 response = connection.getresponse()
                 response.read()
                 status = response.status
@@ -117,6 +121,7 @@ class Flooder(threading.Thread):
                     connection.close()
                 connection = None
                 time.sleep(0.05)
+            self.started.set()
             with self.lock:
                 self.statuses[status] += 1
         if connection is not None:
@@ -131,6 +136,7 @@ def main() -> None:
     parser.add_argument("--source", default="")
     parser.add_argument("--forward", default="")
     parser.add_argument("--username", default="random", help="a name, or 'random'")
+    parser.add_argument("--ready", action="store_true", help="say when the flood is under way")
     parser.add_argument("--stop-on-eof", action="store_true", help="stop early when stdin closes")
     args = parser.parse_args()
     statuses: Counter[int] = Counter()
@@ -148,6 +154,12 @@ def main() -> None:
     threads = [Flooder(args, until, statuses, lock, stop) for _ in range(args.connections)]
     for thread in threads:
         thread.start()
+    if args.ready:
+        # The flood is under way: every connection is open and has sent a login. A test
+        # times its head start from here, not from a process start that load can slow.
+        for thread in threads:
+            thread.started.wait(max(0.0, until - time.monotonic()))
+        print("ready", flush=True)
     for thread in threads:
         thread.join()
     seconds = time.monotonic() - started

@@ -7,6 +7,7 @@ each, so the two checks of one code are made by two processes.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -38,7 +39,8 @@ def enter_password(server: Server) -> Browser:
 
 
 def test_a_code_accepted_by_one_process_is_refused_by_another(start: Start) -> None:
-    first, second = start(workers=1), start(workers=1)
+    with ThreadPoolExecutor(2) as pool:  # side by side: neither waits for the other's start
+        first, second = pool.map(lambda _: start(workers=1), range(2))
     owner = enter_password(first)
     secret = secret_on(owner.get(SETTINGS).text)
     steady()
