@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -779,10 +779,19 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     ``users create`` in two processes of their own for every test (those are tested in
     test_server.py and test_cli.py).
     """
-    if request.param == "sqlite":
-        template = request.getfixturevalue("served_sqlite_template")
-        shutil.copy(template, tmp_path / "quartapp.db")
-        yield f"sqlite:///{tmp_path / 'quartapp.db'}"
+    with served_database(request, request.param, tmp_path) as url:
+        yield url
+
+
+@contextmanager
+def served_database(
+    request: pytest.FixtureRequest, database: str, directory: Path
+) -> Iterator[str]:
+    """A database at the newest revision holding alice: a copy of the session's template
+    (a SQLite file in ``directory``, or a PostgreSQL database dropped afterwards)."""
+    if database == "sqlite":
+        shutil.copy(request.getfixturevalue("served_sqlite_template"), directory / "quartapp.db")
+        yield f"sqlite:///{directory / 'quartapp.db'}"
         return
     server = require_postgres(request.getfixturevalue("postgres_server"))
     template = request.getfixturevalue("served_postgres_template")

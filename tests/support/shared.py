@@ -10,17 +10,13 @@ user (``new_user``) with alice's password.
 from __future__ import annotations
 
 import secrets
-import shutil
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import cast
 
 import pytest
 
-from tests.conftest import query, require_postgres
-from tests.support.pg import PostgresServer
+from tests.conftest import query, served_database
 from tests.support.server import Server, free_port, hypercorn_command, running, server_env
 
 
@@ -40,27 +36,6 @@ class Shared:
             f"SELECT '{name}', password_hash, created_at FROM users WHERE username = 'alice'",
         )
         return name
-
-
-@contextmanager
-def served_database(
-    request: pytest.FixtureRequest, database: str, directory: Path
-) -> Iterator[str]:
-    """A database at the newest revision holding alice: a copy of the session's template."""
-    if database == "sqlite":
-        copied = cast(Path, request.getfixturevalue("served_sqlite_template"))
-        shutil.copy(copied, directory / "quartapp.db")
-        yield f"sqlite:///{directory / 'quartapp.db'}"
-        return
-    postgres = cast(PostgresServer | None, request.getfixturevalue("postgres_server"))
-    server = require_postgres(postgres)
-    template = cast(str, request.getfixturevalue("served_postgres_template"))
-    name = server.new_database_name()
-    server.psql(f"CREATE DATABASE {name} TEMPLATE {template}")
-    try:
-        yield server.url(name)
-    finally:
-        server.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @contextmanager
