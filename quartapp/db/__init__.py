@@ -35,6 +35,7 @@ from sqlalchemy.pool import NullPool
 
 from .. import settings
 from ..settings import Settings
+from . import onetrip
 from .models import (
     ADDRESS_COLUMN,
     USER_AGENT_COLUMN,
@@ -159,6 +160,7 @@ def open_store(config: Settings) -> Store:
         )
     engine = create_async_engine(url, **options)
     if url.get_backend_name() == "sqlite":
+        onetrip.use_one_trip(engine)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return Store(engine)
     event.listen(engine.sync_engine.pool, "checkout", _refuse_closed)
