@@ -64,6 +64,7 @@ from tests.support.pg import (
     find_bin_dir,
     find_pgbouncer,
     make_server,
+    running_server,
 )
 from tests.support.server import (
     Launcher,
@@ -358,19 +359,21 @@ def pgbouncer(postgres_server: PostgresServer | None) -> Iterator[PgBouncer]:
         bouncer.stop()
 
 
-@pytest.fixture
-def own_postgres(postgres_server: PostgresServer | None) -> Iterator[PostgresServer]:
-    """A PostgreSQL of this test's own, so stopping it leaves the others alone."""
+@contextmanager
+def postgres_of_its_own(postgres_server: PostgresServer | None) -> Iterator[PostgresServer]:
+    """A PostgreSQL besides the session's, so stopping it leaves the others alone."""
     require_postgres(postgres_server)
     bin_dir = find_bin_dir()
     assert bin_dir is not None
-    server = make_server(bin_dir)
-    server.start()
-    try:
+    with running_server(bin_dir) as server:
         yield server
-    finally:
-        server.stop("immediate")
-        shutil.rmtree(server.root.parent, ignore_errors=True)
+
+
+@pytest.fixture
+def own_postgres(postgres_server: PostgresServer | None) -> Iterator[PostgresServer]:
+    """A PostgreSQL of this test's own, so stopping it leaves the others alone."""
+    with postgres_of_its_own(postgres_server) as server:
+        yield server
 
 
 @pytest.fixture

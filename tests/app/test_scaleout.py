@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PASSWORD, require_postgres
-from tests.support.pg import PostgresServer, find_bin_dir, make_server
+from tests.conftest import PASSWORD, postgres_of_its_own
+from tests.support.pg import PostgresServer
 from tests.support.server import (
     ROOT,
     Browser,
@@ -93,16 +93,8 @@ def sqlite_dynos(
 @pytest.fixture(scope="module")
 def cluster(postgres_server: PostgresServer | None) -> Iterator[PostgresServer]:
     """A PostgreSQL of this module's own: the outage test stops it, leaving others alone."""
-    require_postgres(postgres_server)
-    bin_dir = find_bin_dir()
-    assert bin_dir is not None
-    server = make_server(bin_dir)
-    server.start()
-    try:
+    with postgres_of_its_own(postgres_server) as server:
         yield server
-    finally:
-        server.stop("immediate")
-        shutil.rmtree(server.root.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

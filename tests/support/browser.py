@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.support.pg import INSTALL_HINT, PostgresServer, find_bin_dir, make_server
+from tests.support.pg import INSTALL_HINT, PostgresServer, find_bin_dir, running_server
 from tests.support.server import (
     ROOT,
     Server,
@@ -378,16 +378,11 @@ def stoppable_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pos
     bin_dir = find_bin_dir()
     if bin_dir is None:
         pytest.skip(INSTALL_HINT)
-    server = make_server(bin_dir)
-    server.start()
-    try:
+    with running_server(bin_dir) as server:
         directory = tmp_path_factory.mktemp("stoppable-postgres")
         _migrate(server.url(), directory)
         _add_alice(server.url(), directory)
         yield server
-    finally:
-        server.stop("immediate")
-        shutil.rmtree(server.root.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

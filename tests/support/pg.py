@@ -143,6 +143,18 @@ def make_server(bin_dir: Path) -> PostgresServer:
     return PostgresServer(bin_dir, root / "cluster")
 
 
+@contextlib.contextmanager
+def running_server(bin_dir: Path) -> Iterator[PostgresServer]:
+    """A started server of its own, stopped and its folder removed afterwards."""
+    server = make_server(bin_dir)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop("immediate")
+        shutil.rmtree(server.root.parent, ignore_errors=True)
+
+
 PGBOUNCER_HINT = "PgBouncer is not installed: apt-get install pgbouncer"
 
 
