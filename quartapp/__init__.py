@@ -6,9 +6,9 @@ serves) is :class:`quartapp.asgi.LazyApp`, which calls ``create_app`` on first u
 So ``python -m quartapp.keys`` runs on a bare Python.
 
 A request goes: hypercorn -> ``asgi.LazyApp`` -> (ProxyFixMiddleware, when configured)
--> ``web.security.HostGuard`` -> ``web.logs.AccessLog`` (one JSON line per request, when
+-> ``web.hosts.HostGuard`` -> ``web.logs.AccessLog`` (one JSON line per request, when
 ``ACCESS_LOG`` is on) -> Quart, whose ``before_request`` hooks run in the order they
-were added: ``web.security.check_host`` (refuses an untrusted Host),
+were added: ``web.hosts.check_host`` (refuses an untrusted Host),
 ``web.security.require_https`` (in production behind a trusted proxy: plain HTTP gets a
 308 to HTTPS), ``web.security.refuse_unnamed_fields``, CSRFProtect's ``csrf_protect``
 (``web.csrf.SameOriginCSRFProtect``: where a POST came from, then its token),

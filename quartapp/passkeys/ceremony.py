@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from webauthn.helpers.structs import AuthenticationCredential, RegistrationCredential
 
-from ..web.security import HOST
+from ..web.hosts import HOST
 from .models import CREDENTIAL_ID_COLUMN
 from .settings import PasskeySettings
 

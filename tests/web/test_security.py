@@ -18,7 +18,7 @@ from quart import Quart
 
 import quartapp
 from quartapp import create_app
-from quartapp.web.security import KNOWN_HOSTS, HostGuard, RefusedHosts, host_is_trusted
+from quartapp.web.hosts import KNOWN_HOSTS, HostGuard, RefusedHosts, host_is_trusted
 from tests.conftest import AuthActions, body, csrf_token, make_settings
 from tests.support.server import (
     Server,
