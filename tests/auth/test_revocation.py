@@ -214,13 +214,20 @@ def test_a_login_ended_while_the_listener_is_down_is_refused_at_once(pair: Pair)
     assert not old & {pid for pid, _ in pair.listeners()}
 
 
-def test_a_login_ended_once_the_listener_is_back_is_refused_at_once(pair: Pair) -> None:
+def test_a_login_ended_once_the_listener_is_back_is_heard(pair: Pair) -> None:
     pair.wait_listening()
     first = Browser(pair.a.base_url)
     assert log_in(first) == 302
     holder = holder_of(first, pair.b)
     assert holder.get("/hello").status == 200
+    assert holder.get("/hello").status == 200  # from B's cache, which would keep it
 
     pair.postgres.psql("DELETE FROM logins", pair.database)
+    ended = time.perf_counter()
 
-    assert holder.get("/hello").status == 302
+    # The news travels as a notification, a moment after psql's commit (the bound is the
+    # test above's): on a busy machine B's next request can come first. What this test
+    # is about is that the new listener hears it at all; unheard, B would answer from
+    # its cache for as long as the login's own limits allow.
+    while holder.get("/hello").status == 200:
+        assert time.perf_counter() - ended < 2, "B's new listener never heard the login end"
