@@ -21,7 +21,7 @@ from quart import Quart
 # request's p50 still shows.
 INTERVAL = 0.05
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-# Registered by the metrics package on its own registry (quartapp/metrics/__init__.py).
+# Registered by the metrics package on its own registry (quartapp/metrics/definitions.py).
 LOOP_LAG = Histogram(
     "quartapp_event_loop_lag_seconds",
     "How much later than due this worker's event loop woke a timer: what every request "
