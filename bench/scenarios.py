@@ -201,6 +201,9 @@ class Bench:
             try:
                 if pg_apps:
                     self.pg = stack.enter_context(pg.cluster(pg_apps, logs))
+                    # The servers stop before the cluster does (the stack unwinds last
+                    # in, first out; stopping one already stopped does nothing).
+                    stack.callback(lambda: servers.stop_all(self.servers.values()))
                     for app in pg_apps:
                         started[app] = pool.submit(self.start, app, tmp, logs)
             finally:
