@@ -142,10 +142,11 @@ def measure(requests: int, folder: Path, settle: float = SETTLE_SECONDS) -> dict
     )
     if release.returncode != 0:
         raise servers.BenchError(f"the release line failed:\n{release.stderr.strip()}")
-    password = servers.create_user({**env, "QUARTAPP_ENV": "production"}, servers.BENCH_USER)
     web = procfile_line("web").replace("--bind 0.0.0.0:$PORT", "--bind 127.0.0.1:{port}")
     server = servers.start("web", ["bash", "-c", web], env, folder)
     try:
+        # Made while the web line starts: both need only the release's schema.
+        password = servers.create_user({**env, "QUARTAPP_ENV": "production"}, servers.BENCH_USER)
         server.wait_ready("/healthz")
         deadline = time.monotonic() + servers.START_TIMEOUT
         while (

@@ -167,7 +167,10 @@ def start(app: str, pg: Cluster, folder: Path, logs: Path) -> tuple[Server, tupl
 
 
 def start_quartapp(pg: Cluster, folder: Path, logs: Path) -> tuple[Server, tuple[str, str]]:
-    """The Procfile's release line, a user made with the CLI, then its web line.
+    """The Procfile's release line, then its web line and a user made with the CLI.
+
+    The web line starts as the CLI makes the user: both need only the release's schema,
+    and each is a Python process starting, so neither waits for the other.
 
     The pool's settings pass through from the bench's own environment, to measure
     other sizes: ``QUARTAPP_DATABASE_POOL_SIZE=8 make bench BENCH_ARGS="--scenarios pg"``.
@@ -182,12 +185,16 @@ def start_quartapp(pg: Cluster, folder: Path, logs: Path) -> tuple[Server, tuple
     )
     lines = procfile()
     run(["bash", "-c", lines["release"]], env, "the Procfile's release line")
-    password = servers.create_user(env, servers.BENCH_USER)
     # The dyno's $PORT is the free port servers.start picks; loopback, not 0.0.0.0.
     web = lines["web"].replace("--bind 0.0.0.0:", "--bind 127.0.0.1:").replace("$PORT", "{port}")
     if "--bind 127.0.0.1:{port}" not in web:
         raise BenchError(f"the Procfile's web line has no --bind 0.0.0.0:$PORT to move: {web}")
     server = servers.start(QUARTAPP_PG, ["bash", "-c", web], env, logs)
+    try:
+        password = servers.create_user(env, servers.BENCH_USER)
+    except BaseException:
+        servers.stop_all([server])
+        raise
     return server, (servers.BENCH_USER, password)
 
 

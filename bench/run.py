@@ -49,8 +49,8 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="a smoke run: 1 round of 1 s, 10 connections; /hello on quartapp and the "
-        "Flask tutorial unless --scenarios says otherwise",
+        help="a smoke run: 1 round of 1 s, 10 connections, the apps of a step measured at "
+        "once; /hello on quartapp and the Flask tutorial unless --scenarios says otherwise",
     )
     args = parser.parse_args(argv)
     chosen = args.scenarios or ("hello" if args.quick else ",".join(ALL_SCENARIOS))
@@ -62,7 +62,8 @@ def parse_args(argv: list[str] | None) -> Settings:
         # Flask-Login is the many-users scenario's anchor: started only when it runs.
         many_apps = {FLASK_LOGIN} if "many" in scenarios else set()
         apps = frozenset({QUARTAPP, TUTORIAL, *many_apps, *pg.APPS})
-        return Settings(1, wrk.Load(1, 10, 1), scenarios, apps, args.output, 1, args.users)
+        load = wrk.Load(1, 10, 1)
+        return Settings(1, load, scenarios, apps, args.output, 1, args.users, together=True)
     if args.rounds < 2:
         parser.error("--rounds must be at least 2 (a median of one is no median); see --quick")
     if (args.duration is not None and args.duration < 1) or args.threads < 1:

@@ -12,7 +12,8 @@ import sys
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,10 @@ class Settings:
     # The many-users scenario's wrk runs: as long as load.seconds, or longer.
     many_seconds: int = many.SECONDS
     many_users: int = many.USERS
+    # A smoke run (--quick): the apps of a step are measured at once, and the many users
+    # sign in to every app at once. Its figures are checked for being there, not read;
+    # a real run measures one app at a time, so that none competes with another.
+    together: bool = False
 
 
 class Bench:
@@ -164,13 +169,8 @@ class Bench:
         logs.mkdir()
         with ExitStack() as stack:
             try:
-                apps = self.apps_needed()
-                pg_apps = [app for app in apps if app in pg.APPS]
-                if pg_apps:
-                    self.pg = stack.enter_context(pg.cluster(pg_apps, logs))
                 stack.callback(lambda: servers.stop_all(self.servers.values()))
-                for app in apps:
-                    self.servers[app] = self.start(app, tmp, logs)
+                self.start_all(stack, tmp, logs)
                 for app, server in self.servers.items():
                     server.wait_ready("/healthz" if app.startswith(QUARTAPP) else "/")
                 for app in self.credentials:
@@ -186,6 +186,39 @@ class Bench:
                     if server.process.poll() is not None:
                         print(f"{server.name} log:\n{server.log_tail()}", file=sys.stderr)
                 raise
+
+    def start_all(self, stack: ExitStack, tmp: Path, logs: Path) -> None:
+        """Start every app, each in a thread: mostly Python processes starting (the
+        CLI's ``users create``, the release line), which wait on nothing of each other's.
+        The PostgreSQL apps start once the cluster is up, the others meanwhile."""
+        apps = self.apps_needed()
+        pg_apps = [app for app in apps if app in pg.APPS]
+        started: dict[str, Future[Server]] = {}
+        with ThreadPoolExecutor(max(1, len(apps))) as pool:
+            for app in apps:
+                if app not in pg_apps:
+                    started[app] = pool.submit(self.start, app, tmp, logs)
+            try:
+                if pg_apps:
+                    self.pg = stack.enter_context(pg.cluster(pg_apps, logs))
+                    # The servers stop before the cluster does (the stack unwinds last
+                    # in, first out; stopping one already stopped does nothing).
+                    stack.callback(lambda: servers.stop_all(self.servers.values()))
+                    for app in pg_apps:
+                        started[app] = pool.submit(self.start, app, tmp, logs)
+            finally:
+                # Every server that started is stopped with the others, even when
+                # another did not start.
+                errors = []
+                for app in apps:
+                    if app not in started:
+                        continue
+                    try:
+                        self.servers[app] = started[app].result()
+                    except BaseException as error:
+                        errors.append(error)
+                if errors:
+                    raise errors[0]
 
     def start(self, app: str, tmp: Path, logs: Path) -> Server:
         bind = ["--bind", "127.0.0.1:{port}"]
@@ -262,11 +295,29 @@ class Bench:
         headers = {"Cookie": servers.cookie_header(cookies)} if cookies else {}
         return wrk.run(self.servers[app].url + path, self.settings.load, headers)
 
+    def measure_apps(
+        self, scenario: str, apps: list[str], run: Callable[[str], Callable[[], wrk.Result]]
+    ) -> None:
+        """Record ``run(app)()`` for each app: one after another, or at once in a smoke
+        run. ``run(app)`` does what comes before the measure (a login), in turn."""
+        if not self.settings.together:
+            for app in apps:
+                self.record(scenario, app, run(app)())
+            return
+        measures = [(app, run(app)) for app in apps]
+        with ThreadPoolExecutor(max(1, len(measures))) as pool:
+            results = [(app, pool.submit(measure)) for app, measure in measures]
+            for app, result in results:
+                self.record(scenario, app, result.result())
+
     def round_get(self, scenario: str) -> None:
         path, apps, logged_in = SCENARIOS[scenario]
-        for app in filter(self.wanted, apps):
+
+        def run(app: str) -> Callable[[], wrk.Result]:
             cookies = self.log_in(app) if logged_in else None
-            self.record(scenario, app, self.get(app, path, cookies))
+            return lambda: self.get(app, path, cookies)
+
+        self.measure_apps(scenario, list(filter(self.wanted, apps)), run)
 
     def round_hello(self) -> None:
         self.round_get("hello")
@@ -284,11 +335,14 @@ class Bench:
     def round_pg(self) -> None:
         """Logged-in /hello on each PostgreSQL app, at each delay of the proxy."""
         assert self.pg is not None
+
+        def run(app: str) -> Callable[[], wrk.Result]:
+            cookies = self.log_in(app)
+            return lambda: self.get(app, "/hello", cookies)
+
         for delay in pg.DELAYS_MS:
             self.pg.proxy.set_delay(delay)
-            for app in pg.APPS:
-                cookies = self.log_in(app)
-                self.record(pg.scenario(delay), app, self.get(app, "/hello", cookies))
+            self.measure_apps(pg.scenario(delay), list(pg.APPS), run)
         self.pg.proxy.set_delay(0)
 
     def login_form(self) -> tuple[str, dict[str, str]]:
@@ -367,7 +421,8 @@ class Bench:
         """Add the many users to each app of the scenario and sign them all in."""
         names = many.usernames(self.settings.many_users)
         apps = [app for app in (QUARTAPP, FLASK_LOGIN, *pg.APPS) if app in self.servers]
-        for app in apps:
+
+        def sign_in(app: str) -> None:
             source, password = self.credentials[app]
             if app in pg.APPS:
                 assert self.pg is not None
@@ -382,24 +437,30 @@ class Bench:
             self.many_sign_in[app] = took
             print(f"many: {len(names)} users signed in to {app} in {took:.0f} s", flush=True)
 
+        if not self.settings.together:
+            for app in apps:
+                sign_in(app)
+            return
+        with ThreadPoolExecutor(max(1, len(apps))) as pool:
+            for done in [pool.submit(sign_in, app) for app in apps]:
+                done.result()
+
     def round_many(self) -> None:
         """Logged-in /hello, each request as the next of the many users."""
         load = self.settings.load
         load = wrk.Load(load.threads, load.connections, self.settings.many_seconds)
 
-        def run(app: str) -> wrk.Result:
+        def run(app: str) -> Callable[[], wrk.Result]:
             url = self.servers[app].url + "/hello"
-            return wrk.run(url, load, cookies=self.many_cookies[app])
+            return lambda: wrk.run(url, load, cookies=self.many_cookies[app])
 
-        for app in (QUARTAPP, FLASK_LOGIN):
-            if app in self.many_cookies:
-                self.record(many.scenario(None), app, run(app))
+        local = [app for app in (QUARTAPP, FLASK_LOGIN) if app in self.many_cookies]
+        self.measure_apps(many.scenario(None), local, run)
         if self.pg is None or MANY_PG in self.skipped:
             return
         for delay in pg.DELAYS_MS:
             self.pg.proxy.set_delay(delay)
-            for app in pg.APPS:
-                self.record(many.scenario(delay), app, run(app))
+            self.measure_apps(many.scenario(delay), list(pg.APPS), run)
         self.pg.proxy.set_delay(0)
 
     def round_workers(self) -> None:

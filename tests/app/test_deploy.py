@@ -176,27 +176,41 @@ class Router:
 
 
 class Web:
-    """The Procfile's web line, restarted whenever the settings change."""
+    """The Procfile's web line, restarted whenever the settings change.
+
+    A restart does not wait for the new server: ``ready`` does, when a request needs it.
+    So the web line started after the release step boots while the next block (the
+    first ``users create``) runs, as a PaaS's dyno boots while an operator runs a one-off.
+    """
 
     def __init__(self, launch: Launcher) -> None:
         self.launch = launch
         self.server: Server | None = None
         self.settings: dict[str, str] = {}
+        self.healthy = False
 
     @property
     def starts(self) -> int:
         return self.launch.starts
 
-    def serve(self, settings: dict[str, str]) -> Server:
+    def serve(self, settings: dict[str, str]) -> None:
+        """Start the web line on ``settings``, unless it runs on them already."""
         if self.server is not None and settings == self.settings:
-            return self.server
+            return
         if self.server is not None:
             self.server.stop()
         env = server_env(self.launch.directory / "instance")
         env.update(settings)
         self.server = self.launch.web(env, wait=False)
-        wait_healthy(self.server)
+        self.healthy = False
         self.settings = dict(settings)
+
+    def ready(self) -> Server:
+        """The running web line, once it answers ``/healthz``."""
+        assert self.server is not None
+        if not self.healthy:
+            wait_healthy(self.server)
+            self.healthy = True
         return self.server
 
 
@@ -282,7 +296,7 @@ def test_the_deploy_section_works_as_printed(database: str, web: Web, tmp_path: 
         if added_hosts and web.server is not None:
             # Before the domain is added: a 400, and one line that names it.
             other = Router(added_hosts[0])
-            status, _, _ = other.request(web.server, "GET", "/")
+            status, _, _ = other.request(web.ready(), "GET", "/")
             assert status == 400
             assert f"refused a request for host '{added_hosts[0]}'" in web.server.stderr
 
@@ -309,16 +323,16 @@ def test_the_deploy_section_works_as_printed(database: str, web: Web, tmp_path: 
             assert not (tmp_path / "instance" / "secrets.toml").exists()
 
         if "db upgrade" in block or web.server is not None:
-            server = web.serve(settings)
+            web.serve(settings)
             if username is not None and not router.cookies:
-                router.sign_in(server, username)
+                router.sign_in(web.ready(), username)
                 assert "__Host-session" in router.cookies  # production: a Secure cookie
             if router.cookies:
-                status, page = router.hello(server)
+                status, page = router.hello(web.ready())
                 assert status == 200, page
                 assert f"Hello, {username}!" in page
             for host in added_hosts:
-                status, _, _ = Router(host).request(server, "GET", "/")
+                status, _, _ = Router(host).request(web.ready(), "GET", "/")
                 assert status == 200
 
     assert username is not None, "no block created a user"

@@ -72,10 +72,11 @@ class Deploy:
         self.instances: list[Server] = []
 
     def start(self, env: Mapping[str, str]) -> list[Server]:
-        for server in self.instances:
+        # Both start at once, as a platform restarts its dynos, then both must serve;
+        # the old ones stop while the new ones boot (each on a port of its own).
+        old, self.instances = self.instances, [self.launch.web(env, wait=False) for _ in range(2)]
+        for server in old:
             server.stop()
-        # Both start at once, as a platform restarts its dynos, then both must serve.
-        self.instances = [self.launch.web(env, wait=False) for _ in range(2)]
         for server in self.instances:
             server.wait_healthy()
         return self.instances
