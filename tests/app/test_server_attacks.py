@@ -46,7 +46,7 @@ def proxied(request: pytest.FixtureRequest) -> Iterator[Server]:
     the tests of IPv6 address keys (each in a /48 of its own, so their counts never meet).
     """
     settings = {**PLAIN_HTTP_PROXY, "QUARTAPP_LOGIN_FAILURES_PER_ADDRESS": "5"}
-    with shared_server(request, "sqlite", **settings) as started:
+    with shared_server(request, "sqlite", workers=2, **settings) as started:
         yield started.server
 
 
