@@ -5,9 +5,10 @@ after a password change, anyone could mint them without limit, and their name an
 value revealed the username. Then the way in for an owner locked out on a new browser.
 The audit log (stderr) says how many passwords were verified.
 
-All but one share one server per database (tests/support/shared.py), each as a user
-of its own; the one that counts verifications counts its own user's, once the access
-log holds its own requests (sent with a User-Agent of their own).
+They share one server per database (tests/support/shared.py), with Secure cookies as in
+production (the test's browsers send them over plain HTTP, as TLS in front would let
+them), each as a user of its own; the one that counts verifications counts its own
+user's, once the access log holds its own requests (sent with a User-Agent of their own).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import DATABASES, PASSWORD, Start
+from tests.conftest import DATABASES, PASSWORD
 from tests.support.server import Browser, Server
 from tests.support.shared import Shared, shared_server
 
@@ -33,15 +34,26 @@ NEW_PASSWORD = "plum tractor seventeen lagoon"
 VERIFIED = re.compile(r'"event": "login_(?:failed|ok)".*"user": "[^"]*"')
 CODE = re.compile(r'<code id="device-code">([A-Z0-9-]+)</code>')
 # Cookie mechanics, whatever the database behind them (tests/conftest.py's rule).
-SQLITE_SERVER = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 SQLITE_SHARED = pytest.mark.parametrize("shared", ["sqlite"], indirect=True)
 
 
 @pytest.fixture(scope="module", params=DATABASES)
 def shared(request: pytest.FixtureRequest) -> Iterator[Shared]:
-    """One server (two workers) per database for the tests that need no logs of their own."""
-    with shared_server(request, request.param) as started:
+    """One server (two workers) per database, with Secure cookies as in production."""
+    with shared_server(request, request.param, QUARTAPP_SESSION_COOKIE_SECURE="true") as started:
         yield started
+
+
+class LoopbackPolicy(DefaultCookiePolicy):
+    """Send Secure cookies over the test's plain HTTP, as TLS in front would let them."""
+
+    def return_ok_secure(self, cookie: Cookie, request: Any) -> bool:
+        return True
+
+
+def new_browser(server: Server) -> Browser:
+    """A browser of its own, which sends the servers' Secure cookies over plain HTTP."""
+    return Browser(server.base_url, CookieJar(LoopbackPolicy()))
 
 
 def login(
@@ -60,7 +72,7 @@ def device_cookies(browser: Browser) -> list[Cookie]:
 
 
 def lock(server: Server, username: str = "alice", agent: str = "") -> None:
-    stranger = Browser(server.base_url)
+    stranger = new_browser(server)
     for _ in range(5):
         assert login(stranger, WRONG, username, agent) == 200
     assert login(stranger, PASSWORD, username, agent) == 429
@@ -82,11 +94,11 @@ def test_old_device_cookies_get_no_guesses_after_a_password_change(shared: Share
     agent = f"old-devices-{secrets.token_hex(4)}"
     old_devices = []
     for _ in range(4):
-        browser = Browser(server.base_url)
+        browser = new_browser(server)
         assert login(browser, PASSWORD, user, agent) == 302
         logout(browser)
         old_devices.append(browser)
-    changer = Browser(server.base_url)
+    changer = new_browser(server)
     assert login(changer, PASSWORD, user, agent) == 302
     form = {
         "current_password": PASSWORD,
@@ -112,7 +124,7 @@ def test_old_device_cookies_get_no_guesses_after_a_password_change(shared: Share
 
 def test_a_login_beyond_the_mint_cap_gets_no_device_cookie(shared: Shared) -> None:
     server, user = shared.server, shared.new_user()
-    browsers = [Browser(server.base_url) for _ in range(7)]
+    browsers = [new_browser(server) for _ in range(7)]
 
     statuses = [login(browser, username=user) for browser in browsers]
 
@@ -129,7 +141,7 @@ def readable(value: str) -> bytes:
 @SQLITE_SHARED
 def test_the_device_cookie_reveals_no_username(shared: Shared) -> None:
     server, user = shared.server, shared.new_user()
-    browser = Browser(server.base_url)
+    browser = new_browser(server)
     assert login(browser, username=user) == 302
 
     (cookie,) = device_cookies(browser)
@@ -140,18 +152,11 @@ def test_the_device_cookie_reveals_no_username(shared: Shared) -> None:
     assert user.encode() not in readable(cookie.value or "")
 
 
-class LoopbackPolicy(DefaultCookiePolicy):
-    """Send Secure cookies over the test's plain HTTP, as TLS in front would let them."""
-
-    def return_ok_secure(self, cookie: Cookie, request: Any) -> bool:
-        return True
-
-
-@SQLITE_SERVER
-def test_in_production_the_device_cookie_is_a_host_cookie(start: Start) -> None:
-    server = start(QUARTAPP_SESSION_COOKIE_SECURE="true")
-    browser = Browser(server.base_url, CookieJar(LoopbackPolicy()))
-    form = {"username": "alice", "password": PASSWORD}
+@SQLITE_SHARED
+def test_in_production_the_device_cookie_is_a_host_cookie(shared: Shared) -> None:
+    server, user = shared.server, shared.new_user()
+    browser = new_browser(server)
+    form = {"username": user, "password": PASSWORD}
 
     response = browser.post("/login", {**form, "csrf_token": browser.csrf_token("/login")})
 
@@ -166,7 +171,7 @@ def test_in_production_the_device_cookie_is_a_host_cookie(start: Start) -> None:
 
 def test_a_code_from_the_owners_phone_lets_a_new_laptop_in_while_locked(shared: Shared) -> None:
     server, user = shared.server, shared.new_user()
-    phone = Browser(server.base_url)
+    phone = new_browser(server)
     assert login(phone, username=user) == 302
     lock(server, user)
 
@@ -174,16 +179,16 @@ def test_a_code_from_the_owners_phone_lets_a_new_laptop_in_while_locked(shared: 
     shown = phone.post("/account/devices/new", {"csrf_token": token})
     code = CODE.search(shown.text)
     assert code, shown.text
-    laptop = Browser(server.base_url)
+    laptop = new_browser(server)
     entered = laptop.post(
         "/login/device", {"code": code.group(1), "csrf_token": laptop.csrf_token("/login/device")}
     )
 
     assert entered.status == 302
     assert login(laptop, username=user) == 302
-    assert login(Browser(server.base_url), username=user) == 429
+    assert login(new_browser(server), username=user) == 429
     # The code was used up: a stranger who saw it later gets nothing.
-    late = Browser(server.base_url)
+    late = new_browser(server)
     again = late.post(
         "/login/device", {"code": code.group(1), "csrf_token": late.csrf_token("/login/device")}
     )
