@@ -22,9 +22,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from quartapp import create_app
 from quartapp.bootstrap import INITIAL_ADMIN_FILE
 from quartapp.db import schema
-from tests.conftest import query
+from tests.conftest import make_settings, query
 from tests.support.server import (
     ROOT,
     START_TIMEOUT,
@@ -70,9 +71,10 @@ def browser(dev_server: Server) -> Browser:
     return Browser(dev_server.base_url)
 
 
-def log_in(browser: Browser, password: str) -> None:
+def log_in(browser: Browser, password: str, username: str = "admin") -> None:
     token = browser.csrf_token("/login")
-    page = browser.post("/login", {"username": "admin", "password": password, "csrf_token": token})
+    form = {"username": username, "password": password, "csrf_token": token}
+    page = browser.post("/login", form)
     assert (page.status, page.location) == (302, "/hello"), page.text
 
 
@@ -141,15 +143,25 @@ def test_login_gives_the_session_a_new_csrf_token(browser: Browser, admin_passwo
     assert_only_the_new_csrf_token_passes(browser, before)
 
 
+def new_account(server: Server) -> str:
+    """A new account on ``server``'s database with the admin's password hash; its name.
+
+    The shared server's admin keeps its password when a test changes this one's.
+    """
+    name = f"user{secrets.token_hex(4)}"
+    query(
+        dict(server.env),
+        "INSERT INTO users (username, password_hash, created_at) "
+        f"SELECT '{name}', password_hash, created_at FROM users WHERE username = 'admin'",
+    )
+    return name
+
+
 def test_password_change_gives_the_session_a_new_csrf_token(
-    launch: Launcher, tmp_path: Path
+    browser: Browser, dev_server: Server, admin_password: str
 ) -> None:
-    # A server of its own: the shared one's admin keeps its password.
-    env = development_env(tmp_path)
-    server = launch.hypercorn(env)
-    password = (Path(env["QUARTAPP_INSTANCE_PATH"]) / INITIAL_ADMIN_FILE).read_text().strip()
-    browser = Browser(server.base_url)
-    log_in(browser, password)
+    password = admin_password
+    log_in(browser, password, new_account(dev_server))
     before = browser.csrf_token("/account/password")
     new = "a brand new passphrase, also long"
     form = {
@@ -321,18 +333,23 @@ def test_server_refuses_a_secrets_file_others_can_write_in_one_line(
     ids=["derived", "configured"],
 )
 def test_production_session_cookie_is_host_only_and_secure(
+    request: pytest.FixtureRequest,
     launch: Launcher,
     upgraded: Callable[[Path], None],
     tmp_path: Path,
     settings: dict[str, str],
     name: str,
 ) -> None:
-    env = production_env(tmp_path, SECRET_KEY=secrets.token_urlsafe(32), **settings)
-    upgraded(tmp_path)  # as after the release step: production refuses an older schema
-    server = launch.hypercorn(env)
+    if settings:
+        env = production_env(tmp_path, SECRET_KEY=secrets.token_urlsafe(32), **settings)
+        upgraded(tmp_path)  # as after the release step: production refuses an older schema
+        server = launch.hypercorn(env)
+    else:
+        # No cookie setting: the module's production web line is such a server.
+        server = request.getfixturevalue("production_web")
 
-    request = raw_request("GET", "/login", "127.0.0.1", [("Connection", "close")])
-    (response,) = exchange(server.port, request).responses
+    raw = raw_request("GET", "/login", "127.0.0.1", [("Connection", "close")])
+    (response,) = exchange(server.port, raw).responses
 
     assert response.status == 200
     (cookie,) = response.headers.get_all("Set-Cookie") or []
@@ -349,20 +366,35 @@ def test_procfile_web_binds_every_interface_on_the_platform_port() -> None:
     assert "--workers ${WEB_CONCURRENCY:-2}" in web
 
 
-def test_procfile_web_command_serves_healthz_and_logs_access_to_stdout(
-    launch: Launcher, upgraded: Callable[[Path], None], tmp_path: Path
-) -> None:
-    # Same command, but listening on loopback only: tests never open other interfaces.
+@pytest.fixture(scope="module")
+def production_web(
+    tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
+) -> Iterator[Server]:
+    """The Procfile's web line (one worker) as after the release line, for the tests that
+    only read from it: the command as written, but listening on loopback only (tests
+    never open other interfaces)."""
+    directory = tmp_path_factory.mktemp("production-web")
+    # A copy of the migrated template, as the release line leaves the database:
+    # production refuses an older schema.
+    shutil.copyfile(sqlite_template, directory / "quartapp.db")
     env = server_env(
-        tmp_path / "instance",
+        directory / "instance",
         QUARTAPP_TRUSTED_HOSTS=LOCAL_HOSTS,
         SECRET_KEY=secrets.token_urlsafe(32),
-        DATABASE_URL=database_url(tmp_path),
+        DATABASE_URL=database_url(directory),
     )
-    upgraded(tmp_path)  # as after the release line: production refuses an older schema
-    server = launch.web(env, wait=False)
+    with Launcher(directory) as launch:
+        server = launch.web(env, wait=False)
+        server.wait_healthy()
+        yield server
 
-    server.wait_healthy()
+
+def test_procfile_web_command_serves_healthz_and_logs_access_to_stdout(
+    production_web: Server,
+) -> None:
+    server = production_web
+
+    assert server.healthz_status() == 200
 
     # One JSON line per request, written by the app (hypercorn's own access log is off).
     assert server.access_entries(method="GET", path="/healthz", status=200)
@@ -378,7 +410,7 @@ def test_procfile_web_line_refuses_a_schema_behind_the_code_then_serves_after_re
         DATABASE_URL=database_url(tmp_path),
     )
     # A database the release step has not reached: an older revision.
-    quart(env, "db", "upgrade", "0006")
+    quart_in_process(env, "db", "upgrade", "0006")
     server = launch.web(env, workers=2, wait=False)
 
     status = server.wait_exit(LOUD_FAILURE_SECONDS)
@@ -391,8 +423,9 @@ def test_procfile_web_line_refuses_a_schema_behind_the_code_then_serves_after_re
     ]
     assert "quart --app quartapp db upgrade" in procfile()["release"]
 
-    # The release line, then the same web line serves, and /healthz names the revision.
-    quart(env, "db", "upgrade")
+    # The release line's upgrade, then the same web line serves, and /healthz names the
+    # revision. (test_procfile_release_creates_the_tables runs the line in its own shell.)
+    quart_in_process(env, "db", "upgrade")
     # One worker this time: the check that refused ran before any worker, in the parent.
     server = launch.web(env, wait=False)
     server.wait_healthy()
@@ -435,18 +468,13 @@ def upgraded(sqlite_template: Path) -> Callable[[Path], None]:
     return copy
 
 
-def quart(env: Mapping[str, str], *arguments: str) -> None:
-    """``quart --app quartapp ...`` as a release step or an operator runs it."""
-    result = subprocess.run(
-        [sys.executable, "-m", "quart", "--app", "quartapp", *arguments],
-        cwd=ROOT,
-        env=dict(env),
-        capture_output=True,
-        text=True,
-        timeout=START_TIMEOUT,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+def quart_in_process(env: Mapping[str, str], *arguments: str) -> None:
+    """``quart --app quartapp ...`` on the database and instance folder of ``env``, run in
+    this process: the same command on the same files, without a Python of its own."""
+    directory = Path(env["QUARTAPP_INSTANCE_PATH"]).parent
+    settings = make_settings(directory, DATABASE_URL=env["DATABASE_URL"])
+    result = create_app(settings).test_cli_runner().invoke(args=list(arguments))
+    assert result.exit_code == 0, result.output
 
 
 def release_env(directory: Path, key: str) -> dict[str, str]:
