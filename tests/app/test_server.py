@@ -1,8 +1,10 @@
-"""The real thing: ``hypercorn --config hypercorn.toml quartapp:app`` and the Procfile.
+"""The real thing: ``hypercorn --config hypercorn.toml quartapp:app``, ``make run`` and
+the Procfile.
 
 Each test that needs its own server starts one through the ``launch`` fixture
 (tests/support/server.py), which always stops it; the login-flow tests share one
-development server to stay fast.
+development server (started by ``make run``), and the tests that only read from a
+production one share one Procfile web line, to stay fast.
 """
 
 from __future__ import annotations
@@ -52,10 +54,17 @@ LOCAL_HOSTS = '["127.0.0.1"]'
 
 @pytest.fixture(scope="module")
 def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One development server, with its first-run ``admin``, for the login-flow tests."""
+    """One development server as ``make run`` starts it, with its first-run ``admin``, for
+    the login-flow tests and the test of what ``make run`` prints."""
     directory = tmp_path_factory.mktemp("dev-server")
+    port = free_port()
+    env = {k: v for k, v in development_env(directory).items() if not k.startswith("MAKE")}
+    # `make run` as printed; -o: this virtualenv is installed already, skip that step.
+    command = ["make", "-o", ".venv/.installed-run", "run", f"PORT={port}"]
     with Launcher(directory) as launch:
-        yield launch.hypercorn(development_env(directory))
+        server = launch.start(command, env, port)
+        server.wait_healthy()
+        yield server
 
 
 @pytest.fixture
@@ -436,14 +445,9 @@ def test_procfile_web_line_refuses_a_schema_behind_the_code_then_serves_after_re
 
 
 def test_make_run_names_the_localhost_address_and_its_sign_in_page_links_there(
-    launch: Launcher, tmp_path: Path
+    dev_server: Server,
 ) -> None:
-    port = free_port()
-    env = {k: v for k, v in development_env(tmp_path).items() if not k.startswith("MAKE")}
-    # `make run` as printed; -o: this virtualenv is installed already, skip that step.
-    command = ["make", "-o", ".venv/.installed-run", "run", f"PORT={port}"]
-    server = launch.start(command, env, port)
-    server.wait_healthy()
+    server, port = dev_server, dev_server.port
 
     # The address to open is localhost's; the server still listens on 127.0.0.1 only.
     assert server.stdout.startswith(f"quartapp: open http://localhost:{port}/ (passkeys need")
