@@ -19,6 +19,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -355,7 +356,7 @@ def test_production_session_cookie_is_host_only_and_secure(
         server = launch.hypercorn(env)
     else:
         # No cookie setting: the module's production web line is such a server.
-        server = request.getfixturevalue("production_web")
+        server = request.getfixturevalue("released").server
 
     raw = raw_request("GET", "/login", "127.0.0.1", [("Connection", "close")])
     (response,) = exchange(server.port, raw).responses
@@ -375,33 +376,49 @@ def test_procfile_web_binds_every_interface_on_the_platform_port() -> None:
     assert "--workers ${WEB_CONCURRENCY:-2}" in web
 
 
+@dataclass
+class Released:
+    """The Procfile's web line refusing a database behind the code, then serving it."""
+
+    refused: Server  # on the database before the release step: it stopped by itself
+    status: int  # and its exit status
+    server: Server  # the same line after the release step's `db upgrade`, serving
+
+
 @pytest.fixture(scope="module")
-def production_web(
-    tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
-) -> Iterator[Server]:
-    """The Procfile's web line (one worker) as after the release line, for the tests that
-    only read from it: the command as written, but listening on loopback only (tests
-    never open other interfaces)."""
+def released(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Released]:
+    """The Procfile's web line on a database behind the code (two workers), then, after
+    the release line's upgrade, the same line serving (one worker: the check that
+    refused ran before any worker, in the parent).
+
+    test_procfile_web_line_refuses_... checks both; the tests that only read from a
+    production server use the second. The command is the Procfile's, listening on
+    loopback only (tests never open other interfaces).
+    """
     directory = tmp_path_factory.mktemp("production-web")
-    # A copy of the migrated template, as the release line leaves the database:
-    # production refuses an older schema.
-    shutil.copyfile(sqlite_template, directory / "quartapp.db")
     env = server_env(
         directory / "instance",
         QUARTAPP_TRUSTED_HOSTS=LOCAL_HOSTS,
         SECRET_KEY=secrets.token_urlsafe(32),
         DATABASE_URL=database_url(directory),
     )
+    # A database the release step has not reached: an older revision.
+    quart_in_process(env, "db", "upgrade", "0006")
     with Launcher(directory) as launch:
+        refused = launch.web(env, workers=2, wait=False)
+        status = refused.wait_exit(LOUD_FAILURE_SECONDS)
+        # The release line's upgrade (test_procfile_release_creates_the_tables runs the
+        # line itself in its own shell), then the same web line.
+        quart_in_process(env, "db", "upgrade")
         server = launch.web(env, wait=False)
         server.wait_healthy()
-        yield server
+        yield Released(refused, status, server)
 
 
 def test_procfile_web_command_serves_healthz_and_logs_access_to_stdout(
-    production_web: Server,
+    released: Released,
 ) -> None:
-    server = production_web
+    server = released.server
 
     assert server.healthz_status() == 200
 
@@ -410,19 +427,9 @@ def test_procfile_web_command_serves_healthz_and_logs_access_to_stdout(
 
 
 def test_procfile_web_line_refuses_a_schema_behind_the_code_then_serves_after_release(
-    launch: Launcher, tmp_path: Path
+    released: Released,
 ) -> None:
-    env = server_env(
-        tmp_path / "instance",
-        QUARTAPP_TRUSTED_HOSTS=LOCAL_HOSTS,
-        SECRET_KEY=secrets.token_urlsafe(32),
-        DATABASE_URL=database_url(tmp_path),
-    )
-    # A database the release step has not reached: an older revision.
-    quart_in_process(env, "db", "upgrade", "0006")
-    server = launch.web(env, workers=2, wait=False)
-
-    status = server.wait_exit(LOUD_FAILURE_SECONDS)
+    server, status = released.refused, released.status
 
     assert status != 0
     assert server.stderr.splitlines() == [
@@ -432,12 +439,9 @@ def test_procfile_web_line_refuses_a_schema_behind_the_code_then_serves_after_re
     ]
     assert "quart --app quartapp db upgrade" in procfile()["release"]
 
-    # The release line's upgrade, then the same web line serves, and /healthz names the
-    # revision. (test_procfile_release_creates_the_tables runs the line in its own shell.)
-    quart_in_process(env, "db", "upgrade")
-    # One worker this time: the check that refused ran before any worker, in the parent.
-    server = launch.web(env, wait=False)
-    server.wait_healthy()
+    # After the release line's upgrade the same web line serves, and /healthz names the
+    # revision.
+    server = released.server
     with closing(http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)) as connection:
         connection.request("GET", "/healthz")
         health = json.loads(connection.getresponse().read())
