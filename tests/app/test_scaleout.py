@@ -14,14 +14,14 @@ from __future__ import annotations
 import secrets
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import PASSWORD, postgres_of_its_own
+from quartapp import create_app
+from tests.conftest import PASSWORD, make_settings, postgres_of_its_own
 from tests.support.pg import PostgresServer
 from tests.support.server import (
     ROOT,
@@ -118,8 +118,16 @@ def create_user(env: dict[str, str], name: str = "alice") -> None:
 
 
 def run_cli(env: dict[str, str], *command: str, stdin: str = "") -> None:
-    """Run a ``quart --app quartapp`` command in its own process; it must succeed."""
-    run(env, [sys.executable, "-m", "quart", "--app", "quartapp", *command], stdin)
+    """Run a ``quart --app quartapp`` command on ``env``'s database and key; it must succeed.
+
+    It runs in the test's process, which is a process of its own to the servers: no
+    Python started for it (tests/cli/test_cli.py runs the commands; the release line runs in
+    a shell of its own).
+    """
+    directory = Path(env["QUARTAPP_INSTANCE_PATH"]).parent
+    settings = make_settings(directory, DATABASE_URL=env["DATABASE_URL"], SECRET_KEY=KEY)
+    result = create_app(settings).test_cli_runner().invoke(args=list(command), input=stdin)
+    assert result.exit_code == 0, result.output
 
 
 def run(env: dict[str, str], command: list[str], stdin: str = "") -> None:

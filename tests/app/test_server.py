@@ -1,8 +1,10 @@
-"""The real thing: ``hypercorn --config hypercorn.toml quartapp:app`` and the Procfile.
+"""The real thing: ``hypercorn --config hypercorn.toml quartapp:app``, ``make run`` and
+the Procfile.
 
 Each test that needs its own server starts one through the ``launch`` fixture
 (tests/support/server.py), which always stops it; the login-flow tests share one
-development server to stay fast.
+development server (started by ``make run``), and the tests that only read from a
+production one share one Procfile web line, to stay fast.
 """
 
 from __future__ import annotations
@@ -17,14 +19,16 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from quartapp import create_app
 from quartapp.bootstrap import INITIAL_ADMIN_FILE
 from quartapp.db import schema
-from tests.conftest import query
+from tests.conftest import make_settings, query
 from tests.support.server import (
     ROOT,
     START_TIMEOUT,
@@ -51,10 +55,17 @@ LOCAL_HOSTS = '["127.0.0.1"]'
 
 @pytest.fixture(scope="module")
 def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One development server, with its first-run ``admin``, for the login-flow tests."""
+    """One development server as ``make run`` starts it, with its first-run ``admin``, for
+    the login-flow tests and the test of what ``make run`` prints."""
     directory = tmp_path_factory.mktemp("dev-server")
+    port = free_port()
+    env = {k: v for k, v in development_env(directory).items() if not k.startswith("MAKE")}
+    # `make run` as printed; -o: this virtualenv is installed already, skip that step.
+    command = ["make", "-o", ".venv/.installed-run", "run", f"PORT={port}"]
     with Launcher(directory) as launch:
-        yield launch.hypercorn(development_env(directory))
+        server = launch.start(command, env, port)
+        server.wait_healthy()
+        yield server
 
 
 @pytest.fixture
@@ -70,9 +81,10 @@ def browser(dev_server: Server) -> Browser:
     return Browser(dev_server.base_url)
 
 
-def log_in(browser: Browser, password: str) -> None:
+def log_in(browser: Browser, password: str, username: str = "admin") -> None:
     token = browser.csrf_token("/login")
-    page = browser.post("/login", {"username": "admin", "password": password, "csrf_token": token})
+    form = {"username": username, "password": password, "csrf_token": token}
+    page = browser.post("/login", form)
     assert (page.status, page.location) == (302, "/hello"), page.text
 
 
@@ -141,15 +153,25 @@ def test_login_gives_the_session_a_new_csrf_token(browser: Browser, admin_passwo
     assert_only_the_new_csrf_token_passes(browser, before)
 
 
+def new_account(server: Server) -> str:
+    """A new account on ``server``'s database with the admin's password hash; its name.
+
+    The shared server's admin keeps its password when a test changes this one's.
+    """
+    name = f"user{secrets.token_hex(4)}"
+    query(
+        dict(server.env),
+        "INSERT INTO users (username, password_hash, created_at) "
+        f"SELECT '{name}', password_hash, created_at FROM users WHERE username = 'admin'",
+    )
+    return name
+
+
 def test_password_change_gives_the_session_a_new_csrf_token(
-    launch: Launcher, tmp_path: Path
+    browser: Browser, dev_server: Server, admin_password: str
 ) -> None:
-    # A server of its own: the shared one's admin keeps its password.
-    env = development_env(tmp_path)
-    server = launch.hypercorn(env)
-    password = (Path(env["QUARTAPP_INSTANCE_PATH"]) / INITIAL_ADMIN_FILE).read_text().strip()
-    browser = Browser(server.base_url)
-    log_in(browser, password)
+    password = admin_password
+    log_in(browser, password, new_account(dev_server))
     before = browser.csrf_token("/account/password")
     new = "a brand new passphrase, also long"
     form = {
@@ -321,18 +343,23 @@ def test_server_refuses_a_secrets_file_others_can_write_in_one_line(
     ids=["derived", "configured"],
 )
 def test_production_session_cookie_is_host_only_and_secure(
+    request: pytest.FixtureRequest,
     launch: Launcher,
     upgraded: Callable[[Path], None],
     tmp_path: Path,
     settings: dict[str, str],
     name: str,
 ) -> None:
-    env = production_env(tmp_path, SECRET_KEY=secrets.token_urlsafe(32), **settings)
-    upgraded(tmp_path)  # as after the release step: production refuses an older schema
-    server = launch.hypercorn(env)
+    if settings:
+        env = production_env(tmp_path, SECRET_KEY=secrets.token_urlsafe(32), **settings)
+        upgraded(tmp_path)  # as after the release step: production refuses an older schema
+        server = launch.hypercorn(env)
+    else:
+        # No cookie setting: the module's production web line is such a server.
+        server = request.getfixturevalue("released").server
 
-    request = raw_request("GET", "/login", "127.0.0.1", [("Connection", "close")])
-    (response,) = exchange(server.port, request).responses
+    raw = raw_request("GET", "/login", "127.0.0.1", [("Connection", "close")])
+    (response,) = exchange(server.port, raw).responses
 
     assert response.status == 200
     (cookie,) = response.headers.get_all("Set-Cookie") or []
@@ -349,39 +376,60 @@ def test_procfile_web_binds_every_interface_on_the_platform_port() -> None:
     assert "--workers ${WEB_CONCURRENCY:-2}" in web
 
 
-def test_procfile_web_command_serves_healthz_and_logs_access_to_stdout(
-    launch: Launcher, upgraded: Callable[[Path], None], tmp_path: Path
-) -> None:
-    # Same command, but listening on loopback only: tests never open other interfaces.
+@dataclass
+class Released:
+    """The Procfile's web line refusing a database behind the code, then serving it."""
+
+    refused: Server  # on the database before the release step: it stopped by itself
+    status: int  # and its exit status
+    server: Server  # the same line after the release step's `db upgrade`, serving
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Released]:
+    """The Procfile's web line on a database behind the code (two workers), then, after
+    the release line's upgrade, the same line serving (one worker: the check that
+    refused ran before any worker, in the parent).
+
+    test_procfile_web_line_refuses_... checks both; the tests that only read from a
+    production server use the second. The command is the Procfile's, listening on
+    loopback only (tests never open other interfaces).
+    """
+    directory = tmp_path_factory.mktemp("production-web")
     env = server_env(
-        tmp_path / "instance",
+        directory / "instance",
         QUARTAPP_TRUSTED_HOSTS=LOCAL_HOSTS,
         SECRET_KEY=secrets.token_urlsafe(32),
-        DATABASE_URL=database_url(tmp_path),
+        DATABASE_URL=database_url(directory),
     )
-    upgraded(tmp_path)  # as after the release line: production refuses an older schema
-    server = launch.web(env, wait=False)
+    # A database the release step has not reached: an older revision.
+    quart_in_process(env, "db", "upgrade", "0006")
+    with Launcher(directory) as launch:
+        refused = launch.web(env, workers=2, wait=False)
+        status = refused.wait_exit(LOUD_FAILURE_SECONDS)
+        # The release line's upgrade (test_procfile_release_creates_the_tables runs the
+        # line itself in its own shell), then the same web line.
+        quart_in_process(env, "db", "upgrade")
+        server = launch.web(env, wait=False)
+        server.wait_healthy()
+        yield Released(refused, status, server)
 
-    server.wait_healthy()
+
+def test_procfile_web_command_serves_healthz_and_logs_access_to_stdout(
+    released: Released,
+) -> None:
+    server = released.server
+
+    assert server.healthz_status() == 200
 
     # One JSON line per request, written by the app (hypercorn's own access log is off).
     assert server.access_entries(method="GET", path="/healthz", status=200)
 
 
 def test_procfile_web_line_refuses_a_schema_behind_the_code_then_serves_after_release(
-    launch: Launcher, tmp_path: Path
+    released: Released,
 ) -> None:
-    env = server_env(
-        tmp_path / "instance",
-        QUARTAPP_TRUSTED_HOSTS=LOCAL_HOSTS,
-        SECRET_KEY=secrets.token_urlsafe(32),
-        DATABASE_URL=database_url(tmp_path),
-    )
-    # A database the release step has not reached: an older revision.
-    quart(env, "db", "upgrade", "0006")
-    server = launch.web(env, workers=2, wait=False)
-
-    status = server.wait_exit(LOUD_FAILURE_SECONDS)
+    server, status = released.refused, released.status
 
     assert status != 0
     assert server.stderr.splitlines() == [
@@ -391,11 +439,9 @@ def test_procfile_web_line_refuses_a_schema_behind_the_code_then_serves_after_re
     ]
     assert "quart --app quartapp db upgrade" in procfile()["release"]
 
-    # The release line, then the same web line serves, and /healthz names the revision.
-    quart(env, "db", "upgrade")
-    # One worker this time: the check that refused ran before any worker, in the parent.
-    server = launch.web(env, wait=False)
-    server.wait_healthy()
+    # After the release line's upgrade the same web line serves, and /healthz names the
+    # revision.
+    server = released.server
     with closing(http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)) as connection:
         connection.request("GET", "/healthz")
         health = json.loads(connection.getresponse().read())
@@ -403,14 +449,9 @@ def test_procfile_web_line_refuses_a_schema_behind_the_code_then_serves_after_re
 
 
 def test_make_run_names_the_localhost_address_and_its_sign_in_page_links_there(
-    launch: Launcher, tmp_path: Path
+    dev_server: Server,
 ) -> None:
-    port = free_port()
-    env = {k: v for k, v in development_env(tmp_path).items() if not k.startswith("MAKE")}
-    # `make run` as printed; -o: this virtualenv is installed already, skip that step.
-    command = ["make", "-o", ".venv/.installed-run", "run", f"PORT={port}"]
-    server = launch.start(command, env, port)
-    server.wait_healthy()
+    server, port = dev_server, dev_server.port
 
     # The address to open is localhost's; the server still listens on 127.0.0.1 only.
     assert server.stdout.startswith(f"quartapp: open http://localhost:{port}/ (passkeys need")
@@ -435,18 +476,13 @@ def upgraded(sqlite_template: Path) -> Callable[[Path], None]:
     return copy
 
 
-def quart(env: Mapping[str, str], *arguments: str) -> None:
-    """``quart --app quartapp ...`` as a release step or an operator runs it."""
-    result = subprocess.run(
-        [sys.executable, "-m", "quart", "--app", "quartapp", *arguments],
-        cwd=ROOT,
-        env=dict(env),
-        capture_output=True,
-        text=True,
-        timeout=START_TIMEOUT,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+def quart_in_process(env: Mapping[str, str], *arguments: str) -> None:
+    """``quart --app quartapp ...`` on the database and instance folder of ``env``, run in
+    this process: the same command on the same files, without a Python of its own."""
+    directory = Path(env["QUARTAPP_INSTANCE_PATH"]).parent
+    settings = make_settings(directory, DATABASE_URL=env["DATABASE_URL"])
+    result = create_app(settings).test_cli_runner().invoke(args=list(arguments))
+    assert result.exit_code == 0, result.output
 
 
 def release_env(directory: Path, key: str) -> dict[str, str]:

@@ -3,7 +3,10 @@
 Each hypercorn worker writes its own values into the run's ``PROMETHEUS_MULTIPROC_DIR``
 (made by ``python -m quartapp.serve``); whichever worker answers a scrape sums them
 all. The test logs in concurrently until both workers have counted logins, reads each
-worker's own file, and checks that every scrape shows the sum.
+worker's own file, and checks that every scrape shows the sum. Without ``DYNO`` (the
+server here has none), a scrape names the address and port it reached as the
+``instance``, and shows each worker's own process figures (several dynos' are in
+test_server_metrics_push.py).
 """
 
 from __future__ import annotations
@@ -57,6 +60,16 @@ def login_counts(text: str) -> dict[str, float]:
     }
 
 
+def pids(text: str, name: str) -> dict[str, float]:
+    """``name``'s value by ``pid`` in a scrape."""
+    return {
+        sample.labels["pid"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    }
+
+
 def per_worker(folder: Path, scratch: Path) -> dict[str, dict[str, float]]:
     """Each worker's own login counts, read from its file alone."""
     counts = {}
@@ -83,7 +96,7 @@ def log_in(server: Server, username: str, password: str) -> int:
     return browser.post("/login", form).status
 
 
-def test_metrics_add_up_over_two_workers_and_need_the_token(
+def test_metrics_add_up_over_two_workers_need_the_token_and_name_the_address(
     tmp_path: Path, served_sqlite_template: Path
 ) -> None:
     base = tmp_path / "metrics"
@@ -152,6 +165,27 @@ def test_metrics_add_up_over_two_workers_and_need_the_token(
             assert "quartapp_request_duration_seconds_bucket" in text
             assert "quartapp_hashing_queue_depth" in text
         assert TOKEN not in server.stdout + server.stderr
+
+        # Without DYNO the instance is the address the scrape reached, and every worker
+        # shows: each refreshes its figures every few seconds, so both do within that.
+        deadline = time.monotonic() + 15
+        while len(pids(text, "process_resident_memory_bytes")) < 2:
+            assert time.monotonic() < deadline, text
+            time.sleep(0.5)
+            status, text = get_metrics(server, f"Bearer {TOKEN}")
+            assert status == 200
+        instances = {
+            sample.labels["instance"]
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+        assert instances == {f"127.0.0.1:{server.port}"}
+        memory = pids(text, "process_resident_memory_bytes")
+        assert all(value > 10_000_000 for value in memory.values()), memory
+        started = pids(text, "process_start_time_seconds")
+        assert all(abs(value - time.time()) < 600 for value in started.values()), started
+        assert set(pids(text, "process_cpu_seconds_total")) == set(memory)
+        assert set(pids(text, "process_open_fds")) == set(memory)
 
     # The run's folder goes with the run.
     deadline = time.monotonic() + 5

@@ -5,22 +5,20 @@ Two dynos are two Procfile web lines with two workers each, with ``DYNO`` set to
 Prometheus scrapes (tests/support/prometheus.py). After logins on each, Prometheus
 shows each dyno's counts under its own ``instance``, and each worker's process
 figures; Prometheus reads the Pushgateway with the deploy page's configuration, as
-printed, and ``promtool`` checks every configuration the page prints. Without ``DYNO``,
-a scrape of ``/metrics`` names the address and port it reached.
+printed, and ``promtool`` checks every configuration the page prints. (Without ``DYNO``,
+a scrape of ``/metrics`` names the address and port it reached: test_server_metrics.py
+checks that on its own web line.)
 """
 
 from __future__ import annotations
 
-import http.client
 import re
 import secrets
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import PASSWORD
 from tests.support.prometheus import (
@@ -30,7 +28,6 @@ from tests.support.prometheus import (
     pushgateway,
 )
 from tests.support.server import (
-    REQUEST_TIMEOUT,
     ROOT,
     Browser,
     Launcher,
@@ -96,56 +93,9 @@ def log_in(server: Server, password: str = PASSWORD) -> int:
     return browser.post("/login", form).status
 
 
-def scrape(server: Server) -> str:
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=REQUEST_TIMEOUT)
-    try:
-        connection.request("GET", "/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
-        response = connection.getresponse()
-        assert response.status == 200
-        return response.read().decode()
-    finally:
-        connection.close()
-
-
-def pids(text: str, name: str) -> dict[str, float]:
-    """``name``'s value by ``pid`` in a scrape."""
-    return {
-        sample.labels["pid"]: sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == name
-    }
-
-
 def serve(launch: Launcher, tmp_path: Path, wait: bool = True, **settings: str) -> Server:
     """A dyno: the Procfile's web line with two workers."""
     return launch.web(web_env(tmp_path, **settings), workers=2, wait=wait)
-
-
-def test_without_dyno_the_instance_is_the_address_and_every_worker_shows(
-    tmp_path: Path, launch: Launcher, served_sqlite_template: Path
-) -> None:
-    prepare(tmp_path, served_sqlite_template)
-    server = serve(launch, tmp_path)
-
-    # Each worker refreshes its figures every few seconds; the two show within that.
-    deadline = time.monotonic() + 15
-    while len(pids(text := scrape(server), "process_resident_memory_bytes")) < 2:
-        assert time.monotonic() < deadline, text
-        time.sleep(0.5)
-
-    instances = {
-        sample.labels["instance"]
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-    assert instances == {f"127.0.0.1:{server.port}"}
-    memory = pids(text, "process_resident_memory_bytes")
-    assert all(value > 10_000_000 for value in memory.values()), memory
-    started = pids(text, "process_start_time_seconds")
-    assert all(abs(value - time.time()) < 600 for value in started.values()), started
-    assert set(pids(text, "process_cpu_seconds_total")) == set(memory)
-    assert set(pids(text, "process_open_fds")) == set(memory)
 
 
 def test_two_dynos_push_and_prometheus_tells_them_apart(

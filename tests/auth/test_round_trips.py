@@ -12,7 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +28,7 @@ from quartapp import create_app, load_config
 from quartapp.auth import last_seen, login_cache
 from quartapp.db import db, schema
 from quartapp.settings import Settings
-from tests.conftest import AuthActions, add_user, make_settings
+from tests.conftest import AuthActions, add_user, make_settings, postgres_of_its_own
 from tests.support.pg import PostgresServer
 
 pytestmark = [pytest.mark.postgres]
@@ -31,25 +36,59 @@ PREFIX = "quartapp:"  # the app's pooled connections (log_line_prefix = '%a:')
 STATEMENT = re.compile(r"LOG:  (statement|execute [^:]*): ")
 PARSE = re.compile(r"LOG:  duration: [\d.]+ ms  parse ")
 LOGIN_LOOKUP = "SELECT users.id, users.username, logins.remember"  # logins._FIND
+# The migrated database each test's own is cloned from.
+TEMPLATE = "round_trips_template"
+
+
+@pytest.fixture(scope="module")
+def logged_cluster(postgres_server: PostgresServer | None) -> Iterator[PostgresServer]:
+    """A PostgreSQL of the module's own that logs every statement and prepare, by
+    application, with a migrated template database for the tests' own databases.
+
+    Its own: the log settings are the whole server's (``log_line_prefix`` cannot be set
+    per database). One for the module: each test reads only the log between its own
+    marks, made on a database of its own.
+    """
+    with postgres_of_its_own(postgres_server) as server:
+        for setting in (
+            "log_statement = 'all'",
+            "log_min_duration_statement = 0",
+            "log_line_prefix = '%a:'",
+        ):
+            server.psql(f"ALTER SYSTEM SET {setting}")
+        server.psql("SELECT pg_reload_conf()")
+        server.psql(f"CREATE DATABASE {TEMPLATE}")
+        directory = Path(tempfile.mkdtemp(prefix="round-trips-"))
+        config = load_config(make_settings(directory, DATABASE_URL=server.url(TEMPLATE)))
+        asyncio.run(schema.upgrade(Settings.from_config(config)))
+        shutil.rmtree(directory, ignore_errors=True)
+        yield server
+
+
+@dataclass
+class LoggedDatabase:
+    """A fresh migrated database on the logging server."""
+
+    server: PostgresServer
+    database: str
+
+    def url(self) -> str:
+        return self.server.url(self.database)
+
+    def psql(self, sql: str) -> str:
+        return self.server.psql(sql, self.database)
 
 
 @pytest.fixture
-def logged_postgres(own_postgres: PostgresServer, tmp_path: Path) -> PostgresServer:
-    """A PostgreSQL of its own that logs every statement and prepare, by application."""
-    for setting in (
-        "log_statement = 'all'",
-        "log_min_duration_statement = 0",
-        "log_line_prefix = '%a:'",
-    ):
-        own_postgres.psql(f"ALTER SYSTEM SET {setting}")
-    own_postgres.psql("SELECT pg_reload_conf()")
-    url = own_postgres.url()
-    asyncio.run(
-        schema.upgrade(
-            Settings.from_config(load_config(make_settings(tmp_path, DATABASE_URL=url)))
-        )
-    )
-    return own_postgres
+def logged_postgres(logged_cluster: PostgresServer) -> Iterator[LoggedDatabase]:
+    """A database of the test's own, cloned from the migrated template, on a server that
+    logs every statement and prepare, by application."""
+    name = logged_cluster.new_database_name()
+    logged_cluster.psql(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+    try:
+        yield LoggedDatabase(logged_cluster, name)
+    finally:
+        logged_cluster.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 class ServerLog:
@@ -60,11 +99,13 @@ class ServerLog:
         self.database = database
         self.path = server.root / "server.log"
         self.count = 0
+        # The log may hold other tests' marks: this one's are its own.
+        self.name = secrets.token_hex(4)
 
     def mark(self) -> str:
         """Log a marker statement from psql and return it, once it is in the file."""
         self.count += 1
-        marker = f"round-trip-mark-{self.count}"
+        marker = f"round-trip-mark-{self.name}-{self.count}:"
         self.server.psql(f"SELECT '{marker}'", self.database)
         deadline = time.monotonic() + 10
         while marker not in self.path.read_text(errors="replace"):
@@ -102,7 +143,7 @@ async def wait_listening(app: Quart) -> None:
 
 
 async def test_a_logged_in_get_costs_one_round_trip_cold_and_none_warm(
-    logged_postgres: PostgresServer, tmp_path: Path
+    logged_postgres: LoggedDatabase, tmp_path: Path
 ) -> None:
     # One pooled connection, so that the cold request meets a connection that has
     # prepared the login lookup before (as every pooled connection has after its
@@ -114,7 +155,7 @@ async def test_a_logged_in_get_costs_one_round_trip_cold_and_none_warm(
         DATABASE_MAX_OVERFLOW=0,
     )
     app = create_app(settings)
-    server_log = ServerLog(logged_postgres)
+    server_log = ServerLog(logged_postgres.server, logged_postgres.database)
     async with app.test_app():
         await add_user(app)
         await wait_listening(app)
@@ -142,7 +183,7 @@ async def test_a_logged_in_get_costs_one_round_trip_cold_and_none_warm(
 
 
 async def test_an_expired_login_costs_its_select_and_its_delete_alone(
-    logged_postgres: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    logged_postgres: LoggedDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = make_settings(
         tmp_path,
@@ -151,7 +192,7 @@ async def test_an_expired_login_costs_its_select_and_its_delete_alone(
         DATABASE_MAX_OVERFLOW=0,
     )
     app = create_app(settings)
-    server_log = ServerLog(logged_postgres)
+    server_log = ServerLog(logged_postgres.server, logged_postgres.database)
     async with app.test_app():
         await add_user(app)
         await wait_listening(app)
@@ -177,7 +218,7 @@ async def test_an_expired_login_costs_its_select_and_its_delete_alone(
 
 
 async def test_a_due_last_seen_costs_the_request_nothing_and_the_batch_one_transaction(
-    logged_postgres: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    logged_postgres: LoggedDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = make_settings(
         tmp_path,
@@ -186,7 +227,7 @@ async def test_a_due_last_seen_costs_the_request_nothing_and_the_batch_one_trans
         DATABASE_MAX_OVERFLOW=0,
     )
     app = create_app(settings)
-    server_log = ServerLog(logged_postgres)
+    server_log = ServerLog(logged_postgres.server, logged_postgres.database)
     async with app.test_app():
         await add_user(app)
         await wait_listening(app)
