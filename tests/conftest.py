@@ -359,6 +359,16 @@ def make_settings(tmp_path: Path, **extra: Any) -> dict[str, Any]:
     }
 
 
+def settings_at_head(directory: Path, database: str, **extra: Any) -> dict[str, Any]:
+    """Settings for an app a test builds itself on the ``database`` fixture's database.
+
+    That database is at the newest revision already, so the app skips the upgrade it
+    would run at startup (a no-op costing ~30 ms of CPU), as the ``settings``
+    fixture's app does; it still checks the revision.
+    """
+    return make_settings(directory, DATABASE_URL=database, DATABASE_AUTO_UPGRADE=False, **extra)
+
+
 def sqlite_url(directory: Path) -> str:
     """The URL of the test SQLite file in ``directory``."""
     return f"sqlite:///{directory / 'test.db'}"
