@@ -23,12 +23,13 @@ import os
 import re
 import secrets
 import shutil
+import sqlite3
 import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import BuiltinFunctionType, FunctionType
@@ -45,7 +46,7 @@ from quart.routing import QuartRule
 from quart.testing import QuartCliRunner
 from quart.typing import TestClientProtocol
 from quart.wrappers import Response
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, make_url, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool, QueuePool
@@ -638,11 +639,19 @@ def runner(settings: dict[str, Any], cheap_hashing: None) -> QuartCliRunner:
 
 
 def query(settings: dict[str, Any], sql: str) -> list[tuple[Any, ...]]:
-    """Rows straight from the test database through SQLAlchemy, bypassing the app.
+    """Rows straight from the test database, bypassing the app.
 
-    It runs in a thread with its own event loop, so sync tests (the CLI's) and async
-    tests call it alike.
+    A SQLite file is read with the standard library's ``sqlite3``, in one transaction
+    (~0.3 ms; an engine and an event loop of its own cost ~4 ms a call). PostgreSQL is
+    read through SQLAlchemy, in a thread with its own event loop, so sync tests (the
+    CLI's) and async tests call it alike.
     """
+    url = make_url(settings["DATABASE_URL"])
+    if url.get_backend_name() == "sqlite":
+        assert url.database, "no SQLite file in the settings"
+        with closing(sqlite3.connect(url.database)) as connection, connection:
+            cursor = connection.execute(sql)
+            return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
 
     async def fetch() -> list[tuple[Any, ...]]:
         url = async_database_url(settings["DATABASE_URL"])
