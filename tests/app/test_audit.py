@@ -15,7 +15,7 @@ from quart import Quart
 from quart.testing import QuartCliRunner
 
 from quartapp import audit, create_app, signals
-from tests.conftest import BOTH_DATABASES, PASSWORD, AuthActions, make_settings
+from tests.conftest import BOTH_DATABASES, PASSWORD, AuthActions, settings_at_head
 
 # The tests marked BOTH_DATABASES are those whose outcome can depend on the database
 # (the rule: tests/conftest.py); the rest run on SQLite alone.
@@ -137,11 +137,12 @@ async def test_same_typo_gives_the_same_hash_and_another_typo_another(
 
 
 async def test_hash_depends_on_the_secret_key(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, database: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     hashes = []
     for number, key in enumerate(["k" * 43, "q" * 43]):
-        app = create_app(make_settings(tmp_path / str(number), SECRET_KEY=key))
+        # Two apps on one database, one after the other, each with its own key.
+        app = create_app(settings_at_head(tmp_path / str(number), database, SECRET_KEY=key))
         async with app.test_app():
             hashes.append(await failed_login_user(app, caplog, "my secret pass"))
 
@@ -156,9 +157,9 @@ async def test_username_is_logged_in_its_stored_form(
 
 
 async def test_username_over_the_configured_length_is_hashed(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, database: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = create_app(make_settings(tmp_path, USERNAME_MAX_LENGTH=10))
+    app = create_app(settings_at_head(tmp_path, database, USERNAME_MAX_LENGTH=10))
     async with app.test_app():
         fits = await failed_login_user(app, caplog, "a" * 10)
         # The login form refuses a longer name before any check; other callers (the

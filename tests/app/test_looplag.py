@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from quartapp import create_app
 from quartapp.metrics import looplag
-from tests.conftest import make_settings
+from tests.conftest import settings_at_head
 
 if TYPE_CHECKING:
     from quart.typing import TestClientProtocol
@@ -44,8 +44,8 @@ async def lag_samples(client: TestClientProtocol) -> dict[str, float]:
     return found
 
 
-async def test_a_stalled_loop_shows_as_lag(tmp_path: Path) -> None:
-    app = create_app(make_settings(tmp_path, METRICS_TOKEN=TOKEN))
+async def test_a_stalled_loop_shows_as_lag(tmp_path: Path, database: str) -> None:
+    app = create_app(settings_at_head(tmp_path, database, METRICS_TOKEN=TOKEN))
     async with app.test_app():
         assert watching()
         client = app.test_client()
@@ -63,8 +63,8 @@ async def test_a_stalled_loop_shows_as_lag(tmp_path: Path) -> None:
     assert slow_after >= slow_before + 1
 
 
-async def test_the_lag_is_not_watched_while_metrics_are_off(tmp_path: Path) -> None:
-    app = create_app(make_settings(tmp_path))
+async def test_the_lag_is_not_watched_while_metrics_are_off(tmp_path: Path, database: str) -> None:
+    app = create_app(settings_at_head(tmp_path, database))
     async with app.test_app():
         watched = watching()
 

@@ -23,6 +23,7 @@ from tests.conftest import (
     add_user,
     csrf_token,
     make_settings,
+    settings_at_head,
 )
 
 if TYPE_CHECKING:
@@ -72,11 +73,11 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 @pytest.fixture
 def settings(tmp_path: Path, database: str) -> dict[str, Any]:
-    return make_settings(tmp_path, DATABASE_URL=database, METRICS_TOKEN=TOKEN)
+    return settings_at_head(tmp_path, database, METRICS_TOKEN=TOKEN)
 
 
-async def test_metrics_are_a_404_when_off(tmp_path: Path) -> None:
-    app = create_app(make_settings(tmp_path))
+async def test_metrics_are_a_404_when_off(tmp_path: Path, database: str) -> None:
+    app = create_app(settings_at_head(tmp_path, database))
     async with app.test_app():
         client = app.test_client()
         plain = await client.get("/metrics")
@@ -179,9 +180,13 @@ async def test_unmatched_paths_share_one_label(client: TestClientProtocol) -> No
     assert not routes & {"/no-such-page", "/another/missing/page", "/wp-login.php"}
 
 
-async def test_a_full_hashing_queue_is_counted_as_queue_full(tmp_path: Path) -> None:
+async def test_a_full_hashing_queue_is_counted_as_queue_full(
+    tmp_path: Path, database: str
+) -> None:
     app = create_app(
-        make_settings(tmp_path, METRICS_TOKEN=TOKEN, HASHING_CONCURRENCY=1, HASHING_QUEUE=1)
+        settings_at_head(
+            tmp_path, database, METRICS_TOKEN=TOKEN, HASHING_CONCURRENCY=1, HASHING_QUEUE=1
+        )
     )
     async with app.test_app():
         await add_user(app)

@@ -22,7 +22,13 @@ from quartapp import create_app
 from quartapp.metrics import instance
 from quartapp.settings import ConfigError, load_config
 from tests.app.test_metrics import TOKEN, Samples, instances, scrape, value
-from tests.conftest import PASSWORD, AuthActions, csrf_token, make_settings, query
+from tests.conftest import (
+    PASSWORD,
+    AuthActions,
+    csrf_token,
+    query,
+    settings_at_head,
+)
 from tests.passkeys.test_passkeys import (
     CONFIRM,
     CONFIRM_OPTIONS,
@@ -43,9 +49,7 @@ WRONG_RECOVERY = "AAAAA-AAAAA"
 
 @pytest.fixture
 def settings(tmp_path: Path, database: str) -> dict[str, Any]:
-    return make_settings(
-        tmp_path, DATABASE_URL=database, METRICS_TOKEN=TOKEN, DATABASE_AUTO_UPGRADE=False
-    )
+    return settings_at_head(tmp_path, database, METRICS_TOKEN=TOKEN)
 
 
 async def raw_scrape(client: TestClientProtocol) -> str:
@@ -66,10 +70,10 @@ def passkey(samples: Samples, ceremony: str, result: str) -> float:
 
 
 async def test_every_series_is_labelled_with_dyno(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DYNO", "web.2")
-    app = create_app(make_settings(tmp_path, METRICS_TOKEN=TOKEN))
+    app = create_app(settings_at_head(tmp_path, database, METRICS_TOKEN=TOKEN))
     async with app.test_app():
         text = await raw_scrape(app.test_client())
 
@@ -78,9 +82,11 @@ async def test_every_series_is_labelled_with_dyno(
     assert "quartapp_logins_total" in text
 
 
-async def test_without_dyno_a_scrape_with_no_address_names_the_host(tmp_path: Path) -> None:
+async def test_without_dyno_a_scrape_with_no_address_names_the_host(
+    tmp_path: Path, database: str
+) -> None:
     assert "DYNO" not in os.environ
-    app = create_app(make_settings(tmp_path, METRICS_TOKEN=TOKEN))
+    app = create_app(settings_at_head(tmp_path, database, METRICS_TOKEN=TOKEN))
     async with app.test_app():
         # The test client's requests come over no socket: the host name stands in.
         text = await raw_scrape(app.test_client())

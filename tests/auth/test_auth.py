@@ -24,9 +24,9 @@ from tests.conftest import (
     cookie_value,
     csrf_token,
     login_count,
-    make_settings,
     query,
     replay,
+    settings_at_head,
 )
 
 # The tests marked BOTH_DATABASES are those whose outcome can depend on the database
@@ -307,7 +307,7 @@ async def test_remember_me_makes_cookie_last_configured_days(
     tmp_path: Path, database: str, settings_days: int | None, days: int
 ) -> None:
     extra = {} if settings_days is None else {"REMEMBER_ME_DAYS": settings_days}
-    app = create_app(make_settings(tmp_path, DATABASE_URL=database, **extra))
+    app = create_app(settings_at_head(tmp_path, database, **extra))
     async with app.test_app():
         await add_user(app)
         auth = AuthActions(app.test_client())
@@ -327,7 +327,7 @@ async def test_remember_me_makes_cookie_last_configured_days(
 async def test_session_cookie_flags_in_each_mode(
     tmp_path: Path, database: str, mode: str, name: str, secure: bool
 ) -> None:
-    app = create_app(make_settings(tmp_path, DATABASE_URL=database, ENV=mode, TESTING=False))
+    app = create_app(settings_at_head(tmp_path, database, ENV=mode, TESTING=False))
     async with app.test_app():
         await add_user(app)
 
@@ -346,7 +346,7 @@ async def test_session_cookie_flags_in_each_mode(
 async def test_cookie_signed_with_rotated_key_works_only_from_fallbacks(
     tmp_path: Path, database: str, in_fallbacks: bool
 ) -> None:
-    old = create_app(make_settings(tmp_path, DATABASE_URL=database))
+    old = create_app(settings_at_head(tmp_path, database))
     async with old.test_app():
         await add_user(old)
         auth = AuthActions(old.test_client())
@@ -356,9 +356,7 @@ async def test_cookie_signed_with_rotated_key_works_only_from_fallbacks(
     new_key = "rotated-key-0123456789abcdefghijklmnopqrstuv"
     fallbacks = [TEST_SECRET_KEY] if in_fallbacks else []
     new = create_app(
-        make_settings(
-            tmp_path, DATABASE_URL=database, SECRET_KEY=new_key, SECRET_KEY_FALLBACKS=fallbacks
-        )
+        settings_at_head(tmp_path, database, SECRET_KEY=new_key, SECRET_KEY_FALLBACKS=fallbacks)
     )
     async with new.test_app():
         response = await replay(new, issued).get("/hello")

@@ -39,8 +39,8 @@ from tests.conftest import (
     both_databases_for,
     csrf_token,
     invoke,
-    make_settings,
     query,
+    settings_at_head,
 )
 
 # The tests marked BOTH_DATABASES are those whose outcome can depend on the database
@@ -285,7 +285,7 @@ async def test_the_cookie_name_and_value_do_not_reveal_the_username(
 async def test_with_secure_cookies_the_device_cookie_is_a_host_cookie(
     tmp_path: Any, database: str, cheap_hashing: None
 ) -> None:
-    app = create_app(make_settings(tmp_path, DATABASE_URL=database, SESSION_COOKIE_SECURE=True))
+    app = create_app(settings_at_head(tmp_path, database, SESSION_COOKIE_SECURE=True))
     async with app.test_app():
         await add_user(app)
         response = await AuthActions(app.test_client()).login()
@@ -318,8 +318,8 @@ async def test_logins_beyond_the_mint_cap_succeed_without_a_device_cookie(
 async def test_a_user_keeps_the_most_recently_used_devices(
     tmp_path: Any, database: str, cheap_hashing: None
 ) -> None:
-    settings = make_settings(
-        tmp_path, DATABASE_URL=database, DEVICES_MINTED_PER_WINDOW=100, DEVICES_PER_USER=3
+    settings = settings_at_head(
+        tmp_path, database, DEVICES_MINTED_PER_WINDOW=100, DEVICES_PER_USER=3
     )
     app = create_app(settings)
     async with app.test_app():
@@ -484,7 +484,7 @@ async def enter_code_from(
 async def test_wrong_codes_from_one_address_are_throttled_and_others_are_not(
     tmp_path: Any, database: str, cheap_hashing: None
 ) -> None:
-    settings = make_settings(tmp_path, DATABASE_URL=database, LOGIN_FAILURES_PER_ADDRESS=3)
+    settings = settings_at_head(tmp_path, database, LOGIN_FAILURES_PER_ADDRESS=3)
     app = create_app(settings)
     async with app.test_app():
         await add_user(app)
@@ -568,9 +568,9 @@ async def test_parallel_logins_of_one_user_mint_no_more_than_the_cap(
     tmp_path: Any, database: str, one_address: bool
 ) -> None:
     # Room for every login at once, so that their transactions overlap.
-    settings = make_settings(
+    settings = settings_at_head(
         tmp_path,
-        DATABASE_URL=database,
+        database,
         HASHING_CONCURRENCY=4,
         HASHING_QUEUE=100,
         HASHING_PLACES_PER_CLIENT=100,
@@ -598,7 +598,7 @@ async def test_parallel_logins_of_one_user_mint_no_more_than_the_cap(
 async def test_a_device_cookie_named_under_a_fallback_key_is_still_trusted(
     tmp_path: Any, database: str, cheap_hashing: None
 ) -> None:
-    settings = make_settings(tmp_path, DATABASE_URL=database)
+    settings = settings_at_head(tmp_path, database)
     old = create_app(settings)
     async with old.test_app():
         await add_user(old)

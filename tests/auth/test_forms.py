@@ -13,7 +13,7 @@ from wtforms.validators import Length
 
 from quartapp import create_app
 from quartapp.auth.forms import PlainText, SentOnce
-from tests.conftest import AuthActions, add_user, make_settings
+from tests.conftest import AuthActions, add_user, settings_at_head
 
 NOT_ALLOWED = "This field contains characters that are not allowed."
 
@@ -88,7 +88,7 @@ async def test_a_longer_username_limit_applies_to_the_form_too(
 ) -> None:
     # A limit set in one place only used to create users who could never log in.
     name = "a" * 100
-    app = create_app(make_settings(tmp_path, DATABASE_URL=database, USERNAME_MAX_LENGTH=100))
+    app = create_app(settings_at_head(tmp_path, database, USERNAME_MAX_LENGTH=100))
     async with app.test_app():
         await add_user(app, name)
 

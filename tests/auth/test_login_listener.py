@@ -183,6 +183,9 @@ async def test_many_ended_logins_go_100_to_a_notification_and_past_1000_as_all(
     assert truncated == ["*"]
 
 
+# On PostgreSQL alone (the triggers are PostgreSQL's): marked so that a run of SQLite
+# tests (`make test-quick`) starts no PostgreSQL for it.
+@pytest.mark.postgres
 async def test_revision_0004_is_undone_by_its_downgrade(
     postgres_server: PostgresServer | None, tmp_path: Path
 ) -> None:

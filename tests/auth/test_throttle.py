@@ -28,8 +28,8 @@ from tests.conftest import (
     add_user,
     body,
     csrf_token,
-    make_settings,
     query,
+    settings_at_head,
 )
 from tests.support.settings import auth as auth_settings_with
 
@@ -122,7 +122,7 @@ async def test_success_resets_the_account_count(auth: AuthActions) -> None:
 @pytest.fixture
 def settings(tmp_path: Path, database: str) -> dict[str, Any]:
     """A small per-address limit, so the address limit is reached before the account's."""
-    return make_settings(tmp_path, DATABASE_URL=database, LOGIN_FAILURES_PER_ADDRESS=ADDRESS_LIMIT)
+    return settings_at_head(tmp_path, database, LOGIN_FAILURES_PER_ADDRESS=ADDRESS_LIMIT)
 
 
 async def test_address_is_limited_across_usernames(auth: AuthActions) -> None:
@@ -176,9 +176,9 @@ async def test_behind_a_trusted_proxy_the_address_it_appends_is_limited(
     tmp_path: Path, database: str, cheap_hashing: None
 ) -> None:
     app = create_app(
-        make_settings(
+        settings_at_head(
             tmp_path,
-            DATABASE_URL=database,
+            database,
             TRUSTED_PROXY_HOPS=1,
             LOGIN_FAILURES_PER_ADDRESS=ADDRESS_LIMIT,
         )
@@ -224,7 +224,7 @@ async def test_lockout_ends_when_failures_leave_the_window(
 async def test_counts_are_shared_between_workers(
     tmp_path: Path, database: str, cheap_hashing: None
 ) -> None:
-    settings = make_settings(tmp_path, DATABASE_URL=database)
+    settings = settings_at_head(tmp_path, database)
     first, second = create_app(settings), create_app(settings)
     async with first.test_app(), second.test_app():
         await add_user(first)
@@ -274,9 +274,9 @@ async def test_a_parallel_burst_verifies_no_more_than_the_limit(app: Quart) -> N
 
 
 async def test_a_full_hashing_queue_answers_503_at_once(tmp_path: Path, database: str) -> None:
-    settings = make_settings(
+    settings = settings_at_head(
         tmp_path,
-        DATABASE_URL=database,
+        database,
         HASHING_CONCURRENCY=1,
         HASHING_QUEUE=1,
         LOGIN_FAILURES_PER_USER=100,
@@ -307,9 +307,7 @@ async def test_logins_turned_away_for_lack_of_room_are_not_counted(
 ) -> None:
     # Room for two at once: the rest of a burst of the owner's own right password is
     # turned away with 503 before the throttle counts it, so it never locks them out.
-    settings = make_settings(
-        tmp_path, DATABASE_URL=database, HASHING_CONCURRENCY=1, HASHING_QUEUE=1
-    )
+    settings = settings_at_head(tmp_path, database, HASHING_CONCURRENCY=1, HASHING_QUEUE=1)
     app = create_app(settings)
     async with app.test_app():
         await add_user(app)
@@ -345,9 +343,9 @@ def test_address_keys(address: str | None, prefix: int, key: str) -> None:
 async def test_rotating_ipv6_addresses_within_a_64_does_not_escape_the_limit(
     tmp_path: Path, database: str, cheap_hashing: None
 ) -> None:
-    settings = make_settings(
+    settings = settings_at_head(
         tmp_path,
-        DATABASE_URL=database,
+        database,
         TRUSTED_PROXY_HOPS=1,
         LOGIN_FAILURES_PER_ADDRESS=ADDRESS_LIMIT,
     )
@@ -527,9 +525,9 @@ async def test_an_address_lockout_says_it_is_the_networks(auth: AuthActions) -> 
 
 def ipv6_app(tmp_path: Path, database: str, **limits: int) -> Quart:
     return create_app(
-        make_settings(
+        settings_at_head(
             tmp_path,
-            DATABASE_URL=database,
+            database,
             TRUSTED_PROXY_HOPS=1,
             LOGIN_FAILURES_PER_ADDRESS=3,
             **limits,
@@ -606,8 +604,8 @@ async def test_rotating_56s_inside_one_48_meets_the_48s_limit(
 async def test_a_flood_leaves_a_bounded_table_once_pruned(
     tmp_path: Path, database: str, cheap_hashing: None
 ) -> None:
-    settings = make_settings(
-        tmp_path, DATABASE_URL=database, TRUSTED_PROXY_HOPS=1, LOGIN_FAILURES_PER_ADDRESS=5
+    settings = settings_at_head(
+        tmp_path, database, TRUSTED_PROXY_HOPS=1, LOGIN_FAILURES_PER_ADDRESS=5
     )
     app = create_app(settings)
     async with app.test_app():
@@ -640,7 +638,7 @@ async def test_a_flood_leaves_a_bounded_table_once_pruned(
 async def test_a_pass_prunes_in_bounded_batches_until_caught_up(
     tmp_path: Path, database: str, cheap_hashing: None
 ) -> None:
-    settings = make_settings(tmp_path, DATABASE_URL=database, TRUSTED_PROXY_HOPS=1)
+    settings = settings_at_head(tmp_path, database, TRUSTED_PROXY_HOPS=1)
     app = create_app(settings)
     async with app.test_app():
         await add_user(app)

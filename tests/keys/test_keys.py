@@ -22,6 +22,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from quartapp import load_config
 from quartapp.keys import (
     MIN_ENTROPY_BYTES,
     SECRETS_FILENAME,
@@ -557,7 +558,7 @@ def _exported(tmp_path: Path, assignments: str) -> dict[str, str]:
 
 
 def test_rotate_with_the_key_in_the_environment_prints_both_settings_and_writes_nothing(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     old = "o" * 43
 
@@ -577,26 +578,17 @@ def test_rotate_with_the_key_in_the_environment_prints_both_settings_and_writes_
     assert exported["SECRET_KEY"] != old
     assert len(exported["SECRET_KEY"]) >= 43
     assert json.loads(exported["SECRET_KEY_FALLBACKS"]) == [old]
-    # The app reads both, unprefixed, as the new key and its fallback.
-    config = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import json; from quartapp import load_config; c = load_config(); "
-            "print(json.dumps([c['SECRET_KEY'], c['SECRET_KEY_FALLBACKS']]))",
-        ],
-        cwd=ROOT,
-        env={
-            **os.environ,
-            "QUARTAPP_INSTANCE_PATH": str(tmp_path / "app-instance"),
-            "SECRET_KEY": exported["SECRET_KEY"],
-            "SECRET_KEY_FALLBACKS": exported["SECRET_KEY_FALLBACKS"],
-        },
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert json.loads(config.stdout) == [exported["SECRET_KEY"], [old]]
+    # The app reads both, unprefixed, as the new key and its fallback: its own
+    # load_config on an environment holding what the shell set (in this process: a
+    # Python of its own would only add the app's imports).
+    monkeypatch.setenv("QUARTAPP_INSTANCE_PATH", str(tmp_path / "app-instance"))
+    monkeypatch.setenv("SECRET_KEY", exported["SECRET_KEY"])
+    monkeypatch.setenv("SECRET_KEY_FALLBACKS", exported["SECRET_KEY_FALLBACKS"])
+    config = load_config()
+    assert [config["SECRET_KEY"], config["SECRET_KEY_FALLBACKS"]] == [
+        exported["SECRET_KEY"],
+        [old],
+    ]
 
 
 def test_a_second_rotation_in_the_environment_keeps_the_first_fallback(

@@ -28,7 +28,13 @@ from quart import Quart
 
 from quartapp import create_app
 from quartapp.web.json_body import MAX_DEPTH
-from tests.conftest import BOTH_DATABASES, AuthActions, add_user, csrf_token, make_settings
+from tests.conftest import (
+    BOTH_DATABASES,
+    AuthActions,
+    add_user,
+    csrf_token,
+    settings_at_head,
+)
 from tests.passkeys.test_passkeys import (
     CONFIRM,
     CONFIRM_OPTIONS,
@@ -186,9 +192,9 @@ class Harness:
 @pytest.fixture
 def harness(tmp_path: Path, database: str) -> Iterator[Harness]:
     """A started app, on its own event loop: Hypothesis's ``@given`` runs no coroutine."""
-    config = make_settings(
+    config = settings_at_head(
         tmp_path,
-        DATABASE_URL=database,
+        database,
         LOGIN_FAILURES_PER_ADDRESS=1_000_000,
         LOGIN_FAILURES_PER_DEVICE=1_000_000,
         PASSKEYS_PER_USER_MAX=100,

@@ -8,14 +8,14 @@ import pytest
 from quart import Quart
 
 from quartapp import create_app
-from tests.conftest import AuthActions, add_user, body, make_settings
+from tests.conftest import AuthActions, add_user, body, settings_at_head
 
 LOCAL = ["localhost", "127.0.0.1", "[::1]"]
 NOTICE = 'class="passkey-localhost"'
 
 
-def local_app(tmp_path: Path, **settings: object) -> Quart:
-    return create_app(make_settings(tmp_path, TRUSTED_HOSTS=LOCAL, **settings))
+def local_app(tmp_path: Path, database: str, **settings: object) -> Quart:
+    return create_app(settings_at_head(tmp_path, database, TRUSTED_HOSTS=LOCAL, **settings))
 
 
 @pytest.mark.parametrize(
@@ -27,9 +27,9 @@ def local_app(tmp_path: Path, **settings: object) -> Quart:
     ],
 )
 async def test_the_sign_in_page_at_a_loopback_address_links_to_localhost(
-    tmp_path: Path, host: str, path: str, link: str
+    tmp_path: Path, database: str, host: str, path: str, link: str
 ) -> None:
-    app = local_app(tmp_path)
+    app = local_app(tmp_path, database)
     async with app.test_app():
         response = await app.test_client().get(path, headers={"Host": host})
         page = await body(response)
@@ -39,8 +39,10 @@ async def test_the_sign_in_page_at_a_loopback_address_links_to_localhost(
     assert f'<a href="{link}">{link}</a>' in page
 
 
-async def test_adding_a_passkey_at_127_0_0_1_links_to_localhost(tmp_path: Path) -> None:
-    app = local_app(tmp_path)
+async def test_adding_a_passkey_at_127_0_0_1_links_to_localhost(
+    tmp_path: Path, database: str
+) -> None:
+    app = local_app(tmp_path, database)
     async with app.test_app():
         await add_user(app)
         auth = AuthActions(app.test_client())
@@ -63,9 +65,9 @@ async def test_adding_a_passkey_at_127_0_0_1_links_to_localhost(tmp_path: Path) 
     ids=["localhost", "other-page", "production"],
 )
 async def test_no_link_where_passkeys_already_work_or_are_not_offered(
-    tmp_path: Path, host: str, path: str, settings: dict[str, object]
+    tmp_path: Path, database: str, host: str, path: str, settings: dict[str, object]
 ) -> None:
-    app = local_app(tmp_path, **settings)
+    app = local_app(tmp_path, database, **settings)
     async with app.test_client() as client:
         page = await body(await client.get(path, headers={"Host": host}))
 

@@ -35,6 +35,7 @@ from tests.conftest import (
     invoke,
     query,
     replay,
+    settings_at_head,
     stored_hash,
 )
 from tests.passkeys.test_passkeys import register
@@ -397,9 +398,9 @@ async def test_the_owner_sees_the_last_twenty_failed_codes(
 async def test_failed_codes_are_counted_in_the_metrics(tmp_path: Any, database: str) -> None:
     from quartapp import create_app
     from tests.app.test_metrics import TOKEN, scrape, value
-    from tests.conftest import add_user, make_settings
+    from tests.conftest import add_user
 
-    settings = make_settings(tmp_path, DATABASE_URL=database, METRICS_TOKEN=TOKEN)
+    settings = settings_at_head(tmp_path, database, METRICS_TOKEN=TOKEN)
     app = create_app(settings)
     async with app.test_app():
         await add_user(app)

@@ -32,7 +32,7 @@ from quartapp.auth import settings as auth_settings
 from quartapp.auth.models import Login
 from quartapp.db import db
 from quartapp.settings import database_url as async_database_url
-from tests.conftest import PASSWORD, add_user, make_settings, query
+from tests.conftest import PASSWORD, add_user, query, settings_at_head
 
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
 KNOWN_PATHS = [
@@ -421,9 +421,9 @@ async def account_rows(engine: AsyncEngine) -> list[tuple[Any, ...]]:
 def test_random_hostile_requests_get_no_5xx_and_change_no_account(
     tmp_path: Path, database: str
 ) -> None:
-    config = make_settings(
+    config = settings_at_head(
         tmp_path,
-        DATABASE_URL=database,
+        database,
         LOGIN_FAILURES_PER_USER=1_000_000,
         LOGIN_FAILURES_PER_ADDRESS=1_000_000,
     )

@@ -42,8 +42,8 @@ from tests.conftest import (
     body,
     cookie_value,
     csrf_token,
-    make_settings,
     query,
+    settings_at_head,
 )
 from tests.support.settings import DEFAULTS
 
@@ -572,9 +572,7 @@ class Explodes(Exception):
 async def error_app(tmp_path: Path, database: str) -> AsyncIterator[Quart]:
     """A fresh app with routes that fail on purpose, serving as production would."""
     application = create_app(
-        make_settings(
-            tmp_path, DATABASE_URL=database, LOGIN_FAILURES_PER_USER=1, PROPAGATE_EXCEPTIONS=False
-        )
+        settings_at_head(tmp_path, database, LOGIN_FAILURES_PER_USER=1, PROPAGATE_EXCEPTIONS=False)
     )
 
     @application.get("/bad")
@@ -866,16 +864,16 @@ async def test_form_rendered_before_a_key_rotation_gets_the_friendly_400_page(
     tmp_path: Path, database: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="quartapp.errors")
-    old = create_app(make_settings(tmp_path, DATABASE_URL=database))
+    old = create_app(settings_at_head(tmp_path, database))
     async with old.test_app():
         await add_user(old)
         browser = old.test_client()
         token = await csrf_token(browser)
         cookie = cookie_value(browser)
     new = create_app(
-        make_settings(
+        settings_at_head(
             tmp_path,
-            DATABASE_URL=database,
+            database,
             SECRET_KEY=ROTATED_SECRET_KEY,
             SECRET_KEY_FALLBACKS=[TEST_SECRET_KEY],
             WTF_CSRF_SECRET_KEY=ROTATED_CSRF_KEY,
@@ -931,7 +929,7 @@ async def test_unread_login_required_flashes_do_not_pile_up(client: TestClientPr
 async def test_many_different_flashes_keep_the_cookie_under_4kb(
     tmp_path: Path, database: str
 ) -> None:
-    app = create_app(make_settings(tmp_path, DATABASE_URL=database))
+    app = create_app(settings_at_head(tmp_path, database))
 
     @app.get("/flash/<int:number>")
     async def flash_one(number: int) -> ResponseReturnValue:

@@ -30,7 +30,7 @@ from tests.conftest import (
     VALUE,
     AuthActions,
     body,
-    make_settings,
+    settings_at_head,
 )
 from tests.support.server import Browser, Server, free_port, hypercorn_command, running, server_env
 
@@ -55,7 +55,7 @@ def production(tmp_path: Path, database: str, **extra: Any) -> Quart:
         "TRUSTED_PROXY_HOPS": 1,
         "METRICS_TOKEN": METRICS_TOKEN,
     }
-    return create_app(make_settings(tmp_path, DATABASE_URL=database, **{**production, **extra}))
+    return create_app(settings_at_head(tmp_path, database, **{**production, **extra}))
 
 
 # -- Plain HTTP is sent to HTTPS ----------------------------------------------------------

@@ -25,7 +25,7 @@ from werkzeug.datastructures import Headers
 from quartapp import create_app
 from quartapp.settings import ConfigError
 from quartapp.web.logs import QUART_LOG_FORMAT, SafeFormatter
-from tests.conftest import SQLITE_ONLY, AuthActions, make_settings, query
+from tests.conftest import SQLITE_ONLY, AuthActions, make_settings, query, settings_at_head
 from tests.support.server import (
     Browser,
     Server,
@@ -102,7 +102,7 @@ async def test_anonymous_request_has_no_user(
 @pytest.fixture
 async def behind_proxy(tmp_path: Path, database: str) -> AsyncIterator[TestClientProtocol]:
     """A client of an app behind one trusted proxy, whose X-Request-ID it takes."""
-    app = create_app(make_settings(tmp_path, DATABASE_URL=database, TRUSTED_PROXY_HOPS=1))
+    app = create_app(settings_at_head(tmp_path, database, TRUSTED_PROXY_HOPS=1))
     async with app.test_app():
         yield app.test_client()
 
@@ -218,7 +218,7 @@ async def test_the_address_is_the_one_the_app_sees(
     headers: dict[str, str],
     address: str,
 ) -> None:
-    app = create_app(make_settings(tmp_path, DATABASE_URL=database, TRUSTED_PROXY_HOPS=hops))
+    app = create_app(settings_at_head(tmp_path, database, TRUSTED_PROXY_HOPS=hops))
     async with app.test_app():
         capsys.readouterr()
         await app.test_client().get("/", headers=headers, scope_base={"client": SOCKET_PEER})
@@ -231,7 +231,7 @@ async def test_the_address_is_the_one_the_app_sees(
 async def test_refused_hosts_and_failing_views_are_logged(
     tmp_path: Path, database: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    app = create_app(make_settings(tmp_path, DATABASE_URL=database))
+    app = create_app(settings_at_head(tmp_path, database))
 
     @app.get("/boom")
     async def boom() -> str:
@@ -251,7 +251,7 @@ async def test_refused_hosts_and_failing_views_are_logged(
 async def test_access_log_can_be_turned_off(
     tmp_path: Path, database: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    app = create_app(make_settings(tmp_path, DATABASE_URL=database, ACCESS_LOG=False))
+    app = create_app(settings_at_head(tmp_path, database, ACCESS_LOG=False))
     async with app.test_app():
         capsys.readouterr()
         response = await app.test_client().get("/")

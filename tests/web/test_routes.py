@@ -13,7 +13,7 @@ from quart.typing import ResponseReturnValue
 
 from quartapp import create_app
 from quartapp.auth.current import login_required
-from tests.conftest import csrf_token, make_settings
+from tests.conftest import csrf_token, settings_at_head
 
 PUBLIC_ENDPOINTS = frozenset(
     {
@@ -77,7 +77,7 @@ async def test_every_non_public_route_sends_anonymous_visitors_to_login(app: Qua
 
 
 def test_every_public_endpoint_exists(tmp_path: Path, database: str) -> None:
-    app = create_app(make_settings(tmp_path, DATABASE_URL=database))
+    app = create_app(settings_at_head(tmp_path, database))
 
     endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
 
@@ -87,7 +87,7 @@ def test_every_public_endpoint_exists(tmp_path: Path, database: str) -> None:
 async def test_checker_reports_login_required_above_the_route(
     tmp_path: Path, database: str
 ) -> None:
-    app = create_app(make_settings(tmp_path, DATABASE_URL=database))
+    app = create_app(settings_at_head(tmp_path, database))
 
     @login_required  # wrong: the route below registers the bare view
     @app.route("/wrong", methods=["GET", "POST"])

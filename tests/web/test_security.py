@@ -19,7 +19,7 @@ from quart import Quart
 import quartapp
 from quartapp import create_app
 from quartapp.web.hosts import KNOWN_HOSTS, HostGuard, RefusedHosts, host_is_trusted
-from tests.conftest import AuthActions, body, csrf_token, make_settings
+from tests.conftest import AuthActions, body, csrf_token, settings_at_head
 from tests.support.server import (
     Server,
     development_env,
@@ -59,7 +59,7 @@ MALFORMED_LITERALS = [
 
 async def fail_login(tmp_path: Path, database: str, hops: int, headers: dict[str, str]) -> None:
     """Fail one login from ``SOCKET_PEER`` with ``headers``, behind ``hops`` proxies."""
-    app = create_app(make_settings(tmp_path, DATABASE_URL=database, TRUSTED_PROXY_HOPS=hops))
+    app = create_app(settings_at_head(tmp_path, database, TRUSTED_PROXY_HOPS=hops))
     async with app.test_app():
         client = app.test_client()
         form = {"username": "nobody", "password": "not the password at all"}
@@ -139,7 +139,7 @@ async def test_every_response_has_the_security_headers(
 async def test_error_page_from_a_failing_view_has_the_headers(
     tmp_path: Path, database: str
 ) -> None:
-    app = create_app(make_settings(tmp_path, DATABASE_URL=database))
+    app = create_app(settings_at_head(tmp_path, database))
 
     @app.get("/boom")
     async def boom() -> str:
@@ -169,7 +169,7 @@ async def test_templates_use_no_inline_script_or_style(auth: AuthActions) -> Non
 async def test_hsts_only_in_production(
     tmp_path: Path, database: str, mode: str, hsts: bool
 ) -> None:
-    app = create_app(make_settings(tmp_path, DATABASE_URL=database, ENV=mode, TESTING=False))
+    app = create_app(settings_at_head(tmp_path, database, ENV=mode, TESTING=False))
     async with app.test_app():
         response = await app.test_client().get("/")
 
@@ -236,9 +236,7 @@ async def test_trusted_hosts_are_remembered_and_refused_ones_never_are(app: Quar
 
 async def test_subdomain_wildcard_host_is_served(tmp_path: Path, database: str) -> None:
     app = create_app(
-        make_settings(
-            tmp_path, DATABASE_URL=database, ENV="development", TRUSTED_HOSTS=[".example.com"]
-        )
+        settings_at_head(tmp_path, database, ENV="development", TRUSTED_HOSTS=[".example.com"])
     )
     async with app.test_app():
         client = app.test_client()
@@ -299,9 +297,11 @@ def test_host_check_refuses_malformed_names_under_a_wildcard(host: str) -> None:
 
 @pytest.mark.parametrize("host", MALFORMED_NAMES)
 async def test_malformed_host_gets_the_sites_400_page_with_its_headers(
-    tmp_path: Path, host: str
+    tmp_path: Path, database: str, host: str
 ) -> None:
-    app = create_app(make_settings(tmp_path, ENV="development", TRUSTED_HOSTS=WILDCARD_HOSTS))
+    app = create_app(
+        settings_at_head(tmp_path, database, ENV="development", TRUSTED_HOSTS=WILDCARD_HOSTS)
+    )
     async with app.test_app():
         response = await app.test_client().get("/", headers={"Host": host})
 

@@ -19,8 +19,8 @@ from tests.conftest import (
     add_user,
     cookie_value,
     csrf_token,
-    make_settings,
     replay,
+    settings_at_head,
 )
 
 if TYPE_CHECKING:
@@ -84,9 +84,9 @@ def verifies_under(key: str, value: str) -> bool:
     return True
 
 
-async def logged_in_cookie(tmp_path: Path, *, remember: bool) -> str:
+async def logged_in_cookie(tmp_path: Path, database: str, *, remember: bool) -> str:
     """A login's session cookie, signed with the test key (the one about to be rotated)."""
-    old = create_app(make_settings(tmp_path))
+    old = create_app(settings_at_head(tmp_path, database))
     async with old.test_app():
         await add_user(old)
         auth = AuthActions(old.test_client())
@@ -98,11 +98,13 @@ async def logged_in_cookie(tmp_path: Path, *, remember: bool) -> str:
 
 @pytest.mark.parametrize("remember", [False, True], ids=["session", "remember-me"])
 async def test_cookie_signed_with_a_fallback_key_is_resigned_with_the_new_key(
-    tmp_path: Path, remember: bool
+    tmp_path: Path, database: str, remember: bool
 ) -> None:
-    issued = await logged_in_cookie(tmp_path, remember=remember)
+    issued = await logged_in_cookie(tmp_path, database, remember=remember)
     new = create_app(
-        make_settings(tmp_path, SECRET_KEY=ROTATED_KEY, SECRET_KEY_FALLBACKS=[TEST_SECRET_KEY])
+        settings_at_head(
+            tmp_path, database, SECRET_KEY=ROTATED_KEY, SECRET_KEY_FALLBACKS=[TEST_SECRET_KEY]
+        )
     )
     async with new.test_app():
         client = replay(new, issued)
@@ -121,10 +123,12 @@ async def test_cookie_signed_with_a_fallback_key_is_resigned_with_the_new_key(
 
 
 async def test_cookie_on_the_current_key_is_not_resent_while_fallbacks_are_set(
-    tmp_path: Path,
+    tmp_path: Path, database: str
 ) -> None:
-    issued = await logged_in_cookie(tmp_path, remember=False)
-    app = create_app(make_settings(tmp_path, SECRET_KEY_FALLBACKS=["an-older-key-" + "x" * 30]))
+    issued = await logged_in_cookie(tmp_path, database, remember=False)
+    app = create_app(
+        settings_at_head(tmp_path, database, SECRET_KEY_FALLBACKS=["an-older-key-" + "x" * 30])
+    )
     async with app.test_app():
         client = replay(app, issued)
         await client.get("/hello")  # takes the login's flash out of the cookie
@@ -134,10 +138,14 @@ async def test_cookie_on_the_current_key_is_not_resent_while_fallbacks_are_set(
     assert set_session_cookie(response) is None
 
 
-async def test_cookie_signed_with_a_dropped_key_is_not_accepted(tmp_path: Path) -> None:
-    issued = await logged_in_cookie(tmp_path, remember=False)
+async def test_cookie_signed_with_a_dropped_key_is_not_accepted(
+    tmp_path: Path, database: str
+) -> None:
+    issued = await logged_in_cookie(tmp_path, database, remember=False)
     app = create_app(
-        make_settings(tmp_path, SECRET_KEY=ROTATED_KEY, SECRET_KEY_FALLBACKS=["x" * 43])
+        settings_at_head(
+            tmp_path, database, SECRET_KEY=ROTATED_KEY, SECRET_KEY_FALLBACKS=["x" * 43]
+        )
     )
     async with app.test_app():
         response = await replay(app, issued).get("/hello")
