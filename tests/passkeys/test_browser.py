@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, CDPSession, Page, expect
+from playwright.sync_api import Browser, BrowserContext, CDPSession, Page, expect
 
 from tests.support.browser import (
     PASSWORD,
@@ -68,6 +68,14 @@ def served_app(server: Server, served_sqlite_template: Path) -> Served:
     passkeys and count the logins and passkeys in it."""
     restore(server, served_sqlite_template)
     return Served(server)
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    """A page in a context of the test's own, not the worker's shared page: the
+    virtual authenticator and the init scripts stay with a page, and another test
+    must not meet them."""
+    return context.new_page()
 
 
 @pytest.fixture

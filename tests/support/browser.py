@@ -23,7 +23,7 @@ import os
 import shutil
 import sqlite3
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,9 +44,12 @@ from tests.support.smtp import Received, RunningSink, smtp_sink
 if TYPE_CHECKING:
     from axe_playwright_python.base import AxeResults
     from playwright.sync_api import (
+        Browser,
+        BrowserContext,
         BrowserType,
         CDPSession,
         ConsoleMessage,
+        Error,
         Page,
         Response,
         ViewportSize,
@@ -109,6 +112,87 @@ def browser_type_launch_args(
         extra.append("--no-sandbox")  # Chromium refuses to start as root with its sandbox
     args["args"] = [*args.get("args", []), *extra]
     return args
+
+
+# pytest-playwright's options that record a test's own context (traces, videos,
+# screenshots on failure): with any on, each test gets a context of its own again.
+RECORDING_OPTIONS = ("--tracing", "--video", "--screenshot")
+
+
+class SharedPage:
+    """One page in one browser context for the worker's tests, put back between them.
+
+    A new context and page per test (pytest-playwright's ``page``) start a renderer
+    process each: measured under load, 0.4 s and 0.18 CPU-seconds a test. Between
+    tests the page goes to ``about:blank`` (the old document stops), and its cookies,
+    permissions and viewport size go back to a new context's; the HTTP cache stays,
+    which no test reads (the pages that must not be cached say ``no-store``).
+    A test that leaves the page unusable gets a new one for the next.
+    """
+
+    def __init__(self, browser: Browser, context_args: dict[str, Any]) -> None:
+        self.browser = browser
+        self.context_args = context_args
+        self.current: Page | None = None
+
+    def take(self) -> Page:
+        if self.current is None or self.current.is_closed():
+            self.current = self.browser.new_context(**self.context_args).new_page()
+        return self.current
+
+    def put_back(self, page: Page, size: ViewportSize | None) -> None:
+        try:
+            page.goto("about:blank")
+            page.context.clear_cookies()
+            page.context.clear_permissions()
+            if size is not None and page.viewport_size != size:
+                page.set_viewport_size(size)
+        except Exception:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self.current is not None:
+            with suppress(Exception):  # a crashed page's context may be gone already
+                self.current.context.close()
+            self.current = None
+
+
+@pytest.fixture(scope="session")
+def shared_page(browser: Browser, browser_context_args: dict[str, Any]) -> Iterator[SharedPage]:
+    """The worker's :class:`SharedPage`, in a context made as pytest-playwright makes
+    one (the session's ``browser_context_args``)."""
+    shared = SharedPage(browser, browser_context_args)
+    try:
+        yield shared
+    finally:
+        shared.close()
+
+
+@pytest.fixture
+def page(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> Iterator[Page]:
+    """pytest-playwright's ``page``, but the worker's :class:`SharedPage` where nothing
+    asks for a context of the test's own.
+
+    A module that sets up its context otherwise (its own ``browser_context_args``) or
+    changes the page beyond what :class:`SharedPage` puts back (a virtual
+    authenticator, an init script) defines ``page`` as ``context.new_page()``.
+    """
+    recording = any(
+        pytestconfig.getoption(option, default="off") not in ("off", False, None)
+        for option in RECORDING_OPTIONS
+    )
+    if recording or request.node.get_closest_marker("browser_context_args") is not None:
+        context: BrowserContext = request.getfixturevalue("context")
+        yield context.new_page()
+        return
+    shared: SharedPage = request.getfixturevalue("shared_page")
+    taken = shared.take()
+    size = taken.viewport_size
+    try:
+        yield taken
+    finally:
+        shared.put_back(taken, size)
 
 
 @contextmanager
@@ -266,8 +350,20 @@ class Visitor:
 
     def __post_init__(self) -> None:
         self.page.on("console", self._on_console)
-        self.page.on("pageerror", lambda error: self.errors.append(f"pageerror: {error}"))
+        self.page.on("pageerror", self._on_page_error)
         self.page.on("response", self._on_response)
+
+    def detach(self) -> None:
+        """Stop listening to the page, which the next test may reuse (:func:`page`)."""
+        self.page.remove_listener("console", self._on_console)
+        self.page.remove_listener("pageerror", self._on_page_error)
+        self.page.remove_listener("response", self._on_response)
+        if self._devtools is not None:
+            self._devtools.detach()
+            self._devtools = None
+
+    def _on_page_error(self, error: Error) -> None:
+        self.errors.append(f"pageerror: {error}")
 
     def _on_response(self, response: Response) -> None:
         if response.request.resource_type == "document":
@@ -362,7 +458,10 @@ def visit(page: Page, server: Server, request: pytest.FixtureRequest) -> Iterato
     """A :class:`Visitor` on ``server``; its console must stay clean to the end."""
     page.set_default_timeout(10_000)
     visitor = Visitor(page, server.base_url, request.node.name)
-    yield visitor
+    try:
+        yield visitor
+    finally:
+        visitor.detach()
     visitor.assert_no_errors()
 
 

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.support.browser import PASSWORD, USERNAME, Visitor, send_login
 from tests.support.server import Server
@@ -47,6 +47,13 @@ def group_heights(page: Page) -> list[float]:
 def clipboard(page: Page) -> str:
     """What the page put on the clipboard (the context may read it: see the fixture)."""
     return str(page.evaluate("navigator.clipboard.readText()"))
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    """A page in a context of the test's own, not the worker's shared page:
+    its context may read the clipboard (``browser_context_args`` below)."""
+    return context.new_page()
 
 
 @pytest.fixture
