@@ -177,7 +177,8 @@ def page(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> Iterato
 
     A module that sets up its context otherwise (its own ``browser_context_args``) or
     changes the page beyond what :class:`SharedPage` puts back (a virtual
-    authenticator, an init script) defines ``page`` as ``context.new_page()``.
+    authenticator, an init script) defines ``page`` as ``context.new_page()``; one
+    that needs a permission grants it to ``page.context`` (put back after the test).
     """
     recording = any(
         pytestconfig.getoption(option, default="off") not in ("off", False, None)

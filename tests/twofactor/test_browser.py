@@ -12,10 +12,9 @@ import contextlib
 import re
 import sqlite3
 import time
-from typing import Any
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import Page, expect
 
 from tests.support.browser import PASSWORD, USERNAME, Visitor, send_login
 from tests.support.server import Server
@@ -50,16 +49,11 @@ def clipboard(page: Page) -> str:
 
 
 @pytest.fixture
-def page(context: BrowserContext) -> Page:
-    """A page in a context of the test's own, not the worker's shared page:
-    its context may read the clipboard (``browser_context_args`` below)."""
-    return context.new_page()
-
-
-@pytest.fixture
-def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
-    """pytest-playwright's context, allowed to read the clipboard the page writes."""
-    return {**browser_context_args, "permissions": ["clipboard-read", "clipboard-write"]}
+def page(page: Page) -> Page:
+    """The worker's page, its context allowed to read the clipboard the page writes
+    (the permission is taken back when the test ends: see tests/support/browser.py)."""
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    return page
 
 
 def age_logins(server: Server, seconds: float) -> None:
