@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.support.browser import PASSWORD, USERNAME, Visitor, log_in, restore, visit
+from tests.support.browser import PASSWORD, USERNAME, Visitor, log_in, restore, sign_in, visit
 from tests.support.pg import PostgresServer
 from tests.support.server import Server
 
@@ -45,7 +45,7 @@ def next_box(page: Page) -> None:
 
 def test_change_password_with_the_keyboard_only(visitor: Visitor) -> None:
     page = visitor.page
-    log_in(visitor)
+    sign_in(visitor)
     page.get_by_role("navigation").get_by_role("link", name="Account").click()
     expect(page).to_have_url(visitor.base_url + "/account")
     expect(page).to_have_title("Your account · quartapp")
@@ -113,8 +113,8 @@ def test_end_another_devices_login_from_the_sessions_page(
     )
     try:
         phone = Visitor(phone_context.new_page(), server.base_url, request.node.name)
-        log_in(phone)
-        log_in(visitor)
+        sign_in(phone)
+        sign_in(visitor)
         page = visitor.page
         visitor.goto("/account/sessions")
 
@@ -172,7 +172,7 @@ def test_an_outage_keeps_the_header_and_the_typed_username(
 ) -> None:
     """PostgreSQL stopped under a development server: the 503 pages, as people see them."""
     visitor = next(visit(page, outage_server, request))
-    log_in(visitor)
+    sign_in(visitor)
     anonymous_context = page.context.browser.new_context()  # type: ignore[union-attr]
     try:
         anonymous = Visitor(

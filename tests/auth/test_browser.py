@@ -17,7 +17,7 @@ from itsdangerous.encoding import base64_decode, bytes_to_int
 from playwright.sync_api import Browser, Locator, Page, expect
 from playwright.sync_api import Error as PlaywrightError
 
-from tests.support.browser import PASSWORD, USERNAME, Visitor, log_in, visit
+from tests.support.browser import PASSWORD, USERNAME, Visitor, sign_in, visit
 from tests.support.server import Server, free_port, hypercorn_command, running
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
@@ -66,7 +66,7 @@ def test_the_header_is_one_row_at_desktop_width_and_the_current_link_moves_nothi
     # The current page's link is marked without growing: nothing beside it moves.
     assert places["/"] == places["/welcome"] == places["/login"]
 
-    log_in(visitor)
+    sign_in(visitor)
     parts = [
         page.get_by_role("link", name="quartapp"),
         nav.get_by_role("link", name="Home"),
@@ -99,7 +99,7 @@ def header_rows(page: Page) -> int:
 
 def test_the_signed_in_header_is_one_row_on_a_phone(visitor: Visitor) -> None:
     page = visitor.page
-    log_in(visitor)
+    sign_in(visitor)
     page.set_viewport_size({"width": 390, "height": 844})
     visitor.goto("/account/sessions")
 
@@ -154,7 +154,7 @@ def test_keyboard_only_login_from_a_protected_page(visitor: Visitor) -> None:
 
 def test_back_button_after_logout_shows_nothing_private(visitor: Visitor) -> None:
     page = visitor.page
-    log_in(visitor)
+    sign_in(visitor)
     visitor.goto("/logout")
     visitor.check("logout-confirm")
     page.get_by_role("link", name="Stay signed in").click()
@@ -270,7 +270,7 @@ def test_tap_targets_on_a_phone_are_at_least_44px(visitor: Visitor) -> None:
             page.locator("label[for=remember_me]"),
         ]
     )
-    log_in(visitor)
+    sign_in(visitor)
     assert_tappable([*navigation.get_by_role("link").all(), navigation.get_by_role("button")])
 
 
@@ -369,7 +369,7 @@ def test_expired_logout_form_says_so_and_links_back(
     visitor, page = short_lived_forms, short_lived_forms.page
     # On the module's server, whose forms last: see short_lived_server. The page is the
     # same, so the fixture's visitor still hears its console.
-    log_in(Visitor(page, server.base_url, request.node.name))
+    sign_in(Visitor(page, server.base_url, request.node.name))
     visitor.goto("/logout")
     wait_until_the_form_expires(page)
 

@@ -24,15 +24,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, CDPSession, Page, expect
+from playwright.sync_api import Browser, BrowserContext, CDPSession, Page, expect
 
 from tests.support.browser import (
     PASSWORD,
     USERNAME,
     Visitor,
     database_path,
-    log_in,
     restore,
+    sign_in,
 )
 from tests.support.pg import PostgresServer
 from tests.support.server import Server
@@ -68,6 +68,14 @@ def served_app(server: Server, served_sqlite_template: Path) -> Served:
     passkeys and count the logins and passkeys in it."""
     restore(server, served_sqlite_template)
     return Served(server)
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    """A page in a context of the test's own, not the worker's shared page: the
+    virtual authenticator and the init scripts stay with a page, and another test
+    must not meet them."""
+    return context.new_page()
 
 
 @pytest.fixture
@@ -148,7 +156,7 @@ def test_add_a_passkey_sign_in_with_it_alone_then_remove_it(
 ) -> None:
     page = visitor.page
     page.add_init_script(NO_CONDITIONAL_UI)
-    log_in(visitor)
+    sign_in(visitor)
     add_passkey(visitor, check=True)
     expect(page.locator(".session-title")).to_have_text(["This laptop"])
     visitor.check("passkeys-list")
@@ -205,7 +213,7 @@ def test_the_username_box_offers_the_passkey(
     """Conditional mediation: the login page asks for a passkey once the person goes to
     the username box, and not before: a page view asks the server for nothing."""
     page = visitor.page
-    log_in(visitor)
+    sign_in(visitor)
     add_passkey(visitor)
     asked: list[str] = []
     page.on(
@@ -227,7 +235,7 @@ def test_the_username_box_offers_the_passkey(
 def test_a_forged_signature_is_refused(visitor: Visitor, authenticator: Authenticator) -> None:
     page = visitor.page
     page.add_init_script(NO_CONDITIONAL_UI)
-    log_in(visitor)
+    sign_in(visitor)
     add_passkey(visitor)
     log_out(visitor)
 

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sqlite3
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,7 +44,17 @@ from tests.support.smtp import Received, RunningSink, smtp_sink
 
 if TYPE_CHECKING:
     from axe_playwright_python.base import AxeResults
-    from playwright.sync_api import BrowserType, ConsoleMessage, Page, Response
+    from playwright.sync_api import (
+        Browser,
+        BrowserContext,
+        BrowserType,
+        CDPSession,
+        ConsoleMessage,
+        Error,
+        Page,
+        Response,
+        ViewportSize,
+    )
 
 # Where the screenshots go; `make test` prints it, and .gitignore keeps it out of git.
 ARTIFACTS = ROOT / "test-artifacts"
@@ -71,6 +82,9 @@ REPORTED: list[int] = []
 _taken_before_test = [0]
 # Chromium logs this for any document answered with a 4xx; the tests assert the status.
 FAILED_RESOURCE = "Failed to load resource: the server responded with a status of"
+# The address axe-core's script is compiled under: V8 reuses a compiled script of the
+# same source and address in each new document (see Visitor._inject_axe).
+AXE_SOURCE_URL = "quartapp-tests://axe.min.js"
 
 
 def chromium_path(bundled: str) -> str | None:
@@ -99,6 +113,88 @@ def browser_type_launch_args(
         extra.append("--no-sandbox")  # Chromium refuses to start as root with its sandbox
     args["args"] = [*args.get("args", []), *extra]
     return args
+
+
+# pytest-playwright's options that record a test's own context (traces, videos,
+# screenshots on failure): with any on, each test gets a context of its own again.
+RECORDING_OPTIONS = ("--tracing", "--video", "--screenshot")
+
+
+class SharedPage:
+    """One page in one browser context for the worker's tests, put back between them.
+
+    A new context and page per test (pytest-playwright's ``page``) start a renderer
+    process each: measured under load, 0.4 s and 0.18 CPU-seconds a test. Between
+    tests the page goes to ``about:blank`` (the old document stops), and its cookies,
+    permissions and viewport size go back to a new context's; the HTTP cache stays,
+    which no test reads (the pages that must not be cached say ``no-store``).
+    A test that leaves the page unusable gets a new one for the next.
+    """
+
+    def __init__(self, browser: Browser, context_args: dict[str, Any]) -> None:
+        self.browser = browser
+        self.context_args = context_args
+        self.current: Page | None = None
+
+    def take(self) -> Page:
+        if self.current is None or self.current.is_closed():
+            self.current = self.browser.new_context(**self.context_args).new_page()
+        return self.current
+
+    def put_back(self, page: Page, size: ViewportSize | None) -> None:
+        try:
+            page.goto("about:blank")
+            page.context.clear_cookies()
+            page.context.clear_permissions()
+            if size is not None and page.viewport_size != size:
+                page.set_viewport_size(size)
+        except Exception:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self.current is not None:
+            with suppress(Exception):  # a crashed page's context may be gone already
+                self.current.context.close()
+            self.current = None
+
+
+@pytest.fixture(scope="session")
+def shared_page(browser: Browser, browser_context_args: dict[str, Any]) -> Iterator[SharedPage]:
+    """The worker's :class:`SharedPage`, in a context made as pytest-playwright makes
+    one (the session's ``browser_context_args``)."""
+    shared = SharedPage(browser, browser_context_args)
+    try:
+        yield shared
+    finally:
+        shared.close()
+
+
+@pytest.fixture
+def page(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> Iterator[Page]:
+    """pytest-playwright's ``page``, but the worker's :class:`SharedPage` where nothing
+    asks for a context of the test's own.
+
+    A module that sets up its context otherwise (its own ``browser_context_args``) or
+    changes the page beyond what :class:`SharedPage` puts back (a virtual
+    authenticator, an init script) defines ``page`` as ``context.new_page()``; one
+    that needs a permission grants it to ``page.context`` (put back after the test).
+    """
+    recording = any(
+        pytestconfig.getoption(option, default="off") not in ("off", False, None)
+        for option in RECORDING_OPTIONS
+    )
+    if recording or request.node.get_closest_marker("browser_context_args") is not None:
+        context: BrowserContext = request.getfixturevalue("context")
+        yield context.new_page()
+        return
+    shared: SharedPage = request.getfixturevalue("shared_page")
+    taken = shared.take()
+    size = taken.viewport_size
+    try:
+        yield taken
+    finally:
+        shared.put_back(taken, size)
 
 
 @contextmanager
@@ -194,6 +290,44 @@ def log_in(visitor: Visitor, password: str = PASSWORD) -> None:
     visitor.page.wait_for_url(visitor.base_url + "/hello")
 
 
+# The login form's CSRF token, as the page renders it.
+CSRF_INPUT = re.compile(r'<input[^>]*name="csrf_token"[^>]*>')
+INPUT_VALUE = re.compile(r'value="([^"]*)"')
+
+
+def sign_in(visitor: Visitor, password: str = PASSWORD) -> None:
+    """Sign alice in without driving the form, and open /hello, where :func:`log_in`
+    leaves her: for tests about what comes after signing in.
+
+    The login page and its post go through the page's own context
+    (``context.request``: its cookies, its user agent), so the login is the browser's,
+    as if it had sent the form; Chromium renders one page instead of two and fills no
+    boxes. The form itself is tested through the keyboard, the mouse, without
+    JavaScript and with its errors (tests/auth/test_browser.py).
+    """
+    http = visitor.page.context.request
+    form = http.get(visitor.base_url + "/login")
+    assert form.status == 200, form.status
+    field = CSRF_INPUT.search(form.text())
+    token = INPUT_VALUE.search(field.group(0)) if field else None
+    assert token is not None, "no CSRF token on the login page"
+    sent = http.post(
+        visitor.base_url + "/login",
+        form={
+            "csrf_token": token.group(1),
+            "username": USERNAME,
+            "password": password,
+            "submit": "Sign in",  # what the button sends
+        },
+        headers={"Origin": visitor.base_url, "Referer": visitor.base_url + "/login"},
+        max_redirects=0,
+    )
+    assert sent.status == 302, f"the login was refused: {sent.status}"
+    assert sent.headers["location"].endswith("/hello"), sent.headers["location"]
+    visitor.goto("/hello")
+    visitor.page.wait_for_url(visitor.base_url + "/hello")
+
+
 @pytest.fixture(scope="session")
 def mail_sink() -> Iterator[RunningSink]:
     """The SMTP server :func:`mail_server` delivers to; a module empties it first."""
@@ -251,11 +385,25 @@ class Visitor:
     errors: list[str] = field(default_factory=list)
     documents: set[str] = field(default_factory=set)
     checked: list[str] = field(default_factory=list)
+    # The DevTools session axe-core is loaded through (:meth:`_inject_axe`), once needed.
+    _devtools: CDPSession | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.page.on("console", self._on_console)
-        self.page.on("pageerror", lambda error: self.errors.append(f"pageerror: {error}"))
+        self.page.on("pageerror", self._on_page_error)
         self.page.on("response", self._on_response)
+
+    def detach(self) -> None:
+        """Stop listening to the page, which the next test may reuse (:func:`page`)."""
+        self.page.remove_listener("console", self._on_console)
+        self.page.remove_listener("pageerror", self._on_page_error)
+        self.page.remove_listener("response", self._on_response)
+        if self._devtools is not None:
+            self._devtools.detach()
+            self._devtools = None
+
+    def _on_page_error(self, error: Error) -> None:
+        self.errors.append(f"pageerror: {error}")
 
     def _on_response(self, response: Response) -> None:
         if response.request.resource_type == "document":
@@ -284,14 +432,21 @@ class Visitor:
         """Screenshot the page at each size and assert axe-core finds no violations.
 
         The page is not reloaded between sizes: what is checked is the page as the
-        test left it (errors shown, focus where it moved).
+        test left it (errors shown, focus where it moved). axe-core is put into the
+        document once, before the first size; a size the page already has is not set
+        again.
         """
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         original = self.page.viewport_size
+        current = original
         reports = []
+        self._inject_axe()
         try:
             for label, (width, height) in VIEWPORTS.items():
-                self.page.set_viewport_size({"width": width, "height": height})
+                size: ViewportSize = {"width": width, "height": height}
+                if current != size:
+                    self.page.set_viewport_size(size)
+                    current = size
                 shot = SCREENSHOTS / f"{name}-{label}-{width}x{height}.png"
                 self.page.screenshot(path=str(shot), full_page=True)
                 TAKEN.append(shot)
@@ -299,23 +454,40 @@ class Visitor:
                 if results.violations_count:
                     reports.append(f"{label}: {results.generate_report()}")
         finally:
-            if original is not None:
+            if original is not None and current != original:
                 self.page.set_viewport_size(original)
         self.checked.append(name)
         assert not reports, f"axe-core found violations on {name}:\n" + "\n".join(reports)
 
-    def _axe(self) -> AxeResults:
-        """axe-core's findings on the page, injecting axe-core only if it is not there.
+    def _inject_axe(self) -> None:
+        """Put axe-core into the page's document, unless it is there already.
 
-        The library's own ``Axe().run`` sends the whole script (half a megabyte) again
-        on every call; once per document is enough, and costs a tenth of a second less
-        per size checked.
+        Compiled as a script of its own over the DevTools protocol rather than sent
+        through ``page.evaluate`` (what the library's own ``Axe().run`` does on every
+        call): V8 keeps compiled scripts by their source and address, so each new
+        document reuses what the first one compiled, and axe-core's first run on it
+        starts warmer too. Like ``page.evaluate``, it runs in the page's main world,
+        where the page's Content Security Policy does not apply to it.
         """
-        from axe_playwright_python.base import AXE_SCRIPT, AxeResults
+        if self.page.evaluate("() => typeof window.axe === 'object'"):
+            return
+        from axe_playwright_python.base import AXE_SCRIPT
+
+        if self._devtools is None:
+            self._devtools = self.page.context.new_cdp_session(self.page)
+            self._devtools.send("Runtime.enable")
+        compiled = self._devtools.send(
+            "Runtime.compileScript",
+            {"expression": AXE_SCRIPT, "sourceURL": AXE_SOURCE_URL, "persistScript": True},
+        )
+        ran = self._devtools.send("Runtime.runScript", {"scriptId": compiled["scriptId"]})
+        assert "exceptionDetails" not in ran, f"axe-core did not load: {ran}"
+
+    def _axe(self) -> AxeResults:
+        """axe-core's findings on the page (:meth:`_inject_axe` put it there)."""
+        from axe_playwright_python.base import AxeResults
         from axe_playwright_python.sync_playwright import DEFAULT_OPTIONS
 
-        if not self.page.evaluate("() => typeof window.axe === 'object'"):
-            self.page.evaluate(AXE_SCRIPT)
         return AxeResults(self.page.evaluate(f"axe.run({json.dumps(DEFAULT_OPTIONS)})"))
 
     def assert_no_errors(self) -> None:
@@ -326,7 +498,10 @@ def visit(page: Page, server: Server, request: pytest.FixtureRequest) -> Iterato
     """A :class:`Visitor` on ``server``; its console must stay clean to the end."""
     page.set_default_timeout(10_000)
     visitor = Visitor(page, server.base_url, request.node.name)
-    yield visitor
+    try:
+        yield visitor
+    finally:
+        visitor.detach()
     visitor.assert_no_errors()
 
 

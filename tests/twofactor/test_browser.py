@@ -12,7 +12,6 @@ import contextlib
 import re
 import sqlite3
 import time
-from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -50,9 +49,11 @@ def clipboard(page: Page) -> str:
 
 
 @pytest.fixture
-def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
-    """pytest-playwright's context, allowed to read the clipboard the page writes."""
-    return {**browser_context_args, "permissions": ["clipboard-read", "clipboard-write"]}
+def page(page: Page) -> Page:
+    """The worker's page, its context allowed to read the clipboard the page writes
+    (the permission is taken back when the test ends: see tests/support/browser.py)."""
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    return page
 
 
 def age_logins(server: Server, seconds: float) -> None:
