@@ -16,7 +16,8 @@ import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,23 +143,33 @@ async def wait_listening(app: Quart) -> None:
             await asyncio.sleep(0.01)
 
 
-async def test_a_logged_in_get_costs_one_round_trip_cold_and_none_warm(
-    logged_postgres: LoggedDatabase, tmp_path: Path
-) -> None:
-    # One pooled connection, so that the cold request meets a connection that has
-    # prepared the login lookup before (as every pooled connection has after its
-    # first request): what is counted is the cost per request, not per connection.
+def one_connection_app(database: LoggedDatabase, tmp_path: Path) -> tuple[Quart, ServerLog]:
+    """An app on ``database`` with one pooled connection, and the log of its statements.
+
+    One connection, so that a cold request meets a connection that has prepared the
+    login lookup before (as every pooled connection has after its first request): what
+    is counted is the cost per request, not per connection.
+    """
     settings = make_settings(
-        tmp_path,
-        DATABASE_URL=logged_postgres.url(),
-        DATABASE_POOL_SIZE=1,
-        DATABASE_MAX_OVERFLOW=0,
+        tmp_path, DATABASE_URL=database.url(), DATABASE_POOL_SIZE=1, DATABASE_MAX_OVERFLOW=0
     )
-    app = create_app(settings)
-    server_log = ServerLog(logged_postgres.server, logged_postgres.database)
+    return create_app(settings), ServerLog(database.server, database.database)
+
+
+@asynccontextmanager
+async def serving(app: Quart) -> AsyncIterator[None]:
+    """The app started, with alice in it and its cache listening."""
     async with app.test_app():
         await add_user(app)
         await wait_listening(app)
+        yield
+
+
+async def test_a_logged_in_get_costs_one_round_trip_cold_and_none_warm(
+    logged_postgres: LoggedDatabase, tmp_path: Path
+) -> None:
+    app, server_log = one_connection_app(logged_postgres, tmp_path)
+    async with serving(app):
         first = AuthActions(app.test_client())
         await first.login()
         assert (await first.client.get("/hello")).status_code == 200
@@ -185,17 +196,8 @@ async def test_a_logged_in_get_costs_one_round_trip_cold_and_none_warm(
 async def test_an_expired_login_costs_its_select_and_its_delete_alone(
     logged_postgres: LoggedDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = make_settings(
-        tmp_path,
-        DATABASE_URL=logged_postgres.url(),
-        DATABASE_POOL_SIZE=1,
-        DATABASE_MAX_OVERFLOW=0,
-    )
-    app = create_app(settings)
-    server_log = ServerLog(logged_postgres.server, logged_postgres.database)
-    async with app.test_app():
-        await add_user(app)
-        await wait_listening(app)
+    app, server_log = one_connection_app(logged_postgres, tmp_path)
+    async with serving(app):
         auth = AuthActions(app.test_client())
         await auth.login()
         assert (await auth.client.get("/hello")).status_code == 200
@@ -220,17 +222,8 @@ async def test_an_expired_login_costs_its_select_and_its_delete_alone(
 async def test_a_due_last_seen_costs_the_request_nothing_and_the_batch_one_transaction(
     logged_postgres: LoggedDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = make_settings(
-        tmp_path,
-        DATABASE_URL=logged_postgres.url(),
-        DATABASE_POOL_SIZE=1,
-        DATABASE_MAX_OVERFLOW=0,
-    )
-    app = create_app(settings)
-    server_log = ServerLog(logged_postgres.server, logged_postgres.database)
-    async with app.test_app():
-        await add_user(app)
-        await wait_listening(app)
+    app, server_log = one_connection_app(logged_postgres, tmp_path)
+    async with serving(app):
         clients = [AuthActions(app.test_client()) for _ in range(3)]
         for auth in clients:
             await auth.login()
