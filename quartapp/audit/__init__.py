@@ -115,6 +115,7 @@ EVENTS: tuple[tuple[Signal, str, dict[str, str]], ...] = (
     (signals.recovery_code_used, "recovery_code_used", {}),
     (signals.recovery_codes_renewed, "recovery_codes_created", {}),
     (signals.passkey_added, "passkey_added", {"name": "passkey"}),
+    (signals.passkey_registration_failed, "passkey_registration_failed", {}),
     (signals.passkey_removed, "passkey_removed", {"name": "passkey"}),
     (signals.passkey_renamed, "passkey_renamed", {"new": "passkey", "old": "old_name"}),
     (signals.passkey_signed_in, "passkey_login_ok", {"name": "passkey"}),

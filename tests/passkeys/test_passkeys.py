@@ -201,12 +201,17 @@ async def test_a_registration_from_elsewhere_or_unverified_is_refused(
     settings: dict[str, Any],
     wrong: dict[str, Any],
     reason: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="quartapp.audit")
     await auth.login()
     status, answer = await register(client, SoftAuthenticator(), **wrong)
     assert status == 400, reason
     assert answer == {"error": "The passkey could not be verified. Please try again."}
     assert query(settings, "SELECT count(*) FROM passkeys") == [(0,)]
+    # The refusal is an audit line too, with why the ceremony failed.
+    failed = [e for e in audit_events(caplog) if e["event"] == "passkey_registration_failed"]
+    assert [(e["user"], bool(e["reason"])) for e in failed] == [("alice", True)]
 
 
 @pytest.mark.parametrize(
@@ -350,7 +355,7 @@ async def test_a_user_holds_at_most_a_few_challenges_of_each_kind(
     )
     newest = alice_key.get(made[-1]["publicKey"])
     status, answer = await post_json(client, CONFIRM, {"credential": newest}, token)
-    assert (status, answer) == (200, {"redirect": "/account/sessions"})
+    assert (status, answer) == (200, {"redirect": "/account"})
 
 
 @BOTH_DATABASES
