@@ -189,7 +189,7 @@ async def locked_out(error: credentials.LockedOut) -> ResponseReturnValue:
 @form_post(ConfirmForm)
 async def confirm(form: ConfirmForm) -> ResponseReturnValue:
     """Ask for the password again (and a code, with two-factor on), then go to ``next``."""
-    next_url = safe_next(request.args.get("next")) or url_for("account.sessions")
+    next_url = safe_next(request.args.get("next")) or url_for("account.overview")
     steps = [step for step in registry().confirm_steps if await step.asks(signed_in().id)]
     ask_code = bool(steps)
     status = 200

@@ -260,7 +260,7 @@ async def confirm() -> ResponseReturnValue:
     """Confirm this login with an assertion of one of the user's passkeys, then go on."""
     config = auth_settings.current()
     user = signed_in()
-    next_url = safe_next(request.args.get("next")) or url_for("account.sessions")
+    next_url = safe_next(request.args.get("next")) or url_for("account.overview")
     try:
         data = await body()
         relying = party()

@@ -124,7 +124,7 @@ async def test_confirm_goes_only_to_pages_on_this_site(
     path = "/login/confirm?next=//evil.example/"
     token = await csrf_token(client, path)
     response = await client.post(path, form={"password": PASSWORD, "csrf_token": token})
-    assert response.headers["Location"] == "/account/sessions"
+    assert response.headers["Location"] == "/account"
 
 
 async def test_wrong_passwords_at_confirm_count_toward_the_lockout(

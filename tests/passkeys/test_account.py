@@ -498,4 +498,4 @@ async def test_a_configured_rp_id_serves_its_subdomains(
     assert (await send(CONFIRM, {"credential": wrong}))[0] == 400
     _, request = await send(CONFIRM_OPTIONS, {})
     right = key.get(request["publicKey"], origin=origin)
-    assert await send(CONFIRM, {"credential": right}) == (200, {"redirect": "/account/sessions"})
+    assert await send(CONFIRM, {"credential": right}) == (200, {"redirect": "/account"})
