@@ -3,7 +3,8 @@
 Each of ``--connections`` threads opens one keep-alive connection, reads the login
 form's CSRF token and session cookie from the page, then loops ``POST /login`` with a
 wrong password until ``--seconds`` have passed, as fast as the server answers. It
-prints one JSON line: the count of each status and the requests per second (with
+prints one JSON line: the count of each status, the requests per second and when the
+first connection stopped sending, as ``time.monotonic()`` (with
 ``--ready``, after a line ``ready`` once every connection has sent its first login). With
 ``--stop-on-eof`` it also stops when its standard input closes, so a test ends the flood
 the moment it has measured what it needs rather than waiting out a margin.
@@ -79,6 +80,9 @@ class Flooder(threading.Thread):
         self.stop = stop
         self.statuses = statuses
         self.lock = lock
+        # When this connection stopped sending (time.monotonic(), one clock for every
+        # process on Linux): the flood thins from the first of these.
+        self.ended = until
 
     def connect(self) -> tuple[http.client.HTTPConnection, str, str]:
         source = (self.args.source, 0) if self.args.source else None
@@ -128,6 +132,7 @@ class Flooder(threading.Thread):
             self.started.set()
             with self.lock:
                 self.statuses[status] += 1
+        self.ended = time.monotonic()
         if connection is not None:
             connection.close()
 
@@ -174,6 +179,7 @@ def main() -> None:
                 "statuses": {str(k): v for k, v in sorted(statuses.items())},
                 "requests": total,
                 "per_second": round(total / seconds, 1),
+                "ended_at": min(thread.ended for thread in threads),
             }
         ),
         flush=True,
