@@ -667,6 +667,18 @@ def query(settings: dict[str, Any], sql: str) -> list[tuple[Any, ...]]:
         return thread.submit(asyncio.run, fetch()).result()
 
 
+async def aquery(settings: dict[str, Any], sql: str) -> list[tuple[Any, ...]]:
+    """:func:`query` for async tests: it waits in a thread, and the event loop runs on.
+
+    A blocking ``query`` on the loop's thread deadlocks with any of the app's background
+    writers caught between two statements of a transaction: SQLite's write lock is theirs
+    until their next trip, which needs the loop that ``query`` holds. The mail sender's
+    claim (``UPDATE ... RETURNING``, then ``COMMIT``) met it: "database is locked" after
+    sqlite3's 5 s, reported against the test's own statement.
+    """
+    return await asyncio.to_thread(query, settings, sql)
+
+
 def usernames(settings: dict[str, Any]) -> list[str]:
     """Every stored username, sorted."""
     return [name for (name,) in query(settings, "SELECT username FROM users ORDER BY username")]
@@ -677,9 +689,19 @@ def stored_hash(settings: dict[str, Any], name: str = "alice") -> str:
     return str(dict(query(settings, "SELECT username, password_hash FROM users"))[name])
 
 
-def login_count(settings: dict[str, Any]) -> int:
+async def ausernames(settings: dict[str, Any]) -> list[str]:
+    """:func:`usernames` for async tests (see :func:`aquery`)."""
+    return await asyncio.to_thread(usernames, settings)
+
+
+async def astored_hash(settings: dict[str, Any], name: str = "alice") -> str:
+    """:func:`stored_hash` for async tests (see :func:`aquery`)."""
+    return await asyncio.to_thread(stored_hash, settings, name)
+
+
+async def login_count(settings: dict[str, Any]) -> int:
     """How many server-side login rows exist."""
-    return int(query(settings, "SELECT count(*) FROM logins")[0][0])
+    return int((await aquery(settings, "SELECT count(*) FROM logins"))[0][0])
 
 
 def cookie_value(client: TestClientProtocol) -> str:

@@ -14,7 +14,7 @@ from quartapp.db import db
 from quartapp.mail.models import EmailAddress, MailToken, OutboxMessage
 from quartapp.passkeys.models import Passkey, PasskeyChallenge
 from quartapp.twofactor.models import PendingLogin, RecoveryCode, SecondFactorFailure, TotpFactor
-from tests.conftest import query
+from tests.conftest import aquery
 
 # Every table with a user_id, and what must be left of a deleted user's rows in it.
 OWNED = (
@@ -111,16 +111,16 @@ async def seed(app: Quart, name: str, *, totp: bool = True) -> int:
     return user_id
 
 
-def owned(settings: dict[str, Any], user_id: int) -> dict[str, int]:
+async def owned(settings: dict[str, Any], user_id: int) -> dict[str, int]:
     """How many rows of ``user_id``'s each table holds."""
     counts = {}
     for table in OWNED:
         sql = f"SELECT count(*) FROM {table} WHERE user_id = {user_id}"
-        counts[table] = int(query(settings, sql)[0][0])
+        counts[table] = int((await aquery(settings, sql))[0][0])
     return counts
 
 
-def counters(settings: dict[str, Any]) -> list[tuple[str, str]]:
+async def counters(settings: dict[str, Any]) -> list[tuple[str, str]]:
     """The throttle's counters of usernames and devices (not of addresses)."""
-    rows = query(settings, "SELECT scope, key FROM throttle_counters ORDER BY key")
+    rows = await aquery(settings, "SELECT scope, key FROM throttle_counters ORDER BY key")
     return [(scope, key) for scope, key in rows if scope in ("user", "device")]

@@ -24,13 +24,13 @@ from tests.conftest import (
     PASSWORD,
     AuthActions,
     add_user,
+    aquery,
+    astored_hash,
     body,
     cookie_value,
     csrf_token,
     login_count,
-    query,
     replay,
-    stored_hash,
 )
 from tests.support.settings import auth as load_auth_settings
 
@@ -221,7 +221,7 @@ async def test_wrong_current_password_is_refused_on_the_field(
     auth: AuthActions, settings: dict[str, Any]
 ) -> None:
     await auth.login()
-    original = stored_hash(settings)
+    original = await astored_hash(settings)
 
     response = await change_password(auth.client, current=WRONG)
 
@@ -231,7 +231,7 @@ async def test_wrong_current_password_is_refused_on_the_field(
     assert f'<a href="#current_password">{WRONG_CURRENT}</a>' in page
     assert 'id="current_password-errors"' in page
     assert "<title>Error: Change your password · quartapp</title>" in page
-    assert stored_hash(settings) == original
+    assert await astored_hash(settings) == original
 
 
 async def test_wrong_current_passwords_count_toward_the_login_throttle(
@@ -247,7 +247,7 @@ async def test_wrong_current_passwords_count_toward_the_login_throttle(
     assert response.status_code == 429
     assert "There were too many wrong passwords." in page
     assert 0 < int(response.headers["Retry-After"]) <= 15 * 60
-    assert verifies(stored_hash(settings), PASSWORD)
+    assert verifies(await astored_hash(settings), PASSWORD)
     # The same counter as the login form's: this browser cannot log in again either.
     await auth.logout()
     assert (await auth.login()).status_code == 429
@@ -268,7 +268,7 @@ async def test_new_password_against_the_policy_is_refused(
     auth: AuthActions, settings: dict[str, Any], new: str, again: str | None, message: str
 ) -> None:
     await auth.login()
-    original = stored_hash(settings)
+    original = await astored_hash(settings)
 
     response = await change_password(auth.client, new=new, again=again)
 
@@ -276,7 +276,7 @@ async def test_new_password_against_the_policy_is_refused(
     assert response.status_code == 200
     assert "There is a problem" in page
     assert message in page
-    assert stored_hash(settings) == original
+    assert await astored_hash(settings) == original
     assert await is_logged_in(auth.client)
 
 
@@ -305,12 +305,12 @@ async def test_new_password_of_the_wrong_length_costs_no_attempt(
 ) -> None:
     await auth.login()
     counters = "SELECT scope, key, attempts FROM throttle_counters ORDER BY scope, key"
-    before = query(settings, counters)
+    before = await aquery(settings, counters)
 
     for _ in range(6):
         await change_password(auth.client, current=WRONG, new="k7#Qv9!mZ2@wL4")
 
-    assert query(settings, counters) == before
+    assert await aquery(settings, counters) == before
     assert (await change_password(auth.client)).status_code == 302
 
 
@@ -350,14 +350,14 @@ async def test_weak_new_password_is_rated_once_the_current_one_is_right(
 
     assert ratings.RATINGS.started == before + 6
     assert (await change_password(auth.client)).status_code == 302
-    assert verifies(stored_hash(settings), NEW_PASSWORD)
+    assert verifies(await astored_hash(settings), NEW_PASSWORD)
 
 
 async def test_full_rating_line_answers_503_with_retry_after(
     auth: AuthActions, settings: dict[str, Any]
 ) -> None:
     await auth.login()
-    original = stored_hash(settings)
+    original = await astored_hash(settings)
     gate = ratings.gate()
     async with gate.lock:
         # Held here, the lock stalls every rating: these fill the running place and
@@ -374,14 +374,14 @@ async def test_full_rating_line_answers_503_with_retry_after(
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "1"
     assert "Temporarily unavailable" in await body(response)
-    assert stored_hash(settings) == original
+    assert await astored_hash(settings) == original
 
 
 async def test_password_change_without_csrf_token_is_refused(
     auth: AuthActions, settings: dict[str, Any]
 ) -> None:
     await auth.login()
-    original = stored_hash(settings)
+    original = await astored_hash(settings)
     form = {"current_password": PASSWORD, "new_password": NEW_PASSWORD}
 
     response = await auth.client.post(
@@ -389,7 +389,7 @@ async def test_password_change_without_csrf_token_is_refused(
     )
 
     assert response.status_code == 400
-    assert stored_hash(settings) == original
+    assert await astored_hash(settings) == original
 
 
 async def test_password_change_as_json_is_refused(auth: AuthActions) -> None:
@@ -407,7 +407,7 @@ async def test_password_change_keeps_this_login_with_a_new_token(
     await auth.login()
     old_cookie = cookie_value(auth.client)
     other = await second_device(app)
-    assert login_count(settings) == 2
+    assert await login_count(settings) == 2
 
     with caplog.at_level("INFO", logger="quartapp.audit"):
         response = await change_password(auth.client)
@@ -420,8 +420,8 @@ async def test_password_change_keeps_this_login_with_a_new_token(
     # The other device and a copy of this one's old cookie are both logged out.
     assert not await is_logged_in(other)
     assert not await is_logged_in(replay(app, old_cookie))
-    assert login_count(settings) == 1
-    assert verifies(stored_hash(settings), NEW_PASSWORD)
+    assert await login_count(settings) == 1
+    assert verifies(await astored_hash(settings), NEW_PASSWORD)
     [changed] = [e for e in audit_events(caplog) if e["event"] == "password_changed"]
     assert (changed["user"], changed["sessions_ended"]) == ("alice", 1)
     # And the new password is the one that logs in.
@@ -435,11 +435,11 @@ async def test_password_change_keeps_the_logins_start_and_remember_me(
     auth: AuthActions, settings: dict[str, Any]
 ) -> None:
     await auth.login(remember=True)
-    before = query(settings, "SELECT created_at, expires_at, remember FROM logins")
+    before = await aquery(settings, "SELECT created_at, expires_at, remember FROM logins")
 
     await change_password(auth.client)
 
-    assert query(settings, "SELECT created_at, expires_at, remember FROM logins") == before
+    assert await aquery(settings, "SELECT created_at, expires_at, remember FROM logins") == before
 
 
 async def test_password_change_gives_the_session_a_new_csrf_token(auth: AuthActions) -> None:
@@ -507,7 +507,7 @@ async def test_sessions_page_leaves_out_expired_logins(
     other = await second_device(app)
     assert await is_logged_in(other)
     # The other login went idle an hour ago (the idle limit is 30 minutes).
-    query(
+    await aquery(
         settings,
         "UPDATE logins SET last_seen = last_seen - 3600 WHERE user_agent LIKE '%Firefox%'",
     )
@@ -526,7 +526,7 @@ async def test_session_ids_on_the_page_are_not_the_row_ids(
 
     page = await body(await auth.client.get("/account/sessions"))
 
-    for (login_id,) in query(settings, "SELECT id FROM logins"):
+    for (login_id,) in await aquery(settings, "SELECT id FROM logins"):
         assert login_id[:16] not in page
 
 
@@ -546,7 +546,7 @@ async def test_ending_another_session_logs_that_device_out(
     assert "That session was ended." in await body(await auth.client.get("/account/sessions"))
     assert not await is_logged_in(other)
     assert await is_logged_in(auth.client)
-    assert login_count(settings) == 1
+    assert await login_count(settings) == 1
     [event] = [e for e in audit_events(caplog) if e["event"].startswith("session")]
     assert (event["event"], event["user"]) == ("session_ended", "alice")
 
@@ -579,18 +579,18 @@ async def test_ending_another_users_login_is_not_found_and_does_nothing(
     response = await end_session(auth.client, bob_id)
 
     assert response.status_code == 404
-    assert login_count(settings) == 4
+    assert await login_count(settings) == 4
     assert await is_logged_in(bob_other.client)
     # And the other way round: bob cannot end alice's login with the id alice sees.
     assert (await end_session(bob.client, alice_other)).status_code == 404
-    assert login_count(settings) == 4
+    assert await login_count(settings) == 4
 
 
 async def test_this_devices_own_id_cannot_be_ended_here(
     app: Quart, auth: AuthActions, settings: dict[str, Any]
 ) -> None:
     await auth.login()
-    [(login_id,)] = query(settings, "SELECT id FROM logins")
+    [(login_id,)] = await aquery(settings, "SELECT id FROM logins")
     own = login_list.public_id(auth_settings.of(app), login_id)
 
     assert (await end_session(auth.client, own)).status_code == 404
@@ -663,7 +663,7 @@ async def test_log_out_everywhere_else_ends_every_other_login(
     assert "2 other sessions were ended." in page
     assert [await is_logged_in(other) for other in others] == [False, False]
     assert await is_logged_in(auth.client)
-    assert login_count(settings) == 1
+    assert await login_count(settings) == 1
     [event] = [e for e in audit_events(caplog) if e["event"] == "sessions_revoked"]
     assert (event["user"], event["sessions_ended"]) == ("alice", 2)
 
@@ -822,7 +822,7 @@ async def test_this_login_has_no_end_session_page(
 ) -> None:
     """The page ends only other logins; this one logs out with the header's button."""
     await auth.login()
-    [(row_id,)] = query(settings, "SELECT id FROM logins")
+    [(row_id,)] = await aquery(settings, "SELECT id FROM logins")
     public = login_list.public_id(auth_settings.of(app), row_id)
 
     response = await auth.client.get(f"/account/sessions/end?login={public}")

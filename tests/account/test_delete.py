@@ -29,11 +29,11 @@ from tests.conftest import (
     POSTGRES_ONLY,
     AuthActions,
     add_user,
+    aquery,
+    ausernames,
     body,
     csrf_token,
     invoke,
-    query,
-    usernames,
 )
 from tests.support.twofactor import SECOND_STEP, second_step, steady
 
@@ -60,8 +60,10 @@ async def sign_in_with_code(auth: AuthActions, name: str = "alice") -> None:
     assert response.status_code == 302, await body(response)
 
 
-def outbox(settings: dict[str, Any]) -> list[tuple[Any, ...]]:
-    return query(settings, "SELECT kind, user_id, recipient, message FROM mail_outbox ORDER BY id")
+async def outbox(settings: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return await aquery(
+        settings, "SELECT kind, user_id, recipient, message FROM mail_outbox ORDER BY id"
+    )
 
 
 @BOTH_DATABASES
@@ -78,25 +80,25 @@ async def test_deleting_takes_every_row_of_the_person_and_no_one_elses(
     bob_id = await seed(app, "bob", totp=False)
     auth = AuthActions(client)
     await sign_in_with_code(auth)
-    bob_before = owned(settings, bob_id)
+    bob_before = await owned(settings, bob_id)
 
     response = await delete(client, "Alice")
 
     assert response.status_code == 302
     assert response.headers["Location"] == "/login"
     assert CLOSED_MESSAGE in await body(await client.get("/login"))
-    assert usernames(settings) == ["bob"]
-    assert set(owned(settings, alice_id).values()) == {0}
-    assert owned(settings, bob_id) == bob_before
-    assert ("user", "alice") not in counters(settings)
-    assert ("device", "alice-device") not in counters(settings)
-    assert {("user", "bob"), ("device", "bob-device")} <= set(counters(settings))
+    assert await ausernames(settings) == ["bob"]
+    assert set((await owned(settings, alice_id)).values()) == {0}
+    assert await owned(settings, bob_id) == bob_before
+    assert ("user", "alice") not in await counters(settings)
+    assert ("device", "alice-device") not in await counters(settings)
+    assert {("user", "bob"), ("device", "bob-device")} <= set(await counters(settings))
     # Every session of hers ended: this browser's and the other one's; bob's stands.
     assert (await client.get("/hello")).status_code == 302
     assert (await other_browser.client.get("/hello")).status_code == 302
     assert (await bobs.client.get("/hello")).status_code == 200
     # Her pending mail is gone; the last email, to her confirmed address, is not hers.
-    kinds = [(kind, user_id, to) for kind, user_id, to, _ in outbox(settings)]
+    kinds = [(kind, user_id, to) for kind, user_id, to, _ in await outbox(settings)]
     assert ("account-closed", None, "alice@example.test") in kinds
     assert [k for k in kinds if k[2] == "alice@example.test"] == [
         ("account-closed", None, "alice@example.test")
@@ -107,12 +109,12 @@ async def test_the_last_email_says_the_account_was_closed(
     app: Quart, auth: AuthActions, settings: dict[str, Any]
 ) -> None:
     await seed(app, "alice", totp=False)
-    query(settings, "DELETE FROM passkeys")  # a password login is then enough
+    await aquery(settings, "DELETE FROM passkeys")  # a password login is then enough
     await auth.login()
 
     await delete(auth.client, "alice")
 
-    ((_, _, to, raw),) = [row for row in outbox(settings) if row[0] == "account-closed"]
+    ((_, _, to, raw),) = [row for row in await outbox(settings) if row[0] == "account-closed"]
     message = message_from_string(raw, policy=default)
     text = message.get_body(preferencelist=("plain",))
     assert to == "alice@example.test"
@@ -129,8 +131,8 @@ async def test_an_account_without_a_confirmed_address_gets_no_email(
     response = await delete(auth.client, "alice")
 
     assert response.status_code == 302
-    assert usernames(settings) == []
-    assert outbox(settings) == []
+    assert await ausernames(settings) == []
+    assert await outbox(settings) == []
 
 
 async def test_a_wrong_username_is_a_400_and_deletes_nothing(
@@ -144,7 +146,7 @@ async def test_a_wrong_username_is_a_400_and_deletes_nothing(
     page = await body(response)
     assert WRONG_NAME in page
     assert "Error: Close your account" in page
-    assert usernames(settings) == ["alice"]
+    assert await ausernames(settings) == ["alice"]
     assert (await auth.client.get("/hello")).status_code == 200
 
 
@@ -155,7 +157,7 @@ async def test_an_empty_username_is_a_400(auth: AuthActions, settings: dict[str,
 
     assert response.status_code == 400
     assert "Type your username to close your account." in await body(response)
-    assert usernames(settings) == ["alice"]
+    assert await ausernames(settings) == ["alice"]
 
 
 async def test_a_post_without_its_csrf_token_is_refused(
@@ -166,7 +168,7 @@ async def test_a_post_without_its_csrf_token_is_refused(
     response = await auth.client.post(DELETE, form={"username": "alice"})
 
     assert response.status_code == 400
-    assert usernames(settings) == ["alice"]
+    assert await ausernames(settings) == ["alice"]
 
 
 async def test_the_page_needs_a_login(client: TestClientProtocol) -> None:
@@ -179,7 +181,7 @@ async def test_the_page_needs_a_login(client: TestClientProtocol) -> None:
 async def test_deleting_needs_a_fresh_login(auth: AuthActions, settings: dict[str, Any]) -> None:
     await auth.login()
     token = await csrf_token(auth.client, DELETE)
-    query(settings, f"UPDATE logins SET verified_at = {time.time() - 86400}")
+    await aquery(settings, f"UPDATE logins SET verified_at = {time.time() - 86400}")
 
     page = await auth.client.get(DELETE)
     response = await auth.client.post(DELETE, form={"username": "alice", "csrf_token": token})
@@ -189,7 +191,7 @@ async def test_deleting_needs_a_fresh_login(auth: AuthActions, settings: dict[st
         assert answer.headers["Location"] == "/login/confirm?next=/account/delete"
     confirm = await body(await auth.client.get("/login/confirm"))
     assert CONFIRM_FIRST.replace("'", "&#39;") in confirm
-    assert usernames(settings) == ["alice"]
+    assert await ausernames(settings) == ["alice"]
 
 
 async def test_with_a_second_factor_the_password_alone_does_not_delete(
@@ -204,7 +206,7 @@ async def test_with_a_second_factor_the_password_alone_does_not_delete(
     assert response.headers["Location"] == "/login/confirm?next=/account/delete"
     page = await body(await auth.client.get("/login/confirm"))
     assert CONFIRM_STRONG.replace("'", "&#39;") in page
-    assert usernames(settings) == ["alice"]
+    assert await ausernames(settings) == ["alice"]
 
 
 async def test_the_sessions_page_links_to_export_and_delete(auth: AuthActions) -> None:
@@ -269,11 +271,11 @@ async def test_users_delete_takes_every_row_too_and_tells_the_person(
     result = await invoke(runner, "users", "delete", "alice", "--yes")
 
     assert (result.exit_code, result.stdout) == (0, "deleted user 'alice'\n")
-    assert usernames(settings) == []
-    assert set(owned(settings, alice_id).values()) == {0}
-    assert counters(settings) == []
+    assert await ausernames(settings) == []
+    assert set((await owned(settings, alice_id)).values()) == {0}
+    assert await counters(settings) == []
     assert (await auth.client.get("/hello")).status_code == 302
-    ((kind, user_id, to, raw),) = outbox(settings)
+    ((kind, user_id, to, raw),) = await outbox(settings)
     assert (kind, user_id, to) == ("account-closed", None, "alice@example.test")
     text = message_from_string(raw, policy=default).get_body(preferencelist=("plain",))
     assert text is not None

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from quart import Quart
 
-from tests.conftest import BOTH_DATABASES, AuthActions, add_user, body, csrf_token, query
+from tests.conftest import BOTH_DATABASES, AuthActions, add_user, aquery, body, csrf_token
 
 from .leaving import SECRET, UA, seed
 from .test_delete import sign_in_with_code
@@ -38,7 +38,7 @@ async def test_the_download_holds_everything_stored_about_the_person(
     await seed(app, "bob")
     auth = AuthActions(client)
     await sign_in_with_code(auth)
-    query(settings, f"UPDATE logins SET user_agent = '{UA}'")
+    await aquery(settings, f"UPDATE logins SET user_agent = '{UA}'")
 
     response = await download(client)
 
@@ -116,7 +116,7 @@ async def test_the_download_needs_a_fresh_login(
     auth: AuthActions, settings: dict[str, Any]
 ) -> None:
     await auth.login()
-    query(settings, f"UPDATE logins SET verified_at = {time.time() - 86400}")
+    await aquery(settings, f"UPDATE logins SET verified_at = {time.time() - 86400}")
 
     response = await download(auth.client)
 

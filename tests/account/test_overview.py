@@ -20,9 +20,9 @@ from tests.conftest import (
     PASSWORD,
     AuthActions,
     add_user,
+    aquery,
     body,
     csrf_token,
-    query,
 )
 
 from .leaving import UA, seed
@@ -160,7 +160,7 @@ async def test_the_password_row_says_when_it_was_last_changed(
     found = rows(await overview(auth.client))
 
     assert found["Password"][0].startswith("Last changed ")
-    [(changed,)] = query(settings, "SELECT password_changed_at FROM users")
+    [(changed,)] = await aquery(settings, "SELECT password_changed_at FROM users")
     assert changed is not None
 
 
@@ -206,7 +206,7 @@ async def test_recent_activity_shows_at_most_ten(
 
     assert len(activity(page)) == 10
     assert activity(page)[0] == "Signed in"
-    [(stored,)] = query(settings, "SELECT count(*) FROM security_events")
+    [(stored,)] = await aquery(settings, "SELECT count(*) FROM security_events")
     assert stored == 13
 
 
@@ -215,7 +215,7 @@ async def test_a_new_account_with_no_events_says_so(
 ) -> None:
     await auth.login()
     # What the sign-in wrote is gone (pruned, say).
-    query(settings, "DELETE FROM security_events")
+    await aquery(settings, "DELETE FROM security_events")
 
     page = await overview(auth.client)
 

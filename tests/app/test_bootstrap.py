@@ -19,11 +19,11 @@ from tests.conftest import (
     TEST_SECRET_KEY,
     AuthActions,
     add_user,
+    astored_hash,
+    ausernames,
     body,
     csrf_token,
     invoke,
-    stored_hash,
-    usernames,
 )
 
 # The tests marked BOTH_DATABASES are those whose outcome can depend on the database
@@ -55,7 +55,7 @@ async def test_first_run_creates_admin(first_run: dict[str, Any]) -> None:
     async with serving(first_run):
         pass
 
-    assert usernames(first_run) == ["admin"]
+    assert await ausernames(first_run) == ["admin"]
 
 
 async def test_first_run_writes_the_admin_password_to_a_private_file(
@@ -104,14 +104,14 @@ async def test_first_run_admin_is_made_only_once(first_run: dict[str, Any]) -> N
     async with serving(first_run):
         pass
     first_password = admin_password_file(first_run).read_text()
-    first_hash = stored_hash(first_run, "admin")
+    first_hash = await astored_hash(first_run, "admin")
 
     async with serving(first_run):
         pass
 
-    assert usernames(first_run) == ["admin"]
+    assert await ausernames(first_run) == ["admin"]
     assert admin_password_file(first_run).read_text() == first_password
-    assert stored_hash(first_run, "admin") == first_hash
+    assert await astored_hash(first_run, "admin") == first_hash
 
 
 @BOTH_DATABASES
@@ -122,7 +122,7 @@ async def test_no_admin_when_users_exist(first_run: dict[str, Any]) -> None:
     async with serving(first_run):
         pass
 
-    assert usernames(first_run) == ["alice"]
+    assert await ausernames(first_run) == ["alice"]
     assert not admin_password_file(first_run).exists()
 
 
@@ -147,7 +147,7 @@ async def test_no_admin_on_an_empty_database(
     async with serving(settings):
         pass
 
-    assert usernames(settings) == []
+    assert await ausernames(settings) == []
     assert not admin_password_file(settings).exists()
 
 

@@ -25,8 +25,8 @@ from tests.app.test_metrics import TOKEN, Samples, instances, scrape, value
 from tests.conftest import (
     PASSWORD,
     AuthActions,
+    aquery,
     csrf_token,
-    query,
     settings_at_head,
 )
 from tests.passkeys.test_passkeys import (
@@ -190,7 +190,7 @@ async def test_second_factor_codes_are_counted_by_method_and_result(
     assert (await sign_in(auth, WRONG_RECOVERY)).status_code == 400
     assert (await second_step(client, phone.recovery_codes[0])).status_code == 302
     # Confirming the login (re-auth): a wrong recovery code, then a right TOTP code.
-    query(settings, f"UPDATE logins SET verified_at = {time.time() - 3600}")
+    await aquery(settings, f"UPDATE logins SET verified_at = {time.time() - 3600}")
     confirm = "/login/confirm?next=/hello"
     wrong = await post_form(client, confirm, password=PASSWORD, code=WRONG_RECOVERY)
     assert wrong.status_code == 400
@@ -219,7 +219,7 @@ async def test_passkey_ceremonies_are_counted_by_result(
     assert (await register(client, SoftAuthenticator(), origin="http://evil.example"))[0] == 400
     assert (await register(client, key, "Laptop"))[0] == 200
     # Confirming this login with the passkey is an authentication too.
-    query(settings, f"UPDATE logins SET verified_at = {time.time() - 3600}")
+    await aquery(settings, f"UPDATE logins SET verified_at = {time.time() - 3600}")
     token = await csrf_token(client, "/login/confirm")
     status, options = await post_json(client, CONFIRM_OPTIONS, {}, token)
     assert status == 200, options

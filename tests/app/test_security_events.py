@@ -28,10 +28,10 @@ from tests.conftest import (
     BOTH_DATABASES,
     AuthActions,
     add_user,
+    aquery,
     body,
     both_databases_for,
     invoke,
-    query,
 )
 
 DAY = 86400
@@ -73,8 +73,8 @@ async def send_in_a_request(app: Quart, signal: Signal, **fields: Any) -> None:
         await app.process_response(Response("done"))
 
 
-def stored(settings: dict[str, Any]) -> list[tuple[Any, ...]]:
-    return query(
+async def stored(settings: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return await aquery(
         settings,
         "SELECT u.username, e.kind, e.address, e.browser FROM security_events e "
         "JOIN users u ON u.id = e.user_id ORDER BY e.id",
@@ -90,11 +90,11 @@ async def test_each_signal_stores_its_event(
     app: Quart, settings: dict[str, Any], signal: Signal, fields: dict[str, Any], kind: str
 ) -> None:
     await add_user(app)
-    query(settings, "DELETE FROM security_events")
+    await aquery(settings, "DELETE FROM security_events")
 
     await send_in_a_request(app, signal, username="alice", **fields)
 
-    assert stored(settings) == [("alice", kind, ADDRESS, "Firefox on Linux")]
+    assert await stored(settings) == [("alice", kind, ADDRESS, "Firefox on Linux")]
     assert kind in events.TEXTS
 
 
@@ -104,11 +104,11 @@ def test_every_stored_kind_has_a_text() -> None:
 
 async def test_a_lockout_is_not_stored(app: Quart, settings: dict[str, Any]) -> None:
     await add_user(app)
-    query(settings, "DELETE FROM security_events")
+    await aquery(settings, "DELETE FROM security_events")
 
     await send_in_a_request(app, signals.locked_out, username="alice", retry_after=60)
 
-    assert stored(settings) == []
+    assert await stored(settings) == []
 
 
 async def test_a_name_that_is_no_account_stores_nothing(
@@ -116,7 +116,7 @@ async def test_a_name_that_is_no_account_stores_nothing(
 ) -> None:
     await send_in_a_request(app, signals.login_failed, username="nobody")
 
-    assert query(settings, "SELECT count(*) FROM security_events") == [(0,)]
+    assert await aquery(settings, "SELECT count(*) FROM security_events") == [(0,)]
 
 
 @BOTH_DATABASES
@@ -124,7 +124,7 @@ async def test_an_admins_commands_store_their_events_as_the_command_lines(
     auth: AuthActions, runner: QuartCliRunner, settings: dict[str, Any]
 ) -> None:
     await auth.login()
-    query(settings, "DELETE FROM security_events")
+    await aquery(settings, "DELETE FROM security_events")
 
     for args, stdin in (
         (["users", "revoke-sessions", "alice"], None),
@@ -133,7 +133,7 @@ async def test_an_admins_commands_store_their_events_as_the_command_lines(
         result = await invoke(runner, *args, stdin=stdin)
         assert result.exit_code == 0, result.output
 
-    assert stored(settings) == [
+    assert await stored(settings) == [
         ("alice", "sessions_ended", None, events.COMMAND_LINE),
         ("alice", "password_changed", None, events.COMMAND_LINE),
     ]
@@ -149,7 +149,7 @@ async def test_a_real_sign_in_and_out_store_their_events(
     await auth.login()
     await auth.logout()
 
-    assert [kind for _, kind, _, _ in stored(settings)] == [
+    assert [kind for _, kind, _, _ in await stored(settings)] == [
         "sign_in_failed",
         "signed_in",
         "signed_out",
@@ -164,9 +164,9 @@ async def test_events_older_than_the_retention_are_pruned(
     now = time.time()
     old = now - (events.RETENTION_DAYS + 1) * DAY
     kept = now - (events.RETENTION_DAYS - 1) * DAY
-    query(settings, f"UPDATE security_events SET at = {old}")
-    [(user_id,)] = query(settings, "SELECT id FROM users")
-    query(
+    await aquery(settings, f"UPDATE security_events SET at = {old}")
+    [(user_id,)] = await aquery(settings, "SELECT id FROM users")
+    await aquery(
         settings,
         "INSERT INTO security_events (user_id, kind, at) "
         f"VALUES ({user_id}, 'signed_out', {kept})",
@@ -176,7 +176,7 @@ async def test_events_older_than_the_retention_are_pruned(
         pruned = await prune.prune_all(db.store.sessionmaker, auth_settings.current())
 
     assert pruned["security_events"] == 1
-    assert query(settings, "SELECT kind FROM security_events") == [("signed_out",)]
+    assert await aquery(settings, "SELECT kind FROM security_events") == [("signed_out",)]
 
 
 @BOTH_DATABASES
@@ -186,14 +186,14 @@ async def test_deleting_the_account_deletes_its_events_only(
     await add_user(app, "bob")
     await AuthActions(app.test_client()).login("bob")
     await auth.login()
-    [(alice_id,)] = query(settings, "SELECT id FROM users WHERE username = 'alice'")
+    [(alice_id,)] = await aquery(settings, "SELECT id FROM users WHERE username = 'alice'")
 
     async with app.app_context(), db.session() as dbs:
         await flows.delete_account(
             dbs, auth_settings.current(), user_id=alice_id, username="alice", by="admin"
         )
 
-    assert [name for name, *_ in stored(settings)] == ["bob"]
+    assert [name for name, *_ in await stored(settings)] == ["bob"]
 
 
 @BOTH_DATABASES

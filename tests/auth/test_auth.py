@@ -19,12 +19,12 @@ from tests.conftest import (
     TEST_SECRET_KEY,
     AuthActions,
     add_user,
+    aquery,
     body,
     both_databases_for,
     cookie_value,
     csrf_token,
     login_count,
-    query,
     replay,
     settings_at_head,
 )
@@ -375,9 +375,9 @@ async def test_nav_shows_logout_button_only_when_logged_in(auth: AuthActions) ->
     assert "Signed in as" in logged_in
 
 
-def age_login(settings: dict[str, Any], *, started: int = 0, seen: int = 0) -> None:
+async def age_login(settings: dict[str, Any], *, started: int = 0, seen: int = 0) -> None:
     """Move the server-side login's start and last use ``started``/``seen`` s into the past."""
-    query(
+    await aquery(
         settings,
         f"UPDATE logins SET expires_at = expires_at - {started}, last_seen = last_seen - {seen}",
     )
@@ -413,7 +413,7 @@ async def test_server_enforces_idle_and_absolute_login_limits(
     still_in: bool,
 ) -> None:
     await auth.login(remember=remember)
-    age_login(settings, started=started, seen=seen)
+    await age_login(settings, started=started, seen=seen)
     aged_cookie = cookie_value(auth.client)
 
     response = await auth.client.get("/hello")
@@ -430,9 +430,9 @@ async def test_activity_moves_the_idle_timestamp(
     auth: AuthActions, settings: dict[str, Any]
 ) -> None:
     await auth.login()
-    age_login(settings, seen=20 * 60)
+    await age_login(settings, seen=20 * 60)
     await auth.client.get("/hello")
-    age_login(settings, seen=20 * 60)
+    await age_login(settings, seen=20 * 60)
 
     response = await auth.client.get("/hello")
 
@@ -445,12 +445,12 @@ async def test_expired_login_row_is_refused_whatever_the_cookie_says(
     await auth.login(remember=True)
     cookie = cookie_value(auth.client)
     # The cookie is freshly signed and says nothing of age; only the row has expired.
-    age_login(settings, started=31 * 86400)
+    await age_login(settings, started=31 * 86400)
 
     response = await replay(app, cookie).get("/hello")
 
     assert response.status_code == 302
-    assert login_count(settings) == 0
+    assert await login_count(settings) == 0
 
 
 # The login page as a person meets it (GOV.UK's error pattern)

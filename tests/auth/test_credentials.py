@@ -22,8 +22,8 @@ from tests.conftest import (
     PASSWORD,
     AuthActions,
     add_user,
+    astored_hash,
     both_databases_for,
-    stored_hash,
 )
 
 # The tests on both databases are those whose outcome can depend on the database (the
@@ -122,13 +122,13 @@ async def test_login_upgrades_a_hash_made_with_older_parameters(
 ) -> None:
     async with serving(settings) as app:
         await add_user(app)
-    assert parameters(stored_hash(settings)) == (19456, 2, 1)
+    assert parameters(await astored_hash(settings)) == (19456, 2, 1)
 
     async with serving({**settings, "ARGON2_TIME_COST": 3}) as app:
         response = await AuthActions(app.test_client()).login()
 
     assert response.status_code == 302
-    upgraded = stored_hash(settings)
+    upgraded = await astored_hash(settings)
     assert parameters(upgraded) == (19456, 3, 1)
     assert PasswordHasher().verify(upgraded, PASSWORD)
 
@@ -138,12 +138,12 @@ async def test_failed_login_keeps_a_hash_made_with_older_parameters(
 ) -> None:
     async with serving(settings) as app:
         await add_user(app)
-    original = stored_hash(settings)
+    original = await astored_hash(settings)
 
     async with serving({**settings, "ARGON2_TIME_COST": 3}) as app:
         await AuthActions(app.test_client()).login(password="not the right password")
 
-    assert stored_hash(settings) == original
+    assert await astored_hash(settings) == original
 
 
 class PoolWatchingHasher(PasswordHasher):

@@ -35,11 +35,11 @@ from tests.conftest import (
     VALUE,
     AuthActions,
     add_user,
+    aquery,
     body,
     both_databases_for,
     csrf_token,
     invoke,
-    query,
     settings_at_head,
 )
 
@@ -76,8 +76,8 @@ async def lock(app: Quart, username: str = "alice") -> None:
     assert (await stranger.login(username, PASSWORD)).status_code == 429
 
 
-def device_rows(settings: dict[str, Any]) -> int:
-    return int(query(settings, "SELECT count(*) FROM devices")[0][0])
+async def device_rows(settings: dict[str, Any]) -> int:
+    return int((await aquery(settings, "SELECT count(*) FROM devices"))[0][0])
 
 
 async def owners_browser(app: Quart) -> TestClientProtocol:
@@ -162,7 +162,7 @@ async def test_old_device_cookies_stop_being_trusted(
     for browser in owners + copies:
         assert (await AuthActions(browser).login("alice", password)).status_code == 429
     # Only the browser that changed its own password on the page holds a record now.
-    assert device_rows(settings) == (1 if invalidate is _web_password_change else 0)
+    assert await device_rows(settings) == (1 if invalidate is _web_password_change else 0)
 
 
 async def test_the_browser_that_changed_its_password_gets_a_fresh_trusted_device(
@@ -311,7 +311,7 @@ async def test_logins_beyond_the_mint_cap_succeed_without_a_device_cookie(
 
     assert statuses == [302] * 7
     assert [len(device_cookies(b.client)) for b in browsers] == [1] * 5 + [0] * 2
-    assert device_rows(settings) == 5  # DEVICES_MINTED_PER_WINDOW
+    assert await device_rows(settings) == 5  # DEVICES_MINTED_PER_WINDOW
 
 
 @BOTH_DATABASES
@@ -329,7 +329,7 @@ async def test_a_user_keeps_the_most_recently_used_devices(
 
         statuses = [(await AuthActions(b).login()).status_code for b in browsers]
 
-    assert device_rows(settings) == 3
+    assert await device_rows(settings) == 3
     assert statuses == [429, 429, 302, 302, 302]
 
 
@@ -398,12 +398,12 @@ async def test_an_expired_code_is_refused(
 ) -> None:
     assert (await auth.login()).status_code == 302
     code = await make_code(auth.client)
-    query(settings, "UPDATE device_codes SET expires_at = expires_at - 601")
+    await aquery(settings, "UPDATE device_codes SET expires_at = expires_at - 601")
 
     response = await enter_code(app.test_client(), code)
 
     assert response.status_code == 400
-    assert query(settings, "SELECT count(*) FROM device_codes") == [(0,)]
+    assert await aquery(settings, "SELECT count(*) FROM device_codes") == [(0,)]
 
 
 @pytest.mark.parametrize(
@@ -427,7 +427,7 @@ async def test_a_code_past_the_mint_cap_is_kept_for_later(
         assert (await AuthActions(app.test_client()).login()).status_code == 302
     code = await make_code(auth.client)
     refused = await enter_code(app.test_client(), code)
-    query(settings, "UPDATE devices SET created_at = created_at - 901")
+    await aquery(settings, "UPDATE devices SET created_at = created_at - 901")
 
     later = await enter_code(app.test_client(), code)
 
@@ -592,7 +592,7 @@ async def test_parallel_logins_of_one_user_mint_no_more_than_the_cap(
 
     assert [r.status_code for r in responses] == [302] * 12
     assert sum(len(device_cookies(browser)) for browser in browsers) == 5
-    assert device_rows(settings) == 5
+    assert await device_rows(settings) == 5
 
 
 async def test_a_device_cookie_named_under_a_fallback_key_is_still_trusted(

@@ -17,7 +17,7 @@ from quart.testing import QuartCliRunner
 from quart.typing import TestClientProtocol as Client
 
 from quartapp import signals
-from tests.conftest import BOTH_DATABASES, PASSWORD, AuthActions, csrf_token, invoke, query
+from tests.conftest import BOTH_DATABASES, PASSWORD, AuthActions, aquery, csrf_token, invoke
 
 NEW_PASSWORD = "a completely different passphrase 42"
 
@@ -57,26 +57,26 @@ async def with_the_cli(app: Quart, runner: QuartCliRunner, changer: Client) -> N
     assert "ended 3 login(s)" in result.output
 
 
-def plant(settings: dict[str, Any]) -> None:
+async def plant(settings: dict[str, Any]) -> None:
     """What the old password may have left: a sign-in waiting for its code, and an
     unconfirmed TOTP key made by one of alice's logins."""
-    (user_id,) = query(settings, "SELECT id FROM users WHERE username = 'alice'")[0]
-    (login_id,) = query(settings, "SELECT id FROM logins LIMIT 1")[0]
+    (user_id,) = (await aquery(settings, "SELECT id FROM users WHERE username = 'alice'"))[0]
+    (login_id,) = (await aquery(settings, "SELECT id FROM logins LIMIT 1"))[0]
     now = time.time()
-    query(
+    await aquery(
         settings,
         "INSERT INTO pending_logins (id, user_id, remember, expires_at) "
         f"VALUES ('{'p' * 64}', {user_id}, false, {now + 300})",
     )
-    query(
+    await aquery(
         settings,
         "INSERT INTO totp_factors (user_id, secret, created_at, login_id, misses) "
         f"VALUES ({user_id}, 'JBSWY3DPEHPK3PXP', {now}, '{login_id}', 0)",
     )
 
 
-def count(settings: dict[str, Any], table: str) -> int:
-    return int(query(settings, f"SELECT count(*) FROM {table}")[0][0])
+async def count(settings: dict[str, Any], table: str) -> int:
+    return int((await aquery(settings, f"SELECT count(*) FROM {table}"))[0][0])
 
 
 @BOTH_DATABASES
@@ -92,19 +92,19 @@ async def test_web_and_cli_password_changes_end_keep_mint_and_announce_the_same(
     browsers = [AuthActions(app.test_client()) for _ in range(3)]
     for browser in browsers:
         assert (await browser.login()).status_code == 302
-    assert count(settings, "devices") == 3
-    plant(settings)
+    assert await count(settings, "devices") == 3
+    await plant(settings)
     changer = browsers[0].client
     on_web = change is on_the_page
 
     await change(app, runner, changer)
 
     # Ended: every other login, half-done sign-ins, unconfirmed keys, trusted devices.
-    assert count(settings, "logins") == (1 if on_web else 0)
-    assert count(settings, "pending_logins") == 0
-    assert count(settings, "totp_factors") == 0
+    assert await count(settings, "logins") == (1 if on_web else 0)
+    assert await count(settings, "pending_logins") == 0
+    assert await count(settings, "totp_factors") == 0
     # Kept and minted: only the browser that proved the old password on the page.
-    assert count(settings, "devices") == (1 if on_web else 0)
+    assert await count(settings, "devices") == (1 if on_web else 0)
     assert ((await changer.get("/hello")).status_code == 200) is on_web
     for other in browsers[1:]:
         assert (await other.client.get("/hello")).status_code == 302

@@ -22,7 +22,14 @@ from sqlalchemy import event
 from quartapp import create_app
 from quartapp.auth import last_seen, login_cache
 from quartapp.db import db
-from tests.conftest import BOTH_DATABASES, AuthActions, add_user, cookie_value, query, replay
+from tests.conftest import (
+    BOTH_DATABASES,
+    AuthActions,
+    add_user,
+    aquery,
+    cookie_value,
+    replay,
+)
 
 # The tests marked BOTH_DATABASES are those whose outcome can depend on the database
 # (the rule: tests/conftest.py): the statements sent, the batch's UPDATEs, and how
@@ -89,9 +96,9 @@ async def test_a_due_last_seen_costs_the_request_no_statement(
     assert response.status_code == 200
     assert sent == []
     async with app.app_context():
-        assert last_seen.pending().get(login_id(settings)) == now
+        assert last_seen.pending().get(await login_id(settings)) == now
     # Nothing written yet: the batch does it.
-    assert query(settings, "SELECT last_seen FROM logins")[0][0] < now - 60
+    assert (await aquery(settings, "SELECT last_seen FROM logins"))[0][0] < now - 60
 
 
 @BOTH_DATABASES
@@ -106,7 +113,7 @@ async def test_a_cold_lookup_with_last_seen_due_reads_the_row_and_writes_nothing
         with statements(other) as sent:
             response = await replay(other, cookie).get("/hello")
         async with other.app_context():
-            noted = last_seen.pending().get(login_id(settings))
+            noted = last_seen.pending().get(await login_id(settings))
 
     assert response.status_code == 200
     assert len(sent) == 1, sent
@@ -136,7 +143,7 @@ async def test_a_batch_writes_every_pending_login_in_one_transaction(
     assert (written, left) == (3, 0)
     updates = [sql for sql in sent if sql.lstrip().startswith("UPDATE logins")]
     assert len(updates) == 2, sent
-    assert query(settings, f"SELECT count(*) FROM logins WHERE last_seen = {now}") == [(3,)]
+    assert await aquery(settings, f"SELECT count(*) FROM logins WHERE last_seen = {now}") == [(3,)]
 
 
 @BOTH_DATABASES
@@ -144,13 +151,13 @@ async def test_the_batch_never_moves_last_seen_back(
     app: Quart, auth: AuthActions, settings: dict[str, Any]
 ) -> None:
     await auth.login()
-    ((before,),) = query(settings, "SELECT last_seen FROM logins")
+    ((before,),) = await aquery(settings, "SELECT last_seen FROM logins")
     async with app.app_context():
         seen = last_seen.pending()
-        seen.note(login_id(settings), before - 100)
+        seen.note(await login_id(settings), before - 100)
         await seen.flush(db.store)
 
-    assert query(settings, "SELECT last_seen FROM logins") == [(before,)]
+    assert await aquery(settings, "SELECT last_seen FROM logins") == [(before,)]
 
 
 async def test_a_clean_shutdown_writes_what_is_pending(
@@ -166,7 +173,7 @@ async def test_a_clean_shutdown_writes_what_is_pending(
         async with app.app_context():
             assert len(last_seen.pending()) == 1
 
-    assert query(settings, "SELECT last_seen FROM logins") == [(now,)]
+    assert await aquery(settings, "SELECT last_seen FROM logins") == [(now,)]
 
 
 async def test_a_login_noted_but_not_yet_written_is_not_taken_for_idle(
@@ -187,11 +194,11 @@ async def test_a_login_noted_but_not_yet_written_is_not_taken_for_idle(
     cold = await auth.client.get("/hello")
 
     assert (response.status_code, cold.status_code) == (200, 200)
-    assert query(settings, "SELECT count(*) FROM logins") == [(1,)]
+    assert await aquery(settings, "SELECT count(*) FROM logins") == [(1,)]
 
 
-def login_id(settings: dict[str, Any]) -> str:
-    ((value,),) = query(settings, "SELECT id FROM logins")
+async def login_id(settings: dict[str, Any]) -> str:
+    ((value,),) = await aquery(settings, "SELECT id FROM logins")
     return str(value)
 
 
@@ -212,9 +219,9 @@ async def test_a_last_seen_write_leaves_another_process_cache_warm(
         # that say nothing about whether a login is live.
         async with app.app_context():
             seen = last_seen.pending()
-            seen.note(login_id(settings), time.time() + 1)
+            seen.note(await login_id(settings), time.time() + 1)
             assert await seen.flush(db.store) == 1
-        query(settings, "UPDATE logins SET user_agent = 'elsewhere', address = '192.0.2.1'")
+        await aquery(settings, "UPDATE logins SET user_agent = 'elsewhere', address = '192.0.2.1'")
         await settled(settings)
         hits, misses = cache.hits, cache.misses
 
@@ -236,7 +243,7 @@ async def test_an_update_that_can_end_a_login_still_empties_another_process_cach
     async with other.test_app():
         holder = replay(other, cookie)
         cache = await warm(other, holder)
-        query(settings, "UPDATE logins SET expires_at = expires_at - 1")
+        await aquery(settings, "UPDATE logins SET expires_at = expires_at - 1")
         deadline = time.monotonic() + 5
         async with other.app_context():
             while cache.stamp() is not None and len(cache):

@@ -32,6 +32,7 @@ from tests.conftest import (
     POSTGRES_ONLY,
     AuthActions,
     add_user,
+    aquery,
     cookie_value,
     csrf_token,
     make_settings,
@@ -77,14 +78,14 @@ async def listening(settings: dict[str, Any]) -> AsyncIterator[Notifications]:
         await connection.close()
 
 
-def add_logins(settings: dict[str, Any], count: int, prefix: str = "login-") -> list[str]:
+async def add_logins(settings: dict[str, Any], count: int, prefix: str = "login-") -> list[str]:
     """``count`` live logins of user 1 (made if needed), straight into the table."""
-    query(
+    await aquery(
         settings,
         "INSERT INTO users (id, username, password_hash, created_at) "
         "VALUES (1, 'alice', 'x', now()) ON CONFLICT DO NOTHING",
     )
-    query(
+    await aquery(
         settings,
         "INSERT INTO logins (id, user_id, remember, created_at, expires_at, last_seen) "
         f"SELECT '{prefix}' || g, 1, false, now(), 4e9, 2e9 FROM generate_series(1, {count}) g",
@@ -101,7 +102,7 @@ def ids(payloads: list[str]) -> list[str]:
 
 @POSTGRES_ONLY
 async def test_ended_logins_are_notified_by_id_at_commit_only(settings: dict[str, Any]) -> None:
-    add_logins(settings, 3)
+    await add_logins(settings, 3)
     async with listening(settings) as notifications:
         writer = await asyncpg.connect(settings["DATABASE_URL"])
         try:
@@ -120,7 +121,7 @@ async def test_ended_logins_are_notified_by_id_at_commit_only(settings: dict[str
 
 @POSTGRES_ONLY
 async def test_a_rolled_back_delete_notifies_nothing(settings: dict[str, Any]) -> None:
-    add_logins(settings, 1)
+    await add_logins(settings, 1)
     async with listening(settings) as notifications:
         writer = await asyncpg.connect(settings["DATABASE_URL"])
         try:
@@ -136,9 +137,9 @@ async def test_a_rolled_back_delete_notifies_nothing(settings: dict[str, Any]) -
 
 @POSTGRES_ONLY
 async def test_deleting_a_user_notifies_its_logins(settings: dict[str, Any]) -> None:
-    add_logins(settings, 2)
+    await add_logins(settings, 2)
     async with listening(settings) as notifications:
-        query(settings, "DELETE FROM users WHERE id = 1")  # ON DELETE CASCADE
+        await aquery(settings, "DELETE FROM users WHERE id = 1")  # ON DELETE CASCADE
 
         assert ids(await notifications.sent_so_far()) == ["login-1", "login-2"]
 
@@ -147,14 +148,16 @@ async def test_deleting_a_user_notifies_its_logins(settings: dict[str, Any]) -> 
 async def test_the_last_seen_write_notifies_nothing_but_other_updates_do(
     settings: dict[str, Any],
 ) -> None:
-    add_logins(settings, 4)
+    await add_logins(settings, 4)
     async with listening(settings) as notifications:
         # The app's once-a-minute write: last_seen moves forward. No cache need drop it.
-        query(settings, "UPDATE logins SET last_seen = last_seen + 60 WHERE id = 'login-1'")
+        await aquery(settings, "UPDATE logins SET last_seen = last_seen + 60 WHERE id = 'login-1'")
         touched = await notifications.sent_so_far()
-        query(settings, "UPDATE logins SET last_seen = last_seen - 3600 WHERE id = 'login-2'")
-        query(settings, "UPDATE logins SET expires_at = 1 WHERE id = 'login-3'")
-        query(settings, "UPDATE logins SET remember = true WHERE id = 'login-4'")
+        await aquery(
+            settings, "UPDATE logins SET last_seen = last_seen - 3600 WHERE id = 'login-2'"
+        )
+        await aquery(settings, "UPDATE logins SET expires_at = 1 WHERE id = 'login-3'")
+        await aquery(settings, "UPDATE logins SET remember = true WHERE id = 'login-4'")
         changed = await notifications.sent_so_far()
 
     assert touched == []
@@ -165,15 +168,15 @@ async def test_the_last_seen_write_notifies_nothing_but_other_updates_do(
 async def test_many_ended_logins_go_100_to_a_notification_and_past_1000_as_all(
     settings: dict[str, Any],
 ) -> None:
-    some = add_logins(settings, 250, "some-")
+    some = await add_logins(settings, 250, "some-")
     async with listening(settings) as notifications:
-        query(settings, "DELETE FROM logins")
+        await aquery(settings, "DELETE FROM logins")
         chunked = await notifications.sent_so_far()
-        add_logins(settings, 1001, "many-")
-        query(settings, "DELETE FROM logins")
+        await add_logins(settings, 1001, "many-")
+        await aquery(settings, "DELETE FROM logins")
         too_many = await notifications.sent_so_far()
-        add_logins(settings, 1)
-        query(settings, "TRUNCATE logins")
+        await add_logins(settings, 1)
+        await aquery(settings, "TRUNCATE logins")
         truncated = await notifications.sent_so_far()
 
     assert [len(payload.split(",")) for payload in chunked] == [100, 100, 50]
@@ -296,7 +299,7 @@ async def test_behind_pgbouncer_a_direct_listen_url_turns_the_cache_on(
         with login_lookups(app) as sent:
             for _ in range(3):
                 assert (await auth.client.get("/hello")).status_code == 200
-        query(settings, "DELETE FROM logins")
+        await aquery(settings, "DELETE FROM logins")
         # The notification may still be on its way: wait for it, not for a time.
         async with app.app_context():
             deadline = time.monotonic() + 10
@@ -316,7 +319,7 @@ async def test_a_lost_listener_empties_the_cache_and_a_new_one_restores_it(
     await auth.login()
     await cache_ready(app)
     assert (await auth.client.get("/hello")).status_code == 200
-    query(
+    await aquery(
         settings,
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
         "WHERE application_name = 'quartapp-listener'",

@@ -19,11 +19,11 @@ from tests.conftest import (
     BOTH_DATABASES,
     AuthActions,
     add_user,
+    aquery,
     body,
     cookie_value,
     invoke,
     login_count,
-    query,
     replay,
 )
 
@@ -44,11 +44,11 @@ if TYPE_CHECKING:
 @pytest.mark.usefixtures("app")
 async def test_logout_deletes_the_login_row(auth: AuthActions, settings: dict[str, Any]) -> None:
     await auth.login()
-    assert login_count(settings) == 1
+    assert await login_count(settings) == 1
 
     await auth.logout()
 
-    assert login_count(settings) == 0
+    assert await login_count(settings) == 0
 
 
 async def test_login_row_keeps_only_a_digest_of_the_cookie_token(
@@ -58,7 +58,7 @@ async def test_login_row_keeps_only_a_digest_of_the_cookie_token(
     async with client.session_transaction() as session:
         token = session["login"]
 
-    assert query(settings, "SELECT id FROM logins") == [
+    assert await aquery(settings, "SELECT id FROM logins") == [
         (hashlib.sha256(token.encode()).hexdigest(),)
     ]
 
@@ -66,8 +66,8 @@ async def test_login_row_keeps_only_a_digest_of_the_cookie_token(
 # Pruning
 
 
-def age_all_logins(settings: dict[str, Any], seconds: int) -> None:
-    query(
+async def age_all_logins(settings: dict[str, Any], seconds: int) -> None:
+    await aquery(
         settings,
         f"UPDATE logins SET expires_at = expires_at - {seconds}, "
         f"last_seen = last_seen - {seconds}",
@@ -79,14 +79,14 @@ async def test_db_prune_deletes_abandoned_logins_and_keeps_live_ones(
     app: Quart, auth: AuthActions, settings: dict[str, Any], runner: QuartCliRunner
 ) -> None:
     await auth.login()  # abandoned: its browser never comes back
-    age_all_logins(settings, 13 * 3600)  # past the 12-hour absolute limit
+    await age_all_logins(settings, 13 * 3600)  # past the 12-hour absolute limit
     await AuthActions(app.test_client()).login(remember=True)  # another browser's stays
 
     result = await invoke(runner, "db", "prune")
 
     assert result.exit_code == 0, result.output
     assert "pruned 1 expired login(s)" in result.output
-    assert query(settings, "SELECT remember FROM logins") == [(True,)]
+    assert await aquery(settings, "SELECT remember FROM logins") == [(True,)]
 
 
 @BOTH_DATABASES
@@ -94,7 +94,7 @@ async def test_an_idle_login_is_kept_until_its_absolute_limit_and_told_it_expire
     auth: AuthActions, settings: dict[str, Any], runner: QuartCliRunner
 ) -> None:
     await auth.login()
-    age_all_logins(settings, 31 * 60)  # past the 30-minute idle limit, not the 12 hours
+    await age_all_logins(settings, 31 * 60)  # past the 30-minute idle limit, not the 12 hours
 
     result = await invoke(runner, "db", "prune")
     page = await auth.client.get("/hello", follow_redirects=True)
@@ -105,7 +105,7 @@ async def test_an_idle_login_is_kept_until_its_absolute_limit_and_told_it_expire
     assert "Your session has expired. Please sign in again." in text
     assert "ended from another device" not in text
     assert "You need to login first." not in text
-    assert login_count(settings) == 0  # the lookup deleted it
+    assert await login_count(settings) == 0  # the lookup deleted it
 
 
 @BOTH_DATABASES
@@ -113,27 +113,27 @@ async def test_pruning_works_in_bounded_batches(app: Quart, settings: dict[str, 
     await add_user(app)
     for _ in range(5):
         await start_login(app)
-    age_all_logins(settings, 13 * 3600)  # past the 12-hour absolute limit
+    await age_all_logins(settings, 13 * 3600)  # past the 12-hour absolute limit
 
     async with app.app_context():
         first = await prune.prune_once(db.store.sessionmaker, auth_settings.of(app), batch=3)
         second = await prune.prune_once(db.store.sessionmaker, auth_settings.of(app), batch=3)
 
     assert (first["logins"], second["logins"]) == (3, 2)
-    assert login_count(settings) == 0
+    assert await login_count(settings) == 0
 
 
 async def test_stale_throttle_counters_are_pruned(
     auth: AuthActions, settings: dict[str, Any], runner: QuartCliRunner
 ) -> None:
     await auth.login(password="a wrong password, long enough")
-    assert query(settings, "SELECT count(*) FROM throttle_counters") == [(2,)]
-    query(settings, "UPDATE throttle_counters SET window_end = window_end - 2 * 86400")
+    assert await aquery(settings, "SELECT count(*) FROM throttle_counters") == [(2,)]
+    await aquery(settings, "UPDATE throttle_counters SET window_end = window_end - 2 * 86400")
 
     result = await invoke(runner, "db", "prune")
 
     assert "and 2 throttle counter(s)" in result.output
-    assert query(settings, "SELECT count(*) FROM throttle_counters") == [(0,)]
+    assert await aquery(settings, "SELECT count(*) FROM throttle_counters") == [(0,)]
 
 
 async def start_login(app: Quart) -> None:
@@ -173,8 +173,8 @@ async def user_ids(app: Quart) -> dict[str, int]:
         return {user.username: user.id for user in await users.list_users(session)}
 
 
-def stored_login_ids(settings: dict[str, Any]) -> set[str]:
-    return {login_id for (login_id,) in query(settings, "SELECT id FROM logins")}
+async def stored_login_ids(settings: dict[str, Any]) -> set[str]:
+    return {login_id for (login_id,) in await aquery(settings, "SELECT id FROM logins")}
 
 
 async def test_fifty_first_login_ends_the_oldest(app: Quart, settings: dict[str, Any]) -> None:
@@ -183,7 +183,7 @@ async def test_fifty_first_login_ends_the_oldest(app: Quart, settings: dict[str,
     started = await start_logins(app, 51)
 
     assert auth_settings.of(app).logins_per_user_max == 50
-    assert stored_login_ids(settings) == set(started[1:])
+    assert await stored_login_ids(settings) == set(started[1:])
 
 
 @pytest.fixture
@@ -207,8 +207,8 @@ async def test_the_cap_is_per_user(cap: int, app: Quart, settings: dict[str, Any
 
     started = await start_logins(app, 3)
 
-    assert len(stored_login_ids(settings)) == 3
-    assert started[0] not in stored_login_ids(settings)
+    assert len(await stored_login_ids(settings)) == 3
+    assert started[0] not in await stored_login_ids(settings)
 
 
 @pytest.mark.parametrize("cap", [3], indirect=True)
@@ -221,7 +221,7 @@ async def test_the_cap_setting_ends_the_oldest_browser_at_login(
     for browser in browsers:
         assert (await browser.login()).status_code == 302
 
-    assert login_count(settings) == 3
+    assert await login_count(settings) == 3
     statuses = [(await browser.client.get("/hello")).status_code for browser in browsers]
     assert statuses == [302, 200, 200, 200]
 
@@ -241,7 +241,7 @@ async def test_rotating_a_login_at_the_cap_ends_no_other(
         await session.commit()
 
     assert token is not None
-    assert stored_login_ids(settings) == {logins.digest(token), *started[1:]}
+    assert await stored_login_ids(settings) == {logins.digest(token), *started[1:]}
 
 
 @pytest.mark.parametrize("cap", [7], indirect=True)
@@ -348,9 +348,9 @@ async def test_cached_login_past_its_absolute_limit_is_refused(
     app: Quart, auth: AuthActions, settings: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await auth.login()
-    ((expires_at,),) = query(settings, "SELECT expires_at FROM logins")
+    ((expires_at,),) = await aquery(settings, "SELECT expires_at FROM logins")
     # Active until half a minute before the limit, and cached then.
-    query(settings, f"UPDATE logins SET last_seen = {expires_at - 30}")
+    await aquery(settings, f"UPDATE logins SET last_seen = {expires_at - 30}")
     clock = [expires_at - 30]
     monkeypatch.setattr(time, "time", lambda: clock[0])
     cache = await cached_hello(app, auth.client)
@@ -362,4 +362,4 @@ async def test_cached_login_past_its_absolute_limit_is_refused(
 
     assert response.status_code == 302
     assert cache.hits == hits
-    assert login_count(settings) == 0
+    assert await login_count(settings) == 0

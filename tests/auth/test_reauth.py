@@ -10,7 +10,7 @@ from quart import Quart
 
 from quartapp.auth.current import login_required
 from quartapp.auth.reauth import fresh_login_required, is_fresh
-from tests.conftest import BOTH_DATABASES, PASSWORD, AuthActions, body, csrf_token, query
+from tests.conftest import BOTH_DATABASES, PASSWORD, AuthActions, aquery, body, csrf_token, query
 from tests.support.settings import DEFAULTS
 from tests.support.settings import auth as load_auth_settings
 
@@ -44,8 +44,8 @@ def age_logins(settings: dict[str, Any], seconds: float) -> None:
     query(settings, f"UPDATE logins SET verified_at = {time.time() - seconds}")
 
 
-def verified_at(settings: dict[str, Any]) -> float | None:
-    (value,) = query(settings, "SELECT verified_at FROM logins")[0]
+async def verified_at(settings: dict[str, Any]) -> float | None:
+    (value,) = (await aquery(settings, "SELECT verified_at FROM logins"))[0]
     return None if value is None else float(value)
 
 
@@ -68,7 +68,7 @@ async def test_a_fresh_login_goes_straight_through(
     guarded: None, auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
     await auth.login()
-    assert verified_at(settings) == pytest.approx(time.time(), abs=30)
+    assert await verified_at(settings) == pytest.approx(time.time(), abs=30)
     response = await client.get(SENSITIVE)
     assert response.status_code == 200
     assert await body(response) == "changed the factors"
@@ -96,16 +96,16 @@ async def test_a_stale_login_confirms_with_its_password_then_comes_back(
     assert "Confirm it&#39;s you" in page
     assert "Confirm it&#39;s you to continue." in page  # the flash
 
-    before = verified_at(settings)
+    before = await verified_at(settings)
     wrong = await confirm(client, "not the password at all, sorry")
     assert wrong.status_code == 400
     assert "Your password is wrong." in await body(wrong)
-    assert verified_at(settings) == before
+    assert await verified_at(settings) == before
 
     right = await confirm(client)
     assert right.status_code == 302
     assert right.headers["Location"] == SENSITIVE
-    assert verified_at(settings) == pytest.approx(time.time(), abs=30)
+    assert await verified_at(settings) == pytest.approx(time.time(), abs=30)
     assert (await client.get(SENSITIVE)).status_code == 200
 
 
@@ -113,7 +113,7 @@ async def test_a_login_from_before_the_migration_is_stale(
     guarded: None, auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
     await auth.login()
-    query(settings, "UPDATE logins SET verified_at = NULL")
+    await aquery(settings, "UPDATE logins SET verified_at = NULL")
     assert (await client.get(SENSITIVE)).headers["Location"] == CONFIRM
 
 
@@ -150,7 +150,7 @@ async def test_the_sessions_page_says_how_each_login_was_made(
     auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
     await auth.login()
-    assert query(settings, "SELECT method FROM logins") == [("password",)]
+    assert await aquery(settings, "SELECT method FROM logins") == [("password",)]
     page = await body(await client.get("/account/sessions"))
     assert "<dt>Signed in with</dt>" in page
     assert '<dd class="session-method">Password</dd>' in page

@@ -26,9 +26,9 @@ from tests.conftest import (
     VALUE,
     AuthActions,
     add_user,
+    aquery,
     body,
     csrf_token,
-    query,
     settings_at_head,
 )
 from tests.support.settings import auth as auth_settings_with
@@ -82,7 +82,9 @@ async def test_lockout_checks_no_password(
     auth: AuthActions, settings: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     await fail(auth, 5)
-    windows = query(settings, "SELECT scope, window_end FROM throttle_counters ORDER BY scope")
+    windows = await aquery(
+        settings, "SELECT scope, window_end FROM throttle_counters ORDER BY scope"
+    )
     caplog.clear()
 
     with caplog.at_level("INFO", logger="quartapp.audit"):
@@ -92,7 +94,7 @@ async def test_lockout_checks_no_password(
     assert [e.group(1) for e in events if e] == ["lockout"]
     # A refused attempt does not move the window, so the lockout ends on time.
     assert (
-        query(settings, "SELECT scope, window_end FROM throttle_counters ORDER BY scope")
+        await aquery(settings, "SELECT scope, window_end FROM throttle_counters ORDER BY scope")
         == windows
     )
 
@@ -213,7 +215,7 @@ async def test_lockout_ends_when_failures_leave_the_window(
 ) -> None:
     await fail(auth, 5)
     assert (await auth.login()).status_code == 429
-    query(settings, "UPDATE throttle_counters SET window_end = window_end - 15 * 60 - 1")
+    await aquery(settings, "UPDATE throttle_counters SET window_end = window_end - 15 * 60 - 1")
 
     response = await auth.login()
 
@@ -317,7 +319,7 @@ async def test_logins_turned_away_for_lack_of_room_are_not_counted(
 
     assert set(statuses) == {302, 503}
     assert afterwards.status_code == 302
-    assert query(settings, "SELECT key FROM throttle_counters WHERE scope = 'user'") == []
+    assert await aquery(settings, "SELECT key FROM throttle_counters WHERE scope = 'user'") == []
 
 
 # Addresses, keyed the way attackers rotate them
@@ -450,7 +452,7 @@ async def test_repeated_lockouts_without_a_device_grow_longer(
     await fail(auth, 5)
     assert (await auth.login()).status_code == 429
     # The window ends while locked: the next one is twice as long.
-    query(settings, "UPDATE throttle_counters SET window_end = window_end - 15 * 60 - 1")
+    await aquery(settings, "UPDATE throttle_counters SET window_end = window_end - 15 * 60 - 1")
     await fail(auth, 5)
 
     response = await auth.login()
@@ -468,12 +470,12 @@ async def test_refused_attempts_are_answered_without_counting(
 ) -> None:
     await fail(auth, 5)
     counts = "SELECT scope, key, attempts, window_end FROM throttle_counters ORDER BY scope"
-    before = query(settings, counts)
+    before = await aquery(settings, counts)
 
     statuses = [(await auth.login("alice", WRONG)).status_code for _ in range(10)]
 
     assert statuses == [429] * 10
-    assert query(settings, counts) == before
+    assert await aquery(settings, counts) == before
 
 
 async def test_names_tried_from_a_refused_address_get_no_counter(
@@ -486,7 +488,9 @@ async def test_names_tried_from_a_refused_address_get_no_counter(
     statuses = [(await auth.login(secrets.token_hex(32), WRONG)).status_code for _ in range(30)]
 
     assert statuses == [429] * 30
-    assert query(settings, "SELECT count(*) FROM throttle_counters") == [(ADDRESS_LIMIT + 1,)]
+    assert await aquery(settings, "SELECT count(*) FROM throttle_counters") == [
+        (ADDRESS_LIMIT + 1,)
+    ]
 
 
 async def test_repeated_lockouts_stop_growing_at_16_windows(
@@ -496,7 +500,7 @@ async def test_repeated_lockouts_stop_growing_at_16_windows(
         await fail(auth, 5)
         assert (await auth.login()).status_code == 429
         # The window ends while locked: the next one is twice as long, up to 16 times.
-        query(settings, f"UPDATE throttle_counters SET window_end = {time.time() - 1}")
+        await aquery(settings, f"UPDATE throttle_counters SET window_end = {time.time() - 1}")
     await fail(auth, 5)
 
     response = await auth.login()
@@ -615,15 +619,15 @@ async def test_a_flood_leaves_a_bounded_table_once_pruned(
         # One address posting random 64-character names: 5 rows for names, then none.
         for _ in range(40):
             await post_from(client, token, "198.51.100.7", secrets.token_hex(32))
-        one_address = query(settings, "SELECT count(*) FROM throttle_counters")[0][0]
+        one_address = (await aquery(settings, "SELECT count(*) FROM throttle_counters"))[0][0]
         # A new address for every attempt: two rows each, none of them ever locked.
         for number in range(40):
             await post_from(client, token, f"10.0.{number}.1", secrets.token_hex(32))
         # And one username that did end locked: remembered for the next window.
         for _ in range(6):
             await post_from(client, token, "203.0.113.5", "victim")
-        flooded = query(settings, "SELECT count(*) FROM throttle_counters")[0][0]
-        query(settings, f"UPDATE throttle_counters SET window_end = {time.time() - 1}")
+        flooded = (await aquery(settings, "SELECT count(*) FROM throttle_counters"))[0][0]
+        await aquery(settings, f"UPDATE throttle_counters SET window_end = {time.time() - 1}")
 
         async with app.app_context():
             pruned = await prune.prune_pass(db.store.sessionmaker, auth_settings.of(app))
@@ -631,7 +635,9 @@ async def test_a_flood_leaves_a_bounded_table_once_pruned(
     assert one_address == 1 + 5
     assert flooded == one_address + 2 * 40 + 2
     assert pruned["counters"] == flooded - 1
-    assert query(settings, "SELECT scope, key FROM throttle_counters") == [("user", "victim")]
+    assert await aquery(settings, "SELECT scope, key FROM throttle_counters") == [
+        ("user", "victim")
+    ]
 
 
 @BOTH_DATABASES
@@ -646,7 +652,7 @@ async def test_a_pass_prunes_in_bounded_batches_until_caught_up(
         token = await csrf_token(client)
         for number in range(12):
             await post_from(client, token, f"10.1.{number}.1", f"n{number}")
-        query(settings, f"UPDATE throttle_counters SET window_end = {time.time() - 1}")
+        await aquery(settings, f"UPDATE throttle_counters SET window_end = {time.time() - 1}")
 
         async with app.app_context():
             bounded = await prune.prune_pass(
@@ -657,7 +663,7 @@ async def test_a_pass_prunes_in_bounded_batches_until_caught_up(
             )
 
     assert (bounded["counters"], rest["counters"]) == (15, 9)
-    assert query(settings, "SELECT count(*) FROM throttle_counters") == [(0,)]
+    assert await aquery(settings, "SELECT count(*) FROM throttle_counters") == [(0,)]
 
 
 async def test_right_passwords_are_taken_back_from_the_56_and_48_too(

@@ -583,7 +583,7 @@ async def test_delete_ends_the_users_logins_at_once(
     response = await client.get("/hello")
 
     assert_sent_to_login(response)
-    assert login_count(settings) == 0
+    assert await login_count(settings) == 0
 
 
 # users list
@@ -638,7 +638,7 @@ async def test_revoke_sessions_ends_logins_on_every_device(
     result = await invoke(runner, "users", "revoke-sessions", "ALICE")
 
     assert result.stdout == "ended 2 login(s) of 'alice'\n"
-    assert login_count(settings) == 0
+    assert await login_count(settings) == 0
 
 
 async def test_revoke_sessions_leaves_other_users_logged_in(

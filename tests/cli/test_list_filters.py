@@ -11,7 +11,7 @@ import pytest
 from quart import Quart
 from quart.testing import QuartCliRunner
 
-from tests.conftest import BOTH_DATABASES, add_user, invoke, query
+from tests.conftest import BOTH_DATABASES, add_user, aquery, invoke
 
 
 async def names(runner: QuartCliRunner, *flags: str) -> tuple[list[str], str]:
@@ -27,13 +27,13 @@ async def three(app: Quart, settings: dict[str, Any]) -> None:
     for name in ("alice", "bob", "carol"):
         await add_user(app, name)
     now = time.time()
-    query(
+    await aquery(
         settings,
         "INSERT INTO throttle_counters (scope, key, attempts, window_end, strikes) VALUES "
         f"('user', 'alice', 1000, {now + 600}, 1), ('user', 'bob', 1000, {now - 1}, 1), "
         f"('user', 'carol', 1, {now + 600}, 0), ('addr', 'carol', 1000, {now + 600}, 1)",
     )
-    query(
+    await aquery(
         settings,
         "INSERT INTO totp_factors (user_id, secret, created_at, confirmed_at, misses) "
         f"SELECT id, 'X', {now}, CASE WHEN username = 'carol' THEN {now} END, 0 FROM users "

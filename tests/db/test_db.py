@@ -138,7 +138,7 @@ async def test_logging_in_and_browsing_through_a_real_pgbouncer(
     assert "Invalid Credentials. Please try again." in await body(wrong)
     assert logout.status_code == 302
     assert after_logout.status_code == 302
-    assert login_count(settings) == 0
+    assert await login_count(settings) == 0
     # It all went through PgBouncer (its totals are summed every second).
     deadline = time.monotonic() + 5
     while bounced_transactions(pgbouncer) - before < 10:
@@ -163,7 +163,8 @@ async def test_a_read_on_a_connection_the_server_dropped_is_run_again_on_a_new_o
 
     try:
         first = await store.read(backend_pid)
-        # The server ends the pooled connection; nothing here has noticed yet.
+        # The server ends the pooled connection; nothing here has noticed yet (the loop
+        # is held by a blocking query, so asyncpg can't see the connection close).
         query(settings, f"SELECT pg_terminate_backend({first}, 5000)")
         second = await store.read(backend_pid)
     finally:

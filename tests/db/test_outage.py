@@ -31,11 +31,11 @@ from tests.conftest import (
     POSTGRES_ONLY,
     AuthActions,
     add_user,
+    aquery,
     body,
     csrf_token,
     login_count,
     make_settings,
-    query,
 )
 from tests.support.pg import PostgresServer
 
@@ -119,7 +119,7 @@ async def test_login_while_postgres_is_down_records_nothing(
 
     assert_unavailable(response, text)
     assert not [c for c in response.headers.getlist("Set-Cookie") if "login" in c]
-    assert login_count(settings) == 0
+    assert await login_count(settings) == 0
     # The form again, with the username as typed and never the password.
     assert "<title>Temporarily unavailable · Sign in · quartapp</title>" in text
     assert re.search(r'<input[^>]*name="username"[^>]*value="alice"', text)
@@ -142,7 +142,7 @@ async def test_a_login_whose_record_fails_is_not_half_done(settings: dict[str, A
 
     assert_unavailable(response, text)
     assert after.status_code == 302
-    assert login_count(settings) == 0
+    assert await login_count(settings) == 0
 
 
 @asynccontextmanager
@@ -229,9 +229,9 @@ async def test_too_many_connections_for_the_role_gives_503(settings: dict[str, A
     # its login cache and one pooled connection; then the test takes the pooled one's
     # place. (Superusers are exempt from connection limits, so this is an ordinary role.)
     role = f"tight_{secrets.token_hex(4)}"
-    query(settings, f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 2")
-    query(settings, f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}")
-    query(settings, f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}")
+    await aquery(settings, f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 2")
+    await aquery(settings, f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}")
+    await aquery(settings, f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}")
     url = settings["DATABASE_URL"].replace("postgres@", f"{role}@")
     app = create_app({**settings, **FAST, "DATABASE_URL": url})
     async with app.test_app():

@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 from quartapp import create_app, load_config
 from quartapp.db import Base, schema
 from quartapp.settings import ConfigError, Settings, of
-from tests.conftest import DATABASES, make_settings, query, require_postgres, sqlite_url
+from tests.conftest import DATABASES, aquery, make_settings, require_postgres, sqlite_url
 
 # Rows in the tables quartapp's create_all made before it had migrations.
 LEGACY_ROWS = [
@@ -44,8 +44,8 @@ def empty(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, 
         server.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def tables(config: dict[str, Any]) -> set[str]:
-    rows = query(
+async def tables(config: dict[str, Any]) -> set[str]:
+    rows = await aquery(
         config,
         "SELECT name FROM sqlite_master WHERE type = 'table'"
         if config["DATABASE_URL"].startswith("sqlite")
@@ -76,10 +76,10 @@ async def test_migrations_match_the_models(empty: dict[str, Any]) -> None:
 
 async def test_upgrade_downgrade_upgrade_round_trip(empty: dict[str, Any]) -> None:
     assert await schema.upgrade(typed(empty)) == (None, schema.head())
-    assert tables(empty) >= {"users", "logins", "throttle_counters", "alembic_version"}
+    assert await tables(empty) >= {"users", "logins", "throttle_counters", "alembic_version"}
 
     assert await schema.downgrade(typed(empty), "base") == (schema.head(), "base")
-    assert tables(empty) <= {"alembic_version"}
+    assert await tables(empty) <= {"alembic_version"}
 
     assert await schema.upgrade(typed(empty)) == (None, schema.head())
     assert await schema.current(typed(empty)) == schema.head()
@@ -91,16 +91,16 @@ async def test_a_database_made_before_migrations_is_stamped_and_upgraded(
     # Revision 0001 is what create_all made (it was generated from those models);
     # without its version table the database looks exactly like an old deploy's.
     await schema.upgrade(typed(empty), schema.BASELINE)
-    query(empty, "DROP TABLE alembic_version")
+    await aquery(empty, "DROP TABLE alembic_version")
     for statement in LEGACY_ROWS:
-        query(empty, statement)
+        await aquery(empty, statement)
 
     before, after = await schema.upgrade(typed(empty))
 
     assert (before, after) == (schema.BASELINE, schema.head())
-    assert query(empty, "SELECT username FROM users") == [("kept",)]
+    assert await aquery(empty, "SELECT username FROM users") == [("kept",)]
     # The old login survives with limits filled in from the defaults.
-    assert [row[0] for row in query(empty, "SELECT id, expires_at FROM logins")] == ["abc"]
+    assert [row[0] for row in await aquery(empty, "SELECT id, expires_at FROM logins")] == ["abc"]
     assert await schema._run(typed(empty), differences) == []
 
 
@@ -170,7 +170,7 @@ async def test_production_server_leaves_the_schema_to_the_release_step(tmp_path:
         async with app.test_app():
             pass
 
-    assert "users" not in tables(dict(app.config))
+    assert "users" not in await tables(dict(app.config))
 
 
 async def test_production_server_refuses_a_schema_behind_the_code(

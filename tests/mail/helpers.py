@@ -16,7 +16,7 @@ from sqlalchemy import select
 from quartapp.auth.models import User
 from quartapp.db import db
 from quartapp.mail.models import EmailAddress
-from tests.conftest import query
+from tests.conftest import aquery
 
 from .conftest import BASE_URL
 
@@ -46,9 +46,9 @@ class Mail:
         return str(part.get_content())
 
 
-def outbox(settings: dict[str, Any], kind: str | None = None) -> list[Mail]:
+async def outbox(settings: dict[str, Any], kind: str | None = None) -> list[Mail]:
     """The outbox's messages, oldest first (of ``kind``, or all)."""
-    rows = query(settings, "SELECT kind, recipient, message FROM mail_outbox ORDER BY id")
+    rows = await aquery(settings, "SELECT kind, recipient, message FROM mail_outbox ORDER BY id")
     return [
         Mail(k, r, message_from_string(m, policy=default))
         for k, r, m in rows
@@ -83,6 +83,8 @@ async def add_address(
         await dbs.commit()
 
 
-def tokens_of(settings: dict[str, Any]) -> list[tuple[Any, ...]]:
+async def tokens_of(settings: dict[str, Any]) -> list[tuple[Any, ...]]:
     """Every link row: purpose, address, used_at."""
-    return query(settings, "SELECT purpose, address, used_at FROM mail_tokens ORDER BY created_at")
+    return await aquery(
+        settings, "SELECT purpose, address, used_at FROM mail_tokens ORDER BY created_at"
+    )

@@ -7,17 +7,17 @@ from typing import Any
 import pytest
 from quart import Quart
 
-from tests.conftest import AuthActions, add_user, invoke, query
+from tests.conftest import AuthActions, add_user, aquery, invoke
 
 from .helpers import CONFIRM_LINK, add_address, link_in, outbox
 
 PASSWORD_LINE = "a long enough passphrase for bob\n"
 
 
-def addresses(settings: dict[str, Any]) -> list[tuple[Any, ...]]:
+async def addresses(settings: dict[str, Any]) -> list[tuple[Any, ...]]:
     return [
         (address, confirmed is not None)
-        for address, confirmed in query(
+        for address, confirmed in await aquery(
             settings, "SELECT address, confirmed_at FROM email_addresses ORDER BY user_id"
         )
     ]
@@ -36,7 +36,7 @@ async def test_create_with_email(app: Quart, runner: Any, settings: dict[str, An
     )
     assert result.exit_code == 0, result.output
     assert "created user 'bob'" in result.output
-    assert addresses(settings) == [("Bob@example.com", True)]
+    assert await addresses(settings) == [("Bob@example.com", True)]
     listed = await invoke(runner, "users", "list")
     assert "bob\t" in listed.output
     assert "Bob@example.com (confirmed)" in listed.output
@@ -57,8 +57,8 @@ async def test_create_unconfirmed_sends_link(
         stdin=PASSWORD_LINE,
     )
     assert result.exit_code == 0, result.output
-    assert addresses(settings) == [("bob@example.com", False)]
-    (mail,) = outbox(settings)
+    assert await addresses(settings) == [("bob@example.com", False)]
+    (mail,) = await outbox(settings)
     assert mail.kind == "email-confirm"
     assert mail.recipient == "bob@example.com"
     link_in(mail, CONFIRM_LINK)
@@ -68,12 +68,12 @@ async def test_create_unconfirmed_sends_link(
 async def test_set_email(auth: AuthActions, runner: Any, settings: dict[str, Any]) -> None:
     result = await invoke(runner, "users", "set-email", "alice", "alice@example.com")
     assert result.exit_code == 0, result.output
-    assert addresses(settings) == [("alice@example.com", True)]
+    assert await addresses(settings) == [("alice@example.com", True)]
     # A second time: the old address is told.
     result = await invoke(runner, "users", "set-email", "alice", "new@example.com")
     assert result.exit_code == 0, result.output
-    assert addresses(settings) == [("new@example.com", True)]
-    (told,) = outbox(settings, "email-changed")
+    assert await addresses(settings) == [("new@example.com", True)]
+    (told,) = await outbox(settings, "email-changed")
     assert told.recipient == "alice@example.com"
 
 
@@ -85,8 +85,8 @@ async def test_set_email_unconfirmed_keeps_the_old(
         runner, "users", "set-email", "alice", "new@example.com", "--unconfirmed"
     )
     assert result.exit_code == 0, result.output
-    assert addresses(settings) == [("alice@example.com", True)]
-    assert [m.recipient for m in outbox(settings, "email-confirm")] == ["new@example.com"]
+    assert await addresses(settings) == [("alice@example.com", True)]
+    assert [m.recipient for m in await outbox(settings, "email-confirm")] == ["new@example.com"]
 
 
 @pytest.mark.parametrize(
@@ -117,7 +117,7 @@ async def test_refusals_are_one_line(
     assert message in result.output
     assert result.output.startswith("Error: ")
     assert result.output.count("\n") == 1
-    assert ("carol",) not in query(settings, "SELECT username FROM users")
+    assert ("carol",) not in await aquery(settings, "SELECT username FROM users")
 
 
 async def test_usage_error_exits_2(auth: AuthActions, runner: Any) -> None:

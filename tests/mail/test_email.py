@@ -10,7 +10,7 @@ from quart import Quart
 from quartapp.db import db
 from quartapp.mail import addresses
 from quartapp.mail.addresses import AddressError
-from tests.conftest import BOTH_DATABASES, AuthActions, add_user, body, csrf_token, query
+from tests.conftest import BOTH_DATABASES, AuthActions, add_user, aquery, body, csrf_token
 
 from .helpers import CONFIRM_LINK, add_address, link_in, outbox, tokens_of
 
@@ -34,10 +34,10 @@ async def confirm(client: TestClientProtocol, token: str) -> Any:
     return await client.post("/account/email/confirm", form={"csrf_token": form})
 
 
-def stored(settings: dict[str, Any]) -> list[tuple[Any, ...]]:
+async def stored(settings: dict[str, Any]) -> list[tuple[Any, ...]]:
     return [
         (address, confirmed is not None)
-        for address, confirmed in query(
+        for address, confirmed in await aquery(
             settings, "SELECT address, confirmed_at FROM email_addresses ORDER BY user_id"
         )
     ]
@@ -60,12 +60,12 @@ async def test_change_of_address(alice: AuthActions, settings: dict[str, Any]) -
     response = await ask(alice.client, "New@Example.org")
     assert response.status_code == 302
     assert "We sent a link to New@example.org" in await body(await alice.client.get(PAGE))
-    (link,) = outbox(settings, "email-confirm")
+    (link,) = await outbox(settings, "email-confirm")
     assert link.recipient == "New@example.org"
-    (told,) = outbox(settings, "email-change-requested")
+    (told,) = await outbox(settings, "email-change-requested")
     assert told.recipient == "alice@example.com"
     # Until confirmed, the old address stays in force.
-    assert stored(settings) == [("alice@example.com", True)]
+    assert await stored(settings) == [("alice@example.com", True)]
 
     token = link_in(link, CONFIRM_LINK)
     page = await alice.client.get(f"/account/email/confirm/{token}")
@@ -74,12 +74,12 @@ async def test_change_of_address(alice: AuthActions, settings: dict[str, Any]) -
     assert "New@example.org" in shown
     assert "Confirm this address" in shown
     # A GET never confirms.
-    assert stored(settings) == [("alice@example.com", True)]
+    assert await stored(settings) == [("alice@example.com", True)]
 
     done = await confirm(alice.client, token)
     assert done.status_code == 302
-    assert stored(settings) == [("New@example.org", True)]
-    (changed,) = outbox(settings, "email-changed")
+    assert await stored(settings) == [("New@example.org", True)]
+    (changed,) = await outbox(settings, "email-changed")
     assert changed.recipient == "alice@example.com"
     assert "was changed to New@example.org" in changed.text
     # The link works once.
@@ -94,8 +94,12 @@ async def test_change_ends_reset_links(alice: AuthActions, settings: dict[str, A
         "/reset_password_request", form={"email": "alice@example.com", "csrf_token": form}
     )
     await ask(alice.client, "new@example.org")
-    await confirm(alice.client, link_in(outbox(settings, "email-confirm")[0], CONFIRM_LINK))
-    assert all(used is not None for purpose, _, used in tokens_of(settings) if purpose == "reset")
+    await confirm(
+        alice.client, link_in((await outbox(settings, "email-confirm"))[0], CONFIRM_LINK)
+    )
+    assert all(
+        used is not None for purpose, _, used in await tokens_of(settings) if purpose == "reset"
+    )
 
 
 async def test_taken_address_same_answer_no_link(
@@ -106,8 +110,8 @@ async def test_taken_address_same_answer_no_link(
     response = await ask(alice.client, "BOB@example.com")
     assert response.status_code == 302
     assert "We sent a link to BOB@example.com" in await body(await alice.client.get(PAGE))
-    assert outbox(settings, "email-confirm") == []
-    assert len(outbox(settings, "email-change-requested")) == 1
+    assert await outbox(settings, "email-confirm") == []
+    assert len(await outbox(settings, "email-change-requested")) == 1
 
 
 async def test_user_without_address_adds_one(auth: AuthActions, settings: dict[str, Any]) -> None:
@@ -115,22 +119,22 @@ async def test_user_without_address_adds_one(auth: AuthActions, settings: dict[s
     page = await body(await auth.client.get(PAGE))
     assert "has no email address" in page
     await ask(auth.client, "alice@example.com")
-    (link,) = outbox(settings)
+    (link,) = await outbox(settings)
     assert link.kind == "email-confirm"
-    assert stored(settings) == []
+    assert await stored(settings) == []
     await confirm(auth.client, link_in(link, CONFIRM_LINK))
-    assert stored(settings) == [("alice@example.com", True)]
+    assert await stored(settings) == [("alice@example.com", True)]
 
 
 async def test_confirm_without_login(
     alice: AuthActions, app: Quart, settings: dict[str, Any]
 ) -> None:
     await ask(alice.client, "new@example.org")
-    token = link_in(outbox(settings, "email-confirm")[0], CONFIRM_LINK)
+    token = link_in((await outbox(settings, "email-confirm"))[0], CONFIRM_LINK)
     response = await confirm(app.test_client(), token)
     assert response.status_code == 302
     assert response.headers["Location"] == "/login"
-    assert stored(settings) == [("new@example.org", True)]
+    assert await stored(settings) == [("new@example.org", True)]
 
 
 async def test_needs_login(client: TestClientProtocol) -> None:
@@ -140,7 +144,7 @@ async def test_needs_login(client: TestClientProtocol) -> None:
 
 
 async def test_needs_fresh_login(alice: AuthActions, settings: dict[str, Any]) -> None:
-    query(settings, "UPDATE logins SET verified_at = verified_at - 86400")
+    await aquery(settings, "UPDATE logins SET verified_at = verified_at - 86400")
     response = await alice.client.get(PAGE)
     assert response.status_code == 302
     assert response.headers["Location"].startswith("/login/confirm")
@@ -179,7 +183,7 @@ async def test_links_are_limited(alice: AuthActions, settings: dict[str, Any]) -
     response = await ask(alice.client, "new@example.org")
     assert response.status_code == 429
     assert "Too many links" in await body(response)
-    assert len(outbox(settings, "email-confirm")) == 3
+    assert len(await outbox(settings, "email-confirm")) == 3
 
 
 @BOTH_DATABASES

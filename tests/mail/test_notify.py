@@ -42,7 +42,7 @@ async def change_password(client: TestClientProtocol) -> Response:
 async def test_password_change_is_told(alice: AuthActions, settings: dict[str, Any]) -> None:
     await alice.login()
     assert (await change_password(alice.client)).status_code == 302
-    (mail,) = outbox(settings, "password-changed")
+    (mail,) = await outbox(settings, "password-changed")
     assert mail.recipient == "alice@example.com"
     assert mail.message["Subject"] == "Your password was changed"
     assert "The password of your account was changed." in mail.text
@@ -62,7 +62,7 @@ async def test_cli_password_change_is_told(
         runner, "users", "set-password", "alice", "--password-stdin", stdin=NEW_PASSWORD + "\n"
     )
     assert result.exit_code == 0, result.output
-    (mail,) = outbox(settings, "password-changed")
+    (mail,) = await outbox(settings, "password-changed")
     assert "command line" in mail.text
 
 
@@ -72,7 +72,7 @@ async def test_no_notice_without_confirmed_address(
     await add_address(app, "alice@example.com", confirmed=False)
     await auth.login()
     await change_password(auth.client)
-    assert outbox(settings) == []
+    assert await outbox(settings) == []
 
 
 async def test_sign_in_from_new_device_is_told(
@@ -80,20 +80,20 @@ async def test_sign_in_from_new_device_is_told(
 ) -> None:
     await alice.client.get("/login", headers={"User-Agent": "Mozilla/5.0 Firefox/120.0"})
     await alice.login()
-    (mail,) = outbox(settings, "new-device")
+    (mail,) = await outbox(settings, "new-device")
     assert mail.message["Subject"] == "A sign-in from a new device"
     assert "/account/sessions" in mail.text
     assert "/account/sessions" in mail.html
     # The same browser again, with its trusted-device cookie: nothing new.
     await alice.logout()
     await alice.login()
-    assert len(outbox(settings, "new-device")) == 1
+    assert len(await outbox(settings, "new-device")) == 1
 
 
 async def test_two_factor_on_is_told(alice: AuthActions, settings: dict[str, Any]) -> None:
     await alice.login()
     await enrol(alice.client)
-    (mail,) = outbox(settings, "two-factor-on")
+    (mail,) = await outbox(settings, "two-factor-on")
     assert "Two-factor authentication was turned on" in mail.text
 
 
@@ -114,7 +114,7 @@ async def test_each_signal_is_told(
     async with app.test_request_context("/", headers={"User-Agent": "curl/8.0"}):
         signals.send(signal, username="alice", name="My key", remaining=3, by="user")
         await app.process_response(Response(""))
-    (mail,) = outbox(settings)
+    (mail,) = await outbox(settings)
     assert (mail.kind, mail.recipient) == (kind, "alice@example.com")
     assert words in mail.text
     assert "If it was not you" in mail.text
@@ -135,7 +135,7 @@ async def test_signal_notice_setting_off(
     async with app.test_app(), app.test_request_context("/"):
         signals.send(signal, username="alice", name="My key")
         await app.process_response(Response(""))
-    assert outbox(settings) == []
+    assert await outbox(settings) == []
 
 
 async def test_password_notice_setting_off(alice: AuthActions, settings: dict[str, Any]) -> None:
@@ -144,7 +144,7 @@ async def test_password_notice_setting_off(alice: AuthActions, settings: dict[st
         client = app.test_client()
         await AuthActions(client).login()
         assert (await change_password(client)).status_code == 302
-    assert outbox(settings) == []
+    assert await outbox(settings) == []
 
 
 async def test_another_apps_signal_is_not_told(
@@ -155,7 +155,7 @@ async def test_another_apps_signal_is_not_told(
         # Sent by `other`, whose own receivers write it once (not the fixture's app too).
         signals.send(signals.two_factor_enabled, username="alice")
         await other.process_response(Response(""))
-    assert len(outbox(settings)) == 1
+    assert len(await outbox(settings)) == 1
 
 
 async def test_recovery_codes_renewed_page(alice: AuthActions, settings: dict[str, Any]) -> None:
@@ -163,4 +163,4 @@ async def test_recovery_codes_renewed_page(alice: AuthActions, settings: dict[st
     await enrol(alice.client)
     response = await post_form(alice.client, "/account/two-factor/recovery-codes")
     assert response.status_code in (200, 302), await body(response)
-    assert len(outbox(settings, "recovery-codes-renewed")) == 1
+    assert len(await outbox(settings, "recovery-codes-renewed")) == 1

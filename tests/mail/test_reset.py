@@ -14,10 +14,10 @@ from tests.conftest import (
     BOTH_DATABASES,
     PASSWORD,
     AuthActions,
+    aquery,
     body,
     csrf_token,
     invoke,
-    query,
 )
 from tests.support.twofactor import SECOND_STEP, enrolled
 
@@ -82,7 +82,7 @@ async def test_reset_happy_path(alice: AuthActions, settings: dict[str, Any]) ->
     response = await ask(client, "Alice@Example.com")
     assert response.status_code == 200
     assert SENT_PAGE in await body(response)
-    (mail,) = outbox(settings)
+    (mail,) = await outbox(settings)
     assert (mail.kind, mail.recipient) == ("password-reset", "alice@example.com")
     assert mail.message["To"] == "alice@example.com"
     assert mail.message["Subject"] == "Reset your password"
@@ -94,7 +94,7 @@ async def test_reset_happy_path(alice: AuthActions, settings: dict[str, Any]) ->
     assert 'name="password"' in await body(page)
     assert 'name="password2"' in await body(page)
     # Neither the link's GET nor the form's spends it.
-    assert [used for _, _, used in tokens_of(settings)] == [None]
+    assert [used for _, _, used in await tokens_of(settings)] == [None]
 
     done = await set_password(client)
     assert done.status_code == 302
@@ -104,7 +104,7 @@ async def test_reset_happy_path(alice: AuthActions, settings: dict[str, Any]) ->
     assert (await client.get("/hello")).status_code == 302
     assert (await alice.login(password=PASSWORD)).status_code == 200  # the old one fails
     assert (await alice.login(password=NEW_PASSWORD)).status_code == 302
-    (notice,) = outbox(settings, "password-changed")
+    (notice,) = await outbox(settings, "password-changed")
     assert notice.recipient == "alice@example.com"
     assert "reset with a link" in notice.text
 
@@ -114,7 +114,7 @@ async def test_same_page_for_unknown_address(alice: AuthActions, settings: dict[
     unknown = await ask(alice.client, "nobody@example.com")
     assert known.status_code == unknown.status_code == 200
     assert await body(known) == await body(unknown)
-    assert [m.recipient for m in outbox(settings)] == ["alice@example.com"]
+    assert [m.recipient for m in await outbox(settings)] == ["alice@example.com"]
 
 
 async def test_unconfirmed_address_gets_nothing(
@@ -123,8 +123,8 @@ async def test_unconfirmed_address_gets_nothing(
     await add_address(app, "alice@example.com", confirmed=False)
     response = await ask(auth.client, "alice@example.com")
     assert SENT_PAGE in await body(response)
-    assert outbox(settings) == []
-    assert tokens_of(settings) == []
+    assert await outbox(settings) == []
+    assert await tokens_of(settings) == []
 
 
 async def test_unknown_address_notice_when_on(
@@ -132,7 +132,7 @@ async def test_unknown_address_notice_when_on(
 ) -> None:
     # The setting is read when the app is built: this app has it off.
     await ask(alice.client, "nobody@example.com")
-    assert outbox(settings) == []
+    assert await outbox(settings) == []
 
 
 async def test_unknown_address_notice_setting(settings: dict[str, Any]) -> None:
@@ -142,7 +142,7 @@ async def test_unknown_address_notice_setting(settings: dict[str, Any]) -> None:
     async with app.test_app():
         response = await ask(app.test_client(), "nobody@example.com")
         assert SENT_PAGE in await body(response)
-    (mail,) = outbox(settings)
+    (mail,) = await outbox(settings)
     assert (mail.kind, mail.recipient) == ("reset-unknown", "nobody@example.com")
     assert "no account uses this address" in mail.text
     assert "/reset_password/" not in mail.text
@@ -158,11 +158,11 @@ async def test_bad_address_is_a_form_error(client: TestClientProtocol, address: 
 async def test_limit_per_address(alice: AuthActions, settings: dict[str, Any]) -> None:
     answers = [await body(await ask(alice.client, "alice@example.com")) for _ in range(5)]
     assert all(SENT_PAGE in page for page in answers)
-    assert len(outbox(settings)) == 3
+    assert len(await outbox(settings)) == 3
     # Unknown addresses are counted the same way.
     for _ in range(4):
         assert SENT_PAGE in await body(await ask(alice.client, "nobody@example.com"))
-    assert query(
+    assert await aquery(
         settings, "SELECT attempts FROM throttle_counters WHERE key = 'nobody@example.com'"
     ) == [(4,)]
 
@@ -175,12 +175,12 @@ async def test_limit_per_network(settings: dict[str, Any], alice: AuthActions) -
         client = app.test_client()
         for address in ["a@example.com", "b@example.com", "alice@example.com"]:
             assert SENT_PAGE in await body(await ask(client, address))
-    assert outbox(settings) == []
+    assert await outbox(settings) == []
 
 
 async def test_link_works_once(alice: AuthActions, settings: dict[str, Any]) -> None:
     await ask(alice.client, "alice@example.com")
-    token = link_in(outbox(settings)[0])
+    token = link_in((await outbox(settings))[0])
     await follow(alice.client, token)
     assert (await set_password(alice.client)).status_code == 302
     again = await follow(alice.client, token)
@@ -192,15 +192,15 @@ async def test_link_works_once(alice: AuthActions, settings: dict[str, Any]) -> 
 
 async def test_expired_link_is_refused(alice: AuthActions, settings: dict[str, Any]) -> None:
     await ask(alice.client, "alice@example.com")
-    token = link_in(outbox(settings)[0])
-    query(settings, "UPDATE mail_tokens SET expires_at = expires_at - 3601")
+    token = link_in((await outbox(settings))[0])
+    await aquery(settings, "UPDATE mail_tokens SET expires_at = expires_at - 3601")
     assert (await follow(alice.client, token)).status_code == 410
 
 
 async def test_newer_request_ends_older(alice: AuthActions, settings: dict[str, Any]) -> None:
     await ask(alice.client, "alice@example.com")
     await ask(alice.client, "alice@example.com")
-    first, second = (link_in(mail) for mail in outbox(settings))
+    first, second = (link_in(mail) for mail in await outbox(settings))
     assert (await follow(alice.client, first)).status_code == 410
     assert (await follow(alice.client, second)).status_code == 200
 
@@ -209,7 +209,7 @@ async def test_password_change_ends_links(
     alice: AuthActions, settings: dict[str, Any], runner: Any
 ) -> None:
     await ask(alice.client, "alice@example.com")
-    token = link_in(outbox(settings)[0])
+    token = link_in((await outbox(settings))[0])
     result = await invoke(
         runner, "users", "set-password", "alice", "--password-stdin", stdin=NEW_PASSWORD + "\n"
     )
@@ -231,11 +231,11 @@ async def test_malformed_link_is_refused(client: TestClientProtocol, token: str)
 
 async def test_weak_password_keeps_the_link(alice: AuthActions, settings: dict[str, Any]) -> None:
     await ask(alice.client, "alice@example.com")
-    await follow(alice.client, link_in(outbox(settings, "password-reset")[0]))
+    await follow(alice.client, link_in((await outbox(settings, "password-reset"))[0]))
     response = await set_password(alice.client, "short")
     assert response.status_code == 400
     assert "shorter than" in await body(response)
-    assert [used for _, _, used in tokens_of(settings)] == [None]
+    assert [used for _, _, used in await tokens_of(settings)] == [None]
     assert (await set_password(alice.client)).status_code == 302
 
 
@@ -244,16 +244,16 @@ async def test_reset_ends_logins(alice: AuthActions, app: Quart, settings: dict[
     await AuthActions(other).login()
     assert (await other.get("/hello")).status_code == 200
     await ask(alice.client, "alice@example.com")
-    await follow(alice.client, link_in(outbox(settings, "password-reset")[0]))
+    await follow(alice.client, link_in((await outbox(settings, "password-reset"))[0]))
     await set_password(alice.client)
     assert (await other.get("/hello")).status_code == 302
-    assert query(settings, "SELECT count(*) FROM devices") == [(0,)]
+    assert await aquery(settings, "SELECT count(*) FROM devices") == [(0,)]
 
 
 async def test_second_factor_still_required(alice: AuthActions, settings: dict[str, Any]) -> None:
     await enrolled(alice)
     await ask(alice.client, "alice@example.com")
-    await follow(alice.client, link_in(outbox(settings, "password-reset")[0]))
+    await follow(alice.client, link_in((await outbox(settings, "password-reset"))[0]))
     assert (await set_password(alice.client)).status_code == 302
     response = await alice.login(password=NEW_PASSWORD)
     assert response.status_code == 302
@@ -283,7 +283,7 @@ async def test_one_link_spent_once_under_a_race(
     alice: AuthActions, app: Quart, settings: dict[str, Any]
 ) -> None:
     await ask(alice.client, "alice@example.com")
-    token = link_in(outbox(settings)[0])
+    token = link_in((await outbox(settings))[0])
 
     async def spend() -> bool:
         async with db.session() as dbs:

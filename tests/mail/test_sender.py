@@ -22,7 +22,7 @@ from quartapp.mail import current, outbox, sender
 from quartapp.mail import settings as mail_settings
 from quartapp.mail.sender import KEEP, Sender, backoff
 from tests.app.test_metrics import TOKEN, scrape, value
-from tests.conftest import BOTH_DATABASES, query
+from tests.conftest import BOTH_DATABASES, aquery
 from tests.support.smtp import RunningSink, smtp_sink
 
 ADDRESS = "bob@example.com"
@@ -83,9 +83,9 @@ def own_sender(app: Quart, clock: Clock) -> Sender:
     )
 
 
-def rows(settings: dict[str, Any]) -> list[dict[str, Any]]:
+async def rows(settings: dict[str, Any]) -> list[dict[str, Any]]:
     names = ("id", "attempts", "sent_at", "failed_at", "claimed_until", "next_attempt_at")
-    found = query(
+    found = await aquery(
         settings,
         f"SELECT {', '.join(names)}, message IS NULL, last_error FROM mail_outbox ORDER BY id",
     )
@@ -143,7 +143,7 @@ async def test_a_message_rolled_back_is_never_sent(app: Quart, settings: dict[st
         )
         await session.rollback()
 
-    assert rows(settings) == []
+    assert await rows(settings) == []
 
 
 async def test_delivery_is_recorded_and_the_message_erased(
@@ -154,7 +154,7 @@ async def test_delivery_is_recorded_and_the_message_erased(
 
     # The row is marked right after the server's 250, within the sender's turn.
     turned = current_sender(app).turned
-    while not (found := rows(settings))[0]["sent_at"]:
+    while not (found := await rows(settings))[0]["sent_at"]:
         turned.clear()
         await turned.wait()
     (row,) = found
@@ -189,7 +189,7 @@ async def test_a_line_break_or_a_second_address_is_refused(
     with pytest.raises(ValueError, match=r"line|address"):
         await enqueue(app, to=to, subject=subject)
 
-    assert rows(settings) == []
+    assert await rows(settings) == []
 
 
 # Retries, backoff and giving up, with a clock the test moves.
@@ -201,11 +201,11 @@ async def test_refusals_are_retried_with_doubling_waits_until_accepted(
 ) -> None:
     running.sink.replies += ["451 4.3.0 Try again later", "421 4.7.0 Busy"]
     await enqueue(app)
-    clock = Clock(rows(manual)[0]["next_attempt_at"])
+    clock = Clock((await rows(manual))[0]["next_attempt_at"])
     mail = own_sender(app, clock)
 
     assert await mail.drain() == 1
-    first = rows(manual)[0]
+    first = (await rows(manual))[0]
     assert first["next_attempt_at"] == clock.now + backoff(1) == clock.now + 30
     assert first["last_error"] == "SMTPDataError 451"
     assert first["claimed_until"] is None
@@ -213,12 +213,12 @@ async def test_refusals_are_retried_with_doubling_waits_until_accepted(
 
     clock.now += 30
     assert await mail.drain() == 1
-    assert rows(manual)[0]["next_attempt_at"] == clock.now + 60
+    assert (await rows(manual))[0]["next_attempt_at"] == clock.now + 60
 
     clock.now += 60
     assert await mail.drain() == 1
     (_received,) = await running.sink.wait_for(1)
-    (row,) = rows(manual)
+    (row,) = await rows(manual)
     assert row["sent_at"] == clock.now
     assert row["attempts"] == 3
     assert row["erased"]
@@ -231,14 +231,14 @@ async def test_a_message_is_given_up_after_max_attempts(
 ) -> None:
     running.sink.replies += ["451 4.3.0 Try again later"] * 3
     await enqueue(app)
-    clock = Clock(rows(manual)[0]["next_attempt_at"])
+    clock = Clock((await rows(manual))[0]["next_attempt_at"])
     mail = own_sender(app, clock)
 
     for attempt in range(1, 4):
         assert await mail.drain() == 1, attempt
         clock.now += backoff(attempt)
 
-    (row,) = rows(manual)
+    (row,) = await rows(manual)
     assert row["attempts"] == 3
     assert row["failed_at"] is not None
     assert row["sent_at"] is None
@@ -254,11 +254,11 @@ async def test_a_recipient_refused_for_good_is_given_up_at_once(
 ) -> None:
     running.sink.recipient_replies.append("550 5.1.1 <bob@example.com>: no such user")
     await enqueue(app)
-    mail = own_sender(app, Clock(rows(manual)[0]["next_attempt_at"]))
+    mail = own_sender(app, Clock((await rows(manual))[0]["next_attempt_at"]))
 
     assert await mail.drain() == 1
 
-    (row,) = rows(manual)
+    (row,) = await rows(manual)
     assert row["attempts"] == 1
     assert row["failed_at"] is not None
     assert row["last_error"] == "SMTPRecipientRefused 550"
@@ -269,7 +269,7 @@ async def test_a_failure_is_logged_in_one_line_without_the_address_or_body(
 ) -> None:
     running.sink.replies.append("451 4.3.0 <bob@example.com> try later")
     await enqueue(app)
-    mail = own_sender(app, Clock(rows(manual)[0]["next_attempt_at"]))
+    mail = own_sender(app, Clock((await rows(manual))[0]["next_attempt_at"]))
 
     await mail.drain()
 
@@ -288,7 +288,7 @@ async def test_a_claim_abandoned_by_a_crash_is_sent_once_the_lease_ends(
     manual: dict[str, Any], app: Quart, running: RunningSink
 ) -> None:
     await enqueue(app)
-    clock = Clock(rows(manual)[0]["next_attempt_at"])
+    clock = Clock((await rows(manual))[0]["next_attempt_at"])
     crashed = own_sender(app, clock)
     claimed = await crashed.claim()
     assert claimed is not None  # ... and the process dies here, before sending
@@ -299,7 +299,7 @@ async def test_a_claim_abandoned_by_a_crash_is_sent_once_the_lease_ends(
     assert await other.drain() == 1
 
     (_received,) = await running.sink.wait_for(1)
-    (row,) = rows(manual)
+    (row,) = await rows(manual)
     assert row["attempts"] == 2
     assert row["sent_at"] is not None
 
@@ -308,7 +308,7 @@ async def test_a_claim_abandoned_by_a_crash_is_sent_once_the_lease_ends(
 async def test_two_senders_never_claim_the_same_row(manual: dict[str, Any], app: Quart) -> None:
     await enqueue(app, to="a@example.com")
     await enqueue(app, to="b@example.com")
-    clock = Clock(max(row["next_attempt_at"] for row in rows(manual)))
+    clock = Clock(max(row["next_attempt_at"] for row in await rows(manual)))
     first, second, third = (own_sender(app, clock) for _ in range(3))
 
     one = await first.claim()
@@ -332,7 +332,7 @@ async def test_metrics_count_sent_given_up_and_the_depth(
     running.sink.recipient_replies.append("550 5.1.1 no such user")
     for to in ("a@example.com", "b@example.com", "c@example.com"):
         await enqueue(app, to=to)
-    clock = Clock(max(row["next_attempt_at"] for row in rows(manual)))
+    clock = Clock(max(row["next_attempt_at"] for row in await rows(manual)))
     mail = own_sender(app, clock)
     running.sink.replies.append("451 4.3.0 Try again later")
 
@@ -357,16 +357,16 @@ async def test_the_pruner_deletes_old_sent_and_failed_rows_only(
 ) -> None:
     for _ in range(4):
         await enqueue(app)
-    now = rows(manual)[0]["next_attempt_at"]
+    now = (await rows(manual))[0]["next_attempt_at"]
     old = now - KEEP - 60
-    query(manual, f"UPDATE mail_outbox SET sent_at = {old} WHERE id = 1")
-    query(manual, f"UPDATE mail_outbox SET failed_at = {old} WHERE id = 2")
-    query(manual, f"UPDATE mail_outbox SET sent_at = {now} WHERE id = 3")
+    await aquery(manual, f"UPDATE mail_outbox SET sent_at = {old} WHERE id = 1")
+    await aquery(manual, f"UPDATE mail_outbox SET failed_at = {old} WHERE id = 2")
+    await aquery(manual, f"UPDATE mail_outbox SET sent_at = {now} WHERE id = 3")
 
     async with app.app_context(), db.session() as session:
         assert await sender.prune(session, app.config, 500) == 2
 
-    assert [row["id"] for row in rows(manual)] == [3, 4]
+    assert [row["id"] for row in await rows(manual)] == [3, 4]
 
 
 async def test_the_sender_stops_with_the_app_and_leaves_no_task(

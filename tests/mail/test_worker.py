@@ -23,7 +23,7 @@ from quart import Quart
 
 from quartapp.db import db
 from quartapp.mail import current, outbox
-from tests.conftest import POSTGRES_ONLY, TEST_CSRF_KEY, TEST_SECRET_KEY, query
+from tests.conftest import POSTGRES_ONLY, TEST_CSRF_KEY, TEST_SECRET_KEY, aquery
 from tests.support.server import ROOT, server_env
 from tests.support.smtp import RunningSink, smtp_sink
 
@@ -125,7 +125,9 @@ async def test_two_workers_drain_the_outbox_without_a_double_send(
     per_id = Counter(running.sink.message_ids())
     assert len(per_id) == MESSAGES
     assert set(per_id.values()) == {1}
-    assert query(settings, "SELECT count(*) FROM mail_outbox WHERE sent_at IS NULL") == [(0,)]
+    assert await aquery(settings, "SELECT count(*) FROM mail_outbox WHERE sent_at IS NULL") == [
+        (0,)
+    ]
 
 
 @POSTGRES_ONLY
@@ -140,7 +142,7 @@ async def test_a_worker_killed_while_sending_loses_nothing(
         assert await asyncio.to_thread(running.sink.data_started.wait, 60)
         first.kill()
         await asyncio.to_thread(first.wait, 30)
-    ((attempts, claimed_until, sent_at),) = query(
+    ((attempts, claimed_until, sent_at),) = await aquery(
         settings, "SELECT attempts, claimed_until, sent_at FROM mail_outbox"
     )
     assert (attempts, sent_at) == (1, None)
@@ -149,13 +151,13 @@ async def test_a_worker_killed_while_sending_loses_nothing(
     running.sink.release.set()
 
     # The lease runs out (here at once, rather than in three minutes).
-    query(settings, f"UPDATE mail_outbox SET claimed_until = {time.time() - 1}")
+    await aquery(settings, f"UPDATE mail_outbox SET claimed_until = {time.time() - 1}")
     with worker(worker_env(settings, tmp_path), tmp_path / "second.log") as second:
         (received,) = await running.sink.wait_for(1, seconds=60)
         assert await stop(second) == 0
 
     assert received.recipients == ["user0@example.com"]
-    ((attempts, sent_at),) = query(settings, "SELECT attempts, sent_at FROM mail_outbox")
+    ((attempts, sent_at),) = await aquery(settings, "SELECT attempts, sent_at FROM mail_outbox")
     assert attempts == 2
     assert sent_at is not None
 

@@ -28,6 +28,7 @@ from tests.conftest import (
     PASSWORD,
     AuthActions,
     add_user,
+    aquery,
     body,
     csrf_token,
     make_settings,
@@ -69,8 +70,8 @@ async def with_passkey(
     return key
 
 
-def passkey_ids(settings: dict[str, Any], username: str) -> list[int]:
-    rows = query(
+async def passkey_ids(settings: dict[str, Any], username: str) -> list[int]:
+    rows = await aquery(
         settings,
         "SELECT passkeys.id FROM passkeys JOIN users ON users.id = passkeys.user_id "
         f"WHERE users.username = '{username}' ORDER BY passkeys.id",
@@ -108,7 +109,7 @@ async def test_every_post_needs_its_csrf_token(
     assert "The form could not be verified" in await body(response)
     form = await client.post(path, form={"name": "x", "csrf_token": token or ""})
     assert form.status_code == 400
-    assert len(passkey_ids(settings, "alice")) == 1
+    assert len(await passkey_ids(settings, "alice")) == 1
 
 
 @BOTH_DATABASES
@@ -116,7 +117,7 @@ async def test_someone_elses_passkey_is_not_found(
     app: Quart, auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
     await with_passkey(app, client)
-    [bobs] = passkey_ids(settings, "bob")
+    [bobs] = await passkey_ids(settings, "bob")
     await auth.login()
     for path in (f"/account/passkeys/{bobs}/rename", f"/account/passkeys/{bobs}/remove"):
         assert (await client.get(path)).status_code == 404
@@ -124,7 +125,7 @@ async def test_someone_elses_passkey_is_not_found(
         response = await client.post(path, form={"name": "mine now", "csrf_token": token})
         assert response.status_code == 404
     assert (await client.get("/account/passkeys/999999/rename")).status_code == 404
-    assert query(settings, "SELECT name FROM passkeys") == [("Phone",)]
+    assert await aquery(settings, "SELECT name FROM passkeys") == [("Phone",)]
     assert "Phone" not in await body(await client.get("/account/passkeys"))
 
 
@@ -144,7 +145,7 @@ async def test_a_rename_needs_a_sensible_name(
     error: str | None,
 ) -> None:
     await with_passkey(app, client, "alice")
-    [own] = passkey_ids(settings, "alice")
+    [own] = await passkey_ids(settings, "alice")
     await AuthActions(client).login()
     path = f"/account/passkeys/{own}/rename"
     token = await csrf_token(client, path)
@@ -152,7 +153,7 @@ async def test_a_rename_needs_a_sensible_name(
     assert response.status_code == 400
     if error:
         assert error in await body(response)
-    assert query(settings, "SELECT name FROM passkeys") == [("Phone",)]
+    assert await aquery(settings, "SELECT name FROM passkeys") == [("Phone",)]
 
 
 @BOTH_DATABASES
@@ -164,7 +165,7 @@ async def test_rename_then_remove_with_a_fresh_login(
 ) -> None:
     caplog.set_level(logging.INFO, logger="quartapp.audit")
     key = await with_passkey(app, client, "alice")
-    [own] = passkey_ids(settings, "alice")
+    [own] = await passkey_ids(settings, "alice")
     await AuthActions(client).login()
     rename = f"/account/passkeys/{own}/rename"
     page = await body(await client.get(rename))
@@ -181,9 +182,9 @@ async def test_rename_then_remove_with_a_fresh_login(
     assert (await client.get(remove)).headers["Location"].startswith("/login/confirm?next=")
     response = await client.post(remove, form={"csrf_token": token})
     assert response.headers["Location"] == f"/login/confirm?next=/account/passkeys/{own}/remove"
-    assert passkey_ids(settings, "alice") == [own]
+    assert await passkey_ids(settings, "alice") == [own]
 
-    query(settings, f"UPDATE logins SET verified_at = {time.time()}")
+    await aquery(settings, f"UPDATE logins SET verified_at = {time.time()}")
     page = await body(await client.get(remove))
     assert "Remove the passkey “Old phone”?" in page
     # The confirmation says what ends, and its button is the warning one.
@@ -191,7 +192,7 @@ async def test_rename_then_remove_with_a_fresh_login(
     assert '<button type="submit" class="button-warning">Remove the passkey</button>' in page
     response = await client.post(remove, form={"csrf_token": await csrf_token(client, remove)})
     assert response.headers["Location"] == "/account/passkeys"
-    assert passkey_ids(settings, "alice") == []
+    assert await passkey_ids(settings, "alice") == []
     assert "The passkey “Old phone” was removed." in await body(
         await client.get("/account/passkeys")
     )
@@ -220,7 +221,7 @@ async def test_adding_needs_a_fresh_login(
             "error": "Confirm it's you first.",
             "redirect": "/login/confirm?next=/account/passkeys/new",
         }
-    assert query(settings, "SELECT count(*) FROM passkey_challenges") == [(0,)]
+    assert await aquery(settings, "SELECT count(*) FROM passkey_challenges") == [(0,)]
 
 
 @pytest.fixture
@@ -262,7 +263,7 @@ async def test_registrations_at_once_stay_within_the_limit(
         answers.append({"credential": SoftAuthenticator().create(options["publicKey"])})
     done = await asyncio.gather(*(post_json(client, NEW, data, token) for data in answers))
     assert sorted(status for status, _ in done) == [200, 200, 409, 409, 409]
-    assert len(passkey_ids(settings, "alice")) == 2
+    assert len(await passkey_ids(settings, "alice")) == 2
 
 
 @BOTH_DATABASES
@@ -273,7 +274,7 @@ async def test_the_same_credential_cannot_be_registered_twice(
     await auth.login()
     status, answer = await register(client, bobs)
     assert (status, answer) == (409, {"error": "That passkey is registered already."})
-    assert len(passkey_ids(settings, "alice")) == 0
+    assert len(await passkey_ids(settings, "alice")) == 0
 
 
 @BOTH_DATABASES
@@ -356,10 +357,10 @@ async def test_failed_passkey_sign_ins_count_in_the_throttle(
     # Even the owner's passkey waits: the address is locked (its name is not).
     credential = key.get(early["publicKey"])
     assert await post_json(client, LOGIN, {"credential": credential}, token) == (429, locked)
-    assert query(settings, "SELECT scope FROM throttle_counters WHERE attempts >= 3") == [
+    assert await aquery(settings, "SELECT scope FROM throttle_counters WHERE attempts >= 3") == [
         ("addr",)
     ]
-    assert query(settings, "SELECT count(*) FROM logins") == [(0,)]
+    assert await aquery(settings, "SELECT count(*) FROM logins") == [(0,)]
 
 
 @pytest.fixture
@@ -398,12 +399,14 @@ async def test_expired_challenges_are_pruned(
     token = await csrf_token(client, NEW)
     for _ in range(3):
         assert (await post_json(client, NEW_OPTIONS, {}, token))[0] == 200
-    query(settings, f"UPDATE passkey_challenges SET expires_at = {time.time() - 1} WHERE 1 = 1")
+    await aquery(
+        settings, f"UPDATE passkey_challenges SET expires_at = {time.time() - 1} WHERE 1 = 1"
+    )
     assert (await post_json(client, NEW_OPTIONS, {}, token))[0] == 200
     async with app.app_context():
         pruned = await prune_pass(db.store.sessionmaker, auth_settings.of(app))
     assert pruned["challenges"] == 3
-    assert query(settings, "SELECT count(*) FROM passkey_challenges") == [(1,)]
+    assert await aquery(settings, "SELECT count(*) FROM passkey_challenges") == [(1,)]
 
 
 @pytest.mark.parametrize(
@@ -444,7 +447,9 @@ async def test_failed_passkey_sign_ins_count_against_the_trusted_device(
         429,
         {"error": "There were too many failed attempts. Try again later."},
     )
-    assert query(settings, "SELECT scope, attempts FROM throttle_counters ORDER BY scope") == [
+    assert await aquery(
+        settings, "SELECT scope, attempts FROM throttle_counters ORDER BY scope"
+    ) == [
         # The sixth was refused by a read: a lockout counts nothing more.
         ("addr", 5),
         ("device", 5),

@@ -25,10 +25,10 @@ from quartapp.passkeys.store import CHALLENGES_PER_USER
 from tests.conftest import (
     BOTH_DATABASES,
     AuthActions,
+    aquery,
     body,
     cookie_value,
     csrf_token,
-    query,
     replay,
 )
 from tests.support.passkey_authenticator import SoftAuthenticator, b64
@@ -127,7 +127,7 @@ async def test_a_passkey_is_added_then_signs_in_alone(
     assert "Your passkey “Work laptop” was added." in page
     assert '<h2 class="session-title">Work laptop</h2>' in page
     assert "<dt>Last used</dt><dd>Never</dd>" in page
-    [(stored_id, count)] = query(settings, "SELECT credential_id, sign_count FROM passkeys")
+    [(stored_id, count)] = await aquery(settings, "SELECT credential_id, sign_count FROM passkeys")
     assert (stored_id, count) == (key.id, 0)
 
     await auth.logout()
@@ -136,8 +136,8 @@ async def test_a_passkey_is_added_then_signs_in_alone(
     hello = await body(await client.get("/hello"))
     assert "You were signed in as alice." in hello
     assert await signed_in_as(client) == "alice"
-    assert query(settings, "SELECT method FROM logins") == [("passkey",)]
-    assert query(settings, "SELECT sign_count FROM passkeys") == [(1,)]
+    assert await aquery(settings, "SELECT method FROM logins") == [("passkey",)]
+    assert await aquery(settings, "SELECT sign_count FROM passkeys") == [(1,)]
     sessions = await body(await client.get("/account/sessions"))
     assert '<dd class="session-method">Passkey</dd>' in sessions
     assert "Last used</dt><dd><time" in await body(await client.get("/account/passkeys"))
@@ -158,7 +158,7 @@ async def test_a_passkey_sign_in_honours_next_and_remember(
         token,
     )
     assert (status, answer) == (200, {"redirect": "/account/passkeys"})
-    assert query(settings, "SELECT remember FROM logins") == [(True,)]
+    assert await aquery(settings, "SELECT remember FROM logins") == [(True,)]
 
 
 async def test_options_ask_for_discoverable_verified_passkeys(
@@ -208,7 +208,7 @@ async def test_a_registration_from_elsewhere_or_unverified_is_refused(
     status, answer = await register(client, SoftAuthenticator(), **wrong)
     assert status == 400, reason
     assert answer == {"error": "The passkey could not be verified. Please try again."}
-    assert query(settings, "SELECT count(*) FROM passkeys") == [(0,)]
+    assert await aquery(settings, "SELECT count(*) FROM passkeys") == [(0,)]
     # The refusal is an audit line too, with why the ceremony failed.
     failed = [e for e in audit_events(caplog) if e["event"] == "passkey_registration_failed"]
     assert [(e["user"], bool(e["reason"])) for e in failed] == [("alice", True)]
@@ -238,7 +238,7 @@ async def test_a_bad_assertion_is_refused_and_logs_no_one_in(
     assert status == 400, reason
     assert answer == {"error": "The passkey could not be verified. Please try again."}
     assert await signed_in_as(client) is None
-    assert query(settings, "SELECT count(*) FROM logins") == [(0,)]
+    assert await aquery(settings, "SELECT count(*) FROM logins") == [(0,)]
     assert audit_events(caplog)[-1]["event"] == "passkey_login_failed"
     assert audit_events(caplog)[-1]["user"] == "alice"
 
@@ -260,14 +260,14 @@ async def test_a_challenge_works_once_and_for_five_minutes(
             client, LOGIN, {"credential": alice_key.get(options)}, token
         )
     assert (status, answer) == (400, {"error": expired})
-    assert query(settings, "SELECT count(*) FROM passkey_challenges") == [(0,)]
+    assert await aquery(settings, "SELECT count(*) FROM passkey_challenges") == [(0,)]
 
     before_token, options = await login_options(client)
     before_answer = cookie_value(client)
     credential = alice_key.get(options)
     assert (await post_json(client, LOGIN, {"credential": credential}, before_token))[0] == 200
     # Its use is recorded: a row, written only now that a signature verified.
-    assert query(settings, "SELECT purpose FROM passkey_challenges") == [("login",)]
+    assert await aquery(settings, "SELECT purpose FROM passkey_challenges") == [("login",)]
     await AuthActions(client).logout()
     token = await csrf_token(client)
     # The same signed answer again: a replay, from the browser whose challenge it was...
@@ -327,7 +327,7 @@ async def test_a_crowd_on_one_address_leaves_the_next_person_a_sign_in(
     assert statuses == [200] * 40
     for _ in range(32):
         assert (await app.test_client().get("/login")).status_code == 200
-    assert query(settings, "SELECT count(*) FROM passkey_challenges") == [(0,)]
+    assert await aquery(settings, "SELECT count(*) FROM passkey_challenges") == [(0,)]
 
     status, answer = await sign_in(client, alice_key)
     assert (status, answer) == (200, {"redirect": "/hello"})
@@ -345,7 +345,9 @@ async def test_a_user_holds_at_most_a_few_challenges_of_each_kind(
     await auth.login()
     token = await csrf_token(client, "/login/confirm")
     made = [(await post_json(client, CONFIRM_OPTIONS, {}, token))[1] for _ in range(6)]
-    rows = query(settings, "SELECT count(*) FROM passkey_challenges WHERE purpose = 'confirm'")
+    rows = await aquery(
+        settings, "SELECT count(*) FROM passkey_challenges WHERE purpose = 'confirm'"
+    )
     assert rows == [(CHALLENGES_PER_USER,)]
     oldest = alice_key.get(made[0]["publicKey"])
     status, answer = await post_json(client, CONFIRM, {"credential": oldest}, token)
@@ -371,7 +373,7 @@ async def test_options_asked_for_all_at_once_hold_a_few_rows(
     token = await csrf_token(client, NEW)
     answers = await asyncio.gather(*(post_json(client, path, {}, token) for _ in range(30)))
     assert {status for status, _ in answers} == {200}
-    [(held,)] = query(settings, "SELECT count(*) FROM passkey_challenges")
+    [(held,)] = await aquery(settings, "SELECT count(*) FROM passkey_challenges")
     assert held == CHALLENGES_PER_USER
 
 
@@ -403,7 +405,7 @@ async def test_a_signature_count_that_does_not_go_up_is_a_clone(
     assert status == 400
     assert answer["error"].startswith("This passkey was refused: it may have been copied.")
     assert await signed_in_as(client) is None
-    assert query(settings, "SELECT sign_count FROM passkeys") == [(5,)]
+    assert await aquery(settings, "SELECT sign_count FROM passkeys") == [(5,)]
     clone = [e for e in audit_events(caplog) if e["event"] == "passkey_clone_refused"]
     assert [{k: v for k, v in e.items() if k != "addr"} for e in clone] == [
         {
@@ -482,7 +484,7 @@ async def test_a_new_passkeys_name_is_plain_text(
     credential = SoftAuthenticator().create(options["publicKey"])
     status, answer = await post_json(client, NEW, {"credential": credential, "name": name}, token)
     assert status == 400, answer
-    assert query(settings, "SELECT count(*) FROM passkeys") == [(0,)]
+    assert await aquery(settings, "SELECT count(*) FROM passkeys") == [(0,)]
 
 
 @BOTH_DATABASES
@@ -501,4 +503,4 @@ async def test_a_registration_is_stored_under_the_attested_credential_id(
         400,
         {"error": "The passkey could not be verified. Please try again."},
     )
-    assert query(settings, "SELECT count(*) FROM passkeys") == [(0,)]
+    assert await aquery(settings, "SELECT count(*) FROM passkeys") == [(0,)]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from quart import Quart
 
-from tests.conftest import BOTH_DATABASES, AuthActions, body, csrf_token, invoke, query
+from tests.conftest import BOTH_DATABASES, AuthActions, aquery, body, csrf_token, invoke
 from tests.mail.helpers import link_in, outbox
 
 from .conftest import CONFIRM_LINK, NEW_PASSWORD, register
@@ -35,8 +35,8 @@ def settings(settings: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
-def count(settings: dict[str, Any], table: str) -> int:
-    [(found,)] = query(settings, f"SELECT count(*) FROM {table}")
+async def count(settings: dict[str, Any], table: str) -> int:
+    [(found,)] = await aquery(settings, f"SELECT count(*) FROM {table}")
     return int(found)
 
 
@@ -105,8 +105,8 @@ async def test_emails_per_destination_address(
         client, "dest9", "target@example.com", headers=from_address("198.51.100.40")
     )
     assert over.status_code == 429
-    assert len(outbox(settings)) == PER_ADDRESS
-    assert [m.kind for m in outbox(settings)] == ["signup-confirm", "signup-taken"]
+    assert len(await outbox(settings)) == PER_ADDRESS
+    assert [m.kind for m in await outbox(settings)] == ["signup-confirm", "signup-taken"]
 
 
 async def test_resend_limits(
@@ -122,22 +122,28 @@ async def test_resend_limits(
 
     first = await resend()
     assert first.status_code == 302
-    assert len(outbox(settings, "signup-confirm")) == 2
+    assert len(await outbox(settings, "signup-confirm")) == 2
     soon = await resend()
     assert soon.status_code == 429
     assert "Try again in 3 minutes" in await body(soon)
-    assert len(outbox(settings, "signup-confirm")) == 2
+    assert len(await outbox(settings, "signup-confirm")) == 2
     # The newest link works; the first one was ended by it.
-    first_token, newest = (link_in(m, CONFIRM_LINK) for m in outbox(settings, "signup-confirm"))
+    first_token, newest = (
+        link_in(m, CONFIRM_LINK) for m in await outbox(settings, "signup-confirm")
+    )
     assert (await client.get(f"/confirm_email/{first_token}")).status_code == 410
     assert (await client.get(f"/confirm_email/{newest}")).status_code == 200
 
     # Past the interval (its window moved into the past), up to the day's limit.
     for _ in range(10):
-        query(settings, "UPDATE throttle_counters SET window_end = 0 WHERE scope = 'resend'")
+        await aquery(
+            settings, "UPDATE throttle_counters SET window_end = 0 WHERE scope = 'resend'"
+        )
         await resend()
-    assert len(outbox(settings, "signup-confirm")) == 1 + 5
-    resend_rows = query(settings, "SELECT scope FROM throttle_counters WHERE scope LIKE 'resend%'")
+    assert len(await outbox(settings, "signup-confirm")) == 1 + 5
+    resend_rows = await aquery(
+        settings, "SELECT scope FROM throttle_counters WHERE scope LIKE 'resend%'"
+    )
     assert len(resend_rows) == 3  # the account's two and the network's: no row per try
 
 
@@ -160,24 +166,24 @@ async def test_flood_stays_bounded_and_is_pruned(
             headers=from_address(f"10.{n // 250}.{n % 250}.1"),
         )
         attempts += 1
-    users = count(settings, "users")
+    users = await count(settings, "users")
     assert users <= EVERYONE
-    assert count(settings, "mail_outbox") <= EVERYONE
-    assert count(settings, "registrations") == users
+    assert await count(settings, "mail_outbox") <= EVERYONE
+    assert await count(settings, "registrations") == users
     # Counters: one per network that tried (and its day's), plus everyone's and each
     # destination's: bounded by the attempts, not growing per refused attempt.
-    assert count(settings, "throttle_counters") <= 2 * 61 + 1 + EVERYONE
+    assert await count(settings, "throttle_counters") <= 2 * 61 + 1 + EVERYONE
 
     # A week later: the accounts were never confirmed, and the windows are over.
-    query(settings, "UPDATE registrations SET created_at = created_at - 8 * 86400")
-    query(settings, "UPDATE throttle_counters SET window_end = window_end - 2 * 86400")
+    await aquery(settings, "UPDATE registrations SET created_at = created_at - 8 * 86400")
+    await aquery(settings, "UPDATE throttle_counters SET window_end = window_end - 2 * 86400")
     result = await invoke(runner, "db", "prune")
     assert result.exit_code == 0, result.output
-    assert count(settings, "users") == 0
-    assert count(settings, "mail_outbox") == 0
-    assert count(settings, "mail_tokens") == 0
-    assert count(settings, "email_addresses") == 0
-    assert count(settings, "throttle_counters") == 0
+    assert await count(settings, "users") == 0
+    assert await count(settings, "mail_outbox") == 0
+    assert await count(settings, "mail_tokens") == 0
+    assert await count(settings, "email_addresses") == 0
+    assert await count(settings, "throttle_counters") == 0
 
 
 async def test_prune_keeps_confirmed_and_recent(
@@ -185,11 +191,11 @@ async def test_prune_keeps_confirmed_and_recent(
 ) -> None:
     await register(client, "old", "old@example.com")
     await register(client, "kept", "kept@example.com")
-    query(settings, "UPDATE registrations SET created_at = created_at - 8 * 86400")
+    await aquery(settings, "UPDATE registrations SET created_at = created_at - 8 * 86400")
     await invoke(runner, "users", "confirm", "kept")
     await register(client, "fresh", "fresh@example.com")
     await invoke(runner, "db", "prune")
-    names = {name for (name,) in query(settings, "SELECT username FROM users")}
+    names = {name for (name,) in await aquery(settings, "SELECT username FROM users")}
     assert names == {"kept", "fresh"}
 
 
@@ -216,9 +222,9 @@ async def test_racing_registrations_of_one_name_make_one_account(
 
     statuses = await asyncio.gather(*(post(n) for n in range(4)))
     assert sorted(statuses).count(302) == 1
-    assert count(settings, "users") == 1
-    assert count(settings, "registrations") == 1
-    assert count(settings, "mail_outbox") == 1
+    assert await count(settings, "users") == 1
+    assert await count(settings, "registrations") == 1
+    assert await count(settings, "mail_outbox") == 1
 
 
 @BOTH_DATABASES
@@ -226,7 +232,7 @@ async def test_one_link_confirms_once(
     app: Quart, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
     await register(client)
-    token = link_in(outbox(settings, "signup-confirm")[0], CONFIRM_LINK)
+    token = link_in((await outbox(settings, "signup-confirm"))[0], CONFIRM_LINK)
     clients = [app.test_client() for _ in range(3)]
     forms = [await csrf_token(c, f"/confirm_email/{token}") for c in clients]
     responses = await asyncio.gather(
@@ -236,6 +242,6 @@ async def test_one_link_confirms_once(
         )
     )
     assert sorted(r.status_code for r in responses) == [302, 410, 410]
-    [(at,)] = query(settings, "SELECT confirmed_at FROM registrations")
+    [(at,)] = await aquery(settings, "SELECT confirmed_at FROM registrations")
     assert at is not None
     assert at <= time.time()

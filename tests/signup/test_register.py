@@ -9,7 +9,7 @@ import pytest
 from quart import Quart
 
 from quartapp import create_app
-from tests.conftest import BOTH_DATABASES, AuthActions, body, csrf_token, query
+from tests.conftest import BOTH_DATABASES, AuthActions, aquery, body, csrf_token
 from tests.mail.helpers import add_address, link_in, outbox
 
 from .conftest import CONFIRM_LINK, NEW_PASSWORD, register
@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from quart.typing import TestClientProtocol
 
 
-def users_named(settings: dict[str, Any], name: str) -> int:
-    return len(query(settings, f"SELECT id FROM users WHERE username = '{name}'"))
+async def users_named(settings: dict[str, Any], name: str) -> int:
+    return len(await aquery(settings, f"SELECT id FROM users WHERE username = '{name}'"))
 
 
 async def confirm_with(client: TestClientProtocol, token: str) -> Any:
@@ -54,7 +54,7 @@ async def test_register_confirm_sign_in(
     assert response.status_code == 302
     assert response.headers["Location"] == "/login"
     assert "Check your email" in await body(await client.get("/login"))
-    [mail] = outbox(settings, "signup-confirm")
+    [mail] = await outbox(settings, "signup-confirm")
     assert mail.recipient == "bob@example.com"
     token = link_in(mail, CONFIRM_LINK)
 
@@ -72,14 +72,14 @@ async def test_register_confirm_sign_in(
     await auth.logout()
 
     # The link's GET changes nothing; its POST confirms and signs nobody in.
-    assert query(settings, "SELECT confirmed_at FROM registrations") == [(None,)]
+    assert await aquery(settings, "SELECT confirmed_at FROM registrations") == [(None,)]
     confirmed = await confirm_with(client, token)
     assert confirmed.status_code == 302
     assert confirmed.headers["Location"] == "/login"
     assert (await client.get("/hello")).headers["Location"].startswith("/login")
-    [(at,)] = query(settings, "SELECT confirmed_at FROM registrations")
+    [(at,)] = await aquery(settings, "SELECT confirmed_at FROM registrations")
     assert at is not None
-    [(address_confirmed,)] = query(settings, "SELECT confirmed_at FROM email_addresses")
+    [(address_confirmed,)] = await aquery(settings, "SELECT confirmed_at FROM email_addresses")
     assert address_confirmed is not None
 
     # Single use.
@@ -103,8 +103,8 @@ async def test_form_errors_are_400(client: TestClientProtocol, settings: dict[st
     assert bad_email.status_code == 400
     weak = await register(client, password="short")
     assert weak.status_code == 400
-    assert query(settings, "SELECT count(*) FROM users") == [(0,)]
-    assert outbox(settings) == []
+    assert await aquery(settings, "SELECT count(*) FROM users") == [(0,)]
+    assert await outbox(settings) == []
 
 
 async def test_taken_username_is_said(
@@ -113,7 +113,7 @@ async def test_taken_username_is_said(
     response = await register(client, username="alice")
     assert response.status_code == 400
     assert "That username is taken" in await body(response)
-    assert outbox(settings) == []
+    assert await outbox(settings) == []
 
 
 async def test_taken_username_is_said_only_after_the_rest_is_valid(
@@ -133,12 +133,12 @@ async def test_taken_address_looks_the_same_and_tells_its_owner(
         taken.status_code,
         taken.headers["Location"],
     )
-    assert users_named(settings, "mallory") == 0
-    [note] = outbox(settings, "signup-taken")
+    assert await users_named(settings, "mallory") == 0
+    [note] = await outbox(settings, "signup-taken")
     assert note.recipient == "alice@example.com"
     assert "tried to register" in note.text
     assert "/reset_password_request" in note.text
-    assert [m.recipient for m in outbox(settings, "signup-confirm")] == ["carol@example.com"]
+    assert [m.recipient for m in await outbox(settings, "signup-confirm")] == ["carol@example.com"]
 
 
 async def test_cli_confirm_and_list_unconfirmed(

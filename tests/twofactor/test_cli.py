@@ -15,10 +15,10 @@ from tests.conftest import (
     SQLITE_ONLY,
     AuthActions,
     add_user,
+    aquery,
     cookie_value,
     csrf_token,
     invoke,
-    query,
     replay,
 )
 from tests.support.twofactor import enrolled, sign_in
@@ -53,9 +53,9 @@ async def test_reset_removes_totp_and_ends_every_login(
         0,
         "removed two-factor authentication of 'alice'; ended 2 login(s)\n",
     )
-    assert query(settings, "SELECT count(*) FROM totp_factors") == [(0,)]
-    assert query(settings, "SELECT count(*) FROM recovery_codes") == [(0,)]
-    assert query(settings, "SELECT count(*) FROM logins") == [(0,)]
+    assert await aquery(settings, "SELECT count(*) FROM totp_factors") == [(0,)]
+    assert await aquery(settings, "SELECT count(*) FROM recovery_codes") == [(0,)]
+    assert await aquery(settings, "SELECT count(*) FROM logins") == [(0,)]
     response = await replay(app, cookie).get("/hello")
     assert response.headers["Location"].startswith("/login")
     # The password alone signs in again.
@@ -73,7 +73,7 @@ async def test_reset_of_a_user_without_totp_still_ends_the_logins(
     await auth.login()
     result = await invoke(runner, "users", "reset-2fa", "alice")
     assert result.stdout == "no two-factor authentication of 'alice'; ended 1 login(s)\n"
-    assert query(settings, "SELECT count(*) FROM logins") == [(0,)]
+    assert await aquery(settings, "SELECT count(*) FROM logins") == [(0,)]
 
 
 async def test_reset_leaves_other_users_alone(
@@ -84,7 +84,7 @@ async def test_reset_leaves_other_users_alone(
     bobs_phone = await enrolled(bob, "bob")
     await enrolled(auth)
     await invoke(runner, "users", "reset-2fa", "alice")
-    assert query(settings, "SELECT count(*) FROM totp_factors") == [(1,)]
+    assert await aquery(settings, "SELECT count(*) FROM totp_factors") == [(1,)]
     assert (await sign_in(bob, bobs_phone.code(), username="bob")).headers["Location"] == "/hello"
 
 
@@ -110,7 +110,7 @@ async def test_revoking_sessions_ends_a_login_waiting_for_its_code(
     phone = await enrolled(auth)
     assert (await auth.login()).headers["Location"] == "/login/two-factor"
     await invoke(runner, "users", "revoke-sessions", "alice")
-    assert query(settings, "SELECT count(*) FROM pending_logins") == [(0,)]
+    assert await aquery(settings, "SELECT count(*) FROM pending_logins") == [(0,)]
     token = await csrf_token(client, "/login")  # the step's page itself sends us back
     response = await client.post(
         "/login/two-factor", form={"code": phone.code(), "csrf_token": token}

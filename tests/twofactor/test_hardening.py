@@ -28,15 +28,15 @@ from tests.conftest import (
     BOTH_DATABASES,
     PASSWORD,
     AuthActions,
+    aquery,
+    astored_hash,
     body,
     both_databases_for,
     cookie_value,
     csrf_token,
     invoke,
-    query,
     replay,
     settings_at_head,
-    stored_hash,
 )
 from tests.passkeys.test_passkeys import register
 from tests.passkeys.test_passkeys import sign_in as passkey_sign_in
@@ -64,9 +64,11 @@ WRONG_RECOVERY = "2222-2222-2222-2222-2222-2222"
 FIREFOX = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:120.0) Gecko/20100101 Firefox/120.0"
 
 
-def pending_keys(settings: dict[str, Any]) -> int:
+async def pending_keys(settings: dict[str, Any]) -> int:
     return int(
-        query(settings, "SELECT count(*) FROM totp_factors WHERE confirmed_at IS NULL")[0][0]
+        (await aquery(settings, "SELECT count(*) FROM totp_factors WHERE confirmed_at IS NULL"))[
+            0
+        ][0]
     )
 
 
@@ -86,15 +88,15 @@ async def change_password(client: TestClientProtocol, current: str = PASSWORD) -
     return await client.post("/account/password", form=form)
 
 
-def stale(settings: dict[str, Any]) -> None:
+async def stale(settings: dict[str, Any]) -> None:
     """Every login's last proof is older than the re-authentication window."""
-    query(settings, f"UPDATE logins SET verified_at = {time.time() - 3600}")
+    await aquery(settings, f"UPDATE logins SET verified_at = {time.time() - 3600}")
 
 
-def time_passes(settings: dict[str, Any]) -> None:
+async def time_passes(settings: dict[str, Any]) -> None:
     """The throttle's windows and the second factor's wait are over (misses stay)."""
-    query(settings, "DELETE FROM throttle_counters")
-    query(settings, "UPDATE totp_factors SET wait_until = NULL")
+    await aquery(settings, "DELETE FROM throttle_counters")
+    await aquery(settings, "UPDATE totp_factors SET wait_until = NULL")
 
 
 # F1: a pending key belongs to its login and lives 15 minutes
@@ -110,14 +112,14 @@ async def test_another_login_is_shown_a_new_key_and_the_old_one_confirms_nothing
     await owner.login()
     shown = secret_on(await body(await owner.client.get(SETTINGS)))
     assert shown != planted
-    assert pending_keys(settings) == 1
+    assert await pending_keys(settings) == 1
     # The first login's copy is worth nothing now, nor is the second's key to it.
     steady()
     refused = await post_form(client, SETTINGS, code=code_of(shown))
     assert refused.status_code == 400
-    assert query(settings, "SELECT count(*) FROM totp_factors WHERE confirmed_at IS NOT NULL") == [
-        (0,)
-    ]
+    assert await aquery(
+        settings, "SELECT count(*) FROM totp_factors WHERE confirmed_at IS NOT NULL"
+    ) == [(0,)]
 
 
 @BOTH_DATABASES
@@ -126,13 +128,13 @@ async def test_a_pending_key_older_than_fifteen_minutes_is_replaced_and_confirms
 ) -> None:
     await auth.login()
     old = secret_on(await body(await client.get(SETTINGS)))
-    query(settings, f"UPDATE totp_factors SET created_at = {time.time() - 15 * 60 - 5}")
+    await aquery(settings, f"UPDATE totp_factors SET created_at = {time.time() - 15 * 60 - 5}")
     steady()
     refused = await post_form(client, SETTINGS, code=code_of(old))
     assert refused.status_code == 400
     new = secret_on(await body(refused))
     assert new != old
-    assert query(settings, "SELECT secret FROM totp_factors") == [(new,)]
+    assert await aquery(settings, "SELECT secret FROM totp_factors") == [(new,)]
     assert (await client.get(SETTINGS)).status_code == 200
     # Within its 15 minutes the same login sees the same key.
     assert secret_on(await body(await client.get(SETTINGS))) == new
@@ -148,7 +150,7 @@ async def test_a_planted_key_does_not_survive_a_password_change(
     # The owner changes the password (ending the thief's login) and turns TOTP on.
     await auth.login()
     assert (await change_password(client)).headers["Location"] == "/account/sessions"
-    assert pending_keys(settings) == 0
+    assert await pending_keys(settings) == 0
     phone = await enrol(client)
     assert phone.secret != planted
     await auth.logout()
@@ -180,10 +182,10 @@ async def test_the_cli_ending_logins_deletes_pending_keys(
 ) -> None:
     await auth.login()
     await client.get(SETTINGS)
-    assert pending_keys(settings) == 1
+    assert await pending_keys(settings) == 1
     result = await invoke(runner, *command, stdin=f"{NEW_PASSWORD}\n")
     assert result.exit_code == 0, result.output
-    assert pending_keys(settings) == 0
+    assert await pending_keys(settings) == 0
 
 
 async def key_made_by_another_login(app: Quart, auth: AuthActions) -> None:
@@ -202,7 +204,7 @@ async def test_logging_out_everywhere_else_deletes_pending_keys(
     token = await csrf_token(client, "/account/sessions/end-others")
     done = await client.post("/account/sessions/end-others", form={"csrf_token": token})
     assert done.headers["Location"] == "/account/sessions"
-    assert pending_keys(settings) == 0
+    assert await pending_keys(settings) == 0
 
 
 @BOTH_DATABASES
@@ -218,7 +220,7 @@ async def test_ending_one_login_deletes_its_pending_key(
         "/account/sessions/end", form={"login": public.group(1), "csrf_token": token}
     )
     assert ended.headers["Location"] == "/account/sessions"
-    assert pending_keys(settings) == 0
+    assert await pending_keys(settings) == 0
 
 
 # F4: with a second factor, the password changes only after a strong, fresh proof
@@ -229,20 +231,20 @@ async def test_a_stale_login_with_totp_must_confirm_with_a_code_to_change_the_pa
 ) -> None:
     phone = await enrolled(auth)
     await sign_in(auth, phone.code())
-    stale(settings)
-    before = stored_hash(settings)
+    await stale(settings)
+    before = await astored_hash(settings)
     confirm = "/login/confirm?next=/account/password"
     assert (await client.get("/account/password")).headers["Location"] == confirm
     # A POST with the right current password changes nothing.
     refused = await change_password(client)
     assert refused.status_code == 302
     assert refused.headers["Location"] == confirm
-    assert stored_hash(settings) == before
+    assert await astored_hash(settings) == before
 
     confirmed = await post_form(client, confirm, password=PASSWORD, code=phone.code(1))
     assert confirmed.headers["Location"] == "/account/password"
     assert (await change_password(client)).headers["Location"] == "/account/sessions"
-    assert stored_hash(settings) != before
+    assert await astored_hash(settings) != before
 
 
 async def test_a_fresh_password_only_login_cannot_change_the_password_once_totp_is_on(
@@ -251,10 +253,10 @@ async def test_a_fresh_password_only_login_cannot_change_the_password_once_totp_
     # The login was made with the password alone, before TOTP was turned on in it.
     await auth.login()
     await enrol(client)
-    before = stored_hash(settings)
+    before = await astored_hash(settings)
     response = await change_password(client)
     assert response.headers["Location"] == "/login/confirm?next=/account/password"
-    assert stored_hash(settings) == before
+    assert await astored_hash(settings) == before
 
 
 async def test_a_passkey_user_changes_the_password_after_a_passkey_sign_in(
@@ -277,7 +279,7 @@ async def test_without_a_second_factor_a_stale_login_changes_the_password_as_bef
     auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
     await auth.login()
-    stale(settings)
+    await stale(settings)
     assert (await client.get("/account/password")).status_code == 200
     assert (await change_password(client)).headers["Location"] == "/account/sessions"
 
@@ -293,9 +295,9 @@ async def test_ten_wrong_codes_in_a_row_leave_only_a_recovery_code(
     phone = await enrolled(auth)
     await auth.login()
     for _ in range(10):
-        time_passes(settings)
+        await time_passes(settings)
         assert (await second_step(client, "000000")).status_code == 400
-    time_passes(settings)
+    await time_passes(settings)
     steady()
     refused = await second_step(client, phone.code())
     assert refused.status_code == 429
@@ -306,7 +308,7 @@ async def test_ten_wrong_codes_in_a_row_leave_only_a_recovery_code(
     # A recovery code still signs in, and ends the run.
     done = await second_step(client, phone.recovery_codes[0])
     assert done.headers["Location"] == "/hello"
-    assert query(settings, "SELECT misses FROM totp_factors") == [(0,)]
+    assert await aquery(settings, "SELECT misses FROM totp_factors") == [(0,)]
 
 
 async def test_a_passkey_sign_in_ends_the_run_of_wrong_codes(
@@ -319,13 +321,13 @@ async def test_a_passkey_sign_in_ends_the_run_of_wrong_codes(
     await auth.logout()
     await auth.login()
     for _ in range(10):
-        time_passes(settings)
+        await time_passes(settings)
         assert (await second_step(client, "000000")).status_code == 400
-    time_passes(settings)
+    await time_passes(settings)
     assert (await second_step(client, phone.code())).status_code == 429
     status, answer = await passkey_sign_in(client, key)
     assert status == 200, answer
-    assert query(settings, "SELECT misses FROM totp_factors") == [(0,)]
+    assert await aquery(settings, "SELECT misses FROM totp_factors") == [(0,)]
 
 
 async def test_wrong_codes_wait_longer_and_longer(
@@ -335,15 +337,15 @@ async def test_wrong_codes_wait_longer_and_longer(
     await auth.login()
     waits = []
     for _ in range(9):
-        query(settings, "DELETE FROM throttle_counters")
-        query(settings, "UPDATE totp_factors SET wait_until = NULL")
+        await aquery(settings, "DELETE FROM throttle_counters")
+        await aquery(settings, "UPDATE totp_factors SET wait_until = NULL")
         assert (await second_step(client, "000000")).status_code == 400
-        (wait_until,) = query(settings, "SELECT wait_until FROM totp_factors")[0]
+        (wait_until,) = (await aquery(settings, "SELECT wait_until FROM totp_factors"))[0]
         waits.append(None if wait_until is None else round((wait_until - time.time()) / 60))
     window = DEFAULTS["LOGIN_FAILURE_WINDOW"] // 60
     assert waits == [None] * 4 + [window, 2 * window, 4 * window, 8 * window, 16 * window]
     # During a wait even the right code is refused, with when to come back.
-    query(settings, "DELETE FROM throttle_counters")
+    await aquery(settings, "DELETE FROM throttle_counters")
     steady()
     refused = await second_step(client, phone.code())
     assert refused.status_code == 429
@@ -356,21 +358,21 @@ async def test_wrong_codes_at_confirm_and_at_sign_in_count_together(
 ) -> None:
     phone = await enrolled(auth)
     await sign_in(auth, phone.code())
-    stale(settings)
+    await stale(settings)
     confirm = "/login/confirm?next=/account/two-factor/disable"
     for _ in range(3):
-        time_passes(settings)
+        await time_passes(settings)
         assert (
             await post_form(client, confirm, password=PASSWORD, code="000000")
         ).status_code == 400
     await auth.logout()
-    time_passes(settings)
+    await time_passes(settings)
     await auth.login()
     assert (await second_step(client, WRONG_RECOVERY)).status_code == 400
-    assert query(settings, "SELECT misses FROM totp_factors") == [(4,)]
+    assert await aquery(settings, "SELECT misses FROM totp_factors") == [(4,)]
     steady()
     assert (await second_step(client, phone.code(1))).headers["Location"] == "/hello"
-    assert query(settings, "SELECT misses FROM totp_factors") == [(0,)]
+    assert await aquery(settings, "SELECT misses FROM totp_factors") == [(0,)]
 
 
 @BOTH_DATABASES
@@ -380,15 +382,15 @@ async def test_the_owner_sees_the_last_twenty_failed_codes(
     phone = await enrolled(auth)
     await auth.login()
     for _ in range(22):
-        time_passes(settings)
+        await time_passes(settings)
         wrong = await client.post(
             SECOND_STEP,
             form={"code": WRONG_RECOVERY, "csrf_token": await csrf_token(client, SECOND_STEP)},
             headers={"User-Agent": FIREFOX},
         )
         assert wrong.status_code == 400
-    assert query(settings, "SELECT count(*) FROM second_factor_failures") == [(20,)]
-    time_passes(settings)
+    assert await aquery(settings, "SELECT count(*) FROM second_factor_failures") == [(20,)]
+    await time_passes(settings)
     await second_step(client, phone.recovery_codes[0])
     page = await body(await client.get(SETTINGS))
     assert "Failed codes" in page
@@ -440,7 +442,7 @@ async def test_logging_out_during_the_code_step_ends_the_pending_login(
     phone, copied = await pending_then_copy(auth, client)
     token = await csrf_token(client, SECOND_STEP)
     await client.post("/logout", form={"csrf_token": token})
-    assert query(settings, "SELECT count(*) FROM pending_logins") == [(0,)]
+    assert await aquery(settings, "SELECT count(*) FROM pending_logins") == [(0,)]
     await assert_replay_refused(app, copied, phone)
 
 
@@ -458,7 +460,7 @@ async def test_starting_again_ends_the_pending_login(
     token = await csrf_token(client, SECOND_STEP)
     restarted = await client.post(action.group(1), form={"csrf_token": token})
     assert restarted.headers["Location"] == "/login"
-    assert query(settings, "SELECT count(*) FROM pending_logins") == [(0,)]
+    assert await aquery(settings, "SELECT count(*) FROM pending_logins") == [(0,)]
     await assert_replay_refused(app, copied, phone)
 
 
@@ -468,5 +470,5 @@ async def test_a_new_password_step_ends_the_earlier_pending_login(
     phone, copied = await pending_then_copy(auth, client)
     # The same browser goes back to the login form and enters the password again.
     assert (await auth.login()).headers["Location"] == SECOND_STEP
-    assert query(settings, "SELECT count(*) FROM pending_logins") == [(1,)]
+    assert await aquery(settings, "SELECT count(*) FROM pending_logins") == [(1,)]
     await assert_replay_refused(app, copied, phone)

@@ -28,10 +28,10 @@ from tests.conftest import (
     BOTH_DATABASES,
     PASSWORD,
     AuthActions,
+    aquery,
     body,
     cookie_value,
     csrf_token,
-    query,
     replay,
 )
 from tests.support.settings import DEFAULTS
@@ -57,8 +57,8 @@ if TYPE_CHECKING:
 WRONG = WRONG_CODE.replace("'", "&#39;")
 
 
-def factor_row(settings: dict[str, Any]) -> list[tuple[Any, ...]]:
-    return query(settings, "SELECT secret, confirmed_at, last_timecode FROM totp_factors")
+async def factor_row(settings: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return await aquery(settings, "SELECT secret, confirmed_at, last_timecode FROM totp_factors")
 
 
 async def assert_logged_out(client: TestClientProtocol) -> None:
@@ -87,7 +87,7 @@ async def test_the_enrolment_page_shows_a_new_key_and_its_qr_code(
     assert groups == [secret[i : i + 4] for i in range(0, 32, 4)]
     assert 'data-copy-from="totp-secret"' in page
     # The key is kept on the server, pending: the same one on every visit.
-    assert factor_row(settings) == [(secret, None, None)]
+    assert await factor_row(settings) == [(secret, None, None)]
     assert secret_on(await body(await client.get(SETTINGS))) == secret
 
     qr = await client.get("/account/two-factor/qr.svg")
@@ -111,7 +111,7 @@ async def test_a_wrong_code_does_not_turn_totp_on(
     response = await post_form(client, SETTINGS, code=wrong)
     assert response.status_code == 400
     assert WRONG in await body(response)
-    assert unpack(query(settings, "SELECT confirmed_at FROM totp_factors")) is None
+    assert unpack(await aquery(settings, "SELECT confirmed_at FROM totp_factors")) is None
     # Not a code at all: a clear error, still 400.
     response = await post_form(client, SETTINGS, code="abcdef")
     assert response.status_code == 400
@@ -127,7 +127,7 @@ async def test_the_right_code_turns_totp_on_and_shows_ten_recovery_codes_once(
 ) -> None:
     await auth.login()
     phone = await enrol(client)
-    (secret, confirmed_at, last_timecode) = factor_row(settings)[0]
+    (secret, confirmed_at, last_timecode) = (await factor_row(settings))[0]
     assert secret == phone.secret
     assert confirmed_at is not None
     assert last_timecode == phone.step - 1  # the enrolment code is used up
@@ -135,7 +135,7 @@ async def test_the_right_code_turns_totp_on_and_shows_ten_recovery_codes_once(
     assert len(set(phone.recovery_codes)) == 10
     assert all(len(code.replace("-", "")) == recovery.LENGTH for code in phone.recovery_codes)
     # Stored hashed only.
-    stored = [row[0] for row in query(settings, "SELECT code_hash FROM recovery_codes")]
+    stored = [row[0] for row in await aquery(settings, "SELECT code_hash FROM recovery_codes")]
     assert sorted(stored) == sorted(
         recovery.digest(code.replace("-", "")) for code in phone.recovery_codes
     )
@@ -160,11 +160,11 @@ async def test_enrolling_needs_a_fresh_login(
     auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
     await auth.login()
-    query(settings, f"UPDATE logins SET verified_at = {time.time() - 3600}")
+    await aquery(settings, f"UPDATE logins SET verified_at = {time.time() - 3600}")
     response = await client.get(SETTINGS)
     assert response.status_code == 302
     assert response.headers["Location"] == "/login/confirm?next=/account/two-factor"
-    assert factor_row(settings) == []
+    assert await factor_row(settings) == []
 
 
 async def test_the_pages_need_a_login(client: TestClientProtocol) -> None:
@@ -185,7 +185,7 @@ async def test_a_password_alone_logs_nobody_in(
     assert response.status_code == 302
     assert response.headers["Location"] == SECOND_STEP
     assert not [h for h in response.headers.getlist("Set-Cookie") if "device-" in h]
-    assert unpack(query(settings, "SELECT count(*) FROM logins")) == 0
+    assert unpack(await aquery(settings, "SELECT count(*) FROM logins")) == 0
     await assert_logged_out(client)
     page = await body(await client.get(SECOND_STEP))
     assert 'name="code"' in page
@@ -201,11 +201,13 @@ async def test_a_totp_code_completes_the_login(
     assert response.status_code == 302
     assert response.headers["Location"] == "/hello"
     assert [h for h in response.headers.getlist("Set-Cookie") if "device-" in h]
-    assert query(settings, "SELECT remember, method FROM logins") == [(False, "password+totp")]
+    assert await aquery(settings, "SELECT remember, method FROM logins") == [
+        (False, "password+totp")
+    ]
     hello = await client.get("/hello")
     assert hello.status_code == 200
     assert "You were signed in as alice." in await body(hello)
-    assert query(settings, "SELECT count(*) FROM pending_logins") == [(0,)]
+    assert await aquery(settings, "SELECT count(*) FROM pending_logins") == [(0,)]
     sessions = await body(await client.get("/account/sessions"))
     assert "Password and authenticator code" in sessions
 
@@ -226,7 +228,7 @@ async def test_remember_me_is_carried_through_the_second_step(
     phone = await enrolled(auth)
     response = await sign_in(auth, phone.code(), remember=True)
     assert response.headers["Location"] == "/hello"
-    assert query(settings, "SELECT remember FROM logins") == [(True,)]
+    assert await aquery(settings, "SELECT remember FROM logins") == [(True,)]
     (session_cookie,) = [
         h for h in response.headers.getlist("Set-Cookie") if h.startswith("session=")
     ]
@@ -288,7 +290,7 @@ async def test_two_requests_with_one_code_log_in_once(
         )
     )
     assert sorted(response.status_code for response in responses) == [302, 400]
-    assert unpack(query(settings, "SELECT count(*) FROM logins")) == 1
+    assert unpack(await aquery(settings, "SELECT count(*) FROM logins")) == 1
 
 
 async def test_a_code_used_on_one_instance_is_refused_by_another(
@@ -319,7 +321,7 @@ async def test_the_pending_login_expires(
 ) -> None:
     phone = await enrolled(auth)
     await auth.login()
-    query(settings, f"UPDATE pending_logins SET expires_at = {time.time() - 1}")
+    await aquery(settings, f"UPDATE pending_logins SET expires_at = {time.time() - 1}")
     token = await csrf_token(client, "/login")  # the step's page itself sends us back
     response = await client.post(SECOND_STEP, form={"code": phone.code(), "csrf_token": token})
     assert response.status_code == 302
@@ -336,7 +338,7 @@ async def test_the_pending_login_lasts_five_minutes(
     await enrolled(auth)
     before = time.time()
     await auth.login()
-    expires_at = unpack(query(settings, "SELECT expires_at FROM pending_logins"))
+    expires_at = unpack(await aquery(settings, "SELECT expires_at FROM pending_logins"))
     assert before + 300 <= expires_at <= time.time() + 300
 
 
@@ -450,7 +452,9 @@ async def test_a_right_code_clears_the_count(
     for _ in range(2):
         assert (await second_step(client, "000000")).status_code == 400
     assert (await second_step(client, phone.code())).headers["Location"] == "/hello"
-    assert query(settings, "SELECT count(*) FROM throttle_counters WHERE scope = 'user'") == [(0,)]
+    assert await aquery(
+        settings, "SELECT count(*) FROM throttle_counters WHERE scope = 'user'"
+    ) == [(0,)]
 
 
 async def test_a_right_password_does_not_reset_the_count_for_codes(
@@ -480,7 +484,7 @@ async def test_a_recovery_code_logs_in_once_and_says_how_many_are_left(
     spare = phone.recovery_codes[0]
     response = await sign_in(auth, spare.lower().replace("-", " "))
     assert response.headers["Location"] == "/hello"
-    assert query(settings, "SELECT method FROM logins") == [("password+recovery-code",)]
+    assert await aquery(settings, "SELECT method FROM logins") == [("password+recovery-code",)]
     page = await body(await client.get("/hello"))
     assert "You signed in with a recovery code; 9 left." in page
     await auth.logout()
@@ -495,8 +499,8 @@ async def test_the_last_recovery_codes_warn(
     auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
     phone = await enrolled(auth)
-    query(settings, f"UPDATE recovery_codes SET used_at = {time.time()}")
-    query(
+    await aquery(settings, f"UPDATE recovery_codes SET used_at = {time.time()}")
+    await aquery(
         settings,
         "UPDATE recovery_codes SET used_at = NULL WHERE code_hash = "
         f"'{recovery.digest(phone.recovery_codes[0].replace('-', ''))}'",
@@ -541,7 +545,7 @@ async def test_turning_off_needs_a_fresh_login_with_a_code(
 ) -> None:
     phone = await enrolled(auth)
     await sign_in(auth, phone.code())
-    query(settings, f"UPDATE logins SET verified_at = {time.time() - 3600}")
+    await aquery(settings, f"UPDATE logins SET verified_at = {time.time() - 3600}")
     response = await client.get("/account/two-factor/disable")
     confirm = "/login/confirm?next=/account/two-factor/disable"
     assert response.headers["Location"] == confirm
@@ -569,7 +573,7 @@ async def test_turning_off_needs_a_fresh_login_with_a_code(
     )
     # The POST needs the page's CSRF token.
     assert (await client.post("/account/two-factor/disable", form={})).status_code == 400
-    assert factor_row(settings) != []
+    assert await factor_row(settings) != []
     done = await post_form(client, "/account/two-factor/disable")
     # The account's front page, with a neutral note: no new key, no success banner.
     assert done.headers["Location"] == "/account"
@@ -578,8 +582,8 @@ async def test_turning_off_needs_a_fresh_login_with_a_code(
     assert TURNED_OFF in overview
     assert "notice-success" not in overview
     assert "totp-secret" not in overview
-    assert factor_row(settings) == []
-    assert query(settings, "SELECT count(*) FROM recovery_codes") == [(0,)]
+    assert await factor_row(settings) == []
+    assert await aquery(settings, "SELECT count(*) FROM recovery_codes") == [(0,)]
     await auth.logout()
     assert (await auth.login()).headers["Location"] == "/hello"
 
@@ -589,18 +593,20 @@ async def test_a_recovery_code_confirms_too(
 ) -> None:
     phone = await enrolled(auth)
     await sign_in(auth, phone.code())
-    query(settings, f"UPDATE logins SET verified_at = {time.time() - 3600}")
+    await aquery(settings, f"UPDATE logins SET verified_at = {time.time() - 3600}")
     confirm = "/login/confirm?next=/account/two-factor/recovery-codes"
     response = await post_form(client, confirm, password=PASSWORD, code=phone.recovery_codes[3])
     assert response.headers["Location"] == "/account/two-factor/recovery-codes"
-    assert query(settings, "SELECT count(*) FROM recovery_codes WHERE used_at IS NULL") == [(9,)]
+    assert await aquery(settings, "SELECT count(*) FROM recovery_codes WHERE used_at IS NULL") == [
+        (9,)
+    ]
 
 
 async def test_a_user_without_totp_confirms_with_the_password_alone(
     auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
     await auth.login()
-    query(settings, f"UPDATE logins SET verified_at = {time.time() - 3600}")
+    await aquery(settings, f"UPDATE logins SET verified_at = {time.time() - 3600}")
     page = await body(await client.get("/login/confirm"))
     assert 'name="code"' not in page
     response = await post_form(client, "/login/confirm?next=/hello", password=PASSWORD)

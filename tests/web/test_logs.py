@@ -25,7 +25,7 @@ from werkzeug.datastructures import Headers
 from quartapp import create_app
 from quartapp.settings import ConfigError
 from quartapp.web.logs import QUART_LOG_FORMAT, SafeFormatter
-from tests.conftest import SQLITE_ONLY, AuthActions, make_settings, query, settings_at_head
+from tests.conftest import SQLITE_ONLY, AuthActions, aquery, make_settings, settings_at_head
 from tests.support.server import (
     Browser,
     Server,
@@ -77,7 +77,7 @@ async def test_each_request_is_one_line_with_its_fields(
     response = await auth.client.get("/hello?x=1", headers={"User-Agent": "tester/1.0"})
 
     (entry,) = access_log(capsys)
-    [(alice,)] = query(settings, "SELECT id FROM users WHERE username = 'alice'")
+    [(alice,)] = await aquery(settings, "SELECT id FROM users WHERE username = 'alice'")
     assert set(entry) == FIELDS
     assert entry["request_id"] == response.headers["X-Request-ID"]
     assert GENERATED_ID.fullmatch(entry["request_id"])
