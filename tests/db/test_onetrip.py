@@ -120,3 +120,24 @@ async def test_every_connection_of_the_store_makes_one_trip_a_statement(store: S
         return type(raw.dbapi_connection)
 
     assert await store.read(driver) is OneTripConnection
+
+
+async def test_a_connection_returned_with_no_transaction_open_makes_no_rollback_trip(
+    store: Store, trips: Counter[str]
+) -> None:
+    async def count(connection: AsyncConnection) -> int:
+        return int((await connection.execute(text("SELECT count(*) FROM t"))).scalar_one())
+
+    async with store.engine.connect() as connection:
+        await connection.execute(text("INSERT INTO t (name) VALUES ('kept')"))
+        await connection.commit()
+        trips.clear()
+    # The pool's reset on return: SQLite has nothing open to undo.
+    assert trips["rollback"] == 0
+
+    async with store.engine.connect() as connection:
+        await connection.execute(text("INSERT INTO t (name) VALUES ('undone')"))
+        trips.clear()
+    # Returned with its transaction open: rolled back on the thread, as before.
+    assert trips["rollback"] == 1
+    assert await store.read(count) == 1
