@@ -176,6 +176,9 @@ def test_empty_submit_focuses_the_error_summary_whose_links_focus_the_fields(
 ) -> None:
     page = visitor.page
     visitor.goto("/login")
+    # The page's autofocus, before the keyboard acts: under load, an Enter sent before
+    # it landed went nowhere (the form never submitted) and the summary never came.
+    expect(page.locator("#username")).to_be_focused()
 
     page.keyboard.press("Enter")
 
