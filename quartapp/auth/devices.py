@@ -166,10 +166,11 @@ async def mint(session: AsyncSession, config: AuthSettings, user_id: int) -> str
     # the others' mints. NO KEY UPDATE, because each already holds the KEY SHARE lock
     # its new logins row took on the user: FOR UPDATE would deadlock two of them.
     # SQLite has no row locks; every caller has written already, so it holds the
-    # database's write lock.
-    await session.execute(
-        select(User.id).where(User.id == user_id).with_for_update(key_share=True)
-    )
+    # database's write lock, and the statement would only be a trip to its thread.
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            select(User.id).where(User.id == user_id).with_for_update(key_share=True)
+        )
     window = config.login_failure_window
     recent = select(func.count()).where(
         Device.user_id == user_id, Device.created_at > now - window
