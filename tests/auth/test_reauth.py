@@ -10,7 +10,7 @@ from quart import Quart
 
 from quartapp.auth.current import login_required
 from quartapp.auth.reauth import fresh_login_required, is_fresh
-from tests.conftest import BOTH_DATABASES, PASSWORD, AuthActions, aquery, body, csrf_token, query
+from tests.conftest import BOTH_DATABASES, PASSWORD, AuthActions, aquery, body, csrf_token
 from tests.support.settings import DEFAULTS
 from tests.support.settings import auth as load_auth_settings
 
@@ -39,9 +39,9 @@ def guarded(app: Quart) -> None:
     app.add_url_rule(SENSITIVE, "sensitive", sensitive)
 
 
-def age_logins(settings: dict[str, Any], seconds: float) -> None:
+async def age_logins(settings: dict[str, Any], seconds: float) -> None:
     """Make every login's last proof ``seconds`` old."""
-    query(settings, f"UPDATE logins SET verified_at = {time.time() - seconds}")
+    await aquery(settings, f"UPDATE logins SET verified_at = {time.time() - seconds}")
 
 
 async def verified_at(settings: dict[str, Any]) -> float | None:
@@ -88,7 +88,7 @@ async def test_a_stale_login_confirms_with_its_password_then_comes_back(
     guarded: None, auth: AuthActions, client: TestClientProtocol, settings: dict[str, Any]
 ) -> None:
     await auth.login()
-    age_logins(settings, DEFAULTS["REAUTH_MINUTES"] * 60 + 5)
+    await age_logins(settings, DEFAULTS["REAUTH_MINUTES"] * 60 + 5)
     response = await client.get(SENSITIVE)
     assert response.status_code == 302
     assert response.headers["Location"] == CONFIRM

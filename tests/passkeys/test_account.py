@@ -32,7 +32,6 @@ from tests.conftest import (
     body,
     csrf_token,
     make_settings,
-    query,
 )
 from tests.passkeys.test_passkeys import (
     CONFIRM,
@@ -52,9 +51,9 @@ if TYPE_CHECKING:
     from quart.typing import TestClientProtocol
 
 
-def age_logins(settings: dict[str, Any]) -> None:
+async def age_logins(settings: dict[str, Any]) -> None:
     """Make every login stale: older than REAUTH_MINUTES."""
-    query(settings, f"UPDATE logins SET verified_at = {time.time() - 3600}")
+    await aquery(settings, f"UPDATE logins SET verified_at = {time.time() - 3600}")
 
 
 async def with_passkey(
@@ -177,7 +176,7 @@ async def test_rename_then_remove_with_a_fresh_login(
     assert "The passkey is now called “Old phone”." in listing
 
     # Removing needs a fresh login: a stale one confirms first, and nothing is removed.
-    age_logins(settings)
+    await age_logins(settings)
     remove = f"/account/passkeys/{own}/remove"
     assert (await client.get(remove)).headers["Location"].startswith("/login/confirm?next=")
     response = await client.post(remove, form={"csrf_token": token})
@@ -210,7 +209,7 @@ async def test_adding_needs_a_fresh_login(
 ) -> None:
     await auth.login()
     token = await csrf_token(client, NEW)
-    age_logins(settings)
+    await age_logins(settings)
     assert (await client.get(NEW)).headers[
         "Location"
     ] == "/login/confirm?next=/account/passkeys/new"
@@ -288,7 +287,7 @@ async def test_confirm_a_stale_login_with_a_passkey(
     bobs = await with_passkey(app, client)
     own = await with_passkey(app, client, "alice")
     await AuthActions(client).login()
-    age_logins(settings)
+    await age_logins(settings)
     page = await body(await client.get("/login/confirm?next=/account/passkeys/new"))
     assert "Confirm with a passkey</button>" in page
     assert "passkeys.js" in page

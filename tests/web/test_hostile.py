@@ -39,10 +39,10 @@ from tests.conftest import (
     TEST_SECRET_KEY,
     AuthActions,
     add_user,
+    aquery,
     body,
     cookie_value,
     csrf_token,
-    query,
     settings_at_head,
 )
 from tests.support.settings import DEFAULTS
@@ -68,8 +68,8 @@ ROTATED_CSRF_KEY = "rotated-csrf-key-0123456789abcdefghijklmnop"
 # -- helpers -------------------------------------------------------------------------
 
 
-def table(app: Quart, name: str) -> list[tuple[Any, ...]]:
-    return query(dict(app.config), f"SELECT * FROM {name} ORDER BY 1, 2")
+async def table(app: Quart, name: str) -> list[tuple[Any, ...]]:
+    return await aquery(dict(app.config), f"SELECT * FROM {name} ORDER BY 1, 2")
 
 
 def audit_events(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -88,17 +88,17 @@ class Witness:
     caplog: pytest.LogCaptureFixture
     accounts: list[tuple[Any, ...]]
 
-    def assert_no_credential_check(self) -> None:
-        assert table(self.app, "throttle_counters") == []
+    async def assert_no_credential_check(self) -> None:
+        assert await table(self.app, "throttle_counters") == []
         assert audit_events(self.caplog) == []
-        assert table(self.app, "users") == self.accounts
+        assert await table(self.app, "users") == self.accounts
 
 
 @pytest.fixture
-def witness(app: Quart, auth: AuthActions, caplog: pytest.LogCaptureFixture) -> Witness:
+async def witness(app: Quart, auth: AuthActions, caplog: pytest.LogCaptureFixture) -> Witness:
     """``alice`` exists; the witness notices any credential check from here on."""
     caplog.set_level(logging.INFO, logger="quartapp.audit")
-    return Witness(app, caplog, table(app, "users"))
+    return Witness(app, caplog, await table(app, "users"))
 
 
 def assert_site_page(page: str, title: str) -> None:
@@ -289,7 +289,7 @@ async def test_non_form_body_to_login_gets_a_4xx_page(
 
     assert response.status_code in (400, 415)
     assert STYLESHEET in await body(response)
-    witness.assert_no_credential_check()
+    await witness.assert_no_credential_check()
 
 
 @pytest.mark.parametrize(
@@ -318,7 +318,7 @@ async def test_json_with_valid_csrf_header_gets_415_not_500(
 
     assert response.status_code == 415
     assert_site_page(await body(response), "Unsupported form")
-    witness.assert_no_credential_check()
+    await witness.assert_no_credential_check()
 
 
 # -- bad field values ----------------------------------------------------------------
@@ -387,7 +387,7 @@ async def test_bad_field_gets_form_error_without_credential_check(
     page = await body(response)
     assert response.status_code == 200
     assert message in field_errors(page, field)
-    witness.assert_no_credential_check()
+    await witness.assert_no_credential_check()
 
 
 @pytest.mark.parametrize("field", ["username", "password"])
@@ -403,7 +403,7 @@ async def test_field_sent_as_file_gets_form_error_without_credential_check(
     page = await body(response)
     assert response.status_code == 200
     assert NOT_TEXT in field_errors(page, field)
-    witness.assert_no_credential_check()
+    await witness.assert_no_credential_check()
 
 
 @pytest.mark.parametrize("path", ["/login", "/logout"])
@@ -436,7 +436,7 @@ async def test_undecodable_body_is_read_as_an_empty_form(
     assert response.status_code == 200
     assert field_errors(page, "username") == ["Enter your username."]
     assert field_errors(page, "password") == ["Enter your password."]
-    witness.assert_no_credential_check()
+    await witness.assert_no_credential_check()
 
 
 async def test_undecodable_body_loses_its_token_too(
@@ -448,7 +448,7 @@ async def test_undecodable_body_loses_its_token_too(
 
     assert response.status_code == 400
     assert NOT_VERIFIED in await body(response)
-    witness.assert_no_credential_check()
+    await witness.assert_no_credential_check()
 
 
 @BOTH_DATABASES
@@ -459,7 +459,7 @@ async def test_witness_sees_a_real_credential_check(
 
     await post_raw(client, b"username=alice&password=wrong&csrf_token=" + token.encode())
 
-    assert len(table(witness.app, "throttle_counters")) == 2
+    assert len(await table(witness.app, "throttle_counters")) == 2
     assert audit_events(witness.caplog) == ["login_failed"]
 
 
@@ -857,7 +857,7 @@ async def test_each_csrf_failure_gets_the_friendly_400_page_saying_why(
     assert_site_page(page, "Sign in")
     assert any(reason in record.getMessage() for record in caplog.records)
     caplog.clear()
-    witness.assert_no_credential_check()
+    await witness.assert_no_credential_check()
 
 
 async def test_form_rendered_before_a_key_rotation_gets_the_friendly_400_page(
