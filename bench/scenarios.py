@@ -7,6 +7,7 @@ turns the rounds into medians, ratios and the targets of issue 13.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import tempfile
@@ -17,11 +18,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from bench import many, measures, pg, servers, signins, wrk
 from bench.measures import Hashing
 from bench.servers import BenchError, Server
+
+T = TypeVar("T")
 
 QUARTAPP = "quartapp"
 QUARTAPP_2W = "quartapp --workers 2"
@@ -300,15 +303,16 @@ class Bench:
     ) -> None:
         """Record ``run(app)()`` for each app: one after another, or at once in a smoke
         run. ``run(app)`` does what comes before the measure (a login), in turn."""
+        runs = [run(app) for app in apps]
+        for app, result in zip(apps, self.each(runs), strict=True):
+            self.record(scenario, app, result)
+
+    def each(self, calls: list[Callable[[], T]]) -> list[T]:
+        """Each call's result: one after another, or at once in a smoke run (``together``)."""
         if not self.settings.together:
-            for app in apps:
-                self.record(scenario, app, run(app)())
-            return
-        measures = [(app, run(app)) for app in apps]
-        with ThreadPoolExecutor(max(1, len(measures))) as pool:
-            results = [(app, pool.submit(measure)) for app, measure in measures]
-            for app, result in results:
-                self.record(scenario, app, result.result())
+            return [call() for call in calls]
+        with ThreadPoolExecutor(max(1, len(calls))) as pool:
+            return [future.result() for future in [pool.submit(call) for call in calls]]
 
     def round_get(self, scenario: str) -> None:
         path, apps, logged_in = SCENARIOS[scenario]
@@ -437,13 +441,7 @@ class Bench:
             self.many_sign_in[app] = took
             print(f"many: {len(names)} users signed in to {app} in {took:.0f} s", flush=True)
 
-        if not self.settings.together:
-            for app in apps:
-                sign_in(app)
-            return
-        with ThreadPoolExecutor(max(1, len(apps))) as pool:
-            for done in [pool.submit(sign_in, app) for app in apps]:
-                done.result()
+        self.each([functools.partial(sign_in, app) for app in apps])
 
     def round_many(self) -> None:
         """Logged-in /hello, each request as the next of the many users."""
