@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -33,6 +32,8 @@ import pytest
 
 from tests.support.pg import INSTALL_HINT, PostgresServer, find_bin_dir, running_server
 from tests.support.server import (
+    CSRF_INPUT,
+    INPUT_VALUE,
     ROOT,
     Server,
     development_env,
@@ -288,11 +289,6 @@ def log_in(visitor: Visitor, password: str = PASSWORD) -> None:
     """
     send_login(visitor, password)
     visitor.page.wait_for_url(visitor.base_url + "/hello")
-
-
-# The login form's CSRF token, as the page renders it.
-CSRF_INPUT = re.compile(r'<input[^>]*name="csrf_token"[^>]*>')
-INPUT_VALUE = re.compile(r'value="([^"]*)"')
 
 
 def sign_in(visitor: Visitor, password: str = PASSWORD) -> None:
