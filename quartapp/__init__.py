@@ -67,6 +67,20 @@ FEATURES = (
 
 def create_app(config_overrides: Mapping[str, Any] | None = None) -> Quart:
     """Build the app: load and check settings, the shared base, then each of FEATURES."""
+    # Building is mostly imports and objects that live as long as the app (modules,
+    # models, URL rules), so the collector finds no garbage here, yet its runs walked
+    # that growing heap again and again: about 0.15 s of a served worker's ~1.3 s of
+    # start-up CPU. It runs again once the app is built.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _build(config_overrides)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _build(config_overrides: Mapping[str, Any] | None) -> Quart:
     # Imported here, as flaskr does, so that importing the package stays cheap.
     from importlib import import_module
 

@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import click
-from alembic.util import CommandError
 from quart import Quart
 from quart.cli import ScriptInfo
 from sqlalchemy.exc import SQLAlchemyError
@@ -97,5 +96,5 @@ def run_on_database(work: Coroutine[Any, Any, T]) -> T:
     except (SQLAlchemyError, OSError, TimeoutError) as error:
         reason = (str(error).splitlines() or [type(error).__name__])[0]
         raise click.ClickException(f"cannot use the database: {reason}") from None
-    except CommandError as error:
+    except schema.MigrationError as error:
         raise click.ClickException(str(error)) from None

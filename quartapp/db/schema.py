@@ -9,7 +9,9 @@ developer's server, apply each revision once: PostgreSQL's advisory lock, or SQL
 Where the web never migrates (production), it checks instead: a database whose
 revision is behind the code's would serve 500s on every page that needs a newer table,
 so the web line refuses to start, in one line naming the release step
-(:func:`check_on_start`).
+(:func:`check_on_start`). That check and ``/healthz`` read the revisions without Alembic
+(:mod:`.revisions`), so a served worker never imports it: Alembic is imported here only
+inside the functions that migrate.
 """
 
 from __future__ import annotations
@@ -17,21 +19,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from functools import cache
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from quart import Quart
 from sqlalchemy import Connection, event, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from .. import settings
 from ..settings import ROOT, ConfigError, Settings
-from . import engine_options, prepare_sqlite_file
+from . import engine_options, prepare_sqlite_file, revisions
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 log = logging.getLogger("quartapp.schema")  # the pre-move name, kept for log filters
 
@@ -50,8 +50,14 @@ CHECK_TIMEOUT = 15.0
 T = TypeVar("T")
 
 
+class MigrationError(Exception):
+    """Alembic refused what it was asked (an unknown revision, say): its message."""
+
+
 def alembic_config(connection: Connection | None = None) -> Config:
     """Alembic's settings for ``migrations/``, bound to ``connection`` when given."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("file_template", "%%(rev)s_%%(slug)s")
@@ -59,17 +65,9 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
-@cache
-def scripts() -> ScriptDirectory:
-    """The revisions on disk, read once per process."""
-    return ScriptDirectory.from_config(alembic_config())
-
-
 def head() -> str:
     """The newest revision, the one the models describe."""
-    revision = scripts().get_current_head()
-    assert revision is not None, "migrations/versions holds no revision"
-    return revision
+    return revisions.head()
 
 
 def _migration_engine(config: Settings) -> AsyncEngine:
@@ -97,6 +95,8 @@ def _migration_engine(config: Settings) -> AsyncEngine:
 
 async def _run(config: Settings, work: Callable[[Connection], T]) -> T:
     """Run ``work`` in one locked transaction on a connection of its own."""
+    from alembic.util import CommandError
+
     engine = _migration_engine(config)
     try:
         async with engine.begin() as connection:
@@ -105,6 +105,8 @@ async def _run(config: Settings, work: Callable[[Connection], T]) -> T:
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK}
                 )
             return await connection.run_sync(work)
+    except CommandError as error:
+        raise MigrationError(str(error)) from None
     finally:
         await engine.dispose()
 
@@ -112,21 +114,24 @@ async def _run(config: Settings, work: Callable[[Connection], T]) -> T:
 def _stamp_legacy(connection: Connection) -> bool:
     """Stamp a database that ``create_all`` made before migrations; True if it was one."""
     tables = set(inspect(connection).get_table_names())
-    if "alembic_version" in tables or not tables >= LEGACY_TABLES:
+    if revisions.VERSION_TABLE in tables or not tables >= LEGACY_TABLES:
         return False
+    from alembic import command
+
     command.stamp(alembic_config(connection), BASELINE)
     return True
 
 
-def current_revision(connection: Connection) -> str | None:
-    """The revision the database is at (None: no migrations applied)."""
-    return MigrationContext.configure(connection).get_current_revision()
+current_revision = revisions.current_revision
+read_revision = revisions.read_revision
 
 
 async def upgrade(config: Settings, revision: str = "head") -> tuple[str | None, str]:
     """Upgrade to ``revision``; returns the revisions before and after."""
 
     def work(connection: Connection) -> tuple[str | None, str]:
+        from alembic import command
+
         if _stamp_legacy(connection):
             log.warning("found tables made before migrations; stamped them as %s", BASELINE)
         before = current_revision(connection)
@@ -140,6 +145,8 @@ async def downgrade(config: Settings, revision: str) -> tuple[str | None, str]:
     """Downgrade to ``revision`` (``-1`` for one step, ``base`` for none)."""
 
     def work(connection: Connection) -> tuple[str | None, str]:
+        from alembic import command
+
         before = current_revision(connection)
         command.downgrade(alembic_config(connection), revision)
         return before, current_revision(connection) or "base"
@@ -155,6 +162,8 @@ async def revision(config: Settings, message: str) -> str:
     """
 
     def work(connection: Connection) -> str:
+        from alembic import command
+
         number = f"{int(head()) + 1:04d}"
         script = command.revision(
             alembic_config(connection), message=message, autogenerate=True, rev_id=number
@@ -171,11 +180,6 @@ async def current(config: Settings) -> str | None:
     return await _run(config, current_revision)
 
 
-async def read_revision(connection: AsyncConnection) -> str | None:
-    """The database's revision on an open connection: for ``/healthz``."""
-    return await connection.run_sync(current_revision)
-
-
 def behind(revision: str | None) -> str | None:
     """Why a database at ``revision`` is too old for this code, or None when it is not.
 
@@ -186,8 +190,7 @@ def behind(revision: str | None) -> str | None:
     code = head()
     if revision == code:
         return None
-    known = {script.revision for script in scripts().walk_revisions()}
-    if revision is not None and revision not in known:
+    if revision is not None and revision not in revisions.known():
         log.warning(
             "the database is at revision %s, which this code does not know (its newest is %s)",
             revision,
