@@ -118,6 +118,8 @@ class Legitimate:
     statuses: list[int] = field(default_factory=list)
     # When each try began (time.monotonic()), to tell the tries made under the flood.
     began: list[float] = field(default_factory=list)
+    # What each try that got no answer met, and after how long: for a failure's message.
+    errors: list[str] = field(default_factory=list)
 
     def run(self) -> None:
         started = time.monotonic()
@@ -127,6 +129,7 @@ class Legitimate:
             self.statuses.append(self.try_once())
 
     def try_once(self) -> int:
+        started = time.monotonic()
         jar = CookieJar()
         for cookie in self.keep:
             jar.set_cookie(cookie)
@@ -143,8 +146,9 @@ class Legitimate:
                 "csrf_token": token.group(1),
             }
             return browser.post("/login", form, headers=self.headers).status
-        except OSError:
-            return 0  # refused or timed out
+        except OSError as error:  # refused or timed out
+            self.errors.append(f"{error!r} after {time.monotonic() - started:.1f} s")
+            return 0
 
     def under(self, flood_ended: float) -> list[int]:
         """The statuses of the tries that began before ``flood_ended``."""
@@ -273,7 +277,8 @@ def test_a_flood_from_one_client_keeps_no_one_else_out(
     assert flooded["requests"] >= FLOOD_REQUESTS, flooded
     assert refused.get("503", 0) + refused.get("429", 0) >= FLOOD_REFUSED, flooded
     assert len(under) == TRIES, f"only {len(under)} of {TRIES} tries began under the flood"
-    assert statuses.count(302) / TRIES >= REQUIRED, (statuses, flooded)
+    errors = [error for who in people for error in who.errors]
+    assert statuses.count(302) / TRIES >= REQUIRED, (statuses, errors, flooded)
     assert "Traceback" not in server.stderr
     if scenario.one_address:
         # A name row for each of the address's 50 attempts at most, then none: the
