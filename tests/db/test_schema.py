@@ -91,6 +91,19 @@ async def test_upgrade_downgrade_upgrade_round_trip(empty: dict[str, Any]) -> No
     assert await schema.current(typed(empty)) == schema.head()
 
 
+async def test_an_upgrade_at_the_head_reads_the_revision_and_leaves_alembic_alone(
+    empty: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await schema.upgrade(typed(empty))
+
+    def refuse(*_: Any, **__: Any) -> None:
+        raise AssertionError("Alembic ran an upgrade with nothing to apply")
+
+    monkeypatch.setattr(command, "upgrade", refuse)
+
+    assert await schema.upgrade(typed(empty)) == (schema.head(), schema.head())
+
+
 async def test_a_database_made_before_migrations_is_stamped_and_upgraded(
     empty: dict[str, Any],
 ) -> None:
