@@ -116,7 +116,9 @@ def test_python_version_file_is_the_floor_the_project_declares_and_locks_for() -
 
 
 # Libraries a worker imports on first use only: together about a third of a worker.
-HEAVY = ("zxcvbn", "webauthn", "segno", "asyncpg", "cryptography")
+# Alembic only migrates: a worker reads the revisions without it (quartapp/db/revisions.py),
+# in production to check the schema at start and in development to find it at the head.
+HEAVY = ("zxcvbn", "webauthn", "segno", "asyncpg", "cryptography", "alembic")
 # Builds the app and serves the pages every visitor sees, then lists the HEAVY
 # libraries imported so far.
 SERVE_PAGES = """
@@ -158,12 +160,13 @@ def app_env(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def imported_after(code: str, tmp_path: Path) -> list[str]:
-    """Run ``code`` in a fresh Python with the app's environment; the names it printed last."""
+def imported_after(code: str, tmp_path: Path, **env: str) -> list[str]:
+    """Run ``code`` in a fresh Python with the app's environment (and ``env``); the names
+    it printed last."""
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
-        env=app_env(tmp_path),
+        env={**app_env(tmp_path), **env},
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -183,6 +186,20 @@ def test_serving_the_pages_every_visitor_sees_imports_no_heavy_library(
     shutil.copyfile(served_sqlite_template, tmp_path / "quartapp.db")
 
     assert imported_after(f"HEAVY = {HEAVY!r}\n{SERVE_PAGES}", tmp_path) == []
+
+
+def test_a_production_worker_checks_the_schema_and_serves_without_a_heavy_library(
+    tmp_path: Path, served_sqlite_template: Path
+) -> None:
+    # Production checks the database's revision at start instead of migrating.
+    shutil.copyfile(served_sqlite_template, tmp_path / "quartapp.db")
+    production = {
+        "QUARTAPP_ENV": "production",
+        "QUARTAPP_TRUSTED_HOSTS": '["localhost"]',
+        "QUARTAPP_HTTPS_REDIRECT": "false",
+    }
+
+    assert imported_after(f"HEAVY = {HEAVY!r}\n{SERVE_PAGES}", tmp_path, **production) == []
 
 
 def test_the_web_lines_parent_checks_the_settings_without_importing_the_app(

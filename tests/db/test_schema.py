@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +21,6 @@ from quartapp import create_app, load_config
 from quartapp.db import Base, engine_options, revisions, schema
 from quartapp.settings import ConfigError, Settings, of
 from tests.conftest import DATABASES, aquery, make_settings, require_postgres, sqlite_url
-from tests.support.server import ROOT
 
 # Rows in the tables quartapp's create_all made before it had migrations.
 LEGACY_ROWS = [
@@ -292,41 +288,3 @@ async def test_the_database_revision_read_without_alembic_is_alembics(
     assert await read() == (schema.head(), schema.head())
     await schema.downgrade(typed(empty), "base")
     assert await read() == (None, None)  # the table is there, empty
-
-
-def test_a_served_worker_checks_the_schema_and_answers_healthz_without_alembic(
-    tmp_path: Path,
-) -> None:
-    # Alembic with Mako and Pygments, and every migration script run as a module, were
-    # about 11 MiB and a tenth of a second of CPU in each worker. In a process of its
-    # own: this one has imported Alembic long ago.
-    runner = create_app(make_settings(tmp_path)).test_cli_runner()
-    assert runner.invoke(args=["db", "upgrade"]).exit_code == 0
-    production = make_settings(tmp_path, ENV="production", TESTING=False)
-    script = """
-import asyncio, json, sys
-from quartapp import create_app
-
-async def main() -> None:
-    app = create_app(json.loads(sys.argv[1]))
-    async with app.test_app() as served:
-        response = await served.test_client().get("/healthz")
-        print(response.status_code, json.dumps(await response.get_json()))
-
-asyncio.run(main())
-print(json.dumps(sorted(name for name in sys.modules if name.startswith("alembic"))))
-"""
-    result = subprocess.run(
-        [sys.executable, "-c", script, json.dumps(production)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-    assert result.returncode == 0, result.stderr
-    *_, answer, imported = result.stdout.splitlines()
-    status, health = answer.split(" ", 1)
-    assert (status, json.loads(health)["revision"]) == ("200", schema.head())
-    assert json.loads(imported) == []
