@@ -37,7 +37,18 @@ def init_app(app: Quart) -> None:
     from quart import session
 
     from ..web import errors
-    from . import current, forms, last_seen, login_cache, passwords, prune, reauth, registry, views
+    from . import (
+        credentials,
+        current,
+        forms,
+        last_seen,
+        login_cache,
+        passwords,
+        prune,
+        reauth,
+        registry,
+        views,
+    )
     from . import errors as auth_errors
     from .credentials import LockedOut
     from .signin import LOGIN_KEY, LOGIN_NAME_KEY
@@ -50,6 +61,7 @@ def init_app(app: Quart) -> None:
     last_seen.init_app(app)
     prune.init_app(app)
     passwords.init_app(app)
+    credentials.init_app(app)
     app.jinja_env.globals["csrf_token"] = forms.csrf_token  # reuses signatures (forms.py)
     app.register_blueprint(views.bp)
     app.register_blueprint(reauth.bp)

@@ -1,8 +1,10 @@
 """Checking a password: the one path every password check takes, login or password change.
 
 In order, each step cheaper than the next: a look at the room in line for hashing
-(no database), a read of the throttle's counters (a refused attempt stops here, with
-429, uncounted and holding no place), then a place in line, the count, and the hash.
+(no database), a look at the addresses found over their limit a moment ago (no
+database: :class:`RecentLockouts`), a read of the throttle's counters (a refused attempt
+stops here, with 429, uncounted and holding no place), then a place in line, the count,
+and the hash.
 The attempt is counted by the throttle before any hashing, so a burst verifies no
 more passwords than the limit, whichever form it comes through. The database
 connection goes back to the pool before hashing starts, so logins waiting for a
@@ -11,11 +13,14 @@ hashing slot never hold connections that other requests need.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+import time
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NoReturn
 
+from quart import Quart, current_app
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .. import signals
@@ -25,6 +30,65 @@ from . import devices, throttle, users
 from .models import User
 from .passwords import Passwords
 from .settings import AuthSettings
+
+EXTENSION = "quartapp.recent_lockouts"
+# How long an address found over its limit is refused from memory before its counters
+# are read again.
+REMEMBER_SECONDS = 1.0
+# Addresses remembered at most, per process; past it, each is read from the database.
+REMEMBER_AT_MOST = 10_000
+
+
+@dataclass
+class RecentLockouts:
+    """Address keys found over their limit a moment ago, per process.
+
+    A flood from one address past its limit is refused at every attempt, and each
+    refusal read the counters: a database connection per attempt, from a pool the
+    people signing in beside it wait for (docs/performance.md). An address lockout
+    applies to every attempt from the address, whatever the name or device, so for
+    :data:`REMEMBER_SECONDS` after a read finds one, the address is refused from here.
+    It can only outlast the database's answer by that long: a window ends within it, or
+    a right password already under way from the address takes its attempt back.
+    """
+
+    clock: Callable[[], float] = time.monotonic
+    seconds: float = REMEMBER_SECONDS
+    at_most: int = REMEMBER_AT_MOST
+    # Address key -> (when to read it again, when its lockout ends), on ``clock``.
+    _until: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def get(self, key: str) -> throttle.Lockout | None:
+        """The lockout remembered for ``key``, if it is still to be trusted."""
+        entry = self._until.get(key)
+        if entry is None:
+            return None
+        read_again, ends = entry
+        now = self.clock()
+        if now >= read_again or now >= ends:
+            del self._until[key]
+            return None
+        return throttle.Lockout(max(1, math.ceil(ends - now)), by_address=True)
+
+    def remember(self, key: str, lockout: throttle.Lockout) -> None:
+        """Keep an address lockout just read from the counters (others are not kept)."""
+        if not lockout.by_address:
+            return
+        now = self.clock()
+        if len(self._until) >= self.at_most:
+            self._until = {k: v for k, v in self._until.items() if v[0] > now}
+            if len(self._until) >= self.at_most:
+                return
+        self._until[key] = (now + self.seconds, now + lockout.retry_after)
+
+
+def init_app(app: Quart) -> None:
+    app.extensions[EXTENSION] = RecentLockouts()
+
+
+def recent_lockouts(app: Quart | None = None) -> RecentLockouts:
+    lockouts: RecentLockouts = (app or current_app).extensions[EXTENSION]
+    return lockouts
 
 
 @dataclass(frozen=True)
@@ -90,6 +154,9 @@ async def check(
     trusted = device is not None
     if not hasher.has_room(clients, trusted=trusted):
         raise Busy
+    remembered = recent_lockouts().get(key)
+    if remembered is not None:
+        refuse(name, remembered)
     with ExitStack() as place:
         async with db.session() as session:
             lockout = await throttle.refused(
@@ -105,6 +172,7 @@ async def check(
                 user = None if lockout else await users.find_user(session, name)
                 await session.commit()
         if lockout is not None:
+            recent_lockouts().remember(key, lockout)
             refuse(name, lockout)
         stored = user.password_hash if user else None
         result = await hasher.verify(stored, password, admitted=True)

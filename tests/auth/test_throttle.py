@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import pytest
 from argon2 import PasswordHasher
 from quart import Quart
+from sqlalchemy import event
 
 from quartapp import create_app
-from quartapp.auth import devices, prune, throttle
+from quartapp.auth import credentials, devices, prune, throttle
 from quartapp.auth import settings as auth_settings
 from quartapp.auth.passwords import passwords
 from quartapp.db import db
@@ -476,6 +477,58 @@ async def test_refused_attempts_are_answered_without_counting(
 
     assert statuses == [429] * 10
     assert await aquery(settings, counts) == before
+
+
+async def test_an_address_over_its_limit_is_refused_from_memory_for_a_moment(
+    app: Quart, auth: AuthActions
+) -> None:
+    for number in range(ADDRESS_LIMIT):
+        await fail(auth, 1, f"a{number}")
+    assert (await auth.login("the-first-refused", WRONG)).status_code == 429
+    async with app.app_context():
+        engine = db.store.engine
+    read: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "throttle_counters" in statement:
+            read.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", note)
+    try:
+        # Within REMEMBER_SECONDS: refused, with its Retry-After, and no counter read.
+        remembered = await auth.login("another-name", WRONG)
+        assert (remembered.status_code, read) == (429, [])
+        assert 0 < int(remembered.headers["Retry-After"]) <= 15 * 60
+
+        # Once it is past, the counters are read again (and still refuse).
+        lockouts = credentials.recent_lockouts(app)
+        lockouts.clock = lambda: time.monotonic() + credentials.REMEMBER_SECONDS
+        assert (await auth.login("a-third-name", WRONG)).status_code == 429
+        assert read
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", note)
+
+
+def test_remembered_lockouts_are_address_ones_ending_with_their_window_and_bounded() -> None:
+    now = [100.0]
+    lockouts = credentials.RecentLockouts(clock=lambda: now[0], seconds=5.0, at_most=2)
+
+    lockouts.remember("198.51.100.1", throttle.Lockout(60, by_address=False))  # a name's
+    lockouts.remember("198.51.100.2", throttle.Lockout(3, by_address=True))
+    now[0] += 1
+
+    assert lockouts.get("198.51.100.1") is None
+    assert lockouts.get("198.51.100.2") == throttle.Lockout(2, by_address=True)
+    now[0] += 2.5  # the lockout's window has ended, before the 5 s are up
+    assert lockouts.get("198.51.100.2") is None
+
+    lockouts.remember("198.51.100.3", throttle.Lockout(60, by_address=True))
+    lockouts.remember("198.51.100.4", throttle.Lockout(60, by_address=True))
+    lockouts.remember("198.51.100.5", throttle.Lockout(60, by_address=True))  # past at_most
+    assert lockouts.get("198.51.100.5") is None
+    now[0] += 5  # both forgotten: room again
+    lockouts.remember("198.51.100.5", throttle.Lockout(60, by_address=True))
+    assert lockouts.get("198.51.100.5") == throttle.Lockout(60, by_address=True)
 
 
 async def test_names_tried_from_a_refused_address_get_no_counter(
