@@ -40,6 +40,15 @@ REMEMBER_AT_MOST = 10_000
 
 
 @dataclass
+class _Remembered:
+    """When to read an address again, when its lockout ends, when a read of it began."""
+
+    read_again: float
+    ends: float
+    reading: float | None = None
+
+
+@dataclass
 class RecentLockouts:
     """Address keys found over their limit a moment ago, per process.
 
@@ -48,38 +57,51 @@ class RecentLockouts:
     people signing in beside it wait for (docs/performance.md). An address lockout
     applies to every attempt from the address, whatever the name or device, so for
     :data:`REMEMBER_SECONDS` after a read finds one, the address is refused from here.
-    It can only outlast the database's answer by that long: a window ends within it, or
-    a right password already under way from the address takes its attempt back.
+    Then one attempt reads the counters again while the others are still refused from
+    here (all of a flood's connections reading at once would queue for the pool every
+    second), until that read answers. So the memory can outlast the database's answer
+    by that second and the read: when the window ends within it (not past the end it
+    read), or a right password already under way from the address takes its attempt
+    back.
     """
 
     clock: Callable[[], float] = time.monotonic
     seconds: float = REMEMBER_SECONDS
     at_most: int = REMEMBER_AT_MOST
-    # Address key -> (when to read it again, when its lockout ends), on ``clock``.
-    _until: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # By address key, on ``clock``.
+    _until: dict[str, _Remembered] = field(default_factory=dict)
 
     def get(self, key: str) -> throttle.Lockout | None:
-        """The lockout remembered for ``key``, if it is still to be trusted."""
+        """The lockout remembered for ``key``; None when there is none or when this
+        caller is the one to read the counters again."""
         entry = self._until.get(key)
         if entry is None:
             return None
-        read_again, ends = entry
         now = self.clock()
-        if now >= read_again or now >= ends:
+        if now >= entry.ends:
             del self._until[key]
             return None
-        return throttle.Lockout(max(1, math.ceil(ends - now)), by_address=True)
+        stale = now >= entry.read_again
+        if stale and (entry.reading is None or now - entry.reading >= self.seconds):
+            entry.reading = now  # this caller reads; one whose read never came back: again
+            return None
+        return throttle.Lockout(max(1, math.ceil(entry.ends - now)), by_address=True)
 
     def remember(self, key: str, lockout: throttle.Lockout) -> None:
         """Keep an address lockout just read from the counters (others are not kept)."""
         if not lockout.by_address:
+            self.forget(key)
             return
         now = self.clock()
-        if len(self._until) >= self.at_most:
-            self._until = {k: v for k, v in self._until.items() if v[0] > now}
+        if key not in self._until and len(self._until) >= self.at_most:
+            self._until = {k: v for k, v in self._until.items() if v.ends > now}
             if len(self._until) >= self.at_most:
                 return
-        self._until[key] = (now + self.seconds, now + lockout.retry_after)
+        self._until[key] = _Remembered(now + self.seconds, now + lockout.retry_after)
+
+    def forget(self, key: str) -> None:
+        """A read found ``key`` under its limits: it is read every time again."""
+        self._until.pop(key, None)
 
 
 def init_app(app: Quart) -> None:
@@ -164,6 +186,7 @@ async def check(
             )
             user = None
             if lockout is None:
+                recent_lockouts().forget(key)
                 # Looks at the room again: others may have taken it during the read.
                 place.enter_context(hasher.admission(clients, trusted=trusted))
                 lockout = await throttle.attempt(

@@ -526,9 +526,28 @@ def test_remembered_lockouts_are_address_ones_ending_with_their_window_and_bound
     lockouts.remember("198.51.100.4", throttle.Lockout(60, by_address=True))
     lockouts.remember("198.51.100.5", throttle.Lockout(60, by_address=True))  # past at_most
     assert lockouts.get("198.51.100.5") is None
-    now[0] += 5  # both forgotten: room again
+    now[0] += 60  # both lockouts over: room again
     lockouts.remember("198.51.100.5", throttle.Lockout(60, by_address=True))
     assert lockouts.get("198.51.100.5") == throttle.Lockout(60, by_address=True)
+
+
+def test_one_attempt_reads_a_remembered_lockout_again_while_the_others_are_refused() -> None:
+    now = [100.0]
+    lockouts = credentials.RecentLockouts(clock=lambda: now[0], seconds=1.0)
+    lockouts.remember("198.51.100.1", throttle.Lockout(600, by_address=True))
+    now[0] += 1.0
+
+    assert lockouts.get("198.51.100.1") is None  # this one reads the counters again
+    assert lockouts.get("198.51.100.1") == throttle.Lockout(599, by_address=True)
+    lockouts.remember("198.51.100.1", throttle.Lockout(599, by_address=True))  # its answer
+    assert lockouts.get("198.51.100.1") == throttle.Lockout(599, by_address=True)
+
+    now[0] += 1.0
+    assert lockouts.get("198.51.100.1") is None  # a read whose answer never comes back...
+    now[0] += 1.0
+    assert lockouts.get("198.51.100.1") is None  # ...is made again a second later
+    lockouts.forget("198.51.100.1")  # the read found the address under its limits
+    assert lockouts.get("198.51.100.1") is None
 
 
 async def test_names_tried_from_a_refused_address_get_no_counter(
