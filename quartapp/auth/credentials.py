@@ -176,7 +176,8 @@ async def check(
     trusted = device is not None
     if not hasher.has_room(clients, trusted=trusted):
         raise Busy
-    remembered = recent_lockouts().get(key)
+    lockouts = recent_lockouts()
+    remembered = lockouts.get(key)
     if remembered is not None:
         refuse(name, remembered)
     with ExitStack() as place:
@@ -186,7 +187,7 @@ async def check(
             )
             user = None
             if lockout is None:
-                recent_lockouts().forget(key)
+                lockouts.forget(key)
                 # Looks at the room again: others may have taken it during the read.
                 place.enter_context(hasher.admission(clients, trusted=trusted))
                 lockout = await throttle.attempt(
@@ -195,7 +196,7 @@ async def check(
                 user = None if lockout else await users.find_user(session, name)
                 await session.commit()
         if lockout is not None:
-            recent_lockouts().remember(key, lockout)
+            lockouts.remember(key, lockout)
             refuse(name, lockout)
         stored = user.password_hash if user else None
         result = await hasher.verify(stored, password, admitted=True)

@@ -84,25 +84,29 @@ class Scenario:
 
     settings: dict[str, str] = field(default_factory=dict)
     flood: tuple[str, ...] = ()
-    # The X-Forwarded-For the legitimate client's own proxy would append.
-    legitimate: dict[str, str] = field(default_factory=dict)
+    # Whether the people reach the server through the trusted proxy, which appends
+    # their address to X-Forwarded-For (else they come from 127.0.0.1).
+    proxied: bool = False
     # Whether the guarantee is for a browser that logged in before (a device cookie).
     device: bool = False
     # Whether the flood comes from one address, whose counter stops it writing rows.
     one_address: bool = False
 
+    def headers(self, address: str) -> dict[str, str]:
+        """What a person at ``address`` sends, as their requests reach the server."""
+        return {"X-Forwarded-For": address} if self.proxied else {}
+
 
 PROXY = PLAIN_HTTP_PROXY
 PERSON_ADDRESSES = ("203.0.113.10", "203.0.113.11")
-FORWARDED = {"X-Forwarded-For": PERSON_ADDRESSES[0]}
 SCENARIOS = {
     "one-address": Scenario(flood=("--source", "127.0.0.2"), one_address=True),
     "forged-fixed": Scenario(
-        PROXY, ("--forward", "fixed:198.51.100.66"), FORWARDED, one_address=True
+        PROXY, ("--forward", "fixed:198.51.100.66"), proxied=True, one_address=True
     ),
     # Every /64 of one /48: the /48 is one client to the line.
-    "forged-ipv6-48": Scenario(PROXY, ("--forward", "random-ipv6-48"), FORWARDED),
-    "forged-random": Scenario(PROXY, ("--forward", "random-ipv4"), FORWARDED, device=True),
+    "forged-ipv6-48": Scenario(PROXY, ("--forward", "random-ipv6-48"), proxied=True),
+    "forged-random": Scenario(PROXY, ("--forward", "random-ipv4"), proxied=True, device=True),
 }
 
 
@@ -234,12 +238,14 @@ def test_a_flood_from_one_client_keeps_no_one_else_out(
     server, database_url = shared.server, shared.database_url
     people = []
     for address in PERSON_ADDRESSES[:PEOPLE]:
-        headers = {"X-Forwarded-For": address} if scenario.legitimate else {}
+        headers = scenario.headers(address)
         user = shared.new_user()
         keep = device_cookies(server, headers, user) if scenario.device else []
         people.append(Legitimate(server, headers, user, keep))
-    # Where the guarantee is for known devices, a brand-new browser is measured too.
-    stranger = Legitimate(server, scenario.legitimate, user) if scenario.device else None
+    # Where the guarantee is for known devices, a brand-new browser is measured too: the
+    # first person's name and address, in a browser that never logged in.
+    first = people[0]
+    stranger = Legitimate(server, first.headers, first.username) if scenario.device else None
     counters = "SELECT count(*) FROM throttle_counters"
     ((rows_before,),) = query({"DATABASE_URL": database_url}, counters)
 
